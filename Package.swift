@@ -1,0 +1,113 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Strict concurrency is the Swift 6 language mode default; the flags below keep
+// the codecs honest about their own rules as well.
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "wmq",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "MQTTWire", targets: ["MQTTWire"]),
+        .library(name: "WebSocketWire", targets: ["WebSocketWire"]),
+        .library(name: "Dialects", targets: ["Dialects"]),
+        .executable(name: "wmq-demo", targets: ["wmq-demo"]),
+        .executable(name: "wmq-bench", targets: ["wmq-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries, each through its own module map.
+        .systemLibrary(
+            name: "CPcap",
+            pkgConfig: "libpcap",
+            providers: [.apt(["libpcap-dev"])]
+        ),
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+
+        // Codecs: pure, synchronous, no I/O.
+        .target(
+            name: "MQTTWire",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "WebSocketWire",
+            dependencies: [
+                "COpenSSL",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "Dialects",
+            dependencies: [
+                "MQTTWire",
+                "WebSocketWire",
+                "COpenSSL",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
+        // Front ends.
+        .executableTarget(
+            name: "wmq-demo",
+            dependencies: [
+                "MQTTWire", "WebSocketWire", "Dialects",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "wmq-bench",
+            dependencies: [
+                "MQTTWire", "WebSocketWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            path: "Benchmarks/CodecBench",
+            swiftSettings: strictSettings
+        ),
+
+        .testTarget(
+            name: "MQTTWireTests",
+            dependencies: ["MQTTWire", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "WebSocketWireTests",
+            dependencies: [
+                "WebSocketWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "DialectsTests",
+            dependencies: ["Dialects", "MQTTWire", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "CPcapTests",
+            dependencies: ["CPcap"]
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["MQTTWire", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,222 @@
+public import NIOCore
+
+/// An incremental MQTT decoder for one direction of one connection.
+///
+/// Feed it bytes in any chunking with ``append(_:)-(ByteBuffer)`` and call ``next()``
+/// until it answers `nil` ("need more bytes"). Every error carries the stream offset of
+/// the offending byte. When the fixed header of the bad packet was readable the packet
+/// is skipped whole and decoding can go on (``MQTTWireError/isRecoverable``); a broken
+/// remaining length loses the packet boundaries, so the decoder then keeps answering
+/// that error until ``reset(streamOffset:)``.
+///
+/// Payloads and binary fields are slices of the bytes given to the decoder: nothing is
+/// copied.
+public struct MQTTDecoder: Sendable {
+    public struct Configuration: Sendable, Hashable {
+        /// The largest packet accepted, fixed header included. The protocol maximum is
+        /// 268,435,460 bytes (a remaining length of 268,435,455 and a 5-byte header).
+        public var maximumPacketSize: Int
+        /// The version to decode with until a CONNECT says otherwise.
+        public var version: ProtocolVersion
+        /// Whether a decoded CONNECT switches ``MQTTDecoder/version`` to its own.
+        public var followsConnect: Bool
+
+        public init(maximumPacketSize: Int = 268_435_460, version: ProtocolVersion = .v3_1_1,
+                    followsConnect: Bool = true) {
+            self.maximumPacketSize = maximumPacketSize
+            self.version = version
+            self.followsConnect = followsConnect
+        }
+    }
+
+    public var configuration: Configuration
+    /// The version packets are decoded with now.
+    public var version: ProtocolVersion
+    /// Stream offsets of the last packet returned by ``next()``.
+    public private(set) var lastPacketRange: Range<Int> = 0..<0
+
+    private var buffer: ByteBuffer
+    /// Stream offset of `buffer.readerIndex`.
+    private var streamOffset: Int
+    /// Bytes of a rejected packet still to be dropped as they arrive.
+    private var bytesToSkip = 0
+    private var brokenStream: MQTTWireError?
+
+    public init(configuration: Configuration = Configuration()) {
+        self.configuration = configuration
+        self.version = configuration.version
+        self.buffer = ByteBuffer()
+        self.streamOffset = 0
+    }
+
+    /// Bytes received and not yet decoded.
+    public var bufferedByteCount: Int { buffer.readableBytes }
+    /// Stream offset of the next byte to decode.
+    public var offset: Int { streamOffset }
+
+    /// Adds bytes to decode. When nothing is buffered the buffer is adopted, not copied.
+    public mutating func append(_ bytes: ByteBuffer) {
+        if buffer.readableBytes == 0 {
+            buffer = bytes
+        } else {
+            var bytes = bytes
+            buffer.writeBuffer(&bytes)
+        }
+    }
+
+    public mutating func append(contentsOf bytes: some Sequence<UInt8>) {
+        buffer.writeBytes(bytes)
+    }
+
+    /// Forgets buffered bytes and any error; decoding restarts at `streamOffset`
+    /// (a packet boundary the caller knows of, such as the start of a WebSocket message).
+    public mutating func reset(streamOffset: Int? = nil) {
+        if let streamOffset {
+            self.streamOffset = streamOffset
+        } else {
+            self.streamOffset += buffer.readableBytes
+        }
+        buffer.clear()
+        bytesToSkip = 0
+        brokenStream = nil
+    }
+
+    /// The next complete packet, `nil` when more bytes are needed, or the error of the
+    /// next packet.
+    public mutating func next() throws(MQTTWireError) -> MQTTPacket? {
+        if let brokenStream { throw brokenStream }
+        if bytesToSkip > 0 {
+            let dropped = min(bytesToSkip, buffer.readableBytes)
+            consume(dropped)
+            bytesToSkip -= dropped
+            if bytesToSkip > 0 { return nil }
+        }
+        guard let header = try readFixedHeader() else {
+            compactIfNeeded()
+            return nil
+        }
+        let start = streamOffset
+        let total = header.headerLength + header.remainingLength
+        if let problem = header.problem {
+            skip(total)
+            throw problem.with(packetType: header.type ?? .connect, recoverable: true)
+        }
+        guard total <= configuration.maximumPacketSize else {
+            skip(total)
+            throw MQTTWireError(
+                code: .packetTooLarge, offset: start, packetType: header.type,
+                reason: "packet of \(total) bytes exceeds the maximum of \(configuration.maximumPacketSize)",
+                specReference: "MQTT-3.2.2-15", isRecoverable: true)
+        }
+        guard buffer.readableBytes >= total, let type = header.type else { return nil }
+        buffer.moveReaderIndex(forwardBy: header.headerLength)
+        // readableBytes >= total was checked above, so this slice always exists.
+        let body = buffer.readSlice(length: header.remainingLength) ?? ByteBuffer()
+        streamOffset += total
+        lastPacketRange = start..<(start + total)
+        do {
+            var reader = BodyReader(buffer: body, base: start + header.headerLength, type: type, packetStart: start)
+            let packet = try PacketBodyDecoder.decode(type: type, flags: header.flags, reader: &reader, version: version)
+            if case .connect(let connect) = packet, configuration.followsConnect {
+                version = connect.protocolVersion
+            }
+            return packet
+        } catch {
+            throw error.with(packetType: type, recoverable: true)
+        }
+    }
+
+    // MARK: Fixed header
+
+    private struct FixedHeader {
+        var type: PacketType?
+        var flags: UInt8
+        var headerLength: Int
+        var remainingLength: Int
+        var problem: MQTTWireError?
+    }
+
+    private mutating func readFixedHeader() throws(MQTTWireError) -> FixedHeader? {
+        let available = buffer.readableBytes
+        guard available >= 2 else { return nil }
+        let reader = buffer.readerIndex
+        // readableBytes >= 2 was checked above.
+        let first = buffer.getInteger(at: reader, as: UInt8.self) ?? 0
+        var remaining = 0
+        var headerLength = 0
+        for index in 0..<4 {
+            guard index + 1 < available, let byte = buffer.getInteger(at: reader + 1 + index, as: UInt8.self) else {
+                return nil
+            }
+            remaining |= Int(byte & 0x7F) << (7 * index)
+            if byte & 0x80 == 0 {
+                headerLength = index + 2
+                break
+            }
+            if index == 3 {
+                let error = MQTTWireError(
+                    code: .malformedRemainingLength, offset: streamOffset + 4,
+                    packetType: PacketType(rawValue: first >> 4),
+                    reason: "the remaining length runs past four bytes", specReference: "MQTT 3.1.1 §2.2.3, MQTT-1.5.5-1")
+                brokenStream = error
+                throw error
+            }
+        }
+        let flags = first & 0x0F
+        var header = FixedHeader(
+            type: PacketType(rawValue: first >> 4), flags: flags, headerLength: headerLength,
+            remainingLength: remaining)
+        guard let type = header.type, type != .auth || version == .v5 else {
+            header.problem = MQTTWireError(
+                code: .invalidPacketType, offset: streamOffset,
+                reason: "packet type \(first >> 4) is reserved in MQTT \(version)",
+                specReference: version == .v5 ? "MQTT 5.0 §2.1.2" : "MQTT 3.1.1 §2.2.1")
+            return header
+        }
+        if type != .publish && flags != type.requiredFlags {
+            header.problem = MQTTWireError(
+                code: .invalidFixedHeaderFlags, offset: streamOffset, packetType: type,
+                reason: "\(type) flags are 0x\(String(flags, radix: 16)), must be 0x\(String(type.requiredFlags, radix: 16))",
+                specReference: version == .v5 ? "MQTT-2.1.3-1" : "MQTT-2.2.2-1, MQTT-2.2.2-2")
+        }
+        return header
+    }
+
+    private mutating func consume(_ count: Int) {
+        buffer.moveReaderIndex(forwardBy: count)
+        streamOffset += count
+    }
+
+    private mutating func skip(_ total: Int) {
+        let now = min(total, buffer.readableBytes)
+        consume(now)
+        bytesToSkip = total - now
+    }
+
+    private mutating func compactIfNeeded() {
+        if buffer.readableBytes == 0 {
+            buffer.clear()
+        } else if buffer.readerIndex > 65_536 && buffer.readerIndex > buffer.readableBytes {
+            buffer.discardReadBytes()
+        }
+    }
+}
+
+extension MQTTDecoder {
+    /// Decodes exactly one packet from `bytes`: an error if they hold less or more.
+    public static func decodePacket(_ bytes: ByteBuffer, version: ProtocolVersion = .v3_1_1) throws(MQTTWireError)
+        -> MQTTPacket
+    {
+        var decoder = MQTTDecoder(configuration: .init(version: version, followsConnect: false))
+        decoder.append(bytes)
+        guard let packet = try decoder.next() else {
+            throw MQTTWireError(code: .truncatedPacket, offset: decoder.offset + decoder.bufferedByteCount,
+                                reason: "the bytes end inside the packet")
+        }
+        guard decoder.bufferedByteCount == 0 else {
+            throw MQTTWireError(code: .trailingBytes, offset: decoder.offset, packetType: packet.type,
+                                reason: "\(decoder.bufferedByteCount) byte(s) follow the packet")
+        }
+        return packet
+    }
+}

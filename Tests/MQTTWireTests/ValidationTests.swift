@@ -1,0 +1,236 @@
+import MQTTWire
+import NIOCore
+import Testing
+
+/// One malformed input: its bytes, the version to decode with, the error code expected,
+/// the stream offset of the offending byte, and the normative statement it breaks.
+struct MalformedCase: CustomTestStringConvertible, Sendable {
+    let statement: String
+    let hex: String
+    let version: ProtocolVersion
+    let code: MQTTWireError.Code
+    let offset: Int
+    var testDescription: String { "[\(statement)] \(hex)" }
+
+    init(_ statement: String, _ hex: String, _ code: MQTTWireError.Code, at offset: Int) {
+        self.init(statement, hex, .v3_1_1, code, at: offset)
+    }
+
+    init(_ statement: String, _ hex: String, _ version: ProtocolVersion, _ code: MQTTWireError.Code,
+         at offset: Int) {
+        self.statement = statement
+        self.hex = hex
+        self.version = version
+        self.code = code
+        self.offset = offset
+    }
+}
+
+@Suite("Validation: every malformed case gets its typed error at its byte")
+struct ValidationTests {
+    static let cases: [MalformedCase] = [
+        // Fixed header
+        .init("MQTT-2.2.2-1", "41 02 00 01", .invalidFixedHeaderFlags, at: 0),  // PUBACK flags must be 0
+        .init("MQTT-2.2.2-2", "60 02 00 01", .invalidFixedHeaderFlags, at: 0),  // PUBREL flags must be 0010
+        .init("MQTT-2.2.2-2", "80 06 00 01 00 01 61 00", .invalidFixedHeaderFlags, at: 0),  // SUBSCRIBE 0010
+        .init("MQTT-2.1.3-1", "A0 05 00 01 00 01 61", .v5, .invalidFixedHeaderFlags, at: 0),  // UNSUBSCRIBE in 5.0
+        .init("MQTT-3.3.1-4", "36 05 00 01 74 00 01", .invalidQoS, at: 0),  // PUBLISH QoS 3
+        .init("MQTT-3.3.1-2", "38 03 00 01 74", .invalidFixedHeaderFlags, at: 0),  // DUP on QoS 0
+        .init("MQTT 3.1.1 §2.2.3", "30 FF FF FF FF 01", .malformedRemainingLength, at: 4),
+        .init("MQTT 3.1.1 §2.2.1", "00 00", .invalidPacketType, at: 0),  // type 0 is reserved
+        .init("MQTT 3.1.1 §2.2.1", "F0 00", .invalidPacketType, at: 0),  // AUTH outside 5.0
+        // UTF-8 strings
+        .init("MQTT-1.5.3-1", "30 05 00 03 61 C0 80", .invalidUTF8, at: 5),  // overlong encoding
+        .init("MQTT-1.5.3-1", "30 05 00 03 ED A0 80", .invalidUTF8, at: 4),  // UTF-16 surrogate
+        .init("MQTT-1.5.3-1", "30 04 00 02 61 E3", .invalidUTF8, at: 5),  // sequence cut short
+        .init("MQTT-1.5.3-1", "30 06 00 04 F4 90 80 80", .invalidUTF8, at: 4),  // above U+10FFFF
+        .init("MQTT-1.5.3-2", "30 05 00 03 61 00 62", .nullCharacterInString, at: 5),
+        .init("MQTT-1.5.3-2", "10 0F 00 04 4D 51 54 54 04 02 00 3C 00 03 61 00 62", .nullCharacterInString, at: 15),
+        // Topic names and filters
+        .init("MQTT-3.3.2-2", "30 05 00 03 61 2F 23", .invalidTopicName, at: 6),
+        .init("MQTT-3.3.2-2", "30 05 00 03 2B 2F 61", .invalidTopicName, at: 4),
+        .init("MQTT-4.7.3-1", "30 02 00 00", .invalidTopicName, at: 2),
+        .init("MQTT-3.3.2-1", "30 03 00 00 00", .v5, .invalidTopicName, at: 2),  // empty, no alias
+        .init("MQTT-4.7.1-2", "82 07 00 01 00 02 61 23 00", .invalidTopicFilter, at: 7),
+        .init("MQTT-4.7.1-3", "82 09 00 01 00 04 61 2B 2F 62 00", .invalidTopicFilter, at: 7),
+        .init("MQTT-4.7.3-1", "82 05 00 01 00 00 00", .invalidTopicFilter, at: 6),
+        // Packet identifiers
+        .init("MQTT-2.3.1-1", "32 05 00 01 74 00 00", .invalidPacketIdentifier, at: 5),
+        .init("MQTT-2.3.1-1", "40 02 00 00", .invalidPacketIdentifier, at: 2),
+        .init("MQTT-2.3.1-1", "62 02 00 00", .invalidPacketIdentifier, at: 2),
+        .init("MQTT-2.3.1-1", "82 06 00 00 00 01 61 00", .invalidPacketIdentifier, at: 2),
+        .init("MQTT-2.3.1-1", "A2 05 00 00 00 01 61", .invalidPacketIdentifier, at: 2),
+        .init("MQTT-2.3.1-1", "90 03 00 00 00", .invalidPacketIdentifier, at: 2),
+        // CONNECT
+        .init("MQTT-3.1.2-1", "10 0C 00 04 4D 51 54 58 04 02 00 3C 00 00", .unsupportedProtocolName, at: 2),
+        .init("MQTT-3.1.2-2", "10 0C 00 04 4D 51 54 54 06 02 00 3C 00 00", .unsupportedProtocolLevel, at: 8),
+        .init("MQTT-3.1.2-2", "10 0C 00 04 4D 51 54 54 03 02 00 3C 00 00", .unsupportedProtocolLevel, at: 8),
+        .init("MQTT-3.1.2-3", "10 0C 00 04 4D 51 54 54 04 03 00 3C 00 00", .invalidConnectFlags, at: 9),
+        .init("MQTT-3.1.2-13", "10 0C 00 04 4D 51 54 54 04 0A 00 3C 00 00", .invalidConnectFlags, at: 9),
+        .init("MQTT-3.1.2-14", "10 0C 00 04 4D 51 54 54 04 1E 00 3C 00 00", .invalidQoS, at: 9),
+        .init("MQTT-3.1.2-15", "10 0C 00 04 4D 51 54 54 04 22 00 3C 00 00", .invalidConnectFlags, at: 9),
+        .init("MQTT-3.1.2-22", "10 0C 00 04 4D 51 54 54 04 42 00 3C 00 00", .invalidConnectFlags, at: 9),
+        .init("MQTT-3.2.2-1", "20 03 02 00 00", .v5, .invalidConnectFlags, at: 2),
+        .init("MQTT 3.1.1 §3.2.2.3", "20 02 00 06", .invalidReasonCode, at: 3),
+        // SUBSCRIBE, SUBACK, UNSUBSCRIBE
+        .init("MQTT-3.8.3-3", "82 02 00 01", .emptySubscriptionList, at: 4),
+        .init("MQTT-3.10.3-2", "A2 02 00 01", .emptySubscriptionList, at: 4),
+        .init("MQTT-3-8.3-4", "82 06 00 01 00 01 61 04", .invalidSubscriptionOptions, at: 7),
+        .init("MQTT-3-8.3-4", "82 06 00 01 00 01 61 03", .invalidQoS, at: 7),
+        .init("MQTT-3.8.3-5", "82 07 00 01 00 00 01 61 40", .v5, .invalidSubscriptionOptions, at: 8),
+        .init("MQTT 5.0 §3.8.3.1", "82 07 00 01 00 00 01 61 30", .v5, .invalidSubscriptionOptions, at: 8),
+        .init("MQTT-3.9.3-2", "90 03 00 01 03", .invalidReasonCode, at: 4),
+        .init("MQTT 5.0 §3.4.2.1", "40 03 00 01 04", .v5, .invalidReasonCode, at: 4),
+        // MQTT 5 properties
+        .init("MQTT 5.0 §3.3.2.3.4", "30 0A 00 01 74 06 23 00 01 23 00 02", .v5, .duplicateProperty, at: 9),
+        .init("MQTT 5.0 §3.1.2.11.2", "10 17 00 04 4D 51 54 54 05 02 00 3C 0A 11 00 00 00 01 11 00 00 00 02 00 00",
+              .v5, .duplicateProperty, at: 18),
+        .init("MQTT 5.0 §2.2.2.2", "30 09 00 01 74 05 11 00 00 00 01", .v5, .propertyNotAllowed, at: 6),
+        .init("MQTT 5.0 §2.2.2.2", "30 06 00 01 74 02 7F 00", .v5, .unknownProperty, at: 6),
+        .init("MQTT-3.3.2-8", "30 07 00 01 74 03 23 00 00", .v5, .invalidPropertyValue, at: 6),
+        .init("MQTT 5.0 §3.3.2.3.8", "30 06 00 01 74 02 0B 00", .v5, .invalidPropertyValue, at: 6),
+        .init("MQTT 5.0 §3.3.2.3.2", "30 06 00 01 74 02 01 02", .v5, .invalidPropertyValue, at: 6),
+        .init("MQTT-1.5.5-1", "30 09 00 01 74 05 0B 80 80 80 80", .v5, .malformedVariableByteInteger, at: 7),
+        .init("MQTT 5.0 §2.2.2.2", "30 09 00 01 74 05 1F 00 02 C3 28", .v5, .propertyNotAllowed, at: 6),
+        .init("MQTT-1.5.4-1", "40 08 00 01 80 04 1F 00 01 FF", .v5, .invalidUTF8, at: 9),
+        // Lengths
+        .init("MQTT 3.1.1 §2.2.3", "30 03 00 05 61", .truncatedPacket, at: 4),
+        .init("MQTT 3.1.1 §3.12", "C0 01 00", .trailingBytes, at: 2),
+        .init("MQTT 3.1.1 §3.4", "40 03 00 01 00", .trailingBytes, at: 4),
+        .init("MQTT 5.0 §2.2.2.1", "30 05 00 01 74 09 00", .v5, .truncatedPacket, at: 6),
+    ]
+
+    @Test(arguments: cases)
+    func rejected(_ malformed: MalformedCase) {
+        var decoder = MQTTDecoder(configuration: .init(version: malformed.version))
+        decoder.append(contentsOf: hexBytes(malformed.hex))
+        #expect {
+            _ = try decoder.next()
+        } throws: { error in
+            guard let error = error as? MQTTWireError else { return false }
+            return error.code == malformed.code && error.offset == malformed.offset
+        }
+    }
+
+    /// The same cases fed one byte at a time give the same error at the same offset:
+    /// the decoder never answers from a partial packet.
+    @Test(arguments: cases)
+    func rejectedByteByByte(_ malformed: MalformedCase) {
+        var decoder = MQTTDecoder(configuration: .init(version: malformed.version))
+        var caught: MQTTWireError?
+        for byte in hexBytes(malformed.hex) where caught == nil {
+            decoder.append(contentsOf: [byte])
+            do {
+                if let packet = try decoder.next() { Issue.record("decoded \(packet)") }
+            } catch {
+                caught = error
+            }
+        }
+        #expect(caught?.code == malformed.code)
+        #expect(caught?.offset == malformed.offset)
+    }
+
+    /// After a malformed packet whose length was readable, the next packet decodes.
+    @Test func recoversAfterABadPacket() throws {
+        var decoder = MQTTDecoder()
+        decoder.append(contentsOf: hexBytes("32 05 00 01 74 00 00  C0 00"))
+        #expect(throws: MQTTWireError.self) { _ = try decoder.next() }
+        #expect(try decoder.next() == .pingreq)
+        #expect(decoder.lastPacketRange == 7..<9)
+    }
+
+    /// A broken remaining length loses the packet boundaries: the decoder keeps saying so
+    /// until it is reset at a boundary the caller knows.
+    @Test func malformedRemainingLengthIsFatalUntilReset() throws {
+        var decoder = MQTTDecoder()
+        decoder.append(contentsOf: hexBytes("30 FF FF FF FF 01"))
+        for _ in 0..<2 {
+            #expect { _ = try decoder.next() } throws: { ($0 as? MQTTWireError)?.isRecoverable == false }
+        }
+        decoder.reset(streamOffset: 100)
+        decoder.append(contentsOf: hexBytes("D0 00"))
+        #expect(try decoder.next() == .pingresp)
+        #expect(decoder.lastPacketRange == 100..<102)
+    }
+
+    /// [MQTT-3.2.2-15] analogue for the decoder: a packet over the configured maximum is
+    /// refused as soon as its fixed header is read, skipped as its bytes arrive, and the
+    /// stream goes on.
+    @Test func maximumPacketSize() throws {
+        var decoder = MQTTDecoder(configuration: .init(maximumPacketSize: 16))
+        let big = try encode(.publish(PublishPacket(topicName: "t", payload: ByteBuffer(repeating: 1, count: 100))))
+        decoder.append(contentsOf: big.prefix(3))
+        #expect { _ = try decoder.next() } throws: {
+            ($0 as? MQTTWireError).map { $0.code == .packetTooLarge && $0.offset == 0 && $0.isRecoverable } ?? false
+        }
+        decoder.append(contentsOf: big.dropFirst(3))
+        decoder.append(contentsOf: hexBytes("C0 00"))
+        #expect(try decoder.next() == .pingreq)
+    }
+
+    @Test func needsMoreBytes() throws {
+        var decoder = MQTTDecoder()
+        #expect(try decoder.next() == nil)
+        decoder.append(contentsOf: hexBytes("30"))
+        #expect(try decoder.next() == nil)
+        decoder.append(contentsOf: hexBytes("80"))
+        #expect(try decoder.next() == nil)  // remaining length continues
+        decoder.append(contentsOf: hexBytes("01 00 01"))
+        #expect(try decoder.next() == nil)  // 128 bytes announced, 2 here
+        #expect(decoder.bufferedByteCount == 5)
+    }
+
+    @Test func decoderFollowsTheConnectVersion() throws {
+        let connect = try encode(.connect(ConnectPacket(protocolVersion: .v5, clientIdentifier: "c")), .v5)
+        let puback = try encode(.puback(PublishResponsePacket(packetIdentifier: 1, reasonCode: .quotaExceeded)), .v5)
+        let packets = try decodeAll(connect + puback)
+        #expect(packets.last == .puback(PublishResponsePacket(packetIdentifier: 1, reasonCode: .quotaExceeded)))
+    }
+
+    /// The encoder refuses what the decoder would refuse.
+    @Test(arguments: [
+        (MQTTPacket.publish(PublishPacket(topicName: "a/+", payload: ByteBuffer())), MQTTWireError.Code.invalidTopicName),
+        (.publish(PublishPacket(topicName: "", payload: ByteBuffer())), .invalidTopicName),
+        (.publish(PublishPacket(qos: .atLeastOnce, topicName: "t", packetIdentifier: 0, payload: ByteBuffer())),
+         .invalidPacketIdentifier),
+        (.publish(PublishPacket(qos: .atLeastOnce, topicName: "t", payload: ByteBuffer())), .invalidPacketIdentifier),
+        (.publish(PublishPacket(dup: true, topicName: "t", payload: ByteBuffer())), .invalidFixedHeaderFlags),
+        (.publish(PublishPacket(topicName: "a\u{0}b", payload: ByteBuffer())), .nullCharacterInString),
+        (.publish(PublishPacket(topicName: "t", properties: [.topicAlias(1)], payload: ByteBuffer())),
+         .propertiesNotSupported),
+        (.subscribe(SubscribePacket(packetIdentifier: 1, subscriptions: [])), .emptySubscriptionList),
+        (.subscribe(SubscribePacket(packetIdentifier: 1, subscriptions: [.init(topicFilter: "a#")])), .invalidTopicFilter),
+        (.suback(SubAckPacket(packetIdentifier: 1, reasonCodes: [ReasonCode(3)])), .invalidReasonCode),
+        (.auth(AuthPacket()), .invalidPacketType),
+        (.connect(ConnectPacket(clientIdentifier: "c", password: ByteBuffer(string: "p"))), .invalidConnectFlags),
+        (.publish(PublishPacket(topicName: String(repeating: "x", count: 65_536), payload: ByteBuffer())),
+         .stringTooLong),
+    ])
+    func encoderRejects(packet: MQTTPacket, code: MQTTWireError.Code) {
+        #expect { _ = try MQTTEncoder(version: .v3_1_1).encode(packet) } throws: { ($0 as? MQTTWireError)?.code == code }
+    }
+
+    @Test func encoderRejectsMQTT5Rules() {
+        let duplicate = MQTTPacket.publish(PublishPacket(
+            topicName: "t", properties: [.topicAlias(1), .topicAlias(2)], payload: ByteBuffer()))
+        #expect { _ = try MQTTEncoder(version: .v5).encode(duplicate) } throws: {
+            ($0 as? MQTTWireError)?.code == .duplicateProperty
+        }
+        let misplaced = MQTTPacket.puback(PublishResponsePacket(packetIdentifier: 1, properties: [.topicAlias(1)]))
+        #expect { _ = try MQTTEncoder(version: .v5).encode(misplaced) } throws: {
+            ($0 as? MQTTWireError)?.code == .propertyNotAllowed
+        }
+    }
+
+    @Test func errorDescriptionNamesLayerOffsetAndStatement() {
+        var decoder = MQTTDecoder()
+        decoder.append(contentsOf: hexBytes("36 05 00 01 74 00 01"))
+        do {
+            _ = try decoder.next()
+            Issue.record("no error")
+        } catch {
+            #expect(error.description.contains("MQTT invalidQoS in PUBLISH at byte 0"))
+            #expect(error.description.contains("[MQTT-3.3.1-4]"))
+        }
+    }
+}
