@@ -1,0 +1,56 @@
+public import NIOCore
+public import NIOWebSocket
+
+/// Writes frames in RFC 6455 §5.2 form, with the shortest length encoding.
+public enum WebSocketFrameWriter {
+    /// Appends `frame` to `buffer`, masking its payload with `maskKey` when given
+    /// (clients must, servers must not). The frame's own `maskKey` is ignored.
+    public static func write(_ frame: WebSocketFrame, maskKey: WebSocketMaskingKey? = nil, into buffer: inout ByteBuffer) {
+        var first = frame.opcode.encodedOpcodeByte
+        if frame.fin { first |= 0x80 }
+        first |= frame.reservedBits.rawValue
+        buffer.writeInteger(first)
+        let maskBit: UInt8 = maskKey == nil ? 0 : 0x80
+        let length = frame.data.readableBytes
+        switch length {
+        case 0...125:
+            buffer.writeInteger(maskBit | UInt8(length))
+        case 126...0xFFFF:
+            buffer.writeInteger(maskBit | 126)
+            buffer.writeInteger(UInt16(length))
+        default:
+            buffer.writeInteger(maskBit | 127)
+            buffer.writeInteger(UInt64(length))
+        }
+        guard let maskKey else {
+            var data = frame.data
+            buffer.writeBuffer(&data)
+            return
+        }
+        buffer.writeBytes(maskKey)
+        buffer.reserveCapacity(minimumWritableBytes: length)
+        frame.data.withUnsafeReadableBytes { source in
+            buffer.withUnsafeMutableWritableBytes { destination in
+                if let from = source.baseAddress, let to = destination.baseAddress {
+                    WebSocketMasking.apply(key: maskKey, source: from, destination: to, count: length)
+                }
+            }
+        }
+        buffer.moveWriterIndex(forwardBy: length)
+    }
+
+    /// A close frame's payload: the code, then the reason in UTF-8.
+    public static func closePayload(code: UInt16, reason: String = "") -> ByteBuffer {
+        var payload = ByteBuffer()
+        payload.writeInteger(code)
+        payload.writeString(reason)
+        return payload
+    }
+}
+
+extension WebSocketOpcode {
+    /// The opcode's four bits.
+    var encodedOpcodeByte: UInt8 {
+        UInt8(webSocketOpcode: self)
+    }
+}

@@ -1,0 +1,236 @@
+public import NIOCore
+public import NIOWebSocket
+
+/// Which way a byte stream flows, so the parser can tell which frames break the masking rule.
+public enum StreamDirection: Sendable, Hashable {
+    case clientToServer
+    case serverToClient
+    /// Masking is not checked.
+    case unknown
+}
+
+/// Things about a frame that break a rule but do not stop it from being read: a
+/// passive parser reports them as warnings and goes on.
+public struct FrameAnomalies: OptionSet, Sendable, Hashable, CustomStringConvertible {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    /// A client frame without a mask (RFC 6455 §5.1: a client MUST mask).
+    public static let unmaskedClientFrame = Self(rawValue: 1 << 0)
+    /// A server frame with a mask (RFC 6455 §5.1: a server MUST NOT mask).
+    public static let maskedServerFrame = Self(rawValue: 1 << 1)
+    /// A payload length in a longer form than needed (RFC 6455 §5.2: the minimal number of bytes MUST be used).
+    public static let nonMinimalLength = Self(rawValue: 1 << 2)
+
+    public var description: String {
+        var names: [String] = []
+        if contains(.unmaskedClientFrame) { names.append("unmasked client frame") }
+        if contains(.maskedServerFrame) { names.append("masked server frame") }
+        if contains(.nonMinimalLength) { names.append("non-minimal length") }
+        return names.joined(separator: ", ")
+    }
+}
+
+/// A frame read off the wire, with where it was and what was odd about it.
+public struct ParsedFrame: Sendable, Equatable {
+    /// The frame, its payload already unmasked. Its `maskKey` is nil so that
+    /// `unmaskedData` does not mask it again; the key that was sent is ``maskKey``.
+    public var frame: WebSocketFrame
+    public var maskKey: WebSocketMaskingKey?
+    /// Stream offset of the frame's first byte.
+    public var offset: Int
+    public var headerLength: Int
+    public var anomalies: FrameAnomalies
+
+    public var payloadOffset: Int { offset + headerLength }
+    public var endOffset: Int { offset + headerLength + frame.length }
+}
+
+/// A passive, incremental RFC 6455 frame parser for one direction of a connection.
+///
+/// Bytes go in with ``append(_:)``, frames come out of ``next()`` (`nil`: need more
+/// bytes). Unmasked payloads are slices of the input; masked payloads are unmasked into
+/// one new buffer in a single pass. A frame whose header breaks a rule is skipped whole
+/// and reported; only a length that cannot be read loses the stream.
+public struct WebSocketFrameParser: Sendable {
+    public struct Configuration: Sendable, Equatable {
+        /// The largest frame payload accepted.
+        public var maximumFrameSize: Int
+        public var direction: StreamDirection
+        /// The reserved bits an extension has defined (RSV1 with permessage-deflate).
+        public var allowedReservedBits: WebSocketFrame.ReservedBits
+
+        public init(maximumFrameSize: Int = 1 << 26, direction: StreamDirection = .unknown,
+                    allowedReservedBits: WebSocketFrame.ReservedBits = []) {
+            self.maximumFrameSize = maximumFrameSize
+            self.direction = direction
+            self.allowedReservedBits = allowedReservedBits
+        }
+    }
+
+    public var configuration: Configuration
+    private var buffer = ByteBuffer()
+    private var streamOffset: Int
+    private var bytesToSkip = 0
+    private var brokenStream: WebSocketWireError?
+
+    public init(configuration: Configuration = Configuration(), streamOffset: Int = 0) {
+        self.configuration = configuration
+        self.streamOffset = streamOffset
+    }
+
+    /// Stream offset of the next byte to parse.
+    public var offset: Int { streamOffset }
+    public var bufferedByteCount: Int { buffer.readableBytes }
+
+    public mutating func append(_ bytes: ByteBuffer) {
+        if buffer.readableBytes == 0 {
+            buffer = bytes
+        } else {
+            var bytes = bytes
+            buffer.writeBuffer(&bytes)
+        }
+    }
+
+    public mutating func append(contentsOf bytes: some Sequence<UInt8>) {
+        buffer.writeBytes(bytes)
+    }
+
+    /// The bytes received and not yet parsed; what follows a handshake in the same
+    /// segment, or what is left when a stream is not WebSocket after all.
+    public var unparsedBytes: ByteBuffer { buffer }
+
+    public mutating func next() throws(WebSocketWireError) -> ParsedFrame? {
+        if let brokenStream { throw brokenStream }
+        if bytesToSkip > 0 {
+            let now = min(bytesToSkip, buffer.readableBytes)
+            consume(now)
+            bytesToSkip -= now
+            if bytesToSkip > 0 { return nil }
+        }
+        let available = buffer.readableBytes
+        guard available >= 2 else {
+            if available == 0 { buffer.clear() }
+            return nil
+        }
+        let start = buffer.readerIndex
+        let first = buffer.getInteger(at: start, as: UInt8.self) ?? 0
+        let second = buffer.getInteger(at: start + 1, as: UInt8.self) ?? 0
+        let masked = second & 0x80 != 0
+        var headerLength = 2 + (masked ? 4 : 0)
+        var length = Int(second & 0x7F)
+        var anomalies: FrameAnomalies = []
+        if length == 126 {
+            headerLength += 2
+            guard available >= 4, let value = buffer.getInteger(at: start + 2, as: UInt16.self) else { return nil }
+            length = Int(value)
+            if length < 126 { anomalies.insert(.nonMinimalLength) }
+        } else if length == 127 {
+            headerLength += 8
+            guard available >= 10, let value = buffer.getInteger(at: start + 2, as: UInt64.self) else { return nil }
+            guard value & (1 << 63) == 0 else {
+                let error = WebSocketWireError(
+                    code: .lengthTopBitSet, offset: streamOffset + 2,
+                    reason: "64-bit payload length 0x\(String(value, radix: 16)) has its most significant bit set",
+                    specReference: "RFC 6455 §5.2", isRecoverable: false)
+                brokenStream = error
+                throw error
+            }
+            // Above Int.max on no platform Swift runs on 64-bit; clamp for 32-bit.
+            length = value > UInt64(Int.max - 16) ? Int.max - 16 : Int(value)
+            if length <= 0xFFFF { anomalies.insert(.nonMinimalLength) }
+        }
+        guard available >= headerLength else { return nil }
+        let total = headerLength &+ length
+        if let problem = headerProblem(first: first, length: length) {
+            skip(total)
+            throw problem
+        }
+        guard available >= total else { return nil }
+
+        var maskKey: WebSocketMaskingKey?
+        if masked {
+            maskKey = buffer.getBytes(at: start + headerLength - 4, length: 4).flatMap { WebSocketMaskingKey($0) }
+        }
+        switch configuration.direction {
+        case .clientToServer where !masked: anomalies.insert(.unmaskedClientFrame)
+        case .serverToClient where masked: anomalies.insert(.maskedServerFrame)
+        default: break
+        }
+        buffer.moveReaderIndex(forwardBy: headerLength)
+        let payload: ByteBuffer
+        if let maskKey, length > 0 {
+            payload = Self.unmask(&buffer, length: length, key: maskKey)
+        } else {
+            // available >= total was checked above.
+            payload = buffer.readSlice(length: length) ?? ByteBuffer()
+        }
+        let frame = WebSocketFrame(
+            fin: first & 0x80 != 0, rsv1: first & 0x40 != 0, rsv2: first & 0x20 != 0, rsv3: first & 0x10 != 0,
+            opcode: WebSocketOpcode(encodedWebSocketOpcode: first & 0x0F) ?? .binary, maskKey: nil, data: payload)
+        let parsed = ParsedFrame(frame: frame, maskKey: maskKey, offset: streamOffset, headerLength: headerLength,
+                                 anomalies: anomalies)
+        streamOffset += total
+        return parsed
+    }
+
+    /// Reads `length` masked bytes from `buffer` into a new buffer, unmasked.
+    @inline(__always)
+    static func unmask(_ buffer: inout ByteBuffer, length: Int, key: WebSocketMaskingKey) -> ByteBuffer {
+        var output = ByteBufferAllocator().buffer(capacity: length)
+        buffer.withUnsafeReadableBytes { source in
+            output.withUnsafeMutableWritableBytes { destination in
+                if let from = source.baseAddress, let to = destination.baseAddress {
+                    WebSocketMasking.apply(key: key, source: from, destination: to, count: length)
+                }
+            }
+        }
+        output.moveWriterIndex(forwardBy: length)
+        buffer.moveReaderIndex(forwardBy: length)
+        return output
+    }
+
+    private func headerProblem(first: UInt8, length: Int) -> WebSocketWireError? {
+        let opcodeBits = first & 0x0F
+        let reserved = WebSocketFrame.ReservedBits(rawValue: first & 0x70)
+        let offset = streamOffset
+        if !configuration.allowedReservedBits.isSuperset(of: reserved) {
+            return WebSocketWireError(
+                code: .reservedBitsSet, offset: offset,
+                reason: "reserved bits 0x\(String(reserved.rawValue, radix: 16)) set without a negotiated extension",
+                specReference: "RFC 6455 §5.2")
+        }
+        guard let opcode = WebSocketOpcode(encodedWebSocketOpcode: opcodeBits),
+              [0x0, 0x1, 0x2, 0x8, 0x9, 0xA].contains(opcodeBits) else {
+            return WebSocketWireError(code: .unknownOpcode, offset: offset, reason: "opcode 0x\(String(opcodeBits, radix: 16)) is reserved",
+                                      specReference: "RFC 6455 §5.2")
+        }
+        if opcode.isControlOpcode {
+            if length > 125 {
+                return WebSocketWireError(code: .controlFrameTooLong, offset: offset,
+                                          reason: "\(opcode) frame of \(length) bytes; control frames carry at most 125",
+                                          specReference: "RFC 6455 §5.5")
+            }
+            if first & 0x80 == 0 {
+                return WebSocketWireError(code: .fragmentedControlFrame, offset: offset,
+                                          reason: "\(opcode) frame without FIN", specReference: "RFC 6455 §5.5")
+            }
+        }
+        if length > configuration.maximumFrameSize {
+            return WebSocketWireError(code: .frameTooLarge, offset: offset,
+                                      reason: "frame payload of \(length) bytes exceeds the maximum of \(configuration.maximumFrameSize)")
+        }
+        return nil
+    }
+
+    private mutating func consume(_ count: Int) {
+        buffer.moveReaderIndex(forwardBy: count)
+        streamOffset += count
+    }
+
+    private mutating func skip(_ total: Int) {
+        let now = min(total, buffer.readableBytes)
+        consume(now)
+        bytesToSkip = total - now
+    }
+}

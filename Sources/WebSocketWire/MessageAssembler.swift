@@ -1,0 +1,214 @@
+public import NIOCore
+public import NIOWebSocket
+
+/// A complete data message: one frame, or several joined.
+public struct WebSocketMessage: Sendable, Equatable {
+    /// `.text` or `.binary`.
+    public var opcode: WebSocketOpcode
+    /// The payload: unmasked, joined and inflated. A single uncompressed frame's payload
+    /// is passed through without a copy.
+    public var data: ByteBuffer
+    public var frameCount: Int
+    /// Stream offsets from the first byte of the first frame to the end of the last.
+    public var range: Range<Int>
+    public var wasCompressed: Bool
+    /// The anomalies of all the message's frames.
+    public var anomalies: FrameAnomalies
+
+    /// The text of a text message (validated as UTF-8 while it was assembled).
+    public var text: String? {
+        opcode == .text ? String(buffer: data) : nil
+    }
+}
+
+/// A Close frame's content (RFC 6455 §5.5.1, §7.4).
+public struct WebSocketClose: Sendable, Hashable {
+    /// nil when the frame had no payload.
+    public var code: UInt16?
+    public var reason: String
+
+    /// NIO's vocabulary for the code.
+    public var errorCode: WebSocketErrorCode? { code.map { WebSocketErrorCode(codeNumber: Int($0)) } }
+
+    /// Codes an endpoint may send: 1000–1003, 1007–1014, 3000–4999 (RFC 6455 §7.4.1,
+    /// the IANA registry for 1012–1014).
+    public static func isSendable(_ code: UInt16) -> Bool {
+        switch code {
+        case 1000...1003, 1007...1014, 3000...4999: true
+        default: false
+        }
+    }
+}
+
+/// What the assembler produces for each frame that completes something.
+public enum WebSocketEvent: Sendable, Equatable {
+    case message(WebSocketMessage)
+    case ping(ByteBuffer, frame: ParsedFrame)
+    case pong(ByteBuffer, frame: ParsedFrame)
+    case close(WebSocketClose, frame: ParsedFrame)
+}
+
+/// Reassembles frames of one direction into messages: fragmentation with control
+/// frames interleaved, continuation rules, close validation, incremental UTF-8 checks
+/// of text, permessage-deflate, and a size limit.
+///
+/// After an error the unfinished message is dropped and the next frame starts afresh.
+/// Not Sendable when it owns a zlib stream; keep one per connection direction.
+public struct WebSocketMessageAssembler {
+    public struct Configuration: Sendable, Hashable {
+        public var maximumMessageSize: Int
+        public var direction: StreamDirection
+        /// Set when permessage-deflate was negotiated in the handshake.
+        public var deflate: PerMessageDeflateParameters?
+
+        public init(maximumMessageSize: Int = 1 << 26, direction: StreamDirection = .unknown,
+                    deflate: PerMessageDeflateParameters? = nil) {
+            self.maximumMessageSize = maximumMessageSize
+            self.direction = direction
+            self.deflate = deflate
+        }
+    }
+
+    public let configuration: Configuration
+    private var inflater: PerMessageDeflateInflater?
+    private var partial: Partial?
+
+    private struct Partial {
+        var opcode: WebSocketOpcode
+        var data: ByteBuffer
+        var frameCount: Int
+        var start: Int
+        var compressed: Bool
+        var utf8 = UTF8Validator()
+        var anomalies: FrameAnomalies
+    }
+
+    public init(configuration: Configuration = Configuration()) throws(WebSocketWireError) {
+        self.configuration = configuration
+        if let deflate = configuration.deflate {
+            inflater = try PerMessageDeflateInflater(noContextTakeover: deflate.noContextTakeover(for: configuration.direction))
+        }
+    }
+
+    /// Whether a fragmented message is waiting for more frames.
+    public var isInsideMessage: Bool { partial != nil }
+
+    /// Takes the next frame; returns an event when the frame completes one.
+    public mutating func push(_ parsed: ParsedFrame) throws(WebSocketWireError) -> WebSocketEvent? {
+        let frame = parsed.frame
+        if frame.opcode.isControlOpcode {
+            if frame.rsv1 {
+                throw WebSocketWireError(code: .compressedControlFrame, offset: parsed.offset,
+                                         reason: "RSV1 set on a \(frame.opcode) frame", specReference: "RFC 7692 §6.1")
+            }
+            switch frame.opcode {
+            case .ping: return .ping(frame.data, frame: parsed)
+            case .pong: return .pong(frame.data, frame: parsed)
+            default: return .close(try Self.close(from: parsed), frame: parsed)
+            }
+        }
+        do {
+            return try pushData(parsed)
+        } catch {
+            partial = nil
+            throw error
+        }
+    }
+
+    private mutating func pushData(_ parsed: ParsedFrame) throws(WebSocketWireError) -> WebSocketEvent? {
+        let frame = parsed.frame
+        var current: Partial
+        if frame.opcode == .continuation {
+            guard let existing = partial else {
+                throw WebSocketWireError(code: .unexpectedContinuation, offset: parsed.offset,
+                                         reason: "continuation frame with no message to continue", specReference: "RFC 6455 §5.4")
+            }
+            if frame.rsv1 {
+                throw WebSocketWireError(code: .compressedContinuation, offset: parsed.offset,
+                                         reason: "RSV1 set on a continuation frame", specReference: "RFC 7692 §6.1")
+            }
+            current = existing
+            partial = nil
+            current.frameCount += 1
+            current.anomalies.formUnion(parsed.anomalies)
+            guard current.data.readableBytes + frame.length <= configuration.maximumMessageSize else {
+                throw tooLarge(parsed)
+            }
+            var data = frame.data
+            current.data.writeBuffer(&data)
+        } else {
+            if partial != nil {
+                partial = nil
+                throw WebSocketWireError(code: .expectedContinuation, offset: parsed.offset,
+                                         reason: "\(frame.opcode) frame inside an unfinished fragmented message",
+                                         specReference: "RFC 6455 §5.4")
+            }
+            if frame.rsv1 && inflater == nil {
+                throw WebSocketWireError(code: .reservedBitsSet, offset: parsed.offset,
+                                         reason: "RSV1 set but permessage-deflate was not negotiated", specReference: "RFC 6455 §5.2")
+            }
+            guard frame.length <= configuration.maximumMessageSize else { throw tooLarge(parsed) }
+            current = Partial(opcode: frame.opcode, data: frame.data, frameCount: 1, start: parsed.offset,
+                              compressed: frame.rsv1, anomalies: parsed.anomalies)
+        }
+        if current.opcode == .text && !current.compressed {
+            let bad = frame.data.withUnsafeReadableBytes { current.utf8.validate($0) }
+            if let bad {
+                throw WebSocketWireError(code: .invalidUTF8, offset: parsed.payloadOffset + bad,
+                                         reason: "text message is not UTF-8", specReference: "RFC 6455 §8.1")
+            }
+        }
+        guard frame.fin else {
+            partial = current
+            return nil
+        }
+        var data = current.data
+        if current.compressed, let inflater {
+            data = try inflater.inflate(data, maximumSize: configuration.maximumMessageSize, offset: current.start)
+            if current.opcode == .text {
+                let bad = data.withUnsafeReadableBytes { current.utf8.validate($0) }
+                if bad != nil {
+                    throw WebSocketWireError(code: .invalidUTF8, offset: current.start,
+                                             reason: "inflated text message is not UTF-8 (byte \(bad ?? 0) of the message)",
+                                             specReference: "RFC 6455 §8.1")
+                }
+            }
+        }
+        if current.opcode == .text && !current.utf8.isComplete {
+            throw WebSocketWireError(code: .invalidUTF8, offset: parsed.endOffset,
+                                     reason: "text message ends inside a UTF-8 sequence", specReference: "RFC 6455 §8.1")
+        }
+        return .message(WebSocketMessage(
+            opcode: current.opcode, data: data, frameCount: current.frameCount,
+            range: current.start..<parsed.endOffset, wasCompressed: current.compressed, anomalies: current.anomalies))
+    }
+
+    private func tooLarge(_ parsed: ParsedFrame) -> WebSocketWireError {
+        WebSocketWireError(code: .messageTooLarge, offset: parsed.offset,
+                           reason: "message exceeds the maximum of \(configuration.maximumMessageSize) bytes")
+    }
+
+    /// Reads and checks a Close frame's code and reason.
+    static func close(from parsed: ParsedFrame) throws(WebSocketWireError) -> WebSocketClose {
+        var data = parsed.frame.data
+        switch data.readableBytes {
+        case 0: return WebSocketClose(code: nil, reason: "")
+        case 1:
+            throw WebSocketWireError(code: .invalidClosePayload, offset: parsed.payloadOffset,
+                                     reason: "close payload of one byte", specReference: "RFC 6455 §5.5.1")
+        default:
+            let code = data.readInteger(as: UInt16.self) ?? 0
+            guard WebSocketClose.isSendable(code) else {
+                throw WebSocketWireError(code: .invalidCloseCode, offset: parsed.payloadOffset,
+                                         reason: "close code \(code) may not be sent", specReference: "RFC 6455 §7.4.1")
+            }
+            var validator = UTF8Validator()
+            let bad = data.withUnsafeReadableBytes { validator.validate($0) }
+            if bad != nil || !validator.isComplete {
+                throw WebSocketWireError(code: .invalidUTF8, offset: parsed.payloadOffset + 2 + (bad ?? data.readableBytes),
+                                         reason: "close reason is not UTF-8", specReference: "RFC 6455 §5.5.1")
+            }
+            return WebSocketClose(code: code, reason: String(buffer: data))
+        }
+    }
+}

@@ -1,0 +1,99 @@
+import CompressNIO
+public import NIOCore
+
+/// Negotiated permessage-deflate parameters (RFC 7692 §7.1), read from the
+/// `Sec-WebSocket-Extensions` header of the server's handshake response.
+public struct PerMessageDeflateParameters: Sendable, Hashable {
+    public var serverNoContextTakeover = false
+    public var clientNoContextTakeover = false
+    public var serverMaxWindowBits: Int?
+    public var clientMaxWindowBits: Int?
+
+    public init(serverNoContextTakeover: Bool = false, clientNoContextTakeover: Bool = false,
+                serverMaxWindowBits: Int? = nil, clientMaxWindowBits: Int? = nil) {
+        self.serverNoContextTakeover = serverNoContextTakeover
+        self.clientNoContextTakeover = clientNoContextTakeover
+        self.serverMaxWindowBits = serverMaxWindowBits
+        self.clientMaxWindowBits = clientMaxWindowBits
+    }
+
+    /// Finds permessage-deflate among the extensions of a response; nil when absent.
+    public init?(extensions: [WebSocketExtension]) {
+        guard let offer = extensions.first(where: { $0.name == "permessage-deflate" }) else { return nil }
+        for parameter in offer.parameters {
+            let value = parameter.value
+            switch parameter.name {
+            case "server_no_context_takeover": serverNoContextTakeover = true
+            case "client_no_context_takeover": clientNoContextTakeover = true
+            case "server_max_window_bits": serverMaxWindowBits = value.flatMap { Int($0) } ?? 15
+            case "client_max_window_bits": clientMaxWindowBits = value.flatMap { Int($0) } ?? 15
+            default: continue
+            }
+        }
+    }
+
+    /// Whether the sender of `direction` resets its compression context after each message.
+    public func noContextTakeover(for direction: StreamDirection) -> Bool {
+        direction == .clientToServer ? clientNoContextTakeover : serverNoContextTakeover
+    }
+}
+
+/// Inflates permessage-deflate messages of one direction, with or without context
+/// takeover, through zlib (compress-nio). Not Sendable: it owns a zlib stream.
+public final class PerMessageDeflateInflater {
+    private let decompressor: ZlibDecompressor
+    private let resetsAfterMessage: Bool
+    private static let tail: [UInt8] = [0x00, 0x00, 0xFF, 0xFF]
+
+    public init(noContextTakeover: Bool) throws(WebSocketWireError) {
+        do {
+            // A 15-bit window inflates what any smaller negotiated window compressed.
+            decompressor = try ZlibDecompressor(algorithm: .deflate, windowSize: 15)
+        } catch {
+            throw WebSocketWireError(code: .compressionError, offset: 0, reason: "zlib could not start: \(error)")
+        }
+        resetsAfterMessage = noContextTakeover
+    }
+
+    /// Inflates one message's compressed payload (the fragments joined), appending the
+    /// 00 00 FF FF tail that the sender removed (RFC 7692 §7.2.2).
+    public func inflate(_ compressed: ByteBuffer, maximumSize: Int, offset: Int) throws(WebSocketWireError) -> ByteBuffer {
+        var input = compressed
+        input.writeBytes(Self.tail)
+        var output = ByteBufferAllocator().buffer(capacity: max(256, min(maximumSize, compressed.readableBytes * 4)))
+        do {
+            while true {
+                if output.writableBytes == 0 {
+                    guard output.capacity < maximumSize else {
+                        throw WebSocketWireError(code: .messageTooLarge, offset: offset,
+                                                 reason: "message inflates past the maximum of \(maximumSize) bytes")
+                    }
+                    output.reserveCapacity(min(maximumSize, output.capacity * 2))
+                }
+                do {
+                    try decompressor.inflate(from: &input, to: &output)
+                    break
+                } catch let error as CompressNIOError where error == .bufferOverflow {
+                    continue
+                } catch let error as CompressNIOError where error == .inputBufferOverflow {
+                    break
+                }
+            }
+        } catch let error as WebSocketWireError {
+            throw error
+        } catch {
+            throw WebSocketWireError(code: .compressionError, offset: offset,
+                                     reason: "permessage-deflate data does not inflate (\(error))", specReference: "RFC 7692 §7.2.3")
+        }
+        guard output.readableBytes <= maximumSize else {
+            throw WebSocketWireError(code: .messageTooLarge, offset: offset,
+                                     reason: "message inflates past the maximum of \(maximumSize) bytes")
+        }
+        if resetsAfterMessage {
+            do { try decompressor.reset() } catch {
+                throw WebSocketWireError(code: .compressionError, offset: offset, reason: "zlib could not reset")
+            }
+        }
+        return output
+    }
+}

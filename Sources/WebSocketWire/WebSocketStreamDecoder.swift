@@ -1,0 +1,93 @@
+public import NIOCore
+public import NIOWebSocket
+
+/// One direction of a WebSocket connection as a dissector sees it: the HTTP head, then
+/// frames, then messages. Every step reports what it found; errors are reported as
+/// events and decoding goes on where the stream allows.
+public struct WebSocketStreamDecoder {
+    public enum Event {
+        case request(HTTPUpgradeRequest)
+        case response(HTTPUpgradeResponse)
+        case frame(ParsedFrame)
+        case message(WebSocketMessage)
+        case control(WebSocketEvent)
+        case error(WebSocketWireError)
+    }
+
+    public let direction: StreamDirection
+    private var headBuffer = ByteBuffer()
+    private var headDone: Bool
+    private var frames: WebSocketFrameParser
+    private var assembler: WebSocketMessageAssembler
+    private var reportedBrokenStream = false
+
+    /// - Parameter expectsHead: whether the stream starts with the HTTP handshake (false
+    ///   for a capture that starts mid-connection).
+    public init(direction: StreamDirection, expectsHead: Bool = true, maximumFrameSize: Int = 1 << 26,
+                maximumMessageSize: Int = 1 << 26) throws(WebSocketWireError) {
+        self.direction = direction
+        self.headDone = !expectsHead
+        frames = WebSocketFrameParser(configuration: .init(maximumFrameSize: maximumFrameSize, direction: direction))
+        assembler = try WebSocketMessageAssembler(configuration: .init(maximumMessageSize: maximumMessageSize,
+                                                                       direction: direction))
+    }
+
+    /// Sets up permessage-deflate once the handshake negotiated it.
+    public mutating func enableDeflate(_ parameters: PerMessageDeflateParameters) throws(WebSocketWireError) {
+        frames.configuration.allowedReservedBits = .rsv1
+        assembler = try WebSocketMessageAssembler(configuration: .init(
+            maximumMessageSize: assembler.configuration.maximumMessageSize, direction: direction, deflate: parameters))
+    }
+
+    /// Feeds bytes and returns what they completed, in stream order.
+    public mutating func feed(_ bytes: ByteBuffer) -> [Event] {
+        var events: [Event] = []
+        if !headDone {
+            headBuffer.writeImmutableBuffer(bytes)
+            do {
+                let offset = frames.offset
+                let before = headBuffer.readableBytes
+                if direction == .serverToClient {
+                    guard let response = try HTTPHeadParser.parseResponse(&headBuffer, streamOffset: offset) else { return events }
+                    events.append(.response(response))
+                } else {
+                    guard let request = try HTTPHeadParser.parseRequest(&headBuffer, streamOffset: offset) else { return events }
+                    events.append(.request(request))
+                }
+                frames = WebSocketFrameParser(configuration: frames.configuration,
+                                              streamOffset: offset + before - headBuffer.readableBytes)
+            } catch {
+                events.append(.error(error))
+                frames = WebSocketFrameParser(configuration: frames.configuration, streamOffset: frames.offset)
+            }
+            headDone = true
+            frames.append(headBuffer)
+            headBuffer = ByteBuffer()
+        } else {
+            frames.append(bytes)
+        }
+        while true {
+            do {
+                guard let frame = try frames.next() else { break }
+                events.append(.frame(frame))
+                do {
+                    switch try assembler.push(frame) {
+                    case .message(let message)?: events.append(.message(message))
+                    case let control?: events.append(.control(control))
+                    case nil: break
+                    }
+                } catch {
+                    events.append(.error(error))
+                }
+            } catch {
+                if !error.isRecoverable {
+                    if !reportedBrokenStream { events.append(.error(error)) }
+                    reportedBrokenStream = true
+                    break
+                }
+                events.append(.error(error))
+            }
+        }
+        return events
+    }
+}

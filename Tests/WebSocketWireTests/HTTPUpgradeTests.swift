@@ -1,0 +1,111 @@
+import NIOCore
+import NIOHTTP1
+import Testing
+import WebSocketWire
+
+@Suite("HTTP Upgrade")
+struct HTTPUpgradeTests {
+    static let request = """
+        GET /wmqtt HTTP/1.1\r
+        Host: jp1-web-noti.worksmobile.com\r
+        Upgrade: websocket\r
+        Connection: Upgrade\r
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r
+        Origin: https://talk.worksmobile.com\r
+        Sec-WebSocket-Protocol: mqtt\r
+        Sec-WebSocket-Version: 13\r
+        Cookie: WORKS_SES=fake-session; NEO_SES=fake\r
+        \r\n
+        """
+    static let response = """
+        HTTP/1.1 101 Switching Protocols\r
+        Upgrade: websocket\r
+        Connection: Upgrade\r
+        Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r
+        Sec-WebSocket-Protocol: mqtt\r
+        \r\n
+        """
+
+    /// RFC 6455 §1.3: the sample key and its accept value.
+    @Test func acceptValue() {
+        #expect(WebSocketHandshake.acceptValue(forKey: "dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+    }
+
+    @Test func worksHandshakeParsesAndChecks() throws {
+        var requestBytes = ByteBuffer(string: Self.request + "\u{82}")
+        let request = try #require(try HTTPHeadParser.parseRequest(&requestBytes))
+        #expect(request.method == .GET)
+        #expect(request.target == "/wmqtt")
+        #expect(request.subprotocols == ["mqtt"])
+        #expect(request.headers.first(name: "cookie") == "WORKS_SES=fake-session; NEO_SES=fake")
+        #expect(requestBytes.readableBytes == 2)  // the byte after the head is left (UTF-8 of U+0082)
+        var responseBytes = ByteBuffer(string: Self.response)
+        let response = try #require(try HTTPHeadParser.parseResponse(&responseBytes, streamOffset: 500))
+        #expect(response.status == .switchingProtocols)
+        #expect(response.subprotocol == "mqtt")
+        #expect(response.range == 500..<(500 + Self.response.utf8.count))
+        #expect(WebSocketHandshake.problems(request: request, response: response).isEmpty)
+    }
+
+    @Test func incompleteHeadNeedsMoreBytes() throws {
+        var partial = ByteBuffer(bytes: Self.request.utf8.dropLast(3))
+        #expect(try HTTPHeadParser.parseRequest(&partial) == nil)
+        #expect(partial.readableBytes == Self.request.utf8.count - 3)
+    }
+
+    @Test func mismatchesAreReported() throws {
+        var requestBytes = ByteBuffer(string: Self.request)
+        let request = try #require(try HTTPHeadParser.parseRequest(&requestBytes))
+        var wrong = ByteBuffer(string: Self.response.replacing("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", with: "AAAA")
+            .replacing("Protocol: mqtt", with: "Protocol: wamp"))
+        let response = try #require(try HTTPHeadParser.parseResponse(&wrong))
+        let problems = WebSocketHandshake.problems(request: request, response: response)
+        #expect(problems.count == 2)
+        #expect(problems.allSatisfy { $0.code == .handshakeMismatch })
+        var refused = ByteBuffer(string: "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
+        let refusal = try #require(try HTTPHeadParser.parseResponse(&refused))
+        #expect(WebSocketHandshake.problems(request: request, response: refusal).first?.reason.contains("401") == true)
+    }
+
+    @Test(arguments: [
+        ("GET /x HTTP/1.1\r\nHost : a\r\n\r\n", WebSocketWireError.Code.malformedHeader, 17),
+        ("GET /x HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", .malformedHeader, 26),
+        ("GET /x HTTP/1.1\r\nno colon here\r\n\r\n", .malformedHeader, 17),
+        ("GET /x\r\n\r\n", .malformedStartLine, 0),
+        ("GET /x HTTQ/1.1\r\n\r\n", .malformedStartLine, 7),
+    ])
+    func malformedRequests(text: String, code: WebSocketWireError.Code, offset: Int) {
+        var bytes = ByteBuffer(string: text)
+        #expect { _ = try HTTPHeadParser.parseRequest(&bytes) } throws: { error in
+            guard let error = error as? WebSocketWireError else { return false }
+            return error.code == code && error.offset == offset
+        }
+    }
+
+    @Test func headLimit() {
+        var bytes = ByteBuffer(string: "GET / HTTP/1.1\r\n" + String(repeating: "X-A: b\r\n", count: 3000))
+        #expect { _ = try HTTPHeadParser.parseRequest(&bytes) } throws: {
+            ($0 as? WebSocketWireError)?.code == .headTooLarge
+        }
+    }
+
+    @Test func streamDecoderRunsHeadFramesAndMessages() throws {
+        var decoder = try WebSocketStreamDecoder(direction: .serverToClient)
+        var wire = ByteBuffer(string: Self.response)
+        wire.writeBytes(hexBytes("82 02 20 02 89 00"))
+        var events: [WebSocketStreamDecoder.Event] = []
+        for byte in wire.readableBytesView { events += decoder.feed(ByteBuffer(bytes: [byte])) }
+        var kinds: [String] = []
+        for event in events {
+            switch event {
+            case .response: kinds.append("response")
+            case .frame(let frame): kinds.append("frame@\(frame.offset)")
+            case .message(let message): kinds.append("message \(message.data.readableBytes)")
+            case .control: kinds.append("control")
+            case .request, .error: kinds.append("other")
+            }
+        }
+        let head = Self.response.utf8.count
+        #expect(kinds == ["response", "frame@\(head)", "message 2", "frame@\(head + 4)", "control"])
+    }
+}
