@@ -59,6 +59,7 @@ let package = Package(
                 "WebSocketWire",
                 "COpenSSL",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),
@@ -100,7 +101,11 @@ let package = Package(
         ),
         .testTarget(
             name: "DialectsTests",
-            dependencies: ["Dialects", "MQTTWire", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [
+                "Dialects", "MQTTWire", "WebSocketWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "CPcapTests",

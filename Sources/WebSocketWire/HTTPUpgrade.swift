@@ -66,6 +66,15 @@ public struct HTTPUpgradeRequest: WebSocketHandshakeHead, Equatable {
     /// Stream offsets of the head, from the request line to the blank line included.
     public var range: Range<Int>
 
+    public init(method: HTTPMethod, target: String, version: HTTPVersion = .http1_1, headers: HTTPHeaders,
+                range: Range<Int> = 0..<0) {
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.range = range
+    }
+
     public var key: String? { headers.first(name: "Sec-WebSocket-Key") }
 }
 
@@ -76,6 +85,15 @@ public struct HTTPUpgradeResponse: WebSocketHandshakeHead, Equatable {
     public var reasonPhrase: String
     public var headers: HTTPHeaders
     public var range: Range<Int>
+
+    public init(version: HTTPVersion = .http1_1, status: HTTPResponseStatus, reasonPhrase: String, headers: HTTPHeaders,
+                range: Range<Int> = 0..<0) {
+        self.version = version
+        self.status = status
+        self.reasonPhrase = reasonPhrase
+        self.headers = headers
+        self.range = range
+    }
 
     public var accept: String? { headers.first(name: "Sec-WebSocket-Accept") }
     /// The subprotocol the server chose.

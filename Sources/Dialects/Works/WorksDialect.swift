@@ -1,0 +1,167 @@
+public import MQTTWire
+public import NIOCore
+
+/// Works MQTT (PROTOCOLS.md §1): MQTT 3.1.1 over WebSocket to `/wmqtt`, cookie-authenticated,
+/// JSON notifications pushed in PUBLISH packets.
+public struct WorksDialect: MQTTDialect {
+    public let name = "works"
+
+    public init() {}
+
+    public func detect(_ evidence: DetectionEvidence) -> DetectionConfidence {
+        var confidence = DetectionConfidence.none
+        if let request = evidence.request {
+            let host = request.headers.first(name: "Host") ?? ""
+            let origin = request.headers.first(name: "Origin") ?? ""
+            let cookie = request.headers.first(name: "Cookie") ?? ""
+            if request.target.hasSuffix("/wmqtt") && host.contains("worksmobile") { return .certain }
+            if request.target.hasSuffix("/wmqtt") || origin.contains("worksmobile.com") || cookie.contains("WORKS_") {
+                confidence = .likely
+            }
+        }
+        for packet in evidence.mqttPackets {
+            switch packet {
+            case .connect(let connect) where connect.clientIdentifier.hasPrefix("web-beejs_"):
+                confidence = max(confidence, .likely)
+            case .publish(let publish):
+                if let json = try? JSONReader.parse(publish.payload), json["nType"] != nil || json["notification-id"] != nil {
+                    confidence = max(confidence, .likely)
+                }
+            default: continue
+            }
+        }
+        return confidence
+    }
+
+    public func annotate(_ publish: PublishPacket, redactor: Redactor?) -> AnnotatedMessage {
+        let payload: WorksPayload
+        do {
+            payload = try WorksPayload.parse(publish.payload)
+        } catch {
+            return AnnotatedMessage(
+                dialect: name, kind: "unparsed",
+                summary: "\(publish.topicName): \(publish.payload.readableBytes) bytes that are not JSON",
+                fields: [AnnotatedField("topic", publish.topicName)],
+                warnings: ["\(error)"])
+        }
+        var annotation = annotate(payload, redactor: redactor)
+        annotation.fields.insert(AnnotatedField("topic", publish.topicName), at: 0)
+        return annotation
+    }
+
+    /// The annotation of a parsed payload.
+    public func annotate(_ payload: WorksPayload, redactor: Redactor?) -> AnnotatedMessage {
+        switch payload {
+        case .notification(let n): return annotate(n, redactor: redactor)
+        case .readReceipt(let r):
+            var fields = [AnnotatedField("command", "\(r.command)")]
+            fields.appendIfPresent("channel.number", r.channelNumber)
+            fields.appendIfPresent("reader", r.readerID)
+            fields.appendIfPresent("message.serial", r.messageSerial)
+            fields += Self.fields(r.otherFields, redactor: redactor)
+            let summary = "read receipt · channel \(r.channelNumber.map(String.init) ?? "?") · reader \(r.readerID.map(String.init) ?? "?") read up to message \(r.messageSerial.map(String.init) ?? "?")"
+            return AnnotatedMessage(dialect: name, kind: "read-receipt", summary: summary, fields: fields)
+        case .channelMessage(let m):
+            var fields: [AnnotatedField] = []
+            fields.appendIfPresent("message.type", m.messageTypeCode)
+            fields.appendIfPresent("channel.number", m.channelNumber)
+            fields.appendIfPresent("writer", m.writerName)
+            fields.appendIfPresent("text", m.message)
+            fields.appendIfPresent("created", m.createTime.map(Self.timestamp))
+            fields.appendIfPresent("updated", m.updateTime.map(Self.timestamp))
+            fields.appendIfPresent("members", m.memberCount)
+            fields.appendIfPresent("message.tid", m.messageTID)
+            fields.appendIfPresent("message.status", m.statusType)
+            fields += Self.fields(m.otherFields, redactor: redactor)
+            let summary = "channel message · channel \(m.channelNumber.map(String.init) ?? "?") · \(m.writerName ?? "?"): \(Self.oneLine(m.message ?? ""))"
+            return AnnotatedMessage(dialect: name, kind: "channel-message", summary: summary, fields: fields)
+        case .other(let json):
+            let shown = redactor.map { $0.redact(json: json) } ?? json
+            return AnnotatedMessage(dialect: name, kind: "other", summary: "unrecognised payload \(Self.oneLine(shown.description, limit: 120))",
+                                    fields: [AnnotatedField("json", shown.description)])
+        }
+    }
+
+    private func annotate(_ n: WorksNotification, redactor: Redactor?) -> AnnotatedMessage {
+        var fields = [AnnotatedField("notification.type", "\(n.type)")]
+        if let japanese = n.type.displayName?.japanese { fields.append(AnnotatedField("notification.type.ja", japanese)) }
+        fields.appendIfPresent("loc-key", n.locKey.map { "\($0)" })
+        fields.appendIfPresent("channel.number", n.channelNumber)
+        fields.appendIfPresent("channel.type", n.channelType.map { "\($0)" })
+        fields.appendIfPresent("channel.title", n.channelTitle)
+        fields.appendIfPresent("sender.name", n.senderName)
+        fields.appendIfPresent("sender.user", n.fromUserNumber)
+        fields.appendIfPresent("text", n.text)
+        for (index, arg) in n.locArgs.enumerated().dropFirst(2) { fields.append(AnnotatedField("loc-args\(index)", arg)) }
+        fields.appendIfPresent("sticker", n.sticker.map { "\($0)" })
+        if let extras = n.extras { fields.append(AnnotatedField("extras", (redactor?.redact(json: extras) ?? extras).description)) }
+        fields.appendIfPresent("created", n.createTime.map(Self.timestamp))
+        fields.appendIfPresent("notification.id", n.notificationID)
+        fields.appendIfPresent("message.number", n.messageNumber)
+        fields.appendIfPresent("user", n.userNumber)
+        fields.appendIfPresent("domain", n.domainID)
+        fields.appendIfPresent("badge", n.badge)
+        fields.appendIfPresent("token", n.token.map { redactor?.pseudonym($0, kind: "token") ?? $0 })
+        fields += Self.fields(n.otherFields, redactor: redactor)
+        var warnings: [String] = []
+        if let extrasError = n.extrasError { warnings.append("extras: \(extrasError)") }
+        if !n.type.isKnown { warnings.append("notification type \(n.type.rawValue) is not in the code table") }
+
+        var channel = "channel \(n.channelNumber.map(String.init) ?? "?")"
+        if let title = n.channelTitle, !title.isEmpty { channel += " 「\(Self.oneLine(title, limit: 40))」" }
+        if let type = n.channelType { channel += " (\(type.displayName?.english ?? "type \(type.rawValue)"))" }
+        let body: String
+        if let sticker = n.sticker {
+            body = "\(sticker)"
+        } else if let text = n.text {
+            body = Self.oneLine(text)
+        } else {
+            body = "[\(n.type.displayName?.english ?? "type \(n.type.rawValue)")]"
+        }
+        let what = n.locKey?.rawValue ?? "nType \(n.type.rawValue)"
+        let summary = "\(what) · \(channel) · \(n.senderName ?? "?"): \(body)"
+        return AnnotatedMessage(dialect: name, kind: "notification", summary: summary, fields: fields, warnings: warnings)
+    }
+
+    private static func fields(_ members: [JSONMember], redactor: Redactor?) -> [AnnotatedField] {
+        members.map { member in
+            let value = redactor.map { $0.redact(json: .object([member])) }?[member.key] ?? member.value
+            return AnnotatedField(member.key, value.stringValue ?? value.description)
+        }
+    }
+
+    /// Epoch milliseconds as UTC ISO 8601 with milliseconds.
+    static func timestamp(_ milliseconds: Int64) -> String {
+        let seconds = Int64((Double(milliseconds) / 1000).rounded(.down))
+        let millis = milliseconds - seconds * 1000
+        // Civil from days (Howard Hinnant's algorithm): no Foundation needed in the codec.
+        let days = Int64((Double(seconds) / 86_400).rounded(.down))
+        let secondOfDay = seconds - days * 86_400
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        func pad(_ value: Int64, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(secondOfDay / 3600, 2)):\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2)).\(pad(millis, 3))Z"
+    }
+
+    /// Text on one line: newlines shown as ⏎, cut at `limit` characters with an ellipsis.
+    static func oneLine(_ text: String, limit: Int = 200) -> String {
+        let flat = text.replacing("\r\n", with: "⏎").replacing("\n", with: "⏎")
+        return flat.count > limit ? String(flat.prefix(limit)) + "…" : flat
+    }
+}
+
+extension [AnnotatedField] {
+    mutating func appendIfPresent(_ name: String, _ value: (some CustomStringConvertible)?) {
+        if let value { append(AnnotatedField(name, value.description)) }
+    }
+}

@@ -1,0 +1,192 @@
+public import NIOCore
+
+/// A sticker, from a notification's `extras` (PROTOCOLS.md §1: `{stkType, pkgId, stkId, stkOpt?, pkgVer?}`).
+public struct StickerInfo: Sendable, Hashable, CustomStringConvertible {
+    public var type: StickerType
+    public var packageID: String
+    public var stickerID: String
+    public var options: String?
+    public var packageVersion: String?
+
+    /// nil when `extras` does not describe a sticker.
+    public init?(extras: JSONValue) {
+        guard let type = extras["stkType"]?.stringValue,
+              let packageID = extras["pkgId"].flatMap(Self.text),
+              let stickerID = extras["stkId"].flatMap(Self.text) else { return nil }
+        self.type = StickerType(rawValue: type)
+        self.packageID = packageID
+        self.stickerID = stickerID
+        options = extras["stkOpt"].flatMap(Self.text)
+        packageVersion = extras["pkgVer"].flatMap(Self.text)
+    }
+
+    private static func text(_ value: JSONValue) -> String? {
+        switch value {
+        case .string(let text), .number(let text): text
+        default: nil
+        }
+    }
+
+    public var description: String {
+        var text = "[sticker \(type.rawValue) \(packageID)/\(stickerID)"
+        if let options, !options.isEmpty { text += " \(options)" }
+        return text + "]"
+    }
+}
+
+/// A push notification (`nType` present). Modelled fields are typed; every other field
+/// is kept, in order, in ``otherFields``.
+public struct WorksNotification: Sendable, Hashable {
+    public var type: NotificationType
+    public var channelNumber: Int64?
+    public var channelType: ChannelType?
+    public var channelTitle: String?
+    public var locKey: LocKey?
+    /// `loc-args0`, `loc-args1`, …: the sender's name, then the text.
+    public var locArgs: [String]
+    public var extras: JSONValue?
+    /// Why `extras` (a JSON string inside the JSON) did not parse, if it did not.
+    public var extrasError: JSONError?
+    public var sticker: StickerInfo?
+    public var fromUserNumber: Int64?
+    /// Epoch milliseconds.
+    public var createTime: Int64?
+    public var notificationID: String?
+    public var messageNumber: Int64?
+    public var userNumber: Int64?
+    public var domainID: Int64?
+    public var badge: Int64?
+    /// A secret: redact before showing.
+    public var token: String?
+    public var otherFields: [JSONMember]
+
+    public var senderName: String? { locArgs.first }
+    public var text: String? { locArgs.count > 1 ? locArgs[1] : nil }
+
+    static let modelledKeys: Set<String> = [
+        "nType", "chNo", "chType", "chTitle", "loc-key", "extras", "fromUserNo", "createTime", "notification-id",
+        "messageNo", "userNo", "domain_id", "badge", "token",
+    ]
+
+    init(_ members: [JSONMember], object: JSONValue) {
+        type = NotificationType(rawValue: Int(object["nType"]?.intValue ?? -1))
+        channelNumber = object["chNo"]?.intValue
+        channelType = object["chType"]?.intValue.map { ChannelType(rawValue: Int($0)) }
+        channelTitle = object["chTitle"]?.stringValue
+        locKey = object["loc-key"]?.stringValue.map(LocKey.init(rawValue:))
+        fromUserNumber = object["fromUserNo"]?.intValue
+        createTime = object["createTime"]?.intValue
+        notificationID = object["notification-id"]?.stringValue
+        messageNumber = object["messageNo"]?.intValue
+        userNumber = object["userNo"]?.intValue
+        domainID = object["domain_id"]?.intValue
+        badge = object["badge"]?.intValue
+        token = object["token"]?.stringValue
+        // loc-args0…N in numeric order, wherever they stand in the object.
+        var args: [(Int, String)] = []
+        var others: [JSONMember] = []
+        for member in members {
+            if member.key.hasPrefix("loc-args"), let index = Int(member.key.dropFirst(8)) {
+                args.append((index, member.value.stringValue ?? member.value.description))
+            } else if !Self.modelledKeys.contains(member.key) {
+                others.append(member)
+            }
+        }
+        locArgs = args.sorted { $0.0 < $1.0 }.map(\.1)
+        otherFields = others
+        switch object["extras"] {
+        case .string(let text)?:
+            do {
+                let parsed = try JSONReader.parse(text)
+                extras = parsed
+                sticker = StickerInfo(extras: parsed)
+            } catch {
+                extrasError = error
+            }
+        case let value?:
+            extras = value
+            sticker = StickerInfo(extras: value)
+        case nil:
+            break
+        }
+    }
+}
+
+/// A read receipt (`command` 93004): who read the channel up to which message.
+public struct ReadReceipt: Sendable, Hashable {
+    public var command: ControlCommand
+    public var channelNumber: Int64?
+    public var readerID: Int64?
+    public var messageSerial: Int64?
+    public var otherFields: [JSONMember]
+
+    init(_ members: [JSONMember], object: JSONValue) {
+        command = ControlCommand(rawValue: Int(object["command"]?.intValue ?? 0))
+        channelNumber = object["chNo"]?.intValue
+        readerID = object["readerId"]?.intValue
+        messageSerial = object["msgSn"]?.intValue
+        otherFields = members.filter { !["command", "chNo", "readerId", "msgSn"].contains($0.key) }
+    }
+}
+
+/// A channel message (`msgTypeCode` present; its fields are a guess in PROTOCOLS.md).
+public struct ChannelMessage: Sendable, Hashable {
+    public var messageTypeCode: Int64?
+    public var channelNumber: Int64?
+    public var message: String?
+    public var writerName: String?
+    public var createTime: Int64?
+    public var updateTime: Int64?
+    public var memberCount: Int64?
+    public var messageTID: String?
+    public var statusType: String?
+    public var otherFields: [JSONMember]
+
+    static let modelledKeys: Set<String> = [
+        "msgTypeCode", "chNo", "msg", "writerInfo", "ctime", "utime", "mbrCnt", "msgTid", "msgStatusType",
+    ]
+
+    init(_ members: [JSONMember], object: JSONValue) {
+        messageTypeCode = object["msgTypeCode"]?.intValue
+        channelNumber = object["chNo"]?.intValue
+        message = object["msg"]?.stringValue
+        writerName = object["writerInfo"]?["name"]?.stringValue
+        createTime = object["ctime"]?.intValue
+        updateTime = object["utime"]?.intValue
+        memberCount = object["mbrCnt"]?.intValue
+        messageTID = object["msgTid"].map { $0.stringValue ?? $0.description }
+        statusType = object["msgStatusType"].map { $0.stringValue ?? $0.description }
+        otherFields = members.filter { !Self.modelledKeys.contains($0.key) }
+    }
+}
+
+/// A Works PUBLISH payload, routed by PROTOCOLS.md §1: `nType` → notification;
+/// else `command == 93004` → read receipt; else `msgTypeCode` → channel message.
+public enum WorksPayload: Sendable, Hashable {
+    case notification(WorksNotification)
+    case readReceipt(ReadReceipt)
+    case channelMessage(ChannelMessage)
+    /// Valid JSON that none of the rules matched; kept whole.
+    case other(JSONValue)
+
+    public init(json: JSONValue) {
+        guard let members = json.members else {
+            self = .other(json)
+            return
+        }
+        if json["nType"] != nil {
+            self = .notification(WorksNotification(members, object: json))
+        } else if json["command"]?.intValue == Int64(ControlCommand.read.rawValue) {
+            self = .readReceipt(ReadReceipt(members, object: json))
+        } else if json["msgTypeCode"] != nil {
+            self = .channelMessage(ChannelMessage(members, object: json))
+        } else {
+            self = .other(json)
+        }
+    }
+
+    /// Parses a PUBLISH payload.
+    public static func parse(_ payload: ByteBuffer) throws(JSONError) -> WorksPayload {
+        WorksPayload(json: try JSONReader.parse(payload))
+    }
+}

@@ -1,0 +1,47 @@
+import Dialects
+import NIOCore
+import Testing
+
+@Suite("JSON reader")
+struct JSONReaderTests {
+    @Test func keepsKeyOrderDuplicatesAndExactNumbers() throws {
+        let value = try JSONReader.parse(#"{"z":1,"a":[true,false,null],"z":9007199254740993,"f":-1.5e3}"#)
+        #expect(value.members?.map(\.key) == ["z", "a", "z", "f"])
+        #expect(value["z"] == .number("1"))
+        #expect(value.members?[2].value == .number("9007199254740993"))
+        #expect(value.members?[2].value.intValue == 9_007_199_254_740_993)
+        #expect(value.description == #"{"z":1,"a":[true,false,null],"z":9007199254740993,"f":-1.5e3}"#)
+    }
+
+    @Test func escapesAndSurrogatePairs() throws {
+        let value = try JSONReader.parse(#"["a\"b\\c\/\n\u3042\ud83d\ude00", "生の日本語"]"#)
+        #expect(value == .array([.string("a\"b\\c/\nあ😀"), .string("生の日本語")]))
+    }
+
+    @Test(arguments: [
+        (#"{"a":1,}"#, 7),
+        (#"{"a" 1}"#, 5),
+        (#"[1,2"#, 4),
+        (#"{"a":tru}"#, 5),
+        ("[\"\u{1}\"]", 2),
+        (#"["\ud800"]"#, 8),
+        (#"[01]"#, 2),
+        (#"{"a":1} x"#, 8),
+        (#""unterminated"#, 13),
+    ])
+    func syntaxErrorsCarryTheOffset(text: String, offset: Int) {
+        #expect { _ = try JSONReader.parse(text) } throws: { ($0 as? JSONError)?.offset == offset }
+    }
+
+    @Test func invalidUTF8InAString() {
+        var bytes = ByteBuffer(string: #"{"a":""#)
+        bytes.writeBytes([0xC3, 0x28])
+        bytes.writeString(#""}"#)
+        #expect { _ = try JSONReader.parse(bytes) } throws: { ($0 as? JSONError)?.offset == 6 }
+    }
+
+    @Test func nestingIsBounded() {
+        let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
+        #expect { _ = try JSONReader.parse(deep) } throws: { ($0 as? JSONError)?.reason.contains("nesting") == true }
+    }
+}

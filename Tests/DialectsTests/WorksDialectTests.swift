@@ -1,0 +1,166 @@
+import Dialects
+import MQTTWire
+import NIOCore
+import NIOHTTP1
+import Testing
+import WebSocketWire
+
+enum WorksFixtures {
+    static let text = #"""
+        {"nType":1,"chNo":123456789,"chType":2,"chTitle":"開発チーム","loc-key":"REV_MSG","loc-args0":"田中 太郎",
+         "loc-args1":"こんにちは\n明日の件です","fromUserNo":110001,"createTime":1700000000123,
+         "notification-id":"msg.123456789.42","messageNo":42,"badge":3,"token":"tok-SECRET-1","ocn":7,"sType":"x"}
+        """#
+    static let sticker = #"""
+        {"nType":18,"chNo":555,"chType":1,"loc-key":"REV_MSG","loc-args0":"Alice",
+         "extras":"{\"stkType\":\"line\",\"pkgId\":\"11537\",\"stkId\":\"52002734\",\"stkOpt\":\"A\"}",
+         "notification-id":"msg.555.7"}
+        """#
+    static let readReceipt = #"{"command":93004,"chNo":555,"readerId":110002,"msgSn":77,"extra":"kept"}"#
+    static let channelMessage = #"""
+        {"msgTypeCode":1,"chNo":42,"msg":"hi all","writerInfo":{"name":"Bob"},"ctime":0,"mbrCnt":5,"msgTid":"t-1"}
+        """#
+
+    static func publish(_ json: String) -> PublishPacket {
+        PublishPacket(qos: .atLeastOnce, topicName: "notification", packetIdentifier: 1, payload: ByteBuffer(string: json))
+    }
+}
+
+@Suite("Works dialect")
+struct WorksDialectTests {
+    let dialect = WorksDialect()
+
+    @Test func textNotification() throws {
+        guard case .notification(let n) = try WorksPayload.parse(ByteBuffer(string: WorksFixtures.text)) else {
+            Issue.record("not a notification")
+            return
+        }
+        #expect(n.type == .message)
+        #expect(n.channelNumber == 123_456_789)
+        #expect(n.channelType?.displayName?.english == "room")
+        #expect(n.senderName == "田中 太郎")
+        #expect(n.text == "こんにちは\n明日の件です")
+        #expect(n.otherFields.map(\.key) == ["ocn", "sType"])  // unknown fields kept, in order
+        let annotation = dialect.annotate(WorksFixtures.publish(WorksFixtures.text), redactor: nil)
+        #expect(annotation.kind == "notification")
+        #expect(annotation.summary == "REV_MSG · channel 123456789 「開発チーム」 (room) · 田中 太郎: こんにちは⏎明日の件です")
+        #expect(annotation.field("notification.type.ja") == "テキスト")
+        #expect(annotation.field("created") == "2023-11-14T22:13:20.123Z")
+        #expect(annotation.field("ocn") == "7")
+        #expect(annotation.field("token") == "tok-SECRET-1")
+    }
+
+    @Test func stickerFromExtras() throws {
+        let annotation = dialect.annotate(WorksFixtures.publish(WorksFixtures.sticker), redactor: nil)
+        #expect(annotation.summary == "REV_MSG · channel 555 (private) · Alice: [sticker line 11537/52002734 A]")
+        guard case .notification(let n) = try WorksPayload.parse(ByteBuffer(string: WorksFixtures.sticker)) else { return }
+        #expect(n.sticker?.type.displayName?.japanese == "LINEスタンプ")
+        #expect(n.sticker?.stickerID == "52002734")
+    }
+
+    @Test func brokenExtrasIsAWarningNotAFailure() {
+        let json = #"{"nType":18,"chNo":1,"loc-args0":"A","extras":"{not json"}"#
+        let annotation = dialect.annotate(WorksFixtures.publish(json), redactor: nil)
+        #expect(annotation.kind == "notification")
+        #expect(annotation.warnings.first?.hasPrefix("extras: JSON syntax error at byte 1") == true)
+    }
+
+    @Test func readReceiptAndChannelMessage() {
+        let read = dialect.annotate(WorksFixtures.publish(WorksFixtures.readReceipt), redactor: nil)
+        #expect(read.kind == "read-receipt")
+        #expect(read.summary == "read receipt · channel 555 · reader 110002 read up to message 77")
+        #expect(read.field("extra") == "kept")
+        let message = dialect.annotate(WorksFixtures.publish(WorksFixtures.channelMessage), redactor: nil)
+        #expect(message.kind == "channel-message")
+        #expect(message.summary == "channel message · channel 42 · Bob: hi all")
+        #expect(message.field("created") == "1970-01-01T00:00:00.000Z")
+    }
+
+    @Test func unknownCodesAreKeptRaw() {
+        let json = #"{"nType":77,"chType":99,"loc-key":"REV_NEW_THING","chNo":1,"loc-args0":"A"}"#
+        let annotation = dialect.annotate(WorksFixtures.publish(json), redactor: nil)
+        #expect(annotation.field("notification.type") == "unknown(77)")
+        #expect(annotation.field("channel.type") == "unknown(99)")
+        #expect(annotation.field("loc-key") == "unknown(REV_NEW_THING)")
+        #expect(annotation.summary == "REV_NEW_THING · channel 1 (type 99) · A: [type 77]")
+        #expect(annotation.warnings == ["notification type 77 is not in the code table"])
+    }
+
+    @Test func notJSON() {
+        let annotation = dialect.annotate(
+            PublishPacket(topicName: "t", payload: ByteBuffer(bytes: [0xFF, 0x00])), redactor: nil)
+        #expect(annotation.kind == "unparsed")
+        #expect(annotation.warnings.first?.contains("byte 0") == true)
+    }
+
+    @Test(arguments: [
+        (0, "offline"), (1, "PC online"), (138, "away + app installed + web online"),
+        (139, "PC online + away + app installed + web online"), (140, "mobile foreground + app installed + web online"),
+        (1024 + 2, "away + bit 10"),
+    ])
+    func presenceBits(raw: Int, names: String) {
+        #expect(PresenceStatus(rawValue: raw).names.joined(separator: " + ") == names)
+    }
+
+    @Test func codeTablesHaveBothLanguages() {
+        for table in [NotificationType.names, ChannelType.names, ControlCommand.names] {
+            for (_, name) in table {
+                #expect(!name.english.isEmpty && !name.japanese.isEmpty)
+            }
+        }
+        #expect(ControlCommand(rawValue: 93005).description == "93005 (recall)")
+    }
+
+    @Test func detection() {
+        var headers = HTTPHeaders()
+        headers.add(name: "Host", value: "jp1-web-noti.worksmobile.com")
+        let request = HTTPUpgradeRequest(method: .GET, target: "/wmqtt", version: .http1_1, headers: headers, range: 0..<1)
+        #expect(dialect.detect(DetectionEvidence(request: request)) == .certain)
+        let connect = MQTTPacket.connect(ConnectPacket(keepAlive: 50, clientIdentifier: "web-beejs_0123456789ab", username: "dummy"))
+        #expect(dialect.detect(DetectionEvidence(mqttPackets: [connect])) == .likely)
+        #expect(dialect.detect(DetectionEvidence(mqttPackets: [.publish(WorksFixtures.publish(WorksFixtures.text))])) == .likely)
+        #expect(dialect.detect(DetectionEvidence(mqttPackets: [.publish(WorksFixtures.publish(#"{"x":1}"#))])) == .none)
+    }
+}
+
+@Suite("Redaction")
+struct RedactionTests {
+    @Test func pseudonymsAreStablePerKeyAndHideTheSecret() {
+        let one = Redactor(key: Array("key-one".utf8))
+        let two = Redactor(key: Array("key-two".utf8))
+        #expect(one.pseudonym("tok-SECRET-1", kind: "token") == one.pseudonym("tok-SECRET-1", kind: "token"))
+        #expect(one.pseudonym("tok-SECRET-1", kind: "token") != one.pseudonym("tok-SECRET-2", kind: "token"))
+        #expect(one.pseudonym("tok-SECRET-1", kind: "token") != two.pseudonym("tok-SECRET-1", kind: "token"))
+        #expect(one.pseudonym("x", kind: "token").hasPrefix("‹token:"))
+    }
+
+    @Test func worksAnnotationRedactsTheToken() {
+        let redactor = Redactor(key: Array("k".utf8))
+        let annotation = WorksDialect().annotate(WorksFixtures.publish(WorksFixtures.text), redactor: redactor)
+        #expect(annotation.field("token") == redactor.pseudonym("tok-SECRET-1", kind: "token"))
+        #expect(!annotation.fields.contains { $0.value.contains("SECRET") })
+    }
+
+    @Test func headersKeepNamesNotValues() {
+        let redactor = Redactor(key: Array("k".utf8))
+        var headers = HTTPHeaders()
+        headers.add(name: "Cookie", value: "WORKS_SES=abc; NEO_SES=def")
+        headers.add(name: "Authorization", value: "Bearer s3cr3t")
+        headers.add(name: "Origin", value: "https://talk.worksmobile.com")
+        let redacted = redactor.redact(headers: headers)
+        let cookie = redacted.first(name: "Cookie") ?? ""
+        #expect(cookie.hasPrefix("WORKS_SES=‹cookie:"))
+        #expect(cookie.contains("; NEO_SES=‹cookie:"))
+        #expect(!cookie.contains("abc") && !cookie.contains("def"))
+        #expect(redacted.first(name: "Authorization")?.hasPrefix("Bearer ‹credential:") == true)
+        #expect(redacted.first(name: "Origin") == "https://talk.worksmobile.com")
+    }
+
+    @Test func nestedJSONSecretsAndMQTTPasswords() {
+        let redactor = Redactor(key: Array("k".utf8))
+        let json = JSONValue.object([JSONMember(key: "a", value: .array([.object([JSONMember(key: "Token", value: .string("t"))])]))])
+        #expect(!redactor.redact(json: json).description.contains("\"t\""))
+        let connect = ConnectPacket(clientIdentifier: "c", username: "u", password: ByteBuffer(string: "hunter2"))
+        #expect(redactor.redact(connect: connect).password != ByteBuffer(string: "hunter2"))
+    }
+}
