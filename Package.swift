@@ -21,6 +21,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     ],
     targets: [
         // System libraries, each through its own module map.
@@ -64,12 +65,24 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // Pipelines.
+        .target(
+            name: "Dissector",
+            dependencies: [
+                "MQTTWire", "WebSocketWire", "Dialects",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
         // Front ends.
         .executableTarget(
             name: "wmq-demo",
             dependencies: [
-                "MQTTWire", "WebSocketWire", "Dialects",
+                "MQTTWire", "WebSocketWire", "Dialects", "Dissector",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
         ),

@@ -50,6 +50,10 @@ public struct WebSocketStreamDecoder {
                 if direction == .serverToClient {
                     guard let response = try HTTPHeadParser.parseResponse(&headBuffer, streamOffset: offset) else { return events }
                     events.append(.response(response))
+                    // Frames in the same segment as the response may already be compressed.
+                    if let deflate = PerMessageDeflateParameters(extensions: response.extensions) {
+                        try enableDeflate(deflate)
+                    }
                 } else {
                     guard let request = try HTTPHeadParser.parseRequest(&headBuffer, streamOffset: offset) else { return events }
                     events.append(.request(request))

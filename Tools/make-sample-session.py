@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Writes captures/works-sample.wmqs: a Works MQTT-over-WebSocket session as two byte
+streams (client->server, server->client), in the order the bytes crossed the wire.
+
+The MQTT and WebSocket encodings here are written independently of the Swift codecs on
+purpose: the demo and the end-to-end tests then check our decoders against a second
+implementation, not against themselves. All cookies and tokens are obvious fakes.
+
+Format (docs in captures/README.md): b"WMQS" 0x01, then records of
+  direction (b"C" client->server or b"S" server->client), length (uint32 big-endian), bytes.
+Record boundaries are like TCP segments: they may cut a WebSocket frame or an MQTT packet.
+"""
+import base64
+import hashlib
+import json
+import struct
+import sys
+
+GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+CLIENT_ID = "web-beejs_0123456789ab"
+
+
+def remaining_length(n):
+    out = bytearray()
+    while True:
+        byte = n % 128
+        n //= 128
+        if n:
+            byte |= 0x80
+        out.append(byte)
+        if not n:
+            return bytes(out)
+
+
+def mqtt_string(text):
+    data = text.encode("utf-8")
+    return struct.pack(">H", len(data)) + data
+
+
+def packet(first_byte, body):
+    return bytes([first_byte]) + remaining_length(len(body)) + body
+
+
+def connect():
+    body = mqtt_string("MQTT") + bytes([4, 0x82]) + struct.pack(">H", 50)
+    body += mqtt_string(CLIENT_ID) + mqtt_string("dummy")
+    return packet(0x10, body)
+
+
+def publish(topic, payload, qos=1, packet_id=1):
+    body = mqtt_string(topic)
+    if qos:
+        body += struct.pack(">H", packet_id)
+    return packet(0x30 | (qos << 1), body + payload)
+
+
+def ws_frame(payload, opcode=0x2, fin=True, mask=None):
+    first = (0x80 if fin else 0) | opcode
+    n = len(payload)
+    mask_bit = 0x80 if mask else 0
+    if n < 126:
+        header = bytes([first, mask_bit | n])
+    elif n < 65536:
+        header = bytes([first, mask_bit | 126]) + struct.pack(">H", n)
+    else:
+        header = bytes([first, mask_bit | 127]) + struct.pack(">Q", n)
+    if mask:
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        header += mask
+    return header + payload
+
+
+def client(payload, opcode=0x2, fin=True, key=b"\x37\xfa\x21\x3d"):
+    return ws_frame(payload, opcode, fin, key)
+
+
+def notification(**fields):
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def main(path):
+    request = (
+        "GET /wmqtt HTTP/1.1\r\n"
+        "Host: jp1-web-noti.worksmobile.com\r\n"
+        "Upgrade: websocket\r\n"
+        "Connection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {KEY}\r\n"
+        "Sec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Protocol: mqtt\r\n"
+        "Origin: https://talk.worksmobile.com\r\n"
+        "User-Agent: Mozilla/5.0 (X11; Linux x86_64) wmq-sample\r\n"
+        "Cookie: WORKS_USER_ID=fake-user; WORKS_SES=fake-session-not-real; NEO_SES=fake-neo; WORKS_RE_LOC=jp1\r\n"
+        "\r\n"
+    ).encode()
+    accept = base64.b64encode(hashlib.sha1((KEY + GUID).encode()).digest()).decode()
+    response = (
+        "HTTP/1.1 101 Switching Protocols\r\n"
+        "Upgrade: websocket\r\n"
+        "Connection: Upgrade\r\n"
+        f"Sec-WebSocket-Accept: {accept}\r\n"
+        "Sec-WebSocket-Protocol: mqtt\r\n"
+        "\r\n"
+    ).encode()
+
+    text = notification(**{
+        "nType": 1, "chNo": 300012345, "chType": 2, "chTitle": "開発チーム", "loc-key": "REV_MSG",
+        "loc-args0": "田中 太郎", "loc-args1": "明日のリリース、準備できました👍", "fromUserNo": 110001,
+        "createTime": 1763776800123, "notification-id": "msg.300012345.1001", "messageNo": 1001,
+        "badge": 1, "token": "fake-token-0001", "sType": 0, "ocn": 1,
+    })
+    sticker_extras = json.dumps({"stkType": "line", "pkgId": "11537", "stkId": "52002734", "stkOpt": ""})
+    sticker = notification(**{
+        "nType": 18, "chNo": 300012345, "chType": 2, "chTitle": "開発チーム", "loc-key": "REV_MSG",
+        "loc-args0": "Alice Smith", "extras": sticker_extras, "fromUserNo": 110002,
+        "createTime": 1763776805456, "notification-id": "msg.300012345.1002", "messageNo": 1002,
+        "token": "fake-token-0002",
+    })
+    receipt = notification(command=93004, chNo=300012345, readerId=110002, msgSn=1002)
+    message = notification(msgTypeCode=1, chNo=300099, msg="Standup in 5 minutes", writerInfo={"name": "Bob"},
+                           ctime=1763776810000, mbrCnt=4, msgTid="t-77")
+
+    publish_text = publish("notification", text, qos=1, packet_id=1)
+    publish_sticker = publish("notification", sticker, qos=1, packet_id=2)
+    publish_receipt = publish("notification", receipt, qos=0)
+    publish_message = publish("notification", message, qos=0)
+    text_frame = ws_frame(publish_text)
+    cut = len(text_frame) // 2
+    split_at = len(publish_message) // 3
+
+    records = [
+        (b"C", request),
+        (b"S", response),
+        (b"C", client(connect())),
+        (b"S", ws_frame(bytes([0x20, 0x02, 0x00, 0x00]))),  # CONNACK accepted
+        # The text notification's frame arrives in two TCP segments.
+        (b"S", text_frame[:cut]),
+        (b"S", text_frame[cut:]),
+        (b"C", client(bytes([0x40, 0x02, 0x00, 0x01]))),  # PUBACK 1
+        # Two MQTT packets in one WebSocket message: the sticker and a read receipt.
+        (b"S", ws_frame(publish_sticker + publish_receipt)),
+        (b"C", client(bytes([0x40, 0x02, 0x00, 0x02]), key=b"\x01\x02\x03\x04")),  # PUBACK 2
+        # One MQTT packet split across two WebSocket messages.
+        (b"S", ws_frame(publish_message[:split_at]) + ws_frame(publish_message[split_at:])),
+        (b"C", client(bytes([0xC0, 0x00]), key=b"\xaa\xbb\xcc\xdd")),  # PINGREQ
+        (b"S", ws_frame(bytes([0xD0, 0x00]))),  # PINGRESP
+        (b"C", client(bytes([0xE0, 0x00]), key=b"\x10\x20\x30\x40")),  # DISCONNECT
+        (b"C", client(struct.pack(">H", 1000) + "bye".encode(), opcode=0x8, key=b"\x0f\x0e\x0d\x0c")),
+        (b"S", ws_frame(struct.pack(">H", 1000), opcode=0x8)),
+    ]
+    with open(path, "wb") as out:
+        out.write(b"WMQS\x01")
+        for direction, data in records:
+            out.write(direction + struct.pack(">I", len(data)) + data)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "captures/works-sample.wmqs")
