@@ -33,14 +33,23 @@ public struct MQTTDecoder: Sendable {
     /// The version packets are decoded with now.
     public var version: ProtocolVersion
     /// Stream offsets of the last packet returned by ``next()``.
-    public private(set) var lastPacketRange: Range<Int> = 0..<0
+    public internal(set) var lastPacketRange: Range<Int> = 0..<0
+    /// Whether the one-pass path for common packets is used (tests turn it off to
+    /// compare both paths).
+    var usesFastPath = true
 
-    private var buffer: ByteBuffer
+    var buffer: ByteBuffer
     /// Stream offset of `buffer.readerIndex`.
-    private var streamOffset: Int
+    var streamOffset: Int
+    /// The last PUBLISH topic, reused when the next one has the same bytes.
+    var lastTopic = ""
     /// Bytes of a rejected packet still to be dropped as they arrive.
     private var bytesToSkip = 0
-    private var brokenStream: MQTTWireError?
+    private var brokenStream: MQTTWireError? {
+        didSet { isBroken = brokenStream != nil }
+    }
+    /// Mirrors `brokenStream != nil`, cheap to test on the hot path.
+    private var isBroken = false
 
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
@@ -84,6 +93,7 @@ public struct MQTTDecoder: Sendable {
     /// The next complete packet, `nil` when more bytes are needed, or the error of the
     /// next packet.
     public mutating func next() throws(MQTTWireError) -> MQTTPacket? {
+        if usesFastPath && bytesToSkip == 0 && !isBroken, let packet = fastNext() { return packet }
         if let brokenStream { throw brokenStream }
         if bytesToSkip > 0 {
             let dropped = min(bytesToSkip, buffer.readableBytes)

@@ -1,22 +1,23 @@
 public import NIOCore
 
-/// One MQTT control packet of either protocol version.
+/// One MQTT control packet of either protocol version. The rare, large packets are
+/// `indirect` so that the common ones (PUBLISH, acknowledgements) move cheaply.
 public enum MQTTPacket: Sendable, Hashable {
-    case connect(ConnectPacket)
-    case connack(ConnAckPacket)
+    indirect case connect(ConnectPacket)
+    indirect case connack(ConnAckPacket)
     case publish(PublishPacket)
     case puback(PublishResponsePacket)
     case pubrec(PublishResponsePacket)
     case pubrel(PublishResponsePacket)
     case pubcomp(PublishResponsePacket)
-    case subscribe(SubscribePacket)
-    case suback(SubAckPacket)
-    case unsubscribe(UnsubscribePacket)
-    case unsuback(UnsubAckPacket)
+    indirect case subscribe(SubscribePacket)
+    indirect case suback(SubAckPacket)
+    indirect case unsubscribe(UnsubscribePacket)
+    indirect case unsuback(UnsubAckPacket)
     case pingreq
     case pingresp
-    case disconnect(DisconnectPacket)
-    case auth(AuthPacket)
+    indirect case disconnect(DisconnectPacket)
+    indirect case auth(AuthPacket)
 
     public var type: PacketType {
         switch self {

@@ -1,4 +1,4 @@
-import MQTTWire
+@testable import MQTTWire
 import NIOCore
 import Testing
 
@@ -47,5 +47,45 @@ struct RoundTripTests {
             #expect(decoder.lastPacketRange == expectedStart..<(expectedStart + bytes.count))
             expectedStart += bytes.count
         }
+    }
+}
+
+@Suite("Fast path")
+struct FastPathTests {
+    /// The one-pass path for common packets and the full decoder agree on every
+    /// generated stream, and the fast path never accepts what the full one rejects.
+    @Test func fastAndFullPathsAgree() throws {
+        var generator = PacketGenerator(seed: 99, version: .v3_1_1)
+        let types: [PacketType] = [.publish, .puback, .pubrec, .pubrel, .pubcomp, .pingreq, .pingresp, .disconnect]
+        var packets = (0..<3000).map { index in generator.packet(types[index % types.count]) }
+        // Repeated topics exercise the topic cache.
+        packets += (0..<50).map { _ in .publish(PublishPacket(topicName: "/domains/1/users/2", payload: ByteBuffer(string: "x"))) }
+        let stream = try packets.flatMap { try encode($0) }
+        for chunk in [Int.max, 1, 333] {
+            var fast = MQTTDecoder()
+            var full = MQTTDecoder()
+            full.usesFastPath = false
+            var fastPackets: [MQTTPacket] = []
+            var fullPackets: [MQTTPacket] = []
+            var index = 0
+            while index < stream.count {
+                let end = min(stream.count, index + chunk)
+                fast.append(contentsOf: stream[index..<end])
+                full.append(contentsOf: stream[index..<end])
+                index = end
+                while let packet = try fast.next() { fastPackets.append(packet) }
+                while let packet = try full.next() { fullPackets.append(packet) }
+            }
+            #expect(fastPackets == packets)
+            #expect(fullPackets == packets)
+        }
+    }
+
+    @Test(arguments: ValidationTests.cases.filter { $0.version == .v3_1_1 })
+    func fullPathErrorsStandWithTheFastPathOff(_ malformed: MalformedCase) {
+        var decoder = MQTTDecoder()
+        decoder.usesFastPath = false
+        decoder.append(contentsOf: hexBytes(malformed.hex))
+        #expect { _ = try decoder.next() } throws: { ($0 as? MQTTWireError)?.code == malformed.code }
     }
 }
