@@ -121,12 +121,20 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "DissectorTests",
+            dependencies: [
+                "Dissector", "Dialects", "MQTTWire", "WebSocketWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
             name: "CPcapTests",
             dependencies: ["CPcap"]
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["MQTTWire", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["wmq-demo"]
         ),
     ],
     swiftLanguageModes: [.v6]

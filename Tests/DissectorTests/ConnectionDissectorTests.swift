@@ -1,0 +1,115 @@
+import Dialects
+import Dissector
+import Foundation
+import MQTTWire
+import NIOCore
+import NIOWebSocket
+import Testing
+import WebSocketWire
+
+@Suite("Connection dissector")
+struct ConnectionDissectorTests {
+    static let sample: ByteStreamRecording? = {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("captures/works-sample.wmqs")
+        guard let data = try? Data(contentsOf: url) else { return nil }
+        return try? ByteStreamRecording(ByteBuffer(bytes: data))
+    }()
+
+    static func packets(_ recording: ByteStreamRecording, chunk: Int) throws -> [String] {
+        var dissector = try ConnectionDissector(redactor: Redactor(key: [1]))
+        var out: [String] = []
+        for record in recording.records {
+            var bytes = record.bytes
+            while bytes.readableBytes > 0 {
+                let piece = bytes.readSlice(length: min(chunk, bytes.readableBytes)) ?? ByteBuffer()
+                for event in dissector.feed(piece, direction: record.direction) {
+                    switch event.kind {
+                    case .mqtt(let packet, let annotation): out.append("\(packet) \(annotation?.summary ?? "")")
+                    case .error(let layer, let description): out.append("\(layer) \(description)")
+                    default: continue
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// TCP may cut the stream anywhere: the result does not depend on where.
+    @Test func resultDoesNotDependOnSegmentation() throws {
+        let recording = try #require(Self.sample)
+        let whole = try Self.packets(recording, chunk: .max)
+        #expect(whole.count == 11)
+        #expect(try Self.packets(recording, chunk: 1) == whole)
+        #expect(try Self.packets(recording, chunk: 7) == whole)
+    }
+
+    static func serverStream(_ frames: [(WebSocketFrame, WebSocketMaskingKey?)]) -> ByteBuffer {
+        var out = ByteBuffer(string: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        for (frame, key) in frames { WebSocketFrameWriter.write(frame, maskKey: key, into: &out) }
+        return out
+    }
+
+    @Test func framingAnomaliesAreWarnings() throws {
+        var dissector = try ConnectionDissector(redactor: nil)
+        let pingresp = ByteBuffer(bytes: [0xD0, 0x00])
+        // A text frame must hold UTF-8: this PUBLISH does (U+0000 is valid UTF-8).
+        let publish = ByteBuffer(bytes: [0x30, 0x04, 0x00, 0x01, 0x74, 0x78])
+        let events = dissector.feed(Self.serverStream([
+            (WebSocketFrame(fin: true, opcode: .text, data: publish), nil),
+            (WebSocketFrame(fin: true, opcode: .binary, data: pingresp), [1, 2, 3, 4]),
+        ]), direction: .serverToClient)
+        let warnings = events.compactMap { event -> [String]? in
+            if case .mqtt = event.kind { return event.warnings }
+            return nil
+        }
+        #expect(warnings == [
+            ["MQTT in a text frame (MQTT over WebSocket uses binary frames)"],
+            ["WebSocket: masked server frame"],
+        ])
+    }
+
+    /// Several packets in one message, one packet over two messages, and a broken
+    /// packet between good ones.
+    @Test func packetsAndMessagesDoNotHaveToAlign() throws {
+        var dissector = try ConnectionDissector(redactor: nil)
+        let encoder = MQTTEncoder()
+        var packets = ByteBuffer()
+        try encoder.encode(.pingresp, into: &packets)
+        try encoder.encode(.puback(PublishResponsePacket(packetIdentifier: 9)), into: &packets)
+        packets.writeBytes([0x40, 0x02, 0x00, 0x00])  // PUBACK id 0: [MQTT-2.3.1-1]
+        try encoder.encode(.publish(PublishPacket(topicName: "t", payload: ByteBuffer(string: "{}"))), into: &packets)
+        let first = packets.getSlice(at: 0, length: 12) ?? ByteBuffer()
+        let second = packets.getSlice(at: 12, length: packets.readableBytes - 12) ?? ByteBuffer()
+        let events = dissector.feed(Self.serverStream([
+            (WebSocketFrame(fin: true, opcode: .binary, data: first), nil),
+            (WebSocketFrame(fin: true, opcode: .binary, data: second), nil),
+        ]), direction: .serverToClient)
+        let lines: [String] = events.compactMap { event in
+            switch event.kind {
+            case .mqtt(let packet, _): return "\(packet)" + (event.warnings.isEmpty ? "" : " ⚠ \(event.warnings.joined())")
+            case .error(let layer, let description): return "\(layer): \(description.prefix(50))"
+            default: return nil
+            }
+        }
+        #expect(lines == [
+            "PINGRESP",
+            "PUBACK id 9",
+            "MQTT: MQTT invalidPacketIdentifier in PUBACK at byte 8: ",
+            "PUBLISH QoS 0 \"t\" 2 bytes ⚠ MQTT packet split across WebSocket messages",
+        ])
+    }
+
+    @Test func permessageDeflateNegotiatedInTheHandshake() throws {
+        var dissector = try ConnectionDissector(redactor: nil)
+        var wire = ByteBuffer(string: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n\r\n")
+        // "Hello" is not MQTT, but a PINGRESP compressed by zlib is: C0 → D0 00.
+        wire.writeBytes([0xC2, 0x04, 0xBA, 0xC0, 0x00, 0x00])
+        let events = dissector.feed(wire, direction: .serverToClient)
+        let decoded = events.contains { if case .mqtt(.pingresp, _) = $0.kind { return true } else { return false } }
+        let errors = events.compactMap { if case .error(_, let description) = $0.kind { return description } else { return nil } }
+        #expect(errors == [])
+        #expect(decoded)
+    }
+}
