@@ -133,16 +133,12 @@ struct DemoTests {
     /// The committed sample is exactly what the generator writes: it was made by the
     /// project's own script, with an MQTT/WebSocket encoder independent of ours.
     @Test func sampleIsReproducible() throws {
-        let python = ["/usr/bin/python3", "/usr/local/bin/python3"].first { FileManager.default.isExecutableFile(atPath: $0) }
-        guard let python else {
-            Issue.record("python3 is needed to regenerate the sample (make deps installs it)")
-            return
-        }
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-sample-\(UUID().uuidString).wmqs")
         defer { try? FileManager.default.removeItem(at: out) }
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [Self.root.appendingPathComponent("Tools/make-sample-session.py").path, out.path]
+        // python3 from PATH; `make deps` installs it. Missing, the run fails (status 127).
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", Self.root.appendingPathComponent("Tools/make-sample-session.py").path, out.path]
         try process.run()
         process.waitUntilExit()
         #expect(process.terminationStatus == 0)

@@ -1,0 +1,29 @@
+# wmq — see README.md. Every target installs what is missing first.
+SWIFT ?= swift
+.DEFAULT_GOAL := demo
+.PHONY: deps build demo test bench sample clean
+
+deps:
+	@Tools/setup
+
+build: deps
+	$(SWIFT) build
+
+# Decodes the bundled sample session (captures/works-sample.wmqs) into annotated Works messages.
+demo: build
+	$(SWIFT) run --skip-build wmq-demo captures/works-sample.wmqs
+
+# Every test: unit, property, end-to-end (the built binaries).
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+bench: deps
+	Tools/bench codecs
+
+# Regenerates the sample session from its generator script.
+sample:
+	python3 Tools/make-sample-session.py captures/works-sample.wmqs
+
+clean:
+	rm -rf .build
