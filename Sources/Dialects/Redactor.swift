@@ -1,6 +1,6 @@
 import COpenSSL
 public import MQTTWire
-public import NIOCore
+import NIOCore
 public import NIOHTTP1
 
 /// Replaces secrets with stable keyed pseudonyms: the same secret under the same key

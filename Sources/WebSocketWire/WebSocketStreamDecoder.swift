@@ -1,5 +1,5 @@
 public import NIOCore
-public import NIOWebSocket
+import NIOWebSocket
 
 /// One direction of a WebSocket connection as a dissector sees it: the HTTP head, then
 /// frames, then messages. Every step reports what it found; errors are reported as

@@ -1,5 +1,5 @@
 public import MQTTWire
-public import NIOCore
+import NIOCore
 
 /// Works MQTT (PROTOCOLS.md §1): MQTT 3.1.1 over WebSocket to `/wmqtt`, cookie-authenticated,
 /// JSON notifications pushed in PUBLISH packets.
