@@ -38,13 +38,19 @@ let package = Package(
 
         // Codecs: pure, synchronous, no I/O.
         .target(
-            name: "MQTTWire",
+            name: "ByteStream",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "MQTTWire",
+            dependencies: ["ByteStream", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSettings
         ),
         .target(
             name: "WebSocketWire",
             dependencies: [
+                "ByteStream",
                 "COpenSSL",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
@@ -98,6 +104,10 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        .testTarget(
+            name: "ByteStreamTests",
+            dependencies: ["ByteStream", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         .testTarget(
             name: "MQTTWireTests",
             dependencies: ["MQTTWire", .product(name: "NIOCore", package: "swift-nio")]

@@ -1,3 +1,4 @@
+import ByteStream
 import NIOCore
 
 /// The fast path: the packets a Works stream is made of (3.1.1 PUBLISH, the four
@@ -18,7 +19,7 @@ extension MQTTDecoder {
         let version = self.version
         let maximum = configuration.maximumPacketSize
         let cached = lastTopic
-        let scan: FastPacket = buffer.withUnsafeReadableBytes { raw in
+        let scan: FastPacket = input.withUnsafeReadableBytes { raw in
             let count = raw.count
             guard count >= 2 else { return .none }
             let first = raw[0]
@@ -100,15 +101,14 @@ extension MQTTDecoder {
             total = size
         case .publish(let flags, let topic, let identifier, let payloadStart, let size):
             lastTopic = topic
-            let payload = buffer.getSlice(at: buffer.readerIndex + payloadStart, length: size - payloadStart) ?? ByteBuffer()
+            let payload = input.slice(at: payloadStart, length: size - payloadStart) ?? ByteBuffer()
             packet = .publish(PublishPacket(
                 dup: flags & 0x08 != 0, qos: QoS(rawValue: (flags >> 1) & 0x03) ?? .atMostOnce, retain: flags & 0x01 != 0,
                 topicName: topic, packetIdentifier: identifier, payload: payload))
             total = size
         }
-        buffer.moveReaderIndex(forwardBy: total)
-        lastPacketRange = streamOffset..<(streamOffset + total)
-        streamOffset += total
+        lastPacketRange = input.offset..<(input.offset + total)
+        input.consume(total)
         return packet
     }
 }

@@ -1,3 +1,4 @@
+import ByteStream
 public import NIOCore
 
 /// An incremental MQTT decoder for one direction of one connection.
@@ -38,13 +39,9 @@ public struct MQTTDecoder: Sendable {
     /// compare both paths).
     var usesFastPath = true
 
-    var buffer: ByteBuffer
-    /// Stream offset of `buffer.readerIndex`.
-    var streamOffset: Int
+    var input = StreamBuffer()
     /// The last PUBLISH topic, reused when the next one has the same bytes.
     var lastTopic = ""
-    /// Bytes of a rejected packet still to be dropped as they arrive.
-    private var bytesToSkip = 0
     private var brokenStream: MQTTWireError? {
         didSet { isBroken = brokenStream != nil }
     }
@@ -54,75 +51,55 @@ public struct MQTTDecoder: Sendable {
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
         self.version = configuration.version
-        self.buffer = ByteBuffer()
-        self.streamOffset = 0
     }
 
     /// Bytes received and not yet decoded.
-    public var bufferedByteCount: Int { buffer.readableBytes }
+    public var bufferedByteCount: Int { input.readableBytes }
     /// Stream offset of the next byte to decode.
-    public var offset: Int { streamOffset }
+    public var offset: Int { input.offset }
 
     /// Adds bytes to decode. When nothing is buffered the buffer is adopted, not copied.
     public mutating func append(_ bytes: ByteBuffer) {
-        if buffer.readableBytes == 0 {
-            buffer = bytes
-        } else {
-            var bytes = bytes
-            buffer.writeBuffer(&bytes)
-        }
+        input.append(bytes)
     }
 
     public mutating func append(contentsOf bytes: some Sequence<UInt8>) {
-        buffer.writeBytes(bytes)
+        input.append(contentsOf: bytes)
     }
 
     /// Forgets buffered bytes and any error; decoding restarts at `streamOffset`
     /// (a packet boundary the caller knows of, such as the start of a WebSocket message).
     public mutating func reset(streamOffset: Int? = nil) {
-        if let streamOffset {
-            self.streamOffset = streamOffset
-        } else {
-            self.streamOffset += buffer.readableBytes
-        }
-        buffer.clear()
-        bytesToSkip = 0
+        input.reset(offset: streamOffset)
         brokenStream = nil
     }
 
     /// The next complete packet, `nil` when more bytes are needed, or the error of the
     /// next packet.
     public mutating func next() throws(MQTTWireError) -> MQTTPacket? {
-        if usesFastPath && bytesToSkip == 0 && !isBroken, let packet = fastNext() { return packet }
+        if usesFastPath && !isBroken && !input.isSkipping, let packet = fastNext() { return packet }
         if let brokenStream { throw brokenStream }
-        if bytesToSkip > 0 {
-            let dropped = min(bytesToSkip, buffer.readableBytes)
-            consume(dropped)
-            bytesToSkip -= dropped
-            if bytesToSkip > 0 { return nil }
-        }
-        guard let header = try readFixedHeader() else {
-            compactIfNeeded()
+        guard !input.isSkipping, let header = try readFixedHeader() else {
+            input.compact()
             return nil
         }
-        let start = streamOffset
+        let start = input.offset
         let total = header.headerLength + header.remainingLength
         if let problem = header.problem {
-            skip(total)
+            input.skip(total)
             throw problem.with(packetType: header.type ?? .connect, recoverable: true)
         }
         guard total <= configuration.maximumPacketSize else {
-            skip(total)
+            input.skip(total)
             throw MQTTWireError(
                 code: .packetTooLarge, offset: start, packetType: header.type,
                 reason: "packet of \(total) bytes exceeds the maximum of \(configuration.maximumPacketSize)",
                 specReference: "MQTT-3.2.2-15", isRecoverable: true)
         }
-        guard buffer.readableBytes >= total, let type = header.type else { return nil }
-        buffer.moveReaderIndex(forwardBy: header.headerLength)
-        // readableBytes >= total was checked above, so this slice always exists.
-        let body = buffer.readSlice(length: header.remainingLength) ?? ByteBuffer()
-        streamOffset += total
+        guard input.ensureContiguous(total), let type = header.type else { return nil }
+        input.consume(header.headerLength)
+        // ensureContiguous(total) was checked above, so this slice always exists.
+        let body = input.readSlice(length: header.remainingLength) ?? ByteBuffer()
         lastPacketRange = start..<(start + total)
         do {
             var reader = BodyReader(buffer: body, base: start + header.headerLength, type: type, packetStart: start)
@@ -147,15 +124,16 @@ public struct MQTTDecoder: Sendable {
     }
 
     private mutating func readFixedHeader() throws(MQTTWireError) -> FixedHeader? {
-        let available = buffer.readableBytes
+        _ = input.ensureContiguous(min(5, input.readableBytes))
+        let available = input.readableBytes
         guard available >= 2 else { return nil }
-        let reader = buffer.readerIndex
+        let streamOffset = input.offset
         // readableBytes >= 2 was checked above.
-        let first = buffer.getInteger(at: reader, as: UInt8.self) ?? 0
+        let first = input.byte(at: 0) ?? 0
         var remaining = 0
         var headerLength = 0
         for index in 0..<4 {
-            guard index + 1 < available, let byte = buffer.getInteger(at: reader + 1 + index, as: UInt8.self) else {
+            guard index + 1 < available, let byte = input.byte(at: 1 + index) else {
                 return nil
             }
             remaining |= Int(byte & 0x7F) << (7 * index)
@@ -190,25 +168,6 @@ public struct MQTTDecoder: Sendable {
                 specReference: version == .v5 ? "MQTT-2.1.3-1" : "MQTT-2.2.2-1, MQTT-2.2.2-2")
         }
         return header
-    }
-
-    private mutating func consume(_ count: Int) {
-        buffer.moveReaderIndex(forwardBy: count)
-        streamOffset += count
-    }
-
-    private mutating func skip(_ total: Int) {
-        let now = min(total, buffer.readableBytes)
-        consume(now)
-        bytesToSkip = total - now
-    }
-
-    private mutating func compactIfNeeded() {
-        if buffer.readableBytes == 0 {
-            buffer.clear()
-        } else if buffer.readerIndex > 65_536 && buffer.readerIndex > buffer.readableBytes {
-            buffer.discardReadBytes()
-        }
     }
 }
 

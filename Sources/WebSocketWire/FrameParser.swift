@@ -1,3 +1,4 @@
+import ByteStream
 public import NIOCore
 public import NIOWebSocket
 
@@ -69,65 +70,50 @@ public struct WebSocketFrameParser: Sendable {
     }
 
     public var configuration: Configuration
-    private var buffer = ByteBuffer()
-    private var streamOffset: Int
-    private var bytesToSkip = 0
+    private var input: StreamBuffer
     private var brokenStream: WebSocketWireError?
 
     public init(configuration: Configuration = Configuration(), streamOffset: Int = 0) {
         self.configuration = configuration
-        self.streamOffset = streamOffset
+        input = StreamBuffer(offset: streamOffset)
     }
 
     /// Stream offset of the next byte to parse.
-    public var offset: Int { streamOffset }
-    public var bufferedByteCount: Int { buffer.readableBytes }
+    public var offset: Int { input.offset }
+    public var bufferedByteCount: Int { input.readableBytes }
 
     public mutating func append(_ bytes: ByteBuffer) {
-        if buffer.readableBytes == 0 {
-            buffer = bytes
-        } else {
-            var bytes = bytes
-            buffer.writeBuffer(&bytes)
-        }
+        input.append(bytes)
     }
 
     public mutating func append(contentsOf bytes: some Sequence<UInt8>) {
-        buffer.writeBytes(bytes)
+        input.append(contentsOf: bytes)
     }
-
-    /// The bytes received and not yet parsed; what follows a handshake in the same
-    /// segment, or what is left when a stream is not WebSocket after all.
-    public var unparsedBytes: ByteBuffer { buffer }
 
     public mutating func next() throws(WebSocketWireError) -> ParsedFrame? {
         if let brokenStream { throw brokenStream }
-        if bytesToSkip > 0 {
-            let now = min(bytesToSkip, buffer.readableBytes)
-            consume(now)
-            bytesToSkip -= now
-            if bytesToSkip > 0 { return nil }
-        }
-        let available = buffer.readableBytes
+        guard !input.isSkipping else { return nil }
+        _ = input.ensureContiguous(min(14, input.readableBytes))
+        let available = input.readableBytes
         guard available >= 2 else {
-            if available == 0 { buffer.clear() }
+            input.compact()
             return nil
         }
-        let start = buffer.readerIndex
-        let first = buffer.getInteger(at: start, as: UInt8.self) ?? 0
-        let second = buffer.getInteger(at: start + 1, as: UInt8.self) ?? 0
+        let streamOffset = input.offset
+        let first = input.byte(at: 0) ?? 0
+        let second = input.byte(at: 1) ?? 0
         let masked = second & 0x80 != 0
         var headerLength = 2 + (masked ? 4 : 0)
         var length = Int(second & 0x7F)
         var anomalies: FrameAnomalies = []
         if length == 126 {
             headerLength += 2
-            guard available >= 4, let value = buffer.getInteger(at: start + 2, as: UInt16.self) else { return nil }
+            guard available >= 4, let value = input.integer(at: 2, as: UInt16.self) else { return nil }
             length = Int(value)
             if length < 126 { anomalies.insert(.nonMinimalLength) }
         } else if length == 127 {
             headerLength += 8
-            guard available >= 10, let value = buffer.getInteger(at: start + 2, as: UInt64.self) else { return nil }
+            guard available >= 10, let value = input.integer(at: 2, as: UInt64.self) else { return nil }
             guard value & (1 << 63) == 0 else {
                 let error = WebSocketWireError(
                     code: .lengthTopBitSet, offset: streamOffset + 2,
@@ -143,42 +129,40 @@ public struct WebSocketFrameParser: Sendable {
         guard available >= headerLength else { return nil }
         let total = headerLength &+ length
         if let problem = headerProblem(first: first, length: length) {
-            skip(total)
+            input.skip(total)
             throw problem
         }
-        guard available >= total else { return nil }
+        guard input.ensureContiguous(total) else { return nil }
 
         var maskKey: WebSocketMaskingKey?
         if masked {
-            maskKey = buffer.getBytes(at: start + headerLength - 4, length: 4).flatMap { WebSocketMaskingKey($0) }
+            maskKey = input.slice(at: headerLength - 4, length: 4).flatMap { WebSocketMaskingKey($0.readableBytesView) }
         }
         switch configuration.direction {
         case .clientToServer where !masked: anomalies.insert(.unmaskedClientFrame)
         case .serverToClient where masked: anomalies.insert(.maskedServerFrame)
         default: break
         }
-        buffer.moveReaderIndex(forwardBy: headerLength)
+        input.consume(headerLength)
         let payload: ByteBuffer
         if let maskKey, length > 0 {
-            payload = Self.unmask(&buffer, length: length, key: maskKey)
+            payload = Self.unmask(&input, length: length, key: maskKey)
         } else {
-            // available >= total was checked above.
-            payload = buffer.readSlice(length: length) ?? ByteBuffer()
+            // ensureContiguous(total) was checked above.
+            payload = input.readSlice(length: length) ?? ByteBuffer()
         }
         let frame = WebSocketFrame(
             fin: first & 0x80 != 0, rsv1: first & 0x40 != 0, rsv2: first & 0x20 != 0, rsv3: first & 0x10 != 0,
             opcode: WebSocketOpcode(encodedWebSocketOpcode: first & 0x0F) ?? .binary, maskKey: nil, data: payload)
-        let parsed = ParsedFrame(frame: frame, maskKey: maskKey, offset: streamOffset, headerLength: headerLength,
-                                 anomalies: anomalies)
-        streamOffset += total
-        return parsed
+        return ParsedFrame(frame: frame, maskKey: maskKey, offset: streamOffset, headerLength: headerLength,
+                           anomalies: anomalies)
     }
 
-    /// Reads `length` masked bytes from `buffer` into a new buffer, unmasked.
+    /// Reads `length` masked bytes from `input` into a new buffer, unmasked.
     @inline(__always)
-    static func unmask(_ buffer: inout ByteBuffer, length: Int, key: WebSocketMaskingKey) -> ByteBuffer {
+    static func unmask(_ input: inout StreamBuffer, length: Int, key: WebSocketMaskingKey) -> ByteBuffer {
         var output = ByteBufferAllocator().buffer(capacity: length)
-        buffer.withUnsafeReadableBytes { source in
+        input.withUnsafeReadableBytes { source in
             output.withUnsafeMutableWritableBytes { destination in
                 if let from = source.baseAddress, let to = destination.baseAddress {
                     WebSocketMasking.apply(key: key, source: from, destination: to, count: length)
@@ -186,14 +170,14 @@ public struct WebSocketFrameParser: Sendable {
             }
         }
         output.moveWriterIndex(forwardBy: length)
-        buffer.moveReaderIndex(forwardBy: length)
+        input.consume(length)
         return output
     }
 
     private func headerProblem(first: UInt8, length: Int) -> WebSocketWireError? {
         let opcodeBits = first & 0x0F
         let reserved = WebSocketFrame.ReservedBits(rawValue: first & 0x70)
-        let offset = streamOffset
+        let offset = input.offset
         if !configuration.allowedReservedBits.isSuperset(of: reserved) {
             return WebSocketWireError(
                 code: .reservedBitsSet, offset: offset,
@@ -221,16 +205,5 @@ public struct WebSocketFrameParser: Sendable {
                                       reason: "frame payload of \(length) bytes exceeds the maximum of \(configuration.maximumFrameSize)")
         }
         return nil
-    }
-
-    private mutating func consume(_ count: Int) {
-        buffer.moveReaderIndex(forwardBy: count)
-        streamOffset += count
-    }
-
-    private mutating func skip(_ total: Int) {
-        let now = min(total, buffer.readableBytes)
-        consume(now)
-        bytesToSkip = total - now
     }
 }

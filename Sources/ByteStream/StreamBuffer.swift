@@ -1,0 +1,176 @@
+public import NIOCore
+
+/// The bytes of one direction of a stream, arriving in pieces: what every incremental
+/// parser in wmq reads from. It tracks the stream offset of the next unread byte, skips
+/// the rest of a rejected unit as its bytes arrive, and keeps memory bounded.
+///
+/// Large appends are taken in windows of ``windowSize`` bytes: SwiftNIO slices that start
+/// more than 16 MiB into their storage are copies, so reading one huge buffer directly
+/// would copy every payload sliced from its tail. A window is copied at most once, in
+/// bulk, and payloads sliced from it share its storage.
+public struct StreamBuffer: Sendable {
+    public static let windowSize = 1 << 20
+
+    /// The contiguous bytes parsers read from.
+    @usableFromInline var buffer = ByteBuffer()
+    /// Appended bytes not yet moved into `buffer`.
+    @usableFromInline var backlog: [ByteBuffer] = []
+    @usableFromInline var backlogBytes = 0
+    /// Bytes of a skipped unit still to be dropped as they arrive.
+    @usableFromInline var bytesToSkip = 0
+    /// Stream offset of the first unread byte of `buffer`.
+    @inlinable public var offset: Int { _offset }
+    @usableFromInline var _offset: Int
+
+    public init(offset: Int = 0) {
+        _offset = offset
+    }
+
+    /// Bytes received and not yet read, contiguous or not.
+    @inlinable public var readableBytes: Int { buffer.readableBytes + backlogBytes }
+
+    /// Whether a skip is still dropping bytes.
+    @inlinable public var isSkipping: Bool { bytesToSkip > 0 }
+
+    /// Adds bytes. Small pieces are adopted when nothing is buffered, else copied; large
+    /// ones wait in windows.
+    public mutating func append(_ bytes: ByteBuffer) {
+        if bytes.readableBytes > Self.windowSize || !backlog.isEmpty {
+            backlog.append(bytes)
+            backlogBytes += bytes.readableBytes
+            refill()
+        } else if buffer.readableBytes == 0 {
+            buffer = bytes
+        } else {
+            var bytes = bytes
+            buffer.writeBuffer(&bytes)
+        }
+        dropSkippedBytes()
+    }
+
+    public mutating func append(contentsOf bytes: some Sequence<UInt8>) {
+        append(ByteBuffer(bytes: bytes))
+    }
+
+    /// Makes at least `count` bytes contiguous when that many were received.
+    /// Returns whether they are.
+    @inlinable
+    public mutating func ensureContiguous(_ count: Int) -> Bool {
+        if buffer.readableBytes >= count { return true }
+        guard backlogBytes > 0 else { return false }
+        while buffer.readableBytes < count && backlogBytes > 0 { moveWindow() }
+        return buffer.readableBytes >= count
+    }
+
+    /// Calls `body` with the contiguous unread bytes.
+    @inlinable
+    public func withUnsafeReadableBytes<T>(_ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
+        try buffer.withUnsafeReadableBytes(body)
+    }
+
+    /// A slice of the contiguous bytes, `at` bytes past the first unread one; nothing is consumed.
+    @inlinable
+    public func slice(at index: Int, length: Int) -> ByteBuffer? {
+        buffer.getSlice(at: buffer.readerIndex + index, length: length)
+    }
+
+    /// The byte `at` bytes past the first unread one.
+    @inlinable
+    public func byte(at index: Int) -> UInt8? {
+        buffer.getInteger(at: buffer.readerIndex + index, as: UInt8.self)
+    }
+
+    /// A big-endian integer `at` bytes past the first unread one.
+    @inlinable
+    public func integer<T: FixedWidthInteger>(at index: Int, as type: T.Type = T.self) -> T? {
+        buffer.getInteger(at: buffer.readerIndex + index, as: T.self)
+    }
+
+    /// Marks `count` contiguous bytes as read.
+    @inlinable
+    public mutating func consume(_ count: Int) {
+        buffer.moveReaderIndex(forwardBy: count)
+        _offset += count
+    }
+
+    /// Reads `length` contiguous bytes as a slice.
+    @inlinable
+    public mutating func readSlice(length: Int) -> ByteBuffer? {
+        guard let slice = buffer.readSlice(length: length) else { return nil }
+        _offset += length
+        return slice
+    }
+
+    /// Drops the next `count` bytes: those here now, and the rest as they arrive.
+    public mutating func skip(_ count: Int) {
+        bytesToSkip += count
+        dropSkippedBytes()
+    }
+
+    /// Forgets everything buffered; the next byte appended has stream offset `offset`
+    /// (or the offset after what was forgotten).
+    public mutating func reset(offset: Int? = nil) {
+        _offset = offset ?? _offset + readableBytes + bytesToSkip
+        buffer.clear()
+        backlog.removeAll()
+        backlogBytes = 0
+        bytesToSkip = 0
+    }
+
+    /// Everything unread, contiguous.
+    public mutating func takeAll() -> ByteBuffer {
+        _ = ensureContiguous(readableBytes)
+        let all = buffer.readSlice(length: buffer.readableBytes) ?? ByteBuffer()
+        _offset += all.readableBytes
+        return all
+    }
+
+    /// Frees the memory of what was read. Parsers call it when they need more bytes.
+    public mutating func compact() {
+        if buffer.readableBytes == 0 {
+            buffer.clear()
+            refill()
+        } else if buffer.readerIndex > 65_536 && buffer.readerIndex > buffer.readableBytes {
+            buffer.discardReadBytes()
+        }
+    }
+
+    @usableFromInline
+    mutating func moveWindow() {
+        guard var first = backlog.first else { return }
+        let take = min(Self.windowSize, first.readableBytes)
+        var window = first.readSlice(length: take) ?? ByteBuffer()
+        if first.readableBytes == 0 {
+            backlog.removeFirst()
+        } else {
+            backlog[0] = first
+        }
+        backlogBytes -= take
+        if buffer.readableBytes == 0 {
+            buffer = window
+        } else {
+            // A fresh buffer for the unread rest and the window: appending to the old
+            // storage would let it grow past 16 MiB, where slices are copies again.
+            var merged = ByteBufferAllocator().buffer(capacity: buffer.readableBytes + window.readableBytes)
+            merged.writeBuffer(&buffer)
+            merged.writeBuffer(&window)
+            buffer = merged
+        }
+    }
+
+    private mutating func refill() {
+        while buffer.readableBytes == 0 && backlogBytes > 0 { moveWindow() }
+    }
+
+    private mutating func dropSkippedBytes() {
+        while bytesToSkip > 0 {
+            if buffer.readableBytes == 0 {
+                guard backlogBytes > 0 else { return }
+                moveWindow()
+            }
+            let now = min(bytesToSkip, buffer.readableBytes)
+            consume(now)
+            bytesToSkip -= now
+        }
+    }
+}

@@ -1,0 +1,75 @@
+import ByteStream
+import NIOCore
+import Testing
+
+@Suite("StreamBuffer")
+struct StreamBufferTests {
+    @Test func offsetsAndContiguity() {
+        var stream = StreamBuffer(offset: 100)
+        stream.append(contentsOf: [1, 2, 3])
+        stream.append(contentsOf: [4, 5])
+        #expect(stream.readableBytes == 5)
+        let five = stream.ensureContiguous(5)
+        let six = stream.ensureContiguous(6)
+        #expect(five && !six)
+        stream.consume(2)
+        #expect(stream.offset == 102)
+        #expect(stream.byte(at: 0) == 3)
+        let rest = stream.readSlice(length: 3)
+        #expect(rest == ByteBuffer(bytes: [3, 4, 5]))
+        #expect(stream.offset == 105)
+    }
+
+    @Test func skipDropsBytesAsTheyArrive() {
+        var stream = StreamBuffer()
+        stream.append(contentsOf: [1, 2])
+        stream.skip(5)
+        #expect(stream.isSkipping)
+        #expect(stream.offset == 2)
+        stream.append(contentsOf: [3, 4, 5, 6, 7])
+        #expect(!stream.isSkipping)
+        #expect(stream.offset == 5)
+        #expect(stream.byte(at: 0) == 6)
+    }
+
+    /// A buffer far larger than a window is read in windows: every byte arrives in order,
+    /// slices past 16 MiB of the input share a window's storage instead of being copied
+    /// one by one, and a unit spanning two windows is made contiguous.
+    @Test func largeAppendsAreWindowed() {
+        let size = 20 << 20
+        var big = ByteBuffer()
+        let pattern = (0..<256).map { UInt8($0) }
+        for _ in 0..<(size / 256) { big.writeBytes(pattern) }
+        var stream = StreamBuffer()
+        stream.append(big)
+        #expect(stream.readableBytes == size)
+        var position = 0
+        var sharedStorage = 0
+        while position < size {
+            let length = min(size - position, 300_001)
+            let contiguous = stream.ensureContiguous(length)
+            #expect(contiguous)
+            guard let first = stream.slice(at: 0, length: 1), let next = stream.slice(at: 1, length: 1) else {
+                Issue.record("no slice at \(position)")
+                return
+            }
+            let a = first.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+            let b = next.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+            if b == a + 1 { sharedStorage += 1 }
+            #expect(first.getInteger(at: first.readerIndex, as: UInt8.self) == UInt8(truncatingIfNeeded: position))
+            stream.consume(length)
+            position += length
+        }
+        #expect(stream.readableBytes == 0)
+        #expect(stream.offset == size)
+        #expect(sharedStorage == (size + 300_000) / 300_001)
+    }
+
+    @Test func resetForgetsEverything() {
+        var stream = StreamBuffer()
+        stream.append(contentsOf: [1, 2, 3])
+        stream.skip(10)
+        stream.reset(offset: 50)
+        #expect(stream.readableBytes == 0 && !stream.isSkipping && stream.offset == 50)
+    }
+}
