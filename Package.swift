@@ -73,6 +73,11 @@ let package = Package(
 
         // Pipelines.
         .target(
+            name: "Capture",
+            dependencies: ["CPcap", "ByteStream", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "Dissector",
             dependencies: [
                 "MQTTWire", "WebSocketWire", "Dialects",
@@ -137,6 +142,10 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
             ]
+        ),
+        .testTarget(
+            name: "CaptureTests",
+            dependencies: ["Capture", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "CPcapTests",

@@ -1,0 +1,69 @@
+/// An IPv4 or IPv6 address.
+public enum IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible {
+    case v4(UInt32)
+    case v6(high: UInt64, low: UInt64)
+
+    public var description: String {
+        switch self {
+        case .v4(let value):
+            return [24, 16, 8, 0].map { String((value >> $0) & 0xFF) }.joined(separator: ".")
+        case .v6(let high, let low):
+            let groups = [48, 32, 16, 0].map { UInt16(truncatingIfNeeded: high >> $0) }
+                + [48, 32, 16, 0].map { UInt16(truncatingIfNeeded: low >> $0) }
+            return Self.compress(groups)
+        }
+    }
+
+    /// RFC 5952 text: lower case, the longest run of two or more zero groups as `::`.
+    private static func compress(_ groups: [UInt16]) -> String {
+        var bestStart = -1
+        var bestLength = 0
+        var index = 0
+        while index < groups.count {
+            if groups[index] == 0 {
+                var end = index
+                while end < groups.count && groups[end] == 0 { end += 1 }
+                if end - index > bestLength && end - index >= 2 {
+                    bestStart = index
+                    bestLength = end - index
+                }
+                index = end
+            } else {
+                index += 1
+            }
+        }
+        let text = groups.map { String($0, radix: 16) }
+        guard bestStart >= 0 else { return text.joined(separator: ":") }
+        let head = text[0..<bestStart].joined(separator: ":")
+        let tail = text[(bestStart + bestLength)...].joined(separator: ":")
+        return head + "::" + tail
+    }
+
+    public static func < (lhs: IPAddress, rhs: IPAddress) -> Bool {
+        switch (lhs, rhs) {
+        case (.v4(let a), .v4(let b)): a < b
+        case (.v4, .v6): true
+        case (.v6, .v4): false
+        case (.v6(let a1, let a2), .v6(let b1, let b2)): (a1, a2) < (b1, b2)
+        }
+    }
+}
+
+/// An address and a TCP port.
+public struct Endpoint: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public var address: IPAddress
+    public var port: UInt16
+
+    public init(address: IPAddress, port: UInt16) {
+        self.address = address
+        self.port = port
+    }
+
+    /// `1.2.3.4:80`, `[::1]:80`.
+    public var description: String {
+        if case .v6 = address { return "[\(address)]:\(port)" }
+        return "\(address):\(port)"
+    }
+
+    public static func < (lhs: Endpoint, rhs: Endpoint) -> Bool { (lhs.address, lhs.port) < (rhs.address, rhs.port) }
+}

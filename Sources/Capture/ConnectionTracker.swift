@@ -1,0 +1,182 @@
+public import NIOCore
+
+/// A TCP connection seen in a capture.
+public struct Connection: Sendable, Hashable {
+    /// Stable within one reading of a file: 1 for the first connection seen.
+    public var id: Int
+    public var client: Endpoint
+    public var server: Endpoint
+    /// Whether the capture started after the connection did (no SYN seen), in which case
+    /// client and server are a guess: the side on the lower or assumed port is the server.
+    public var joinedMidstream: Bool
+    public var firstFrame: Int
+    public var firstTime: Double
+
+    public func source(of direction: FlowDirection) -> Endpoint { direction == .clientToServer ? client : server }
+    public func destination(of direction: FlowDirection) -> Endpoint { direction == .clientToServer ? server : client }
+}
+
+/// What the tracker reports, in capture order.
+public enum FlowEvent: Sendable {
+    case opened(Connection)
+    case data(connection: Int, direction: FlowDirection, bytes: ByteBuffer, frame: Int, time: Double)
+    /// Bytes lost in this direction (not captured); the data that follows comes after the hole.
+    case gap(connection: Int, direction: FlowDirection, bytes: Int, frame: Int, time: Double)
+    case closed(connection: Int, reason: CloseReason, frame: Int, time: Double)
+
+    public enum CloseReason: String, Sendable {
+        case fin = "FIN", reset = "RST", reused = "port reused", evicted = "evicted (connection limit)"
+        case endOfCapture = "end of capture"
+    }
+}
+
+/// Follows every TCP connection of a capture: who is client and server, the byte stream
+/// of each direction, gaps, closing, port reuse. Memory is bounded: at most
+/// ``Limits/maximumConnections`` open connections (the least recently active is closed
+/// first) and ``Limits/maximumPendingBytes`` waiting behind a hole per direction.
+public struct ConnectionTracker {
+    public struct Limits: Sendable {
+        public var maximumConnections: Int
+        public var maximumPendingBytes: Int
+        public init(maximumConnections: Int = 10_000, maximumPendingBytes: Int = 1 << 20) {
+            self.maximumConnections = maximumConnections
+            self.maximumPendingBytes = maximumPendingBytes
+        }
+    }
+
+    private struct Key: Hashable {
+        var low: Endpoint
+        var high: Endpoint
+        init(_ a: Endpoint, _ b: Endpoint) {
+            (low, high) = a < b ? (a, b) : (b, a)
+        }
+    }
+
+    private struct State {
+        var connection: Connection
+        var toServer: TCPDirectionReassembler
+        var toClient: TCPDirectionReassembler
+        var clientInitialSequence: UInt32?
+        var reset = false
+        var lastFrame: Int
+        var closed: Bool { reset || (toServer.isFinished && toClient.isFinished) }
+    }
+
+    public let limits: Limits
+    /// Ports assumed to be servers' (from `--assume`), for connections joined midstream.
+    public var serverPorts: Set<UInt16>
+    private var states: [Key: State] = [:]
+    private var nextID = 1
+
+    public init(limits: Limits = Limits(), serverPorts: Set<UInt16> = []) {
+        self.limits = limits
+        self.serverPorts = serverPorts
+    }
+
+    public var openConnectionCount: Int { states.count }
+
+    public mutating func process(_ segment: TCPSegment) -> [FlowEvent] {
+        let key = Key(segment.source, segment.destination)
+        var events: [FlowEvent] = []
+        let isOpeningSYN = segment.flags.contains(.syn) && !segment.flags.contains(.ack)
+        if let state = states[key] {
+            if isOpeningSYN {
+                // The same SYN again is a retransmission; any other opening SYN on this
+                // address pair starts a new connection (port reuse, or the real start of
+                // one joined midstream).
+                let sameHandshake = segment.source == state.connection.client
+                    && state.clientInitialSequence == segment.sequence
+                if !sameHandshake {
+                    if !state.closed {
+                        _ = flushAndClose(state, reason: .reused, frame: segment.frame, time: segment.time, into: &events)
+                    }
+                    states[key] = nil
+                }
+            } else if state.closed {
+                return []  // a late retransmission or ACK after the end
+            }
+        }
+        if states[key] == nil {
+            if states.count >= limits.maximumConnections { evictLeastRecent(into: &events, frame: segment.frame, time: segment.time) }
+            let (client, server, midstream) = roles(of: segment)
+            let connection = Connection(id: nextID, client: client, server: server, joinedMidstream: midstream,
+                                        firstFrame: segment.frame, firstTime: segment.time)
+            nextID += 1
+            states[key] = State(connection: connection,
+                                toServer: TCPDirectionReassembler(maximumPendingBytes: limits.maximumPendingBytes),
+                                toClient: TCPDirectionReassembler(maximumPendingBytes: limits.maximumPendingBytes),
+                                clientInitialSequence: isOpeningSYN ? segment.sequence : nil, lastFrame: segment.frame)
+            events.append(.opened(connection))
+        }
+        guard var state = states[key] else { return events }
+        state.lastFrame = segment.frame
+        let direction: FlowDirection = segment.source == state.connection.client ? .clientToServer : .serverToClient
+        let outputs = direction == .clientToServer ? state.toServer.receive(segment) : state.toClient.receive(segment)
+        append(outputs, connection: state.connection.id, direction: direction, into: &events)
+        if segment.flags.contains(.rst) {
+            state.reset = true
+            state = flushAndClose(state, reason: .reset, frame: segment.frame, time: segment.time, into: &events)
+        } else if state.closed {
+            state = flushAndClose(state, reason: .fin, frame: segment.frame, time: segment.time, into: &events)
+        }
+        states[key] = state
+        return events
+    }
+
+    /// The end of the capture: every open connection is flushed and closed.
+    public mutating func finish(frame: Int, time: Double) -> [FlowEvent] {
+        var events: [FlowEvent] = []
+        for (key, state) in states.sorted(by: { $0.value.connection.id < $1.value.connection.id }) {
+            if !state.closed {
+                _ = flushAndClose(state, reason: .endOfCapture, frame: frame, time: time, into: &events)
+            }
+            states[key] = nil
+        }
+        return events
+    }
+
+    private func roles(of segment: TCPSegment) -> (client: Endpoint, server: Endpoint, midstream: Bool) {
+        if segment.flags.contains(.syn) {
+            return segment.flags.contains(.ack)
+                ? (segment.destination, segment.source, false) : (segment.source, segment.destination, false)
+        }
+        let (a, b) = (segment.source, segment.destination)
+        if serverPorts.contains(b.port) && !serverPorts.contains(a.port) { return (a, b, true) }
+        if serverPorts.contains(a.port) && !serverPorts.contains(b.port) { return (b, a, true) }
+        // Servers listen on the lower port, clients on ephemeral ones.
+        return a.port >= b.port ? (a, b, true) : (b, a, true)
+    }
+
+    private func append(_ outputs: [TCPDirectionReassembler.Output], connection: Int, direction: FlowDirection,
+                        into events: inout [FlowEvent]) {
+        for output in outputs {
+            switch output {
+            case .data(let bytes, let frame, let time):
+                events.append(.data(connection: connection, direction: direction, bytes: bytes, frame: frame, time: time))
+            case .gap(let bytes, let frame, let time):
+                events.append(.gap(connection: connection, direction: direction, bytes: bytes, frame: frame, time: time))
+            }
+        }
+    }
+
+    private func flushAndClose(_ state: State, reason: FlowEvent.CloseReason, frame: Int, time: Double,
+                               into events: inout [FlowEvent]) -> State {
+        var state = state
+        append(state.toServer.flush(), connection: state.connection.id, direction: .clientToServer, into: &events)
+        append(state.toClient.flush(), connection: state.connection.id, direction: .serverToClient, into: &events)
+        events.append(.closed(connection: state.connection.id, reason: reason, frame: frame, time: time))
+        state.reset = true  // closed for good: later segments without SYN are ignored
+        return state
+    }
+
+    private mutating func evictLeastRecent(into events: inout [FlowEvent], frame: Int, time: Double) {
+        // Closed connections go first, then the least recently active open one.
+        if let (key, _) = states.first(where: { $0.value.closed }) {
+            states[key] = nil
+            return
+        }
+        guard let (key, state) = states.min(by: { $0.value.lastFrame < $1.value.lastFrame }) else { return }
+        _ = flushAndClose(state, reason: .evicted, frame: frame, time: time, into: &events)
+        states[key] = nil
+    }
+}

@@ -1,0 +1,119 @@
+import CPcap
+public import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// libpcap link-layer header types wmq decodes (https://www.tcpdump.org/linktypes.html).
+public struct LinkType: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+    public let rawValue: Int32
+    public init(rawValue: Int32) { self.rawValue = rawValue }
+
+    public static let null = LinkType(rawValue: 0)
+    public static let ethernet = LinkType(rawValue: 1)
+    /// DLT_RAW is 12 on most systems, 14 on OpenBSD; LINKTYPE_RAW in files is 101.
+    public static let raw = LinkType(rawValue: 12)
+    public static let rawOpenBSD = LinkType(rawValue: 14)
+    public static let rawLinkType = LinkType(rawValue: 101)
+    public static let loop = LinkType(rawValue: 108)
+    public static let linuxSLL = LinkType(rawValue: 113)
+    public static let ipv4 = LinkType(rawValue: 228)
+    public static let ipv6 = LinkType(rawValue: 229)
+    public static let linuxSLL2 = LinkType(rawValue: 276)
+
+    public var description: String {
+        switch self {
+        case .null: "BSD loopback (NULL)"
+        case .ethernet: "Ethernet"
+        case .raw, .rawOpenBSD, .rawLinkType: "raw IP"
+        case .loop: "OpenBSD loopback (LOOP)"
+        case .linuxSLL: "Linux cooked (SLL)"
+        case .ipv4: "raw IPv4"
+        case .ipv6: "raw IPv6"
+        case .linuxSLL2: "Linux cooked v2 (SLL2)"
+        default: "link type \(rawValue)"
+        }
+    }
+
+    public var isSupported: Bool {
+        [.null, .ethernet, .raw, .rawOpenBSD, .rawLinkType, .loop, .linuxSLL, .ipv4, .ipv6, .linuxSLL2].contains(self)
+    }
+}
+
+/// One captured frame.
+public struct CapturedFrame: Sendable {
+    /// 1 for the first frame of the file.
+    public var number: Int
+    /// Seconds since the epoch, with the file's precision (nanoseconds where it has them).
+    public var time: Double
+    public var data: ByteBuffer
+    /// The length on the wire; larger than `data` when the capture cut the frame (snaplen).
+    public var originalLength: Int
+    public var linkType: LinkType
+}
+
+/// Reads pcap and pcapng files (or standard input, `-`) through libpcap.
+///
+/// Not Sendable: it owns a libpcap handle. One reader per file.
+public final class PcapReader {
+    private let handle: OpaquePointer
+    public let path: String
+    public let linkType: LinkType
+    private var frameNumber = 0
+    private var failed = false
+
+    public init(path: String) throws(CaptureError) {
+        var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
+        guard let handle = pcap_open_offline_with_tstamp_precision(path, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errorBuffer) else {
+            let message = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw CaptureError(layer: .file, offset: 0, reason: Self.explain(message))
+        }
+        self.handle = handle
+        self.path = path
+        linkType = LinkType(rawValue: pcap_datalink(handle))
+    }
+
+    deinit {
+        pcap_close(handle)
+    }
+
+    /// The next frame, nil at the end of the file. A damaged record ends the reading:
+    /// the error says where, and the frames before it were all returned.
+    public func next() throws(CaptureError) -> CapturedFrame? {
+        guard !failed else { return nil }
+        var header: UnsafeMutablePointer<pcap_pkthdr>?
+        var data: UnsafePointer<UInt8>?
+        let status = pcap_next_ex(handle, &header, &data)
+        switch status {
+        case 1:
+            guard let header, let data else { return nil }
+            frameNumber += 1
+            let captured = Int(header.pointee.caplen)
+            let time = Double(header.pointee.ts.tv_sec) + Double(header.pointee.ts.tv_usec) / 1e9
+            return CapturedFrame(
+                number: frameNumber, time: time, data: ByteBuffer(bytes: UnsafeBufferPointer(start: data, count: captured)),
+                originalLength: Int(header.pointee.len), linkType: linkType)
+        case PCAP_ERROR_BREAK:
+            return nil
+        default:
+            failed = true
+            let message = String(cString: pcap_geterr(handle))
+            throw CaptureError(layer: .file, frame: frameNumber + 1, offset: fileOffset,
+                               reason: "after \(frameNumber) frame(s): \(Self.explain(message))")
+        }
+    }
+
+    /// Where libpcap stands in the file (for standard input, the bytes read so far).
+    public var fileOffset: Int {
+        guard let file = pcap_file(handle) else { return 0 }
+        return Int(ftell(file))
+    }
+
+    private static func explain(_ message: String) -> String {
+        if message.contains("unknown file format") || message.contains("bad dump file format") {
+            return "not a pcap or pcapng file (\(message))"
+        }
+        return message
+    }
+}

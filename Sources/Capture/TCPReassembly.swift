@@ -1,0 +1,110 @@
+public import NIOCore
+
+/// Which way bytes flow in a connection.
+public enum FlowDirection: Sendable, Hashable {
+    case clientToServer
+    case serverToClient
+
+    public var reversed: FlowDirection { self == .clientToServer ? .serverToClient : .clientToServer }
+}
+
+/// Serial-number comparison of 32-bit sequence numbers (RFC 1982, as TCP uses them).
+@inline(__always)
+func sequenceDistance(from a: UInt32, to b: UInt32) -> Int { Int(Int32(bitPattern: b &- a)) }
+
+/// One direction of a TCP connection, reassembled into the byte stream the application
+/// sent: out-of-order segments wait, retransmissions are dropped, overlaps trimmed (the
+/// first copy of a byte wins), and a hole that never fills becomes a reported gap.
+struct TCPDirectionReassembler {
+    enum Output {
+        case data(ByteBuffer, frame: Int, time: Double)
+        /// `bytes` missing before the data that follows.
+        case gap(bytes: Int, frame: Int, time: Double)
+    }
+
+    private struct Pending {
+        var sequence: UInt32
+        var bytes: ByteBuffer
+        var frame: Int
+        var time: Double
+    }
+
+    let maximumPendingBytes: Int
+    private(set) var nextSequence: UInt32?
+    private var pending: [Pending] = []
+    private(set) var pendingBytes = 0
+    private(set) var finSequence: UInt32?
+    /// Whether every byte up to a FIN has been delivered.
+    var isFinished: Bool { finSequence != nil && nextSequence == finSequence }
+    private(set) var deliveredBytes = 0
+
+    init(maximumPendingBytes: Int) {
+        self.maximumPendingBytes = maximumPendingBytes
+    }
+
+    mutating func receive(_ segment: TCPSegment) -> [Output] {
+        var sequence = segment.sequence
+        if segment.flags.contains(.syn) {
+            sequence &+= 1
+            if nextSequence == nil || deliveredBytes == 0 { nextSequence = sequence }
+        }
+        let length = segment.payload.readableBytes
+        if segment.flags.contains(.fin) { finSequence = sequence &+ UInt32(truncatingIfNeeded: length) }
+        guard length > 0 else { return [] }
+        guard let next = nextSequence else {
+            // The capture starts inside the connection: this segment is where we join.
+            nextSequence = sequence
+            return receive(data: segment.payload, sequence: sequence, frame: segment.frame, time: segment.time)
+        }
+        // Entirely before what was delivered: a retransmission.
+        if sequenceDistance(from: next, to: sequence &+ UInt32(truncatingIfNeeded: length)) <= 0 { return [] }
+        return receive(data: segment.payload, sequence: sequence, frame: segment.frame, time: segment.time)
+    }
+
+    private mutating func receive(data: ByteBuffer, sequence: UInt32, frame: Int, time: Double) -> [Output] {
+        let index = pending.firstIndex { sequenceDistance(from: sequence, to: $0.sequence) > 0 } ?? pending.endIndex
+        pending.insert(Pending(sequence: sequence, bytes: data, frame: frame, time: time), at: index)
+        pendingBytes += data.readableBytes
+        var out = deliver()
+        // Too much waiting behind a hole: give the hole up as lost.
+        while pendingBytes > maximumPendingBytes, !pending.isEmpty {
+            out += skipToFirstPending()
+        }
+        return out
+    }
+
+    /// Delivers every pending segment that continues the stream.
+    private mutating func deliver() -> [Output] {
+        var out: [Output] = []
+        while let first = pending.first, let next = nextSequence {
+            let distance = sequenceDistance(from: next, to: first.sequence)
+            guard distance <= 0 else { break }
+            pending.removeFirst()
+            pendingBytes -= first.bytes.readableBytes
+            let overlap = -distance
+            guard overlap < first.bytes.readableBytes else { continue }  // all seen before
+            let fresh = first.bytes.getSlice(at: first.bytes.readerIndex + overlap, length: first.bytes.readableBytes - overlap)
+                ?? ByteBuffer()
+            nextSequence = next &+ UInt32(truncatingIfNeeded: fresh.readableBytes)
+            deliveredBytes += fresh.readableBytes
+            out.append(.data(fresh, frame: first.frame, time: first.time))
+        }
+        return out
+    }
+
+    private mutating func skipToFirstPending() -> [Output] {
+        guard let first = pending.first, let next = nextSequence else { return [] }
+        let missing = sequenceDistance(from: next, to: first.sequence)
+        guard missing > 0 else { return deliver() }
+        nextSequence = first.sequence
+        return [.gap(bytes: missing, frame: first.frame, time: first.time)] + deliver()
+    }
+
+    /// The connection ended (or the capture did): whatever waits behind holes is
+    /// delivered after gaps.
+    mutating func flush() -> [Output] {
+        var out: [Output] = []
+        while !pending.isEmpty { out += skipToFirstPending() }
+        return out
+    }
+}

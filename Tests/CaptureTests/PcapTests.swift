@@ -1,0 +1,164 @@
+import Capture
+import Foundation
+import NIOCore
+import Testing
+
+@Suite("pcap input")
+struct PcapTests {
+    static func write(_ frames: [[UInt8]], link: LinkType) throws -> String {
+        let path = temporaryPath(".pcap")
+        let writer = try PcapWriter(path: path, linkType: link)
+        for (index, frame) in frames.enumerated() { writer.write(frame, time: 1_700_000_000 + Double(index) * 0.25) }
+        writer.flush()
+        return path
+    }
+
+    static func segments(_ path: String) throws -> [TCPSegment] {
+        let reader = try PcapReader(path: path)
+        var decoder = PacketDecoder()
+        var out: [TCPSegment] = []
+        while let frame = try reader.next() {
+            if let segment = try decoder.segment(from: frame) { out.append(segment) }
+        }
+        return out
+    }
+
+    @Test(arguments: [
+        SyntheticPacket.Link.ethernet, .ethernetVLAN([100]), .ethernetVLAN([10, 20]), .linuxSLL, .linuxSLL2, .null, .raw,
+    ])
+    func everyLinkTypeIPv4(link: SyntheticPacket.Link) throws {
+        let frame = SyntheticPacket.tcp(from: client, to: server, sequence: 7, flags: [.ack, .psh], payload: Array("MQTT".utf8), link: link)
+        let path = try Self.write([frame], link: link.linkType)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let segments = try Self.segments(path)
+        #expect(segments.count == 1)
+        #expect(segments.first?.source == client)
+        #expect(segments.first?.destination == server)
+        #expect(segments.first?.sequence == 7)
+        #expect(segments.first.map { String(buffer: $0.payload) } == "MQTT")
+        #expect(segments.first?.time == 1_700_000_000)
+    }
+
+    @Test(arguments: [SyntheticPacket.Link.ethernet, .linuxSLL2, .null, .raw])
+    func ipv6(link: SyntheticPacket.Link) throws {
+        let a = Endpoint(address: .v6(high: 0x2001_0db8_0000_0000, low: 1), port: 50_000)
+        let b = Endpoint(address: .v6(high: 0, low: 1), port: 8080)
+        let frame = SyntheticPacket.tcp(from: a, to: b, sequence: 1, flags: [.ack], payload: [1, 2, 3], link: link)
+        let path = try Self.write([frame], link: link.linkType)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let segments = try Self.segments(path)
+        #expect(segments.first?.source.description == "[2001:db8::1]:50000")
+        #expect(segments.first?.destination.description == "[::1]:8080")
+        #expect(segments.first?.payload == ByteBuffer(bytes: [1, 2, 3]))
+    }
+
+    @Test func ipv6ExtensionHeadersAreSkipped() throws {
+        let a = Endpoint(address: .v6(high: 1, low: 2), port: 1000)
+        let b = Endpoint(address: .v6(high: 3, low: 4), port: 2000)
+        let tcp = SyntheticPacket.tcpSegment(from: a, to: b, sequence: 5, acknowledgement: 0, flags: [.ack], payload: [9])
+        let hopByHop: [UInt8] = [6, 0, 1, 4, 0, 0, 0, 0]  // next header TCP, length 0 (8 bytes), PadN
+        let packet = SyntheticPacket.ipv6(source: a.address, destination: b.address, payload: hopByHop + tcp, nextHeader: 0)
+        let path = try Self.write([SyntheticPacket.frame(packet, link: .ethernet, isIPv6: true)], link: .ethernet)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(try Self.segments(path).first?.payload == ByteBuffer(bytes: [9]))
+    }
+
+    /// IPv4 fragments, out of order and with a duplicate, are reassembled.
+    @Test func ipv4Fragments() throws {
+        let payload = (0..<100).map { UInt8($0) }
+        let tcp = SyntheticPacket.tcpSegment(from: client, to: server, sequence: 1, acknowledgement: 0, flags: [.ack], payload: payload)
+        guard case .v4(let s) = client.address, case .v4(let d) = server.address else { return }
+        let pieces = [(0, Array(tcp[0..<48]), true), (48, Array(tcp[48..<96]), true), (96, Array(tcp[96...]), false)]
+        let frames = [pieces[2], pieces[0], pieces[0], pieces[1]].map { offset, bytes, more in
+            SyntheticPacket.frame(SyntheticPacket.ipv4(source: s, destination: d, payload: bytes, identification: 42,
+                                                       fragmentOffset: offset, moreFragments: more), link: .ethernet, isIPv6: false)
+        }
+        let path = try Self.write(frames, link: .ethernet)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let segments = try Self.segments(path)
+        #expect(segments.count == 1)
+        #expect(segments.first.map { Array($0.payload.readableBytesView) } == payload)
+        #expect(segments.first?.frame == 4)
+    }
+
+    @Test func ethernetPaddingIsNotPayload() throws {
+        var frame = SyntheticPacket.tcp(from: client, to: server, sequence: 1, flags: [.ack], payload: [], link: .ethernet)
+        frame += [0, 0, 0, 0, 0, 0]  // padded to the Ethernet minimum
+        let path = try Self.write([frame], link: .ethernet)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(try Self.segments(path).first?.payload.readableBytes == 0)
+    }
+
+    @Test func wrongMagicIsAFileError() throws {
+        let path = temporaryPath(".pcap")
+        try Data("this is not a capture file at all".utf8).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect { _ = try PcapReader(path: path) } throws: { error in
+            guard let error = error as? CaptureError else { return false }
+            return error.layer == .file && error.reason.contains("not a pcap or pcapng file")
+        }
+    }
+
+    /// Every truncation length of a small capture: no crash, the complete frames before
+    /// the cut come out, and a cut inside a record is an error naming the frame.
+    @Test func everyTruncationLength() throws {
+        let frames = (0..<3).map { index in
+            SyntheticPacket.tcp(from: client, to: server, sequence: UInt32(index * 10), flags: [.ack],
+                                payload: Array(repeating: UInt8(index), count: 10))
+        }
+        let path = try Self.write(frames, link: .ethernet)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let whole = try Data(contentsOf: URL(fileURLWithPath: path))
+        let recordSize = 16 + frames[0].count
+        for length in 0..<whole.count {
+            let cut = temporaryPath(".pcap")
+            try whole.prefix(length).write(to: URL(fileURLWithPath: cut))
+            defer { try? FileManager.default.removeItem(atPath: cut) }
+            guard let reader = try? PcapReader(path: cut) else {
+                #expect(length < 24, "a file with a whole header did not open (\(length) bytes)")
+                continue
+            }
+            var count = 0
+            var failure: CaptureError?
+            do {
+                while try reader.next() != nil { count += 1 }
+            } catch {
+                failure = error
+            }
+            let complete = (length - 24) / recordSize
+            #expect(count == complete, "length \(length)")
+            let cleanEnd = (length - 24) % recordSize == 0
+            #expect((failure == nil) == cleanEnd, "length \(length)")
+            if let failure { #expect(failure.frame == complete + 1) }
+        }
+    }
+
+    @Test func unknownLinkTypeIsAFrameError() throws {
+        let path = try Self.write([[1, 2, 3, 4]], link: LinkType(rawValue: 147))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let reader = try PcapReader(path: path)
+        #expect(!reader.linkType.isSupported)
+        let frame = try #require(try reader.next())
+        var decoder = PacketDecoder()
+        #expect { _ = try decoder.segment(from: frame) } throws: { ($0 as? CaptureError)?.layer == .link }
+    }
+
+    @Test(arguments: [
+        // (frame bytes after Ethernet, layer, offset in the frame of the field at fault)
+        ([0x45, 0, 0, 10] + [UInt8](repeating: 0, count: 16), CaptureError.Layer.ipv4, 16),  // total length < header
+        ([0x46, 0, 0, 20] + [UInt8](repeating: 0, count: 16), .ipv4, 16),  // header length 24 > total
+        ([0x60, 0, 0, 0, 0, 0, 6], .ipv6, 14),  // IPv6 header cut short
+    ])
+    func malformedIPHeaders(ip: [UInt8], layer: CaptureError.Layer, offset: Int) throws {
+        let isIPv6 = ip[0] >> 4 == 6
+        let path = try Self.write([SyntheticPacket.frame(ip, link: .ethernet, isIPv6: isIPv6)], link: .ethernet)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let reader = try PcapReader(path: path)
+        let frame = try #require(try reader.next())
+        var decoder = PacketDecoder()
+        #expect { _ = try decoder.segment(from: frame) } throws: { error in
+            guard let error = error as? CaptureError else { return false }
+            return error.layer == layer && error.frame == 1 && error.offset == offset
+        }
+    }
+}
