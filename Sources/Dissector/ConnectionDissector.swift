@@ -9,8 +9,13 @@ public struct DissectorEvent: Sendable {
         case request(HTTPUpgradeRequest)
         case response(HTTPUpgradeResponse, problems: [WebSocketWireError])
         case frame(ParsedFrame)
-        case mqtt(MQTTPacket, annotation: AnnotatedMessage?)
+        /// An MQTT packet; `range` is its place in this direction's MQTT byte stream.
+        case mqtt(MQTTPacket, range: Range<Int>, annotation: AnnotatedMessage?)
+        /// A WebSocket message of a connection that does not carry MQTT.
+        case webSocketMessage(WebSocketMessage)
         case webSocketControl(WebSocketEvent)
+        /// Packets or frames were found again after lost bytes; `skipped` bytes were passed over.
+        case resynchronized(layer: String, skipped: Int)
         /// A violation, named by layer (`HTTP`, `WebSocket`, `MQTT`) and described with its offset.
         case error(layer: String, description: String)
     }
@@ -22,10 +27,20 @@ public struct DissectorEvent: Sendable {
     public var warnings: [String]
 }
 
-/// One MQTT-over-WebSocket connection, both directions: HTTP Upgrade, WebSocket frames
-/// and messages, MQTT packets (which may span messages or share one), Works annotation.
-/// Secrets are redacted when a ``Redactor`` is given.
+/// One connection, both directions: HTTP Upgrade, WebSocket frames and messages, MQTT
+/// packets (which may span messages or share one) or MQTT straight over TCP, Works
+/// annotation. Secrets are redacted when a ``Redactor`` is given.
 public struct ConnectionDissector {
+    public enum Transport: Sendable, Hashable {
+        /// MQTT inside WebSocket; `expectsHandshake` is false for a connection joined midstream.
+        case webSocket(expectsHandshake: Bool)
+        /// MQTT straight over TCP.
+        case mqtt
+    }
+
+    /// WebSocket subprotocols that carry MQTT (MQTT 3.1.1 and 5.0 §6; `mqttv3.1` for 3.1).
+    public static let mqttSubprotocols: Set<String> = ["mqtt", "mqttv3.1", "mqttv5"]
+
     private struct Side {
         var webSocket: WebSocketStreamDecoder
         var mqtt: MQTTDecoder
@@ -34,58 +49,116 @@ public struct ConnectionDissector {
         var messageWarnings: [String] = []
     }
 
+    public let transport: Transport
     public let dialect: WorksDialect
     public let redactor: Redactor?
     /// Whether every WebSocket frame is reported too (for `-V` style output).
     public var reportsFrames: Bool
+    /// For WebSocket: whether the messages are MQTT. Decided by the subprotocol the server
+    /// chose, else by the first client message (a CONNECT); assumed when joined midstream.
+    public private(set) var carriesMQTT: Bool?
     private var client: Side
     private var server: Side
     private var request: HTTPUpgradeRequest?
 
-    public init(redactor: Redactor?, reportsFrames: Bool = false, expectsHandshake: Bool = true) throws(WebSocketWireError) {
+    public init(transport: Transport = .webSocket(expectsHandshake: true), redactor: Redactor?,
+                reportsFrames: Bool = false) throws(WebSocketWireError) {
+        self.transport = transport
         dialect = WorksDialect()
         self.redactor = redactor
         self.reportsFrames = reportsFrames
-        client = Side(webSocket: try WebSocketStreamDecoder(direction: .clientToServer, expectsHead: expectsHandshake),
+        let expectsHead: Bool
+        switch transport {
+        case .webSocket(let expectsHandshake):
+            expectsHead = expectsHandshake
+            carriesMQTT = expectsHandshake ? nil : true
+        case .mqtt:
+            expectsHead = false
+            carriesMQTT = true
+        }
+        client = Side(webSocket: try WebSocketStreamDecoder(direction: .clientToServer, expectsHead: expectsHead),
                       mqtt: MQTTDecoder())
-        server = Side(webSocket: try WebSocketStreamDecoder(direction: .serverToClient, expectsHead: expectsHandshake),
+        server = Side(webSocket: try WebSocketStreamDecoder(direction: .serverToClient, expectsHead: expectsHead),
                       mqtt: MQTTDecoder())
     }
 
-    public mutating func feed(_ bytes: ByteBuffer, direction: StreamDirection) -> [DissectorEvent] {
-        var events: [DissectorEvent] = []
+    /// Bytes of one direction were lost (`count`, or unknown when the capture joined the
+    /// connection midstream): decoding resumes at the next recognisable boundary.
+    public mutating func lost(_ count: Int?, direction: StreamDirection) {
         var side = direction == .serverToClient ? server : client
+        switch transport {
+        case .webSocket:
+            side.webSocket.lost(count)
+            side.mqtt.reset()
+            side.packetSpansMessages = false
+        case .mqtt:
+            side.mqtt.lost(count)
+        }
+        if direction == .serverToClient { server = side } else { client = side }
+    }
+
+    public mutating func feed(_ bytes: ByteBuffer, direction: StreamDirection) -> [DissectorEvent] {
+        var side = direction == .serverToClient ? server : client
+        let events: [DissectorEvent]
+        switch transport {
+        case .webSocket: events = feedWebSocket(bytes, side: &side, direction: direction)
+        case .mqtt:
+            side.mqtt.append(bytes)
+            events = drainMQTT(side: &side, direction: direction, warnings: [])
+        }
+        if direction == .serverToClient { server = side } else { client = side }
+        return events
+    }
+
+    private mutating func feedWebSocket(_ bytes: ByteBuffer, side: inout Side, direction: StreamDirection) -> [DissectorEvent] {
+        var events: [DissectorEvent] = []
+        func add(_ kind: DissectorEvent.Kind, _ warnings: [String] = []) {
+            events.append(DissectorEvent(direction: direction, kind: kind, warnings: warnings))
+        }
         for event in side.webSocket.feed(bytes) {
             switch event {
             case .request(let request):
                 self.request = request
                 var shown = request
                 if let redactor { shown.headers = redactor.redact(headers: request.headers) }
-                events.append(DissectorEvent(direction: direction, kind: .request(shown), warnings: []))
+                add(.request(shown))
             case .response(let response):
                 let problems = request.map { WebSocketHandshake.problems(request: $0, response: response) } ?? []
                 var shown = response
                 if let redactor { shown.headers = redactor.redact(headers: response.headers) }
+                if let chosen = response.subprotocol {
+                    carriesMQTT = Self.mqttSubprotocols.contains(chosen.lowercased())
+                }
                 if let deflate = PerMessageDeflateParameters(extensions: response.extensions) {
                     do {
                         // The server's own decoder turned it on when it read the response.
                         try client.webSocket.enableDeflate(deflate)
                     } catch {
-                        events.append(DissectorEvent(direction: direction, kind: .error(layer: "WebSocket", description: "\(error)"), warnings: []))
+                        add(.error(layer: "WebSocket", description: "\(error)"))
                     }
                 }
-                events.append(DissectorEvent(direction: direction, kind: .response(shown, problems: problems), warnings: []))
+                add(.response(shown, problems: problems))
             case .frame(let frame):
-                if reportsFrames { events.append(DissectorEvent(direction: direction, kind: .frame(frame), warnings: [])) }
+                if reportsFrames { add(.frame(frame)) }
             case .message(let message):
-                events += mqttPackets(in: message, side: &side, direction: direction)
+                if carriesMQTT == nil {
+                    // No subprotocol was chosen: MQTT if the client opens with a CONNECT.
+                    carriesMQTT = direction == .clientToServer && message.data.readableBytes > 0
+                        && message.data.getInteger(at: message.data.readerIndex, as: UInt8.self) == 0x10
+                }
+                if carriesMQTT == true {
+                    events += mqttPackets(in: message, side: &side, direction: direction)
+                } else {
+                    add(.webSocketMessage(message))
+                }
             case .control(let control):
-                events.append(DissectorEvent(direction: direction, kind: .webSocketControl(control), warnings: []))
+                add(.webSocketControl(control))
             case .error(let error):
-                events.append(DissectorEvent(direction: direction, kind: .error(layer: Self.layer(of: error), description: "\(error)"), warnings: []))
+                add(.error(layer: Self.layer(of: error), description: "\(error)"))
+            case .resynchronized(_, let skipped):
+                add(.resynchronized(layer: "WebSocket", skipped: skipped))
             }
         }
-        if direction == .serverToClient { server = side } else { client = side }
         return events
     }
 
@@ -94,37 +167,50 @@ public struct ConnectionDissector {
         if message.opcode == .text { warnings.append("MQTT in a text frame (MQTT over WebSocket uses binary frames)") }
         if !message.anomalies.isEmpty { warnings.append("WebSocket: \(message.anomalies)") }
         side.mqtt.append(message.data)
+        let events = drainMQTT(side: &side, direction: direction, warnings: warnings)
+        if side.mqtt.bufferedByteCount > 0 {
+            side.packetSpansMessages = true
+            side.messageWarnings = warnings
+        }
+        return events
+    }
+
+    private mutating func drainMQTT(side: inout Side, direction: StreamDirection, warnings: [String]) -> [DissectorEvent] {
         var events: [DissectorEvent] = []
+        let wasScanning = side.mqtt.isScanning
         while true {
             do {
                 guard let packet = try side.mqtt.next() else { break }
-                var packetWarnings = side.messageWarnings + warnings
+                if wasScanning && events.isEmpty {
+                    events.append(DissectorEvent(direction: direction,
+                                                 kind: .resynchronized(layer: "MQTT", skipped: side.mqtt.skippedWhileScanning),
+                                                 warnings: []))
+                }
+                var packetWarnings = warnings
                 if side.packetSpansMessages {
-                    packetWarnings.append("MQTT packet split across WebSocket messages")
+                    packetWarnings = side.messageWarnings + warnings + ["MQTT packet split across WebSocket messages"]
                     side.packetSpansMessages = false
                     side.messageWarnings = []
                 }
                 var shown = packet
                 if case .connect(let connect) = packet {
                     // The server's packets are decoded with the version the client asked for.
-                    server.mqtt.version = connect.protocolVersion
+                    if direction == .clientToServer { server.mqtt.version = connect.protocolVersion }
                     if let redactor { shown = .connect(redactor.redact(connect: connect)) }
                 }
                 var annotation: AnnotatedMessage?
                 if case .publish(let publish) = packet { annotation = dialect.annotate(publish, redactor: redactor) }
-                events.append(DissectorEvent(direction: direction, kind: .mqtt(shown, annotation: annotation), warnings: packetWarnings))
+                events.append(DissectorEvent(direction: direction,
+                                             kind: .mqtt(shown, range: side.mqtt.lastPacketRange, annotation: annotation),
+                                             warnings: packetWarnings))
             } catch {
                 events.append(DissectorEvent(direction: direction, kind: .error(layer: "MQTT", description: "\(error)"), warnings: warnings))
                 if !error.isRecoverable {
-                    // Packet boundaries are lost: start again at the next WebSocket message.
-                    side.mqtt.reset()
+                    // Packet boundaries are lost: find them again.
+                    if case .mqtt = transport { side.mqtt.lost(0) } else { side.mqtt.reset() }
                     break
                 }
             }
-        }
-        if side.mqtt.bufferedByteCount > 0 {
-            side.packetSpansMessages = true
-            side.messageWarnings = warnings
         }
         return events
     }

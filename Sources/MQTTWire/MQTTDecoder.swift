@@ -72,11 +72,48 @@ public struct MQTTDecoder: Sendable {
     public mutating func reset(streamOffset: Int? = nil) {
         input.reset(offset: streamOffset)
         brokenStream = nil
+        isScanning = false
+    }
+
+    /// Bytes of the stream were lost (`count` of them, or an unknown number when the
+    /// capture began mid-connection): forget the partial packet and look for the next
+    /// packet boundary (``PacketBoundaryScan``) in what follows. ``skippedWhileScanning``
+    /// tells how many bytes that took.
+    public mutating func lost(_ count: Int?) {
+        input.reset(offset: input.offset + input.readableBytes + (count ?? 0))
+        brokenStream = nil
+        isScanning = true
+        skippedWhileScanning = 0
+    }
+
+    /// Whether the decoder is looking for a packet boundary after lost bytes.
+    public private(set) var isScanning = false
+    /// Bytes passed over by the last scan for a packet boundary.
+    public private(set) var skippedWhileScanning = 0
+
+    private mutating func scan() -> Bool {
+        _ = input.ensureContiguous(input.readableBytes)
+        let result = input.withUnsafeReadableBytes {
+            PacketBoundaryScan.find(in: $0, version: version, maximumPacketSize: configuration.maximumPacketSize)
+        }
+        switch result {
+        case .found(let index):
+            input.consume(index)
+            skippedWhileScanning += index
+            isScanning = false
+            return true
+        case .notYet(let discardable):
+            input.consume(discardable)
+            skippedWhileScanning += discardable
+            input.compact()
+            return false
+        }
     }
 
     /// The next complete packet, `nil` when more bytes are needed, or the error of the
     /// next packet.
     public mutating func next() throws(MQTTWireError) -> MQTTPacket? {
+        if isScanning && !scan() { return nil }
         if usesFastPath && !isBroken && !input.isSkipping, let packet = fastNext() { return packet }
         if let brokenStream { throw brokenStream }
         guard !input.isSkipping, let header = try readFixedHeader() else {

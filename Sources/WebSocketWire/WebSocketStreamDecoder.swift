@@ -12,6 +12,8 @@ public struct WebSocketStreamDecoder {
         case message(WebSocketMessage)
         case control(WebSocketEvent)
         case error(WebSocketWireError)
+        /// Frames were found again after lost bytes: `skipped` bytes at `offset` could not be read.
+        case resynchronized(offset: Int, skipped: Int)
     }
 
     public let direction: StreamDirection
@@ -20,6 +22,10 @@ public struct WebSocketStreamDecoder {
     private var frames: WebSocketFrameParser
     private var assembler: WebSocketMessageAssembler
     private var reportedBrokenStream = false
+    /// Set after lost bytes: incoming bytes are scanned for the next frame boundary.
+    private var scanning: ByteBuffer?
+    private var scanOffset = 0
+    private var scanStart = 0
 
     /// - Parameter expectsHead: whether the stream starts with the HTTP handshake (false
     ///   for a capture that starts mid-connection).
@@ -39,9 +45,48 @@ public struct WebSocketStreamDecoder {
             maximumMessageSize: assembler.configuration.maximumMessageSize, direction: direction, deflate: parameters))
     }
 
+    /// Bytes of this direction were lost (`count` of them, or an unknown number when the
+    /// capture began mid-connection): drop any partial frame and message, and look for
+    /// the next frame boundary in what follows.
+    public mutating func lost(_ count: Int?) {
+        let next = frames.offset + frames.bufferedByteCount + (count ?? 0)
+        headDone = true
+        headBuffer = ByteBuffer()
+        frames = WebSocketFrameParser(configuration: frames.configuration, streamOffset: next)
+        assembler = (try? WebSocketMessageAssembler(configuration: assembler.configuration)) ?? assembler
+        reportedBrokenStream = false
+        scanning = ByteBuffer()
+        scanOffset = next
+        scanStart = next
+    }
+
+    /// Whether the decoder is looking for a frame boundary after lost bytes.
+    public var isResynchronizing: Bool { scanning != nil }
+
     /// Feeds bytes and returns what they completed, in stream order.
     public mutating func feed(_ bytes: ByteBuffer) -> [Event] {
         var events: [Event] = []
+        if var pending = scanning {
+            pending.writeImmutableBuffer(bytes)
+            let result = pending.withUnsafeReadableBytes {
+                FrameBoundaryScan.find(in: $0, direction: direction, allowsRSV1: frames.configuration.allowedReservedBits.contains(.rsv1),
+                                       maximumFrameSize: frames.configuration.maximumFrameSize)
+            }
+            switch result {
+            case .found(let index):
+                events.append(.resynchronized(offset: scanStart, skipped: scanOffset + index - scanStart))
+                pending.moveReaderIndex(forwardBy: index)
+                frames = WebSocketFrameParser(configuration: frames.configuration, streamOffset: scanOffset + index)
+                scanning = nil
+                return events + feed(pending)
+            case .notYet(let discardable):
+                pending.moveReaderIndex(forwardBy: discardable)
+                scanOffset += discardable
+                pending.discardReadBytes()
+                scanning = pending
+                return events
+            }
+        }
         if !headDone {
             headBuffer.writeImmutableBuffer(bytes)
             do {

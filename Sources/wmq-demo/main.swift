@@ -71,7 +71,7 @@ struct Demo: ParsableCommand {
                 case .frame(let frame):
                     let mask = frame.maskKey.map { " mask \($0.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined())" } ?? ""
                     print("\(arrow)  WS    frame @\(frame.offset) \(Self.name(of: frame.frame.opcode)) fin=\(frame.frame.fin ? 1 : 0) \(frame.frame.length) bytes\(mask)")
-                case .mqtt(let packet, let annotation):
+                case .mqtt(let packet, _, let annotation):
                     packets += 1
                     print("\(arrow)  MQTT  \(packet)")
                     for warning in event.warnings { print("            ⚠ \(warning)") }
@@ -83,6 +83,10 @@ struct Demo: ParsableCommand {
                             for field in annotation.fields { print("              \(field.name) = \(field.value)") }
                         }
                     }
+                case .webSocketMessage(let message):
+                    print("\(arrow)  WS    message \(message.data.readableBytes) bytes (not MQTT)")
+                case .resynchronized(let layer, let skipped):
+                    print("\(arrow)  \(layer.padding(4))  resynchronized after \(skipped) bytes")
                 case .webSocketControl(let control):
                     print("\(arrow)  WS    \(Self.describe(control))")
                 case .error(let layer, let description):

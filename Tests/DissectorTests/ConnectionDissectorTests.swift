@@ -25,7 +25,7 @@ struct ConnectionDissectorTests {
                 let piece = bytes.readSlice(length: min(chunk, bytes.readableBytes)) ?? ByteBuffer()
                 for event in dissector.feed(piece, direction: record.direction) {
                     switch event.kind {
-                    case .mqtt(let packet, let annotation): out.append("\(packet) \(annotation?.summary ?? "")")
+                    case .mqtt(let packet, _, let annotation): out.append("\(packet) \(annotation?.summary ?? "")")
                     case .error(let layer, let description): out.append("\(layer) \(description)")
                     default: continue
                     }
@@ -45,7 +45,8 @@ struct ConnectionDissectorTests {
     }
 
     static func serverStream(_ frames: [(WebSocketFrame, WebSocketMaskingKey?)]) -> ByteBuffer {
-        var out = ByteBuffer(string: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        var out = ByteBuffer(string: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Protocol: mqtt\r\n\r\n")
         for (frame, key) in frames { WebSocketFrameWriter.write(frame, maskKey: key, into: &out) }
         return out
     }
@@ -87,7 +88,7 @@ struct ConnectionDissectorTests {
         ]), direction: .serverToClient)
         let lines: [String] = events.compactMap { event in
             switch event.kind {
-            case .mqtt(let packet, _): return "\(packet)" + (event.warnings.isEmpty ? "" : " ⚠ \(event.warnings.joined())")
+            case .mqtt(let packet, _, _): return "\(packet)" + (event.warnings.isEmpty ? "" : " ⚠ \(event.warnings.joined())")
             case .error(let layer, let description): return "\(layer): \(description.prefix(50))"
             default: return nil
             }
@@ -103,13 +104,80 @@ struct ConnectionDissectorTests {
     @Test func permessageDeflateNegotiatedInTheHandshake() throws {
         var dissector = try ConnectionDissector(redactor: nil)
         var wire = ByteBuffer(string: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Protocol: mqtt\r\n"
             + "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n\r\n")
         // "Hello" is not MQTT, but a PINGRESP compressed by zlib is: C0 → D0 00.
         wire.writeBytes([0xC2, 0x04, 0xBA, 0xC0, 0x00, 0x00])
         let events = dissector.feed(wire, direction: .serverToClient)
-        let decoded = events.contains { if case .mqtt(.pingresp, _) = $0.kind { return true } else { return false } }
+        let decoded = events.contains { if case .mqtt(.pingresp, _, _) = $0.kind { return true } else { return false } }
         let errors = events.compactMap { if case .error(_, let description) = $0.kind { return description } else { return nil } }
         #expect(errors == [])
         #expect(decoded)
+    }
+
+    /// A WebSocket connection whose subprotocol is not MQTT's: its messages are
+    /// reported as they are, not forced through the MQTT decoder.
+    @Test func otherSubprotocolsAreNotDecodedAsMQTT() throws {
+        var dissector = try ConnectionDissector(redactor: nil)
+        var wire = ByteBuffer(string: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Protocol: wamp\r\n\r\n")
+        WebSocketFrameWriter.write(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: "{\"post_type\":\"meta_event\"}")),
+                                   into: &wire)
+        let kinds = dissector.feed(wire, direction: .serverToClient).map { event -> String in
+            switch event.kind {
+            case .webSocketMessage(let message): return "message \(message.text ?? "")"
+            case .response: return "response"
+            default: return "other"
+            }
+        }
+        #expect(kinds == ["response", "message {\"post_type\":\"meta_event\"}"])
+        #expect(dissector.carriesMQTT == false)
+    }
+
+    /// Plain MQTT over TCP, with bytes lost in the middle: the gap is left behind and
+    /// decoding resumes at the next packet boundary.
+    @Test func mqttOverTCPResynchronizesAfterLostBytes() throws {
+        var dissector = try ConnectionDissector(transport: .mqtt, redactor: nil)
+        let encoder = MQTTEncoder()
+        var before = ByteBuffer()
+        try encoder.encode(.publish(PublishPacket(qos: .atLeastOnce, topicName: "a", packetIdentifier: 1,
+                                                  payload: ByteBuffer(string: "0123456789"))), into: &before)
+        var after = ByteBuffer()
+        try encoder.encode(.puback(PublishResponsePacket(packetIdentifier: 2)), into: &after)
+        try encoder.encode(.pingresp, into: &after)
+        // Only the tail of a PUBLISH arrives after the loss.
+        var tail = ByteBuffer(bytes: Array(before.readableBytesView.suffix(6)))
+        tail.writeImmutableBuffer(after)
+        dissector.lost(11, direction: .serverToClient)
+        let lines = dissector.feed(tail, direction: .serverToClient).map { event -> String in
+            switch event.kind {
+            case .resynchronized(let layer, let skipped): return "\(layer) resync \(skipped)"
+            case .mqtt(let packet, _, _): return "\(packet)"
+            default: return "other"
+            }
+        }
+        #expect(lines == ["MQTT resync 6", "PUBACK id 2", "PINGRESP"])
+    }
+
+    /// WebSocket with a capture gap: frames are found again after it.
+    @Test func webSocketResynchronizesAfterLostBytes() throws {
+        var dissector = try ConnectionDissector(transport: .webSocket(expectsHandshake: false), redactor: nil)
+        var frames = ByteBuffer()
+        for identifier in 1...3 as ClosedRange<UInt16> {
+            var packet = ByteBuffer()
+            try MQTTEncoder().encode(.puback(PublishResponsePacket(packetIdentifier: identifier)), into: &packet)
+            WebSocketFrameWriter.write(WebSocketFrame(fin: true, opcode: .binary, data: packet), into: &frames)
+        }
+        dissector.lost(nil, direction: .serverToClient)
+        // Start inside the first frame (3 bytes in).
+        let events = dissector.feed(frames.getSlice(at: 3, length: frames.readableBytes - 3) ?? ByteBuffer(), direction: .serverToClient)
+        let lines = events.map { event -> String in
+            switch event.kind {
+            case .resynchronized(let layer, let skipped): return "\(layer) resync \(skipped)"
+            case .mqtt(let packet, _, _): return "\(packet)"
+            default: return "other"
+            }
+        }
+        #expect(lines == ["WebSocket resync 3", "PUBACK id 2", "PUBACK id 3"])
     }
 }

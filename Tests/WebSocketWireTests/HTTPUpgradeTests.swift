@@ -102,7 +102,7 @@ struct HTTPUpgradeTests {
             case .frame(let frame): kinds.append("frame@\(frame.offset)")
             case .message(let message): kinds.append("message \(message.data.readableBytes)")
             case .control: kinds.append("control")
-            case .request, .error: kinds.append("other")
+            case .request, .error, .resynchronized: kinds.append("other")
             }
         }
         let head = Self.response.utf8.count

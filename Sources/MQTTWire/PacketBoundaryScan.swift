@@ -1,0 +1,81 @@
+/// Finding where MQTT packets start again after lost bytes (MQTT over plain TCP with a
+/// capture gap, or a capture that began mid-connection): the next offset where a fixed
+/// header is plausible for its type and is followed by another plausible one, or ends
+/// exactly where the data ends.
+public enum PacketBoundaryScan {
+    public enum Result: Sendable, Hashable {
+        case found(Int)
+        /// Nothing yet; bytes before this index can never start a packet.
+        case notYet(discardable: Int)
+    }
+
+    public static func find(in bytes: UnsafeRawBufferPointer, version: ProtocolVersion,
+                            maximumPacketSize: Int = 268_435_460) -> Result {
+        var index = 0
+        while index < bytes.count {
+            switch header(in: bytes, at: index, version: version, maximumPacketSize: maximumPacketSize) {
+            case .invalid:
+                index += 1
+            case .incomplete:
+                return .notYet(discardable: index)
+            case .valid(let total):
+                let next = index + total
+                if next == bytes.count { return .found(index) }
+                if next > bytes.count { return .notYet(discardable: index) }
+                switch header(in: bytes, at: next, version: version, maximumPacketSize: maximumPacketSize) {
+                case .valid, .incomplete: return .found(index)
+                case .invalid: index += 1
+                }
+            }
+        }
+        return .notYet(discardable: bytes.count)
+    }
+
+    enum Header {
+        case valid(total: Int)
+        case incomplete
+        case invalid
+    }
+
+    static func header(in bytes: UnsafeRawBufferPointer, at index: Int, version: ProtocolVersion,
+                       maximumPacketSize: Int) -> Header {
+        guard index + 2 <= bytes.count else { return .incomplete }
+        let first = bytes[index]
+        guard let type = PacketType(rawValue: first >> 4), type != .auth || version == .v5 else { return .invalid }
+        let flags = first & 0x0F
+        if type == .publish {
+            guard (flags >> 1) & 0x03 != 3, !((flags >> 1) & 0x03 == 0 && flags & 0x08 != 0) else { return .invalid }
+        } else if flags != type.requiredFlags {
+            return .invalid
+        }
+        var remaining = 0
+        var headerLength = 0
+        for position in 0..<4 {
+            guard index + 1 + position < bytes.count else { return .incomplete }
+            let byte = bytes[index + 1 + position]
+            remaining |= Int(byte & 0x7F) << (7 * position)
+            if byte & 0x80 == 0 {
+                headerLength = position + 2
+                break
+            }
+        }
+        guard headerLength > 0, headerLength + remaining <= maximumPacketSize else { return .invalid }
+        // What each type's remaining length can be.
+        switch type {
+        case .pingreq, .pingresp: guard remaining == 0 else { return .invalid }
+        case .puback, .pubrec, .pubrel, .pubcomp, .unsuback: guard version == .v5 ? remaining >= 2 : remaining == 2 else { return .invalid }
+        case .connack: guard version == .v5 ? remaining >= 2 : remaining == 2 else { return .invalid }
+        case .disconnect: guard version == .v5 || remaining == 0 else { return .invalid }
+        case .publish:
+            guard remaining >= 3 else { return .invalid }
+            if index + headerLength + 2 <= bytes.count {
+                let topicLength = Int(bytes[index + headerLength]) << 8 | Int(bytes[index + headerLength + 1])
+                guard topicLength + 2 <= remaining, topicLength > 0 || version == .v5 else { return .invalid }
+            }
+        case .subscribe, .unsubscribe, .suback: guard remaining >= 3 else { return .invalid }
+        case .connect: guard remaining >= 10 else { return .invalid }
+        case .auth: break
+        }
+        return .valid(total: headerLength + remaining)
+    }
+}
