@@ -9,9 +9,9 @@ deps:
 build: deps
 	$(SWIFT) build
 
-# Decodes the bundled sample session (captures/works-sample.wmqs) into annotated Works messages.
+# Decodes the bundled sample capture (captures/works-sample.pcap) into annotated Works messages.
 demo: build
-	$(SWIFT) run --skip-build wmq-demo captures/works-sample.wmqs
+	$(SWIFT) run --skip-build wmq-decode captures/works-sample.pcap --format text
 
 # Every test: unit, property, end-to-end (the built binaries).
 test: deps
@@ -23,7 +23,7 @@ bench: deps
 
 # Regenerates the sample session from its generator script.
 sample:
-	python3 Tools/make-sample-session.py captures/works-sample.wmqs
+	python3 Tools/make-sample-session.py captures/works-sample.pcap
 
 clean:
 	rm -rf .build

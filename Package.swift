@@ -15,7 +15,7 @@ let package = Package(
         .library(name: "MQTTWire", targets: ["MQTTWire"]),
         .library(name: "WebSocketWire", targets: ["WebSocketWire"]),
         .library(name: "Dialects", targets: ["Dialects"]),
-        .executable(name: "wmq-demo", targets: ["wmq-demo"]),
+        .executable(name: "wmq-decode", targets: ["wmq-decode"]),
         .executable(name: "wmq-bench", targets: ["wmq-bench"]),
     ],
     dependencies: [
@@ -80,19 +80,22 @@ let package = Package(
         .target(
             name: "Dissector",
             dependencies: [
-                "MQTTWire", "WebSocketWire", "Dialects",
+                "Capture", "MQTTWire", "WebSocketWire", "Dialects",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),
 
         // Front ends.
+        .target(
+            name: "CommandLineSupport",
+            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
-            name: "wmq-demo",
+            name: "wmq-decode",
             dependencies: [
-                "MQTTWire", "WebSocketWire", "Dialects", "Dissector",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOWebSocket", package: "swift-nio"),
+                "Capture", "Dialects", "Dissector", "CommandLineSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -138,7 +141,7 @@ let package = Package(
         .testTarget(
             name: "DissectorTests",
             dependencies: [
-                "Dissector", "Dialects", "MQTTWire", "WebSocketWire",
+                "Dissector", "Dialects", "MQTTWire", "WebSocketWire", "Capture",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
             ]
@@ -153,7 +156,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["wmq-demo"]
+            dependencies: ["wmq-decode", "Capture"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
-"""Writes captures/works-sample.wmqs: a Works MQTT-over-WebSocket session as two byte
-streams (client->server, server->client), in the order the bytes crossed the wire.
+"""Writes captures/works-sample.pcap: a Works MQTT-over-WebSocket session as TCP segments
+over IPv4 and Ethernet, with the TCP handshake and FINs, in the pcap format Wireshark and
+tshark open.
 
 The MQTT and WebSocket encodings here are written independently of the Swift codecs on
 purpose: the demo and the end-to-end tests then check our decoders against a second
 implementation, not against themselves. All cookies and tokens are obvious fakes.
 
-Format (docs in captures/README.md): b"WMQS" 0x01, then records of
-  direction (b"C" client->server or b"S" server->client), length (uint32 big-endian), bytes.
-Record boundaries are like TCP segments: they may cut a WebSocket frame or an MQTT packet.
+Each record below is one TCP segment; segment boundaries cut WebSocket frames and MQTT
+packets the way real TCP does.
 """
 import base64
 import hashlib
@@ -79,7 +79,57 @@ def notification(**fields):
     return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def main(path):
+CLIENT = (bytes([192, 0, 2, 10]), 51234)
+SERVER = (bytes([198, 51, 100, 20]), 80)
+START = 1763776800.0
+
+
+def checksum(data):
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(">%dH" % (len(data) // 2), data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def tcp_frame(src, dst, seq, ack, flags, payload, ident):
+    header = struct.pack(">HHIIBBHHH", src[1], dst[1], seq, ack, 0x50, flags, 65535, 0, 0)
+    pseudo = src[0] + dst[0] + struct.pack(">BBH", 0, 6, len(header) + len(payload))
+    tcp_sum = checksum(pseudo + header + payload)
+    header = header[:16] + struct.pack(">H", tcp_sum) + header[18:]
+    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(header) + len(payload), ident, 0x4000, 64, 6, 0, src[0], dst[0])
+    ip = ip[:10] + struct.pack(">H", checksum(ip)) + ip[12:]
+    ethernet = bytes([0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00])
+    return ethernet + ip + header + payload
+
+
+def write_pcap(path, records):
+    """pcap (microsecond timestamps, Ethernet); one TCP segment per record."""
+    SYN, ACK, PSH, FIN = 0x02, 0x10, 0x08, 0x01
+    seq = {b"C": 1000, b"S": 5000}
+    frames = []
+    frames.append((CLIENT, SERVER, 999, 0, SYN, b""))
+    frames.append((SERVER, CLIENT, 4999, 1000, SYN | ACK, b""))
+    frames.append((CLIENT, SERVER, 1000, 5000, ACK, b""))
+    for direction, data in records:
+        src, dst = (CLIENT, SERVER) if direction == b"C" else (SERVER, CLIENT)
+        other = b"S" if direction == b"C" else b"C"
+        frames.append((src, dst, seq[direction], seq[other], PSH | ACK, data))
+        seq[direction] += len(data)
+    frames.append((CLIENT, SERVER, seq[b"C"], seq[b"S"], FIN | ACK, b""))
+    frames.append((SERVER, CLIENT, seq[b"S"], seq[b"C"] + 1, FIN | ACK, b""))
+    frames.append((CLIENT, SERVER, seq[b"C"] + 1, seq[b"S"] + 1, ACK, b""))
+    with open(path, "wb") as out:
+        out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+        for index, (src, dst, s, a, flags, payload) in enumerate(frames):
+            frame = tcp_frame(src, dst, s, a, flags, payload, index + 1)
+            micros = index * 12345
+            out.write(struct.pack("<IIII", int(START) + micros // 1000000, micros % 1000000, len(frame), len(frame)))
+            out.write(frame)
+
+
+def main(pcap_path):
     request = (
         "GET /wmqtt HTTP/1.1\r\n"
         "Host: jp1-web-noti.worksmobile.com\r\n"
@@ -148,11 +198,8 @@ def main(path):
         (b"C", client(struct.pack(">H", 1000) + "bye".encode(), opcode=0x8, key=b"\x0f\x0e\x0d\x0c")),
         (b"S", ws_frame(struct.pack(">H", 1000), opcode=0x8)),
     ]
-    with open(path, "wb") as out:
-        out.write(b"WMQS\x01")
-        for direction, data in records:
-            out.write(direction + struct.pack(">I", len(data)) + data)
+    write_pcap(pcap_path, records)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "captures/works-sample.wmqs")
+    main(sys.argv[1] if len(sys.argv) > 1 else "captures/works-sample.pcap")

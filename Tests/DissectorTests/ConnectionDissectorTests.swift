@@ -9,21 +9,14 @@ import WebSocketWire
 
 @Suite("Connection dissector")
 struct ConnectionDissectorTests {
-    static let sample: ByteStreamRecording? = {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("captures/works-sample.wmqs")
-        guard let data = try? Data(contentsOf: url) else { return nil }
-        return try? ByteStreamRecording(ByteBuffer(bytes: data))
-    }()
-
-    static func packets(_ recording: ByteStreamRecording, chunk: Int) throws -> [String] {
+    static func packets(_ records: [(StreamDirection, ByteBuffer)], chunk: Int) throws -> [String] {
         var dissector = try ConnectionDissector(redactor: Redactor(key: [1]))
         var out: [String] = []
-        for record in recording.records {
-            var bytes = record.bytes
+        for (direction, record) in records {
+            var bytes = record
             while bytes.readableBytes > 0 {
                 let piece = bytes.readSlice(length: min(chunk, bytes.readableBytes)) ?? ByteBuffer()
-                for event in dissector.feed(piece, direction: record.direction) {
+                for event in dissector.feed(piece, direction: direction) {
                     switch event.kind {
                     case .mqtt(let packet, _, let annotation): out.append("\(packet) \(annotation?.summary ?? "")")
                     case .error(let layer, let description): out.append("\(layer) \(description)")
@@ -37,11 +30,11 @@ struct ConnectionDissectorTests {
 
     /// TCP may cut the stream anywhere: the result does not depend on where.
     @Test func resultDoesNotDependOnSegmentation() throws {
-        let recording = try #require(Self.sample)
-        let whole = try Self.packets(recording, chunk: .max)
+        let records = try SampleCapture.streams()
+        let whole = try Self.packets(records, chunk: .max)
         #expect(whole.count == 11)
-        #expect(try Self.packets(recording, chunk: 1) == whole)
-        #expect(try Self.packets(recording, chunk: 7) == whole)
+        #expect(try Self.packets(records, chunk: 1) == whole)
+        #expect(try Self.packets(records, chunk: 7) == whole)
     }
 
     static func serverStream(_ frames: [(WebSocketFrame, WebSocketMaskingKey?)]) -> ByteBuffer {

@@ -38,12 +38,6 @@ struct MutationSmokeTests {
         return out
     }
 
-    static let sampleFile: [UInt8] = {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("captures/works-sample.wmqs")
-        return (try? Array(Data(contentsOf: url))) ?? []
-    }()
-
     @Test func mqttDecoderOnDamagedStreams() throws {
         var rng = Random(state: 1)
         var stream: [UInt8] = []
@@ -80,16 +74,19 @@ struct MutationSmokeTests {
         }
     }
 
-    @Test func dissectorOnDamagedRecordings() throws {
+    /// Damaged captures through the whole pipeline: pcap reading, link, IP, TCP
+    /// reassembly, WebSocket, MQTT, Works.
+    @Test func pipelineOnDamagedCaptures() throws {
         var rng = Random(state: 2)
-        #expect(!Self.sampleFile.isEmpty)
-        for _ in 0..<1500 {
-            let damaged = Self.mutate(Self.sampleFile, &rng)
-            guard let recording = try? ByteStreamRecording(ByteBuffer(bytes: damaged)) else { continue }
-            var dissector = try ConnectionDissector(redactor: Redactor(key: [7]), reportsFrames: true)
-            for record in recording.records {
-                _ = dissector.feed(record.bytes, direction: record.direction)
-            }
+        let sample = try SampleCapture.bytes()
+        let path = temporaryCapturePath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        for _ in 0..<400 {
+            // Keep the 24-byte file header intact half of the time, so frames get decoded.
+            var damaged = Self.mutate(Array(sample.dropFirst(24)), &rng)
+            damaged = (Bool.random(using: &rng) ? Array(sample.prefix(24)) : Self.mutate(Array(sample.prefix(24)), &rng)) + damaged
+            try Data(damaged).write(to: URL(fileURLWithPath: path))
+            _ = try? SampleCapture.decode(path: path)
         }
     }
 

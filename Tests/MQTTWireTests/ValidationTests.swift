@@ -234,3 +234,28 @@ struct ValidationTests {
         }
     }
 }
+
+@Suite("Topic matching")
+struct TopicMatchingTests {
+    @Test(arguments: [
+        ("sport/tennis/player1/#", "sport/tennis/player1", true),  // §4.7.1.2: # matches the parent level
+        ("sport/tennis/player1/#", "sport/tennis/player1/ranking", true),
+        ("sport/#", "sport", true),
+        ("#", "a/b/c", true),
+        ("sport/tennis/+", "sport/tennis/player1", true),
+        ("sport/tennis/+", "sport/tennis/player1/ranking", false),
+        ("sport/+", "sport", false),
+        ("sport/+", "sport/", true),
+        ("+/+", "/finance", true),
+        ("/+", "/finance", true),
+        ("+", "/finance", false),
+        ("#", "$SYS/uptime", false),  // [MQTT-4.7.2-1]
+        ("+/uptime", "$SYS/uptime", false),
+        ("$SYS/#", "$SYS/uptime", true),
+        ("a/b", "a/b", true),
+        ("a/b", "a/c", false),
+    ])
+    func matching(filter: String, topic: String, expected: Bool) {
+        #expect(TopicMatching.matches(filter: filter, topic: topic) == expected)
+    }
+}

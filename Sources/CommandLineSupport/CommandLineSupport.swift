@@ -1,0 +1,76 @@
+public import ArgumentParser
+import Foundation
+
+/// The exit codes every wmq tool documents.
+public enum ToolExit {
+    /// Decoded (or done) without errors.
+    public static let success: Int32 = 0
+    /// Decoded, with protocol or capture errors reported.
+    public static let foundErrors: Int32 = 1
+    /// The command line was wrong.
+    public static let usage: Int32 = 2
+    /// The input could not be read.
+    public static let unreadableInput: Int32 = 3
+}
+
+extension ParsableCommand {
+    /// Parses and runs the command; usage errors exit with 2 (ArgumentParser would use 64).
+    public static func mainWithToolExitCodes() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let exit as ExitCode {
+            Foundation.exit(exit.rawValue)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))
+                Foundation.exit(0)
+            }
+            StandardError.write(fullMessage(for: error) + "\n")
+            Foundation.exit(code == .validationFailure ? ToolExit.usage : code.rawValue)
+        }
+    }
+}
+
+public enum StandardError {
+    public static func write(_ text: String) {
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+
+    public static var isTerminal: Bool { isatty(2) == 1 }
+}
+
+/// Standard output, buffered: one write per 64 KiB instead of one per line.
+public final class OutputBuffer {
+    private var buffer: [UInt8] = []
+
+    public init() {
+        buffer.reserveCapacity(1 << 16)
+    }
+
+    deinit {
+        flush()
+    }
+
+    public static var isTerminal: Bool { isatty(1) == 1 }
+
+    public func line(_ text: String) {
+        buffer.append(contentsOf: text.utf8)
+        buffer.append(0x0A)
+        if buffer.count >= 1 << 16 { flush() }
+    }
+
+    public func flush() {
+        guard !buffer.isEmpty else { return }
+        buffer.withUnsafeBytes { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = Foundation.write(1, bytes.baseAddress.map { $0 + offset }, bytes.count - offset)
+                if written <= 0 { break }
+                offset += written
+            }
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+}

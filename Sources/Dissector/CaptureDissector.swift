@@ -1,0 +1,258 @@
+public import Capture
+public import Dialects
+import MQTTWire
+public import NIOCore
+import WebSocketWire
+
+/// What a capture held, connection by connection, in capture order.
+public struct CaptureEvent: Sendable {
+    public enum Kind: Sendable {
+        /// A connection was recognised as `protocol` (`ws-mqtt`, `ws`, `mqtt`), with `how` it was told.
+        case opened(protocol: String, how: String)
+        case dissected(DissectorEvent)
+        /// Bytes of one direction that the capture does not hold.
+        case gap(bytes: Int)
+        case closed(reason: String)
+        /// A connection that carries neither WebSocket nor MQTT; its bytes are not decoded.
+        case ignored(reason: String)
+    }
+
+    public var connection: Connection
+    /// nil for events of the whole connection.
+    public var direction: FlowDirection?
+    /// The frame, and its time, whose bytes completed the event.
+    public var frame: Int
+    public var time: Double
+    public var kind: Kind
+}
+
+/// From TCP segments to annotated events: follows connections (``ConnectionTracker``),
+/// recognises what each carries from its first bytes, never from the port alone (HTTP
+/// Upgrade on any port, MQTT by its CONNECT, heuristics for connections joined midstream,
+/// `assume` to force), and runs a ``ConnectionDissector`` on each.
+public struct CaptureDissector {
+    /// What `--assume PORT=…` forces for connections on a server port.
+    public enum Assumption: String, Sendable, Hashable {
+        case webSocketMQTT = "ws-mqtt"
+        case mqtt
+    }
+
+    public struct Options {
+        public var redactor: Redactor?
+        public var reportsFrames = false
+        public var assumptions: [UInt16: Assumption] = [:]
+        public var limits = ConnectionTracker.Limits()
+        /// Bytes looked at before deciding what a connection joined midstream carries.
+        public var detectionWindow = 2048
+
+        public init(redactor: Redactor?) {
+            self.redactor = redactor
+        }
+    }
+
+    private enum Pending {
+        case data(FlowDirection, ByteBuffer)
+        case gap(FlowDirection, Int)
+    }
+
+    private struct Tracked {
+        var connection: Connection
+        var dissector: ConnectionDissector?
+        var ignored = false
+        var pending: [Pending] = []
+        var pendingBytes = 0
+    }
+
+    public let options: Options
+    private var tracker: ConnectionTracker
+    private var tracked: [Int: Tracked] = [:]
+
+    public init(options: Options) {
+        self.options = options
+        tracker = ConnectionTracker(limits: options.limits, serverPorts: Set(options.assumptions.keys))
+    }
+
+    public mutating func process(_ segment: TCPSegment) -> [CaptureEvent] {
+        translate(tracker.process(segment))
+    }
+
+    /// The end of the capture: undecided connections are decided on what they showed,
+    /// and every connection is closed.
+    public mutating func finish(frame: Int, time: Double) -> [CaptureEvent] {
+        var events: [CaptureEvent] = []
+        for id in tracked.keys.sorted() {
+            guard var entry = tracked[id], entry.dissector == nil, !entry.ignored else { continue }
+            events += decide(&entry, frame: frame, time: time, final: true)
+            tracked[id] = entry
+        }
+        return events + translate(tracker.finish(frame: frame, time: time))
+    }
+
+    private mutating func translate(_ flowEvents: [FlowEvent]) -> [CaptureEvent] {
+        var events: [CaptureEvent] = []
+        for flowEvent in flowEvents {
+            switch flowEvent {
+            case .opened(let connection):
+                tracked[connection.id] = Tracked(connection: connection)
+            case .data(let id, let direction, let bytes, let frame, let time):
+                guard var entry = tracked[id] else { continue }
+                events += receive(.data(direction, bytes), entry: &entry, frame: frame, time: time)
+                tracked[id] = entry
+            case .gap(let id, let direction, let count, let frame, let time):
+                guard var entry = tracked[id] else { continue }
+                if !entry.ignored {
+                    events.append(CaptureEvent(connection: entry.connection, direction: direction, frame: frame, time: time,
+                                               kind: .gap(bytes: count)))
+                }
+                events += receive(.gap(direction, count), entry: &entry, frame: frame, time: time)
+                tracked[id] = entry
+            case .closed(let id, let reason, let frame, let time):
+                guard var entry = tracked[id] else { continue }
+                if entry.dissector == nil && !entry.ignored {
+                    events += decide(&entry, frame: frame, time: time, final: true)
+                }
+                if !entry.ignored {
+                    events.append(CaptureEvent(connection: entry.connection, direction: nil, frame: frame, time: time,
+                                               kind: .closed(reason: reason.rawValue)))
+                }
+                tracked[id] = nil
+            }
+        }
+        return events
+    }
+
+    private mutating func receive(_ item: Pending, entry: inout Tracked, frame: Int, time: Double) -> [CaptureEvent] {
+        if entry.ignored { return [] }
+        guard entry.dissector != nil else {
+            entry.pending.append(item)
+            if case .data(_, let bytes) = item { entry.pendingBytes += bytes.readableBytes }
+            return decide(&entry, frame: frame, time: time, final: false)
+        }
+        return run(item, entry: &entry, frame: frame, time: time)
+    }
+
+    private func run(_ item: Pending, entry: inout Tracked, frame: Int, time: Double) -> [CaptureEvent] {
+        guard var dissector = entry.dissector else { return [] }
+        var events: [CaptureEvent] = []
+        switch item {
+        case .data(let direction, let bytes):
+            for event in dissector.feed(bytes, direction: direction.stream) {
+                events.append(CaptureEvent(connection: entry.connection, direction: direction, frame: frame, time: time,
+                                           kind: .dissected(event)))
+            }
+        case .gap(let direction, let count):
+            dissector.lost(count, direction: direction.stream)
+        }
+        entry.dissector = dissector
+        return events
+    }
+
+    /// Decides what the connection carries once its first bytes say so (or, with
+    /// `final`, on whatever it showed).
+    private func decide(_ entry: inout Tracked, frame: Int, time: Double, final: Bool) -> [CaptureEvent] {
+        let connection = entry.connection
+        let clientBytes = firstBytes(of: entry, direction: .clientToServer)
+        let serverBytes = firstBytes(of: entry, direction: .serverToClient)
+        var transport: ConnectionDissector.Transport?
+        var name = ""
+        var how = ""
+        var joinMidstream = connection.joinedMidstream || entry.pending.contains { if case .gap = $0 { true } else { false } }
+
+        if let assumption = options.assumptions[connection.server.port] {
+            how = "assumed for port \(connection.server.port)"
+            switch assumption {
+            case .webSocketMQTT:
+                let hasHandshake = clientBytes.starts(with: Array("GET ".utf8))
+                transport = .webSocket(expectsHandshake: hasHandshake && !joinMidstream)
+                if hasHandshake { joinMidstream = false }
+                name = "ws-mqtt"
+            case .mqtt:
+                transport = .mqtt
+                name = "mqtt"
+                if clientBytes.first == 0x10 { joinMidstream = false }
+            }
+        } else if !connection.joinedMidstream && clientBytes.starts(with: Array("GET ".utf8)) {
+            transport = .webSocket(expectsHandshake: true)
+            (name, how) = ("websocket", "HTTP Upgrade")
+        } else if !connection.joinedMidstream && Self.looksLikeConnect(clientBytes) {
+            transport = .mqtt
+            (name, how) = ("mqtt", "MQTT CONNECT")
+        } else if connection.joinedMidstream || final || entry.pendingBytes >= options.detectionWindow {
+            // No beginning to go by: try the shapes of WebSocket frames, then of MQTT packets.
+            let needed = final ? 1 : min(options.detectionWindow, 64)
+            guard final || clientBytes.count >= needed || serverBytes.count >= needed else { return [] }
+            if Self.framesPlausible(serverBytes, .serverToClient) || Self.framesPlausible(clientBytes, .clientToServer) {
+                transport = .webSocket(expectsHandshake: false)
+                (name, how) = ("ws-mqtt", "WebSocket frames seen midstream")
+                joinMidstream = true
+            } else if Self.packetsPlausible(serverBytes) || Self.packetsPlausible(clientBytes) {
+                transport = .mqtt
+                (name, how) = ("mqtt", "MQTT packets seen midstream")
+                joinMidstream = true
+            } else if final || entry.pendingBytes >= options.detectionWindow {
+                entry.ignored = true
+                entry.pending = []
+                return []
+            }
+        }
+        guard let transport else { return [] }
+        do {
+            entry.dissector = try ConnectionDissector(transport: transport, redactor: options.redactor,
+                                                      reportsFrames: options.reportsFrames)
+        } catch {
+            entry.ignored = true
+            return []
+        }
+        if case .webSocket(false) = transport, name == "ws" { name = "ws-mqtt" }
+        var events = [CaptureEvent(connection: connection, direction: nil, frame: frame, time: time,
+                                   kind: .opened(protocol: name, how: how))]
+        if joinMidstream {
+            entry.dissector?.lost(nil, direction: .clientToServer)
+            entry.dissector?.lost(nil, direction: .serverToClient)
+        }
+        let pending = entry.pending
+        entry.pending = []
+        entry.pendingBytes = 0
+        for item in pending { events += run(item, entry: &entry, frame: frame, time: time) }
+        return events
+    }
+
+    private func firstBytes(of entry: Tracked, direction: FlowDirection) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for item in entry.pending {
+            guard case .data(let itemDirection, let data) = item, itemDirection == direction else { continue }
+            bytes += data.readableBytesView.prefix(options.detectionWindow - bytes.count)
+            if bytes.count >= options.detectionWindow { break }
+        }
+        return bytes
+    }
+
+    static func looksLikeConnect(_ bytes: [UInt8]) -> Bool {
+        guard bytes.first == 0x10, bytes.count >= 8 else { return false }
+        var index = 1
+        while index < min(bytes.count, 5), bytes[index] & 0x80 != 0 { index += 1 }
+        let nameStart = index + 1
+        guard nameStart + 6 <= bytes.count else { return false }
+        let name = Array(bytes[nameStart..<min(bytes.count, nameStart + 8)])
+        return name.starts(with: [0x00, 0x04] + Array("MQTT".utf8)) || name.starts(with: [0x00, 0x06] + Array("MQIsdp".utf8))
+    }
+
+    static func framesPlausible(_ bytes: [UInt8], _ direction: StreamDirection) -> Bool {
+        guard bytes.count >= 2 else { return false }
+        let result = bytes.withUnsafeBytes { FrameBoundaryScan.find(in: $0, direction: direction) }
+        // Frames must be found near the start; junk before them is what joining midstream cut.
+        if case .found(let index) = result { return index < max(64, bytes.count / 2) }
+        return false
+    }
+
+    static func packetsPlausible(_ bytes: [UInt8]) -> Bool {
+        guard bytes.count >= 2 else { return false }
+        let result = bytes.withUnsafeBytes { PacketBoundaryScan.find(in: $0, version: .v3_1_1) }
+        if case .found(let index) = result { return index < max(64, bytes.count / 2) }
+        return false
+    }
+}
+
+extension FlowDirection {
+    var stream: StreamDirection { self == .clientToServer ? .clientToServer : .serverToClient }
+}

@@ -1,0 +1,259 @@
+public import Capture
+public import Dialects
+public import MQTTWire
+import NIOCore
+import NIOHTTP1
+import WebSocketWire
+
+/// The machine-readable form of a ``CaptureEvent``: one JSON object per event, schema
+/// version 1, documented in docs/decode-format.md.
+public enum DecodeRecord {
+    public static let schemaVersion = 1
+
+    public static func json(_ event: CaptureEvent, showsSecrets: Bool = false) -> JSONValue {
+        var members: [JSONMember] = [
+            .init(key: "v", value: .number(String(schemaVersion))),
+            .init(key: "event", value: .string(name(of: event))),
+            .init(key: "connection", value: .string("c\(event.connection.id)")),
+            .init(key: "time", value: .number(formatTime(event.time))),
+            .init(key: "frame", value: .number(String(event.frame))),
+        ]
+        if let direction = event.direction {
+            members.append(.init(key: "direction", value: .string(direction == .clientToServer ? "c2s" : "s2c")))
+            members.append(.init(key: "src", value: .string(event.connection.source(of: direction).description)))
+            members.append(.init(key: "dst", value: .string(event.connection.destination(of: direction).description)))
+        }
+        switch event.kind {
+        case .opened(let proto, let how):
+            members += [
+                .init(key: "protocol", value: .string(proto)), .init(key: "detectedBy", value: .string(how)),
+                .init(key: "client", value: .string(event.connection.client.description)),
+                .init(key: "server", value: .string(event.connection.server.description)),
+                .init(key: "midstream", value: .bool(event.connection.joinedMidstream)),
+            ]
+        case .gap(let bytes):
+            members.append(.init(key: "bytes", value: .number(String(bytes))))
+        case .closed(let reason):
+            members.append(.init(key: "reason", value: .string(reason)))
+        case .ignored(let reason):
+            members.append(.init(key: "reason", value: .string(reason)))
+        case .dissected(let dissected):
+            members += fields(of: dissected, showsSecrets: showsSecrets)
+            if !dissected.warnings.isEmpty {
+                members.append(.init(key: "warnings", value: .array(dissected.warnings.map { .string($0) })))
+            }
+        }
+        return .object(members)
+    }
+
+    public static func name(of event: CaptureEvent) -> String {
+        switch event.kind {
+        case .opened: "connection"
+        case .gap: "gap"
+        case .closed: "closed"
+        case .ignored: "ignored"
+        case .dissected(let dissected):
+            switch dissected.kind {
+            case .request, .response: "handshake"
+            case .frame: "frame"
+            case .mqtt: "mqtt"
+            case .webSocketMessage, .webSocketControl: "websocket"
+            case .resynchronized: "resync"
+            case .error: "error"
+            }
+        }
+    }
+
+    static func formatTime(_ time: Double) -> String {
+        let micros = Int64((time * 1_000_000).rounded())
+        let seconds = micros / 1_000_000
+        let fraction = String(micros % 1_000_000)
+        return "\(seconds).\(String(repeating: "0", count: 6 - fraction.count))\(fraction)"
+    }
+
+    static func headers(_ headers: HTTPHeaders) -> JSONValue {
+        .array(headers.map { name, value in .array([.string(name), .string(value)]) })
+    }
+
+    private static func fields(of event: DissectorEvent, showsSecrets: Bool) -> [JSONMember] {
+        switch event.kind {
+        case .request(let request):
+            return [.init(key: "type", value: .string("request")), .init(key: "method", value: .string(request.method.rawValue)),
+                    .init(key: "target", value: .string(request.target)), .init(key: "headers", value: headers(request.headers))]
+        case .response(let response, let problems):
+            var out: [JSONMember] = [
+                .init(key: "type", value: .string("response")),
+                .init(key: "status", value: .number(String(response.status.code))),
+                .init(key: "reason", value: .string(response.reasonPhrase)),
+                .init(key: "headers", value: headers(response.headers)),
+            ]
+            if let subprotocol = response.subprotocol { out.append(.init(key: "subprotocol", value: .string(subprotocol))) }
+            out.append(.init(key: "problems", value: .array(problems.map { .string($0.description) })))
+            return out
+        case .frame(let frame):
+            return [.init(key: "type", value: .string(opcodeName(frame.frame.opcode))),
+                    .init(key: "fin", value: .bool(frame.frame.fin)),
+                    .init(key: "masked", value: .bool(frame.maskKey != nil)),
+                    .init(key: "payloadLength", value: .number(String(frame.frame.length))),
+                    .init(key: "streamOffset", value: .number(String(frame.offset)))]
+        case .mqtt(let packet, let range, let annotation):
+            var out = mqttFields(packet, range: range, showsSecrets: showsSecrets)
+            if let annotation { out.append(.init(key: "works", value: works(annotation))) }
+            return out
+        case .webSocketMessage(let message):
+            var out: [JSONMember] = [.init(key: "type", value: .string("message")),
+                                     .init(key: "opcode", value: .string(opcodeName(message.opcode))),
+                                     .init(key: "payloadLength", value: .number(String(message.data.readableBytes)))]
+            if let text = message.text { out.append(.init(key: "text", value: .string(text))) }
+            return out
+        case .webSocketControl(let control):
+            switch control {
+            case .ping(let data, _): return [.init(key: "type", value: .string("ping")), .init(key: "payloadLength", value: .number(String(data.readableBytes)))]
+            case .pong(let data, _): return [.init(key: "type", value: .string("pong")), .init(key: "payloadLength", value: .number(String(data.readableBytes)))]
+            case .close(let close, _):
+                var out: [JSONMember] = [.init(key: "type", value: .string("close"))]
+                if let code = close.code { out.append(.init(key: "code", value: .number(String(code)))) }
+                out.append(.init(key: "reason", value: .string(close.reason)))
+                return out
+            case .message(let message):
+                return [.init(key: "type", value: .string("message")), .init(key: "payloadLength", value: .number(String(message.data.readableBytes)))]
+            }
+        case .resynchronized(let layer, let skipped):
+            return [.init(key: "layer", value: .string(layer)), .init(key: "skipped", value: .number(String(skipped)))]
+        case .error(let layer, let description):
+            return [.init(key: "layer", value: .string(layer)), .init(key: "message", value: .string(description))]
+        }
+    }
+
+    static func opcodeName(_ opcode: some CustomStringConvertible) -> String {
+        let text = "\(opcode)"
+        // NIO describes opcodes as "WebSocketOpcode.binary".
+        return String(text.split(separator: ".").last ?? Substring(text))
+    }
+
+    /// The remaining length of a packet of `total` bytes: the fixed header is the type
+    /// byte plus the variable byte integer of the remaining length.
+    static func remainingLength(total: Int) -> Int {
+        for size in 1...4 {
+            let remaining = total - 1 - size
+            let needed = remaining < 128 ? 1 : remaining < 16_384 ? 2 : remaining < 2_097_152 ? 3 : 4
+            if needed == size { return remaining }
+        }
+        return max(0, total - 2)
+    }
+
+    public static func mqttFields(_ packet: MQTTPacket, range: Range<Int>, showsSecrets: Bool) -> [JSONMember] {
+        var out: [JSONMember] = [
+            .init(key: "type", value: .string(packet.type.description)),
+            .init(key: "remainingLength", value: .number(String(remainingLength(total: range.count)))),
+            .init(key: "streamOffset", value: .number(String(range.lowerBound))),
+        ]
+        func add(_ key: String, _ value: JSONValue) { out.append(.init(key: key, value: value)) }
+        func number(_ value: some BinaryInteger) -> JSONValue { .number(String(value)) }
+        func reason(_ code: ReasonCode) {
+            add("reasonCode", number(code.rawValue))
+            if let name = code.name { add("reasonName", .string(name)) }
+        }
+        switch packet {
+        case .connect(let p):
+            add("protocolName", .string(p.protocolVersion.protocolName))
+            add("protocolLevel", number(p.protocolVersion.rawValue))
+            add("clientId", .string(p.clientIdentifier))
+            add("cleanStart", .bool(p.cleanStart))
+            add("keepAlive", number(p.keepAlive))
+            if let username = p.username { add("username", .string(username)) }
+            if let password = p.password {
+                add("password", showsSecrets || String(buffer: password).hasPrefix("‹") ? .string(String(buffer: password)) : .string("‹present›"))
+            }
+            if let will = p.will {
+                add("will", .object([.init(key: "topic", value: .string(will.topic)), .init(key: "qos", value: number(will.qos.rawValue)),
+                                     .init(key: "retain", value: .bool(will.retain)),
+                                     .init(key: "payloadLength", value: number(will.payload.readableBytes))]))
+            }
+            addProperties(p.properties, to: &out)
+        case .connack(let p):
+            add("sessionPresent", .bool(p.sessionPresent))
+            add("reasonCode", number(p.reasonCode.rawValue))
+            if let name = p.reasonCode.connectReturnCodeName ?? p.reasonCode.name { add("reasonName", .string(name)) }
+            addProperties(p.properties, to: &out)
+        case .publish(let p):
+            add("topic", .string(p.topicName))
+            add("qos", number(p.qos.rawValue))
+            add("dup", .bool(p.dup))
+            add("retain", .bool(p.retain))
+            if let id = p.packetIdentifier { add("packetId", number(id)) }
+            add("payloadLength", number(p.payload.readableBytes))
+            addProperties(p.properties, to: &out)
+        case .puback(let p), .pubrec(let p), .pubrel(let p), .pubcomp(let p):
+            add("packetId", number(p.packetIdentifier))
+            reason(p.reasonCode)
+            addProperties(p.properties, to: &out)
+        case .subscribe(let p):
+            add("packetId", number(p.packetIdentifier))
+            add("subscriptions", .array(p.subscriptions.map {
+                .object([.init(key: "filter", value: .string($0.topicFilter)), .init(key: "qos", value: number($0.qos.rawValue))])
+            }))
+            addProperties(p.properties, to: &out)
+        case .suback(let p):
+            add("packetId", number(p.packetIdentifier))
+            add("reasonCodes", .array(p.reasonCodes.map { number($0.rawValue) }))
+            addProperties(p.properties, to: &out)
+        case .unsubscribe(let p):
+            add("packetId", number(p.packetIdentifier))
+            add("filters", .array(p.topicFilters.map { .string($0) }))
+            addProperties(p.properties, to: &out)
+        case .unsuback(let p):
+            add("packetId", number(p.packetIdentifier))
+            if !p.reasonCodes.isEmpty { add("reasonCodes", .array(p.reasonCodes.map { number($0.rawValue) })) }
+            addProperties(p.properties, to: &out)
+        case .pingreq, .pingresp:
+            break
+        case .disconnect(let p):
+            reason(p.reasonCode)
+            addProperties(p.properties, to: &out)
+        case .auth(let p):
+            reason(p.reasonCode)
+            addProperties(p.properties, to: &out)
+        }
+        return out
+    }
+
+    private static func addProperties(_ properties: MQTTProperties, to out: inout [JSONMember]) {
+        guard !properties.isEmpty else { return }
+        out.append(.init(key: "properties", value: .array(properties.map { property in
+            let value: JSONValue
+            switch property {
+            case .payloadFormatIndicator(let v), .requestProblemInformation(let v), .requestResponseInformation(let v),
+                 .maximumQoS(let v), .retainAvailable(let v), .wildcardSubscriptionAvailable(let v),
+                 .subscriptionIdentifierAvailable(let v), .sharedSubscriptionAvailable(let v):
+                value = .number(String(v))
+            case .messageExpiryInterval(let v), .sessionExpiryInterval(let v), .willDelayInterval(let v),
+                 .maximumPacketSize(let v), .subscriptionIdentifier(let v):
+                value = .number(String(v))
+            case .serverKeepAlive(let v), .receiveMaximum(let v), .topicAliasMaximum(let v), .topicAlias(let v):
+                value = .number(String(v))
+            case .contentType(let s), .responseTopic(let s), .assignedClientIdentifier(let s), .authenticationMethod(let s),
+                 .responseInformation(let s), .serverReference(let s), .reasonString(let s):
+                value = .string(s)
+            case .correlationData(let b), .authenticationData(let b):
+                value = .number(String(b.readableBytes))
+            case .userProperty(let name, let v):
+                value = .array([.string(name), .string(v)])
+            }
+            let name = "\(property.identifier)".split(separator: " (").first.map(String.init) ?? ""
+            return .object([.init(key: "name", value: .string(name)), .init(key: "value", value: value)])
+        })))
+    }
+
+    static func works(_ annotation: AnnotatedMessage) -> JSONValue {
+        var members: [JSONMember] = [
+            .init(key: "kind", value: .string(annotation.kind)),
+            .init(key: "summary", value: .string(annotation.summary)),
+            .init(key: "fields", value: .object(annotation.fields.map { .init(key: $0.name, value: .string($0.value)) })),
+        ]
+        if !annotation.warnings.isEmpty {
+            members.append(.init(key: "warnings", value: .array(annotation.warnings.map { .string($0) })))
+        }
+        return .object(members)
+    }
+}

@@ -1,0 +1,176 @@
+public import Capture
+public import Dialects
+import MQTTWire
+
+/// `--stats`: per connection, packets by type, bytes, QoS flows completed and left open,
+/// ping round trips, reconnects, anomalies and errors.
+public struct DecodeStatistics {
+    public struct PerConnection: Sendable {
+        public var connection: Connection
+        public var protocolName = "?"
+        public var packets: [String: Int] = [:]
+        public var mqttBytes: [FlowDirection: Int] = [:]
+        public var qos1Completed = 0
+        public var qos2Completed = 0
+        public var pingRoundTrips: [Double] = []
+        public var warnings = 0
+        public var errors = 0
+        public var gaps = 0
+        public var gapBytes = 0
+        public var clientIdentifier: String?
+        public var closeReason: String?
+
+        var openQoS1: Set<UInt32> = []
+        var openQoS2: [UInt32: Int] = [:]
+        var pendingPing: Double?
+
+        /// QoS 1 and 2 flows that started and did not finish.
+        public var openFlows: Int { openQoS1.count + openQoS2.count }
+    }
+
+    public private(set) var connections: [Int: PerConnection] = [:]
+    public private(set) var totalPackets = 0
+    public private(set) var totalErrors = 0
+
+    public init() {}
+
+    /// CONNECTs per client id beyond the first: reconnections seen in the capture.
+    public var reconnects: [String: Int] {
+        var counts: [String: Int] = [:]
+        for stats in connections.values {
+            if let id = stats.clientIdentifier, !id.isEmpty { counts[id, default: 0] += stats.packets["CONNECT", default: 0] }
+        }
+        return counts.filter { $0.value > 1 }.mapValues { $0 - 1 }
+    }
+
+    public mutating func add(_ event: CaptureEvent) {
+        var stats = connections[event.connection.id] ?? PerConnection(connection: event.connection)
+        defer { connections[event.connection.id] = stats }
+        switch event.kind {
+        case .opened(let proto, _): stats.protocolName = proto
+        case .gap(let bytes):
+            stats.gaps += 1
+            stats.gapBytes += bytes
+        case .closed(let reason): stats.closeReason = reason
+        case .ignored: stats.protocolName = "not decoded"
+        case .dissected(let dissected):
+            stats.warnings += dissected.warnings.count
+            switch dissected.kind {
+            case .error:
+                stats.errors += 1
+                totalErrors += 1
+            case .response(_, let problems):
+                stats.errors += problems.count
+                totalErrors += problems.count
+            case .mqtt(let packet, let range, let annotation):
+                totalPackets += 1
+                stats.warnings += annotation?.warnings.count ?? 0
+                stats.packets[packet.type.description, default: 0] += 1
+                if let direction = event.direction { stats.mqttBytes[direction, default: 0] += range.count }
+                track(packet, direction: event.direction, time: event.time, stats: &stats)
+            default: break
+            }
+        }
+    }
+
+    /// Flows are keyed by packet id and the direction of the PUBLISH.
+    private func track(_ packet: MQTTPacket, direction: FlowDirection?, time: Double, stats: inout PerConnection) {
+        let sender: UInt32 = direction == .clientToServer ? 0 : 1 << 16
+        let receiver: UInt32 = direction == .clientToServer ? 1 << 16 : 0
+        switch packet {
+        case .connect(let connect): stats.clientIdentifier = connect.clientIdentifier
+        case .publish(let publish):
+            guard let id = publish.packetIdentifier else { return }
+            if publish.qos == .atLeastOnce { stats.openQoS1.insert(sender | UInt32(id)) }
+            if publish.qos == .exactlyOnce { stats.openQoS2[sender | UInt32(id)] = 1 }
+        case .puback(let ack):
+            if stats.openQoS1.remove(receiver | UInt32(ack.packetIdentifier)) != nil { stats.qos1Completed += 1 }
+        case .pubrec(let ack):
+            if stats.openQoS2[receiver | UInt32(ack.packetIdentifier)] == 1 { stats.openQoS2[receiver | UInt32(ack.packetIdentifier)] = 2 }
+        case .pubrel(let ack):
+            if stats.openQoS2[sender | UInt32(ack.packetIdentifier)] == 2 { stats.openQoS2[sender | UInt32(ack.packetIdentifier)] = 3 }
+        case .pubcomp(let ack):
+            if stats.openQoS2[receiver | UInt32(ack.packetIdentifier)] == 3 {
+                stats.openQoS2[receiver | UInt32(ack.packetIdentifier)] = nil
+                stats.qos2Completed += 1
+            }
+        case .pingreq: stats.pendingPing = time
+        case .pingresp:
+            if let sent = stats.pendingPing {
+                stats.pingRoundTrips.append(time - sent)
+                stats.pendingPing = nil
+            }
+        default: break
+        }
+    }
+
+    public func json() -> JSONValue {
+        let list = connections.keys.sorted().compactMap { connections[$0] }.map { stats -> JSONValue in
+            let rtts = stats.pingRoundTrips.map { $0 * 1000 }
+            var members: [JSONMember] = [
+                .init(key: "connection", value: .string("c\(stats.connection.id)")),
+                .init(key: "protocol", value: .string(stats.protocolName)),
+                .init(key: "client", value: .string(stats.connection.client.description)),
+                .init(key: "server", value: .string(stats.connection.server.description)),
+                .init(key: "packets", value: .object(stats.packets.keys.sorted().map { .init(key: $0, value: .number(String(stats.packets[$0] ?? 0))) })),
+                .init(key: "bytes", value: .object([
+                    .init(key: "c2s", value: .number(String(stats.mqttBytes[.clientToServer] ?? 0))),
+                    .init(key: "s2c", value: .number(String(stats.mqttBytes[.serverToClient] ?? 0))),
+                ])),
+                .init(key: "qos1Completed", value: .number(String(stats.qos1Completed))),
+                .init(key: "qos2Completed", value: .number(String(stats.qos2Completed))),
+                .init(key: "flowsOpen", value: .number(String(stats.openFlows))),
+                .init(key: "pings", value: .number(String(rtts.count))),
+                .init(key: "warnings", value: .number(String(stats.warnings))),
+                .init(key: "errors", value: .number(String(stats.errors))),
+                .init(key: "gaps", value: .number(String(stats.gaps))),
+                .init(key: "gapBytes", value: .number(String(stats.gapBytes))),
+            ]
+            if let minimum = rtts.min(), let maximum = rtts.max() {
+                members.append(.init(key: "pingMilliseconds", value: .object([
+                    .init(key: "min", value: .number(DecodeRecord.formatTime(minimum))),
+                    .init(key: "avg", value: .number(DecodeRecord.formatTime(rtts.reduce(0, +) / Double(rtts.count)))),
+                    .init(key: "max", value: .number(DecodeRecord.formatTime(maximum))),
+                ])))
+            }
+            if let id = stats.clientIdentifier { members.append(.init(key: "clientId", value: .string(id))) }
+            if let reason = stats.closeReason { members.append(.init(key: "closed", value: .string(reason))) }
+            return .object(members)
+        }
+        return .object([
+            .init(key: "v", value: .number(String(DecodeRecord.schemaVersion))),
+            .init(key: "event", value: .string("stats")),
+            .init(key: "packets", value: .number(String(totalPackets))),
+            .init(key: "errors", value: .number(String(totalErrors))),
+            .init(key: "reconnects", value: .object(reconnects.keys.sorted().map { .init(key: $0, value: .number(String(reconnects[$0] ?? 0))) })),
+            .init(key: "connections", value: .array(list)),
+        ])
+    }
+
+    public func text() -> [String] {
+        var lines: [String] = []
+        for id in connections.keys.sorted() {
+            guard let stats = connections[id] else { continue }
+            lines.append("c\(id)  \(stats.protocolName)  \(stats.connection.client) → \(stats.connection.server)"
+                         + (stats.clientIdentifier.map { "  client \"\($0)\"" } ?? "") + (stats.closeReason.map { "  (\($0))" } ?? ""))
+            let packets = stats.packets.keys.sorted().map { "\($0) \(stats.packets[$0] ?? 0)" }.joined(separator: ", ")
+            lines.append("    packets: \(packets.isEmpty ? "none" : packets)")
+            lines.append("    MQTT bytes: \(stats.mqttBytes[.clientToServer] ?? 0) c→s, \(stats.mqttBytes[.serverToClient] ?? 0) s→c")
+            lines.append("    QoS flows: \(stats.qos1Completed) QoS 1 and \(stats.qos2Completed) QoS 2 completed, \(stats.openFlows) open")
+            if !stats.pingRoundTrips.isEmpty {
+                let rtts = stats.pingRoundTrips.map { $0 * 1000 }
+                let average = rtts.reduce(0, +) / Double(rtts.count)
+                lines.append("    pings: \(rtts.count), round trip min/avg/max \(ms(rtts.min() ?? 0))/\(ms(average))/\(ms(rtts.max() ?? 0)) ms")
+            }
+            lines.append("    anomalies: \(stats.warnings) warning(s), \(stats.errors) error(s), \(stats.gaps) gap(s) (\(stats.gapBytes) bytes)")
+        }
+        for (id, count) in reconnects.sorted(by: { $0.key < $1.key }) { lines.append("client \"\(id)\" reconnected \(count) time(s)") }
+        lines.append("\(connections.count) connection(s), \(totalPackets) MQTT packet(s), \(totalErrors) error(s)")
+        return lines
+    }
+
+    private func ms(_ value: Double) -> String {
+        let scaled = (value * 1000).rounded() / 1000
+        return "\(scaled)"
+    }
+}

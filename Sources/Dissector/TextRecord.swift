@@ -1,0 +1,128 @@
+public import Capture
+import Dialects
+import MQTTWire
+import NIOCore
+import WebSocketWire
+
+/// The text form of a ``CaptureEvent``: one line per MQTT packet (time relative to the
+/// first frame, connection, endpoints, packet), the Works summary under PUBLISH, and
+/// with `verbose` every field of every layer.
+public enum TextRecord {
+    public static func lines(_ event: CaptureEvent, startTime: Double, verbose: Bool) -> [String] {
+        let time = pad(format(event.time - startTime), 11)
+        let connection = "c\(event.connection.id)"
+        let route: String
+        if let direction = event.direction {
+            route = "\(event.connection.source(of: direction)) → \(event.connection.destination(of: direction))"
+        } else {
+            route = "\(event.connection.client) ⇄ \(event.connection.server)"
+        }
+        let head = "\(time)  \(connection)  \(route)  "
+        let indent = String(repeating: " ", count: 15)
+        switch event.kind {
+        case .opened(let proto, let how):
+            return [head + "open \(proto) (\(how)\(event.connection.joinedMidstream ? ", joined midstream" : ""))"]
+        case .gap(let bytes):
+            return [head + "⚠ gap: \(bytes) bytes not captured"]
+        case .closed(let reason):
+            return [head + "closed (\(reason))"]
+        case .ignored(let reason):
+            return [head + "not decoded: \(reason)"]
+        case .dissected(let dissected):
+            var lines: [String] = []
+            switch dissected.kind {
+            case .request(let request):
+                lines.append(head + "HTTP \(request.method.rawValue) \(request.target) subprotocols \(request.subprotocols.joined(separator: ","))")
+                if verbose { lines += request.headers.map { "\(indent)\($0.name): \($0.value)" } }
+            case .response(let response, let problems):
+                lines.append(head + "HTTP \(response.status.code) \(response.reasonPhrase) · subprotocol \(response.subprotocol ?? "none")"
+                             + (problems.isEmpty ? "" : " · \(problems.count) handshake problem(s)"))
+                if verbose { lines += response.headers.map { "\(indent)\($0.name): \($0.value)" } }
+                lines += problems.map { "\(indent)✗ \($0)" }
+            case .frame(let frame):
+                lines.append(head + "WebSocket frame \(DecodeRecord.opcodeName(frame.frame.opcode)) fin=\(frame.frame.fin ? 1 : 0)"
+                             + " \(frame.frame.length) bytes\(frame.maskKey == nil ? "" : " masked") @\(frame.offset)")
+            case .mqtt(let packet, let range, let annotation):
+                lines.append(head + "\(packet)")
+                if verbose {
+                    for member in DecodeRecord.mqttFields(packet, range: range, showsSecrets: false).dropFirst() {
+                        lines.append("\(indent)\(member.key) = \(member.value.stringValue ?? member.value.description)")
+                    }
+                }
+                if let annotation {
+                    lines.append("\(indent)▸ \(annotation.summary)")
+                    if verbose { lines += annotation.fields.map { "\(indent)  \($0.name) = \($0.value)" } }
+                    lines += annotation.warnings.map { "\(indent)⚠ \($0)" }
+                }
+            case .webSocketMessage(let message):
+                let body = message.text.map { " \"\(WorksTextLimit.cut($0))\"" } ?? ""
+                lines.append(head + "WebSocket \(DecodeRecord.opcodeName(message.opcode)) message \(message.data.readableBytes) bytes\(body)")
+            case .webSocketControl(let control):
+                switch control {
+                case .ping(let data, _): lines.append(head + "WebSocket ping \(data.readableBytes) bytes")
+                case .pong(let data, _): lines.append(head + "WebSocket pong \(data.readableBytes) bytes")
+                case .close(let close, _):
+                    lines.append(head + "WebSocket close \(close.code.map(String.init) ?? "(no code)")"
+                                 + (close.reason.isEmpty ? "" : " \"\(close.reason)\""))
+                case .message(let message): lines.append(head + "WebSocket message \(message.data.readableBytes) bytes")
+                }
+            case .resynchronized(let layer, let skipped):
+                lines.append(head + "\(layer) resynchronized after skipping \(skipped) bytes")
+            case .error(let layer, let description):
+                lines.append(head + "✗ \(description.hasPrefix(layer) ? description : "\(layer) \(description)")")
+            }
+            lines += dissected.warnings.map { "\(indent)⚠ \($0)" }
+            return lines
+        }
+    }
+
+    static func format(_ seconds: Double) -> String {
+        let micros = Int64((seconds * 1_000_000).rounded())
+        let sign = micros < 0 ? "-" : ""
+        let magnitude = abs(micros)
+        let fraction = String(magnitude % 1_000_000)
+        return "\(sign)\(magnitude / 1_000_000).\(String(repeating: "0", count: 6 - fraction.count))\(fraction)"
+    }
+
+    public static func pad(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text : String(repeating: " ", count: width - text.count) + text
+    }
+}
+
+enum WorksTextLimit {
+    static func cut(_ text: String) -> String {
+        let flat = text.replacing("\n", with: "⏎")
+        return flat.count > 120 ? String(flat.prefix(120)) + "…" : flat
+    }
+}
+
+/// Which events to keep: `--connection`, `--type`, `--topic`, time range.
+public struct EventFilter: Sendable {
+    public var connections: Set<Int> = []
+    /// Packet type names in upper case, as the spec writes them.
+    public var types: Set<String> = []
+    public var topicFilters: [String] = []
+    /// Seconds relative to the first frame.
+    public var from: Double?
+    public var to: Double?
+
+    public init() {}
+
+    public var isEmpty: Bool { connections.isEmpty && types.isEmpty && topicFilters.isEmpty && from == nil && to == nil }
+
+    public func keeps(_ event: CaptureEvent, startTime: Double) -> Bool {
+        if !connections.isEmpty && !connections.contains(event.connection.id) { return false }
+        let relative = event.time - startTime
+        if let from, relative < from { return false }
+        if let to, relative > to { return false }
+        guard !types.isEmpty || !topicFilters.isEmpty else { return true }
+        // Type and topic filters select MQTT packets only.
+        guard case .dissected(let dissected) = event.kind, case .mqtt(let packet, _, _) = dissected.kind else { return false }
+        if !types.isEmpty && !types.contains(packet.type.description) { return false }
+        if !topicFilters.isEmpty {
+            guard case .publish(let publish) = packet else { return false }
+            return topicFilters.contains { TopicMatching.matches(filter: $0, topic: publish.topicName) }
+        }
+        return true
+    }
+}

@@ -1,0 +1,231 @@
+import ArgumentParser
+import Capture
+import CommandLineSupport
+import Dialects
+import Dissector
+import Foundation
+
+@main
+struct Decode: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wmq-decode",
+        abstract: "Decode every MQTT-over-WebSocket (and plain MQTT) packet of a capture into annotated Works messages.",
+        discussion: """
+            Reads a pcap or pcapng file (or - for standard input), follows every TCP connection,
+            recognises WebSocket by its HTTP Upgrade on any port and MQTT by its CONNECT (or, for
+            connections the capture joined midstream, by the shape of their frames; --assume forces
+            it), reassembles WebSocket messages and MQTT packets however they were cut, and prints
+            each MQTT packet with its Works annotation: channel, sender, text or sticker.
+
+            Cookies, Authorization headers, CONNECT passwords and token fields are replaced by keyed
+            pseudonyms unless --no-redact.
+
+            Output: --format text (default on a terminal), jsonl (default when piped; one JSON object
+            per event, schema in docs/decode-format.md), or json (one array). --stats prints a summary
+            per connection instead of the events.
+
+            Exit codes: 0 decoded without errors; 1 decoded, with protocol or capture errors reported;
+            2 usage error; 3 the input cannot be read (missing, not a capture, unsupported link type).
+            """)
+
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case text, jsonl, json
+    }
+
+    @Argument(help: "The capture: a pcap or pcapng file, or - for standard input.")
+    var capture: String
+
+    @Option(help: "Output format: text, jsonl or json (default: text on a terminal, jsonl otherwise).")
+    var format: Format?
+
+    @Flag(name: .customShort("V"), help: "Every field of every layer: HTTP headers, WebSocket frames, MQTT fields, Works fields.")
+    var verbose = false
+
+    @Flag(help: "A summary per connection instead of the events.")
+    var stats = false
+
+    @Option(name: .customLong("assume"), parsing: .singleValue,
+            help: ArgumentHelp("Treat connections to PORT as ws-mqtt or mqtt (for captures without the handshake).",
+                               valueName: "PORT=ws-mqtt|mqtt"))
+    var assumptions: [String] = []
+
+    @Option(name: .customLong("connection"), parsing: .singleValue, help: "Only this connection (c3 or 3); repeatable.")
+    var connections: [String] = []
+
+    @Option(name: .customLong("type"), help: "Only these MQTT packet types, comma-separated (PUBLISH,PUBACK).")
+    var types: String?
+
+    @Option(name: .customLong("topic"), parsing: .singleValue, help: "Only PUBLISH packets whose topic matches this MQTT filter; repeatable.")
+    var topics: [String] = []
+
+    @Option(help: "Only events at or after this many seconds from the first frame.")
+    var from: Double?
+
+    @Option(help: "Only events at or before this many seconds from the first frame.")
+    var to: Double?
+
+    @Flag(help: "Show cookies, tokens and passwords as captured.")
+    var noRedact = false
+
+    @Option(help: "Key for the redaction pseudonyms: the same key gives the same pseudonyms across runs. Default: random.")
+    var redactionKey: String?
+
+    static func main() { mainWithToolExitCodes() }
+
+    func validate() throws {
+        for assumption in assumptions {
+            let parts = assumption.split(separator: "=")
+            guard parts.count == 2, UInt16(parts[0]) != nil, CaptureDissector.Assumption(rawValue: String(parts[1])) != nil else {
+                throw ValidationError("--assume takes PORT=ws-mqtt or PORT=mqtt, not \"\(assumption)\"")
+            }
+        }
+        for connection in connections where Int(connection.hasPrefix("c") ? String(connection.dropFirst()) : connection) == nil {
+            throw ValidationError("--connection takes a connection id such as c3, not \"\(connection)\"")
+        }
+        if let types {
+            let known = ["CONNECT", "CONNACK", "PUBLISH", "PUBACK", "PUBREC", "PUBREL", "PUBCOMP", "SUBSCRIBE", "SUBACK",
+                         "UNSUBSCRIBE", "UNSUBACK", "PINGREQ", "PINGRESP", "DISCONNECT", "AUTH"]
+            for type in types.split(separator: ",") where !known.contains(type.uppercased()) {
+                throw ValidationError("unknown packet type \"\(type)\"; types are \(known.joined(separator: ", "))")
+            }
+        }
+    }
+
+    func run() throws {
+        let reader: PcapReader
+        do {
+            reader = try PcapReader(path: capture)
+        } catch {
+            StandardError.write("wmq-decode: \(capture): \(error)\n")
+            throw ExitCode(ToolExit.unreadableInput)
+        }
+        guard reader.linkType.isSupported else {
+            StandardError.write("wmq-decode: \(capture): link: unsupported link type \(reader.linkType.rawValue); "
+                                + "supported: Ethernet, Linux SLL and SLL2, BSD loopback, raw IPv4/IPv6\n")
+            throw ExitCode(ToolExit.unreadableInput)
+        }
+        var options = CaptureDissector.Options(redactor: noRedact ? nil : redactionKey.map { Redactor(key: Array($0.utf8)) } ?? .random())
+        options.reportsFrames = verbose
+        for assumption in assumptions {
+            let parts = assumption.split(separator: "=")
+            if let port = UInt16(parts[0]), let kind = CaptureDissector.Assumption(rawValue: String(parts[1])) {
+                options.assumptions[port] = kind
+            }
+        }
+        var filter = EventFilter()
+        filter.connections = Set(connections.compactMap { Int($0.hasPrefix("c") ? String($0.dropFirst()) : $0) })
+        filter.types = Set((types ?? "").split(separator: ",").map { $0.uppercased() })
+        filter.topicFilters = topics
+        filter.from = from
+        filter.to = to
+
+        let output = OutputBuffer()
+        let format = self.format ?? (OutputBuffer.isTerminal ? .text : .jsonl)
+        let progress = Progress(path: capture)
+        var dissector = CaptureDissector(options: options)
+        var packets = PacketDecoder()
+        var statistics = DecodeStatistics()
+        var startTime: Double?
+        var lastFrame = 0
+        var lastTime = 0.0
+        var errors = 0
+        var jsonArrayStarted = false
+
+        func emit(_ events: [CaptureEvent]) {
+            for event in events {
+                statistics.add(event)
+                guard !stats, filter.keeps(event, startTime: startTime ?? event.time) else { continue }
+                switch format {
+                case .text:
+                    for line in TextRecord.lines(event, startTime: startTime ?? event.time, verbose: verbose) { output.line(line) }
+                case .jsonl:
+                    output.line(DecodeRecord.json(event, showsSecrets: noRedact).description)
+                case .json:
+                    output.line((jsonArrayStarted ? "," : "[") + DecodeRecord.json(event, showsSecrets: noRedact).description)
+                    jsonArrayStarted = true
+                }
+            }
+        }
+
+        func report(_ error: CaptureError) {
+            errors += 1
+            switch format {
+            case .text:
+                if !stats { output.line("\(TextRecord.pad("frame \(error.frame.map(String.init) ?? "-")", 11))  ✗ \(error)") }
+                else { StandardError.write("wmq-decode: \(capture): \(error)\n") }
+            case .jsonl, .json:
+                let record = JSONValue.object([
+                    .init(key: "v", value: .number("1")), .init(key: "event", value: .string("error")),
+                    .init(key: "layer", value: .string(error.layer.rawValue)),
+                    .init(key: "frame", value: error.frame.map { .number(String($0)) } ?? .null),
+                    .init(key: "offset", value: .number(String(error.offset))),
+                    .init(key: "message", value: .string(error.description)),
+                ])
+                if !stats {
+                    output.line(format == .json ? (jsonArrayStarted ? "," : "[") + record.description : record.description)
+                    jsonArrayStarted = true
+                }
+            }
+        }
+
+        while true {
+            let frame: CapturedFrame?
+            do {
+                frame = try reader.next()
+            } catch {
+                report(error)
+                if format == .text || stats { StandardError.write("wmq-decode: \(capture): \(error)\n") }
+                break
+            }
+            guard let frame else { break }
+            if startTime == nil { startTime = frame.time }
+            lastFrame = frame.number
+            lastTime = frame.time
+            progress.update(reader.fileOffset)
+            do {
+                if let segment = try packets.segment(from: frame) { emit(dissector.process(segment)) }
+            } catch {
+                report(error)
+            }
+        }
+        emit(dissector.finish(frame: lastFrame, time: lastTime))
+        progress.done()
+        if format == .json && !stats { output.line(jsonArrayStarted ? "]" : "[]") }
+        if stats {
+            if format == .text {
+                statistics.text().forEach(output.line)
+            } else {
+                output.line(statistics.json().description)
+            }
+        }
+        output.flush()
+        if errors + statistics.totalErrors > 0 { throw ExitCode(ToolExit.foundErrors) }
+    }
+}
+
+/// A progress line on standard error for long files, when standard error is a terminal.
+final class Progress {
+    private let total: Int
+    private let enabled: Bool
+    private var lastShown = ContinuousClock.now
+    private var shown = false
+
+    init(path: String) {
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        total = size ?? 0
+        enabled = StandardError.isTerminal && path != "-" && total > 8 << 20
+    }
+
+    func update(_ offset: Int) {
+        guard enabled, ContinuousClock.now - lastShown > .milliseconds(200) else { return }
+        lastShown = .now
+        shown = true
+        let percent = min(100, offset * 100 / max(1, total))
+        let bar = String(repeating: "█", count: percent / 5) + String(repeating: "░", count: 20 - percent / 5)
+        StandardError.write("\r\(bar) \(percent)%  \(offset >> 20) of \(total >> 20) MiB")
+    }
+
+    func done() {
+        if shown { StandardError.write("\r\u{1B}[K") }
+    }
+}
