@@ -104,8 +104,8 @@ def tcp_frame(src, dst, seq, ack, flags, payload, ident):
     return ethernet + ip + header + payload
 
 
-def write_pcap(path, records):
-    """pcap (microsecond timestamps, Ethernet); one TCP segment per record."""
+def session_frames(records):
+    """The session as Ethernet frames with their times: one TCP segment per record."""
     SYN, ACK, PSH, FIN = 0x02, 0x10, 0x08, 0x01
     seq = {b"C": 1000, b"S": 5000}
     frames = []
@@ -120,16 +120,36 @@ def write_pcap(path, records):
     frames.append((CLIENT, SERVER, seq[b"C"], seq[b"S"], FIN | ACK, b""))
     frames.append((SERVER, CLIENT, seq[b"S"], seq[b"C"] + 1, FIN | ACK, b""))
     frames.append((CLIENT, SERVER, seq[b"C"] + 1, seq[b"S"] + 1, ACK, b""))
+    return [(index * 12345, tcp_frame(src, dst, s, a, flags, payload, index + 1))
+            for index, (src, dst, s, a, flags, payload) in enumerate(frames)]
+
+
+def write_pcap(path, frames):
+    """pcap: microsecond timestamps, Ethernet."""
     with open(path, "wb") as out:
         out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
-        for index, (src, dst, s, a, flags, payload) in enumerate(frames):
-            frame = tcp_frame(src, dst, s, a, flags, payload, index + 1)
-            micros = index * 12345
+        for micros, frame in frames:
             out.write(struct.pack("<IIII", int(START) + micros // 1000000, micros % 1000000, len(frame), len(frame)))
             out.write(frame)
 
 
-def main(pcap_path):
+def pcapng_block(kind, body):
+    body += b"\0" * (-len(body) % 4)
+    length = 12 + len(body)
+    return struct.pack("<II", kind, length) + body + struct.pack("<I", length)
+
+
+def write_pcapng(path, frames):
+    """pcapng: a section header, one Ethernet interface (microseconds), enhanced packet blocks."""
+    with open(path, "wb") as out:
+        out.write(pcapng_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)))
+        out.write(pcapng_block(0x00000001, struct.pack("<HHI", 1, 0, 262144)))
+        for micros, frame in frames:
+            stamp = int(START) * 1000000 + micros
+            out.write(pcapng_block(0x00000006, struct.pack("<IIIII", 0, stamp >> 32, stamp & 0xFFFFFFFF, len(frame), len(frame)) + frame))
+
+
+def main(pcap_path, pcapng_path=None):
     request = (
         "GET /wmqtt HTTP/1.1\r\n"
         "Host: jp1-web-noti.worksmobile.com\r\n"
@@ -198,8 +218,15 @@ def main(pcap_path):
         (b"C", client(struct.pack(">H", 1000) + "bye".encode(), opcode=0x8, key=b"\x0f\x0e\x0d\x0c")),
         (b"S", ws_frame(struct.pack(">H", 1000), opcode=0x8)),
     ]
-    write_pcap(pcap_path, records)
+    frames = session_frames(records)
+    write_pcap(pcap_path, frames)
+    if pcapng_path:
+        write_pcapng(pcapng_path, frames)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "captures/works-sample.pcap")
+    # make-sample-session.py [PCAP [PCAPNG]]
+    if len(sys.argv) > 1:
+        main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)
+    else:
+        main("captures/works-sample.pcap", "captures/works-sample.pcapng")
