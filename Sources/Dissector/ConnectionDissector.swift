@@ -60,6 +60,10 @@ public struct ConnectionDissector {
     private var client: Side
     private var server: Side
     private var request: HTTPUpgradeRequest?
+    /// How sure the Works dialect is, from the handshake and the CONNECT, that this
+    /// connection is a Works one. Below `likely`, only payloads that are Works messages
+    /// themselves are annotated, so other MQTT traffic is not flagged as broken Works.
+    public private(set) var worksConfidence = DetectionConfidence.none
 
     public init(transport: Transport = .webSocket(expectsHandshake: true), redactor: Redactor?,
                 reportsFrames: Bool = false) throws(WebSocketWireError) {
@@ -119,6 +123,7 @@ public struct ConnectionDissector {
             switch event {
             case .request(let request):
                 self.request = request
+                worksConfidence = max(worksConfidence, dialect.detect(DetectionEvidence(request: request)))
                 var shown = request
                 if let redactor { shown.headers = redactor.redact(headers: request.headers) }
                 add(.request(shown))
@@ -197,9 +202,13 @@ public struct ConnectionDissector {
                     // The server's packets are decoded with the version the client asked for.
                     if direction == .clientToServer { server.mqtt.version = connect.protocolVersion }
                     if let redactor { shown = .connect(redactor.redact(connect: connect)) }
+                    worksConfidence = max(worksConfidence, dialect.detect(DetectionEvidence(mqttPackets: [packet])))
                 }
                 var annotation: AnnotatedMessage?
-                if case .publish(let publish) = packet { annotation = dialect.annotate(publish, redactor: redactor) }
+                if case .publish(let publish) = packet {
+                    let candidate = dialect.annotate(publish, redactor: redactor)
+                    if worksConfidence >= .likely || Self.worksKinds.contains(candidate.kind) { annotation = candidate }
+                }
                 events.append(DissectorEvent(direction: direction,
                                              kind: .mqtt(shown, range: side.mqtt.lastPacketRange, annotation: annotation),
                                              warnings: packetWarnings))
@@ -214,6 +223,9 @@ public struct ConnectionDissector {
         }
         return events
     }
+
+    /// Annotation kinds that are Works messages in their own right.
+    static let worksKinds: Set<String> = ["notification", "read-receipt", "channel-message"]
 
     static func layer(of error: WebSocketWireError) -> String {
         String(error.description.prefix { $0 != " " })
