@@ -89,3 +89,73 @@ struct DamagedCaptureTests {
         #expect(previous == 11)
     }
 }
+
+@Suite("Gaps and captures joined midstream")
+struct GapTests {
+    /// The sample's frames, to rebuild captures with some left out.
+    static func frames() throws -> [CapturedFrame] {
+        let reader = try PcapReader(path: SampleCapture.path)
+        var frames: [CapturedFrame] = []
+        while let frame = try reader.next() { frames.append(frame) }
+        return frames
+    }
+
+    static func write(_ frames: [CapturedFrame]) throws -> String {
+        let path = temporaryCapturePath()
+        let writer = try PcapWriter(path: path, linkType: .ethernet)
+        for frame in frames { writer.write(frame.data.readableBytesView, time: frame.time) }
+        writer.flush()
+        return path
+    }
+
+    static func lines(_ events: [CaptureEvent]) -> [String] {
+        events.compactMap { event in
+            switch event.kind {
+            case .opened(let proto, let how): return "open \(proto) (\(how))"
+            case .gap(let bytes): return "gap \(bytes)"
+            case .dissected(let d):
+                switch d.kind {
+                case .mqtt(let packet, _, _): return "\(packet)"
+                case .resynchronized(let layer, let skipped): return "\(layer) resync \(skipped)"
+                case .error(let layer, _): return "\(layer) error"
+                default: return nil
+                }
+            default: return nil
+            }
+        }
+    }
+
+    /// Frame 9 (the second half of the first notification's WebSocket frame) is lost:
+    /// the gap is reported with its size, the broken frame is passed over, and decoding
+    /// resumes with the next frame.
+    @Test func lostSegment() throws {
+        var frames = try Self.frames()
+        let lost = frames.remove(at: 8)
+        #expect(lost.number == 9)
+        let path = try Self.write(frames)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let lines = Self.lines(try SampleCapture.decode(path: path).events)
+        let gap = try #require(lines.firstIndex { $0.hasPrefix("gap ") })
+        #expect(lines[gap] == "gap \(lost.data.readableBytes - 54)")  // the TCP payload: frame minus Ethernet, IPv4, TCP headers
+        #expect(lines[gap + 1].hasPrefix("WebSocket resync"))
+        #expect(!lines.contains { $0.hasPrefix("PUBLISH QoS 1 id 1 ") })
+        #expect(lines.contains("PUBLISH QoS 1 id 2 \"notification\" 343 bytes"))
+        #expect(lines.contains("PINGRESP"))
+        #expect(lines.filter { $0.hasPrefix("MQTT") || $0.hasPrefix("WebSocket error") }.isEmpty)
+    }
+
+    /// The capture starts after the handshake and the CONNECT (frames 1–7 missing): the
+    /// connection is recognised by the shape of its WebSocket frames and decoded from
+    /// the first whole frame on.
+    @Test func joinedMidstream() throws {
+        let frames = Array(try Self.frames().dropFirst(7))
+        let path = try Self.write(frames)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let lines = Self.lines(try SampleCapture.decode(path: path).events)
+        #expect(lines.first == "open ws-mqtt (WebSocket frames seen midstream)")
+        #expect(lines.contains("PUBLISH QoS 1 id 2 \"notification\" 343 bytes"))
+        #expect(lines.contains("PUBACK id 2"))
+        #expect(lines.contains("PINGREQ"))
+        #expect(lines.contains("DISCONNECT"))
+    }
+}
