@@ -12,6 +12,15 @@ public struct Connection: Sendable, Hashable {
     public var firstFrame: Int
     public var firstTime: Double
 
+    public init(id: Int, client: Endpoint, server: Endpoint, joinedMidstream: Bool, firstFrame: Int, firstTime: Double) {
+        self.id = id
+        self.client = client
+        self.server = server
+        self.joinedMidstream = joinedMidstream
+        self.firstFrame = firstFrame
+        self.firstTime = firstTime
+    }
+
     public func source(of direction: FlowDirection) -> Endpoint { direction == .clientToServer ? client : server }
     public func destination(of direction: FlowDirection) -> Endpoint { direction == .clientToServer ? server : client }
 }

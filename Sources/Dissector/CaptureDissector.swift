@@ -24,6 +24,14 @@ public struct CaptureEvent: Sendable {
     public var frame: Int
     public var time: Double
     public var kind: Kind
+
+    public init(connection: Connection, direction: FlowDirection?, frame: Int, time: Double, kind: Kind) {
+        self.connection = connection
+        self.direction = direction
+        self.frame = frame
+        self.time = time
+        self.kind = kind
+    }
 }
 
 /// From TCP segments to annotated events: follows connections (``ConnectionTracker``),
@@ -40,6 +48,8 @@ public struct CaptureDissector {
     public struct Options {
         public var redactor: Redactor?
         public var reportsFrames = false
+        /// Whether PUBLISH payloads are annotated (`--stats` does without).
+        public var annotates = true
         public var assumptions: [UInt16: Assumption] = [:]
         public var limits = ConnectionTracker.Limits()
         /// Bytes looked at before deciding what a connection joined midstream carries.
@@ -197,8 +207,10 @@ public struct CaptureDissector {
         }
         guard let transport else { return [] }
         do {
-            entry.dissector = try ConnectionDissector(transport: transport, redactor: options.redactor,
-                                                      reportsFrames: options.reportsFrames)
+            var dissector = try ConnectionDissector(transport: transport, redactor: options.redactor,
+                                                    reportsFrames: options.reportsFrames)
+            dissector.annotates = options.annotates
+            entry.dissector = dissector
         } catch {
             entry.ignored = true
             return []

@@ -25,6 +25,12 @@ public struct DissectorEvent: Sendable {
     /// Framing anomalies around an MQTT packet: split across WebSocket messages, text
     /// frames, masking broken.
     public var warnings: [String]
+
+    public init(direction: StreamDirection, kind: Kind, warnings: [String]) {
+        self.direction = direction
+        self.kind = kind
+        self.warnings = warnings
+    }
 }
 
 /// One connection, both directions: HTTP Upgrade, WebSocket frames and messages, MQTT
@@ -54,6 +60,8 @@ public struct ConnectionDissector {
     public let redactor: Redactor?
     /// Whether every WebSocket frame is reported too (for `-V` style output).
     public var reportsFrames: Bool
+    /// Whether PUBLISH payloads are annotated (statistics do without).
+    public var annotates = true
     /// For WebSocket: whether the messages are MQTT. Decided by the subprotocol the server
     /// chose, else by the first client message (a CONNECT); assumed when joined midstream.
     public private(set) var carriesMQTT: Bool?
@@ -205,7 +213,7 @@ public struct ConnectionDissector {
                     worksConfidence = max(worksConfidence, dialect.detect(DetectionEvidence(mqttPackets: [packet])))
                 }
                 var annotation: AnnotatedMessage?
-                if case .publish(let publish) = packet {
+                if annotates, case .publish(let publish) = packet {
                     let candidate = dialect.annotate(publish, redactor: redactor)
                     if worksConfidence >= .likely || Self.worksKinds.contains(candidate.kind) { annotation = candidate }
                 }

@@ -64,11 +64,12 @@ public enum DecodeRecord {
         }
     }
 
-    static func formatTime(_ time: Double) -> String {
+    /// Seconds with six decimals, negative values included.
+    public static func formatTime(_ time: Double) -> String {
         let micros = Int64((time * 1_000_000).rounded())
-        let seconds = micros / 1_000_000
-        let fraction = String(micros % 1_000_000)
-        return "\(seconds).\(String(repeating: "0", count: 6 - fraction.count))\(fraction)"
+        let magnitude = micros.magnitude
+        let fraction = String(magnitude % 1_000_000)
+        return "\(micros < 0 ? "-" : "")\(magnitude / 1_000_000).\(String(repeating: "0", count: 6 - fraction.count))\(fraction)"
     }
 
     static func headers(_ headers: HTTPHeaders) -> JSONValue {

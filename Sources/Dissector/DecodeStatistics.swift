@@ -94,12 +94,15 @@ public struct DecodeStatistics {
                 stats.openQoS2[receiver | UInt32(ack.packetIdentifier)] = nil
                 stats.qos2Completed += 1
             }
-        case .pingreq: stats.pendingPing = time
-        case .pingresp:
-            if let sent = stats.pendingPing {
+        case .pingreq where direction == .clientToServer:
+            stats.pendingPing = time
+        case .pingresp where direction == .serverToClient:
+            // Bytes held behind a capture gap come out late with their own, earlier time:
+            // a round trip is only counted when the answer is not older than the question.
+            if let sent = stats.pendingPing, time >= sent {
                 stats.pingRoundTrips.append(time - sent)
-                stats.pendingPing = nil
             }
+            stats.pendingPing = nil
         default: break
         }
     }

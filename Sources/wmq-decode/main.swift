@@ -106,6 +106,7 @@ struct Decode: ParsableCommand {
         }
         var options = CaptureDissector.Options(redactor: noRedact ? nil : redactionKey.map { Redactor(key: Array($0.utf8)) } ?? .random())
         options.reportsFrames = verbose
+        options.annotates = !stats
         for assumption in assumptions {
             let parts = assumption.split(separator: "=")
             if let port = UInt16(parts[0]), let kind = CaptureDissector.Assumption(rawValue: String(parts[1])) {
@@ -139,7 +140,7 @@ struct Decode: ParsableCommand {
                 case .text:
                     for line in TextRecord.lines(event, startTime: startTime ?? event.time, verbose: verbose) { output.line(line) }
                 case .jsonl:
-                    output.line(DecodeRecord.json(event, showsSecrets: noRedact).description)
+                    output.line { DecodeRecord.json(event, showsSecrets: noRedact).write(to: &$0) }
                 case .json:
                     output.line((jsonArrayStarted ? "," : "[") + DecodeRecord.json(event, showsSecrets: noRedact).description)
                     jsonArrayStarted = true

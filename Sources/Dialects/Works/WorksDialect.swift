@@ -155,8 +155,24 @@ public struct WorksDialect: MQTTDialect {
 
     /// Text on one line: newlines shown as ⏎, cut at `limit` characters with an ellipsis.
     static func oneLine(_ text: String, limit: Int = 200) -> String {
-        let flat = text.replacing("\r\n", with: "⏎").replacing("\n", with: "⏎")
-        return flat.count > limit ? String(flat.prefix(limit)) + "…" : flat
+        // Most texts are short and on one line: a byte scan settles it without the
+        // Character-level work below.
+        let utf8 = text.utf8
+        let hasBreak = utf8.withContiguousStorageIfAvailable { $0.contains(0x0A) || $0.contains(0x0D) }
+            ?? utf8.contains { $0 == 0x0A || $0 == 0x0D }
+        if !hasBreak && utf8.count <= limit { return text }
+        var flat = ""
+        flat.reserveCapacity(utf8.count)
+        var characters = 0
+        for character in text {
+            if characters == limit { return flat + "…" }
+            switch character {
+            case "\r\n", "\n", "\r": flat += "⏎"
+            default: flat.append(character)
+            }
+            characters += 1
+        }
+        return flat
     }
 }
 

@@ -1,0 +1,56 @@
+import Capture
+import Dialects
+import Dissector
+import MQTTWire
+import NIOCore
+import Testing
+
+@Suite("Decode records and statistics")
+struct DecodeOutputTests {
+    @Test(arguments: [(0.0, "0.000000"), (1.5, "1.500000"), (1_763_776_800.098760, "1763776800.098760"),
+                      (-0.25, "-0.250000"), (-30.0368, "-30.036800")])
+    func timeFormatting(time: Double, text: String) {
+        #expect(DecodeRecord.formatTime(time) == text)
+    }
+
+    static let connection = Connection(id: 1, client: Endpoint(address: .v4(1), port: 50_000),
+                                       server: Endpoint(address: .v4(2), port: 80), joinedMidstream: false,
+                                       firstFrame: 1, firstTime: 0)
+
+    static func mqtt(_ packet: MQTTPacket, _ direction: FlowDirection, at time: Double) -> CaptureEvent {
+        CaptureEvent(connection: connection, direction: direction, frame: 1, time: time,
+                     kind: .dissected(DissectorEvent(direction: direction == .clientToServer ? .clientToServer : .serverToClient,
+                                                     kind: .mqtt(packet, range: 0..<2, annotation: nil), warnings: [])))
+    }
+
+    /// A PINGREQ held behind a gap and delivered after its PINGRESP does not make a
+    /// negative round trip; a PINGRESP sent by the client is not an answer.
+    @Test func pingRoundTrips() throws {
+        var statistics = DecodeStatistics()
+        statistics.add(Self.mqtt(.pingreq, .clientToServer, at: 10))
+        statistics.add(Self.mqtt(.pingresp, .serverToClient, at: 10.25))
+        statistics.add(Self.mqtt(.pingresp, .serverToClient, at: 20))
+        statistics.add(Self.mqtt(.pingreq, .clientToServer, at: 19.5))  // came out late, with its own time
+        statistics.add(Self.mqtt(.pingresp, .clientToServer, at: 30))
+        let stats = try #require(statistics.connections[1])
+        #expect(stats.pingRoundTrips == [0.25])
+        #expect(statistics.json().description.contains(#""pings":1"#))
+    }
+
+    @Test func qosFlows() throws {
+        var statistics = DecodeStatistics()
+        let publish1 = MQTTPacket.publish(PublishPacket(qos: .atLeastOnce, topicName: "t", packetIdentifier: 5, payload: ByteBuffer()))
+        let publish2 = MQTTPacket.publish(PublishPacket(qos: .exactlyOnce, topicName: "t", packetIdentifier: 5, payload: ByteBuffer()))
+        statistics.add(Self.mqtt(publish1, .serverToClient, at: 1))
+        statistics.add(Self.mqtt(.puback(PublishResponsePacket(packetIdentifier: 5)), .clientToServer, at: 2))
+        statistics.add(Self.mqtt(publish2, .clientToServer, at: 3))
+        statistics.add(Self.mqtt(.pubrec(PublishResponsePacket(packetIdentifier: 5)), .serverToClient, at: 4))
+        statistics.add(Self.mqtt(.pubrel(PublishResponsePacket(packetIdentifier: 5)), .clientToServer, at: 5))
+        statistics.add(Self.mqtt(.pubcomp(PublishResponsePacket(packetIdentifier: 5)), .serverToClient, at: 6))
+        statistics.add(Self.mqtt(publish1, .clientToServer, at: 7))  // left open
+        let stats = try #require(statistics.connections[1])
+        #expect(stats.qos1Completed == 1)
+        #expect(stats.qos2Completed == 1)
+        #expect(stats.openFlows == 1)
+    }
+}
