@@ -6,7 +6,6 @@ peak memory is each child's maximum resident set size.
   Tools/bench-decode.py CAPTURE WMQ_DECODE [RUNS]
 """
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -16,20 +15,21 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def measure(command, stdout, runs):
-    """Best wall time of `runs` runs, and the peak RSS (KiB) over them."""
+    """Best wall time of `runs` runs, and the largest peak RSS (KiB) of the process
+    itself, read from wait4 (RUSAGE_CHILDREN would mix in other children)."""
     best = float("inf")
     peak = 0
     for _ in range(runs):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         start = time.perf_counter()
         with open(stdout, "wb") as out:
-            result = subprocess.run(command, stdout=out, stderr=subprocess.DEVNULL)
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.DEVNULL)
+            _, status, usage = os.wait4(process.pid, 0)
         elapsed = time.perf_counter() - start
-        if result.returncode not in (0, 1):
-            raise RuntimeError("%s exited %d" % (command[0], result.returncode))
+        code = os.waitstatus_to_exitcode(status)
+        if code not in (0, 1):
+            raise RuntimeError("%s exited %d" % (command[0], code))
         best = min(best, elapsed)
-        # ru_maxrss of RUSAGE_CHILDREN is the largest of any child so far.
-        peak = max(peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before)
+        peak = max(peak, usage.ru_maxrss)
     return best, peak
 
 

@@ -117,7 +117,8 @@ public struct ConnectionTracker {
                                 clientInitialSequence: isOpeningSYN ? segment.sequence : nil, lastFrame: segment.frame)
             events.append(.opened(connection))
         }
-        guard var state = states[key] else { return events }
+        // Moved out while it works: a copy would share the reassemblers' buffers.
+        guard var state = states.removeValue(forKey: key) else { return events }
         state.lastFrame = segment.frame
         let direction: FlowDirection = segment.source == state.connection.client ? .clientToServer : .serverToClient
         let outputs = direction == .clientToServer ? state.toServer.receive(segment) : state.toClient.receive(segment)

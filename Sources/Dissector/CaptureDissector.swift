@@ -91,9 +91,10 @@ public struct CaptureDissector {
     public mutating func finish(frame: Int, time: Double) -> [CaptureEvent] {
         var events: [CaptureEvent] = []
         for id in tracked.keys.sorted() {
-            guard var entry = tracked[id], entry.dissector == nil, !entry.ignored else { continue }
+            guard var entry = tracked.removeValue(forKey: id) else { continue }
+            defer { tracked[id] = entry }
+            guard entry.dissector == nil, !entry.ignored else { continue }
             events += decide(&entry, frame: frame, time: time, final: true)
-            tracked[id] = entry
         }
         return events + translate(tracker.finish(frame: frame, time: time))
     }
@@ -105,11 +106,13 @@ public struct CaptureDissector {
             case .opened(let connection):
                 tracked[connection.id] = Tracked(connection: connection)
             case .data(let id, let direction, let bytes, let frame, let time):
-                guard var entry = tracked[id] else { continue }
+                // Moved out of the dictionary while it works, so that its decoders'
+                // buffers are not shared, and not copied at the next append.
+                guard var entry = tracked.removeValue(forKey: id) else { continue }
                 events += receive(.data(direction, bytes), entry: &entry, frame: frame, time: time)
                 tracked[id] = entry
             case .gap(let id, let direction, let count, let frame, let time):
-                guard var entry = tracked[id] else { continue }
+                guard var entry = tracked.removeValue(forKey: id) else { continue }
                 if !entry.ignored {
                     events.append(CaptureEvent(connection: entry.connection, direction: direction, frame: frame, time: time,
                                                kind: .gap(bytes: count)))
@@ -117,7 +120,7 @@ public struct CaptureDissector {
                 events += receive(.gap(direction, count), entry: &entry, frame: frame, time: time)
                 tracked[id] = entry
             case .closed(let id, let reason, let frame, let time):
-                guard var entry = tracked[id] else { continue }
+                guard var entry = tracked.removeValue(forKey: id) else { continue }
                 if entry.dissector == nil && !entry.ignored {
                     events += decide(&entry, frame: frame, time: time, final: true)
                 }
@@ -125,7 +128,6 @@ public struct CaptureDissector {
                     events.append(CaptureEvent(connection: entry.connection, direction: nil, frame: frame, time: time,
                                                kind: .closed(reason: reason.rawValue)))
                 }
-                tracked[id] = nil
             }
         }
         return events
@@ -142,7 +144,9 @@ public struct CaptureDissector {
     }
 
     private func run(_ item: Pending, entry: inout Tracked, frame: Int, time: Double) -> [CaptureEvent] {
+        // Moved out (not copied) for the same reason as the entry itself.
         guard var dissector = entry.dissector else { return [] }
+        entry.dissector = nil
         var events: [CaptureEvent] = []
         switch item {
         case .data(let direction, let bytes):

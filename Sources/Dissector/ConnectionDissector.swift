@@ -65,8 +65,9 @@ public struct ConnectionDissector {
     /// For WebSocket: whether the messages are MQTT. Decided by the subprotocol the server
     /// chose, else by the first client message (a CONNECT); assumed when joined midstream.
     public private(set) var carriesMQTT: Bool?
-    private var client: Side
-    private var server: Side
+    // Optional so that a side can be moved out while it works (see `feed`).
+    private var client: Side?
+    private var server: Side?
     private var request: HTTPUpgradeRequest?
     /// How sure the Works dialect is, from the handshake and the CONNECT, that this
     /// connection is a Works one. Below `likely`, only payloads that are Works messages
@@ -96,8 +97,19 @@ public struct ConnectionDissector {
 
     /// Bytes of one direction were lost (`count`, or unknown when the capture joined the
     /// connection midstream): decoding resumes at the next recognisable boundary.
+    /// Takes a side out, leaving nil, so that it is not shared while it is changed: a
+    /// copy would share the decoders' buffers and copy them whole at the next append.
+    private mutating func takeSide(_ direction: StreamDirection) -> Side? {
+        if direction == .serverToClient {
+            defer { server = nil }
+            return server
+        }
+        defer { client = nil }
+        return client
+    }
+
     public mutating func lost(_ count: Int?, direction: StreamDirection) {
-        var side = direction == .serverToClient ? server : client
+        guard var side = takeSide(direction) else { return }
         switch transport {
         case .webSocket:
             side.webSocket.lost(count)
@@ -110,7 +122,7 @@ public struct ConnectionDissector {
     }
 
     public mutating func feed(_ bytes: ByteBuffer, direction: StreamDirection) -> [DissectorEvent] {
-        var side = direction == .serverToClient ? server : client
+        guard var side = takeSide(direction) else { return [] }
         let events: [DissectorEvent]
         switch transport {
         case .webSocket: events = feedWebSocket(bytes, side: &side, direction: direction)
@@ -145,7 +157,7 @@ public struct ConnectionDissector {
                 if let deflate = PerMessageDeflateParameters(extensions: response.extensions) {
                     do {
                         // The server's own decoder turned it on when it read the response.
-                        try client.webSocket.enableDeflate(deflate)
+                        try client?.webSocket.enableDeflate(deflate)
                     } catch {
                         add(.error(layer: "WebSocket", description: "\(error)"))
                     }
@@ -208,7 +220,7 @@ public struct ConnectionDissector {
                 var shown = packet
                 if case .connect(let connect) = packet {
                     // The server's packets are decoded with the version the client asked for.
-                    if direction == .clientToServer { server.mqtt.version = connect.protocolVersion }
+                    if direction == .clientToServer { server?.mqtt.version = connect.protocolVersion }
                     if let redactor { shown = .connect(redactor.redact(connect: connect)) }
                     worksConfidence = max(worksConfidence, dialect.detect(DetectionEvidence(mqttPackets: [packet])))
                 }

@@ -44,7 +44,9 @@ public struct DecodeStatistics {
     }
 
     public mutating func add(_ event: CaptureEvent) {
-        var stats = connections[event.connection.id] ?? PerConnection(connection: event.connection)
+        // Moved out, not copied: a copy would share its sets with the dictionary's and
+        // copy them whole at the first insert.
+        var stats = connections.removeValue(forKey: event.connection.id) ?? PerConnection(connection: event.connection)
         defer { connections[event.connection.id] = stats }
         switch event.kind {
         case .opened(let proto, _): stats.protocolName = proto
