@@ -23,7 +23,7 @@ bench: deps
 
 # Regenerates the sample session from its generator script.
 sample:
-	python3 Tools/make-sample-session.py captures/works-sample.pcap captures/works-sample.pcapng
+	python3 Tools/make-sample-session.py captures/works-sample.pcap captures/works-sample.pcapng captures/works-sample.har
 
 clean:
 	rm -rf .build

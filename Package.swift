@@ -96,6 +96,7 @@ let package = Package(
             name: "wmq-decode",
             dependencies: [
                 "Capture", "Dialects", "Dissector", "CommandLineSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes captures/works-sample.pcap: a Works MQTT-over-WebSocket session as TCP segments
 over IPv4 and Ethernet, with the TCP handshake and FINs, in the pcap format Wireshark and
-tshark open.
+tshark open; the same frames as pcapng; and the session's WebSocket messages as a HAR
+file like Chrome DevTools exports.
 
 The MQTT and WebSocket encodings here are written independently of the Swift codecs on
 purpose: the demo and the end-to-end tests then check our decoders against a second
@@ -149,7 +150,34 @@ def write_pcapng(path, frames):
             out.write(pcapng_block(0x00000006, struct.pack("<IIIII", 0, stamp >> 32, stamp & 0xFFFFFFFF, len(frame), len(frame)) + frame))
 
 
-def main(pcap_path, pcapng_path=None):
+def write_har(path, request, response, messages):
+    """A HAR 1.2 file as Chrome DevTools writes it: one WebSocket entry with its
+    _webSocketMessages (binary messages in base64)."""
+    def headers(head):
+        lines = head.decode().split("\r\n")[1:]
+        return [{"name": line.split(": ", 1)[0], "value": line.split(": ", 1)[1]} for line in lines if ": " in line]
+    entry = {
+        "startedDateTime": "2025-11-22T02:00:00.000Z", "time": 0,
+        "request": {"method": "GET", "url": "wss://jp1-web-noti.worksmobile.com/wmqtt", "httpVersion": "HTTP/1.1",
+                    "headers": headers(request), "queryString": [], "cookies": [], "headersSize": -1, "bodySize": 0},
+        "response": {"status": 101, "statusText": "Switching Protocols", "httpVersion": "HTTP/1.1",
+                     "headers": headers(response), "cookies": [], "content": {"size": 0, "mimeType": "x-unknown"},
+                     "redirectURL": "", "headersSize": -1, "bodySize": 0},
+        "cache": {}, "timings": {"send": 0, "wait": 0, "receive": 0},
+        "serverIPAddress": "198.51.100.20", "_resourceType": "websocket",
+        "_webSocketMessages": [
+            {"type": kind, "time": START + 0.01 * (index + 1), "opcode": 2, "data": base64.b64encode(data).decode()}
+            for index, (kind, data) in enumerate(messages)
+        ],
+    }
+    har = {"log": {"version": "1.2", "creator": {"name": "wmq make-sample-session", "version": "1"},
+                   "pages": [], "entries": [entry]}}
+    with open(path, "w", encoding="utf-8") as out:
+        json.dump(har, out, ensure_ascii=False, indent=1)
+        out.write("\n")
+
+
+def main(pcap_path, pcapng_path=None, har_path=None):
     request = (
         "GET /wmqtt HTTP/1.1\r\n"
         "Host: jp1-web-noti.worksmobile.com\r\n"
@@ -222,11 +250,19 @@ def main(pcap_path, pcapng_path=None):
     write_pcap(pcap_path, frames)
     if pcapng_path:
         write_pcapng(pcapng_path, frames)
+    if har_path:
+        write_har(har_path, request, response, [
+            ("send", connect()), ("receive", bytes([0x20, 0x02, 0x00, 0x00])), ("receive", publish_text),
+            ("send", bytes([0x40, 0x02, 0x00, 0x01])), ("receive", publish_sticker + publish_receipt),
+            ("send", bytes([0x40, 0x02, 0x00, 0x02])), ("receive", publish_message[:split_at]),
+            ("receive", publish_message[split_at:]), ("send", bytes([0xC0, 0x00])), ("receive", bytes([0xD0, 0x00])),
+            ("send", bytes([0xE0, 0x00])),
+        ])
 
 
 if __name__ == "__main__":
-    # make-sample-session.py [PCAP [PCAPNG]]
+    # make-sample-session.py [PCAP [PCAPNG [HAR]]]
     if len(sys.argv) > 1:
-        main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)
+        main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None, sys.argv[3] if len(sys.argv) > 3 else None)
     else:
-        main("captures/works-sample.pcap", "captures/works-sample.pcapng")
+        main("captures/works-sample.pcap", "captures/works-sample.pcapng", "captures/works-sample.har")

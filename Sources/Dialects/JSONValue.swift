@@ -39,6 +39,11 @@ public indirect enum JSONValue: Sendable, Hashable, CustomStringConvertible {
         return nil
     }
 
+    public var arrayValue: [JSONValue]? {
+        if case .array(let items) = self { return items }
+        return nil
+    }
+
     public var members: [JSONMember]? {
         if case .object(let members) = self { return members }
         return nil

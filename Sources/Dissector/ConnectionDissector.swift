@@ -59,7 +59,7 @@ public struct ConnectionDissector {
     public let dialect: WorksDialect
     public let redactor: Redactor?
     /// Whether every WebSocket frame is reported too (for `-V` style output).
-    public var reportsFrames: Bool
+    public let reportsFrames: Bool
     /// Whether PUBLISH payloads are annotated (statistics do without).
     public var annotates = true
     /// For WebSocket: whether the messages are MQTT. Decided by the subprotocol the server
@@ -89,10 +89,12 @@ public struct ConnectionDissector {
             expectsHead = false
             carriesMQTT = true
         }
-        client = Side(webSocket: try WebSocketStreamDecoder(direction: .clientToServer, expectsHead: expectsHead),
-                      mqtt: MQTTDecoder())
-        server = Side(webSocket: try WebSocketStreamDecoder(direction: .serverToClient, expectsHead: expectsHead),
-                      mqtt: MQTTDecoder())
+        var clientStream = try WebSocketStreamDecoder(direction: .clientToServer, expectsHead: expectsHead)
+        var serverStream = try WebSocketStreamDecoder(direction: .serverToClient, expectsHead: expectsHead)
+        clientStream.reportsFrames = reportsFrames
+        serverStream.reportsFrames = reportsFrames
+        client = Side(webSocket: clientStream, mqtt: MQTTDecoder())
+        server = Side(webSocket: serverStream, mqtt: MQTTDecoder())
     }
 
     /// Bytes of one direction were lost (`count`, or unknown when the capture joined the

@@ -17,6 +17,8 @@ public struct WebSocketStreamDecoder {
     }
 
     public let direction: StreamDirection
+    /// Whether each frame is reported as an event too (messages and control frames always are).
+    public var reportsFrames = true
     private var headBuffer = ByteBuffer()
     private var headDone: Bool
     private var frames: WebSocketFrameParser
@@ -118,7 +120,7 @@ public struct WebSocketStreamDecoder {
         while true {
             do {
                 guard let frame = try frames.next() else { break }
-                events.append(.frame(frame))
+                if reportsFrames { events.append(.frame(frame)) }
                 do {
                     switch try assembler.push(frame) {
                     case .message(let message)?: events.append(.message(message))

@@ -4,14 +4,16 @@ import CommandLineSupport
 import Dialects
 import Dissector
 import Foundation
+import NIOCore
 
 @main
 struct Decode: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wmq-decode",
-        abstract: "Decode every MQTT-over-WebSocket (and plain MQTT) packet of a capture into annotated Works messages.",
+        abstract: "Decode every MQTT-over-WebSocket (and plain MQTT) packet of a capture or HAR file into annotated Works messages.",
         discussion: """
-            Reads a pcap or pcapng file (or - for standard input), follows every TCP connection,
+            Reads a pcap or pcapng file (or - for standard input) or a HAR file with WebSocket
+            messages (Chrome DevTools' _webSocketMessages), follows every TCP connection,
             recognises WebSocket by its HTTP Upgrade on any port and MQTT by its CONNECT (or, for
             connections the capture joined midstream, by the shape of their frames; --assume forces
             it), reassembles WebSocket messages and MQTT packets however they were cut, and prints
@@ -32,7 +34,7 @@ struct Decode: ParsableCommand {
         case text, jsonl, json
     }
 
-    @Argument(help: "The capture: a pcap or pcapng file, or - for standard input.")
+    @Argument(help: "The capture: a pcap, pcapng or HAR file, or - for a pcap or pcapng on standard input.")
     var capture: String
 
     @Option(help: "Output format: text, jsonl or json (default: text on a terminal, jsonl otherwise).")
@@ -92,17 +94,28 @@ struct Decode: ParsableCommand {
     }
 
     func run() throws {
-        let reader: PcapReader
-        do {
-            reader = try PcapReader(path: capture)
-        } catch {
-            StandardError.write("wmq-decode: \(capture): \(error)\n")
-            throw ExitCode(ToolExit.unreadableInput)
+        // A HAR is JSON; anything else goes to libpcap, which knows pcap and pcapng.
+        var harFile: ByteBuffer?
+        if capture != "-", let handle = FileHandle(forReadingAtPath: capture) {
+            let start = handle.readData(ofLength: 64)
+            if HARInput.looksLikeHAR(start) {
+                harFile = ByteBuffer(bytes: start + handle.readDataToEndOfFile())
+            }
+            try? handle.close()
         }
-        guard reader.linkType.isSupported else {
-            StandardError.write("wmq-decode: \(capture): link: unsupported link type \(reader.linkType.rawValue); "
-                                + "supported: Ethernet, Linux SLL and SLL2, BSD loopback, raw IPv4/IPv6\n")
-            throw ExitCode(ToolExit.unreadableInput)
+        var reader: PcapReader?
+        if harFile == nil {
+            do {
+                reader = try PcapReader(path: capture)
+            } catch {
+                StandardError.write("wmq-decode: \(capture): \(error)\n")
+                throw ExitCode(ToolExit.unreadableInput)
+            }
+            if let linkType = reader?.linkType, !linkType.isSupported {
+                StandardError.write("wmq-decode: \(capture): link: unsupported link type \(linkType.rawValue); "
+                                    + "supported: Ethernet, Linux SLL and SLL2, BSD loopback, raw IPv4/IPv6\n")
+                throw ExitCode(ToolExit.unreadableInput)
+            }
         }
         var options = CaptureDissector.Options(redactor: noRedact ? nil : redactionKey.map { Redactor(key: Array($0.utf8)) } ?? .random())
         options.reportsFrames = verbose
@@ -169,7 +182,17 @@ struct Decode: ParsableCommand {
             }
         }
 
-        while true {
+        if let harFile {
+            do {
+                let events = try HARInput.events(from: harFile, options: options)
+                startTime = events.first?.time
+                emit(events)
+            } catch {
+                StandardError.write("wmq-decode: \(capture): \(error)\n")
+                throw ExitCode(ToolExit.unreadableInput)
+            }
+        }
+        while let reader {
             let frame: CapturedFrame?
             do {
                 frame = try reader.next()
@@ -189,7 +212,7 @@ struct Decode: ParsableCommand {
                 report(error)
             }
         }
-        emit(dissector.finish(frame: lastFrame, time: lastTime))
+        if reader != nil { emit(dissector.finish(frame: lastFrame, time: lastTime)) }
         progress.done()
         if format == .json && !stats { output.line(jsonArrayStarted ? "]" : "[]") }
         if stats {

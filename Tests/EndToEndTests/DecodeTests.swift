@@ -228,13 +228,55 @@ struct DecodeTests {
         // python3 from PATH; `make deps` installs it. Missing, the run fails (status 127).
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         let outNG = out.appendingPathExtension("ng")
-        defer { try? FileManager.default.removeItem(at: outNG) }
-        process.arguments = ["python3", Self.root.appendingPathComponent("Tools/make-sample-session.py").path, out.path, outNG.path]
+        let outHAR = out.appendingPathExtension("har")
+        defer {
+            try? FileManager.default.removeItem(at: outNG)
+            try? FileManager.default.removeItem(at: outHAR)
+        }
+        process.arguments = ["python3", Self.root.appendingPathComponent("Tools/make-sample-session.py").path, out.path, outNG.path,
+                             outHAR.path]
         try process.run()
         process.waitUntilExit()
         #expect(process.terminationStatus == 0)
         #expect(try Data(contentsOf: out) == Data(contentsOf: URL(fileURLWithPath: Self.sample)))
         #expect(try Data(contentsOf: outNG) == Data(contentsOf: URL(fileURLWithPath: Self.sample + "ng")))
+        #expect(try Data(contentsOf: outHAR) == Data(contentsOf: Self.root.appendingPathComponent("captures/works-sample.har")))
+    }
+
+    static let har = root.appendingPathComponent("captures/works-sample.har").path
+
+    /// The HAR export of the session gives the same MQTT packets and Works annotations
+    /// as the capture of it.
+    @Test func harDecodesLikeTheCapture() throws {
+        func packets(_ path: String) throws -> [String] {
+            try Self.jsonObjects(try Self.run([path, "--redaction-key", "k"])).filter { $0["event"] as? String == "mqtt" }.map {
+                "\($0["direction"] ?? "") \($0["type"] ?? "") \($0["packetId"] ?? "-") \($0["payloadLength"] ?? "-") "
+                    + "\(($0["works"] as? [String: Any])?["summary"] ?? "")"
+            }
+        }
+        let fromHAR = try packets(Self.har)
+        #expect(fromHAR.count == 11)
+        #expect(fromHAR == (try packets(Self.sample)))
+        let text = try Self.run([Self.har, "--format", "text"])
+        #expect(text.status == 0)
+        #expect(text.output.contains("⚠ MQTT packet split across WebSocket messages"))
+    }
+
+    @Test func damagedHAR() throws {
+        let broken = try Self.temporary(Data(#"{"log": {"entries": [ {"request": }"#.utf8))
+        defer { try? FileManager.default.removeItem(atPath: broken) }
+        let run = try Self.run([broken])
+        #expect(run.status == 3)
+        #expect(run.error.contains("HAR: JSON syntax error at byte 34 of the file"))
+        var har = try String(contentsOfFile: Self.har, encoding: .utf8)
+        let marker = try #require(har.range(of: #""data": ""#))
+        har.insert(contentsOf: "!!", at: marker.upperBound)  // not base64 any more
+        let bad = try Self.temporary(Data(har.utf8))
+        defer { try? FileManager.default.removeItem(atPath: bad) }
+        let badRun = try Self.run([bad, "--format", "text"])
+        #expect(badRun.status == 1)
+        #expect(badRun.output.contains("✗ HAR: message 1 of entry 1 is not base64"))
+        #expect(badRun.output.contains("PINGRESP"))
     }
 
     /// The pcapng form of the sample decodes to the same events as the pcap.
