@@ -104,7 +104,7 @@ let package = Package(
         .executableTarget(
             name: "wmq-bench",
             dependencies: [
-                "MQTTWire", "WebSocketWire",
+                "MQTTWire", "WebSocketWire", "Capture", "Dissector",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -1,6 +1,8 @@
 // wmq-bench: throughput of the wire codecs on one core. Run through `Tools/bench codecs`
 // (release build). Each figure is the best of several runs over the same input; every
 // run consumes each decoded value so the work cannot be optimised away.
+import Capture
+import Dissector
 import MQTTWire
 import NIOCore
 import NIOEmbedded
@@ -35,8 +37,64 @@ func format(_ value: Double, _ digits: Int = 2) -> String {
     return "\(rounded)"
 }
 
+/// `wmq-bench pipeline CAPTURE`: the cost of each stage of wmq-decode's pipeline.
+func runPipeline(_ path: String) throws {
+    func time(_ name: String, _ body: () throws -> Int) rethrows {
+        var best = Double.infinity
+        var count = 0
+        for _ in 0..<3 {
+            let start = ContinuousClock.now
+            count = try body()
+            let elapsed = ContinuousClock.now - start
+            best = min(best, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        }
+        print("\(name): \(format(best, 3)) s (\(count))")
+    }
+    try time("read frames (libpcap)") {
+        let reader = try PcapReader(path: path)
+        var n = 0
+        while try reader.next() != nil { n += 1 }
+        return n
+    }
+    try time("+ link/IP/TCP decode") {
+        let reader = try PcapReader(path: path)
+        var decoder = PacketDecoder()
+        var n = 0
+        while let frame = try reader.next() { if try decoder.segment(from: frame) != nil { n += 1 } }
+        return n
+    }
+    try time("+ TCP reassembly") {
+        let reader = try PcapReader(path: path)
+        var decoder = PacketDecoder()
+        var tracker = ConnectionTracker()
+        var n = 0
+        while let frame = try reader.next() {
+            if let segment = try decoder.segment(from: frame) { n += tracker.process(segment).count }
+        }
+        return n
+    }
+    for annotates in [false, true] {
+        try time("+ WebSocket, MQTT\(annotates ? ", Works annotation" : "")") {
+            let reader = try PcapReader(path: path)
+            var decoder = PacketDecoder()
+            var options = CaptureDissector.Options(redactor: nil)
+            options.annotates = annotates
+            var dissector = CaptureDissector(options: options)
+            var n = 0
+            while let frame = try reader.next() {
+                if let segment = try decoder.segment(from: frame) { n += dissector.process(segment).count }
+            }
+            return n
+        }
+    }
+}
+
 func runBenchmarks() throws {
 let arguments = CommandLine.arguments.dropFirst()
+if arguments.first == "pipeline", let path = arguments.dropFirst().first {
+    try runPipeline(path)
+    return
+}
 let quick = arguments.contains("--quick")
 let runs = quick ? 2 : 7
 

@@ -5,10 +5,20 @@ import MQTTWire
 /// `--stats`: per connection, packets by type, bytes, QoS flows completed and left open,
 /// ping round trips, reconnects, anomalies and errors.
 public struct DecodeStatistics {
-    public struct PerConnection: Sendable {
-        public var connection: Connection
+    /// A class, so that counting does not copy it in and out of the dictionary.
+    public final class PerConnection {
+        public let connection: Connection
         public var protocolName = "?"
-        public var packets: [String: Int] = [:]
+        /// Packets by type, indexed by the type's number.
+        var packetCounts = [Int](repeating: 0, count: 16)
+        /// Packets by type name (`PUBLISH`).
+        public var packets: [String: Int] {
+            var out: [String: Int] = [:]
+            for type in PacketType.allCases where packetCounts[Int(type.rawValue)] > 0 {
+                out[type.description] = packetCounts[Int(type.rawValue)]
+            }
+            return out
+        }
         public var mqttBytes: [FlowDirection: Int] = [:]
         public var qos1Completed = 0
         public var qos2Completed = 0
@@ -24,6 +34,10 @@ public struct DecodeStatistics {
         var openQoS2: [UInt32: Int] = [:]
         var pendingPing: Double?
 
+        init(connection: Connection) {
+            self.connection = connection
+        }
+
         /// QoS 1 and 2 flows that started and did not finish.
         public var openFlows: Int { openQoS1.count + openQoS2.count }
     }
@@ -38,16 +52,19 @@ public struct DecodeStatistics {
     public var reconnects: [String: Int] {
         var counts: [String: Int] = [:]
         for stats in connections.values {
-            if let id = stats.clientIdentifier, !id.isEmpty { counts[id, default: 0] += stats.packets["CONNECT", default: 0] }
+            if let id = stats.clientIdentifier, !id.isEmpty { counts[id, default: 0] += stats.packetCounts[Int(PacketType.connect.rawValue)] }
         }
         return counts.filter { $0.value > 1 }.mapValues { $0 - 1 }
     }
 
     public mutating func add(_ event: CaptureEvent) {
-        // Moved out, not copied: a copy would share its sets with the dictionary's and
-        // copy them whole at the first insert.
-        var stats = connections.removeValue(forKey: event.connection.id) ?? PerConnection(connection: event.connection)
-        defer { connections[event.connection.id] = stats }
+        let stats: PerConnection
+        if let known = connections[event.connection.id] {
+            stats = known
+        } else {
+            stats = PerConnection(connection: event.connection)
+            connections[event.connection.id] = stats
+        }
         switch event.kind {
         case .opened(let proto, _): stats.protocolName = proto
         case .gap(let bytes):
@@ -67,16 +84,16 @@ public struct DecodeStatistics {
             case .mqtt(let packet, let range, let annotation):
                 totalPackets += 1
                 stats.warnings += annotation?.warnings.count ?? 0
-                stats.packets[packet.type.description, default: 0] += 1
+                stats.packetCounts[Int(packet.type.rawValue)] += 1
                 if let direction = event.direction { stats.mqttBytes[direction, default: 0] += range.count }
-                track(packet, direction: event.direction, time: event.time, stats: &stats)
+                track(packet, direction: event.direction, time: event.time, stats: stats)
             default: break
             }
         }
     }
 
     /// Flows are keyed by packet id and the direction of the PUBLISH.
-    private func track(_ packet: MQTTPacket, direction: FlowDirection?, time: Double, stats: inout PerConnection) {
+    private func track(_ packet: MQTTPacket, direction: FlowDirection?, time: Double, stats: PerConnection) {
         let sender: UInt32 = direction == .clientToServer ? 0 : 1 << 16
         let receiver: UInt32 = direction == .clientToServer ? 1 << 16 : 0
         switch packet {
@@ -111,13 +128,14 @@ public struct DecodeStatistics {
 
     public func json() -> JSONValue {
         let list = connections.keys.sorted().compactMap { connections[$0] }.map { stats -> JSONValue in
+            let packets = stats.packets
             let rtts = stats.pingRoundTrips.map { $0 * 1000 }
             var members: [JSONMember] = [
                 .init(key: "connection", value: .string("c\(stats.connection.id)")),
                 .init(key: "protocol", value: .string(stats.protocolName)),
                 .init(key: "client", value: .string(stats.connection.client.description)),
                 .init(key: "server", value: .string(stats.connection.server.description)),
-                .init(key: "packets", value: .object(stats.packets.keys.sorted().map { .init(key: $0, value: .number(String(stats.packets[$0] ?? 0))) })),
+                .init(key: "packets", value: .object(packets.keys.sorted().map { .init(key: $0, value: .number(String(packets[$0] ?? 0))) })),
                 .init(key: "bytes", value: .object([
                     .init(key: "c2s", value: .number(String(stats.mqttBytes[.clientToServer] ?? 0))),
                     .init(key: "s2c", value: .number(String(stats.mqttBytes[.serverToClient] ?? 0))),
@@ -158,7 +176,8 @@ public struct DecodeStatistics {
             guard let stats = connections[id] else { continue }
             lines.append("c\(id)  \(stats.protocolName)  \(stats.connection.client) → \(stats.connection.server)"
                          + (stats.clientIdentifier.map { "  client \"\($0)\"" } ?? "") + (stats.closeReason.map { "  (\($0))" } ?? ""))
-            let packets = stats.packets.keys.sorted().map { "\($0) \(stats.packets[$0] ?? 0)" }.joined(separator: ", ")
+            let counts = stats.packets
+            let packets = counts.keys.sorted().map { "\($0) \(counts[$0] ?? 0)" }.joined(separator: ", ")
             lines.append("    packets: \(packets.isEmpty ? "none" : packets)")
             lines.append("    MQTT bytes: \(stats.mqttBytes[.clientToServer] ?? 0) c→s, \(stats.mqttBytes[.serverToClient] ?? 0) s→c")
             lines.append("    QoS flows: \(stats.qos1Completed) QoS 1 and \(stats.qos2Completed) QoS 2 completed, \(stats.openFlows) open")
