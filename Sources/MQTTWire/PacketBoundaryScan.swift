@@ -1,44 +1,21 @@
+public import ByteStream
+
 /// Finding where MQTT packets start again after lost bytes (MQTT over plain TCP with a
 /// capture gap, or a capture that began mid-connection): the next offset where a fixed
 /// header is plausible for its type and is followed by another plausible one, or ends
 /// exactly where the data ends.
 public enum PacketBoundaryScan {
-    public enum Result: Sendable, Hashable {
-        case found(Int)
-        /// Nothing yet; bytes before this index can never start a packet.
-        case notYet(discardable: Int)
-    }
+    public typealias Result = BoundaryScan.Result
 
     public static func find(in bytes: UnsafeRawBufferPointer, version: ProtocolVersion,
                             maximumPacketSize: Int = 268_435_460) -> Result {
-        var index = 0
-        while index < bytes.count {
-            switch header(in: bytes, at: index, version: version, maximumPacketSize: maximumPacketSize) {
-            case .invalid:
-                index += 1
-            case .incomplete:
-                return .notYet(discardable: index)
-            case .valid(let total):
-                let next = index + total
-                if next == bytes.count { return .found(index) }
-                if next > bytes.count { return .notYet(discardable: index) }
-                switch header(in: bytes, at: next, version: version, maximumPacketSize: maximumPacketSize) {
-                case .valid, .incomplete: return .found(index)
-                case .invalid: index += 1
-                }
-            }
+        BoundaryScan.find(in: bytes) { bytes, index in
+            header(in: bytes, at: index, version: version, maximumPacketSize: maximumPacketSize)
         }
-        return .notYet(discardable: bytes.count)
-    }
-
-    enum Header {
-        case valid(total: Int)
-        case incomplete
-        case invalid
     }
 
     static func header(in bytes: UnsafeRawBufferPointer, at index: Int, version: ProtocolVersion,
-                       maximumPacketSize: Int) -> Header {
+                       maximumPacketSize: Int) -> BoundaryScan.Header {
         guard index + 2 <= bytes.count else { return .incomplete }
         let first = bytes[index]
         guard let type = PacketType(rawValue: first >> 4), type != .auth || version == .v5 else { return .invalid }

@@ -1,48 +1,24 @@
+public import ByteStream
+
 /// Finding where frames start again after lost bytes: a dissector that missed part of
 /// a stream (a capture gap, or a capture that began mid-connection) scans for the next
 /// offset where a frame header is plausible and is followed by another plausible header
 /// (or ends exactly where the data ends).
 public enum FrameBoundaryScan {
-    public enum Result: Sendable, Hashable {
-        /// Frames start at this index.
-        case found(Int)
-        /// Nothing yet; bytes before this index can never start a frame and may be dropped.
-        case notYet(discardable: Int)
-    }
+    public typealias Result = BoundaryScan.Result
 
     /// - Parameters:
     ///   - direction: client frames must be masked and server frames must not; `.unknown` checks neither.
     ///   - allowsRSV1: whether permessage-deflate was negotiated.
     public static func find(in bytes: UnsafeRawBufferPointer, direction: StreamDirection, allowsRSV1: Bool = false,
                             maximumFrameSize: Int = 1 << 26) -> Result {
-        var index = 0
-        while index < bytes.count {
-            switch header(in: bytes, at: index, direction: direction, allowsRSV1: allowsRSV1, maximumFrameSize: maximumFrameSize) {
-            case .invalid:
-                index += 1
-            case .incomplete:
-                return .notYet(discardable: index)
-            case .valid(let total):
-                let next = index + total
-                if next == bytes.count { return .found(index) }
-                if next > bytes.count { return .notYet(discardable: index) }
-                switch header(in: bytes, at: next, direction: direction, allowsRSV1: allowsRSV1, maximumFrameSize: maximumFrameSize) {
-                case .valid, .incomplete: return .found(index)
-                case .invalid: index += 1
-                }
-            }
+        BoundaryScan.find(in: bytes) { bytes, index in
+            header(in: bytes, at: index, direction: direction, allowsRSV1: allowsRSV1, maximumFrameSize: maximumFrameSize)
         }
-        return .notYet(discardable: bytes.count)
-    }
-
-    enum Header {
-        case valid(total: Int)
-        case incomplete
-        case invalid
     }
 
     static func header(in bytes: UnsafeRawBufferPointer, at index: Int, direction: StreamDirection, allowsRSV1: Bool,
-                       maximumFrameSize: Int) -> Header {
+                       maximumFrameSize: Int) -> BoundaryScan.Header {
         guard index + 2 <= bytes.count else { return .incomplete }
         let first = bytes[index]
         let second = bytes[index + 1]

@@ -73,3 +73,31 @@ struct StreamBufferTests {
         #expect(stream.readableBytes == 0 && !stream.isSkipping && stream.offset == 50)
     }
 }
+
+@Suite("BoundaryScan")
+struct BoundaryScanTests {
+    /// A toy rule: a unit is 0xAA then a length byte then that many bytes.
+    static func rule(_ bytes: UnsafeRawBufferPointer, _ index: Int) -> BoundaryScan.Header {
+        guard index + 2 <= bytes.count else { return .incomplete }
+        return bytes[index] == 0xAA ? .valid(total: 2 + Int(bytes[index + 1])) : .invalid
+    }
+
+    static func scan(_ bytes: [UInt8]) -> BoundaryScan.Result {
+        bytes.withUnsafeBytes { BoundaryScan.find(in: $0, header: rule) }
+    }
+
+    @Test func findsAChainedHeader() {
+        // Junk, a false header (0xAA whose successor is junk), then two real units.
+        #expect(Self.scan([0x01, 0xAA, 0x01, 0x07, 0x02, 0xAA, 0x01, 0x09, 0xAA, 0x00]) == .found(5))
+    }
+
+    @Test func aUnitEndingExactlyAtTheEndCounts() {
+        #expect(Self.scan([0x03, 0xAA, 0x02, 0x01, 0x02]) == .found(1))
+    }
+
+    @Test func waitsWhenItCannotTell() {
+        #expect(Self.scan([0x03, 0x04, 0xAA, 0x09, 0x01]) == .notYet(discardable: 2))
+        #expect(Self.scan([0x03, 0x04]) == .notYet(discardable: 1))
+        #expect(Self.scan([]) == .notYet(discardable: 0))
+    }
+}
