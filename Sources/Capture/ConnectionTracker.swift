@@ -76,12 +76,19 @@ public struct ConnectionTracker {
     public var serverPorts: Set<UInt16>
     private var states: [Key: State] = [:]
     private var nextID = 1
+    /// Address pairs of connections that ended, so that their late retransmissions and
+    /// ACKs are ignored instead of opening a new connection; first in, first out, at
+    /// most `maximumConnections` of them. Closed connections keep no other state.
+    private var recentlyClosed: Set<Key> = []
+    private var closedOrder: [Key] = []
+    private var closedOrderStart = 0
 
     public init(limits: Limits = Limits(), serverPorts: Set<UInt16> = []) {
         self.limits = limits
         self.serverPorts = serverPorts
     }
 
+    /// Connections being followed now (closed ones are not counted).
     public var openConnectionCount: Int { states.count }
 
     public mutating func process(_ segment: TCPSegment) -> [FlowEvent] {
@@ -89,21 +96,16 @@ public struct ConnectionTracker {
         var events: [FlowEvent] = []
         let isOpeningSYN = segment.flags.contains(.syn) && !segment.flags.contains(.ack)
         if let state = states[key] {
-            if isOpeningSYN {
-                // The same SYN again is a retransmission; any other opening SYN on this
-                // address pair starts a new connection (port reuse, or the real start of
-                // one joined midstream).
-                let sameHandshake = segment.source == state.connection.client
-                    && state.clientInitialSequence == segment.sequence
-                if !sameHandshake {
-                    if !state.closed {
-                        _ = flushAndClose(state, reason: .reused, frame: segment.frame, time: segment.time, into: &events)
-                    }
-                    states[key] = nil
-                }
-            } else if state.closed {
-                return []  // a late retransmission or ACK after the end
+            // `states` holds open connections only. The same SYN again is a retransmission;
+            // any other opening SYN on this address pair starts a new connection (port
+            // reuse, or the real start of one joined midstream).
+            if isOpeningSYN && !(segment.source == state.connection.client && state.clientInitialSequence == segment.sequence) {
+                flushAndClose(state, reason: .reused, frame: segment.frame, time: segment.time, into: &events)
+                states[key] = nil
             }
+        } else if recentlyClosed.contains(key) {
+            guard isOpeningSYN else { return [] }  // a late segment of a connection that ended
+            recentlyClosed.remove(key)
         }
         if states[key] == nil {
             if states.count >= limits.maximumConnections { evictLeastRecent(into: &events, frame: segment.frame, time: segment.time) }
@@ -125,11 +127,14 @@ public struct ConnectionTracker {
         append(outputs, connection: state.connection.id, direction: direction, into: &events)
         if segment.flags.contains(.rst) {
             state.reset = true
-            state = flushAndClose(state, reason: .reset, frame: segment.frame, time: segment.time, into: &events)
+            flushAndClose(state, reason: .reset, frame: segment.frame, time: segment.time, into: &events)
+            rememberClosed(key)
         } else if state.closed {
-            state = flushAndClose(state, reason: .fin, frame: segment.frame, time: segment.time, into: &events)
+            flushAndClose(state, reason: .fin, frame: segment.frame, time: segment.time, into: &events)
+            rememberClosed(key)
+        } else {
+            states[key] = state
         }
-        states[key] = state
         return events
     }
 
@@ -137,9 +142,7 @@ public struct ConnectionTracker {
     public mutating func finish(frame: Int, time: Double) -> [FlowEvent] {
         var events: [FlowEvent] = []
         for (key, state) in states.sorted(by: { $0.value.connection.id < $1.value.connection.id }) {
-            if !state.closed {
-                _ = flushAndClose(state, reason: .endOfCapture, frame: frame, time: time, into: &events)
-            }
+            flushAndClose(state, reason: .endOfCapture, frame: frame, time: time, into: &events)
             states[key] = nil
         }
         return events
@@ -170,23 +173,32 @@ public struct ConnectionTracker {
     }
 
     private func flushAndClose(_ state: State, reason: FlowEvent.CloseReason, frame: Int, time: Double,
-                               into events: inout [FlowEvent]) -> State {
+                               into events: inout [FlowEvent]) {
         var state = state
         append(state.toServer.flush(), connection: state.connection.id, direction: .clientToServer, into: &events)
         append(state.toClient.flush(), connection: state.connection.id, direction: .serverToClient, into: &events)
         events.append(.closed(connection: state.connection.id, reason: reason, frame: frame, time: time))
-        state.reset = true  // closed for good: later segments without SYN are ignored
-        return state
+    }
+
+    private mutating func rememberClosed(_ key: Key) {
+        recentlyClosed.insert(key)
+        closedOrder.append(key)
+        if closedOrder.count - closedOrderStart > limits.maximumConnections {
+            recentlyClosed.remove(closedOrder[closedOrderStart])
+            closedOrderStart += 1
+            if closedOrderStart > 4096 && closedOrderStart * 2 > closedOrder.count {
+                closedOrder.removeFirst(closedOrderStart)
+                closedOrderStart = 0
+            }
+        }
     }
 
     private mutating func evictLeastRecent(into events: inout [FlowEvent], frame: Int, time: Double) {
-        // Closed connections go first, then the least recently active open one.
-        if let (key, _) = states.first(where: { $0.value.closed }) {
-            states[key] = nil
-            return
-        }
+        // Closed connections keep no state, so every connection here is open: close the
+        // least recently active one.
         guard let (key, state) = states.min(by: { $0.value.lastFrame < $1.value.lastFrame }) else { return }
-        _ = flushAndClose(state, reason: .evicted, frame: frame, time: time, into: &events)
+        flushAndClose(state, reason: .evicted, frame: frame, time: time, into: &events)
         states[key] = nil
+        rememberClosed(key)
     }
 }

@@ -122,3 +122,39 @@ struct ReassemblyTests {
         #expect(evicted == 3)
     }
 }
+
+@Suite("Many connections")
+struct ManyConnectionsTests {
+    /// 30,000 short connections one after another, with room for 100 open ones: every
+    /// one is opened and closed by its FINs, none is evicted, late segments of closed
+    /// connections are ignored, and the tracker keeps no state for closed connections.
+    @Test func shortConnectionsDoNotAccumulate() {
+        var tracker = ConnectionTracker(limits: .init(maximumConnections: 100))
+        var opened = 0
+        var closedByFIN = 0
+        var evicted = 0
+        for index in 0..<30_000 {
+            let c = Endpoint(address: .v4(0x0A00_0000 | UInt32(index >> 8)), port: UInt16(30_000 + index & 0xFF))
+            let segments = [
+                segment(c, server, seq: 1, [.syn]), segment(server, c, seq: 9, [.syn, .ack]),
+                segment(c, server, seq: 2, [.ack], "x"), segment(c, server, seq: 3, [.ack, .fin]),
+                segment(server, c, seq: 10, [.ack, .fin]), segment(c, server, seq: 4, [.ack]),
+                segment(c, server, seq: 2, [.ack], "x"),  // a late retransmission
+            ]
+            for item in segments {
+                for event in tracker.process(item) {
+                    switch event {
+                    case .opened: opened += 1
+                    case .closed(_, .fin, _, _): closedByFIN += 1
+                    case .closed(_, .evicted, _, _): evicted += 1
+                    default: break
+                    }
+                }
+            }
+        }
+        #expect(opened == 30_000)
+        #expect(closedByFIN == 30_000)
+        #expect(evicted == 0)
+        #expect(tracker.openConnectionCount == 0)
+    }
+}
