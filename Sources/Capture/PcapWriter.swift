@@ -1,5 +1,5 @@
 import CPcap
-public import NIOCore
+import NIOCore
 
 /// Writes pcap files (nanosecond timestamps) through libpcap, so that Wireshark and
 /// tshark open them. Not Sendable: it owns libpcap handles.

@@ -1,4 +1,4 @@
-public import NIOCore
+import NIOCore
 
 /// Which way bytes flow in a connection.
 public enum FlowDirection: Sendable, Hashable {

@@ -1,7 +1,7 @@
 public import Capture
 public import Dialects
 import MQTTWire
-public import NIOCore
+import NIOCore
 import WebSocketWire
 
 /// What a capture held, connection by connection, in capture order.

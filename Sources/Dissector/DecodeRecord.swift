@@ -1,4 +1,4 @@
-public import Capture
+import Capture
 public import Dialects
 public import MQTTWire
 import NIOCore

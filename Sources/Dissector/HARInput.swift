@@ -1,5 +1,5 @@
-public import Capture
-public import Dialects
+import Capture
+import Dialects
 import FoundationEssentials
 public import NIOCore
 import NIOWebSocket

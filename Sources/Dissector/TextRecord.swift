@@ -1,4 +1,4 @@
-public import Capture
+import Capture
 import Dialects
 import MQTTWire
 import NIOCore

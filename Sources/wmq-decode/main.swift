@@ -235,8 +235,7 @@ final class Progress {
     private var shown = false
 
     init(path: String) {
-        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-        total = size ?? 0
+        total = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
         enabled = StandardError.isTerminal && path != "-" && total > 8 << 20
     }
 
