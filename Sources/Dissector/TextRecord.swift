@@ -48,6 +48,9 @@ public enum TextRecord {
                     for member in DecodeRecord.mqttFields(packet, range: range, showsSecrets: false).dropFirst() {
                         lines.append("\(indent)\(member.key) = \(member.value.stringValue ?? member.value.description)")
                     }
+                    if case .publish(let publish) = packet, annotation == nil {
+                        lines.append("\(indent)payload = \(payloadPreview(publish.payload))")
+                    }
                 }
                 if let annotation {
                     lines.append("\(indent)▸ \(annotation.summary)")
@@ -74,6 +77,18 @@ public enum TextRecord {
             lines += dissected.warnings.map { "\(indent)⚠ \($0)" }
             return lines
         }
+    }
+
+    /// A payload as text when it is UTF-8 (newlines as ⏎), else as hex; cut at 200 bytes.
+    static func payloadPreview(_ payload: ByteBuffer) -> String {
+        let limit = 200
+        let shown = payload.getSlice(at: payload.readerIndex, length: min(limit, payload.readableBytes)) ?? ByteBuffer()
+        let more = payload.readableBytes > limit ? "… (\(payload.readableBytes) bytes)" : ""
+        if let text = String(validating: shown.readableBytesView, as: UTF8.self),
+           !text.unicodeScalars.contains(where: { $0.value < 0x20 && $0 != "\n" && $0 != "\t" }) {
+            return "\"\(text.replacing("\n", with: "⏎"))\"" + more
+        }
+        return "0x" + shown.readableBytesView.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() + more
     }
 
     static func format(_ seconds: Double) -> String {

@@ -157,6 +157,17 @@ struct DecodeTests {
         #expect(shown.output.contains("token = fake-token-0001"))
     }
 
+    /// `-V` shows the payload of PUBLISH packets that are not Works messages: text when
+    /// it is UTF-8, hex otherwise, cut at 200 bytes.
+    @Test func verbosePayloads() throws {
+        let capture = Self.root.appendingPathComponent("captures/mqtt311-ws.pcap").path
+        let run = try Self.run([capture, "--format", "text", "-V", "--type", "PUBLISH"])
+        #expect(run.status == 0)
+        #expect(run.output.contains("payload = \"hello at QoS 1\""))
+        #expect(run.output.contains("payload = 0x000102030405"))
+        #expect(run.output.contains("… (102400 bytes)"))
+    }
+
     @Test func standardInput() throws {
         let run = try Self.run(["-", "--stats", "--format", "text"], stdin: try Data(contentsOf: URL(fileURLWithPath: Self.sample)))
         #expect(run.status == 0)
