@@ -154,51 +154,37 @@ public enum HTTPHeadParser {
         var offset: Int
     }
 
-    /// Splits the head into lines (CRLF, or a lone LF as RFC 9112 §2.2 allows).
+    /// Splits the head into lines, up to the blank line that ends it. Lines end in CRLF or
+    /// a lone LF, and empty lines before the start line are ignored (RFC 9112 §2.2). Lines
+    /// are cut on bytes: as Characters, "\r\n" is one grapheme.
     private static func head(_ buffer: ByteBuffer, streamOffset: Int, maximumHeadSize: Int) throws(WebSocketWireError)
         -> ([Line], Int)?
     {
         let view = buffer.readableBytesView
-        var end: Int?
-        var index = view.startIndex
-        var previousNewline = view.startIndex - 1
-        while index < view.endIndex && index - view.startIndex < maximumHeadSize {
-            if view[index] == UInt8(ascii: "\n") {
-                let lineStart = previousNewline + 1
-                if index == lineStart || (index == lineStart + 1 && view[lineStart] == UInt8(ascii: "\r")) {
-                    if previousNewline >= view.startIndex || index > view.startIndex + 1 {
-                        end = index + 1
-                        break
-                    }
-                }
-                previousNewline = index
-            }
-            index += 1
-        }
-        guard let end else {
-            if view.count >= maximumHeadSize {
-                throw WebSocketWireError(code: .headTooLarge, offset: streamOffset + maximumHeadSize,
-                                         reason: "no end of the HTTP head within \(maximumHeadSize) bytes")
-            }
-            return nil
-        }
-        let length = end - view.startIndex
-        // Lines are cut on bytes: as Characters, "\r\n" is one grapheme.
+        let limit = min(view.endIndex, view.startIndex + maximumHeadSize)
         var lines: [Line] = []
         var lineStart = view.startIndex
-        for index in view.startIndex..<end where view[index] == UInt8(ascii: "\n") {
-            var lineEnd = index
-            if lineEnd > lineStart && view[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
-            let text = String(decoding: view[lineStart..<lineEnd], as: UTF8.self)
-            lines.append(Line(text: text[...], offset: streamOffset + lineStart - view.startIndex))
+        var index = view.startIndex
+        while index < limit {
+            defer { index += 1 }
+            guard view[index] == UInt8(ascii: "\n") else { continue }
+            let start = lineStart
             lineStart = index + 1
+            var end = index
+            if end > start && view[end - 1] == UInt8(ascii: "\r") { end -= 1 }
+            if end == start {
+                // A blank line ends the head, unless nothing came before it.
+                if lines.isEmpty { continue }
+                return (lines, index + 1 - view.startIndex)
+            }
+            let text = String(decoding: view[start..<end], as: UTF8.self)
+            lines.append(Line(text: text[...], offset: streamOffset + start - view.startIndex))
         }
-        // A head never ends in fewer than two lines: the start line and the blank line.
-        while lines.last?.text.isEmpty == true { lines.removeLast() }
-        guard !lines.isEmpty else {
-            throw WebSocketWireError(code: .malformedStartLine, offset: streamOffset, reason: "empty HTTP head")
+        if view.count >= maximumHeadSize {
+            throw WebSocketWireError(code: .headTooLarge, offset: streamOffset + maximumHeadSize,
+                                     reason: "no end of the HTTP head within \(maximumHeadSize) bytes")
         }
-        return (lines, length)
+        return nil
     }
 
     private static func httpVersion(_ text: Substring, offset: Int) throws(WebSocketWireError) -> HTTPVersion {

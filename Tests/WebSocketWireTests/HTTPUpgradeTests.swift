@@ -47,6 +47,17 @@ struct HTTPUpgradeTests {
         #expect(WebSocketHandshake.problems(request: request, response: response).isEmpty)
     }
 
+    /// RFC 9112 §2.2: empty lines before the start line are ignored, and a lone LF ends a
+    /// line as CRLF does.
+    @Test func leadingEmptyLinesAndBareLineFeeds() throws {
+        var bytes = ByteBuffer(string: "\r\n\nGET /x HTTP/1.1\nHost: a\r\n\nrest")
+        let request = try #require(try HTTPHeadParser.parseRequest(&bytes, streamOffset: 10))
+        #expect(request.target == "/x")
+        #expect(request.headers.first(name: "host") == "a")
+        #expect(request.range == 10..<(10 + 29))
+        #expect(String(buffer: bytes) == "rest")
+    }
+
     @Test func incompleteHeadNeedsMoreBytes() throws {
         var partial = ByteBuffer(bytes: Self.request.utf8.dropLast(3))
         #expect(try HTTPHeadParser.parseRequest(&partial) == nil)
