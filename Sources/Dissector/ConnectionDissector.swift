@@ -153,7 +153,10 @@ public struct ConnectionDissector {
                 let problems = request.map { WebSocketHandshake.problems(request: $0, response: response) } ?? []
                 var shown = response
                 if let redactor { shown.headers = redactor.redact(headers: response.headers) }
-                if let chosen = response.subprotocol {
+                if response.status != .switchingProtocols {
+                    // Refused: both directions go on in HTTP, which is not decoded.
+                    client?.webSocket.stop()
+                } else if let chosen = response.subprotocol {
                     carriesMQTT = Self.mqttSubprotocols.contains(chosen.lowercased())
                 }
                 if let deflate = PerMessageDeflateParameters(extensions: response.extensions) {

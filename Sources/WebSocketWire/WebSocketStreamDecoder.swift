@@ -65,9 +65,21 @@ public struct WebSocketStreamDecoder {
     /// Whether the decoder is looking for a frame boundary after lost bytes.
     public var isResynchronizing: Bool { scanning != nil }
 
+    /// Set when the upgrade was refused: what follows is HTTP (a body, more requests),
+    /// not WebSocket, and is not decoded.
+    public private(set) var isStopped = false
+
+    /// Stops decoding this direction (the other side refused the upgrade).
+    public mutating func stop() {
+        isStopped = true
+        headBuffer = ByteBuffer()
+        scanning = nil
+    }
+
     /// Feeds bytes and returns what they completed, in stream order.
     public mutating func feed(_ bytes: ByteBuffer) -> [Event] {
         var events: [Event] = []
+        if isStopped { return events }
         if var pending = scanning {
             pending.writeImmutableBuffer(bytes)
             let result = pending.withUnsafeReadableBytes {
@@ -97,6 +109,10 @@ public struct WebSocketStreamDecoder {
                 if direction == .serverToClient {
                     guard let response = try HTTPHeadParser.parseResponse(&headBuffer, streamOffset: offset) else { return events }
                     events.append(.response(response))
+                    guard response.status == .switchingProtocols else {
+                        stop()
+                        return events
+                    }
                     // Frames in the same segment as the response may already be compressed.
                     if let deflate = PerMessageDeflateParameters(extensions: response.extensions) {
                         try enableDeflate(deflate)

@@ -174,3 +174,25 @@ struct ConnectionDissectorTests {
         #expect(lines == ["WebSocket resync 3", "PUBACK id 2", "PUBACK id 3"])
     }
 }
+
+@Suite("Refused upgrades")
+struct RefusedUpgradeTests {
+    /// A 401 at the upgrade (Works' answer to a missing or stale cookie): the handshake
+    /// problem is reported once, and the HTTP body that follows is not taken for frames.
+    @Test func bodyAfterARefusalIsNotFrames() throws {
+        var dissector = try ConnectionDissector(redactor: nil)
+        let request = ByteBuffer(string: "GET /wmqtt HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n")
+        let response = ByteBuffer(string: "HTTP/1.1 401 Unauthorized\r\nContent-Length: 27\r\n\r\n{\"error\":\"cookie expired\"}\n")
+        var kinds = dissector.feed(request, direction: .clientToServer).map { "\($0.kind)".prefix(8) }
+        let answer = dissector.feed(response, direction: .serverToClient)
+        kinds += answer.map { "\($0.kind)".prefix(8) }
+        kinds += dissector.feed(ByteBuffer(bytes: [0x82, 0x02, 0xC0, 0x00]), direction: .clientToServer).map { "\($0.kind)".prefix(8) }
+        #expect(kinds == ["request(", "response"])
+        guard case .response(_, let problems) = answer.first?.kind else {
+            Issue.record("no response")
+            return
+        }
+        #expect(problems.map(\.reason) == ["server refused the upgrade: 401 Unauthorized"])
+    }
+}
