@@ -46,10 +46,16 @@ public enum FlowEvent: Sendable {
 public struct ConnectionTracker {
     public struct Limits: Sendable {
         public var maximumConnections: Int
+        /// Bytes that may wait behind a hole in one direction.
         public var maximumPendingBytes: Int
-        public init(maximumConnections: Int = 10_000, maximumPendingBytes: Int = 1 << 20) {
+        /// Bytes that may wait behind holes in all connections together; past it, the
+        /// connection holding the most gives its holes up as gaps.
+        public var maximumTotalPendingBytes: Int
+        public init(maximumConnections: Int = 10_000, maximumPendingBytes: Int = 1 << 20,
+                    maximumTotalPendingBytes: Int = 64 << 20) {
             self.maximumConnections = maximumConnections
             self.maximumPendingBytes = maximumPendingBytes
+            self.maximumTotalPendingBytes = maximumTotalPendingBytes
         }
     }
 
@@ -69,6 +75,7 @@ public struct ConnectionTracker {
         var reset = false
         var lastFrame: Int
         var closed: Bool { reset || (toServer.isFinished && toClient.isFinished) }
+        var pendingBytes: Int { toServer.pendingBytes + toClient.pendingBytes }
     }
 
     public let limits: Limits
@@ -90,6 +97,8 @@ public struct ConnectionTracker {
 
     /// Connections being followed now (closed ones are not counted).
     public var openConnectionCount: Int { states.count }
+    /// Bytes waiting behind holes, all connections together.
+    public private(set) var pendingByteCount = 0
 
     public mutating func process(_ segment: TCPSegment) -> [FlowEvent] {
         let key = Key(segment.source, segment.destination)
@@ -123,7 +132,9 @@ public struct ConnectionTracker {
         guard var state = states.removeValue(forKey: key) else { return events }
         state.lastFrame = segment.frame
         let direction: FlowDirection = segment.source == state.connection.client ? .clientToServer : .serverToClient
+        let pendingBefore = state.pendingBytes
         let outputs = direction == .clientToServer ? state.toServer.receive(segment) : state.toClient.receive(segment)
+        pendingByteCount += state.pendingBytes - pendingBefore
         append(outputs, connection: state.connection.id, direction: direction, into: &events)
         if segment.flags.contains(.rst) {
             state.reset = true
@@ -135,7 +146,22 @@ public struct ConnectionTracker {
         } else {
             states[key] = state
         }
+        if pendingByteCount > limits.maximumTotalPendingBytes { giveUpHoles(into: &events) }
         return events
+    }
+
+    /// Over the budget for bytes waiting behind holes: the connections holding the most
+    /// deliver what they hold, after gaps, until the total is within the budget.
+    private mutating func giveUpHoles(into events: inout [FlowEvent]) {
+        while pendingByteCount > limits.maximumTotalPendingBytes,
+              let (key, largest) = states.max(by: { $0.value.pendingBytes < $1.value.pendingBytes }), largest.pendingBytes > 0 {
+            var state = largest
+            states[key] = nil
+            pendingByteCount -= state.pendingBytes
+            append(state.toServer.flush(), connection: state.connection.id, direction: .clientToServer, into: &events)
+            append(state.toClient.flush(), connection: state.connection.id, direction: .serverToClient, into: &events)
+            states[key] = state
+        }
     }
 
     /// The end of the capture: every open connection is flushed and closed.
@@ -172,9 +198,10 @@ public struct ConnectionTracker {
         }
     }
 
-    private func flushAndClose(_ state: State, reason: FlowEvent.CloseReason, frame: Int, time: Double,
-                               into events: inout [FlowEvent]) {
+    private mutating func flushAndClose(_ state: State, reason: FlowEvent.CloseReason, frame: Int, time: Double,
+                                        into events: inout [FlowEvent]) {
         var state = state
+        pendingByteCount -= state.pendingBytes
         append(state.toServer.flush(), connection: state.connection.id, direction: .clientToServer, into: &events)
         append(state.toClient.flush(), connection: state.connection.id, direction: .serverToClient, into: &events)
         events.append(.closed(connection: state.connection.id, reason: reason, frame: frame, time: time))

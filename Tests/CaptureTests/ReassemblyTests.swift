@@ -158,3 +158,41 @@ struct ManyConnectionsTests {
         #expect(tracker.openConnectionCount == 0)
     }
 }
+
+@Suite("Memory budget")
+struct MemoryBudgetTests {
+    /// 200 connections, each with a hole and 20 KB waiting behind it: with a 1 MB budget
+    /// for all of them, the bytes waiting never pass it, the holes given up are reported
+    /// as gaps, and every byte sent after a hole is still delivered.
+    @Test func pendingBytesAcrossConnectionsAreBounded() {
+        var tracker = ConnectionTracker(limits: .init(maximumPendingBytes: 1 << 20, maximumTotalPendingBytes: 1 << 20))
+        var gaps = 0
+        var delivered = 0
+        let chunk = String(repeating: "z", count: 1_000)
+        for index in 0..<200 {
+            let c = Endpoint(address: .v4(0x0B00_0000 + UInt32(index)), port: 40_000)
+            for event in tracker.process(segment(c, server, seq: 1, [.syn])) { _ = event }
+            // Bytes 0..<100 are lost; 20 segments follow the hole.
+            for piece in 0..<20 {
+                for event in tracker.process(segment(c, server, seq: 102 + UInt32(piece * 1_000), [.ack], chunk)) {
+                    switch event {
+                    case .gap: gaps += 1
+                    case .data(_, _, let bytes, _, _): delivered += bytes.readableBytes
+                    default: break
+                    }
+                }
+                #expect(tracker.pendingByteCount <= (1 << 20) + 1_000)
+            }
+        }
+        for event in tracker.finish(frame: 0, time: 0) {
+            switch event {
+            case .gap: gaps += 1
+            case .data(_, _, let bytes, _, _): delivered += bytes.readableBytes
+            default: break
+            }
+        }
+        #expect(gaps == 200)
+        #expect(delivered == 200 * 20 * 1_000)
+        #expect(tracker.pendingByteCount == 0)
+    }
+}
