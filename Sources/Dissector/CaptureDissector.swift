@@ -185,6 +185,9 @@ public struct CaptureDissector {
                 name = "mqtt"
                 if clientBytes.first == 0x10 { joinMidstream = false }
             }
+        } else if let record = Self.tlsRecord(clientBytes) ?? Self.tlsRecord(serverBytes) {
+            return ignore(&entry, frame: frame, time: time,
+                          reason: "TLS (\(record)), encrypted: decode a capture of the plain side, such as a recording proxy's")
         } else if !connection.joinedMidstream && clientBytes.starts(with: Array("GET ".utf8)) {
             transport = .webSocket(expectsHandshake: true)
             (name, how) = ("websocket", "HTTP Upgrade")
@@ -204,9 +207,10 @@ public struct CaptureDissector {
                 (name, how) = ("mqtt", "MQTT packets seen midstream")
                 joinMidstream = true
             } else if final || entry.pendingBytes >= options.detectionWindow {
-                entry.ignored = true
-                entry.pending = []
-                return []
+                let sample = (clientBytes.isEmpty ? serverBytes : clientBytes).prefix(8)
+                let hex = sample.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined(separator: " ")
+                return ignore(&entry, frame: frame, time: time,
+                              reason: "neither WebSocket nor MQTT (first bytes \(hex)); --assume PORT=ws-mqtt|mqtt forces it")
             }
         }
         guard let transport else { return [] }
@@ -219,7 +223,6 @@ public struct CaptureDissector {
             entry.ignored = true
             return []
         }
-        if case .webSocket(false) = transport, name == "ws" { name = "ws-mqtt" }
         var events = [CaptureEvent(connection: connection, direction: nil, frame: frame, time: time,
                                    kind: .opened(protocol: name, how: how))]
         if joinMidstream {
@@ -231,6 +234,28 @@ public struct CaptureDissector {
         entry.pendingBytes = 0
         for item in pending { events += run(item, entry: &entry, frame: frame, time: time) }
         return events
+    }
+
+    /// Marks a connection as not decoded and says why, once.
+    private func ignore(_ entry: inout Tracked, frame: Int, time: Double, reason: String) -> [CaptureEvent] {
+        entry.ignored = true
+        entry.pending = []
+        entry.pendingBytes = 0
+        return [CaptureEvent(connection: entry.connection, direction: nil, frame: frame, time: time, kind: .ignored(reason: reason))]
+    }
+
+    /// The TLS record a connection opens with (a handshake, or application data when the
+    /// capture joined it late): content type 20–23, version 3.x, a length up to 2^14 + 2048.
+    static func tlsRecord(_ bytes: [UInt8]) -> String? {
+        guard bytes.count >= 5, (20...23).contains(bytes[0]), bytes[1] == 3, bytes[2] <= 4 else { return nil }
+        let length = Int(bytes[3]) << 8 | Int(bytes[4])
+        guard length > 0, length <= 18_432 else { return nil }
+        switch bytes[0] {
+        case 22: return "handshake record"
+        case 23: return "application data"
+        case 21: return "alert"
+        default: return "change cipher spec"
+        }
     }
 
     private func firstBytes(of entry: Tracked, direction: FlowDirection) -> [UInt8] {

@@ -159,3 +159,45 @@ struct GapTests {
         #expect(lines.contains("DISCONNECT"))
     }
 }
+
+@Suite("Connections that are not decoded")
+struct IgnoredConnectionTests {
+    static let client = Endpoint(address: .v4(0xC000_020A), port: 51_000)
+    static let server = Endpoint(address: .v4(0xC633_6414), port: 443)
+
+    static func capture(_ clientPayload: [UInt8]) throws -> String {
+        let path = temporaryCapturePath()
+        let writer = try PcapWriter(path: path)
+        let frames = [
+            SyntheticPacket.tcp(from: client, to: server, sequence: 1, flags: [.syn]),
+            SyntheticPacket.tcp(from: server, to: client, sequence: 9, acknowledgement: 2, flags: [.syn, .ack]),
+            SyntheticPacket.tcp(from: client, to: server, sequence: 2, flags: [.ack, .psh], payload: clientPayload),
+        ]
+        for (index, frame) in frames.enumerated() { writer.write(frame, time: Double(index)) }
+        writer.flush()
+        return path
+    }
+
+    static func reasons(_ path: String) throws -> [String] {
+        try SampleCapture.decode(path: path).events.compactMap {
+            if case .ignored(let reason) = $0.kind { return reason }
+            return nil
+        }
+    }
+
+    /// wss:// as captured on the wire: said to be TLS, once, instead of nothing.
+    @Test func tlsIsReportedAsNotDecoded() throws {
+        let clientHello: [UInt8] = [0x16, 0x03, 0x01, 0x00, 0xC8, 0x01, 0x00, 0x00, 0xC4, 0x03, 0x03] + Array(repeating: 0x42, count: 60)
+        let path = try Self.capture(clientHello)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let reasons = try Self.reasons(path)
+        #expect(reasons.count == 1)
+        #expect(reasons.first?.hasPrefix("TLS (handshake record), encrypted: decode") == true)
+    }
+
+    @Test func otherProtocolsAreReportedWithTheirFirstBytes() throws {
+        let path = try Self.capture(Array("SSH-2.0-OpenSSH_9.2\r\n".utf8))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(try Self.reasons(path) == ["neither WebSocket nor MQTT (first bytes 53 53 48 2d 32 2e 30 2d); --assume PORT=ws-mqtt|mqtt forces it"])
+    }
+}
