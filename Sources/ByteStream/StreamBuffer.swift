@@ -117,14 +117,6 @@ public struct StreamBuffer: Sendable {
         bytesToSkip = 0
     }
 
-    /// Everything unread, contiguous.
-    public mutating func takeAll() -> ByteBuffer {
-        _ = ensureContiguous(readableBytes)
-        let all = buffer.readSlice(length: buffer.readableBytes) ?? ByteBuffer()
-        _offset += all.readableBytes
-        return all
-    }
-
     /// Frees the memory of what was read. Parsers call it when they need more bytes.
     public mutating func compact() {
         if buffer.readableBytes == 0 {

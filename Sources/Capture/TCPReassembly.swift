@@ -4,8 +4,6 @@ import NIOCore
 public enum FlowDirection: Sendable, Hashable {
     case clientToServer
     case serverToClient
-
-    public var reversed: FlowDirection { self == .clientToServer ? .serverToClient : .clientToServer }
 }
 
 /// Serial-number comparison of 32-bit sequence numbers (RFC 1982, as TCP uses them).

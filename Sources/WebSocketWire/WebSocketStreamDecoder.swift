@@ -62,9 +62,6 @@ public struct WebSocketStreamDecoder {
         scanStart = next
     }
 
-    /// Whether the decoder is looking for a frame boundary after lost bytes.
-    public var isResynchronizing: Bool { scanning != nil }
-
     /// Set when the upgrade was refused: what follows is HTTP (a body, more requests),
     /// not WebSocket, and is not decoded.
     public private(set) var isStopped = false
