@@ -134,6 +134,7 @@ struct Decode: ParsableCommand {
         filter.to = to
 
         let output = OutputBuffer()
+        let streams = capture == "-" || OutputBuffer.isTerminal
         let format = self.format ?? (OutputBuffer.isTerminal ? .text : .jsonl)
         let progress = Progress(path: capture)
         var dissector = CaptureDissector(options: options)
@@ -211,6 +212,9 @@ struct Decode: ParsableCommand {
             } catch {
                 report(error)
             }
+            // A live pipe (tcpdump -U -w - | wmq-decode -) or a person watching: show each
+            // packet when its frame is read, not when 64 KiB of output have gathered.
+            if streams { output.flush() }
         }
         if reader != nil { emit(dissector.finish(frame: lastFrame, time: lastTime)) }
         progress.done()

@@ -174,6 +174,44 @@ struct DecodeTests {
         #expect(run.output.contains("1 connection(s), 11 MQTT packet(s), 0 error(s)"))
     }
 
+    /// Reading a live pipe (`tcpdump -U -w - | wmq-decode -`): each packet is printed as
+    /// soon as its frame is read, not when the input ends.
+    @Test func standardInputIsDecodedAsItArrives() throws {
+        let sample = try Data(contentsOf: URL(fileURLWithPath: Self.sample))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["-", "--format", "jsonl"]
+        let input = Pipe()
+        let output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        // The first 1,126 bytes are frames 1–7: the TCP handshake, the HTTP Upgrade, the
+        // CONNECT and the CONNACK.
+        input.fileHandleForWriting.write(sample.prefix(1_126))
+        var seen = Data()
+        let deadline = Date().addingTimeInterval(20)
+        let descriptor = output.fileHandleForReading.fileDescriptor
+        while !String(decoding: seen, as: UTF8.self).contains("\"CONNECT\"") && Date() < deadline {
+            // poll() bounds the wait: a blocking read would hang the test if nothing comes.
+            var request = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            guard poll(&request, 1, 100) > 0 else { continue }
+            var chunk = [UInt8](repeating: 0, count: 65_536)
+            let count = read(descriptor, &chunk, chunk.count)
+            if count <= 0 { break }
+            seen += Data(chunk.prefix(count))
+        }
+        #expect(String(decoding: seen, as: UTF8.self).contains("\"CONNECT\""), "nothing printed before the input ended")
+        input.fileHandleForWriting.write(sample.dropFirst(1_126))
+        try input.fileHandleForWriting.close()
+        seen += output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        #expect(String(decoding: seen, as: UTF8.self).split(separator: "\n").count == 17)
+    }
+
     @Test func truncatedCaptureKeepsWhatCameBefore() throws {
         let data = try Data(contentsOf: URL(fileURLWithPath: Self.sample))
         let path = try Self.temporary(data.prefix(1500))
