@@ -1,3 +1,5 @@
+import ByteStream
+
 /// Checks shared by the decoder (on what it read) and the encoder (on what it is
 /// asked to write), so the encoder never produces bytes the decoder rejects.
 enum PropertyRules {
@@ -115,32 +117,11 @@ enum UTF8Check {
         return String(validating: bytes, as: UTF8.self)
     }
 
-    /// The index of the first byte of the first ill-formed sequence (overlong forms,
-    /// surrogates and values above U+10FFFF included), or nil when well-formed.
+    /// The index of the first byte of the first ill-formed sequence, or nil when the
+    /// bytes are well-formed UTF-8.
     static func firstInvalidIndex(_ bytes: [UInt8]) -> Int? {
-        var index = 0
-        while index < bytes.count {
-            let lead = bytes[index]
-            let length: Int
-            var lower: UInt8 = 0x80
-            var upper: UInt8 = 0xBF
-            switch lead {
-            case 0x00...0x7F: index += 1; continue
-            case 0xC2...0xDF: length = 2
-            case 0xE0: length = 3; lower = 0xA0
-            case 0xE1...0xEC, 0xEE...0xEF: length = 3
-            case 0xED: length = 3; upper = 0x9F
-            case 0xF0: length = 4; lower = 0x90
-            case 0xF1...0xF3: length = 4
-            case 0xF4: length = 4; upper = 0x8F
-            default: return index
-            }
-            guard index + length <= bytes.count else { return index }
-            let second = bytes[index + 1]
-            guard second >= lower && second <= upper else { return index }
-            for next in (index + 2)..<(index + length) where bytes[next] & 0xC0 != 0x80 { return index }
-            index += length
-        }
-        return nil
+        var validator = UTF8Validator()
+        if let bad = validator.validate(bytes) { return validator.sequenceStart ?? bad }
+        return validator.isComplete ? nil : validator.sequenceStart
     }
 }

@@ -1,3 +1,4 @@
+import ByteStream
 public import NIOCore
 public import NIOWebSocket
 

@@ -1,11 +1,16 @@
-/// Incremental UTF-8 validation (RFC 3629) for text messages whose fragments, or
-/// whose multi-byte characters, arrive split across frames (RFC 6455 §5.6, §8.1).
+/// Incremental UTF-8 validation (RFC 3629): overlong forms, surrogates and values above
+/// U+10FFFF are ill-formed. Used for WebSocket text messages whose characters arrive
+/// split across frames (RFC 6455 §5.6, §8.1) and for MQTT strings (MQTT-1.5.3-1).
 public struct UTF8Validator: Sendable, Hashable {
     /// Continuation bytes still expected for the current character.
     private var pending = 0
     /// The range the next continuation byte must fall in (narrower after E0, ED, F0, F4).
     private var lower: UInt8 = 0x80
     private var upper: UInt8 = 0xBF
+
+    /// Index, in the bytes of the last `validate` call, of the first byte of the sequence
+    /// being decoded (or that failed); nil when that sequence began in earlier bytes.
+    public private(set) var sequenceStart: Int?
 
     public init() {}
 
@@ -16,6 +21,7 @@ public struct UTF8Validator: Sendable, Hashable {
     /// cannot continue a well-formed sequence, or nil.
     public mutating func validate(_ bytes: UnsafeRawBufferPointer) -> Int? {
         var index = 0
+        sequenceStart = nil
         let count = bytes.count
         while index < count {
             if pending == 0 {
@@ -26,6 +32,7 @@ public struct UTF8Validator: Sendable, Hashable {
                 }
                 guard index < count else { return nil }
                 let lead = bytes[index]
+                sequenceStart = index
                 lower = 0x80
                 upper = 0xBF
                 switch lead {
