@@ -3,10 +3,17 @@ import PackageDescription
 
 // Strict concurrency is the Swift 6 language mode default; the flags below keep
 // the codecs honest about their own rules as well.
+//
+// Tools/fuzz builds with WMQ_FUZZ=1: the project's own modules then get libFuzzer's
+// coverage instrumentation. Dependencies are built with AddressSanitizer only, since
+// their edges would slow every run down without guiding the fuzzer into our parsers.
+let fuzzSettings: [SwiftSetting] = Context.environment["WMQ_FUZZ"] == nil ? [] : [
+    .unsafeFlags(["-sanitize=address", "-sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp"]),
+]
 let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
-]
+] + fuzzSettings
 
 let package = Package(
     name: "wmq",
@@ -17,6 +24,7 @@ let package = Package(
         .library(name: "Dialects", targets: ["Dialects"]),
         .executable(name: "wmq-decode", targets: ["wmq-decode"]),
         .executable(name: "wmq-bench", targets: ["wmq-bench"]),
+        .executable(name: "wmq-fuzz", targets: ["wmq-fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -86,6 +94,21 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // Fuzzing: harness bodies and the corpus generator (a library, so tests run the
+        // committed corpora through them without any fuzzer), and the libFuzzer driver shim.
+        .target(
+            name: "Fuzzing",
+            dependencies: [
+                "ByteStream", "MQTTWire", "WebSocketWire", "Dialects", "Capture", "Dissector",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(name: "CFuzzerDriver"),
+
         // Front ends.
         .target(
             name: "CommandLineSupport",
@@ -97,6 +120,14 @@ let package = Package(
             dependencies: [
                 "Capture", "Dialects", "Dissector", "CommandLineSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "wmq-fuzz",
+            dependencies: [
+                "Fuzzing", "CFuzzerDriver", "CommandLineSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -119,7 +150,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MQTTWireTests",
-            dependencies: ["MQTTWire", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["MQTTWire", "Fuzzing", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "WebSocketWireTests",
@@ -142,7 +173,7 @@ let package = Package(
         .testTarget(
             name: "DissectorTests",
             dependencies: [
-                "Dissector", "Dialects", "MQTTWire", "WebSocketWire", "Capture",
+                "Dissector", "Fuzzing", "Dialects", "MQTTWire", "WebSocketWire", "Capture",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
             ]
@@ -154,6 +185,10 @@ let package = Package(
         .testTarget(
             name: "CPcapTests",
             dependencies: ["CPcap"]
+        ),
+        .testTarget(
+            name: "FuzzingTests",
+            dependencies: ["Fuzzing", "MQTTWire", "WebSocketWire", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "EndToEndTests",

@@ -62,6 +62,8 @@ public final class PcapReader {
     public let linkType: LinkType
     private var frameNumber = 0
     private var failed = false
+    /// The file image behind a reader made with ``init(bytes:name:)``.
+    private var memory: UnsafeMutableRawBufferPointer?
 
     public init(path: String) throws(CaptureError) {
         var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
@@ -74,8 +76,32 @@ public final class PcapReader {
         linkType = LinkType(rawValue: pcap_datalink(handle))
     }
 
+    /// Reads a file image held in memory (fuzzing, tests); `name` stands for the path in
+    /// messages.
+    public init(bytes: some Collection<UInt8>, name: String = "memory") throws(CaptureError) {
+        let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, bytes.count), alignment: 8)
+        memory.copyBytes(from: bytes)
+        var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
+        guard !bytes.isEmpty, let file = fmemopen(memory.baseAddress, bytes.count, "rb") else {
+            memory.deallocate()
+            throw CaptureError(layer: .file, offset: 0, reason: "not a pcap or pcapng file (empty)")
+        }
+        guard let handle = pcap_fopen_offline_with_tstamp_precision(file, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errorBuffer)
+        else {
+            fclose(file)
+            memory.deallocate()
+            let message = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw CaptureError(layer: .file, offset: 0, reason: Self.explain(message))
+        }
+        self.handle = handle
+        self.memory = memory
+        path = name
+        linkType = LinkType(rawValue: pcap_datalink(handle))
+    }
+
     deinit {
         pcap_close(handle)
+        memory?.deallocate()
     }
 
     /// The next frame, nil at the end of the file. A damaged record ends the reading:

@@ -82,6 +82,28 @@ public struct CaptureDissector {
         tracker = ConnectionTracker(limits: options.limits, serverPorts: Set(options.assumptions.keys))
     }
 
+    /// Every event of a capture, as wmq-decode sees them, with the capture errors met on
+    /// the way (a file error ends the reading; the frames before it are decoded).
+    public static func events(from reader: PcapReader, options: Options) -> (events: [CaptureEvent], errors: [CaptureError]) {
+        var decoder = PacketDecoder()
+        var dissector = CaptureDissector(options: options)
+        var events: [CaptureEvent] = []
+        var errors: [CaptureError] = []
+        var last = (frame: 0, time: 0.0)
+        while true {
+            do {
+                guard let frame = try reader.next() else { break }
+                last = (frame.number, frame.time)
+                if let segment = try decoder.segment(from: frame) { events += dissector.process(segment) }
+            } catch {
+                errors.append(error)
+                if error.layer == .file { break }
+            }
+        }
+        events += dissector.finish(frame: last.frame, time: last.time)
+        return (events, errors)
+    }
+
     public mutating func process(_ segment: TCPSegment) -> [CaptureEvent] {
         translate(tracker.process(segment))
     }

@@ -61,16 +61,23 @@ struct BodyReader {
         return identifier
     }
 
-    /// A variable byte integer (§1.5.5 in 5.0, §2.2.3 in 3.1.1): at most four bytes.
+    /// A variable byte integer (MQTT 5.0 §1.5.5; only MQTT 5 has them inside packets): at
+    /// most four bytes, and no more than the value needs.
     mutating func readVariableByteInteger(_ field: String) throws(MQTTWireError) -> UInt32 {
         let start = offset
         var value: UInt32 = 0
         for index in 0..<4 {
             guard let byte = buffer.readInteger(as: UInt8.self) else { throw truncated(field, needs: index + 1) }
             value |= UInt32(byte & 0x7F) << (7 * UInt32(index))
-            if byte & 0x80 == 0 { return value }
+            if byte & 0x80 == 0 {
+                if index > 0 && byte == 0 {
+                    throw error(.malformedVariableByteInteger, at: start,
+                                "\(field) \(value) is encoded in \(index + 1) bytes, more than it needs", spec: "MQTT-1.5.5-1")
+                }
+                return value
+            }
         }
-        throw error(.malformedVariableByteInteger, at: start, "\(field) runs past four bytes", spec: "MQTT-1.5.5-1")
+        throw error(.malformedVariableByteInteger, at: start, "\(field) runs past four bytes", spec: "MQTT 5.0 §1.5.5")
     }
 
     /// Binary data: a two-byte length, then that many bytes, as a slice of the input.

@@ -39,12 +39,14 @@ extension MQTTDecoder {
             guard total <= count, total <= maximum else { return .none }
             switch first {
             case 0x40, 0x50, 0x62, 0x70:
-                guard remaining == 2 else { return .none }
+                // Only the two-byte fixed header (a longer encoding of a small length is
+                // left to the full path, which knows what each version makes of it).
+                guard remaining == 2, headerLength == 2 else { return .none }
                 let identifier = UInt16(raw[2]) << 8 | UInt16(raw[3])
                 return identifier == 0 ? .none : .ack(type: first >> 4, identifier: identifier, total: 4)
-            case 0xC0: return remaining == 0 ? .bare(.pingreq, total: 2) : .none
-            case 0xD0: return remaining == 0 ? .bare(.pingresp, total: 2) : .none
-            case 0xE0: return remaining == 0 ? .bare(.disconnect(DisconnectPacket()), total: 2) : .none
+            case 0xC0: return total == 2 ? .bare(.pingreq, total: 2) : .none
+            case 0xD0: return total == 2 ? .bare(.pingresp, total: 2) : .none
+            case 0xE0: return total == 2 ? .bare(.disconnect(DisconnectPacket()), total: 2) : .none
             case 0x30...0x3F:
                 guard version != .v5 else { return .none }
                 let qosBits = (first >> 1) & 0x03

@@ -37,7 +37,7 @@ public struct MQTTDecoder: Sendable {
     public internal(set) var lastPacketRange: Range<Int> = 0..<0
     /// Whether the one-pass path for common packets is used (tests turn it off to
     /// compare both paths).
-    var usesFastPath = true
+    @_spi(Testing) public var usesFastPath = true
 
     var input = StreamBuffer()
     /// The last PUBLISH topic, reused when the next one has the same bytes.
@@ -182,7 +182,7 @@ public struct MQTTDecoder: Sendable {
                 let error = MQTTWireError(
                     code: .malformedRemainingLength, offset: streamOffset + 4,
                     packetType: PacketType(rawValue: first >> 4),
-                    reason: "the remaining length runs past four bytes", specReference: "MQTT 3.1.1 §2.2.3, MQTT-1.5.5-1")
+                    reason: "the remaining length runs past four bytes", specReference: "MQTT 3.1.1 §2.2.3, MQTT 5.0 §1.5.5")
                 brokenStream = error
                 throw error
             }
@@ -203,6 +203,13 @@ public struct MQTTDecoder: Sendable {
                 code: .invalidFixedHeaderFlags, offset: streamOffset, packetType: type,
                 reason: "\(type) flags are 0x\(String(flags, radix: 16)), must be 0x\(String(type.requiredFlags, radix: 16))",
                 specReference: version == .v5 ? "MQTT-2.1.3-1" : "MQTT-2.2.2-1, MQTT-2.2.2-2")
+        } else if version == .v5 && headerLength > 2 && input.byte(at: headerLength - 1) == 0 {
+            // A last byte of 0 after continuation bytes adds nothing: the encoding is longer
+            // than it needs to be. MQTT 3.1.1 has no such rule and takes it.
+            header.problem = MQTTWireError(
+                code: .malformedRemainingLength, offset: streamOffset + headerLength - 1, packetType: type,
+                reason: "the remaining length \(remaining) is encoded in \(headerLength - 1) bytes, more than it needs",
+                specReference: "MQTT-1.5.5-1")
         }
         return header
     }

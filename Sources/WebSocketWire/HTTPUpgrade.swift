@@ -40,6 +40,8 @@ public struct WebSocketExtension: Sendable, Hashable {
 public protocol WebSocketHandshakeHead: Sendable {
     var version: HTTPVersion { get }
     var headers: HTTPHeaders { get }
+    /// Stream offsets of the head, blank line included.
+    var range: Range<Int> { get }
 }
 
 extension WebSocketHandshakeHead {

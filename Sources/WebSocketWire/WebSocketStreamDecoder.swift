@@ -5,7 +5,7 @@ import NIOWebSocket
 /// frames, then messages. Every step reports what it found; errors are reported as
 /// events and decoding goes on where the stream allows.
 public struct WebSocketStreamDecoder {
-    public enum Event {
+    public enum Event: Equatable {
         case request(HTTPUpgradeRequest)
         case response(HTTPUpgradeResponse)
         case frame(ParsedFrame)

@@ -35,24 +35,7 @@ enum SampleCapture {
     static func decode(path: String, options: CaptureDissector.Options = .init(redactor: Redactor(key: [1])))
         throws -> (events: [CaptureEvent], errors: [CaptureError])
     {
-        let reader = try PcapReader(path: path)
-        var decoder = PacketDecoder()
-        var dissector = CaptureDissector(options: options)
-        var events: [CaptureEvent] = []
-        var errors: [CaptureError] = []
-        var last = (0, 0.0)
-        while true {
-            do {
-                guard let frame = try reader.next() else { break }
-                last = (frame.number, frame.time)
-                if let segment = try decoder.segment(from: frame) { events += dissector.process(segment) }
-            } catch {
-                errors.append(error)
-                if error.layer == .file { break }
-            }
-        }
-        events += dissector.finish(frame: last.0, time: last.1)
-        return (events, errors)
+        CaptureDissector.events(from: try PcapReader(path: path), options: options)
     }
 }
 

@@ -1,4 +1,4 @@
-@testable import MQTTWire
+@_spi(Testing) @testable import MQTTWire
 import NIOCore
 import Testing
 
@@ -78,6 +78,24 @@ struct FastPathTests {
             }
             #expect(fastPackets == packets)
             #expect(fullPackets == packets)
+        }
+    }
+
+    /// MQTT 3.1.1 has no rule against a remaining length encoded in more bytes than it
+    /// needs: both paths take such packets whole, with the right identifier (the fast path
+    /// used to read a 3-byte header as a 2-byte one; found by the mqtt-chunked fuzz target).
+    @Test func longerLengthEncodingsIn311() throws {
+        let stream = hexBytes("C0 80 00  40 82 00 12 34  D0 00")
+        for usesFastPath in [true, false] {
+            var decoder = MQTTDecoder()
+            decoder.usesFastPath = usesFastPath
+            decoder.append(contentsOf: stream)
+            #expect(try decoder.next() == .pingreq)
+            #expect(decoder.lastPacketRange == 0..<3)
+            #expect(try decoder.next() == .puback(PublishResponsePacket(packetIdentifier: 0x1234)))
+            #expect(decoder.lastPacketRange == 3..<8)
+            #expect(try decoder.next() == .pingresp)
+            #expect(try decoder.next() == nil)
         }
     }
 

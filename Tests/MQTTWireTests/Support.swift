@@ -1,3 +1,4 @@
+@_exported import Fuzzing
 import MQTTWire
 import NIOCore
 
@@ -35,17 +36,4 @@ func decodeAll(_ bytes: [UInt8], version: ProtocolVersion = .v3_1_1, chunks: [In
         while let packet = try decoder.next() { packets.append(packet) }
     }
     return packets
-}
-
-/// A small deterministic generator (SplitMix64), so a failing case can be replayed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }

@@ -90,7 +90,11 @@ struct ValidationTests {
         .init("MQTT-3.3.2-8", "30 07 00 01 74 03 23 00 00", .v5, .invalidPropertyValue, at: 6),
         .init("MQTT 5.0 §3.3.2.3.8", "30 06 00 01 74 02 0B 00", .v5, .invalidPropertyValue, at: 6),
         .init("MQTT 5.0 §3.3.2.3.2", "30 06 00 01 74 02 01 02", .v5, .invalidPropertyValue, at: 6),
-        .init("MQTT-1.5.5-1", "30 09 00 01 74 05 0B 80 80 80 80", .v5, .malformedVariableByteInteger, at: 7),
+        .init("MQTT 5.0 §1.5.5", "30 09 00 01 74 05 0B 80 80 80 80", .v5, .malformedVariableByteInteger, at: 7),
+        // Longer encodings than the value needs (found by fuzzing: the fast path misread them).
+        .init("MQTT-1.5.5-1", "C0 80 00", .v5, .malformedRemainingLength, at: 2),
+        .init("MQTT-1.5.5-1", "40 82 00 00 01", .v5, .malformedRemainingLength, at: 2),
+        .init("MQTT-1.5.5-1", "30 05 00 01 74 80 00", .v5, .malformedVariableByteInteger, at: 5),
         .init("MQTT 5.0 §2.2.2.2", "30 09 00 01 74 05 1F 00 02 C3 28", .v5, .propertyNotAllowed, at: 6),
         .init("MQTT-1.5.4-1", "40 08 00 01 80 04 1F 00 01 FF", .v5, .invalidUTF8, at: 9),
         // Lengths

@@ -1,34 +1,34 @@
-import MQTTWire
-import NIOCore
+public import MQTTWire
+public import NIOCore
 
 /// Generates valid packets of every type for a version, with every property a packet
-/// may carry, so round-trip tests reach every branch of the codec.
-struct PacketGenerator {
-    var rng: SplitMix64
-    let version: ProtocolVersion
+/// may carry, so round-trip tests and seed corpora reach every branch of the codec.
+public struct PacketGenerator {
+    public var rng: SplitMix64
+    public let version: ProtocolVersion
 
-    init(seed: UInt64, version: ProtocolVersion) {
+    public init(seed: UInt64, version: ProtocolVersion) {
         rng = SplitMix64(seed: seed)
         self.version = version
     }
 
-    mutating func int(_ range: ClosedRange<Int>) -> Int { Int.random(in: range, using: &rng) }
-    mutating func bool() -> Bool { Bool.random(using: &rng) }
+    public mutating func int(_ range: ClosedRange<Int>) -> Int { Int.random(in: range, using: &rng) }
+    public mutating func bool() -> Bool { Bool.random(using: &rng) }
 
-    mutating func string(maxLength: Int = 12, alphabet: [Unicode.Scalar]? = nil) -> String {
+    public mutating func string(maxLength: Int = 12, alphabet: [Unicode.Scalar]? = nil) -> String {
         let pool: [Unicode.Scalar] = alphabet ?? ["a", "b", "Z", "/", "-", "_", " ", "é", "ß", "あ", "漢", "😀", "\u{7F}", "\u{FEFF}"]
         var result = String.UnicodeScalarView()
         for _ in 0..<int(0...maxLength) { result.append(pool[int(0...(pool.count - 1))]) }
         return String(result)
     }
 
-    mutating func topic() -> String {
+    public mutating func topic() -> String {
         var topic = string(maxLength: 10, alphabet: ["a", "b", "/", "x", "0", "é", "あ"])
         if topic.isEmpty { topic = "t" }
         return topic
     }
 
-    mutating func filter() -> String {
+    public mutating func filter() -> String {
         let levels = (0..<int(1...4)).map { _ -> String in
             switch int(0...5) {
             case 0: "+"
@@ -41,16 +41,16 @@ struct PacketGenerator {
         return filter.isEmpty ? "+" : filter
     }
 
-    mutating func bytes(maxLength: Int = 40) -> ByteBuffer {
+    public mutating func bytes(maxLength: Int = 40) -> ByteBuffer {
         var out = ByteBuffer()
         for _ in 0..<int(0...maxLength) { out.writeInteger(UInt8(truncatingIfNeeded: int(0...255))) }
         return out
     }
 
-    mutating func qos() -> QoS { QoS(rawValue: UInt8(int(0...2))) ?? .atMostOnce }
-    mutating func identifier() -> UInt16 { UInt16(int(1...65_535)) }
+    public mutating func qos() -> QoS { QoS(rawValue: UInt8(int(0...2))) ?? .atMostOnce }
+    public mutating func identifier() -> UInt16 { UInt16(int(1...65_535)) }
 
-    mutating func reasonCode(for type: PacketType) -> ReasonCode {
+    public mutating func reasonCode(for type: PacketType) -> ReasonCode {
         let allowed: [UInt8]
         switch (version, type) {
         case (.v5, .connack): allowed = [0x00, 0x80, 0x85, 0x86, 0x87, 0x9F]
@@ -69,7 +69,7 @@ struct PacketGenerator {
 
     /// A property list valid for the context: a random subset of the allowed properties,
     /// each once, plus user properties (and repeated subscription identifiers in PUBLISH).
-    mutating func properties(_ identifiers: [MQTTProperty.Identifier], repeatable: Bool = false) -> MQTTProperties {
+    public mutating func properties(_ identifiers: [MQTTProperty.Identifier], repeatable: Bool = false) -> MQTTProperties {
         guard version == .v5 else { return [] }
         var list = MQTTProperties()
         for identifier in identifiers where int(0...2) == 0 {
@@ -80,7 +80,7 @@ struct PacketGenerator {
         return list
     }
 
-    mutating func property(_ identifier: MQTTProperty.Identifier) -> MQTTProperty {
+    public mutating func property(_ identifier: MQTTProperty.Identifier) -> MQTTProperty {
         let flag = UInt8(int(0...1))
         let u32 = UInt32(truncatingIfNeeded: int(0...Int(UInt32.max)))
         let u16 = UInt16(int(1...65_535))
@@ -115,7 +115,7 @@ struct PacketGenerator {
         }
     }
 
-    mutating func packet(_ type: PacketType) -> MQTTPacket {
+    public mutating func packet(_ type: PacketType) -> MQTTPacket {
         switch type {
         case .connect:
             var will: ConnectPacket.Will?
@@ -196,7 +196,7 @@ struct PacketGenerator {
         }
     }
 
-    static func types(for version: ProtocolVersion) -> [PacketType] {
+    public static func types(for version: ProtocolVersion) -> [PacketType] {
         PacketType.allCases.filter { $0 != .auth || version == .v5 }
     }
 }

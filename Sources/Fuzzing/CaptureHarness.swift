@@ -1,0 +1,66 @@
+import Capture
+import Dialects
+import Dissector
+import NIOCore
+
+/// The whole decode pipeline on a file image: libpcap, link/IP/TCP, reassembly,
+/// detection, WebSocket, MQTT, Works annotation, and every output wmq-decode writes.
+/// Oracles: every JSON record is valid JSON that reads back equal; text lines and
+/// statistics render for every event.
+enum CaptureHarness {
+    static let capture = FuzzTarget(
+        name: "capture",
+        summary: "pcap/pcapng reader, TCP reassembly and the whole wmq-decode pipeline on a file image",
+        maximumInputLength: 65_536
+    ) { input throws(OracleViolation) in
+        guard let reader = try? PcapReader(bytes: input) else { return }
+        let (events, _) = CaptureDissector.events(from: reader, options: options)
+        try render(events, target: "capture")
+    }
+
+    static let har = FuzzTarget(
+        name: "har", summary: "HAR files with Chrome's _webSocketMessages, decoded like captures", maximumInputLength: 65_536
+    ) { input throws(OracleViolation) in
+        _ = HARInput.looksLikeHAR(input)
+        guard let events = try? HARInput.events(from: ByteBuffer(bytes: input), options: options) else { return }
+        try render(events, target: "har")
+    }
+
+    static var options: CaptureDissector.Options {
+        var options = CaptureDissector.Options(redactor: Redactor(key: [0x77, 0x6D, 0x71]))
+        options.reportsFrames = true
+        return options
+    }
+
+    static func render(_ events: [CaptureEvent], target: String) throws(OracleViolation) {
+        var statistics = DecodeStatistics()
+        let start = events.first?.time ?? 0
+        for event in events {
+            statistics.add(event)
+            _ = TextRecord.lines(event, startTime: start, verbose: true)
+            try JSONHarness.readsBack(DecodeRecord.json(event), target: target)
+        }
+        _ = statistics.text()
+        try JSONHarness.readsBack(statistics.json(), target: target)
+    }
+}
+
+enum JSONHarness {
+    /// `value` written as JSON text reads back as the same value.
+    static func readsBack(_ value: JSONValue, target: String) throws(OracleViolation) {
+        let text = value.description
+        do {
+            let back = try JSONReader.parse(text)
+            guard back == value else {
+                throw OracleViolation(target: target, oracle: "written JSON reads back equal",
+                                      detail: "\(text.prefix(200)) read back as \(back.description.prefix(200))")
+            }
+        } catch let error as JSONError {
+            throw OracleViolation(target: target, oracle: "written JSON is valid", detail: "\(error): \(text.prefix(200))")
+        } catch let violation as OracleViolation {
+            throw violation
+        } catch {
+            throw OracleViolation(target: target, oracle: "written JSON is valid", detail: "\(error)")
+        }
+    }
+}

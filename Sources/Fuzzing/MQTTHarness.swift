@@ -1,0 +1,156 @@
+@_spi(Testing) import MQTTWire
+import NIOCore
+
+/// The MQTT decoder targets. Oracles: every packet the decoder accepts, the encoder
+/// accepts and encodes into bytes that decode back to the same packet (so the encoder
+/// never produces bytes the decoder rejects); decoding in random chunks, and with the
+/// one-pass fast path off, gives exactly what one-shot decoding gives, errors included;
+/// every step makes progress.
+enum MQTTHarness {
+    /// Packets larger than this are refused at their fixed header (the product's limits
+    /// are configurable; a fuzz input is never this long, so this only caps memory).
+    static let maximumPacketSize = 1 << 20
+
+    static let v311 = FuzzTarget(
+        name: "mqtt311", summary: "MQTT 3.1.1 decoder on a byte stream, with the encoder round trip"
+    ) { input throws(OracleViolation) in
+        try roundTrips(input[...], version: .v3_1_1, target: "mqtt311")
+    }
+
+    static let v5 = FuzzTarget(
+        name: "mqtt5", summary: "MQTT 5.0 decoder on a byte stream, with the encoder round trip"
+    ) { input throws(OracleViolation) in
+        try roundTrips(input[...], version: .v5, target: "mqtt5")
+    }
+
+    /// Control bytes: flags (version in bits 0–1, bit 2: the stream starts after lost
+    /// bytes, so the decoder first scans for a packet boundary), then the chunk-size seed.
+    static let chunked = FuzzTarget(
+        name: "mqtt-chunked",
+        summary: "incremental MQTT decoder fed in random chunk sizes, and without its fast path, against one-shot decoding"
+    ) { input throws(OracleViolation) in
+        var cursor = InputCursor(input)
+        let flags = cursor.byte()
+        let seed = cursor.byte()
+        let version: ProtocolVersion = [.v3_1_1, .v5, .v3_1, .v3_1_1][Int(flags & 3)]
+        let scansFirst = flags & 4 != 0
+        let stream = cursor.rest
+        let oneShot = try decode(stream, version: version, scansFirst: scansFirst, target: "mqtt-chunked")
+        let pieces = try decode(stream, version: version, scansFirst: scansFirst, chunkSizes: chunkSizes(seed: seed),
+                                target: "mqtt-chunked")
+        if pieces != oneShot {
+            throw OracleViolation(target: "mqtt-chunked", oracle: "chunked decoding equals one-shot decoding",
+                                  detail: firstDifference(oneShot, pieces))
+        }
+        let fullPath = try decode(stream, version: version, scansFirst: scansFirst, fastPath: false, target: "mqtt-chunked")
+        if fullPath != oneShot {
+            throw OracleViolation(target: "mqtt-chunked", oracle: "the fast path decodes like the full path",
+                                  detail: firstDifference(oneShot, fullPath))
+        }
+    }
+
+    /// What the decoder answered, in order.
+    enum Outcome: Equatable, CustomStringConvertible {
+        case packet(MQTTPacket, range: Range<Int>, version: ProtocolVersion)
+        case error(MQTTWireError)
+
+        var description: String {
+            switch self {
+            case .packet(let packet, let range, _): "\(packet) at \(range)"
+            case .error(let error): "error \(error)"
+            }
+        }
+    }
+
+    static func decode(_ stream: ArraySlice<UInt8>, version: ProtocolVersion, scansFirst: Bool = false,
+                       chunkSizes: [Int]? = nil, fastPath: Bool = true, target: String) throws(OracleViolation) -> [Outcome]
+    {
+        var decoder = MQTTDecoder(configuration: .init(maximumPacketSize: maximumPacketSize, version: version))
+        decoder.usesFastPath = fastPath
+        if scansFirst { decoder.lost(nil) }
+        var outcomes: [Outcome] = []
+        for piece in chunkSizes.map({ chunks(stream, sizes: $0) }) ?? [stream] {
+            decoder.append(contentsOf: piece)
+            while true {
+                // Every packet is at least two bytes and every recoverable error skips
+                // its packet, so there are never more answers than bytes.
+                guard outcomes.count <= stream.count else {
+                    throw OracleViolation(target: target, oracle: "the decoder makes progress",
+                                          detail: "\(outcomes.count) answers from \(stream.count) bytes; last: \(outcomes.last.map { "\($0)" } ?? "-")")
+                }
+                do {
+                    guard let packet = try decoder.next() else { break }
+                    outcomes.append(.packet(packet, range: decoder.lastPacketRange, version: decoder.version))
+                } catch {
+                    outcomes.append(.error(error))
+                    if !error.isRecoverable { return outcomes }
+                }
+            }
+        }
+        return outcomes
+    }
+
+    /// Every packet decoded from `stream`, encoded again one after the other, decodes
+    /// back to the same packets (one buffer and one decoder for all, which keeps the
+    /// harness fast; a mismatch is then narrowed down to its packet).
+    static func roundTrips(_ stream: ArraySlice<UInt8>, version: ProtocolVersion, target: String) throws(OracleViolation) {
+        var packets: [(MQTTPacket, ProtocolVersion)] = []
+        for case .packet(let packet, _, let packetVersion) in try decode(stream, version: version, target: target) {
+            packets.append((packet, packetVersion))
+        }
+        guard !packets.isEmpty else { return }
+        var encoded = ByteBuffer()
+        for (packet, packetVersion) in packets {
+            do {
+                try MQTTEncoder(version: packetVersion).encode(packet, into: &encoded)
+            } catch {
+                throw OracleViolation(target: target, oracle: "the encoder takes every packet the decoder accepts",
+                                      detail: "\(packet) (MQTT \(packetVersion)): \(error)")
+            }
+        }
+        var decoder = MQTTDecoder(configuration: .init(maximumPacketSize: maximumPacketSize, version: version))
+        decoder.append(encoded)
+        for (packet, packetVersion) in packets {
+            let back = try? decoder.next()
+            guard back == packet else {
+                // Narrow it down: the packet alone.
+                try roundTrip(packet, version: packetVersion, target: target)
+                throw OracleViolation(target: target, oracle: "decode(encode(packets)) == packets",
+                                      detail: "\(packet) came back as \(back.map { "\($0)" } ?? "nothing") in a stream")
+            }
+        }
+        if decoder.bufferedByteCount != 0 {
+            throw OracleViolation(target: target, oracle: "decode(encode(packets)) == packets",
+                                  detail: "\(decoder.bufferedByteCount) encoded bytes left over")
+        }
+    }
+
+    /// Encodes `packet` and decodes the bytes back: the same packet, every byte used.
+    static func roundTrip(_ packet: MQTTPacket, version: ProtocolVersion, target: String) throws(OracleViolation) {
+        let encoded: ByteBuffer
+        do {
+            encoded = try MQTTEncoder(version: version).encode(packet)
+        } catch {
+            throw OracleViolation(target: target, oracle: "the encoder takes every packet the decoder accepts",
+                                  detail: "\(packet) (MQTT \(version)): \(error)")
+        }
+        var decoder = MQTTDecoder(configuration: .init(version: version, followsConnect: false))
+        decoder.append(encoded)
+        let back: MQTTPacket?
+        do {
+            back = try decoder.next()
+        } catch {
+            throw OracleViolation(target: target, oracle: "the decoder accepts what the encoder writes",
+                                  detail: "\(packet) (MQTT \(version)) encodes as \(hex(encoded)), refused: \(error)")
+        }
+        guard back == packet, decoder.bufferedByteCount == 0 else {
+            throw OracleViolation(target: target, oracle: "decode(encode(packet)) == packet",
+                                  detail: "\(packet) → \(hex(encoded)) → \(back.map { "\($0)" } ?? "nothing"), \(decoder.bufferedByteCount) bytes left")
+        }
+    }
+}
+
+func hex(_ buffer: ByteBuffer, limit: Int = 64) -> String {
+    let bytes = buffer.readableBytesView.prefix(limit).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }
+    return bytes.joined(separator: " ") + (buffer.readableBytes > limit ? " …" : "")
+}

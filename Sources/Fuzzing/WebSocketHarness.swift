@@ -1,0 +1,211 @@
+import CompressNIO
+import NIOCore
+import NIOHTTP1
+import NIOWebSocket
+import WebSocketWire
+
+/// The WebSocket targets: frames and messages of one direction, HTTP Upgrade heads,
+/// permessage-deflate.
+enum WebSocketHarness {
+    static let maximumSize = 1 << 20
+
+    /// Control bytes: flags (bit 0: server-to-client; bit 1: the stream starts with the
+    /// HTTP head; bit 2: permessage-deflate, bit 3 without context takeover; bit 4: the
+    /// stream starts after lost bytes, so the decoder first scans for a frame boundary),
+    /// then the chunk-size seed. Oracles: chunked decoding equals one-shot decoding; every
+    /// frame written back by the frame writer parses to the same frame.
+    static let frames = FuzzTarget(
+        name: "websocket",
+        summary: "WebSocket frame parser and message reassembly (one direction, optional HTTP head and permessage-deflate)"
+    ) { input throws(OracleViolation) in
+        var cursor = InputCursor(input)
+        let flags = cursor.byte()
+        let seed = cursor.byte()
+        let setup = StreamSetup(flags: flags)
+        let stream = cursor.rest
+        let oneShot = try events(stream, setup: setup, chunkSizes: nil)
+        let pieces = try events(stream, setup: setup, chunkSizes: chunkSizes(seed: seed))
+        if pieces != oneShot {
+            throw OracleViolation(target: "websocket", oracle: "chunked decoding equals one-shot decoding",
+                                  detail: firstDifference(oneShot, pieces))
+        }
+        for case .frame(let parsed) in oneShot {
+            try roundTrip(parsed, setup: setup)
+        }
+    }
+
+    struct StreamSetup {
+        var direction: StreamDirection
+        var expectsHead: Bool
+        var deflate: PerMessageDeflateParameters?
+        var scansFirst: Bool
+
+        init(flags: UInt8) {
+            direction = flags & 1 == 0 ? .clientToServer : .serverToClient
+            expectsHead = flags & 2 != 0
+            let noTakeover = flags & 8 != 0
+            deflate = flags & 4 == 0 ? nil
+                : PerMessageDeflateParameters(serverNoContextTakeover: noTakeover, clientNoContextTakeover: noTakeover)
+            scansFirst = flags & 16 != 0
+        }
+    }
+
+    static func events(_ stream: ArraySlice<UInt8>, setup: StreamSetup, chunkSizes: [Int]?) throws(OracleViolation)
+        -> [WebSocketStreamDecoder.Event]
+    {
+        var decoder: WebSocketStreamDecoder
+        do {
+            decoder = try WebSocketStreamDecoder(direction: setup.direction, expectsHead: setup.expectsHead,
+                                                 maximumFrameSize: maximumSize, maximumMessageSize: maximumSize)
+            if let deflate = setup.deflate { try decoder.enableDeflate(deflate) }
+        } catch {
+            throw OracleViolation(target: "websocket", oracle: "setup", detail: "\(error)")
+        }
+        if setup.scansFirst { decoder.lost(nil) }
+        var events: [WebSocketStreamDecoder.Event] = []
+        for piece in chunkSizes.map({ chunks(stream, sizes: $0) }) ?? [stream] {
+            events += decoder.feed(ByteBuffer(bytes: piece))
+        }
+        return events
+    }
+
+    /// The frame writer's bytes for a parsed frame parse back to the same frame.
+    static func roundTrip(_ parsed: ParsedFrame, setup: StreamSetup) throws(OracleViolation) {
+        var wire = ByteBuffer()
+        WebSocketFrameWriter.write(parsed.frame, maskKey: parsed.maskKey, into: &wire)
+        let written = wire
+        var parser = WebSocketFrameParser(configuration: .init(
+            maximumFrameSize: maximumSize, direction: setup.direction, allowedReservedBits: [.rsv1, .rsv2, .rsv3]))
+        parser.append(wire)
+        let back: ParsedFrame?
+        do {
+            back = try parser.next()
+        } catch {
+            throw OracleViolation(target: "websocket", oracle: "the parser accepts what the frame writer writes",
+                                  detail: "\(parsed.frame) → \(hex(written)): \(error)")
+        }
+        guard let back, back.frame == parsed.frame, back.maskKey == parsed.maskKey, parser.bufferedByteCount == 0 else {
+            throw OracleViolation(target: "websocket", oracle: "parse(write(frame)) == frame",
+                                  detail: "\(parsed.frame) → \(hex(written)) → \(back.map { "\($0.frame)" } ?? "nothing")")
+        }
+    }
+
+    /// Control bytes: where the request ends and the response begins, and where the
+    /// request is cut for the incremental check. Oracles: a head parsed from a prefix is
+    /// the head parsed from the whole (or nothing yet); a parsed head says exactly how
+    /// many bytes it took; the handshake checks take any pair of heads.
+    static let httpUpgrade = FuzzTarget(
+        name: "http-upgrade", summary: "HTTP/1.1 Upgrade request and response heads, and the handshake checks"
+    ) { input throws(OracleViolation) in
+        var cursor = InputCursor(input)
+        let split = Int(cursor.byte()) << 8 | Int(cursor.byte())
+        let cut = Int(cursor.byte()) << 8 | Int(cursor.byte())
+        let stream = cursor.rest
+        let middle = stream.index(stream.startIndex, offsetBy: min(split, stream.count))
+        let requestBytes = stream[..<middle]
+        let responseBytes = stream[middle...]
+
+        let request = try head(requestBytes, cut: cut, parse: HTTPHeadParser.parseRequest)
+        let response = try head(responseBytes, cut: cut, parse: HTTPHeadParser.parseResponse)
+        guard let request else { return }
+        _ = request.subprotocols
+        _ = request.asksForWebSocketUpgrade
+        if let response {
+            _ = PerMessageDeflateParameters(extensions: response.extensions)
+            _ = WebSocketHandshake.problems(request: request, response: response)
+        } else {
+            _ = WebSocketHandshake.problems(request: request, response: nil)
+        }
+    }
+
+    typealias HeadParser<Head> = (inout ByteBuffer, Int, Int) throws(WebSocketWireError) -> Head?
+
+    /// Parses a head from all of `bytes`, and from their first `cut` bytes, and checks
+    /// the two agree. Returns the head of the whole, if any.
+    static func head<Head: Equatable & WebSocketHandshakeHead>(
+        _ bytes: ArraySlice<UInt8>, cut: Int, parse: HeadParser<Head>
+    ) throws(OracleViolation) -> Head? {
+        func attempt(_ part: ArraySlice<UInt8>) -> (Result<Head?, WebSocketWireError>, consumed: Int) {
+            var buffer = ByteBuffer(bytes: part)
+            do {
+                let head = try parse(&buffer, 0, HTTPHeadParser.defaultMaximumHeadSize)
+                return (.success(head), buffer.readerIndex)
+            } catch {
+                return (.failure(error), 0)
+            }
+        }
+        let (whole, consumed) = attempt(bytes)
+        if case .success(let head?) = whole, head.range != 0..<consumed {
+            throw OracleViolation(target: "http-upgrade", oracle: "a head's range is the bytes it took",
+                                  detail: "range \(head.range), \(consumed) bytes taken")
+        }
+        let (prefix, _) = attempt(bytes.prefix(cut))
+        switch prefix {
+        case .success(nil): break
+        case .success(let head?) where whole == .success(head): break
+        case .failure(let error) where whole == .failure(error): break
+        default:
+            throw OracleViolation(target: "http-upgrade", oracle: "a prefix parses like the whole or not yet",
+                                  detail: "first \(cut) bytes: \(prefix); all \(bytes.count) bytes: \(whole)")
+        }
+        if case .success(let head) = whole { return head }
+        return nil
+    }
+
+    /// Control bytes: flags (bit 0: no context takeover), then messages, each a length
+    /// byte and that many bytes. Oracles: output never exceeds the limit; whatever
+    /// inflates, deflated again by zlib, inflates back to itself.
+    static let deflate = FuzzTarget(
+        name: "deflate", summary: "permessage-deflate inflater (RFC 7692) with and without context takeover"
+    ) { input throws(OracleViolation) in
+        var cursor = InputCursor(input)
+        let noContextTakeover = cursor.byte() & 1 != 0
+        let limit = 1 << 16
+        var rest = cursor.rest
+        let inflater: PerMessageDeflateInflater
+        do {
+            inflater = try PerMessageDeflateInflater(noContextTakeover: noContextTakeover)
+        } catch {
+            throw OracleViolation(target: "deflate", oracle: "setup", detail: "\(error)")
+        }
+        while let length = rest.first {
+            rest = rest.dropFirst()
+            let message = rest.prefix(Int(length))
+            rest = rest.dropFirst(Int(length))
+            let output: ByteBuffer
+            do {
+                output = try inflater.inflate(ByteBuffer(bytes: message), maximumSize: limit, offset: 0)
+            } catch {
+                // With context takeover the window is now unknown, as for a receiver.
+                if noContextTakeover { continue } else { return }
+            }
+            guard output.readableBytes <= limit else {
+                throw OracleViolation(target: "deflate", oracle: "inflated size within the limit",
+                                      detail: "\(output.readableBytes) > \(limit)")
+            }
+            try reinflates(output)
+        }
+    }
+
+    /// zlib deflates `text` (sync flush, tail removed, as a sender does) and a fresh
+    /// inflater gives `text` back.
+    static func reinflates(_ text: ByteBuffer) throws(OracleViolation) {
+        do {
+            var input = text
+            let compressor = try ZlibCompressor(algorithm: .deflate)
+            var compressed = ByteBufferAllocator().buffer(capacity: compressor.maxSize(from: input) + 16)
+            try compressor.deflate(from: &input, to: &compressed, flush: .sync)
+            compressed.moveWriterIndex(to: compressed.writerIndex - 4)
+            let back = try PerMessageDeflateInflater(noContextTakeover: true)
+                .inflate(compressed, maximumSize: max(1, text.readableBytes), offset: 0)
+            guard back == text else {
+                throw OracleViolation(target: "deflate", oracle: "inflate(deflate(text)) == text",
+                                      detail: "\(text.readableBytes) bytes came back as \(back.readableBytes)")
+            }
+        } catch let violation as OracleViolation {
+            throw violation
+        } catch {
+            throw OracleViolation(target: "deflate", oracle: "inflate(deflate(text)) == text", detail: "\(error)")
+        }
+    }
+}

@@ -1,0 +1,25 @@
+import Dialects
+import MQTTWire
+import NIOCore
+
+/// Works payloads (PUBLISH payloads of the notification service) through the JSON
+/// reader, the payload model, the annotator and detection. Oracles: whatever the reader
+/// reads, written back as JSON, reads back equal; annotation and detection take any bytes.
+enum WorksHarness {
+    static let works = FuzzTarget(
+        name: "works", summary: "Works payload JSON reader, payload model, annotator and detection", maximumInputLength: 16_384
+    ) { input throws(OracleViolation) in
+        let payload = ByteBuffer(bytes: input)
+        if let json = try? JSONReader.parse(payload) {
+            try JSONHarness.readsBack(json, target: "works")
+        }
+        let dialect = WorksDialect()
+        let publish = PublishPacket(qos: .atLeastOnce, topicName: "notification", packetIdentifier: 1, payload: payload)
+        let annotation = dialect.annotate(publish, redactor: Redactor(key: [0x77, 0x6D, 0x71]))
+        guard !annotation.summary.isEmpty else {
+            throw OracleViolation(target: "works", oracle: "every annotation has a summary", detail: "kind \(annotation.kind)")
+        }
+        _ = dialect.annotate(publish, redactor: nil)
+        _ = dialect.detect(DetectionEvidence(mqttPackets: [.publish(publish)]))
+    }
+}

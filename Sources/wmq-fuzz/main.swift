@@ -1,0 +1,223 @@
+import ArgumentParser
+import CFuzzerDriver
+import CommandLineSupport
+import Foundation
+import Fuzzing
+
+@main
+struct Fuzz: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wmq-fuzz",
+        abstract: "Fuzz targets for every wmq parser: seed corpora, libFuzzer runs, replays.",
+        discussion: """
+            Each target's harness is a plain function of the Fuzzing module; its corpus is
+            corpora/<target>/ (minimised crashers in corpora/<target>/regressions/) and its
+            libFuzzer dictionary corpora/<target>.dict. Tools/fuzz builds this tool with
+            libFuzzer and AddressSanitizer and runs it; the normal build can list, generate
+            and replay, which is what the tests do with every committed corpus file.
+
+            Exit codes: 0 success; 1 an input broke an oracle (replay); 2 usage error;
+            3 unreadable input.
+            """,
+        subcommands: [List.self, Generate.self, Replay.self, Run.self])
+
+    static func main() {
+        // libFuzzer's -jobs/-fork children are started with the flags alone; the target
+        // they fuzz comes from the environment `run` set up.
+        if let name = ProcessInfo.processInfo.environment[Run.targetVariable], let target = FuzzTarget.named(name) {
+            Foundation.exit(Run.drive(target, arguments: CommandLine.arguments))
+        }
+        mainWithToolExitCodes()
+    }
+}
+
+func harness(named name: String) throws -> FuzzTarget {
+    guard let target = FuzzTarget.named(name) else {
+        throw ValidationError("unknown target \"\(name)\"; targets: \(FuzzTarget.all.map(\.name).joined(separator: ", "))")
+    }
+    return target
+}
+
+struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The targets, with their maximum input length and what they exercise.")
+
+    @Flag(help: "Only the names, one a line (for scripts).")
+    var names = false
+
+    func run() {
+        for target in FuzzTarget.all {
+            print(names ? target.name : "\(target.name.padding(toLength: 14, withPad: " ", startingAt: 0)) "
+                  + "max_len \(String(target.maximumInputLength).padding(toLength: 6, withPad: " ", startingAt: 0)) \(target.summary)")
+        }
+    }
+}
+
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gen",
+        abstract: "Writes the structure-aware seeds into corpora/<target>/ and the dictionaries into corpora/<target>.dict.",
+        discussion: """
+            Seeds are named seed-<hash of their bytes>, so running gen again adds nothing that is
+            already there and removes nothing the fuzzer found. Small captures and HAR files from
+            --captures are added to the capture and har corpora.
+            """)
+
+    @Option(help: "The corpora directory.")
+    var output = "corpora"
+
+    @Option(help: "Directory of captures to add to the capture and har seeds (files up to the target's max_len).")
+    var captures = "captures"
+
+    @Argument(help: "Targets to generate (default: all).")
+    var targets: [String] = []
+
+    func run() throws {
+        let chosen = try targets.isEmpty ? FuzzTarget.all : targets.map(harness(named:))
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: captures)) ?? []
+        for target in chosen {
+            var seeds = CorpusGenerator.seeds(for: target.name)
+            for file in files.sorted() {
+                let isHAR = file.hasSuffix(".har")
+                let isCapture = file.hasSuffix(".pcap") || file.hasSuffix(".pcapng")
+                guard (target.name == "har" && isHAR) || (target.name == "capture" && isCapture),
+                      let data = FileManager.default.contents(atPath: "\(captures)/\(file)"),
+                      data.count <= target.maximumInputLength else { continue }
+                seeds.append(Array(data))
+            }
+            let directory = "\(output)/\(target.name)"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            var written = 0
+            for seed in seeds {
+                let path = "\(directory)/seed-\(fnv1a(seed))"
+                if FileManager.default.fileExists(atPath: path) { continue }
+                try Data(seed.prefix(target.maximumInputLength)).write(to: URL(fileURLWithPath: path))
+                written += 1
+            }
+            let dictionary = CorpusGenerator.dictionary(for: target.name)
+            if !dictionary.isEmpty {
+                try (dictionary.joined(separator: "\n") + "\n").write(toFile: "\(output)/\(target.name).dict",
+                                                                      atomically: true, encoding: .utf8)
+            }
+            print("\(target.name): \(seeds.count) seeds, \(written) new, \(dictionary.count) dictionary entries")
+        }
+    }
+
+    /// A 64-bit FNV-1a hash, as a file name that depends on the bytes only.
+    func fnv1a(_ bytes: [UInt8]) -> String {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
+        let digits = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }
+}
+
+struct Replay: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Runs files (or every file under directories) through a target's harness, without a fuzzer.",
+        discussion: "Reproduces a crash or an oracle violation: the violation is printed and the exit code is 1.")
+
+    @Argument(help: "The target.")
+    var target: String
+
+    @Argument(help: "Input files or directories.")
+    var inputs: [String]
+
+    func run() throws {
+        let harness = try harness(named: target)
+        var failures = 0
+        var count = 0
+        for path in try files(inputs) {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                StandardError.write("wmq-fuzz: \(path): cannot read\n")
+                throw ExitCode(ToolExit.unreadableInput)
+            }
+            count += 1
+            do {
+                try harness.run(Array(data))
+            } catch {
+                failures += 1
+                print("\(path): \(error)")
+            }
+        }
+        print("\(harness.name): \(count) inputs, \(failures) oracle violations")
+        if failures > 0 { throw ExitCode(ToolExit.foundErrors) }
+    }
+}
+
+/// Regular files under the given paths, recursively, sorted.
+func files(_ paths: [String]) throws -> [String] {
+    var out: [String] = []
+    for path in paths {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ValidationError("no such file or directory: \(path)")
+        }
+        if !isDirectory.boolValue {
+            out.append(path)
+            continue
+        }
+        let enumerator = FileManager.default.enumerator(atPath: path)
+        while let relative = enumerator?.nextObject() as? String {
+            let full = "\(path)/\(relative)"
+            var isSubdirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: full, isDirectory: &isSubdirectory), !isSubdirectory.boolValue {
+                out.append(full)
+            }
+        }
+    }
+    return out.sorted()
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Runs libFuzzer on a target (in a build made by Tools/fuzz); the arguments after the target go to libFuzzer.",
+        discussion: "Example: wmq-fuzz run mqtt311 -max_total_time=60 .build-fuzz/corpus/mqtt311 corpora/mqtt311")
+
+    @Argument(help: "The target.")
+    var target: String
+
+    @Argument(parsing: .captureForPassthrough, help: "libFuzzer flags and corpus directories.")
+    var libFuzzerArguments: [String] = []
+
+    func run() throws {
+        let harness = try harness(named: target)
+        guard wmq_fuzz_driver_available() != 0 else {
+            StandardError.write("wmq-fuzz: this build has no libFuzzer; build and run with Tools/fuzz \(target)\n")
+            throw ExitCode(ToolExit.usage)
+        }
+        var arguments = [CommandLine.arguments[0]] + libFuzzerArguments
+        if !libFuzzerArguments.contains(where: { $0.hasPrefix("-max_len=") }) {
+            arguments.append("-max_len=\(harness.maximumInputLength)")
+        }
+        setenv(Self.targetVariable, harness.name, 1)
+        throw ExitCode(Self.drive(harness, arguments: arguments))
+    }
+
+    static let targetVariable = "WMQ_FUZZ_TARGET"
+
+    /// Hands `arguments` (program name first) to libFuzzer's driver, fuzzing `target`.
+    static func drive(_ target: FuzzTarget, arguments: [String]) -> Int32 {
+        RunningTarget.current = target
+        var pointers: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        var count = Int32(arguments.count)
+        return pointers.withUnsafeMutableBufferPointer { buffer -> Int32 in
+            var base = buffer.baseAddress
+            return wmq_fuzz_run_driver(&count, &base) { data, size in
+                let input = data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []
+                do {
+                    try RunningTarget.current?.run(input)
+                } catch {
+                    // A broken oracle is a finding: crash so that libFuzzer keeps the input.
+                    StandardError.write("wmq-fuzz: oracle violated: \(error)\n")
+                    abort()
+                }
+                return 0
+            }
+        }
+    }
+}
+
+/// The harness libFuzzer's C callback calls (a C function pointer cannot capture it).
+enum RunningTarget {
+    nonisolated(unsafe) static var current: FuzzTarget?
+}

@@ -1,0 +1,228 @@
+import Capture
+import Dialects
+import Dissector
+import Foundation
+@testable import Fuzzing
+import MQTTWire
+import NIOCore
+import Testing
+import WebSocketWire
+
+let corpora = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("corpora")
+
+/// Regular files under a directory, recursively (seeds, fuzzer finds and `regressions/`).
+func corpusFiles(_ target: String) -> [URL] {
+    let directory = corpora.appendingPathComponent(target)
+    guard let enumerator = FileManager.default.enumerator(at: directory, includingPropertiesForKeys: [.isRegularFileKey])
+    else { return [] }
+    return enumerator.compactMap { $0 as? URL }
+        .filter { (try? $0.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true }
+        .sorted { $0.path < $1.path }
+}
+
+@Suite("Committed corpora and regressions")
+struct CorpusReplayTests {
+    /// What CI runs instead of a fuzzer: every committed input of every target through
+    /// the normal build of its harness. A crash fails the run; a broken oracle fails here.
+    @Test(arguments: FuzzTarget.all.map(\.name))
+    func everyCommittedInputPasses(_ name: String) throws {
+        let target = try #require(FuzzTarget.named(name))
+        let files = corpusFiles(name)
+        #expect(files.count >= 10, "corpora/\(name) holds \(files.count) inputs; run wmq-fuzz gen")
+        for file in files {
+            let input = Array(try Data(contentsOf: file))
+            do {
+                try target.run(input)
+            } catch {
+                Issue.record("\(file.path): \(error)")
+            }
+        }
+    }
+
+    @Test func everyTargetHasADictionary() throws {
+        for target in FuzzTarget.all {
+            let path = corpora.appendingPathComponent("\(target.name).dict")
+            let lines = try String(contentsOf: path, encoding: .utf8).split(separator: "\n")
+            #expect(lines.count >= 5, "\(target.name).dict")
+            for line in lines {
+                #expect(line.wholeMatch(of: /[a-z0-9_]+="([\x20-\x21\x23-\x5B\x5D-\x7E]|\\\\|\\"|\\x[0-9A-F]{2})*"/) != nil,
+                        "\(target.name).dict: \(line)")
+            }
+        }
+    }
+}
+
+@Suite("Oracles")
+struct OracleTests {
+    /// The oracles can fail: a packet the encoder refuses, and frames that do not come back.
+    @Test func roundTripOracleCatchesAnEncoderRefusal() {
+        // A QoS 0 PUBLISH must not carry a packet identifier: the encoder refuses it, so a
+        // decoder that produced it would be caught.
+        let bad = MQTTPacket.publish(PublishPacket(qos: .atMostOnce, topicName: "t", packetIdentifier: 9, payload: ByteBuffer()))
+        #expect(throws: OracleViolation.self) { try MQTTHarness.roundTrip(bad, version: .v3_1_1, target: "test") }
+        let good = MQTTPacket.publish(PublishPacket(qos: .atLeastOnce, topicName: "t", packetIdentifier: 9, payload: ByteBuffer()))
+        #expect(throws: Never.self) { try MQTTHarness.roundTrip(good, version: .v3_1_1, target: "test") }
+    }
+
+    @Test func chunkedOracleComparesErrorsToo() throws {
+        // A broken remaining length: one-shot and chunked both end with the same error.
+        let stream: ArraySlice<UInt8> = [0xC0, 0x00, 0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01][...]
+        let oneShot = try MQTTHarness.decode(stream, version: .v3_1_1, target: "test")
+        let chunked = try MQTTHarness.decode(stream, version: .v3_1_1, chunkSizes: [1], target: "test")
+        #expect(oneShot == chunked)
+        guard case .error(let error) = oneShot.last else {
+            Issue.record("no error in \(oneShot)")
+            return
+        }
+        #expect(error.offset == 6)  // the fifth length byte
+        #expect(firstDifference([1, 2, 3], [1, 5]) == "item 1: expected 2, got 5 (3 vs 2 items)")
+    }
+
+    @Test func jsonOracleRejectsWhatDoesNotReadBack() {
+        #expect(throws: Never.self) { try JSONHarness.readsBack(.object([.init(key: "a", value: .number("1"))]), target: "test") }
+        // A number that is not JSON is written as is and cannot be read back.
+        #expect(throws: OracleViolation.self) { try JSONHarness.readsBack(.number("0x1"), target: "test") }
+    }
+
+    @Test func everyTargetTakesEmptyAndTinyInputs() throws {
+        for target in FuzzTarget.all {
+            for input: [UInt8] in [[], [0], [0xFF], [0x0A, 0x0D, 0x0D, 0x0A], [UInt8](repeating: 0xFF, count: 64)] {
+                try target.run(input)
+            }
+        }
+    }
+}
+
+@Suite("Corpus generator")
+struct CorpusGeneratorTests {
+    static func packets(_ seed: [UInt8], version: ProtocolVersion) -> [MQTTPacket] {
+        var decoder = MQTTDecoder(configuration: .init(version: version))
+        decoder.append(contentsOf: seed)
+        var packets: [MQTTPacket] = []
+        while true {
+            do {
+                guard let packet = try decoder.next() else { break }
+                packets.append(packet)
+            } catch {
+                if !error.isRecoverable { break }
+            }
+        }
+        return packets
+    }
+
+    static func properties(of packet: MQTTPacket) -> [MQTTProperty] {
+        switch packet {
+        case .connect(let p): Array(p.properties) + Array(p.will?.properties ?? [])
+        case .connack(let p): Array(p.properties)
+        case .publish(let p): Array(p.properties)
+        case .puback(let p), .pubrec(let p), .pubrel(let p), .pubcomp(let p): Array(p.properties)
+        case .subscribe(let p): Array(p.properties)
+        case .suback(let p): Array(p.properties)
+        case .unsubscribe(let p): Array(p.properties)
+        case .unsuback(let p): Array(p.properties)
+        case .disconnect(let p): Array(p.properties)
+        case .auth(let p): Array(p.properties)
+        case .pingreq, .pingresp: []
+        }
+    }
+
+    @Test(arguments: [("mqtt311", ProtocolVersion.v3_1_1), ("mqtt5", .v5)])
+    func mqttSeedsHaveEveryPacketTypeAndBoundary(_ target: String, _ version: ProtocolVersion) {
+        let seeds = CorpusGenerator.seeds(for: target)
+        let decoded = seeds.flatMap { Self.packets($0, version: version) }
+        let types = Set(decoded.map(\.type))
+        #expect(types == Set(PacketGenerator.types(for: version)))
+        if version == .v5 {
+            let properties = Set(decoded.flatMap { Self.properties(of: $0).map(\.identifier) })
+            #expect(properties == Set(MQTTProperty.Identifier.allCases), "missing \(Set(MQTTProperty.Identifier.allCases).subtracting(properties))")
+        }
+        // Remaining lengths on both sides of each step of the variable-length integer.
+        let lengths = Set(seeds.compactMap { seed -> Int? in
+            var value = 0
+            for (index, byte) in seed.dropFirst().prefix(4).enumerated() {
+                value |= Int(byte & 0x7F) << (7 * index)
+                if byte & 0x80 == 0 { return value }
+            }
+            return nil
+        })
+        #expect(lengths.isSuperset(of: [127, 128, 16_383, 16_384, 2_097_151, 2_097_152, 268_435_455]))
+        // Invalid flags and malformed UTF-8 are among the seeds, and the decoder refuses them.
+        let refused = seeds.filter { seed in
+            var decoder = MQTTDecoder(configuration: .init(version: version))
+            decoder.append(contentsOf: seed)
+            return (try? decoder.next()) == nil && decoder.bufferedByteCount == 0
+        }
+        #expect(refused.count >= 20)
+    }
+
+    @Test func webSocketSeedsCoverMaskingFragmentsAndDeflate() {
+        var masked = 0, unmasked = 0, fragmented = 0, compressed = 0
+        for seed in CorpusGenerator.seeds(for: "websocket") {
+            var cursor = InputCursor(seed)
+            let setup = WebSocketHarness.StreamSetup(flags: cursor.byte())
+            _ = cursor.byte()
+            guard let events = try? WebSocketHarness.events(cursor.rest, setup: setup, chunkSizes: nil) else { continue }
+            for event in events {
+                switch event {
+                case .frame(let frame): if frame.maskKey == nil { unmasked += 1 } else { masked += 1 }
+                case .message(let message):
+                    if message.frameCount > 1 { fragmented += 1 }
+                    if message.wasCompressed { compressed += 1 }
+                default: break
+                }
+            }
+        }
+        #expect(masked >= 20 && unmasked >= 20 && fragmented >= 4 && compressed >= 8,
+                "masked \(masked), unmasked \(unmasked), fragmented \(fragmented), compressed \(compressed)")
+    }
+
+    /// The capture seeds decode into Works messages over every link type, and the damaged
+    /// ones into errors.
+    @Test func captureSeedsDecode() throws {
+        var linkTypes: Set<Int32> = []
+        var decodedSessions = 0
+        var damaged = 0
+        for seed in CorpusGenerator.seeds(for: "capture") {
+            guard let reader = try? PcapReader(bytes: seed) else {
+                damaged += 1
+                continue
+            }
+            let (events, errors) = CaptureDissector.events(from: reader, options: CaptureHarness.options)
+            if !errors.isEmpty { damaged += 1 }
+            let works = events.filter {
+                if case .dissected(let event) = $0.kind, case .mqtt(_, _, let annotation?) = event.kind {
+                    return annotation.dialect == "works"
+                }
+                return false
+            }
+            if works.count >= 2 {
+                decodedSessions += 1
+                linkTypes.insert(reader.linkType.rawValue)
+            }
+        }
+        // libpcap reads LINKTYPE_RAW (101) back as DLT_RAW (12).
+        #expect(linkTypes.isSuperset(of: [0, 1, 12, 113, 276]), "\(linkTypes)")
+        #expect(decodedSessions >= 12)
+        #expect(damaged >= 10)
+    }
+
+    @Test func worksSeedsHaveEveryNotificationType() throws {
+        var types: Set<Int> = []
+        var kinds: Set<String> = []
+        for seed in CorpusGenerator.seeds(for: "works") {
+            let payload = ByteBuffer(bytes: seed)
+            if let json = try? JSONReader.parse(payload), let type = json["nType"]?.intValue { types.insert(Int(type)) }
+            let publish = PublishPacket(topicName: "notification", payload: payload)
+            kinds.insert(WorksDialect().annotate(publish, redactor: nil).kind)
+        }
+        #expect(types.isSuperset(of: NotificationType.names.keys))
+        #expect(kinds.isSuperset(of: ["notification", "read-receipt", "channel-message", "unparsed"]), "\(kinds)")
+    }
+
+    @Test func seedsAreTheSameOnEveryRun() {
+        for target in FuzzTarget.all {
+            #expect(CorpusGenerator.seeds(for: target.name) == CorpusGenerator.seeds(for: target.name), "\(target.name)")
+        }
+    }
+}
