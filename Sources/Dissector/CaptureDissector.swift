@@ -220,11 +220,11 @@ public struct CaptureDissector {
             // No beginning to go by: try the shapes of WebSocket frames, then of MQTT packets.
             let needed = final ? 1 : min(options.detectionWindow, 64)
             guard final || clientBytes.count >= needed || serverBytes.count >= needed else { return [] }
-            if Self.framesPlausible(serverBytes, .serverToClient) || Self.framesPlausible(clientBytes, .clientToServer) {
+            if Self.framesPlausible(serverBytes, .serverToClient, final: final) || Self.framesPlausible(clientBytes, .clientToServer, final: final) {
                 transport = .webSocket(expectsHandshake: false)
                 (name, how) = ("ws-mqtt", "WebSocket frames seen midstream")
                 joinMidstream = true
-            } else if Self.packetsPlausible(serverBytes) || Self.packetsPlausible(clientBytes) {
+            } else if Self.packetsPlausible(serverBytes, final: final) || Self.packetsPlausible(clientBytes, final: final) {
                 transport = .mqtt
                 (name, how) = ("mqtt", "MQTT packets seen midstream")
                 joinMidstream = true
@@ -300,17 +300,18 @@ public struct CaptureDissector {
         return name.starts(with: [0x00, 0x04] + Array("MQTT".utf8)) || name.starts(with: [0x00, 0x06] + Array("MQIsdp".utf8))
     }
 
-    static func framesPlausible(_ bytes: [UInt8], _ direction: StreamDirection) -> Bool {
+    /// `final`: the connection has ended, so a frame ending exactly at the end counts.
+    static func framesPlausible(_ bytes: [UInt8], _ direction: StreamDirection, final: Bool) -> Bool {
         guard bytes.count >= 2 else { return false }
-        let result = bytes.withUnsafeBytes { FrameBoundaryScan.find(in: $0, direction: direction) }
+        let result = bytes.withUnsafeBytes { FrameBoundaryScan.find(in: $0, direction: direction, endOfStream: final) }
         // Frames must be found near the start; junk before them is what joining midstream cut.
         if case .found(let index) = result { return index < max(64, bytes.count / 2) }
         return false
     }
 
-    static func packetsPlausible(_ bytes: [UInt8]) -> Bool {
+    static func packetsPlausible(_ bytes: [UInt8], final: Bool) -> Bool {
         guard bytes.count >= 2 else { return false }
-        let result = bytes.withUnsafeBytes { PacketBoundaryScan.find(in: $0, version: .v3_1_1) }
+        let result = bytes.withUnsafeBytes { PacketBoundaryScan.find(in: $0, version: .v3_1_1, endOfStream: final) }
         if case .found(let index) = result { return index < max(64, bytes.count / 2) }
         return false
     }

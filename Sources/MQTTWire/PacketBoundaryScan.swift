@@ -2,14 +2,14 @@ public import ByteStream
 
 /// Finding where MQTT packets start again after lost bytes (MQTT over plain TCP with a
 /// capture gap, or a capture that began mid-connection): the next offset where a fixed
-/// header is plausible for its type and is followed by another plausible one, or ends
-/// exactly where the data ends.
+/// header is plausible for its type and is followed by another plausible one
+/// (``BoundaryScan``).
 public enum PacketBoundaryScan {
     public typealias Result = BoundaryScan.Result
 
     public static func find(in bytes: UnsafeRawBufferPointer, version: ProtocolVersion,
-                            maximumPacketSize: Int = 268_435_460) -> Result {
-        BoundaryScan.find(in: bytes) { bytes, index in
+                            maximumPacketSize: Int = 268_435_460, endOfStream: Bool = false) -> Result {
+        BoundaryScan.find(in: bytes, endOfStream: endOfStream) { bytes, index in
             header(in: bytes, at: index, version: version, maximumPacketSize: maximumPacketSize)
         }
     }

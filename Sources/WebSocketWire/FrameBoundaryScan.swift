@@ -3,7 +3,7 @@ public import ByteStream
 /// Finding where frames start again after lost bytes: a dissector that missed part of
 /// a stream (a capture gap, or a capture that began mid-connection) scans for the next
 /// offset where a frame header is plausible and is followed by another plausible header
-/// (or ends exactly where the data ends).
+/// (``BoundaryScan``).
 public enum FrameBoundaryScan {
     public typealias Result = BoundaryScan.Result
 
@@ -11,8 +11,8 @@ public enum FrameBoundaryScan {
     ///   - direction: client frames must be masked and server frames must not; `.unknown` checks neither.
     ///   - allowsRSV1: whether permessage-deflate was negotiated.
     public static func find(in bytes: UnsafeRawBufferPointer, direction: StreamDirection, allowsRSV1: Bool = false,
-                            maximumFrameSize: Int = 1 << 26) -> Result {
-        BoundaryScan.find(in: bytes) { bytes, index in
+                            maximumFrameSize: Int = 1 << 26, endOfStream: Bool = false) -> Result {
+        BoundaryScan.find(in: bytes, endOfStream: endOfStream) { bytes, index in
             header(in: bytes, at: index, direction: direction, allowsRSV1: allowsRSV1, maximumFrameSize: maximumFrameSize)
         }
     }

@@ -138,7 +138,10 @@ public enum HTTPHeadParser {
             return nil
         }
         let parts = lines[0].text.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
-        guard parts.count >= 2, parts[1].count == 3, let code = Int(parts[1]) else {
+        // Three ASCII digits, nothing else: Int("-01") would pass a count check, and NIO's
+        // HTTPResponseStatus traps on a negative code (found by the http-upgrade fuzz target).
+        guard parts.count >= 2, parts[1].utf8.count == 3, parts[1].utf8.allSatisfy({ (0x30...0x39).contains($0) }),
+              let code = Int(parts[1]) else {
             throw WebSocketWireError(code: .malformedStartLine, offset: streamOffset,
                                      reason: "status line \"\(lines[0].text.prefix(80))\" is not version SP 3-digit-code SP reason",
                                      specReference: "RFC 9112 §4")
@@ -190,8 +193,10 @@ public enum HTTPHeadParser {
     }
 
     private static func httpVersion(_ text: Substring, offset: Int) throws(WebSocketWireError) -> HTTPVersion {
-        let digits = text.hasPrefix("HTTP/") ? text.dropFirst(5).split(separator: ".") : []
-        guard digits.count == 2, let major = Int(digits[0]), let minor = Int(digits[1]) else {
+        // DIGIT "." DIGIT exactly: NIO's HTTPVersion traps on numbers that do not fit 16 bits.
+        let digits = text.hasPrefix("HTTP/") ? text.dropFirst(5).split(separator: ".", omittingEmptySubsequences: false) : []
+        guard digits.count == 2, digits.allSatisfy({ $0.utf8.count == 1 && (0x30...0x39).contains($0.utf8.first ?? 0) }),
+              let major = Int(digits[0]), let minor = Int(digits[1]) else {
             throw WebSocketWireError(code: .malformedStartLine, offset: offset, reason: "\"\(text)\" is not an HTTP version",
                                      specReference: "RFC 9112 §2.3")
         }

@@ -84,12 +84,26 @@ struct HTTPUpgradeTests {
         ("GET /x HTTP/1.1\r\nno colon here\r\n\r\n", .malformedHeader, 17),
         ("GET /x\r\n\r\n", .malformedStartLine, 0),
         ("GET /x HTTQ/1.1\r\n\r\n", .malformedStartLine, 7),
+        // Numbers NIO's HTTPVersion cannot hold used to trap (fuzzing).
+        ("GET /x HTTP/99999.1\r\n\r\n", .malformedStartLine, 7),
+        ("GET /x HTTP/-1.1\r\n\r\n", .malformedStartLine, 7),
+        ("GET /x HTTP/1.\r\n\r\n", .malformedStartLine, 7),
     ])
     func malformedRequests(text: String, code: WebSocketWireError.Code, offset: Int) {
         var bytes = ByteBuffer(string: text)
         #expect { _ = try HTTPHeadParser.parseRequest(&bytes) } throws: { error in
             guard let error = error as? WebSocketWireError else { return false }
             return error.code == code && error.offset == offset
+        }
+    }
+
+    /// A status code is three digits: "-01" passed a length check and made NIO's
+    /// HTTPResponseStatus trap (found by the http-upgrade fuzz target).
+    @Test(arguments: ["HTTP/1.1 -01\n\n", "HTTP/1.1 +01 OK\r\n\r\n", "HTTP/1.1 1O1 OK\r\n\r\n", "HTTP/70000.1 101 OK\r\n\r\n"])
+    func malformedStatusLines(text: String) {
+        var bytes = ByteBuffer(string: text)
+        #expect { _ = try HTTPHeadParser.parseResponse(&bytes) } throws: {
+            ($0 as? WebSocketWireError)?.code == .malformedStartLine
         }
     }
 
