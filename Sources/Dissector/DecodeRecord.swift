@@ -64,8 +64,11 @@ public enum DecodeRecord {
         }
     }
 
-    /// Seconds with six decimals, negative values included.
+    /// Seconds with six decimals, negative values included. Times past what microseconds
+    /// in 64 bits hold (only a HAR file can claim them) are written as Swift prints them,
+    /// which is still a JSON number; this never traps (the har fuzz target found it did).
     public static func formatTime(_ time: Double) -> String {
+        guard time.isFinite, time.magnitude < 9e12 else { return time.isFinite ? "\(time)" : "0" }
         let micros = Int64((time * 1_000_000).rounded())
         let magnitude = micros.magnitude
         let fraction = String(magnitude % 1_000_000)

@@ -49,7 +49,7 @@ public enum HARInput {
         let url = entry["request"]?["url"]?.stringValue ?? ""
         let (host, port, target) = split(url: url)
         let serverAddress = entry["serverIPAddress"]?.stringValue.flatMap(parseIPv4) ?? .v4(0)
-        let firstTime = messages.first?["time"].flatMap { Double($0.description) } ?? 0
+        let firstTime = messages.first.flatMap { seconds($0["time"]) } ?? 0
         let connection = Connection(id: index, client: Endpoint(address: .v4(0), port: UInt16(truncatingIfNeeded: index)),
                                     server: Endpoint(address: serverAddress, port: port), joinedMidstream: false,
                                     firstFrame: 0, firstTime: firstTime)
@@ -67,7 +67,7 @@ public enum HARInput {
         run(ByteBuffer(string: head(response: entry["response"])), .serverToClient, frame: 0, time: firstTime)
         for (number, message) in messages.enumerated() {
             let direction: FlowDirection = message["type"]?.stringValue == "send" ? .clientToServer : .serverToClient
-            let time = message["time"].flatMap { Double($0.description) } ?? firstTime
+            let time = seconds(message["time"]) ?? firstTime
             let opcodeNumber = message["opcode"]?.intValue ?? 1
             let text = message["data"]?.stringValue ?? ""
             var payload: ByteBuffer
@@ -133,5 +133,14 @@ public enum HARInput {
         let parts = text.split(separator: ".").compactMap { UInt32($0) }
         guard parts.count == 4, parts.allSatisfy({ $0 < 256 }) else { return nil }
         return .v4(parts.reduce(0) { $0 << 8 | $1 })
+    }
+
+    /// A message time: epoch seconds, finite and within a few thousand years; anything
+    /// else counts as missing (JSON reads 1e400 as infinity).
+    static func seconds(_ value: JSONValue?) -> Double? {
+        guard let value, case .number(let text) = value, let time = Double(text), time.isFinite, time.magnitude < 1e11 else {
+            return nil
+        }
+        return time
     }
 }

@@ -91,13 +91,7 @@ public enum TextRecord {
         return "0x" + shown.readableBytesView.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() + more
     }
 
-    static func format(_ seconds: Double) -> String {
-        let micros = Int64((seconds * 1_000_000).rounded())
-        let sign = micros < 0 ? "-" : ""
-        let magnitude = abs(micros)
-        let fraction = String(magnitude % 1_000_000)
-        return "\(sign)\(magnitude / 1_000_000).\(String(repeating: "0", count: 6 - fraction.count))\(fraction)"
-    }
+    static func format(_ seconds: Double) -> String { DecodeRecord.formatTime(seconds) }
 
     public static func pad(_ text: String, _ width: Int) -> String {
         text.count >= width ? text : String(repeating: " ", count: width - text.count) + text

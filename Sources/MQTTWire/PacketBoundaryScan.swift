@@ -37,6 +37,8 @@ public enum PacketBoundaryScan {
             }
         }
         guard headerLength > 0, headerLength + remaining <= maximumPacketSize else { return .invalid }
+        // MQTT 5 refuses longer length encodings than needed [MQTT-1.5.5-1], so they start no packet.
+        if version == .v5 && headerLength > 2 && bytes[index + headerLength - 1] == 0 { return .invalid }
         // What each type's remaining length can be.
         switch type {
         case .pingreq, .pingresp: guard remaining == 0 else { return .invalid }
@@ -45,10 +47,11 @@ public enum PacketBoundaryScan {
         case .disconnect: guard version == .v5 || remaining == 0 else { return .invalid }
         case .publish:
             guard remaining >= 3 else { return .invalid }
-            if index + headerLength + 2 <= bytes.count {
-                let topicLength = Int(bytes[index + headerLength]) << 8 | Int(bytes[index + headerLength + 1])
-                guard topicLength + 2 <= remaining, topicLength > 0 || version == .v5 else { return .invalid }
-            }
+            // The topic length is part of the rule, so without it there is no answer yet (an
+            // answer from fewer bytes made scans depend on how the stream was cut: fuzzing).
+            guard index + headerLength + 2 <= bytes.count else { return .incomplete }
+            let topicLength = Int(bytes[index + headerLength]) << 8 | Int(bytes[index + headerLength + 1])
+            guard topicLength + 2 <= remaining, topicLength > 0 || version == .v5 else { return .invalid }
         case .subscribe, .unsubscribe, .suback: guard remaining >= 3 else { return .invalid }
         case .connect: guard remaining >= 10 else { return .invalid }
         case .auth: break

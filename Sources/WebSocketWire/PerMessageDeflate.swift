@@ -60,15 +60,19 @@ public final class PerMessageDeflateInflater {
     public func inflate(_ compressed: ByteBuffer, maximumSize: Int, offset: Int) throws(WebSocketWireError) -> ByteBuffer {
         var input = compressed
         input.writeBytes(Self.tail)
-        var output = ByteBufferAllocator().buffer(capacity: max(256, min(maximumSize, compressed.readableBytes * 4)))
+        // Room for one byte past the maximum: a message of exactly `maximumSize` bytes fills
+        // the buffer without being too large (the deflate fuzz target found such messages
+        // refused); the check after the loop tells the two apart.
+        let limit = maximumSize < Int.max ? maximumSize + 1 : Int.max
+        var output = ByteBufferAllocator().buffer(capacity: max(256, min(limit, compressed.readableBytes * 4)))
         do {
             while true {
                 if output.writableBytes == 0 {
-                    guard output.capacity < maximumSize else {
+                    guard output.capacity < limit else {
                         throw WebSocketWireError(code: .messageTooLarge, offset: offset,
                                                  reason: "message inflates past the maximum of \(maximumSize) bytes")
                     }
-                    output.reserveCapacity(min(maximumSize, output.capacity * 2))
+                    output.reserveCapacity(min(limit, output.capacity * 2))
                 }
                 do {
                     try decompressor.inflate(from: &input, to: &output)

@@ -171,6 +171,23 @@ struct AssemblerTests {
         #expect(errors(capped).map(\.code) == [.messageTooLarge])
     }
 
+    /// A message that inflates to exactly the maximum is taken; one byte more is refused
+    /// (the deflate fuzz target found the first refused too).
+    @Test func inflationLimitIsExact() throws {
+        for size in [1, 255, 256, 257, 4096] {
+            var input = ByteBuffer(repeating: 0x41, count: size)
+            let compressor = try ZlibCompressor(algorithm: .deflate)
+            var compressed = ByteBufferAllocator().buffer(capacity: compressor.maxSize(from: input) + 16)
+            try compressor.deflate(from: &input, to: &compressed, flush: .sync)
+            compressed.moveWriterIndex(to: compressed.writerIndex - 4)
+            let exact = try PerMessageDeflateInflater(noContextTakeover: true).inflate(compressed, maximumSize: size, offset: 0)
+            #expect(exact.readableBytes == size)
+            #expect(throws: WebSocketWireError.self) {
+                try PerMessageDeflateInflater(noContextTakeover: true).inflate(compressed, maximumSize: size - 1, offset: 0)
+            }
+        }
+    }
+
     @Test func extensionNegotiationIsRead() {
         let extensions = WebSocketExtension.parse(["permessage-deflate; client_max_window_bits=10; server_no_context_takeover, x-other"])
         #expect(extensions.map(\.name) == ["permessage-deflate", "x-other"])
