@@ -10,10 +10,12 @@ import PackageDescription
 let fuzzSettings: [SwiftSetting] = Context.environment["WMQ_FUZZ"] == nil ? [] : [
     .unsafeFlags(["-sanitize=address", "-sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp"]),
 ]
-let strictSettings: [SwiftSetting] = [
+let frontEndSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
-] + fuzzSettings
+]
+/// The parsers' settings: coverage-instrumented in fuzz builds.
+let strictSettings = frontEndSettings + fuzzSettings
 
 let package = Package(
     name: "wmq",
@@ -105,7 +107,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "CompressNIO", package: "compress-nio"),
             ],
-            swiftSettings: strictSettings
+            swiftSettings: frontEndSettings
         ),
         .target(name: "CFuzzerDriver"),
 
@@ -113,7 +115,7 @@ let package = Package(
         .target(
             name: "CommandLineSupport",
             dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
-            swiftSettings: strictSettings
+            swiftSettings: frontEndSettings
         ),
         .executableTarget(
             name: "wmq-decode",
@@ -122,7 +124,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            swiftSettings: strictSettings
+            swiftSettings: frontEndSettings
         ),
         .executableTarget(
             name: "wmq-fuzz",
@@ -130,7 +132,7 @@ let package = Package(
                 "Fuzzing", "CFuzzerDriver", "CommandLineSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            swiftSettings: strictSettings
+            swiftSettings: frontEndSettings
         ),
         .executableTarget(
             name: "wmq-bench",
@@ -141,7 +143,7 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             path: "Benchmarks/CodecBench",
-            swiftSettings: strictSettings
+            swiftSettings: frontEndSettings
         ),
 
         .testTarget(

@@ -69,8 +69,8 @@ enum MQTTHarness {
         decoder.usesFastPath = fastPath
         if scansFirst { decoder.lost(nil) }
         var outcomes: [Outcome] = []
-        for piece in chunkSizes.map({ chunks(stream, sizes: $0) }) ?? [stream] {
-            decoder.append(contentsOf: piece)
+        for piece in pieces(of: ByteBuffer(bytes: stream), sizes: chunkSizes) {
+            decoder.append(piece)
             while true {
                 // Every packet is at least two bytes and every recoverable error skips
                 // its packet, so there are never more answers than bytes.

@@ -63,8 +63,8 @@ enum WebSocketHarness {
         }
         if setup.scansFirst { decoder.lost(nil) }
         var events: [WebSocketStreamDecoder.Event] = []
-        for piece in chunkSizes.map({ chunks(stream, sizes: $0) }) ?? [stream] {
-            events += decoder.feed(ByteBuffer(bytes: piece))
+        for piece in pieces(of: ByteBuffer(bytes: stream), sizes: chunkSizes) {
+            events += decoder.feed(piece)
         }
         return events
     }
