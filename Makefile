@@ -1,7 +1,7 @@
 # wmq — see README.md. Every target installs what is missing first.
 SWIFT ?= swift
 .DEFAULT_GOAL := demo
-.PHONY: deps build demo test bench sample clean
+.PHONY: deps build demo test bench fuzz sample clean
 
 deps:
 	@Tools/setup
@@ -20,6 +20,10 @@ test: deps
 
 bench: deps
 	Tools/bench codecs
+
+# The fuzzing smoke run: every target under libFuzzer and AddressSanitizer for a minute (docs/fuzzing.md).
+fuzz: deps
+	Tools/fuzz all --time 60
 
 # Regenerates the sample session from its generator script.
 sample:

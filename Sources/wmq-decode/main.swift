@@ -243,8 +243,10 @@ final class Progress {
         enabled = StandardError.isTerminal && path != "-" && total > 8 << 20
     }
 
-    func update(_ offset: Int) {
+    /// `offset` is only asked for when the bar is shown: it costs libpcap an lseek.
+    func update(_ offset: @autoclosure () -> Int) {
         guard enabled, ContinuousClock.now - lastShown > .milliseconds(200) else { return }
+        let offset = offset()
         lastShown = .now
         shown = true
         let percent = min(100, offset * 100 / max(1, total))
