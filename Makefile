@@ -1,7 +1,7 @@
 # wmq — see README.md. Every target installs what is missing first.
 SWIFT ?= swift
 .DEFAULT_GOAL := demo
-.PHONY: deps build demo test bench fuzz sample clean
+.PHONY: deps build demo test bench fuzz fuzz-check sample clean
 
 deps:
 	@Tools/setup
@@ -24,6 +24,11 @@ bench: deps
 # The fuzzing smoke run: every target under libFuzzer and AddressSanitizer for a minute (docs/fuzzing.md).
 fuzz: deps
 	Tools/fuzz all --time 60
+
+# What CI runs after the tests: the fuzz build (libFuzzer + AddressSanitizer) and five seconds of
+# every target, so that a change cannot break the fuzzers unnoticed; new findings fail it.
+fuzz-check: deps
+	Tools/fuzz all --time 5 --no-merge
 
 # Regenerates the sample session from its generator script.
 sample:
