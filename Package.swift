@@ -194,7 +194,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["wmq-decode", "Capture"]
+            dependencies: ["wmq-decode", "wmq-fuzz", "Capture"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -9,13 +9,13 @@ struct DecodeTests {
         .deletingLastPathComponent()
     static let sample = root.appendingPathComponent("captures/works-sample.pcap").path
 
-    /// The binary sits beside the test bundle in the build folder.
-    static var binary: String {
+    /// The binaries sit beside the test bundle in the build folder.
+    static func binary(_ name: String = "wmq-decode") -> String {
         var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         while !folder.path.hasSuffix("/debug") && !folder.path.hasSuffix("/release") && folder.path != "/" {
             folder = folder.deletingLastPathComponent()
         }
-        return folder.appendingPathComponent("wmq-decode").path
+        return folder.appendingPathComponent(name).path
     }
 
     struct Run {
@@ -25,9 +25,9 @@ struct DecodeTests {
         var lines: [String] { output.split(separator: "\n").map(String.init) }
     }
 
-    static func run(_ arguments: [String], stdin: Data? = nil) throws -> Run {
+    static func run(_ arguments: [String], stdin: Data? = nil, tool: String = "wmq-decode") throws -> Run {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
+        process.executableURL = URL(fileURLWithPath: binary(tool))
         process.arguments = arguments
         let out = Pipe()
         let err = Pipe()
@@ -179,7 +179,7 @@ struct DecodeTests {
     @Test func standardInputIsDecodedAsItArrives() throws {
         let sample = try Data(contentsOf: URL(fileURLWithPath: Self.sample))
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.executableURL = URL(fileURLWithPath: Self.binary())
         process.arguments = ["-", "--format", "jsonl"]
         let input = Pipe()
         let output = Pipe()

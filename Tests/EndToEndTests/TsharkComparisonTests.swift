@@ -19,7 +19,7 @@ struct TsharkComparisonTests {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", DecodeTests.root.appendingPathComponent("Tools/compare-tshark").path,
                              DecodeTests.root.appendingPathComponent("captures/\(capture)").path,
-                             "--wmq-decode", DecodeTests.binary] + (json ? ["--json"] : [])
+                             "--wmq-decode", DecodeTests.binary()] + (json ? ["--json"] : [])
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out
