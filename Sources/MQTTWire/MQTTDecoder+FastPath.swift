@@ -23,18 +23,7 @@ extension MQTTDecoder {
             let count = raw.count
             guard count >= 2 else { return .none }
             let first = raw[0]
-            var remaining = 0
-            var headerLength = 0
-            for index in 0..<4 {
-                guard index + 1 < count else { return .none }
-                let byte = raw[index + 1]
-                remaining |= Int(byte & 0x7F) << (7 * index)
-                if byte & 0x80 == 0 {
-                    headerLength = index + 2
-                    break
-                }
-            }
-            guard headerLength > 0 else { return .none }
+            guard case .complete(let remaining, let headerLength, _) = RemainingLength.read(raw, headerAt: 0) else { return .none }
             let total = headerLength + remaining
             guard total <= count, total <= maximum else { return .none }
             switch first {

@@ -162,30 +162,25 @@ public struct MQTTDecoder: Sendable {
 
     private mutating func readFixedHeader() throws(MQTTWireError) -> FixedHeader? {
         _ = input.ensureContiguous(min(5, input.readableBytes))
-        let available = input.readableBytes
-        guard available >= 2 else { return nil }
+        guard input.readableBytes >= 2 else { return nil }
         let streamOffset = input.offset
         // readableBytes >= 2 was checked above.
         let first = input.byte(at: 0) ?? 0
-        var remaining = 0
-        var headerLength = 0
-        for index in 0..<4 {
-            guard index + 1 < available, let byte = input.byte(at: 1 + index) else {
-                return nil
-            }
-            remaining |= Int(byte & 0x7F) << (7 * index)
-            if byte & 0x80 == 0 {
-                headerLength = index + 2
-                break
-            }
-            if index == 3 {
-                let error = MQTTWireError(
-                    code: .malformedRemainingLength, offset: streamOffset + 4,
-                    packetType: PacketType(rawValue: first >> 4),
-                    reason: "the remaining length runs past four bytes", specReference: "MQTT 3.1.1 §2.2.3, MQTT 5.0 §1.5.5")
-                brokenStream = error
-                throw error
-            }
+        let remaining: Int
+        let headerLength: Int
+        let isMinimal: Bool
+        switch input.withUnsafeReadableBytes({ RemainingLength.read($0, headerAt: 0) }) {
+        case .complete(let value, let length, let minimal):
+            (remaining, headerLength, isMinimal) = (value, length, minimal)
+        case .incomplete:
+            return nil
+        case .tooLong:
+            let error = MQTTWireError(
+                code: .malformedRemainingLength, offset: streamOffset + 4,
+                packetType: PacketType(rawValue: first >> 4),
+                reason: "the remaining length runs past four bytes", specReference: "MQTT 3.1.1 §2.2.3, MQTT 5.0 §1.5.5")
+            brokenStream = error
+            throw error
         }
         let flags = first & 0x0F
         var header = FixedHeader(
@@ -203,9 +198,8 @@ public struct MQTTDecoder: Sendable {
                 code: .invalidFixedHeaderFlags, offset: streamOffset, packetType: type,
                 reason: "\(type) flags are 0x\(String(flags, radix: 16)), must be 0x\(String(type.requiredFlags, radix: 16))",
                 specReference: version == .v5 ? "MQTT-2.1.3-1" : "MQTT-2.2.2-1, MQTT-2.2.2-2")
-        } else if version == .v5 && headerLength > 2 && input.byte(at: headerLength - 1) == 0 {
-            // A last byte of 0 after continuation bytes adds nothing: the encoding is longer
-            // than it needs to be. MQTT 3.1.1 has no such rule and takes it.
+        } else if version == .v5 && !isMinimal {
+            // MQTT 3.1.1 has no such rule and takes it.
             header.problem = MQTTWireError(
                 code: .malformedRemainingLength, offset: streamOffset + headerLength - 1, packetType: type,
                 reason: "the remaining length \(remaining) is encoded in \(headerLength - 1) bytes, more than it needs",

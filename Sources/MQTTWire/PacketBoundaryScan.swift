@@ -25,20 +25,17 @@ public enum PacketBoundaryScan {
         } else if flags != type.requiredFlags {
             return .invalid
         }
-        var remaining = 0
-        var headerLength = 0
-        for position in 0..<4 {
-            guard index + 1 + position < bytes.count else { return .incomplete }
-            let byte = bytes[index + 1 + position]
-            remaining |= Int(byte & 0x7F) << (7 * position)
-            if byte & 0x80 == 0 {
-                headerLength = position + 2
-                break
-            }
+        let remaining: Int
+        let headerLength: Int
+        switch RemainingLength.read(bytes, headerAt: index) {
+        case .complete(let value, let length, let isMinimal):
+            // MQTT 5 refuses longer length encodings than needed [MQTT-1.5.5-1], so they start no packet.
+            guard isMinimal || version != .v5 else { return .invalid }
+            (remaining, headerLength) = (value, length)
+        case .incomplete: return .incomplete
+        case .tooLong: return .invalid
         }
-        guard headerLength > 0, headerLength + remaining <= maximumPacketSize else { return .invalid }
-        // MQTT 5 refuses longer length encodings than needed [MQTT-1.5.5-1], so they start no packet.
-        if version == .v5 && headerLength > 2 && bytes[index + headerLength - 1] == 0 { return .invalid }
+        guard headerLength + remaining <= maximumPacketSize else { return .invalid }
         // What each type's remaining length can be.
         switch type {
         case .pingreq, .pingresp: guard remaining == 0 else { return .invalid }
