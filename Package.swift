@@ -90,7 +90,7 @@ let package = Package(
         .target(
             name: "Dissector",
             dependencies: [
-                "Capture", "MQTTWire", "WebSocketWire", "Dialects",
+                "ByteStream", "Capture", "MQTTWire", "WebSocketWire", "Dialects",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strictSettings

@@ -68,8 +68,7 @@ public final class PcapReader {
     public init(path: String) throws(CaptureError) {
         var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
         guard let handle = pcap_open_offline_with_tstamp_precision(path, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errorBuffer) else {
-            let message = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            throw CaptureError(layer: .file, offset: 0, reason: Self.explain(message))
+            throw CaptureError(layer: .file, offset: 0, reason: Self.explain(errorBuffer))
         }
         self.handle = handle
         self.path = path
@@ -90,8 +89,7 @@ public final class PcapReader {
         else {
             fclose(file)
             memory.deallocate()
-            let message = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            throw CaptureError(layer: .file, offset: 0, reason: Self.explain(message))
+            throw CaptureError(layer: .file, offset: 0, reason: Self.explain(errorBuffer))
         }
         self.handle = handle
         self.memory = memory
@@ -134,6 +132,11 @@ public final class PcapReader {
     public var fileOffset: Int {
         guard let file = pcap_file(handle) else { return 0 }
         return Int(ftell(file))
+    }
+
+    /// libpcap's message in its error buffer, explained.
+    private static func explain(_ errorBuffer: [CChar]) -> String {
+        explain(String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
     }
 
     private static func explain(_ message: String) -> String {

@@ -1,3 +1,4 @@
+import ByteStream
 public import Capture
 public import Dialects
 import MQTTWire
@@ -230,9 +231,8 @@ public struct CaptureDissector {
                 joinMidstream = true
             } else if final || entry.pendingBytes >= options.detectionWindow {
                 let sample = (clientBytes.isEmpty ? serverBytes : clientBytes).prefix(8)
-                let hex = sample.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined(separator: " ")
                 return ignore(&entry, frame: frame, time: time,
-                              reason: "neither WebSocket nor MQTT (first bytes \(hex)); --assume PORT=ws-mqtt|mqtt forces it")
+                              reason: "neither WebSocket nor MQTT (first bytes \(Hex.string(sample))); --assume PORT=ws-mqtt|mqtt forces it")
             }
         }
         guard let transport else { return [] }

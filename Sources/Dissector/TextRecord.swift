@@ -1,3 +1,4 @@
+import ByteStream
 import Capture
 import Dialects
 import MQTTWire
@@ -88,7 +89,7 @@ public enum TextRecord {
            !text.unicodeScalars.contains(where: { $0.value < 0x20 && $0 != "\n" && $0 != "\t" }) {
             return "\"\(text.replacing("\n", with: "⏎"))\"" + more
         }
-        return "0x" + shown.readableBytesView.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() + more
+        return "0x" + Hex.string(shown.readableBytesView, separator: "") + more
     }
 
     static func format(_ seconds: Double) -> String { DecodeRecord.formatTime(seconds) }

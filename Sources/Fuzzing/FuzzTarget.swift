@@ -40,10 +40,6 @@ public struct FuzzTarget: Sendable {
         try body(input)
     }
 
-    func violation(_ oracle: String, _ detail: String) -> OracleViolation {
-        OracleViolation(target: name, oracle: oracle, detail: detail)
-    }
-
     /// Every target, in the order of the issue that asked for them. Later parsers
     /// (scenario files, the broker's session state machine, other dialects) add theirs here.
     public static let all: [FuzzTarget] = [

@@ -1,3 +1,4 @@
+import ByteStream
 @_spi(Testing) import MQTTWire
 import NIOCore
 
@@ -101,12 +102,7 @@ enum MQTTHarness {
         guard !packets.isEmpty else { return }
         var encoded = ByteBuffer()
         for (packet, packetVersion) in packets {
-            do {
-                try MQTTEncoder(version: packetVersion).encode(packet, into: &encoded)
-            } catch {
-                throw OracleViolation(target: target, oracle: "the encoder takes every packet the decoder accepts",
-                                      detail: "\(packet) (MQTT \(packetVersion)): \(error)")
-            }
+            try encode(packet, version: packetVersion, into: &encoded, target: target)
         }
         var decoder = MQTTDecoder(configuration: .init(maximumPacketSize: maximumPacketSize, version: version))
         decoder.append(encoded)
@@ -125,15 +121,21 @@ enum MQTTHarness {
         }
     }
 
-    /// Encodes `packet` and decodes the bytes back: the same packet, every byte used.
-    static func roundTrip(_ packet: MQTTPacket, version: ProtocolVersion, target: String) throws(OracleViolation) {
-        let encoded: ByteBuffer
+    /// Appends `packet` encoded; the encoder must take every packet the decoder accepts.
+    static func encode(_ packet: MQTTPacket, version: ProtocolVersion, into buffer: inout ByteBuffer,
+                       target: String) throws(OracleViolation) {
         do {
-            encoded = try MQTTEncoder(version: version).encode(packet)
+            try MQTTEncoder(version: version).encode(packet, into: &buffer)
         } catch {
             throw OracleViolation(target: target, oracle: "the encoder takes every packet the decoder accepts",
                                   detail: "\(packet) (MQTT \(version)): \(error)")
         }
+    }
+
+    /// Encodes `packet` and decodes the bytes back: the same packet, every byte used.
+    static func roundTrip(_ packet: MQTTPacket, version: ProtocolVersion, target: String) throws(OracleViolation) {
+        var encoded = ByteBuffer()
+        try encode(packet, version: version, into: &encoded, target: target)
         var decoder = MQTTDecoder(configuration: .init(version: version, followsConnect: false))
         decoder.append(encoded)
         let back: MQTTPacket?
@@ -150,7 +152,7 @@ enum MQTTHarness {
     }
 }
 
+/// The first bytes of `buffer` in hex, for violation messages.
 func hex(_ buffer: ByteBuffer, limit: Int = 64) -> String {
-    let bytes = buffer.readableBytesView.prefix(limit).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }
-    return bytes.joined(separator: " ") + (buffer.readableBytes > limit ? " …" : "")
+    Hex.string(buffer.readableBytesView.prefix(limit)) + (buffer.readableBytes > limit ? " …" : "")
 }

@@ -140,8 +140,7 @@ public enum HTTPHeadParser {
         let parts = lines[0].text.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
         // Three ASCII digits, nothing else: Int("-01") would pass a count check, and NIO's
         // HTTPResponseStatus traps on a negative code (found by the http-upgrade fuzz target).
-        guard parts.count >= 2, parts[1].utf8.count == 3, parts[1].utf8.allSatisfy({ (0x30...0x39).contains($0) }),
-              let code = Int(parts[1]) else {
+        guard parts.count >= 2, isDigits(parts[1], count: 3), let code = Int(parts[1]) else {
             throw WebSocketWireError(code: .malformedStartLine, offset: streamOffset,
                                      reason: "status line \"\(lines[0].text.prefix(80))\" is not version SP 3-digit-code SP reason",
                                      specReference: "RFC 9112 §4")
@@ -192,10 +191,15 @@ public enum HTTPHeadParser {
         return nil
     }
 
+    /// Exactly `count` ASCII digits: no sign, no space (Int() would take "-01" and "+1").
+    private static func isDigits(_ text: Substring, count: Int) -> Bool {
+        text.utf8.count == count && text.utf8.allSatisfy { (0x30...0x39).contains($0) }
+    }
+
     private static func httpVersion(_ text: Substring, offset: Int) throws(WebSocketWireError) -> HTTPVersion {
         // DIGIT "." DIGIT exactly: NIO's HTTPVersion traps on numbers that do not fit 16 bits.
         let digits = text.hasPrefix("HTTP/") ? text.dropFirst(5).split(separator: ".", omittingEmptySubsequences: false) : []
-        guard digits.count == 2, digits.allSatisfy({ $0.utf8.count == 1 && (0x30...0x39).contains($0.utf8.first ?? 0) }),
+        guard digits.count == 2, digits.allSatisfy({ isDigits($0, count: 1) }),
               let major = Int(digits[0]), let minor = Int(digits[1]) else {
             throw WebSocketWireError(code: .malformedStartLine, offset: offset, reason: "\"\(text)\" is not an HTTP version",
                                      specReference: "RFC 9112 §2.3")
