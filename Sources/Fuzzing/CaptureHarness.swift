@@ -27,7 +27,7 @@ enum CaptureHarness {
     }
 
     static var options: CaptureDissector.Options {
-        var options = CaptureDissector.Options(redactor: Redactor(key: [0x77, 0x6D, 0x71]))
+        var options = CaptureDissector.Options(redactor: WorksHarness.redactor)
         options.reportsFrames = true
         return options
     }

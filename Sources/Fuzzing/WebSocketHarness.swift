@@ -113,12 +113,8 @@ enum WebSocketHarness {
         guard let request else { return }
         _ = request.subprotocols
         _ = request.asksForWebSocketUpgrade
-        if let response {
-            _ = PerMessageDeflateParameters(extensions: response.extensions)
-            _ = WebSocketHandshake.problems(request: request, response: response)
-        } else {
-            _ = WebSocketHandshake.problems(request: request, response: nil)
-        }
+        _ = response.map { PerMessageDeflateParameters(extensions: $0.extensions) }
+        _ = WebSocketHandshake.problems(request: request, response: response)
     }
 
     typealias HeadParser<Head> = (inout ByteBuffer, Int, Int) throws(WebSocketWireError) -> Head?
