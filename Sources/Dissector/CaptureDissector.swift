@@ -83,25 +83,36 @@ public struct CaptureDissector {
         tracker = ConnectionTracker(limits: options.limits, serverPorts: Set(options.assumptions.keys))
     }
 
-    /// Every event of a capture, as wmq-decode sees them, with the capture errors met on
-    /// the way (a file error ends the reading; the frames before it are decoded).
-    public static func events(from reader: PcapReader, options: Options) -> (events: [CaptureEvent], errors: [CaptureError]) {
+    /// Decodes a whole capture as it is read, the loop wmq-decode runs: `frameRead` sees
+    /// each frame before it is decoded, `decoded` gets the events each frame completed
+    /// (empty for most) and at the end those of the end, `failed` every capture error (a
+    /// file error ends the reading; the frames before it are decoded).
+    public static func decode(_ reader: PcapReader, options: Options, frameRead: (CapturedFrame) -> Void = { _ in },
+                              decoded: ([CaptureEvent]) -> Void, failed: (CaptureError) -> Void) {
         var decoder = PacketDecoder()
         var dissector = CaptureDissector(options: options)
-        var events: [CaptureEvent] = []
-        var errors: [CaptureError] = []
         var last = (frame: 0, time: 0.0)
         while true {
             do {
                 guard let frame = try reader.next() else { break }
                 last = (frame.number, frame.time)
-                if let segment = try decoder.segment(from: frame) { events += dissector.process(segment) }
+                frameRead(frame)
+                if let segment = try decoder.segment(from: frame) { decoded(dissector.process(segment)) } else { decoded([]) }
             } catch {
-                errors.append(error)
+                failed(error)
                 if error.layer == .file { break }
+                decoded([])
             }
         }
-        events += dissector.finish(frame: last.frame, time: last.time)
+        decoded(dissector.finish(frame: last.frame, time: last.time))
+    }
+
+    /// Every event of a capture, as wmq-decode sees them, with the capture errors met on
+    /// the way.
+    public static func events(from reader: PcapReader, options: Options) -> (events: [CaptureEvent], errors: [CaptureError]) {
+        var events: [CaptureEvent] = []
+        var errors: [CaptureError] = []
+        decode(reader, options: options, decoded: { events += $0 }, failed: { errors.append($0) })
         return (events, errors)
     }
 

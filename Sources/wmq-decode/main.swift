@@ -137,12 +137,8 @@ struct Decode: ParsableCommand {
         let streams = capture == "-" || OutputBuffer.isTerminal
         let format = self.format ?? (OutputBuffer.isTerminal ? .text : .jsonl)
         let progress = Progress(path: capture)
-        var dissector = CaptureDissector(options: options)
-        var packets = PacketDecoder()
         var statistics = DecodeStatistics()
         var startTime: Double?
-        var lastFrame = 0
-        var lastTime = 0.0
         var errors = 0
         var jsonArrayStarted = false
 
@@ -193,30 +189,20 @@ struct Decode: ParsableCommand {
                 throw ExitCode(ToolExit.unreadableInput)
             }
         }
-        while let reader {
-            let frame: CapturedFrame?
-            do {
-                frame = try reader.next()
-            } catch {
+        if let reader {
+            CaptureDissector.decode(reader, options: options, frameRead: { frame in
+                if startTime == nil { startTime = frame.time }
+                progress.update(reader.fileOffset)
+            }, decoded: { events in
+                emit(events)
+                // A live pipe (tcpdump -U -w - | wmq-decode -) or a person watching: show each
+                // packet when its frame is read, not when 64 KiB of output have gathered.
+                if streams { output.flush() }
+            }, failed: { error in
                 report(error)
-                if format == .text || stats { StandardError.write("wmq-decode: \(capture): \(error)\n") }
-                break
-            }
-            guard let frame else { break }
-            if startTime == nil { startTime = frame.time }
-            lastFrame = frame.number
-            lastTime = frame.time
-            progress.update(reader.fileOffset)
-            do {
-                if let segment = try packets.segment(from: frame) { emit(dissector.process(segment)) }
-            } catch {
-                report(error)
-            }
-            // A live pipe (tcpdump -U -w - | wmq-decode -) or a person watching: show each
-            // packet when its frame is read, not when 64 KiB of output have gathered.
-            if streams { output.flush() }
+                if error.layer == .file && (format == .text || stats) { StandardError.write("wmq-decode: \(capture): \(error)\n") }
+            })
         }
-        if reader != nil { emit(dissector.finish(frame: lastFrame, time: lastTime)) }
         progress.done()
         if format == .json && !stats { output.line(jsonArrayStarted ? "]" : "[]") }
         if stats {
