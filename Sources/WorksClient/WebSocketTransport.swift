@@ -1,0 +1,299 @@
+import MQTTWire
+public import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import NIOWebSocket
+
+/// What the transport reports to the client, in order.
+enum TransportEvent: Sendable {
+    case packet(MQTTPacket)
+    /// The connection is gone; the error says why.
+    case closed(WorksClientError)
+}
+
+/// Which way bytes went, for the recorder and the live view.
+public enum ByteDirection: Sendable, Hashable {
+    case sent, received
+}
+
+/// Sees every byte of a connection after TLS and before HTTP: the recorder and the live view.
+public protocol ByteTap: Sendable {
+    func connectionOpened(local: SocketAddress?, remote: SocketAddress?)
+    func bytes(_ buffer: ByteBuffer, direction: ByteDirection)
+    func connectionClosed()
+}
+
+/// One WebSocket connection carrying MQTT, on SwiftNIO: TCP, TLS (swift-nio-ssl) for wss,
+/// the HTTP/1.1 upgrade (NIOHTTP1 and NIOWebSocket's client upgrader), then binary frames
+/// whose payloads form one MQTT byte stream, decoded by `MQTTWire` whatever the framing
+/// (packets split across frames, several in one).
+final class WebSocketTransport: Sendable {
+    let channel: any Channel
+    let events: AsyncStream<TransportEvent>
+    let response: HTTPResponseHead
+
+    private init(channel: any Channel, events: AsyncStream<TransportEvent>, response: HTTPResponseHead) {
+        self.channel = channel
+        self.events = events
+        self.response = response
+    }
+
+    /// Connects and upgrades; returns once the server accepted the WebSocket.
+    static func connect(_ settings: WebSocketSettings, maximumPacketSize: Int, group: any EventLoopGroup,
+                        tap: (any ByteTap)?) async throws(WorksClientError) -> WebSocketTransport {
+        let url = settings.url
+        var sslContext: NIOSSLContext?
+        if url.isSecure {
+            do {
+                var tls = TLSConfiguration.makeClientConfiguration()
+                if let caFile = settings.tls.caFile {
+                    tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caFile))
+                }
+                if settings.tls.insecure { tls.certificateVerification = .none }
+                sslContext = try NIOSSLContext(configuration: tls)
+            } catch {
+                throw WorksClientError(.config, "TLS settings: \(error)")
+            }
+        }
+        let (events, continuation) = AsyncStream.makeStream(of: TransportEvent.self)
+        let upgraded = group.next().makePromise(of: HTTPResponseHead.self)
+        var headers = HTTPHeaders()
+        headers.add(name: "Host", value: url.hostHeader)
+        if let origin = settings.origin { headers.add(name: "Origin", value: origin) }
+        if let agent = settings.userAgent { headers.add(name: "User-Agent", value: agent) }
+        headers.add(name: "Sec-WebSocket-Protocol", value: settings.subprotocol)
+        if let cookies = settings.cookies { headers.add(name: "Cookie", value: cookies.header) }
+        for header in settings.extraHeaders { headers.add(name: header.name, value: header.value) }
+        headers.add(name: "Content-Length", value: "0")
+        let request = HTTPRequestHead(version: .http1_1, method: .GET, uri: url.target, headers: headers)
+        let subprotocol = settings.subprotocol
+        let maximumFrameSize = settings.maximumFrameSize
+        let serverName = settings.tls.serverName ?? url.host
+
+        let bootstrap = ClientBootstrap(group: group)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(.nanoseconds(Int64(settings.connectTimeout.components.seconds) * 1_000_000_000
+                                         + settings.connectTimeout.components.attoseconds / 1_000_000_000))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
+                    if let sslContext {
+                        // SNI takes host names only; an address literal goes without it.
+                        let isAddress = (try? SocketAddress(ipAddress: serverName, port: 0)) != nil
+                        try pipeline.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: isAddress ? nil : serverName))
+                    }
+                    if let tap { try pipeline.addHandler(ByteTapHandler(tap: tap)) }
+                    let upgrader = NIOWebSocketClientUpgrader(maxFrameSize: maximumFrameSize, automaticErrorHandling: true) { channel, response in
+                        channel.eventLoop.makeCompletedFuture {
+                            let chosen = response.headers.first(name: "Sec-WebSocket-Protocol")
+                            guard chosen?.lowercased() == subprotocol.lowercased() else {
+                                throw WorksClientError(.connection, "the server chose subprotocol \(chosen.map { "'\($0)'" } ?? "none"), not '\(subprotocol)'")
+                            }
+                            try channel.pipeline.syncOperations.addHandler(MQTTFrameHandler(events: continuation, maximumPacketSize: maximumPacketSize))
+                            upgraded.succeed(response)
+                        }
+                    }
+                    let requestHandler = UpgradeRequestHandler(request: request, upgraded: upgraded)
+                    try pipeline.addHTTPClientHandlers(
+                        leftOverBytesStrategy: .forwardBytes,
+                        withClientUpgrade: (upgraders: [upgrader], completionHandler: { context in
+                            context.pipeline.syncOperations.removeHandler(requestHandler, promise: nil)
+                        }))
+                    try pipeline.addHandler(requestHandler)
+                }
+            }
+
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.connect(host: url.host, port: url.port).get()
+        } catch {
+            continuation.finish()
+            throw WorksClientError(.connection, "cannot connect to \(url.hostHeader): \(error)")
+        }
+        channel.closeFuture.whenComplete { _ in upgraded.fail(WorksClientError(.connection, "the connection closed during the WebSocket upgrade")) }
+        do {
+            let response = try await upgraded.futureResult.get()
+            return WebSocketTransport(channel: channel, events: events, response: response)
+        } catch {
+            try? await channel.close()
+            continuation.finish()
+            if let error = error as? WorksClientError { throw error }
+            throw WorksClientError(.connection, "WebSocket upgrade to \(url) failed: \(error)")
+        }
+    }
+
+    /// Writes packets, one binary frame each (as the web client does), and flushes once.
+    func send(_ packets: [MQTTPacket]) {
+        guard !packets.isEmpty else { return }
+        let encoder = MQTTEncoder()
+        for packet in packets {
+            guard let bytes = try? encoder.encode(packet) else { continue }  // the session only builds valid packets
+            channel.write(WebSocketFrame(fin: true, opcode: .binary, maskKey: .random(), data: bytes), promise: nil)
+        }
+        channel.flush()
+    }
+
+    /// Sends a close frame (1000) and closes.
+    func close() async {
+        var data = channel.allocator.buffer(capacity: 2)
+        data.write(webSocketErrorCode: .normalClosure)
+        try? await channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: data)).get()
+        try? await channel.close()
+    }
+}
+
+/// Writes the upgrade request once the channel is active and turns a refused upgrade into a
+/// typed error: 401 and 403 are authentication errors (bad or expired cookies).
+private final class UpgradeRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    private let request: HTTPRequestHead
+    private let upgraded: EventLoopPromise<HTTPResponseHead>
+
+    init(request: HTTPRequestHead, upgraded: EventLoopPromise<HTTPResponseHead>) {
+        self.request = request
+        self.upgraded = upgraded
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { sendRequest(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        sendRequest(context: context)
+        context.fireChannelActive()
+    }
+
+    private func sendRequest(context: ChannelHandlerContext) {
+        context.write(wrapOutboundOut(.head(request)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .head(let response) = unwrapInboundIn(data) else { return }
+        let status = response.status.code
+        let error: WorksClientError
+        switch status {
+        case 401, 403:
+            error = WorksClientError(.authentication, "the server refused the WebSocket upgrade with HTTP \(status) \(response.status.reasonPhrase): the cookies are missing, wrong or expired")
+        default:
+            error = WorksClientError(.connection, "the server answered the WebSocket upgrade with HTTP \(status) \(response.status.reasonPhrase)",
+                                     isRetryable: status >= 500 || status == 429)
+        }
+        upgraded.fail(error)
+        context.close(promise: nil)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        upgraded.fail(WorksClientError(.connection, "WebSocket upgrade: \(error)"))
+        context.close(promise: nil)
+    }
+}
+
+/// Shows every byte to a ``ByteTap`` and passes it on.
+private final class ByteTapHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let tap: any ByteTap
+
+    init(tap: any ByteTap) { self.tap = tap }
+
+    func channelActive(context: ChannelHandlerContext) {
+        tap.connectionOpened(local: context.channel.localAddress, remote: context.channel.remoteAddress)
+        context.fireChannelActive()
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive {
+            tap.connectionOpened(local: context.channel.localAddress, remote: context.channel.remoteAddress)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        tap.connectionClosed()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        tap.bytes(unwrapInboundIn(data), direction: .received)
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        tap.bytes(unwrapOutboundIn(data), direction: .sent)
+        context.write(data, promise: promise)
+    }
+}
+
+/// After the upgrade: binary frames → MQTT byte stream → packets. Answers WebSocket pings,
+/// echoes a close, and reports the end of the connection exactly once.
+private final class MQTTFrameHandler: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    private let events: AsyncStream<TransportEvent>.Continuation
+    private var decoder: MQTTDecoder
+    private var closeReason: WorksClientError?
+    private var finished = false
+
+    init(events: AsyncStream<TransportEvent>.Continuation, maximumPacketSize: Int) {
+        self.events = events
+        decoder = MQTTDecoder(configuration: .init(maximumPacketSize: maximumPacketSize, followsConnect: false))
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.opcode {
+        case .binary, .continuation:
+            decoder.append(frame.unmaskedData)
+            do {
+                while let packet = try decoder.next() {
+                    events.yield(.packet(packet))
+                }
+            } catch {
+                fail(context: context, WorksClientError(.packet, "the server sent a malformed MQTT packet: \(error)"))
+            }
+        case .text:
+            fail(context: context, WorksClientError(.packet, "the server sent a text frame; MQTT travels in binary frames only [MQTT-6.0.0-1]"))
+        case .ping:
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: frame.unmaskedData)), promise: nil)
+        case .connectionClose:
+            var data = frame.unmaskedData
+            let code = data.readInteger(as: UInt16.self)
+            let reason = data.readString(length: data.readableBytes) ?? ""
+            closeReason = WorksClientError(.connection, "the server closed the WebSocket" + (code.map { " with code \($0)" } ?? "") + (reason.isEmpty ? "" : ": \(reason)"))
+            var echo = context.channel.allocator.buffer(capacity: 2)
+            if let code { echo.writeInteger(code) }
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: echo)))
+                .assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        default:
+            break
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        finish(closeReason ?? WorksClientError(.connection, "the server closed the connection"))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        fail(context: context, WorksClientError(.connection, "\(error)"))
+    }
+
+    private func fail(context: ChannelHandlerContext, _ error: WorksClientError) {
+        if closeReason == nil { closeReason = error }
+        context.close(promise: nil)
+    }
+
+    private func finish(_ error: WorksClientError) {
+        guard !finished else { return }
+        finished = true
+        events.yield(.closed(error))
+        events.finish()
+    }
+}
