@@ -1,0 +1,209 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The real peers these tests run against: mosquitto (its websockets listeners), paho-mqtt in
+/// the project's virtualenv, openssl. `make test` installs them (Tools/setup --peers); under
+/// CI=true a missing peer fails the tests instead of disabling them.
+enum Peers {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static var required: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
+    static var python: String { root.appendingPathComponent(".venv/bin/python3").path }
+
+    static func executable(_ name: String) -> String? {
+        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "") + ":/usr/sbin:/usr/bin:/sbin"
+        return path.split(separator: ":").map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    static var present: Bool {
+        executable("mosquitto") != nil && executable("openssl") != nil && FileManager.default.isExecutableFile(atPath: python)
+    }
+
+    struct Missing: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// A port nobody listens on now (the kernel's choice), on 127.0.0.1.
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Missing(description: "socket() failed") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw Missing(description: "bind() failed") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Whether something accepts TCP connections on 127.0.0.1:`port`.
+    static func accepts(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+
+    /// Runs a command to its end (bounded by `timeout`) and returns its exit status and stderr.
+    @discardableResult
+    static func run(_ executable: String, _ arguments: [String], timeout: Double = 60) throws -> (status: Int32, stderr: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            throw Missing(description: "\(executable) \(arguments.joined(separator: " ")) did not finish in \(timeout) s")
+        }
+        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return (process.terminationStatus, text)
+    }
+
+    /// paho-mqtt publishing `count` Works notifications to mosquitto's websockets listener.
+    static func publish(port: Int, qos: Int, count: Int, start: Int = 0, prefix: String, topic: String = "works/notification") throws {
+        let result = try run(python, [root.appendingPathComponent("Tools/peers/works_publisher.py").path,
+                                      "--port", "\(port)", "--qos", "\(qos)", "--count", "\(count)", "--start", "\(start)",
+                                      "--prefix", prefix, "--topic", topic])
+        guard result.status == 0 else { throw Missing(description: "the paho publisher failed: \(result.stderr)") }
+    }
+}
+
+/// A certificate authority and a server certificate for 127.0.0.1, made with openssl.
+struct TestCertificates {
+    let directory: URL
+    var caFile: String { directory.appendingPathComponent("ca.pem").path }
+    var certificateFile: String { directory.appendingPathComponent("server.pem").path }
+    var keyFile: String { directory.appendingPathComponent("server.key").path }
+
+    init(in directory: URL) throws {
+        self.directory = directory
+        guard let openssl = Peers.executable("openssl") else { throw Peers.Missing(description: "openssl is not installed") }
+        let d = directory.path
+        let extensions = directory.appendingPathComponent("server.ext")
+        try Data("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n".utf8).write(to: extensions)
+        let steps: [[String]] = [
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=wmq test CA",
+             "-keyout", "\(d)/ca.key", "-out", "\(d)/ca.pem"],
+            ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "\(d)/server.key", "-out", "\(d)/server.csr"],
+            ["x509", "-req", "-in", "\(d)/server.csr", "-CA", "\(d)/ca.pem", "-CAkey", "\(d)/ca.key", "-CAcreateserial",
+             "-days", "2", "-extfile", extensions.path, "-out", "\(d)/server.pem"],
+        ]
+        for step in steps {
+            let result = try Peers.run(openssl, step)
+            guard result.status == 0 else { throw Peers.Missing(description: "openssl \(step[0]) failed: \(result.stderr)") }
+        }
+    }
+}
+
+/// mosquitto on free loopback ports: a TCP listener (mosquitto 2.0 will not start with a
+/// websockets listener alone), a websockets listener and optionally a TLS websockets one.
+/// Stopped by its process id; the same ports and persistence survive ``restart()``.
+final class Mosquitto {
+    let directory: URL
+    let tcpPort: Int
+    let webSocketPort: Int
+    let secureWebSocketPort: Int?
+    private var process: Process?
+
+    init(certificates: TestCertificates? = nil, persistence: Bool = false) throws {
+        guard let executable = Peers.executable("mosquitto") else { throw Peers.Missing(description: "mosquitto is not installed (make deps)") }
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-mosquitto-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        tcpPort = try Peers.freePort()
+        webSocketPort = try Peers.freePort()
+        secureWebSocketPort = certificates == nil ? nil : try Peers.freePort()
+        var lines = [
+            "allow_anonymous true",
+            // As root, mosquitto would switch to its own user and lose access to this directory.
+            "user root",
+            "persistence \(persistence)",
+            "persistence_location \(directory.path)/",
+            // Saved every second, so that a killed broker comes back with its sessions.
+            "autosave_interval 1",
+            "max_queued_messages 100000",
+            // mosquitto 2.0.11 stops after the first 20 QoS 2 messages to a websockets client
+            // when the in-flight window is full (a paho subscriber sees the same): no window.
+            "max_inflight_messages 0",
+            "listener \(tcpPort) 127.0.0.1", "socket_domain ipv4",
+            "listener \(webSocketPort) 127.0.0.1", "socket_domain ipv4", "protocol websockets",
+        ]
+        if let certificates, let secureWebSocketPort {
+            lines += ["listener \(secureWebSocketPort) 127.0.0.1", "socket_domain ipv4", "protocol websockets",
+                      "cafile \(certificates.caFile)", "certfile \(certificates.certificateFile)", "keyfile \(certificates.keyFile)"]
+        }
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: directory.appendingPathComponent("mosquitto.conf"))
+        self.executable = executable
+        try start()
+    }
+
+    private let executable: String
+
+    func start() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = ["-c", directory.appendingPathComponent("mosquitto.conf").path]
+        let log = directory.appendingPathComponent("mosquitto.log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        handle.seekToEndOfFile()
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        self.process = process
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if !process.isRunning { break }
+            if Peers.accepts(port: webSocketPort) && (secureWebSocketPort.map(Peers.accepts(port:)) ?? true) { return }
+            usleep(20_000)
+        }
+        stop()
+        throw Peers.Missing(description: "mosquitto did not start: \(self.log)")
+    }
+
+    /// SIGTERM, SIGKILL after 1 s (its websockets listener can take 5 s to say goodbye).
+    func stop() {
+        guard let process, process.isRunning else { return }
+        kill(process.processIdentifier, SIGTERM)
+        let deadline = Date().addingTimeInterval(1)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        self.process = nil
+    }
+
+    /// Kills the broker (SIGKILL: no goodbye to its clients) and starts it again on the same ports.
+    func killAndRestart() throws {
+        if let process, process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        process = nil
+        try start()
+    }
+
+    var log: String {
+        (try? String(contentsOf: directory.appendingPathComponent("mosquitto.log"), encoding: .utf8)) ?? ""
+    }
+
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
