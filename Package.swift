@@ -212,9 +212,10 @@ let package = Package(
         .testTarget(
             name: "WorksClientTests",
             dependencies: [
-                "WorksClient", "MQTTWire", "Dialects",
+                "WorksClient", "MQTTWire", "Dialects", "WebSocketWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -49,6 +49,8 @@ public actor WorksClient {
     private var subscribeWaiters: [UInt16: CheckedContinuation<SubAckPacket, any Error>] = [:]
     private var connectionTask: Task<WorksClientError, Never>?
     private var stopping = false
+    /// Why the session closed the current connection, when it did (a refused CONNACK, …).
+    private var closingError: WorksClientError?
 
     private var onMessage: (@Sendable (ReceivedMessage) -> Void)?
     private var onConnect: (@Sendable (Bool) -> Void)?
@@ -188,6 +190,7 @@ public actor WorksClient {
             throw error
         }
         self.transport = transport
+        closingError = nil
         perform(session.transportOpened(now: .now), on: transport)
         connectionTask = Task { await self.serve(transport) }
         do {
@@ -227,6 +230,11 @@ public actor WorksClient {
             }
         }
         await transport.close()
+        if let closingError {
+            ending = closingError  // reported when the session asked to close
+        } else if !stopping {
+            report(ending)
+        }
         connectionEnded(ending)
         return ending
     }
@@ -278,6 +286,8 @@ public actor WorksClient {
             case .close(let error):
                 transport.send(outgoing)
                 outgoing = []
+                guard closingError == nil else { continue }
+                closingError = error
                 report(error)
                 transport.channel.close(promise: nil)
             }

@@ -50,6 +50,11 @@ actor EventLog {
     }
 }
 
+extension Logger {
+    /// Tests read events, not log lines.
+    static let quiet = Logger(label: "wmq.test", factory: { _ in SwiftLogNoOpLogHandler() })
+}
+
 extension WorksClientConfiguration {
     static func local(port: Int, scheme: String = "ws", persistent: Bool = false, clientID: String? = nil,
                       subscribe: [String] = ["works/#"]) throws -> WorksClientConfiguration {
@@ -67,7 +72,7 @@ struct MosquittoTests {
     @Test(arguments: [0, 1, 2])
     func receivesEveryQoSExactlyOnceInOrder(qos: Int) async throws {
         let broker = try Mosquitto()
-        let client = WorksClient(configuration: try .local(port: broker.webSocketPort))
+        let client = WorksClient(configuration: try .local(port: broker.webSocketPort), logger: .quiet)
         let log = EventLog(client)
         let run = Task { try await client.run() }
         defer { run.cancel() }
@@ -103,7 +108,7 @@ struct MosquittoTests {
         var configuration = try WorksClientConfiguration.local(port: broker.webSocketPort, persistent: true, clientID: "wmq-persistent-test")
         // Long enough for the publisher to queue messages for the offline session.
         configuration.reconnect = ReconnectPolicy(initialDelay: .seconds(3), maximumDelay: .seconds(3), jitter: 0)
-        let client = WorksClient(configuration: configuration)
+        let client = WorksClient(configuration: configuration, logger: .quiet)
         let log = EventLog(client)
         let run = Task { try await client.run() }
         defer { run.cancel() }
@@ -141,12 +146,12 @@ struct MosquittoTests {
         // Without the CA, the certificate is refused.
         var untrusted = try WorksClientConfiguration.local(port: port, scheme: "wss")
         untrusted.reconnect.maximumAttempts = 1
-        let refused = WorksClient(configuration: untrusted)
+        let refused = WorksClient(configuration: untrusted, logger: .quiet)
         await #expect(throws: WorksClientError(.connection, "")) { try await refused.connect() }
 
         var configuration = try WorksClientConfiguration.local(port: port, scheme: "wss")
         configuration.webSocket.tls.caFile = certificates.caFile
-        let client = WorksClient(configuration: configuration)
+        let client = WorksClient(configuration: configuration, logger: .quiet)
         let log = EventLog(client)
         try await client.connect()
         #expect(await log.wait { $0.received.contains { if case .suback = $0 { true } else { false } } })
@@ -158,7 +163,7 @@ struct MosquittoTests {
 
     @Test func publishAndSubscribeThroughTheBroker() async throws {
         let broker = try Mosquitto()
-        let client = WorksClient(configuration: try .local(port: broker.webSocketPort, subscribe: []))
+        let client = WorksClient(configuration: try .local(port: broker.webSocketPort, subscribe: []), logger: .quiet)
         let log = EventLog(client)
         try await client.connect()
         let suback = try await client.subscribe([(topic: "echo/#", qos: .exactlyOnce)])

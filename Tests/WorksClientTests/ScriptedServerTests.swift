@@ -1,0 +1,301 @@
+import Foundation
+import Logging
+import MQTTWire
+import NIOCore
+import NIOPosix
+import NIOWebSocket
+import Testing
+import WebSocketWire
+import WorksClient
+
+/// A WebSocket server on 127.0.0.1 that plays a script per connection, for what no real
+/// broker does on demand: refuse the upgrade with 401, send a malformed packet, close the
+/// WebSocket, never answer PINGREQ. It parses with the project's passive codecs.
+final class ScriptedServer: Sendable {
+    typealias Script = @Sendable (ScriptedConnection) async throws -> Void
+    let port: Int
+    private let channel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
+    private let task: Task<Void, Never>
+
+    init(script: @escaping Script) async throws {
+        channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .bind(host: "127.0.0.1", port: 0) { child in
+                child.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: child) }
+            }
+        port = channel.channel.localAddress?.port ?? 0
+        let server = channel
+        task = Task {
+            try? await withThrowingDiscardingTaskGroup { group in
+                try await server.executeThenClose { connections in
+                    var number = 0
+                    for try await connection in connections {
+                        number += 1
+                        let index = number
+                        group.addTask {
+                            try? await connection.executeThenClose { inbound, outbound in
+                                try await script(ScriptedConnection(index: index, inbound: inbound, outbound: outbound))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    func stop() async {
+        try? await channel.channel.close()
+        task.cancel()
+    }
+}
+
+/// One connection of a ``ScriptedServer``: the script reads the client's packets and writes frames.
+final class ScriptedConnection: @unchecked Sendable {
+    /// 1 for the first connection the server accepted.
+    let index: Int
+    private var iterator: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
+    private let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    private var decoder: WebSocketStreamDecoder
+    private var mqtt = MQTTDecoder()
+    private var pending: [HTTPUpgradeRequest] = []
+
+    init(index: Int, inbound: NIOAsyncChannelInboundStream<ByteBuffer>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) throws {
+        self.index = index
+        iterator = inbound.makeAsyncIterator()
+        self.outbound = outbound
+        decoder = try WebSocketStreamDecoder(direction: .clientToServer)
+        decoder.reportsFrames = false
+    }
+
+    struct Closed: Error {}
+
+    /// Reads until the client's upgrade request is complete.
+    func readRequest() async throws -> HTTPUpgradeRequest {
+        while pending.isEmpty {
+            guard let bytes = try await iterator.next() else { throw Closed() }
+            for event in decoder.feed(bytes) {
+                switch event {
+                case .request(let request): pending.append(request)
+                case .message(let message): mqtt.append(message.data)
+                default: break
+                }
+            }
+        }
+        return pending.removeFirst()
+    }
+
+    /// Answers 101 with the accept value and the subprotocol.
+    func accept(_ request: HTTPUpgradeRequest, subprotocol: String = "mqtt") async throws {
+        let key = request.headers.first(name: "Sec-WebSocket-Key") ?? ""
+        try await write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: \(WebSocketHandshake.acceptValue(forKey: key))\r\nSec-WebSocket-Protocol: \(subprotocol)\r\n\r\n")
+    }
+
+    func write(_ text: String) async throws {
+        try await outbound.write(ByteBuffer(string: text))
+    }
+
+    /// The next MQTT packet the client sent.
+    func readPacket() async throws -> MQTTPacket {
+        while true {
+            if let packet = try mqtt.next() { return packet }
+            guard let bytes = try await iterator.next() else { throw Closed() }
+            for case .message(let message) in decoder.feed(bytes) { mqtt.append(message.data) }
+        }
+    }
+
+    /// Reads until the client closes; returns the packets it sent meanwhile.
+    func drain() async -> [MQTTPacket] {
+        var packets: [MQTTPacket] = []
+        while let packet = try? await readPacket() { packets.append(packet) }
+        return packets
+    }
+
+    /// Sends one unmasked binary frame holding `bytes`.
+    func send(bytes: [UInt8], opcode: WebSocketOpcode = .binary) async throws {
+        var buffer = ByteBuffer()
+        WebSocketFrameWriter.write(WebSocketFrame(fin: true, opcode: opcode, data: ByteBuffer(bytes: bytes)), into: &buffer)
+        try await outbound.write(buffer)
+    }
+
+    func send(_ packet: MQTTPacket) async throws {
+        try await send(bytes: Array(try MQTTEncoder().encode(packet).readableBytesView))
+    }
+
+    /// Reads CONNECT and accepts it.
+    func acceptSession() async throws -> ConnectPacket {
+        guard case .connect(let connect) = try await readPacket() else { throw Closed() }
+        try await send(.connack(ConnAckPacket()))
+        return connect
+    }
+}
+
+@Suite("WorksClient: the seed client's bugs, proven fixed", .timeLimit(.minutes(1)))
+struct SeedBugTests {
+    func configuration(port: Int, _ change: (inout WorksClientConfiguration) -> Void = { _ in }) throws -> WorksClientConfiguration {
+        var configuration = WorksClientConfiguration(webSocket: WebSocketSettings(url: try WebSocketURL("ws://127.0.0.1:\(port)/wmqtt")))
+        configuration.reconnect = ReconnectPolicy(initialDelay: .milliseconds(50), maximumDelay: .milliseconds(100), jitter: 0)
+        change(&configuration)
+        return configuration
+    }
+
+    @Test func handshakeCarriesTheWebClientsHeadersAndCookies() async throws {
+        let seen = Mailbox<HTTPUpgradeRequest>()
+        let server = try await ScriptedServer { connection in
+            let request = try await connection.readRequest()
+            await seen.put(request)
+            try await connection.accept(request)
+            _ = try await connection.acceptSession()
+            _ = await connection.drain()
+        }
+        defer { Task { await server.stop() } }
+        let client = WorksClient(configuration: try configuration(port: server.port) {
+            $0.webSocket.cookies = WorksCookies(header: "WORKS_SES=secret; NEO_SES=other")
+        })
+        try await client.connect()
+        let request = try #require(await seen.take())
+        #expect(request.target == "/wmqtt")
+        #expect(request.headers.first(name: "Origin") == "https://talk.worksmobile.com")
+        #expect(request.headers.first(name: "Sec-WebSocket-Protocol") == "mqtt")
+        #expect(request.headers.first(name: "Cookie") == "WORKS_SES=secret; NEO_SES=other")
+        #expect(request.headers.first(name: "User-Agent")?.hasPrefix("Mozilla/5.0") == true)
+        await client.disconnect()
+    }
+
+    @Test(arguments: [401, 403])
+    func upgradeRefusalIsAnAuthenticationErrorAndRunStops(status: Int) async throws {
+        let connections = Counter()
+        let server = try await ScriptedServer { connection in
+            await connections.increment()
+            _ = try await connection.readRequest()
+            try await connection.write("HTTP/1.1 \(status) Nope\r\nContent-Length: 0\r\n\r\n")
+        }
+        defer { Task { await server.stop() } }
+        let client = WorksClient(configuration: try configuration(port: server.port), logger: .quiet)
+        await #expect(throws: WorksClientError(.authentication, "")) { try await client.run() }
+        #expect(await connections.value == 1, "an authentication error must not be retried")
+    }
+
+    @Test func refusedConnAckIsAnAuthenticationError() async throws {
+        let server = try await ScriptedServer { connection in
+            try await connection.accept(try await connection.readRequest())
+            _ = try await connection.readPacket()
+            try await connection.send(.connack(ConnAckPacket(reasonCode: ReasonCode(5))))
+            _ = await connection.drain()
+        }
+        defer { Task { await server.stop() } }
+        let client = WorksClient(configuration: try configuration(port: server.port), logger: .quiet)
+        await #expect(throws: WorksClientError(.authentication, "")) { try await client.run() }
+    }
+
+    // Seed bug: "a server close never ends the keep-alive loop (no reconnect)".
+    @Test func serverCloseLeadsToAReconnect() async throws {
+        let server = try await ScriptedServer { connection in
+            try await connection.accept(try await connection.readRequest())
+            _ = try await connection.acceptSession()
+            if connection.index == 1 {
+                try await connection.send(bytes: [0x03, 0xE9], opcode: .connectionClose)  // 1001 going away
+            }
+            _ = await connection.drain()
+        }
+        defer { Task { await server.stop() } }
+        let client = WorksClient(configuration: try configuration(port: server.port), logger: .quiet)
+        let log = EventLog(client)
+        let run = Task { try await client.run() }
+        #expect(await log.wait(seconds: 10) { $0.connections >= 2 })
+        #expect(await log.errors.contains { $0.reason.contains("1001") })
+        await client.disconnect()
+        _ = try? await run.value
+    }
+
+    // Seed bug: "a packet error escapes unhandled".
+    @Test func malformedPacketIsReportedAndTheClientReconnects() async throws {
+        let server = try await ScriptedServer { connection in
+            try await connection.accept(try await connection.readRequest())
+            _ = try await connection.acceptSession()
+            if connection.index == 1 {
+                try await connection.send(bytes: [0x36, 0x02, 0x00, 0x01])  // PUBLISH with QoS 3
+            } else {
+                try await connection.send(.publish(PublishPacket(qos: .atLeastOnce, topicName: "n", packetIdentifier: 1,
+                                                                 payload: ByteBuffer(string: #"{"nType":1,"loc-args0":"A","loc-args1":"after"}"#))))
+            }
+            _ = await connection.drain()
+        }
+        defer { Task { await server.stop() } }
+        let client = WorksClient(configuration: try configuration(port: server.port), logger: .quiet)
+        let log = EventLog(client)
+        let run = Task { try await client.run() }
+        #expect(await log.wait(seconds: 10) { $0.texts == ["after"] })
+        let errors = await log.errors
+        #expect(errors.first?.code == .packet, "\(errors)")
+        await client.disconnect()
+        _ = try? await run.value
+    }
+
+    // Seed bug: "no PINGRESP timeout".
+    @Test func requiredPingrespMissingReconnectsOptionalStays() async throws {
+        for policy in MQTTClientSession.PingResponsePolicy.allCases {
+            let server = try await ScriptedServer { connection in
+                try await connection.accept(try await connection.readRequest())
+                _ = try await connection.acceptSession()
+                _ = await connection.drain()  // never answers PINGREQ
+            }
+            let client = WorksClient(configuration: try configuration(port: server.port) {
+                $0.mqtt.pingInterval = .milliseconds(100)
+                $0.mqtt.pingTimeout = .milliseconds(200)
+                $0.mqtt.pingResponse = policy
+            })
+            let log = EventLog(client)
+            let run = Task { try await client.run() }
+            _ = await log.wait(seconds: 1.5) { $0.connections >= 2 }
+            let pings = await log.sent.count { $0 == .pingreq }
+            #expect(pings >= (policy == .required ? 1 : 2))
+            switch policy {
+            case .required:
+                #expect(await log.connections >= 2)
+                #expect(await log.errors.contains { $0.reason.contains("PINGRESP") })
+            case .optional:
+                #expect(await log.connections == 1)
+                #expect(await log.errors.isEmpty)
+            }
+            await client.disconnect()
+            _ = try? await run.value
+            await server.stop()
+        }
+    }
+
+    @Test func qos2FromTheServerGetsPubrecNotPuback() async throws {
+        let answers = Mailbox<[MQTTPacket]>()
+        let server = try await ScriptedServer { connection in
+            try await connection.accept(try await connection.readRequest())
+            _ = try await connection.acceptSession()
+            try await connection.send(.publish(PublishPacket(qos: .exactlyOnce, topicName: "n", packetIdentifier: 9, payload: ByteBuffer(string: "{}"))))
+            let first = try await connection.readPacket()
+            try await connection.send(.pubrel(.init(packetIdentifier: 9)))
+            let second = try await connection.readPacket()
+            await answers.put([first, second])
+            _ = await connection.drain()
+        }
+        defer { Task { await server.stop() } }
+        let client = WorksClient(configuration: try configuration(port: server.port), logger: .quiet)
+        try await client.connect()
+        let packets = try #require(await answers.take())
+        #expect(packets == [.pubrec(.init(packetIdentifier: 9)), .pubcomp(.init(packetIdentifier: 9))])
+        await client.disconnect()
+    }
+}
+
+actor Counter {
+    private(set) var value = 0
+    func increment() { value += 1 }
+}
+
+/// One value handed from a server script to the test, waited for with a deadline.
+actor Mailbox<Value: Sendable> {
+    private var value: Value?
+    func put(_ value: Value) { self.value = value }
+    func take(seconds: Double = 10) async -> Value? {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while value == nil && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
+        return value
+    }
+}
