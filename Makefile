@@ -1,10 +1,14 @@
 # wmq — see README.md. Every target installs what is missing first.
 SWIFT ?= swift
 .DEFAULT_GOAL := demo
-.PHONY: deps build demo test bench fuzz fuzz-check sample clean
+.PHONY: deps peers build demo test bench fuzz fuzz-check sample clean
 
 deps:
 	@Tools/setup
+
+# The real peers the tests run against: mosquitto, tcpdump, paho-mqtt (in .venv), openssl.
+peers:
+	@Tools/setup --peers
 
 build: deps
 	$(SWIFT) build
@@ -14,7 +18,7 @@ demo: build
 	$(SWIFT) run --skip-build wmq-decode captures/works-sample.pcap --format text
 
 # Every test: unit, property, end-to-end (the built binaries).
-test: deps
+test: peers
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 

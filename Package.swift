@@ -27,6 +27,8 @@ let package = Package(
         .executable(name: "wmq-decode", targets: ["wmq-decode"]),
         .executable(name: "wmq-bench", targets: ["wmq-bench"]),
         .executable(name: "wmq-fuzz", targets: ["wmq-fuzz"]),
+        .executable(name: "wmq-client", targets: ["wmq-client"]),
+        .library(name: "WorksClient", targets: ["WorksClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -102,8 +104,9 @@ let package = Package(
         .target(
             name: "WorksClient",
             dependencies: [
-                "MQTTWire", "Dialects", "Capture", "Dissector",
+                "MQTTWire", "WebSocketWire", "Dialects", "Capture", "Dissector",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
@@ -147,6 +150,16 @@ let package = Package(
             name: "wmq-fuzz",
             dependencies: [
                 "Fuzzing", "CFuzzerDriver", "CommandLineSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: frontEndSettings
+        ),
+        .executableTarget(
+            name: "wmq-client",
+            dependencies: [
+                "WorksClient", "Dialects", "Dissector", "MQTTWire", "CommandLineSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: frontEndSettings
@@ -212,7 +225,7 @@ let package = Package(
         .testTarget(
             name: "WorksClientTests",
             dependencies: [
-                "WorksClient", "MQTTWire", "Dialects", "WebSocketWire",
+                "WorksClient", "MQTTWire", "Dialects", "WebSocketWire", "wmq-client", "wmq-decode",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
@@ -221,7 +234,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["wmq-decode", "wmq-fuzz", "Capture"]
+            dependencies: ["wmq-decode", "wmq-fuzz", "wmq-client", "Capture"]
         ),
     ],
     swiftLanguageModes: [.v6]

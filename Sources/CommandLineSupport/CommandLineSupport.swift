@@ -19,17 +19,39 @@ extension ParsableCommand {
         do {
             var command = try parseAsRoot()
             try command.run()
-        } catch let exit as ExitCode {
-            Foundation.exit(exit.rawValue)
         } catch {
-            let code = exitCode(for: error)
-            if code == .success {
-                print(fullMessage(for: error))
-                Foundation.exit(0)
-            }
-            StandardError.write(fullMessage(for: error) + "\n")
-            Foundation.exit(code == .validationFailure ? ToolExit.usage : code.rawValue)
+            exitWithToolCode(for: error)
         }
+    }
+}
+
+extension AsyncParsableCommand {
+    /// The async twin of ``ParsableCommand/mainWithToolExitCodes()``.
+    public static func runWithToolExitCodes() async {
+        do {
+            var command = try parseAsRoot()
+            if var asynchronous = command as? any AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exitWithToolCode(for: error)
+        }
+    }
+}
+
+extension ParsableCommand {
+    /// Prints the error as ArgumentParser would and exits with the documented code.
+    static func exitWithToolCode(for error: any Error) -> Never {
+        if let exit = error as? ExitCode { Foundation.exit(exit.rawValue) }
+        let code = exitCode(for: error)
+        if code == .success {
+            print(fullMessage(for: error))
+            Foundation.exit(0)
+        }
+        StandardError.write(fullMessage(for: error) + "\n")
+        Foundation.exit(code == .validationFailure ? ToolExit.usage : code.rawValue)
     }
 }
 

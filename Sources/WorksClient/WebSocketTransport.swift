@@ -70,6 +70,7 @@ final class WebSocketTransport: Sendable {
         let subprotocol = settings.subprotocol
         let maximumFrameSize = settings.maximumFrameSize
         let serverName = settings.tls.serverName ?? url.host
+        let tlsContext = sslContext
 
         let bootstrap = ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -78,7 +79,7 @@ final class WebSocketTransport: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
-                    if let sslContext {
+                    if let sslContext = tlsContext {
                         // SNI takes host names only; an address literal goes without it.
                         let isAddress = (try? SocketAddress(ipAddress: serverName, port: 0)) != nil
                         try pipeline.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: isAddress ? nil : serverName))
@@ -95,10 +96,12 @@ final class WebSocketTransport: Sendable {
                         }
                     }
                     let requestHandler = UpgradeRequestHandler(request: request, upgraded: upgraded)
+                    // Removed once upgraded: it reads HTTP parts, and frames follow.
+                    let bound = NIOLoopBound(requestHandler, eventLoop: channel.eventLoop)
                     try pipeline.addHTTPClientHandlers(
                         leftOverBytesStrategy: .forwardBytes,
                         withClientUpgrade: (upgraders: [upgrader], completionHandler: { context in
-                            context.pipeline.syncOperations.removeHandler(requestHandler, promise: nil)
+                            context.pipeline.syncOperations.removeHandler(bound.value, promise: nil)
                         }))
                     try pipeline.addHandler(requestHandler)
                 }

@@ -232,7 +232,9 @@ public actor WorksClient {
         await transport.close()
         if let closingError {
             ending = closingError  // reported when the session asked to close
-        } else if !stopping {
+        } else if stopping {
+            ending = WorksClientError(.connection, "closed by the client")
+        } else {
             report(ending)
         }
         connectionEnded(ending)

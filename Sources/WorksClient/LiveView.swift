@@ -1,0 +1,87 @@
+import Capture
+public import Dialects
+public import Dissector
+import Foundation
+import NIOConcurrencyHelpers
+public import NIOCore
+
+/// Feeds a live connection's bytes into the same ``ConnectionDissector`` that `wmq-decode`
+/// runs on captures, so that `wmq-client` prints exactly what `wmq-decode` would print for a
+/// recording of the session (text lines or the JSON Lines schema of docs/decode-format.md).
+public final class LiveView: ByteTap, @unchecked Sendable {
+    private let lock = NIOLock()
+    private let redactor: Redactor?
+    private let sink: @Sendable (CaptureEvent) -> Void
+    private var dissector: ConnectionDissector?
+    private var connection: Connection?
+    private var connectionCount = 0
+    private var segment = 0
+
+    /// `sink` is called on the connection's event loop, in order.
+    public init(redactor: Redactor?, sink: @escaping @Sendable (CaptureEvent) -> Void) {
+        self.redactor = redactor
+        self.sink = sink
+    }
+
+    public func connectionOpened(local: SocketAddress?, remote: SocketAddress?) {
+        let event: CaptureEvent? = lock.withLock {
+            connectionCount += 1
+            let now = Date().timeIntervalSince1970
+            let opened = Connection(id: connectionCount, client: Self.endpoint(local, fallbackPort: 40_000),
+                                    server: Self.endpoint(remote, fallbackPort: 443), joinedMidstream: false,
+                                    firstFrame: segment + 1, firstTime: now)
+            connection = opened
+            dissector = try? ConnectionDissector(transport: .webSocket(expectsHandshake: true), redactor: redactor)
+            return CaptureEvent(connection: opened, direction: nil, frame: segment + 1, time: now,
+                                kind: .opened(protocol: "ws-mqtt", how: "live"))
+        }
+        if let event { sink(event) }
+    }
+
+    public func bytes(_ buffer: ByteBuffer, direction: ByteDirection) {
+        let events: [CaptureEvent] = lock.withLock {
+            guard let connection, var dissector else { return [] }
+            segment += 1
+            let now = Date().timeIntervalSince1970
+            let flow: FlowDirection = direction == .sent ? .clientToServer : .serverToClient
+            let found = dissector.feed(buffer, direction: direction == .sent ? .clientToServer : .serverToClient)
+            self.dissector = dissector
+            return found.map { CaptureEvent(connection: connection, direction: flow, frame: segment, time: now, kind: .dissected($0)) }
+        }
+        for event in events { sink(event) }
+    }
+
+    public func connectionClosed() {
+        let event: CaptureEvent? = lock.withLock {
+            guard let connection else { return nil }
+            self.connection = nil
+            dissector = nil
+            return CaptureEvent(connection: connection, direction: nil, frame: segment, time: Date().timeIntervalSince1970,
+                                kind: .closed(reason: "connection closed"))
+        }
+        if let event { sink(event) }
+    }
+
+    static func endpoint(_ address: SocketAddress?, fallbackPort: UInt16) -> Endpoint {
+        let fallback = Endpoint(address: .v4(0x7F00_0001), port: fallbackPort)
+        guard let address, let port = address.port, let ip = address.ipAddress else { return fallback }
+        let parts = ip.split(separator: ".").compactMap { UInt32($0) }
+        guard parts.count == 4 else { return Endpoint(address: .v4(0x7F00_0001), port: UInt16(port)) }
+        return Endpoint(address: .v4(parts.reduce(0) { $0 << 8 | $1 }), port: UInt16(port))
+    }
+}
+
+/// Several taps seeing the same bytes, in order (the recorder and the live view).
+public struct TapGroup: ByteTap {
+    public let taps: [any ByteTap]
+    public init(_ taps: [any ByteTap]) { self.taps = taps }
+    public func connectionOpened(local: SocketAddress?, remote: SocketAddress?) {
+        for tap in taps { tap.connectionOpened(local: local, remote: remote) }
+    }
+    public func bytes(_ buffer: ByteBuffer, direction: ByteDirection) {
+        for tap in taps { tap.bytes(buffer, direction: direction) }
+    }
+    public func connectionClosed() {
+        for tap in taps { tap.connectionClosed() }
+    }
+}

@@ -1,0 +1,272 @@
+public import ArgumentParser
+import CommandLineSupport
+import Dialects
+import Dissector
+import Foundation
+import Logging
+import MQTTWire
+import NIOConcurrencyHelpers
+import WorksClient
+
+@main
+enum Main {
+    static func main() async { await Client.runWithToolExitCodes() }
+}
+
+struct Client: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wmq-client",
+        abstract: "Connect to a Works notification service (or any MQTT-over-WebSocket broker) and print what arrives, live.",
+        discussion: """
+            Connects with the Works web client's handshake (Origin, User-Agent, Sec-WebSocket-Protocol:
+            mqtt, the cookies of cookie.json), sends its CONNECT, answers every PUBLISH as the spec says
+            (QoS 1: PUBACK; QoS 2: PUBREC, PUBREL, PUBCOMP), keeps the session alive with PINGREQ, drops
+            notifications seen within 60 s, and reconnects with backoff (1 s doubling to 300 s) until
+            stopped with Ctrl-C.
+
+            Every MQTT packet is printed one line each, as wmq-decode prints a capture of the same
+            session (--format jsonl: the JSON Lines schema of docs/decode-format.md). Cookies,
+            passwords and token fields are shown, logged and recorded as keyed pseudonyms unless
+            --no-redact. Settings come from --config (JSON), then the environment (WMQ_URL,
+            WMQ_COOKIES, WMQ_CLIENT_ID, WMQ_USERNAME, WMQ_PASSWORD, WMQ_CA_FILE), then these flags.
+
+            Exit codes: 0 stopped (Ctrl-C, --count reached); 2 usage or configuration error; 3 a file
+            (cookie.json, --config, CA) cannot be read; 4 the server refused the credentials (HTTP
+            401/403, CONNACK 4/5); 5 the connection could not be kept (attempts used up, refused).
+            """)
+
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case text, jsonl
+    }
+
+    @Option(help: "ws:// or wss:// URL (default: the Works service, wss://jp1-web-noti.worksmobile.com/wmqtt).")
+    var url: String?
+
+    @Option(help: "cookie.json: {\"NAME\": \"VALUE\", …} or {\"cookie\": \"<header>\"}.")
+    var cookies: String?
+
+    @Option(help: "A JSON configuration file (keys in docs/client.md).")
+    var config: String?
+
+    @Option(name: .customLong("subscribe"), parsing: .singleValue, help: "Subscribe to this topic filter at QoS 2 (repeatable); the Works service needs none.")
+    var subscriptions: [String] = []
+
+    @Option(name: .customLong("client-id"), help: "MQTT client identifier (default: web-beejs_<12 hex>).")
+    var clientID: String?
+
+    @Option(help: "A CONNECT variant the Works service accepts: reference, hex-password, anonymous, mqtt-client.")
+    var variant: String?
+
+    @Option(help: "MQTT user name (default: dummy).")
+    var username: String?
+
+    @Option(name: .customLong("password-env"), help: "Name of an environment variable holding the MQTT password (never a flag: flags show in ps).")
+    var passwordVariable: String?
+
+    @Flag(help: "Ask for a persistent session (clean session off): the broker keeps QoS 1/2 messages while the client is away.")
+    var persistent = false
+
+    @Option(help: "Output: text (default on a terminal) or jsonl.")
+    var format: Format?
+
+    @Flag(name: .customShort("V"), help: "Every field of every layer, as wmq-decode -V.")
+    var verbose = false
+
+    @Option(help: "Record everything sent and received (after TLS) into this pcap file (mode 0600).")
+    var record: String?
+
+    @Flag(name: .customLong("no-redact"), help: "Show, log and record cookies, passwords and tokens as they are.")
+    var noRedact = false
+
+    @Option(name: .customLong("origin"), help: "Origin header (default: https://talk.worksmobile.com; empty: none).")
+    var origin: String?
+
+    @Option(name: .customLong("header"), parsing: .singleValue, help: "An extra request header, \"Name: value\" (repeatable).")
+    var headers: [String] = []
+
+    @Option(name: .customLong("ca-file"), help: "PEM file of the certificate authorities to trust for wss://.")
+    var caFile: String?
+
+    @Flag(help: "Do not verify the server's certificate (local experiments only).")
+    var insecure = false
+
+    @Option(name: .customLong("ping-response"), help: "required: no PINGRESP in time ends the connection; optional (default): it is reported once.")
+    var pingResponse: MQTTClientSession.PingResponsePolicy?
+
+    @Option(name: .customLong("reconnect-attempts"), help: "Reconnect attempts after a loss before giving up; 0 (default) = forever.")
+    var reconnectAttempts: Int?
+
+    @Option(help: "Stop after this many messages.")
+    var count: Int?
+
+    @Option(name: .customLong("log-file"), help: "Also log to this file, rotated at 10 MB (the seed wrote works_mqtt.log).")
+    var logFile: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default: warning; the file gets debug).")
+    var logLevel: String?
+
+    func makeConfiguration() throws -> WorksClientConfiguration {
+        var configuration = try WorksClientConfiguration.load(file: config, environment: ProcessInfo.processInfo.environment)
+        if let url { configuration.webSocket.url = try WebSocketURL(url) }
+        if let cookies { configuration.webSocket.cookies = try WorksCookies.load(path: cookies) }
+        if let variant {
+            guard let chosen = MQTTSettings.ConnectVariant(rawValue: variant) else {
+                throw ValidationError("--variant must be one of \(MQTTSettings.ConnectVariant.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            let subscriptions = configuration.mqtt.subscriptions
+            configuration.mqtt = MQTTSettings.variant(chosen)
+            configuration.mqtt.subscriptions = subscriptions
+        }
+        if let clientID { configuration.mqtt.clientIdentifier = clientID }
+        if let username { configuration.mqtt.username = username.isEmpty ? nil : username }
+        if let passwordVariable {
+            guard let password = ProcessInfo.processInfo.environment[passwordVariable] else {
+                throw ValidationError("--password-env: \(passwordVariable) is not set")
+            }
+            configuration.mqtt.password = password
+        }
+        if persistent { configuration.mqtt.persistentSession = true }
+        if !subscriptions.isEmpty { configuration.mqtt.subscriptions = subscriptions.map { (topic: $0, qos: .exactlyOnce) } }
+        if let origin { configuration.webSocket.origin = origin.isEmpty ? nil : origin }
+        for header in headers {
+            guard let colon = header.firstIndex(of: ":") else { throw ValidationError("--header takes \"Name: value\", not \"\(header)\"") }
+            configuration.webSocket.extraHeaders.append((name: String(header[..<colon]).trimmingCharacters(in: .whitespaces),
+                                                         value: String(header[header.index(after: colon)...]).trimmingCharacters(in: .whitespaces)))
+        }
+        if let caFile { configuration.webSocket.tls.caFile = caFile }
+        if insecure { configuration.webSocket.tls.insecure = true }
+        if let pingResponse { configuration.mqtt.pingResponse = pingResponse }
+        if let reconnectAttempts {
+            guard reconnectAttempts >= 0 else { throw ValidationError("--reconnect-attempts must be 0 or more") }
+            configuration.reconnect.maximumAttempts = reconnectAttempts
+        }
+        return configuration
+    }
+
+    func makeLogger() throws -> Logger {
+        let console = try logLevel.map { name in
+            guard let level = Logger.Level(rawValue: name) else { throw ValidationError("--log-level: unknown level \(name)") }
+            return level
+        } ?? .warning
+        let file = try logFile.map { try RotatingLogFile(path: $0) }
+        return Logger(label: "wmq.client") { label in
+            var handlers: [any LogHandler] = [ConsoleLogHandler(label: label, level: console)]
+            if let file { handlers.append(FileLogHandler(file: file, level: min(console, .debug))) }
+            return handlers.count == 1 ? handlers[0] : MultiplexLogHandler(handlers)
+        }
+    }
+
+    mutating func run() async throws {
+        let configuration: WorksClientConfiguration
+        let logger: Logger
+        do {
+            configuration = try makeConfiguration()
+            logger = try makeLogger()
+        } catch let error as WorksClientError {
+            StandardError.write("wmq-client: \(error.reason)\n")
+            throw ExitCode(error.code == .cookie || error.reason.contains("not found") ? ToolExit.unreadableInput : ToolExit.usage)
+        }
+        if count.map({ $0 < 1 }) == true { throw ValidationError("--count must be 1 or more") }
+
+        let redactor = noRedact ? nil : Redactor.random()
+        let output = LockedOutput(format: format ?? (OutputBuffer.isTerminal ? .text : .jsonl), verbose: verbose, showsSecrets: noRedact)
+        var taps: [any ByteTap] = [LiveView(redactor: redactor) { output.print($0) }]
+        var recorder: SessionRecorder?
+        if let record {
+            do {
+                recorder = try SessionRecorder(path: record, redactor: redactor)
+            } catch {
+                StandardError.write("wmq-client: \(error.reason)\n")
+                throw ExitCode(ToolExit.unreadableInput)
+            }
+            taps.append(recorder!)
+        }
+        let client = WorksClient(configuration: configuration, logger: logger, redactor: redactor, tap: TapGroup(taps))
+
+        let stop = SignalStop(client: client)
+        defer { stop.cancel() }
+        let limit = count
+        let counter = Task {
+            var delivered = 0
+            for await event in client.events {
+                switch event {
+                case .notification, .readReceipt, .channelMessage, .otherMessage:
+                    delivered += 1
+                    if let limit, delivered >= limit { await client.disconnect() }
+                default:
+                    break
+                }
+            }
+        }
+        defer { counter.cancel() }
+
+        var exit: Int32 = ToolExit.success
+        do {
+            try await client.run()
+        } catch {
+            StandardError.write("wmq-client: \(error.reason)\n")
+            exit = error.code == .authentication ? 4 : error.code == .config || error.code == .cookie ? ToolExit.unreadableInput : 5
+        }
+        output.flush()
+        recorder?.flush()
+        if let recorder, recorder.withheldBytes > 0 {
+            StandardError.write("wmq-client: \(recorder.withheldBytes) bytes could not be checked for secrets and were left out of \(record ?? "")\n")
+        }
+        if exit != ToolExit.success { throw ExitCode(exit) }
+    }
+}
+
+extension MQTTClientSession.PingResponsePolicy: ExpressibleByArgument {}
+
+/// The printer, shared by the connection's event loop and the main task.
+final class LockedOutput: Sendable {
+    private let lock = NIOLock()
+    private nonisolated(unsafe) let buffer = OutputBuffer()
+    private nonisolated(unsafe) var startTime: Double?
+    let format: Client.Format
+    let verbose: Bool
+    let showsSecrets: Bool
+
+    init(format: Client.Format, verbose: Bool, showsSecrets: Bool) {
+        self.format = format
+        self.verbose = verbose
+        self.showsSecrets = showsSecrets
+    }
+
+    func print(_ event: CaptureEvent) {
+        lock.withLock {
+            switch format {
+            case .text:
+                let start = startTime ?? event.time
+                startTime = start
+                for line in TextRecord.lines(event, startTime: start, verbose: verbose) { buffer.line(line) }
+            case .jsonl:
+                buffer.line { DecodeRecord.json(event, showsSecrets: showsSecrets).write(to: &$0) }
+            }
+            buffer.flush()  // live: every event as it comes
+        }
+    }
+
+    func flush() {
+        lock.withLock { buffer.flush() }
+    }
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM disconnect cleanly: DISCONNECT, close frame, files flushed.
+final class SignalStop: @unchecked Sendable {  // the sources are only touched in init and cancel
+    private let sources: [any DispatchSourceSignal]
+
+    init(client: WorksClient) {
+        sources = [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { Task { await client.disconnect() } }
+            source.resume()
+            return source
+        }
+    }
+
+    func cancel() {
+        for source in sources { source.cancel() }
+    }
+}

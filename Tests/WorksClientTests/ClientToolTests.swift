@@ -1,0 +1,148 @@
+import Foundation
+import Testing
+
+/// `wmq-client`, the built binary, end to end.
+@Suite("wmq-client", .serialized, .timeLimit(.minutes(2)))
+struct ClientToolTests {
+    static func binary(_ name: String) -> String {
+        var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        while !folder.path.hasSuffix("/debug") && !folder.path.hasSuffix("/release") && folder.path != "/" {
+            folder = folder.deletingLastPathComponent()
+        }
+        return folder.appendingPathComponent(name).path
+    }
+
+    /// A started process whose standard output goes to a file the test can poll.
+    final class Running {
+        let process = Process()
+        let output: URL
+        let errors: URL
+
+        init(_ arguments: [String], in directory: URL) throws {
+            output = directory.appendingPathComponent("stdout-\(UUID().uuidString)")
+            errors = directory.appendingPathComponent("stderr-\(UUID().uuidString)")
+            _ = FileManager.default.createFile(atPath: output.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
+            process.executableURL = URL(fileURLWithPath: ClientToolTests.binary("wmq-client"))
+            process.arguments = arguments
+            process.standardOutput = try FileHandle(forWritingTo: output)
+            process.standardError = try FileHandle(forWritingTo: errors)
+            try process.run()
+        }
+
+        var stdout: String { (try? String(contentsOf: output, encoding: .utf8)) ?? "" }
+        var stderr: String { (try? String(contentsOf: errors, encoding: .utf8)) ?? "" }
+
+        func waitFor(seconds: Double = 20, _ condition: (String) -> Bool) -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if condition(stdout) { return true }
+                usleep(20_000)
+            }
+            return condition(stdout)
+        }
+
+        /// Waits for the exit; kills it (by its id) after `seconds`.
+        func exitStatus(seconds: Double = 20) -> Int32? {
+            let deadline = Date().addingTimeInterval(seconds)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+                return nil
+            }
+            return process.terminationStatus
+        }
+
+        deinit {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+    }
+
+    func temporaryDirectory() throws -> URL {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-client-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return directory
+    }
+
+    @Test(.enabled(if: Peers.present || Peers.required))
+    func liveAnnotatedMessagesAndARecordingThatDecodes() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let broker = try Mosquitto()
+        let cookies = directory.appendingPathComponent("cookie.json")
+        try Data(#"{"WORKS_SES": "cookie-secret-value", "NEO_SES": "x"}"#.utf8).write(to: cookies)
+        let recording = directory.appendingPathComponent("session.pcap")
+        let client = try Running(["--url", "ws://127.0.0.1:\(broker.webSocketPort)/mqtt", "--cookies", cookies.path,
+                                  "--subscribe", "works/#", "--format", "jsonl", "--record", recording.path, "--count", "3"],
+                                 in: directory)
+        #expect(client.waitFor { $0.contains("\"SUBACK\"") }, "no SUBACK: \(client.stdout) \(client.stderr)")
+        try Peers.publish(port: broker.webSocketPort, qos: 1, count: 3, prefix: "tool")
+        #expect(client.exitStatus() == 0, "\(client.stderr)")
+
+        let lines = client.stdout.split(separator: "\n")
+        let objects = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(objects.count == lines.count, "every line is a JSON object")
+        #expect(objects.allSatisfy { $0["v"] as? Int == 1 })
+        let live = objects.compactMap { $0["type"] as? String }
+        #expect(live.filter { $0 == "PUBLISH" }.count == 3)
+        #expect(live.filter { $0 == "PUBACK" }.count == 3)
+        for index in 0..<3 { #expect(client.stdout.contains("message \(index)")) }
+        #expect(!client.stdout.contains("cookie-secret-value") && !client.stdout.contains("not-a-real-token"))
+
+        // The recording: private, redacted, and wmq-decode reads the same packets back.
+        let attributes = try FileManager.default.attributesOfItem(atPath: recording.path)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        let bytes = try Data(contentsOf: recording)
+        #expect(bytes.range(of: Data("cookie-secret-value".utf8)) == nil)
+        #expect(bytes.range(of: Data("not-a-real-token".utf8)) == nil)
+        let decode = Process()
+        decode.executableURL = URL(fileURLWithPath: Self.binary("wmq-decode"))
+        decode.arguments = [recording.path, "--format", "jsonl"]
+        let pipe = Pipe()
+        decode.standardOutput = pipe
+        try decode.run()
+        let decoded = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        decode.waitUntilExit()
+        #expect(decode.terminationStatus == 0, "\(decoded)")
+        let replayed = decoded.split(separator: "\n").compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["type"] as? String
+        }
+        #expect(replayed == live, "the recording decodes to the packets the client printed")
+    }
+
+    @Test func refusedCookiesExitWithFour() async throws {
+        let server = try await ScriptedServer { connection in
+            _ = try await connection.readRequest()
+            try await connection.write("HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
+        }
+        defer { Task { await server.stop() } }
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let client = try Running(["--url", "ws://127.0.0.1:\(server.port)/wmqtt"], in: directory)
+        #expect(client.exitStatus() == 4)
+        #expect(client.stderr.contains("HTTP 401"))
+    }
+
+    @Test(arguments: [
+        (["--url", "http://example.com/"], Int32(2), "scheme"),
+        (["--cookies", "/nonexistent/cookie.json"], Int32(3), "cookie.json not found"),
+        (["--variant", "nope"], Int32(2), "--variant"),
+        (["--count", "0"], Int32(2), "--count"),
+    ])
+    func badInvocations(arguments: [String], status: Int32, message: String) throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let client = try Running(arguments, in: directory)
+        #expect(client.exitStatus() == status, "\(client.stderr)")
+        #expect(client.stderr.contains(message), "\(client.stderr)")
+    }
+
+    @Test func helpExplainsExitCodes() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let client = try Running(["--help"], in: directory)
+        #expect(client.exitStatus() == 0)
+        #expect(client.stdout.contains("Exit codes") && client.stdout.contains("--record"))
+    }
+}
