@@ -28,6 +28,7 @@ let package = Package(
         .executable(name: "wmq-bench", targets: ["wmq-bench"]),
         .executable(name: "wmq-fuzz", targets: ["wmq-fuzz"]),
         .executable(name: "wmq-client", targets: ["wmq-client"]),
+        .executable(name: "wmq-bench-client", targets: ["wmq-bench-client"]),
         .library(name: "WorksClient", targets: ["WorksClient"]),
     ],
     dependencies: [
@@ -152,6 +153,17 @@ let package = Package(
                 "Fuzzing", "CFuzzerDriver", "CommandLineSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: frontEndSettings
+        ),
+        .executableTarget(
+            name: "wmq-bench-client",
+            dependencies: [
+                "WorksClient", "MQTTWire", "WebSocketWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/ClientBench",
             swiftSettings: frontEndSettings
         ),
         .executableTarget(

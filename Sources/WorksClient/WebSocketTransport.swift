@@ -5,12 +5,6 @@ import NIOPosix
 import NIOSSL
 import NIOWebSocket
 
-/// What the transport reports to the client, in order.
-enum TransportEvent: Sendable {
-    case packet(MQTTPacket)
-    /// The connection is gone; the error says why.
-    case closed(WorksClientError)
-}
 
 /// Which way bytes went, for the recorder and the live view.
 public enum ByteDirection: Sendable, Hashable {
@@ -25,22 +19,23 @@ public protocol ByteTap: Sendable {
 }
 
 /// One WebSocket connection carrying MQTT, on SwiftNIO: TCP, TLS (swift-nio-ssl) for wss,
-/// the HTTP/1.1 upgrade (NIOHTTP1 and NIOWebSocket's client upgrader), then binary frames
-/// whose payloads form one MQTT byte stream, decoded by `MQTTWire` whatever the framing
-/// (packets split across frames, several in one).
+/// the HTTP/1.1 upgrade (NIOHTTP1 and NIOWebSocket's client upgrader), then frames read
+/// through a `NIOAsyncChannel`, whose back-pressure stops reading from the socket while the
+/// client is behind (memory stays flat however fast the server sends).
 final class WebSocketTransport: Sendable {
+    typealias Frames = NIOAsyncChannel<WebSocketFrame, WebSocketFrame>
     let channel: any Channel
-    let events: AsyncStream<TransportEvent>
+    let frames: Frames
     let response: HTTPResponseHead
 
-    private init(channel: any Channel, events: AsyncStream<TransportEvent>, response: HTTPResponseHead) {
+    private init(channel: any Channel, frames: Frames, response: HTTPResponseHead) {
         self.channel = channel
-        self.events = events
+        self.frames = frames
         self.response = response
     }
 
     /// Connects and upgrades; returns once the server accepted the WebSocket.
-    static func connect(_ settings: WebSocketSettings, maximumPacketSize: Int, group: any EventLoopGroup,
+    static func connect(_ settings: WebSocketSettings, group: any EventLoopGroup,
                         tap: (any ByteTap)?) async throws(WorksClientError) -> WebSocketTransport {
         let url = settings.url
         var sslContext: NIOSSLContext?
@@ -56,8 +51,7 @@ final class WebSocketTransport: Sendable {
                 throw WorksClientError(.config, "TLS settings: \(error)")
             }
         }
-        let (events, continuation) = AsyncStream.makeStream(of: TransportEvent.self)
-        let upgraded = group.next().makePromise(of: HTTPResponseHead.self)
+        let upgraded = group.next().makePromise(of: (HTTPResponseHead, Frames).self)
         var headers = HTTPHeaders()
         headers.add(name: "Host", value: url.hostHeader)
         if let origin = settings.origin { headers.add(name: "Origin", value: origin) }
@@ -91,8 +85,9 @@ final class WebSocketTransport: Sendable {
                             guard chosen?.lowercased() == subprotocol.lowercased() else {
                                 throw WorksClientError(.connection, "the server chose subprotocol \(chosen.map { "'\($0)'" } ?? "none"), not '\(subprotocol)'")
                             }
-                            try channel.pipeline.syncOperations.addHandler(MQTTFrameHandler(events: continuation, maximumPacketSize: maximumPacketSize))
-                            upgraded.succeed(response)
+                            let frames = try Frames(wrappingChannelSynchronously: channel, configuration: .init(
+                                backPressureStrategy: .init(lowWatermark: 4, highWatermark: 64)))
+                            upgraded.succeed((response, frames))
                         }
                     }
                     let requestHandler = UpgradeRequestHandler(request: request, upgraded: upgraded)
@@ -111,16 +106,14 @@ final class WebSocketTransport: Sendable {
         do {
             channel = try await bootstrap.connect(host: url.host, port: url.port).get()
         } catch {
-            continuation.finish()
             throw WorksClientError(.connection, "cannot connect to \(url.hostHeader): \(error)")
         }
         channel.closeFuture.whenComplete { _ in upgraded.fail(WorksClientError(.connection, "the connection closed during the WebSocket upgrade")) }
         do {
-            let response = try await upgraded.futureResult.get()
-            return WebSocketTransport(channel: channel, events: events, response: response)
+            let (response, frames) = try await upgraded.futureResult.get()
+            return WebSocketTransport(channel: channel, frames: frames, response: response)
         } catch {
             try? await channel.close()
-            continuation.finish()
             if let error = error as? WorksClientError { throw error }
             throw WorksClientError(.connection, "WebSocket upgrade to \(url) failed: \(error)")
         }
@@ -153,9 +146,9 @@ private final class UpgradeRequestHandler: ChannelInboundHandler, RemovableChann
     typealias OutboundOut = HTTPClientRequestPart
 
     private let request: HTTPRequestHead
-    private let upgraded: EventLoopPromise<HTTPResponseHead>
+    private let upgraded: EventLoopPromise<(HTTPResponseHead, WebSocketTransport.Frames)>
 
-    init(request: HTTPRequestHead, upgraded: EventLoopPromise<HTTPResponseHead>) {
+    init(request: HTTPRequestHead, upgraded: EventLoopPromise<(HTTPResponseHead, WebSocketTransport.Frames)>) {
         self.request = request
         self.upgraded = upgraded
     }
@@ -233,70 +226,48 @@ private final class ByteTapHandler: ChannelDuplexHandler {
     }
 }
 
-/// After the upgrade: binary frames → MQTT byte stream → packets. Answers WebSocket pings,
-/// echoes a close, and reports the end of the connection exactly once.
-private final class MQTTFrameHandler: ChannelInboundHandler {
-    typealias InboundIn = WebSocketFrame
-    typealias OutboundOut = WebSocketFrame
+/// After the upgrade: binary frames → one MQTT byte stream → packets, whatever the framing
+/// (packets split across frames, several in one). Pings are answered, a close is echoed.
+struct MQTTFrameReader {
+    enum Outcome {
+        case packets([MQTTPacket])
+        /// Write this frame back (a pong, the echo of a close).
+        case reply(WebSocketFrame, then: WorksClientError?)
+        case failed(WorksClientError)
+    }
 
-    private let events: AsyncStream<TransportEvent>.Continuation
     private var decoder: MQTTDecoder
-    private var closeReason: WorksClientError?
-    private var finished = false
 
-    init(events: AsyncStream<TransportEvent>.Continuation, maximumPacketSize: Int) {
-        self.events = events
+    init(maximumPacketSize: Int) {
         decoder = MQTTDecoder(configuration: .init(maximumPacketSize: maximumPacketSize, followsConnect: false))
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
+    mutating func read(_ frame: WebSocketFrame) -> Outcome {
         switch frame.opcode {
         case .binary, .continuation:
             decoder.append(frame.unmaskedData)
+            var packets: [MQTTPacket] = []
             do {
-                while let packet = try decoder.next() {
-                    events.yield(.packet(packet))
-                }
+                while let packet = try decoder.next() { packets.append(packet) }
             } catch {
-                fail(context: context, WorksClientError(.packet, "the server sent a malformed MQTT packet: \(error)"))
+                return .failed(WorksClientError(.packet, "the server sent a malformed MQTT packet: \(error)"))
             }
+            return .packets(packets)
         case .text:
-            fail(context: context, WorksClientError(.packet, "the server sent a text frame; MQTT travels in binary frames only [MQTT-6.0.0-1]"))
+            return .failed(WorksClientError(.packet, "the server sent a text frame; MQTT travels in binary frames only [MQTT-6.0.0-1]"))
         case .ping:
-            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: frame.unmaskedData)), promise: nil)
+            return .reply(WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: frame.unmaskedData), then: nil)
         case .connectionClose:
             var data = frame.unmaskedData
             let code = data.readInteger(as: UInt16.self)
             let reason = data.readString(length: data.readableBytes) ?? ""
-            closeReason = WorksClientError(.connection, "the server closed the WebSocket" + (code.map { " with code \($0)" } ?? "") + (reason.isEmpty ? "" : ": \(reason)"))
-            var echo = context.channel.allocator.buffer(capacity: 2)
+            let error = WorksClientError(.connection, "the server closed the WebSocket" + (code.map { " with code \($0)" } ?? "")
+                                         + (reason.isEmpty ? "" : ": \(reason)"))
+            var echo = ByteBuffer()
             if let code { echo.writeInteger(code) }
-            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: echo)))
-                .assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            return .reply(WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: echo), then: error)
         default:
-            break
+            return .packets([])
         }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        finish(closeReason ?? WorksClientError(.connection, "the server closed the connection"))
-        context.fireChannelInactive()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        fail(context: context, WorksClientError(.connection, "\(error)"))
-    }
-
-    private func fail(context: ChannelHandlerContext, _ error: WorksClientError) {
-        if closeReason == nil { closeReason = error }
-        context.close(promise: nil)
-    }
-
-    private func finish(_ error: WorksClientError) {
-        guard !finished else { return }
-        finished = true
-        events.yield(.closed(error))
-        events.finish()
     }
 }

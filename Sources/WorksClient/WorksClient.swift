@@ -183,8 +183,7 @@ public actor WorksClient {
         logger.info("connecting", metadata: ["url": "\(configuration.webSocket.url)", "attempt": "\(attempt)"])
         let transport: WebSocketTransport
         do {
-            transport = try await WebSocketTransport.connect(
-                configuration.webSocket, maximumPacketSize: configuration.mqtt.maximumPacketSize, group: group, tap: tap)
+            transport = try await WebSocketTransport.connect(configuration.webSocket, group: group, tap: tap)
         } catch {
             report(error)
             throw error
@@ -218,16 +217,33 @@ public actor WorksClient {
             }
         }
         defer { ticker.cancel() }
-        var ending = WorksClientError(.connection, "the connection ended")
-        for await event in transport.events {
-            switch event {
-            case .packet(let packet):
-                emit(.packet(packet, .received))
-                logReceived(packet)
-                perform(session.received(packet, now: .now), on: transport)
-            case .closed(let error):
-                ending = error
+        var ending = WorksClientError(.connection, "the server closed the connection")
+        var reader = MQTTFrameReader(maximumPacketSize: configuration.mqtt.maximumPacketSize)
+        do {
+            try await transport.frames.executeThenClose { inbound, _ in
+                frames: for try await frame in inbound {
+                    switch reader.read(frame) {
+                    case .packets(let packets):
+                        for packet in packets {
+                            emit(.packet(packet, .received))
+                            logReceived(packet)
+                            perform(session.received(packet, now: .now), on: transport)
+                        }
+                    case .reply(let reply, let error):
+                        transport.channel.writeAndFlush(reply, promise: nil)
+                        if let error {
+                            ending = error
+                            break frames
+                        }
+                    case .failed(let error):
+                        ending = error
+                        break frames
+                    }
+                    if closingError != nil { break }
+                }
             }
+        } catch {
+            ending = WorksClientError(.connection, "\(error)")
         }
         await transport.close()
         if let closingError {
