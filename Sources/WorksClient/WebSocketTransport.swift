@@ -28,10 +28,14 @@ final class WebSocketTransport: Sendable {
     let frames: Frames
     let response: HTTPResponseHead
 
+    /// Set while a flush is queued on the event loop.
+    private let flushPending: NIOLoopBoundBox<Bool>
+
     private init(channel: any Channel, frames: Frames, response: HTTPResponseHead) {
         self.channel = channel
         self.frames = frames
         self.response = response
+        flushPending = NIOLoopBoundBox.makeBoxSendingValue(false, eventLoop: channel.eventLoop)  // built off the loop
     }
 
     /// Connects and upgrades; returns once the server accepted the WebSocket.
@@ -119,15 +123,26 @@ final class WebSocketTransport: Sendable {
         }
     }
 
-    /// Writes packets, one binary frame each (as the web client does), and flushes once.
+    /// Writes packets, one binary frame each (as the web client does). Flushes are coalesced on
+    /// the event loop: acknowledgements of a burst of messages leave in one system call, not one each.
     func send(_ packets: [MQTTPacket]) {
         guard !packets.isEmpty else { return }
         let encoder = MQTTEncoder()
-        for packet in packets {
-            guard let bytes = try? encoder.encode(packet) else { continue }  // the session only builds valid packets
-            channel.write(WebSocketFrame(fin: true, opcode: .binary, maskKey: .random(), data: bytes), promise: nil)
+        let frames = packets.compactMap { packet in
+            // The session only builds valid packets; an encoder refusal would be our bug, not the server's.
+            (try? encoder.encode(packet)).map { WebSocketFrame(fin: true, opcode: .binary, maskKey: .random(), data: $0) }
         }
-        channel.flush()
+        let channel = self.channel
+        let flushPending = self.flushPending
+        channel.eventLoop.execute {
+            for frame in frames { channel.write(frame, promise: nil) }
+            guard !flushPending.value else { return }
+            flushPending.value = true
+            channel.eventLoop.execute {
+                flushPending.value = false
+                channel.flush()
+            }
+        }
     }
 
     /// Sends a close frame (1000) and closes.

@@ -1,6 +1,6 @@
 public import MQTTWire
 import Foundation
-public import NIOCore
+import NIOCore
 
 /// Everything `WorksClient` needs, mirroring the seed's `WebSocketConfig` and `MQTTConfig`.
 /// Built in code, or read from a JSON file and the environment (``load(file:environment:)``);

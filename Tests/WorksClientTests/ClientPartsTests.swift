@@ -51,6 +51,19 @@ import Testing
         #expect(!run { dedup.isDuplicate("msg.1", now: start + .seconds(60)) })
     }
 
+    @Test func capacityForgetsTheOldestFirst() {
+        let now = ContinuousClock.now
+        var dedup = NotificationDeduplicator(window: .seconds(60), capacity: 3)
+        for id in ["a", "b", "c", "d"] { #expect(!run { dedup.isDuplicate(id, now: now) }) }
+        #expect(dedup.count == 3)
+        #expect(run { dedup.isDuplicate("d", now: now) })
+        #expect(run { dedup.isDuplicate("b", now: now) })
+        #expect(!run { dedup.isDuplicate("a", now: now) })  // evicted by "d"
+        // Window expiry and the ring agree after wrapping around.
+        #expect(!run { dedup.isDuplicate("c", now: now + .seconds(61)) })
+        #expect(dedup.count == 1)
+    }
+
     @Test func memoryIsBoundedByTheWindow() {
         let start = ContinuousClock.now
         var dedup = NotificationDeduplicator(window: .seconds(1))

@@ -160,7 +160,7 @@ final class Mosquitto {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = ["-c", directory.appendingPathComponent("mosquitto.conf").path]
         let log = directory.appendingPathComponent("mosquitto.log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         handle.seekToEndOfFile()
         process.standardOutput = handle
