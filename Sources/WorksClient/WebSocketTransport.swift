@@ -1,5 +1,6 @@
 import MQTTWire
 public import NIOCore
+import NIOExtras
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
@@ -70,47 +71,83 @@ final class WebSocketTransport: Sendable {
         let serverName = settings.tls.serverName ?? url.host
         let tlsContext = sslContext
 
+        /// TLS, the tap and the upgrade: at connect, or once a proxy's tunnel is open.
+        @Sendable func addWebSocketHandlers(_ channel: any Channel) throws {
+            let pipeline = channel.pipeline.syncOperations
+            if let sslContext = tlsContext {
+                // SNI takes host names only; an address literal goes without it.
+                let isAddress = (try? SocketAddress(ipAddress: serverName, port: 0)) != nil
+                try pipeline.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: isAddress ? nil : serverName))
+            }
+            if let tap { try pipeline.addHandler(ByteTapHandler(tap: tap)) }
+            let upgrader = NIOWebSocketClientUpgrader(maxFrameSize: maximumFrameSize, automaticErrorHandling: true) { channel, response in
+                channel.eventLoop.makeCompletedFuture {
+                    let chosen = response.headers.first(name: "Sec-WebSocket-Protocol")
+                    guard chosen?.lowercased() == subprotocol.lowercased() else {
+                        throw WorksClientError(.connection, "the server chose subprotocol \(chosen.map { "'\($0)'" } ?? "none"), not '\(subprotocol)'")
+                    }
+                    let frames = try Frames(wrappingChannelSynchronously: channel, configuration: .init(
+                        backPressureStrategy: .init(lowWatermark: 4, highWatermark: 64)))
+                    upgraded.succeed((response, frames))
+                }
+            }
+            let requestHandler = UpgradeRequestHandler(request: request, upgraded: upgraded)
+            // Removed once upgraded: it reads HTTP parts, and frames follow.
+            let bound = NIOLoopBound(requestHandler, eventLoop: channel.eventLoop)
+            try pipeline.addHTTPClientHandlers(
+                leftOverBytesStrategy: .forwardBytes,
+                withClientUpgrade: (upgraders: [upgrader], completionHandler: { context in
+                    context.pipeline.syncOperations.removeHandler(bound.value, promise: nil)
+                }))
+            try pipeline.addHandler(requestHandler)
+        }
+
+        let proxy = settings.proxy
         let bootstrap = ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.nanoseconds(Int64(settings.connectTimeout.components.seconds) * 1_000_000_000
                                          + settings.connectTimeout.components.attoseconds / 1_000_000_000))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    guard let proxy else { return try addWebSocketHandlers(channel) }
+                    let tunnel = channel.eventLoop.makePromise(of: Void.self)
+                    // An HTTP CONNECT tunnel first (swift-nio-extras); the WebSocket handlers follow.
+                    var headers = HTTPHeaders()
+                    if let authorization = proxy.authorization { headers.add(name: "Proxy-Authorization", value: authorization) }
+                    let encoder = HTTPRequestEncoder()
+                    let decoder = ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes))
+                    let connect = NIOHTTP1ProxyConnectHandler(
+                        targetHost: url.host, targetPort: url.port, headers: headers,
+                        deadline: .now() + .nanoseconds(Int64(settings.connectTimeout.components.seconds) * 1_000_000_000), promise: tunnel)
                     let pipeline = channel.pipeline.syncOperations
-                    if let sslContext = tlsContext {
-                        // SNI takes host names only; an address literal goes without it.
-                        let isAddress = (try? SocketAddress(ipAddress: serverName, port: 0)) != nil
-                        try pipeline.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: isAddress ? nil : serverName))
+                    try pipeline.addHandler(encoder)
+                    try pipeline.addHandler(decoder)
+                    try pipeline.addHandler(connect)
+                    let codecs = NIOLoopBound((encoder, decoder), eventLoop: channel.eventLoop)
+                    tunnel.futureResult.assumeIsolated().whenSuccess {
+                        // The proxy's codecs leave first (the response decoder also watches writes,
+                        // and its removal waits for its read to end); then the WebSocket handlers come.
+                        let pipeline = channel.pipeline.syncOperations
+                        let removals = [channel.eventLoop.makePromise(of: Void.self), channel.eventLoop.makePromise(of: Void.self)]
+                        pipeline.removeHandler(codecs.value.0, promise: removals[0])
+                        pipeline.removeHandler(codecs.value.1, promise: removals[1])
+                        EventLoopFuture.andAllSucceed(removals.map(\.futureResult), on: channel.eventLoop)
+                            .flatMapThrowing { try addWebSocketHandlers(channel) }
+                            .whenFailure { upgraded.fail($0) }
                     }
-                    if let tap { try pipeline.addHandler(ByteTapHandler(tap: tap)) }
-                    let upgrader = NIOWebSocketClientUpgrader(maxFrameSize: maximumFrameSize, automaticErrorHandling: true) { channel, response in
-                        channel.eventLoop.makeCompletedFuture {
-                            let chosen = response.headers.first(name: "Sec-WebSocket-Protocol")
-                            guard chosen?.lowercased() == subprotocol.lowercased() else {
-                                throw WorksClientError(.connection, "the server chose subprotocol \(chosen.map { "'\($0)'" } ?? "none"), not '\(subprotocol)'")
-                            }
-                            let frames = try Frames(wrappingChannelSynchronously: channel, configuration: .init(
-                                backPressureStrategy: .init(lowWatermark: 4, highWatermark: 64)))
-                            upgraded.succeed((response, frames))
-                        }
-                    }
-                    let requestHandler = UpgradeRequestHandler(request: request, upgraded: upgraded)
-                    // Removed once upgraded: it reads HTTP parts, and frames follow.
-                    let bound = NIOLoopBound(requestHandler, eventLoop: channel.eventLoop)
-                    try pipeline.addHTTPClientHandlers(
-                        leftOverBytesStrategy: .forwardBytes,
-                        withClientUpgrade: (upgraders: [upgrader], completionHandler: { context in
-                            context.pipeline.syncOperations.removeHandler(bound.value, promise: nil)
-                        }))
-                    try pipeline.addHandler(requestHandler)
+                    tunnel.futureResult.whenFailure { upgraded.fail(WorksClientError(.connection, "the HTTP proxy \(proxy.host):\(proxy.port) refused the tunnel: \($0)")) }
                 }
             }
 
         let channel: any Channel
         do {
-            channel = try await bootstrap.connect(host: url.host, port: url.port).get()
+            if let proxy {
+                channel = try await bootstrap.connect(host: proxy.host, port: proxy.port).get()
+            } else {
+                channel = try await bootstrap.connect(host: url.host, port: url.port).get()
+            }
         } catch {
-            throw WorksClientError(.connection, "cannot connect to \(url.hostHeader): \(error)")
+            throw WorksClientError(.connection, "cannot connect to \(proxy.map { "the HTTP proxy \($0.host):\($0.port)" } ?? url.hostHeader): \(error)")
         }
         channel.closeFuture.whenComplete { _ in upgraded.fail(WorksClientError(.connection, "the connection closed during the WebSocket upgrade")) }
         do {

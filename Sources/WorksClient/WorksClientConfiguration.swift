@@ -43,6 +43,8 @@ public struct WebSocketSettings: Sendable {
     /// More request headers, sent as given.
     public var extraHeaders: [(name: String, value: String)]
     public var tls: TLSSettings
+    /// An HTTP proxy to tunnel through (CONNECT), as corporate networks require.
+    public var proxy: HTTPProxy?
     /// The largest WebSocket frame accepted from the server.
     public var maximumFrameSize: Int
     public var connectTimeout: Duration
@@ -60,6 +62,34 @@ public struct WebSocketSettings: Sendable {
         self.maximumFrameSize = maximumFrameSize
         self.connectTimeout = connectTimeout
     }
+}
+
+/// An HTTP proxy reached with CONNECT: `http://[user:password@]host:port`.
+public struct HTTPProxy: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    /// `Proxy-Authorization` value (Basic, from the URL's credentials); a secret.
+    public var authorization: String?
+
+    public init(host: String, port: Int, authorization: String? = nil) {
+        self.host = host
+        self.port = port
+        self.authorization = authorization
+    }
+
+    public init(url text: String) throws(WorksClientError) {
+        guard let components = URLComponents(string: text), components.scheme?.lowercased() == "http",
+              let host = components.host, !host.isEmpty
+        else { throw WorksClientError(.config, "the proxy must be http://[user:password@]host:port, not '\(text)'") }
+        self.host = host
+        port = components.port ?? 8080
+        if let user = components.user {
+            let pair = "\(user.removingPercentEncoding ?? user):\(components.password?.removingPercentEncoding ?? "")"
+            authorization = "Basic " + Data(pair.utf8).base64EncodedString()
+        }
+    }
+
+    public var description: String { "http://\(host):\(port)" + (authorization == nil ? "" : " (with credentials)") }
 }
 
 public struct TLSSettings: Sendable, Hashable {
@@ -194,11 +224,11 @@ public struct WebSocketURL: Sendable, Hashable, CustomStringConvertible {
 
 extension WorksClientConfiguration {
     /// Reads a configuration file (JSON, keys as in the seed: `url`, `origin`, `user_agent`,
-    /// `subprotocol`, `headers`, `cookies` (path of cookie.json), `ca_file`, `client_id`,
+    /// `subprotocol`, `headers`, `cookies` (path of cookie.json), `ca_file`, `proxy`, `client_id`,
     /// `username`, `password`, `persistent`, `keep_alive`, `ping_interval`, `ping_timeout`,
     /// `ping_response`, `subscribe`, `dedup_window`, `reconnect_attempts`, `max_frame_size`),
     /// then the environment (`WMQ_URL`, `WMQ_COOKIES`, `WMQ_CLIENT_ID`, `WMQ_USERNAME`,
-    /// `WMQ_PASSWORD`, `WMQ_CA_FILE`), which wins. Both are optional; the URL defaults to the
+    /// `WMQ_PASSWORD`, `WMQ_CA_FILE`, `WMQ_PROXY`), which wins. Both are optional; the URL defaults to the
     /// Works service.
     public static func load(file: String?, environment: [String: String]) throws(WorksClientError) -> WorksClientConfiguration {
         var settings: [String: Any] = [:]
@@ -212,11 +242,11 @@ extension WorksClientConfiguration {
             settings = object
         }
         let environmentKeys = ["WMQ_URL": "url", "WMQ_COOKIES": "cookies", "WMQ_CLIENT_ID": "client_id",
-                               "WMQ_USERNAME": "username", "WMQ_PASSWORD": "password", "WMQ_CA_FILE": "ca_file"]
+                               "WMQ_USERNAME": "username", "WMQ_PASSWORD": "password", "WMQ_CA_FILE": "ca_file", "WMQ_PROXY": "proxy"]
         for (variable, key) in environmentKeys {
             if let value = environment[variable] { settings[key] = value }
         }
-        let known: Set<String> = ["url", "origin", "user_agent", "subprotocol", "headers", "cookies", "ca_file", "client_id",
+        let known: Set<String> = ["url", "proxy", "origin", "user_agent", "subprotocol", "headers", "cookies", "ca_file", "client_id",
                                   "username", "password", "persistent", "keep_alive", "ping_interval", "ping_timeout",
                                   "ping_response", "subscribe", "dedup_window", "reconnect_attempts", "max_frame_size"]
         if let unknown = settings.keys.first(where: { !known.contains($0) }) {
@@ -240,6 +270,7 @@ extension WorksClientConfiguration {
         if let subprotocol = try string("subprotocol") { webSocket.subprotocol = subprotocol }
         if let path = try string("cookies") { webSocket.cookies = try WorksCookies.load(path: path) }
         if let caFile = try string("ca_file") { webSocket.tls.caFile = caFile }
+        if let proxy = try string("proxy") { webSocket.proxy = try HTTPProxy(url: proxy) }
         if let headers = settings["headers"] {
             guard let object = headers as? [String: String] else { throw WorksClientError(.config, "'headers' must be an object of strings") }
             webSocket.extraHeaders = object.sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value) }

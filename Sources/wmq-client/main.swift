@@ -28,7 +28,7 @@ struct Client: AsyncParsableCommand {
             session (--format jsonl: the JSON Lines schema of docs/decode-format.md). Cookies,
             passwords and token fields are shown, logged and recorded as keyed pseudonyms unless
             --no-redact. Settings come from --config (JSON), then the environment (WMQ_URL,
-            WMQ_COOKIES, WMQ_CLIENT_ID, WMQ_USERNAME, WMQ_PASSWORD, WMQ_CA_FILE), then these flags.
+            WMQ_COOKIES, WMQ_CLIENT_ID, WMQ_USERNAME, WMQ_PASSWORD, WMQ_CA_FILE, WMQ_PROXY), then these flags.
 
             Exit codes: 0 stopped (Ctrl-C, --count reached); 2 usage or configuration error; 3 a file
             (cookie.json, --config, CA) cannot be read; 4 the server refused the credentials (HTTP
@@ -84,6 +84,9 @@ struct Client: AsyncParsableCommand {
     @Option(name: .customLong("header"), parsing: .singleValue, help: "An extra request header, \"Name: value\" (repeatable).")
     var headers: [String] = []
 
+    @Option(help: "Tunnel through this HTTP proxy: http://[user:password@]host:port.")
+    var proxy: String?
+
     @Option(name: .customLong("ca-file"), help: "PEM file of the certificate authorities to trust for wss://.")
     var caFile: String?
 
@@ -134,6 +137,7 @@ struct Client: AsyncParsableCommand {
                                                          value: String(header[header.index(after: colon)...]).trimmingCharacters(in: .whitespaces)))
         }
         if let caFile { configuration.webSocket.tls.caFile = caFile }
+        if let proxy { configuration.webSocket.proxy = try HTTPProxy(url: proxy) }
         if insecure { configuration.webSocket.tls.insecure = true }
         if let pingResponse { configuration.mqtt.pingResponse = pingResponse }
         if let reconnectAttempts {

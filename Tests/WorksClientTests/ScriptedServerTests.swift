@@ -300,3 +300,97 @@ actor Mailbox<Value: Sendable> {
         return value
     }
 }
+
+/// An HTTP CONNECT proxy on 127.0.0.1 that records the targets it was asked for and relays bytes.
+final class ConnectProxy: Sendable {
+    let port: Int
+    let targets = Mailbox<String>()
+    private let channel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
+
+    init() async throws {
+        channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0) { child in
+                child.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: child) }
+            }
+        port = channel.channel.localAddress?.port ?? 0
+        let server = channel
+        let targets = self.targets
+        Task {
+            try? await withThrowingDiscardingTaskGroup { group in
+                try await server.executeThenClose { connections in
+                    for try await connection in connections {
+                        group.addTask { try? await Self.relay(connection, targets: targets) }
+                    }
+                }
+            }
+        }
+    }
+
+    private static func relay(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, targets: Mailbox<String>) async throws {
+        try await connection.executeThenClose { inbound, outbound in
+            var iterator = inbound.makeAsyncIterator()
+            var head = ByteBuffer()
+            while head.readableBytesView.firstRange(of: Array("\r\n\r\n".utf8)) == nil {
+                guard var bytes = try await iterator.next() else { return }
+                head.writeBuffer(&bytes)
+            }
+            let text = head.readString(length: head.readableBytes) ?? ""
+            let end = text.range(of: "\r\n\r\n")!
+            let line = text[..<end.lowerBound].split(separator: "\r\n").first ?? ""
+            let parts = line.split(separator: " ")
+            guard parts.count == 3, parts[0] == "CONNECT", let colon = parts[1].lastIndex(of: ":"),
+                  let port = Int(parts[1][parts[1].index(after: colon)...]) else {
+                try await outbound.write(ByteBuffer(string: "HTTP/1.1 400 Bad Request\r\n\r\n"))
+                return
+            }
+            await targets.put(String(parts[1]))
+            let upstream = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connect(host: String(parts[1][..<colon]), port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+                }
+            try await outbound.write(ByteBuffer(string: "HTTP/1.1 200 Connection Established\r\n\r\n"))
+            let rest = String(text[end.upperBound...])
+            try await upstream.executeThenClose { upInbound, upOutbound in
+                if !rest.isEmpty { try await upOutbound.write(ByteBuffer(string: rest)) }
+                let down = Task { for try await bytes in upInbound { try await outbound.write(bytes) } }
+                defer { down.cancel() }
+                while let bytes = try await iterator.next() { try await upOutbound.write(bytes) }
+            }
+        }
+    }
+
+    func stop() async {
+        try? await channel.channel.close()
+    }
+}
+
+@Suite("WorksClient through an HTTP proxy", .timeLimit(.minutes(1)))
+struct ProxyTests {
+    @Test func tunnelsThroughConnectWithCredentials() async throws {
+        let server = try await ScriptedServer { connection in
+            try await connection.accept(try await connection.readRequest())
+            _ = try await connection.acceptSession()
+            try await connection.send(.publish(PublishPacket(topicName: "n", payload: ByteBuffer(string: #"{"nType":1,"loc-args0":"A","loc-args1":"via proxy"}"#))))
+            _ = await connection.drain()
+        }
+        defer { Task { await server.stop() } }
+        let proxy = try await ConnectProxy()
+        defer { Task { await proxy.stop() } }
+        var configuration = WorksClientConfiguration(webSocket: WebSocketSettings(url: try WebSocketURL("ws://127.0.0.1:\(server.port)/wmqtt")))
+        configuration.webSocket.proxy = try HTTPProxy(url: "http://user:pa%20ss@127.0.0.1:\(proxy.port)")
+        #expect(configuration.webSocket.proxy?.authorization == "Basic " + Data("user:pa ss".utf8).base64EncodedString())
+        let client = WorksClient(configuration: configuration, logger: .quiet)
+        let log = EventLog(client)
+        try await client.connect()
+        #expect(await proxy.targets.take() == "127.0.0.1:\(server.port)")
+        #expect(await log.wait(seconds: 10) { $0.texts == ["via proxy"] })
+        await client.disconnect()
+    }
+
+    @Test func unreachableProxyIsAConnectionError() async throws {
+        var configuration = WorksClientConfiguration(webSocket: WebSocketSettings(url: try WebSocketURL("ws://127.0.0.1:9/wmqtt")))
+        configuration.webSocket.proxy = HTTPProxy(host: "127.0.0.1", port: try Peers.freePort())
+        let client = WorksClient(configuration: configuration, logger: .quiet)
+        await #expect(throws: WorksClientError(.connection, "")) { try await client.connect() }
+    }
+}
