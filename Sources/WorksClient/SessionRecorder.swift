@@ -15,6 +15,9 @@ import WebSocketWire
 /// With a ``Redactor`` (the default), secrets are replaced by their keyed pseudonyms before
 /// they reach the file: `Cookie`, `Set-Cookie` and `Authorization` header values, the MQTT
 /// CONNECT password, and `token`-like fields of JSON payloads. The file is created mode 0600.
+///
+/// Why not swift-nio-extras' `NIOWritePCAPHandler`, which also writes synthetic TCP: it
+/// records bytes as they are, and a recording must not carry the cookies that log a user in.
 public final class SessionRecorder: ByteTap, @unchecked Sendable {
     private struct Connection {
         var client: Endpoint

@@ -109,6 +109,25 @@ struct ClientToolTests {
             (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["type"] as? String
         }
         #expect(replayed == live, "the recording decodes to the packets the client printed")
+
+        // Wireshark's reading: tshark sees the upgrade and the WebSocket frames.
+        if let tshark = Peers.executable("tshark") {
+            let read = Process()
+            read.executableURL = URL(fileURLWithPath: tshark)
+            read.arguments = ["-r", recording.path, "-d", "tcp.port==\(broker.webSocketPort),http", "-Y", "websocket", "-T", "fields", "-e", "websocket.mask"]
+            let out = Pipe()
+            read.standardOutput = out
+            read.standardError = FileHandle.nullDevice
+            try read.run()
+            let frames = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
+            read.waitUntilExit()
+            #expect(read.terminationStatus == 0)
+            // Masked client frames and unmasked server frames, in as many segments as were recorded.
+            #expect(frames.contains("1") && frames.contains("0"), "tshark reads \(frames)")
+            #expect(frames.count >= 6)
+        } else {
+            #expect(!Peers.required, "tshark is missing (make deps installs it)")
+        }
     }
 
     @Test func refusedCookiesExitWithFour() async throws {

@@ -150,7 +150,7 @@ struct SeedBugTests {
         defer { Task { await server.stop() } }
         let client = WorksClient(configuration: try configuration(port: server.port) {
             $0.webSocket.cookies = WorksCookies(header: "WORKS_SES=secret; NEO_SES=other")
-        })
+        }, logger: .quiet)
         try await client.connect()
         let request = try #require(await seen.take())
         #expect(request.target == "/wmqtt")
@@ -243,7 +243,7 @@ struct SeedBugTests {
                 $0.mqtt.pingInterval = .milliseconds(100)
                 $0.mqtt.pingTimeout = .milliseconds(200)
                 $0.mqtt.pingResponse = policy
-            })
+            }, logger: .quiet)
             let log = EventLog(client)
             let run = Task { try await client.run() }
             // Required: a reconnect comes (waited for up to 10 s on a busy machine); optional: none in 1.5 s.
@@ -262,6 +262,37 @@ struct SeedBugTests {
             _ = try? await run.value
             await server.stop()
         }
+    }
+
+    @Test func callbacksSeeTheSameEventsInTheSeedsStyle() async throws {
+        let server = try await ScriptedServer { connection in
+            try await connection.accept(try await connection.readRequest())
+            _ = try await connection.acceptSession()
+            try await connection.send(.publish(PublishPacket(topicName: "n", payload: ByteBuffer(string: #"{"nType":18,"loc-args0":"B","extras":"{\"stkType\":\"line\",\"pkgId\":\"1\",\"stkId\":\"2\"}","notification-id":"s1"}"#))))
+            try await connection.send(bytes: [0x03, 0xE8], opcode: .connectionClose)
+            _ = await connection.drain()
+        }
+        defer { Task { await server.stop() } }
+        let seen = Mailbox<[String]>()
+        let record = Recorded()
+        let client = WorksClient(configuration: try configuration(port: server.port), logger: .quiet)
+        await client.onConnect { present in Task { await record.add("connect \(present)") } }
+        await client.onMessage { message in Task { await record.add("message \(message.annotation.kind) \(message.annotation.summary)") } }
+        await client.onDisconnect { reason in Task { await record.add("disconnect \(reason)") } }
+        await client.onError { error in Task { await record.add("error \(error.code)") } }
+        let run = Task { try await client.run() }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline, await !record.lines.contains(where: { $0.hasPrefix("disconnect") }) {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        await seen.put(await record.lines)
+        await client.disconnect()
+        _ = try? await run.value
+        let lines = try #require(await seen.take())
+        #expect(lines.first == "connect false")
+        #expect(lines.contains { $0.hasPrefix("message notification") && $0.contains("sticker") }, "\(lines)")
+        #expect(lines.contains("error connection"))
+        #expect(lines.contains { $0.hasPrefix("disconnect the server closed the WebSocket with code 1000") }, "\(lines)")
     }
 
     @Test func qos2FromTheServerGetsPubrecNotPuback() async throws {
@@ -283,6 +314,11 @@ struct SeedBugTests {
         #expect(packets == [.pubrec(.init(packetIdentifier: 9)), .pubcomp(.init(packetIdentifier: 9))])
         await client.disconnect()
     }
+}
+
+actor Recorded {
+    private(set) var lines: [String] = []
+    func add(_ line: String) { lines.append(line) }
 }
 
 actor Counter {
