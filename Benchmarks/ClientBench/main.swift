@@ -66,7 +66,7 @@ case "broker":
         exit(2)
     }
     var configuration = WorksClientConfiguration(webSocket: WebSocketSettings(url: try WebSocketURL(rest[0])))
-    configuration.mqtt.subscriptions = [(topic: "works/#", qos: QoS(rawValue: UInt8(qos)) ?? .atMostOnce)]
+    configuration.mqtt.subscriptions = [.init(topicFilter: "works/#", qos: QoS(rawValue: UInt8(qos)) ?? .atMostOnce)]
     let client = WorksClient(configuration: configuration, logger: quiet)
     let run = Task { try await client.run() }
     let (seconds, samples) = await receive(client, count: count) {

@@ -10,42 +10,8 @@ public import NIOCore
 /// PUBREC → PUBREL → PUBCOMP, never PUBACK; a missing PINGRESP is noticed (and ends the
 /// connection when PINGRESP is `required`); a server DISCONNECT is a connection loss.
 public struct MQTTClientSession: Sendable {
-    public struct Configuration: Sendable, Hashable {
-        public var clientIdentifier: String
-        public var username: String?
-        public var password: ByteBuffer?
-        /// `false` asks the server for a persistent session (clean session off).
-        public var cleanSession: Bool
-        /// The keep-alive the CONNECT announces (50 s in the reference client).
-        public var keepAlive: Duration
-        /// A PINGREQ goes out when nothing was sent for this long (30 s in the reference).
-        public var pingInterval: Duration
-        /// How long to wait for PINGRESP.
-        public var pingTimeout: Duration
-        public var pingResponse: PingResponsePolicy
-        /// How long to wait for CONNACK after CONNECT.
-        public var connAckTimeout: Duration
-        /// Sent after a CONNACK whose session is not present; the Works service needs none.
-        public var subscriptions: [SubscribePacket.Subscription]
-
-        public init(
-            clientIdentifier: String, username: String? = nil, password: ByteBuffer? = nil, cleanSession: Bool = true,
-            keepAlive: Duration = .seconds(50), pingInterval: Duration = .seconds(30), pingTimeout: Duration = .seconds(10),
-            pingResponse: PingResponsePolicy = .optional, connAckTimeout: Duration = .seconds(10),
-            subscriptions: [SubscribePacket.Subscription] = []
-        ) {
-            self.clientIdentifier = clientIdentifier
-            self.username = username
-            self.password = password
-            self.cleanSession = cleanSession
-            self.keepAlive = keepAlive
-            self.pingInterval = pingInterval
-            self.pingTimeout = pingTimeout
-            self.pingResponse = pingResponse
-            self.connAckTimeout = connAckTimeout
-            self.subscriptions = subscriptions
-        }
-    }
+    /// The session's settings: who the client says it is, how it keeps the session alive.
+    public typealias Configuration = MQTTSettings
 
     /// Whether a server that never answers PINGREQ ends the connection. The Works service may
     /// never answer (PROTOCOLS.md §1 says implementations disagree), so `optional` is the default.
@@ -115,7 +81,7 @@ public struct MQTTClientSession: Sendable {
         pingSentAt = nil
         reportedMissingPingResponse = false
         pendingSubscribe = nil
-        if configuration.cleanSession {
+        if !configuration.persistentSession {
             // A clean session starts with no state on either side [MQTT-3.1.2-6].
             incomingQoS2 = []
             outgoing = [:]
@@ -123,9 +89,9 @@ public struct MQTTClientSession: Sendable {
         }
         let seconds = configuration.keepAlive.components.seconds
         let connect = ConnectPacket(
-            protocolVersion: .v3_1_1, cleanStart: configuration.cleanSession,
+            protocolVersion: .v3_1_1, cleanStart: !configuration.persistentSession,
             keepAlive: UInt16(clamping: seconds), clientIdentifier: configuration.clientIdentifier,
-            username: configuration.username, password: configuration.password)
+            username: configuration.username, password: configuration.password.map { ByteBuffer(string: $0) })
         return [send(.connect(connect), now: now)]
     }
 
@@ -242,7 +208,7 @@ public struct MQTTClientSession: Sendable {
             return [.close(WorksClientError(.connection, "the server refused the connection: CONNACK return code \(connack.reasonCode.rawValue) (\(Self.connAckMeaning(connack.reasonCode.rawValue)))", isRetryable: false))]
         }
         var actions: [Action] = []
-        if configuration.cleanSession && connack.sessionPresent {
+        if !configuration.persistentSession && connack.sessionPresent {
             // [MQTT-3.2.2-1]: a clean session must be answered with session present 0.
             return [.close(WorksClientError(.packet, "CONNACK says a session is present although a clean session was asked for [MQTT-3.2.2-1]"))]
         }

@@ -67,7 +67,7 @@ public actor WorksClient {
         self.logger = logger
         self.group = eventLoopGroup
         self.tap = tap
-        session = MQTTClientSession(configuration: configuration.session)
+        session = MQTTClientSession(configuration: configuration.mqtt)
         inbox = WorksInbox(deduplicationWindow: configuration.deduplicationWindow, redactor: redactor)
         (events, continuation) = AsyncStream.makeStream(of: WorksClientEvent.self)
     }

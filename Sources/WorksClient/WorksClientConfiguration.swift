@@ -19,16 +19,6 @@ public struct WorksClientConfiguration: Sendable {
         self.reconnect = reconnect
         self.deduplicationWindow = deduplicationWindow
     }
-
-    /// The session state machine's configuration.
-    public var session: MQTTClientSession.Configuration {
-        MQTTClientSession.Configuration(
-            clientIdentifier: mqtt.clientIdentifier, username: mqtt.username,
-            password: mqtt.password.map { ByteBuffer(string: $0) }, cleanSession: !mqtt.persistentSession,
-            keepAlive: mqtt.keepAlive, pingInterval: mqtt.pingInterval, pingTimeout: mqtt.pingTimeout,
-            pingResponse: mqtt.pingResponse, connAckTimeout: mqtt.connAckTimeout,
-            subscriptions: mqtt.subscriptions.map { SubscribePacket.Subscription(topicFilter: $0.topic, qos: $0.qos) })
-    }
 }
 
 /// The WebSocket side: where to connect and how to look like the Works web client.
@@ -108,7 +98,7 @@ public struct TLSSettings: Sendable, Hashable {
 }
 
 /// The MQTT side: who the client says it is and how it keeps the session alive.
-public struct MQTTSettings: Sendable {
+public struct MQTTSettings: Sendable, Hashable {
     public var clientIdentifier: String
     public var username: String?
     /// A secret, never logged.
@@ -121,7 +111,7 @@ public struct MQTTSettings: Sendable {
     public var pingResponse: MQTTClientSession.PingResponsePolicy
     public var connAckTimeout: Duration
     /// Topic filters to subscribe to; the Works service pushes without any.
-    public var subscriptions: [(topic: String, qos: QoS)]
+    public var subscriptions: [SubscribePacket.Subscription]
     /// The largest MQTT packet accepted from the server.
     public var maximumPacketSize: Int = 16 << 20
 
@@ -129,7 +119,7 @@ public struct MQTTSettings: Sendable {
                 password: String? = nil, persistentSession: Bool = false, keepAlive: Duration = .seconds(50),
                 pingInterval: Duration = .seconds(30), pingTimeout: Duration = .seconds(10),
                 pingResponse: MQTTClientSession.PingResponsePolicy = .optional, connAckTimeout: Duration = .seconds(10),
-                subscriptions: [(topic: String, qos: QoS)] = []) {
+                subscriptions: [SubscribePacket.Subscription] = []) {
         self.clientIdentifier = clientIdentifier
         self.username = username
         self.password = password
@@ -300,7 +290,7 @@ extension WorksClientConfiguration {
         }
         if let topics = settings["subscribe"] {
             guard let list = topics as? [String] else { throw WorksClientError(.config, "'subscribe' must be a list of topic filters") }
-            mqtt.subscriptions = list.map { (topic: $0, qos: QoS.exactlyOnce) }
+            mqtt.subscriptions = list.map { SubscribePacket.Subscription(topicFilter: $0, qos: .exactlyOnce) }
         }
         var configuration = WorksClientConfiguration(webSocket: webSocket, mqtt: mqtt)
         if let window = try seconds("dedup_window") { configuration.deduplicationWindow = window }

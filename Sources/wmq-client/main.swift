@@ -129,7 +129,7 @@ struct Client: AsyncParsableCommand {
             configuration.mqtt.password = password
         }
         if persistent { configuration.mqtt.persistentSession = true }
-        if !subscriptions.isEmpty { configuration.mqtt.subscriptions = subscriptions.map { (topic: $0, qos: .exactlyOnce) } }
+        if !subscriptions.isEmpty { configuration.mqtt.subscriptions = subscriptions.map { .init(topicFilter: $0, qos: .exactlyOnce) } }
         if let origin { configuration.webSocket.origin = origin.isEmpty ? nil : origin }
         for header in headers {
             guard let colon = header.firstIndex(of: ":") else { throw ValidationError("--header takes \"Name: value\", not \"\(header)\"") }

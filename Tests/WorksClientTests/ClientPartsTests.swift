@@ -131,10 +131,10 @@ import Testing
         #expect(configuration.webSocket.url == (try WebSocketURL("ws://127.0.0.1:9001/mqtt")))
         #expect(configuration.webSocket.url.hostHeader == "127.0.0.1:9001")
         #expect(configuration.mqtt.persistentSession)
-        #expect(configuration.session.cleanSession == false)
+        #expect(configuration.mqtt.persistentSession)
         #expect(configuration.mqtt.pingTimeout == .milliseconds(2500))
         #expect(configuration.mqtt.pingResponse == .required)
-        #expect(configuration.mqtt.subscriptions.map(\.topic) == ["a/#"])
+        #expect(configuration.mqtt.subscriptions.map(\.topicFilter) == ["a/#"])
         #expect(configuration.mqtt.clientIdentifier == "from-env")
         #expect(configuration.reconnect.maximumAttempts == 4)
     }
@@ -151,7 +151,7 @@ import Testing
         let hex = MQTTSettings.variant(.hexIdentifierWithPassword)
         #expect(hex.clientIdentifier.count == 22 && hex.password == hex.clientIdentifier)
         let anonymous = MQTTSettings.variant(.anonymous)
-        var session = MQTTClientSession(configuration: WorksClientConfiguration(webSocket: .init(url: try WebSocketURL("ws://h/")), mqtt: anonymous).session)
+        var session = MQTTClientSession(configuration: anonymous)
         guard case .send(let connect)? = session.transportOpened(now: .now).first else { Issue.record("no CONNECT"); return }
         let bytes = try MQTTEncoder().encode(connect)
         // flags 0x02, keep-alive 60, empty identifier

@@ -61,7 +61,7 @@ extension WorksClientConfiguration {
         var configuration = WorksClientConfiguration(webSocket: WebSocketSettings(url: try WebSocketURL("\(scheme)://127.0.0.1:\(port)/mqtt")))
         if let clientID { configuration.mqtt.clientIdentifier = clientID }
         configuration.mqtt.persistentSession = persistent
-        configuration.mqtt.subscriptions = subscribe.map { (topic: $0, qos: QoS.exactlyOnce) }
+        configuration.mqtt.subscriptions = subscribe.map { .init(topicFilter: $0, qos: .exactlyOnce) }
         configuration.reconnect = ReconnectPolicy(initialDelay: .milliseconds(200), maximumDelay: .seconds(2), jitter: 0.1)
         return configuration
     }

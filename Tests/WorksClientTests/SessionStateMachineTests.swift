@@ -10,7 +10,7 @@ import Testing
     func session(clean: Bool = true, ping: MQTTClientSession.PingResponsePolicy = .optional,
                  subscriptions: [SubscribePacket.Subscription] = []) -> MQTTClientSession {
         MQTTClientSession(configuration: .init(
-            clientIdentifier: "web-beejs_0123456789ab", username: "dummy", cleanSession: clean,
+            clientIdentifier: "web-beejs_0123456789ab", username: "dummy", persistentSession: !clean,
             pingResponse: ping, subscriptions: subscriptions))
     }
 
