@@ -119,6 +119,13 @@ let package = Package(
             swiftSettings: frontEndSettings
         ),
 
+        // The mock server: broker core (a state machine), later the transports, Works mode, scenarios.
+        .target(
+            name: "MockServer",
+            dependencies: ["MQTTWire", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: frontEndSettings
+        ),
+
         // Fuzzing: harness bodies and the corpus generator (a library, so tests run the
         // committed corpora through them without any fuzzer), and the libFuzzer driver shim.
         .target(
@@ -245,6 +252,10 @@ let package = Package(
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        .testTarget(
+            name: "MockServerTests",
+            dependencies: ["MockServer", "MQTTWire", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "EndToEndTests",

@@ -46,7 +46,7 @@ def start_mosquitto(work):
 
 def publish(port, count, qos):
     subprocess.run([PYTHON, PUBLISHER, "--port", str(port), "--qos", str(qos), "--count", str(count), "--prefix", "bench"],
-                   check=True, stderr=subprocess.DEVNULL)
+                   check=True)
 
 
 def paho_subscriber(port, count, qos):

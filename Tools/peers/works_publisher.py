@@ -45,13 +45,19 @@ def main():
     client.connect("127.0.0.1", args.port, keepalive=30)
     client.loop_start()
     started = time.time()
-    infos = [client.publish(args.topic, payload(args.prefix, i), qos=args.qos)
-             for i in range(args.start, args.start + args.count)]
-    for info in infos:
-        info.wait_for_publish(timeout=30)
-        if not info.is_published():
-            print("publish not acknowledged", file=sys.stderr)
-            return 1
+    deadline = started + 600
+    # In windows of 1000, so that paho's own queue never overflows on long runs.
+    for window in range(args.start, args.start + args.count, 1000):
+        infos = [client.publish(args.topic, payload(args.prefix, i), qos=args.qos)
+                 for i in range(window, min(window + 1000, args.start + args.count))]
+        for info in infos:
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                print(f"publish refused by paho: {mqtt.error_string(info.rc)}", file=sys.stderr)
+                return 1
+            info.wait_for_publish(timeout=max(deadline - time.time(), 0.1))
+            if not info.is_published():
+                print(f"publish {info.mid} not acknowledged within 600 s", file=sys.stderr)
+                return 1
     elapsed = time.time() - started
     client.disconnect()
     client.loop_stop()
