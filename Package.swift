@@ -28,6 +28,7 @@ let package = Package(
         .executable(name: "wmq-bench", targets: ["wmq-bench"]),
         .executable(name: "wmq-fuzz", targets: ["wmq-fuzz"]),
         .executable(name: "wmq-client", targets: ["wmq-client"]),
+        .executable(name: "wmq-mock", targets: ["wmq-mock"]),
         .executable(name: "wmq-bench-client", targets: ["wmq-bench-client"]),
         .library(name: "WorksClient", targets: ["WorksClient"]),
     ],
@@ -122,7 +123,14 @@ let package = Package(
         // The mock server: broker core (a state machine), later the transports, Works mode, scenarios.
         .target(
             name: "MockServer",
-            dependencies: ["MQTTWire", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "MQTTWire", "Dialects",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: frontEndSettings
         ),
 
@@ -173,6 +181,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/ClientBench",
+            swiftSettings: frontEndSettings
+        ),
+        .executableTarget(
+            name: "wmq-mock",
+            dependencies: [
+                "MockServer", "WorksClient", "Dialects", "CommandLineSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: frontEndSettings
         ),
         .executableTarget(
@@ -255,7 +272,11 @@ let package = Package(
         ),
         .testTarget(
             name: "MockServerTests",
-            dependencies: ["MockServer", "MQTTWire", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [
+                "MockServer", "MQTTWire", "WorksClient", "Dialects", "wmq-mock",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "EndToEndTests",

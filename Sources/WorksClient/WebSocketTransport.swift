@@ -147,7 +147,9 @@ final class WebSocketTransport: Sendable {
                 channel = try await bootstrap.connect(host: url.host, port: url.port).get()
             }
         } catch {
-            throw WorksClientError(.connection, "cannot connect to \(proxy.map { "the HTTP proxy \($0.host):\($0.port)" } ?? url.hostHeader): \(error)")
+            let failure = WorksClientError(.connection, "cannot connect to \(proxy.map { "the HTTP proxy \($0.host):\($0.port)" } ?? url.hostHeader): \(error)")
+            upgraded.fail(failure)  // a promise must be completed, even when no channel came to use it
+            throw failure
         }
         channel.closeFuture.whenComplete { _ in upgraded.fail(WorksClientError(.connection, "the connection closed during the WebSocket upgrade")) }
         do {

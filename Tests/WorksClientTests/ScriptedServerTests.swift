@@ -423,6 +423,17 @@ struct ProxyTests {
         await client.disconnect()
     }
 
+    @Test func refusedConnectionIsARetryableConnectionError() async throws {
+        let configuration = WorksClientConfiguration(webSocket: WebSocketSettings(url: try WebSocketURL("ws://127.0.0.1:\(try Peers.freePort())/wmqtt")))
+        let client = WorksClient(configuration: configuration, logger: .quiet)
+        do {
+            try await client.connect()
+            Issue.record("connected to nothing")
+        } catch {
+            #expect(error.code == .connection && error.isRetryable)
+        }
+    }
+
     @Test func unreachableProxyIsAConnectionError() async throws {
         var configuration = WorksClientConfiguration(webSocket: WebSocketSettings(url: try WebSocketURL("ws://127.0.0.1:9/wmqtt")))
         configuration.webSocket.proxy = HTTPProxy(host: "127.0.0.1", port: try Peers.freePort())

@@ -1,0 +1,339 @@
+public import Logging
+public import MQTTWire
+public import NIOCore
+import NIOHTTP1
+public import NIOPosix
+import NIOWebSocket
+
+/// `wmq-mock`'s server: the ``BrokerCore`` state machine behind MQTT-over-WebSocket (and
+/// optionally plain TCP) listeners on SwiftNIO. In Works mode it behaves like the Works
+/// notification service: path `/wmqtt`, the `Cookie` header checked (401 otherwise), and
+/// notifications pushed to connected sessions with no SUBSCRIBE.
+public actor MockBroker {
+    public enum Mode: String, Sendable, CaseIterable {
+        /// A plain MQTT broker (any path, subprotocol `mqtt` or `mqttv3.1`).
+        case broker
+        /// The Works notification service.
+        case works
+    }
+
+    public struct Configuration: Sendable {
+        public var mode: Mode
+        public var core: BrokerCore.Configuration
+        /// Works mode: the cookies a client must send (every pair, any order, others allowed);
+        /// nil accepts any.
+        public var requiredCookies: [String: String]?
+        /// Works mode: the path of the WebSocket endpoint.
+        public var path: String
+        public var maximumFrameSize: Int
+
+        public init(mode: Mode = .broker, core: BrokerCore.Configuration = .init(), requiredCookies: [String: String]? = nil,
+                    path: String = "/wmqtt", maximumFrameSize: Int = 1 << 20) {
+            self.mode = mode
+            self.core = core
+            self.requiredCookies = requiredCookies
+            self.path = path
+            self.maximumFrameSize = maximumFrameSize
+        }
+    }
+
+    public let configuration: Configuration
+    private var core: BrokerCore
+    private var channels: [BrokerCore.ConnectionID: any Channel] = [:]
+    private var transports: [BrokerCore.ConnectionID: Transport] = [:]
+    private var nextConnection = 0
+    private var listeners: [any Channel] = []
+    private var ticker: Task<Void, Never>?
+    private let logger: Logger
+    private let group: any EventLoopGroup
+
+    enum Transport { case webSocket, tcp }
+
+    public init(configuration: Configuration, logger: Logger = Logger(label: "wmq.mock"),
+                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+        var core = configuration.core
+        if configuration.mode == .works && core.redeliveryInterval == nil { core.redeliveryInterval = .seconds(10) }
+        self.configuration = configuration
+        self.core = BrokerCore(configuration: core)
+        self.logger = logger
+        self.group = group
+    }
+
+    // MARK: Listeners
+
+    /// Starts a WebSocket listener; returns the port it bound (0 asks for a free one).
+    public func listenWebSocket(host: String, port: Int) async throws -> Int {
+        let configuration = self.configuration
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { [weak self] channel in
+                guard let self else { return channel.eventLoop.makeSucceededVoidFuture() }
+                return channel.eventLoop.makeCompletedFuture {
+                    let upgrader = NIOWebSocketServerUpgrader(
+                        maxFrameSize: configuration.maximumFrameSize, automaticErrorHandling: true,
+                        shouldUpgrade: { channel, head in
+                            channel.eventLoop.makeSucceededFuture(Self.upgradeHeaders(for: head, configuration: configuration))
+                        },
+                        upgradePipelineHandler: { channel, _ in
+                            channel.eventLoop.makeCompletedFuture {
+                                let frames = try NIOAsyncChannel<WebSocketFrame, WebSocketFrame>(
+                                    wrappingChannelSynchronously: channel,
+                                    configuration: .init(backPressureStrategy: .init(lowWatermark: 4, highWatermark: 64)))
+                                Task { await self.serveWebSocket(frames, channel: channel) }
+                            }
+                        })
+                    // Answers requests that were not upgraded; leaves once one was, as frames follow.
+                    let refusal = RefusalHandler(configuration: configuration)
+                    let bound = NIOLoopBound(refusal, eventLoop: channel.eventLoop)
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
+                            context.pipeline.syncOperations.removeHandler(bound.value, promise: nil)
+                        }))
+                    try channel.pipeline.syncOperations.addHandler(refusal)
+                }
+            }
+            .bind(host: host, port: port).get()
+        listeners.append(channel)
+        startTicker()
+        let bound = channel.localAddress?.port ?? port
+        logger.info("WebSocket listener", metadata: ["address": "\(host):\(bound)", "mode": "\(configuration.mode)"])
+        return bound
+    }
+
+    /// Starts a plain MQTT-over-TCP listener; returns the port it bound.
+    public func listenTCP(host: String, port: Int) async throws -> Int {
+        let server = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .bind(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        listeners.append(server.channel)
+        startTicker()
+        Task { [weak self] in
+            try? await server.executeThenClose { connections in
+                for try await connection in connections {
+                    Task { await self?.serveTCP(connection) }
+                }
+            }
+        }
+        let bound = server.channel.localAddress?.port ?? port
+        logger.info("TCP listener", metadata: ["address": "\(host):\(bound)"])
+        return bound
+    }
+
+    /// Closes the listeners and every connection.
+    public func stop() async {
+        ticker?.cancel()
+        for listener in listeners { try? await listener.close() }
+        for channel in channels.values { try? await channel.close() }
+        listeners = []
+    }
+
+    // MARK: Injecting
+
+    /// Publishes as the server, to every matching subscription.
+    public func publish(_ publish: PublishPacket) {
+        perform(core.publish(publish, now: .now))
+    }
+
+    /// Works mode: pushes a notification payload to every connected session, at QoS 1.
+    /// Returns how many sessions it went to.
+    @discardableResult
+    public func pushToAll(topic: String = "notification", payload: ByteBuffer) -> Int {
+        let clients = core.connectedClients
+        for client in clients {
+            perform(core.push(PublishPacket(qos: .atLeastOnce, topicName: topic, payload: payload), to: client, now: .now))
+        }
+        return clients.count
+    }
+
+    public var connectedClients: [String] { core.connectedClients.sorted() }
+
+    // MARK: Connections
+
+    private func open(_ channel: any Channel, transport: Transport) -> BrokerCore.ConnectionID {
+        nextConnection += 1
+        channels[nextConnection] = channel
+        transports[nextConnection] = transport
+        return nextConnection
+    }
+
+    private func serveWebSocket(_ frames: NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, channel: any Channel) async {
+        let id = open(channel, transport: .webSocket)
+        var decoder = MQTTDecoder(configuration: .init(maximumPacketSize: configuration.core.maximumPayloadSize + 65_536 + 5))
+        do {
+            try await frames.executeThenClose { inbound, _ in
+                frames: for try await frame in inbound {
+                    switch frame.opcode {
+                    case .binary, .continuation:
+                        decoder.append(frame.unmaskedData)
+                        while let packet = try decoder.next() {
+                            received(packet, from: id)
+                            if channels[id] == nil { break frames }
+                        }
+                    case .text:
+                        logger.notice("text frame: MQTT travels in binary frames only", metadata: ["connection": "\(id)"])
+                        break frames
+                    case .ping:
+                        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData), promise: nil)
+                    case .connectionClose:
+                        var echo = ByteBuffer()
+                        if let code = frame.unmaskedData.getInteger(at: frame.unmaskedData.readerIndex, as: UInt16.self) { echo.writeInteger(code) }
+                        try? await channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: echo)).get()
+                        break frames
+                    default:
+                        continue
+                    }
+                }
+            }
+        } catch {
+            logger.notice("connection error", metadata: ["connection": "\(id)", "error": "\(error)"])
+        }
+        closed(id)
+    }
+
+    private func serveTCP(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
+        let id = open(connection.channel, transport: .tcp)
+        var decoder = MQTTDecoder(configuration: .init(maximumPacketSize: configuration.core.maximumPayloadSize + 65_536 + 5))
+        do {
+            try await connection.executeThenClose { inbound, _ in
+                bytes: for try await bytes in inbound {
+                    decoder.append(bytes)
+                    while let packet = try decoder.next() {
+                        received(packet, from: id)
+                        if channels[id] == nil { break bytes }
+                    }
+                }
+            }
+        } catch {
+            logger.notice("connection error", metadata: ["connection": "\(id)", "error": "\(error)"])
+        }
+        closed(id)
+    }
+
+    private func received(_ packet: MQTTPacket, from id: BrokerCore.ConnectionID) {
+        perform(core.received(packet, from: id, now: .now))
+    }
+
+    private func closed(_ id: BrokerCore.ConnectionID) {
+        if let channel = channels.removeValue(forKey: id) { channel.close(promise: nil) }
+        transports[id] = nil
+        perform(core.connectionClosed(id, now: .now))
+    }
+
+    private func perform(_ actions: [BrokerCore.Action]) {
+        var flush: Set<BrokerCore.ConnectionID> = []
+        let encoder = MQTTEncoder()
+        for action in actions {
+            switch action {
+            case .send(let id, let packet):
+                guard let channel = channels[id], let bytes = try? encoder.encode(packet) else { continue }
+                switch transports[id] {
+                case .webSocket?: channel.write(WebSocketFrame(fin: true, opcode: .binary, data: bytes), promise: nil)
+                case .tcp?: channel.write(bytes, promise: nil)
+                case nil: continue
+                }
+                flush.insert(id)
+            case .close(let id, let reason):
+                logger.info("closing", metadata: ["connection": "\(id)", "reason": "\(reason)"])
+                if let channel = channels.removeValue(forKey: id) {
+                    channel.flush()
+                    channel.close(promise: nil)
+                }
+                transports[id] = nil
+            }
+        }
+        for id in flush { channels[id]?.flush() }
+    }
+
+    private func startTicker() {
+        guard ticker == nil else { return }
+        ticker = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(250))
+                await self?.tick()
+            }
+        }
+    }
+
+    private func tick() {
+        perform(core.tick(now: .now))
+    }
+
+    // MARK: Upgrade rules
+
+    static let subprotocols = ["mqtt", "mqttv3.1"]
+
+    /// The headers of a 101 answer, or nil to refuse (the request then reaches ``RefusalHandler``).
+    static func upgradeHeaders(for head: HTTPRequestHead, configuration: Configuration) -> HTTPHeaders? {
+        let offered = head.headers[canonicalForm: "Sec-WebSocket-Protocol"].map { $0.lowercased() }
+        guard let chosen = offered.first(where: { subprotocols.contains(String($0)) }) else { return nil }
+        if configuration.mode == .works {
+            let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+            guard path == configuration.path, cookiesAccepted(head.headers, configuration: configuration) else { return nil }
+        }
+        var headers = HTTPHeaders()
+        headers.add(name: "Sec-WebSocket-Protocol", value: String(chosen))
+        return headers
+    }
+
+    static func cookiesAccepted(_ headers: HTTPHeaders, configuration: Configuration) -> Bool {
+        guard let required = configuration.requiredCookies else { return true }
+        var sent: [String: String] = [:]
+        for header in headers[canonicalForm: "Cookie"] {
+            for pair in header.split(separator: ";") {
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                guard parts.count == 2 else { continue }
+                sent[String(parts[0].drop { $0 == " " })] = String(parts[1])
+            }
+        }
+        return required.allSatisfy { sent[$0.key] == $0.value }
+    }
+}
+
+/// Answers whatever was not upgraded: 401 for the Works endpoint without the right cookies,
+/// 400 for a WebSocket request without an MQTT subprotocol, 404 elsewhere.
+private final class RefusalHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let configuration: MockBroker.Configuration
+    private var head: HTTPRequestHead?
+
+    init(configuration: MockBroker.Configuration) {
+        self.configuration = configuration
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+        case .body:
+            break
+        case .end:
+            guard let head else { return }
+            let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+            let status: HTTPResponseStatus
+            let text: String
+            if configuration.mode == .works && path == configuration.path && !MockBroker.cookiesAccepted(head.headers, configuration: configuration) {
+                (status, text) = (.unauthorized, "the Cookie header does not hold the configured cookies\n")
+            } else if head.headers.contains(name: "Upgrade") {
+                (status, text) = (.badRequest, "offer Sec-WebSocket-Protocol: mqtt\n")
+            } else {
+                (status, text) = (.notFound, "wmq-mock: MQTT over WebSocket lives here; nothing else yet\n")
+            }
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+            headers.add(name: "Content-Length", value: "\(text.utf8.count)")
+            headers.add(name: "Connection", value: "close")
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            self.head = nil
+        }
+    }
+}

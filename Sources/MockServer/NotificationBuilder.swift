@@ -1,0 +1,55 @@
+public import Dialects
+public import NIOCore
+
+/// Builds Works notification payloads (PROTOCOLS.md §1) from the simple JSON frontend
+/// developers type: `{"channel": 42, "sender": "Alice", "text": "Hello"}`, or with
+/// `"sticker": {"type": "line", "package": "1", "id": "2"}` instead of `text`. Anything else in
+/// the object (`nType`, `chTitle`, …) is copied into the payload as given.
+public struct NotificationBuilder: Sendable {
+    private var counter = 0
+
+    public init() {}
+
+    public struct Refusal: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public mutating func payload(from request: JSONValue, now milliseconds: Int64) throws(Refusal) -> ByteBuffer {
+        guard let members = request.members else { throw Refusal(description: "a notification is a JSON object") }
+        counter += 1
+        var out: [JSONMember] = []
+        func add(_ key: String, _ value: JSONValue) { out.append(JSONMember(key: key, value: value)) }
+        let sticker = request["sticker"]
+        add("nType", .number(sticker == nil ? "1" : "18"))
+        add("chNo", request["channel"] ?? .number("1"))
+        add("chType", .number("2"))
+        add("loc-key", .string("REV_MSG"))
+        add("loc-args0", request["sender"] ?? .string("wmq-mock"))
+        if let sticker {
+            guard sticker.members != nil else { throw Refusal(description: "\"sticker\" is an object: {\"type\", \"package\", \"id\"}") }
+            let extras: JSONValue = .object([
+                JSONMember(key: "stkType", value: sticker["type"] ?? .string("line")),
+                JSONMember(key: "pkgId", value: .string(sticker["package"]?.stringValue ?? sticker["package"]?.description ?? "1")),
+                JSONMember(key: "stkId", value: .string(sticker["id"]?.stringValue ?? sticker["id"]?.description ?? "1")),
+            ])
+            add("loc-args1", .string("(sticker)"))
+            add("extras", .string(extras.description))
+        } else {
+            guard let text = request["text"] else { throw Refusal(description: "a notification needs \"text\" or \"sticker\"") }
+            add("loc-args1", text)
+        }
+        add("createTime", .number(String(milliseconds)))
+        add("notification-id", .string("msg.mock.\(milliseconds).\(counter)"))
+        let built: Set<String> = ["channel", "sender", "text", "sticker"]
+        for member in members where !built.contains(member.key) {
+            if let index = out.firstIndex(where: { $0.key == member.key }) {
+                out[index] = member
+            } else {
+                out.append(member)
+            }
+        }
+        var bytes: [UInt8] = []
+        JSONValue.object(out).write(to: &bytes)
+        return ByteBuffer(bytes: bytes)
+    }
+}

@@ -1,0 +1,152 @@
+import ArgumentParser
+import CommandLineSupport
+import Dialects
+import Foundation
+import Logging
+import MockServer
+import WorksClient
+
+@main
+enum Main {
+    static func main() async { await Mock.runWithToolExitCodes() }
+}
+
+struct Mock: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wmq-mock",
+        abstract: "A local MQTT-over-WebSocket broker that can behave like the Works notification service.",
+        discussion: """
+            --mode broker (default): an MQTT 3.1.1 broker on WebSocket (subprotocol mqtt or mqttv3.1,
+            any path) and, with --tcp, plain TCP: clean and persistent sessions, wildcards, retained
+            messages, QoS 0/1/2 both ways, wills, keep-alive enforcement.
+
+            --mode works: the Works service. The WebSocket endpoint is /wmqtt; with --cookies, the
+            Cookie header must hold every pair of that cookie.json (else HTTP 401); connected sessions
+            get notifications at QoS 1 without subscribing, resent (DUP) every --redelivery seconds
+            until PUBACK. Each line on standard input is a notification to push to every session:
+              {"channel": 42, "sender": "Alice", "text": "Hello"}
+              {"channel": 42, "sender": "Bob", "sticker": {"type": "line", "package": "1", "id": "2"}}
+            Other keys (chTitle, nType, …) are copied into the payload.
+
+            The listeners print their address on standard output ("listening ws://127.0.0.1:PORT")
+            once bound; port 0 picks a free one. Ctrl-C stops.
+
+            Exit codes: 0 stopped; 2 usage error; 3 a file cannot be read or an address cannot be bound.
+            """)
+
+    enum Mode: String, ExpressibleByArgument, CaseIterable {
+        case broker, works
+    }
+
+    @Option(help: "WebSocket listener, HOST:PORT.")
+    var ws: String = "127.0.0.1:8885"
+
+    @Option(help: "Also a plain MQTT-over-TCP listener, HOST:PORT.")
+    var tcp: String?
+
+    @Option(help: "broker or works.")
+    var mode: Mode = .broker
+
+    @Option(help: "Works mode: the cookie.json whose cookies a client must send.")
+    var cookies: String?
+
+    @Flag(name: .customLong("no-ping-response"), help: "Never answer PINGREQ (the Works service may not).")
+    var noPingResponse = false
+
+    @Option(help: "Works mode: seconds before an unacknowledged notification is sent again (default 10).")
+    var redelivery: Double?
+
+    @Option(name: .customLong("max-inflight"), help: "Unacknowledged QoS 1/2 messages per session before the rest queue (default 100).")
+    var maximumInflight: Int = 100
+
+    @Option(name: .customLong("max-payload"), help: "Largest PUBLISH payload accepted, in bytes (default 1 MiB).")
+    var maximumPayload: Int = 1 << 20
+
+    @Option(name: .customLong("log-level"), help: "trace … critical (default info).")
+    var logLevel: String = "info"
+
+    static func address(_ text: String, option: String) throws -> (host: String, port: Int) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ValidationError("\(option) takes HOST:PORT, not \(text)")
+        }
+        let host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        return (host.isEmpty ? "127.0.0.1" : host, port)
+    }
+
+    mutating func run() async throws {
+        guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level: unknown level \(logLevel)") }
+        guard maximumInflight >= 1, maximumPayload >= 1 else { throw ValidationError("--max-inflight and --max-payload must be positive") }
+        let webSocket = try Self.address(ws, option: "--ws")
+        let plain = try tcp.map { try Self.address($0, option: "--tcp") }
+        var required: [String: String]?
+        if let cookies {
+            do {
+                let header = try WorksCookies.load(path: cookies).header
+                required = Dictionary(header.split(separator: ";").compactMap { pair -> (String, String)? in
+                    let parts = pair.split(separator: "=", maxSplits: 1)
+                    guard parts.count == 2 else { return nil }
+                    return (parts[0].trimmingCharacters(in: .whitespaces), String(parts[1]))
+                }, uniquingKeysWith: { $1 })
+            } catch {
+                StandardError.write("wmq-mock: \(error.reason)\n")
+                throw ExitCode(ToolExit.unreadableInput)
+            }
+        }
+        var core = BrokerCore.Configuration(maximumInflight: maximumInflight, maximumPayloadSize: maximumPayload,
+                                            answersPing: !noPingResponse)
+        if let redelivery { core.redeliveryInterval = .milliseconds(Int64(redelivery * 1000)) }
+        let logger = Logger(label: "wmq.mock") { label in ConsoleLogHandler(label: label, level: level) }
+        let broker = MockBroker(configuration: .init(mode: mode == .works ? .works : .broker, core: core, requiredCookies: required),
+                                logger: logger)
+        do {
+            let port = try await broker.listenWebSocket(host: webSocket.host, port: webSocket.port)
+            FileHandle.standardOutput.write(Data("listening ws://\(webSocket.host):\(port)\(mode == .works ? "/wmqtt" : "")\n".utf8))
+            if let plain {
+                let tcpPort = try await broker.listenTCP(host: plain.host, port: plain.port)
+                FileHandle.standardOutput.write(Data("listening mqtt://\(plain.host):\(tcpPort)\n".utf8))
+            }
+        } catch {
+            StandardError.write("wmq-mock: cannot listen: \(error)\n")
+            throw ExitCode(ToolExit.unreadableInput)
+        }
+
+        let (stop, stopper) = AsyncStream.makeStream(of: Void.self)
+        var sources: [any DispatchSourceSignal] = []
+        for number in [SIGINT, SIGTERM] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { stopper.yield() }
+            source.resume()
+            sources.append(source)
+        }
+        defer { for source in sources { source.cancel() } }
+        let input = Task { await Self.readNotifications(into: broker, logger: logger) }
+        for await _ in stop { break }
+        input.cancel()
+        await broker.stop()
+    }
+
+    /// Works mode's script: one notification per line of standard input.
+    static func readNotifications(into broker: MockBroker, logger: Logger) async {
+        var builder = NotificationBuilder()
+        // Standard input is read on its own thread: readLine blocks.
+        let lines = AsyncStream<String> { continuation in
+            Thread.detachNewThread {
+                while let line = readLine() { continuation.yield(line) }
+                continuation.finish()
+            }
+        }
+        for await line in lines {
+            let text = line.trimmingCharacters(in: .whitespaces)
+            guard !text.isEmpty else { continue }
+            do {
+                let request = try JSONReader.parse(text)
+                let payload = try builder.payload(from: request, now: Int64(Date().timeIntervalSince1970 * 1000))
+                let sessions = await broker.pushToAll(payload: payload)
+                logger.info("notification pushed", metadata: ["sessions": "\(sessions)"])
+            } catch {
+                logger.warning("not a notification: \(error)")
+            }
+        }
+    }
+}
