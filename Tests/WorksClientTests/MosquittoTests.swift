@@ -78,7 +78,7 @@ struct MosquittoTests {
         defer { run.cancel() }
         #expect(await log.wait { $0.received.contains { if case .suback = $0 { true } else { false } } }, "no SUBACK: \(broker.log)")
 
-        try Peers.publish(port: broker.webSocketPort, qos: qos, count: 200, prefix: "q\(qos)")
+        try await Peers.publish(port: broker.webSocketPort, qos: qos, count: 200, prefix: "q\(qos)")
         let complete = await log.wait { $0.texts.count >= 200 }
         #expect(complete, "broker log: \(broker.log.split(separator: "\n").suffix(100000).joined(separator: "\n"))")
         let texts = await log.texts
@@ -114,15 +114,15 @@ struct MosquittoTests {
         defer { run.cancel() }
         #expect(await log.wait { $0.received.contains { if case .suback = $0 { true } else { false } } }, "no SUBACK: \(broker.log)")
 
-        try Peers.publish(port: broker.webSocketPort, qos: 1, count: 50, start: 0, prefix: "r")
-        try Peers.publish(port: broker.webSocketPort, qos: 2, count: 50, start: 50, prefix: "r")
+        try await Peers.publish(port: broker.webSocketPort, qos: 1, count: 50, start: 0, prefix: "r")
+        try await Peers.publish(port: broker.webSocketPort, qos: 2, count: 50, start: 50, prefix: "r")
         #expect(await log.wait { $0.texts.count >= 100 })
 
         try await Task.sleep(for: .milliseconds(1500))  // the broker's autosave has the session
         try broker.killAndRestart()
         // The client is waiting to reconnect; these go to its persistent session at the broker.
-        try Peers.publish(port: broker.webSocketPort, qos: 1, count: 50, start: 100, prefix: "r")
-        try Peers.publish(port: broker.webSocketPort, qos: 2, count: 50, start: 150, prefix: "r")
+        try await Peers.publish(port: broker.webSocketPort, qos: 1, count: 50, start: 100, prefix: "r")
+        try await Peers.publish(port: broker.webSocketPort, qos: 2, count: 50, start: 150, prefix: "r")
         #expect(await log.wait(seconds: 30) { $0.texts.count >= 200 && $0.connections >= 2 })
         try await Task.sleep(for: .milliseconds(300))  // anything delivered twice would arrive now
 
@@ -155,7 +155,7 @@ struct MosquittoTests {
         let log = EventLog(client)
         try await client.connect()
         #expect(await log.wait { $0.received.contains { if case .suback = $0 { true } else { false } } })
-        try Peers.publish(port: broker.webSocketPort, qos: 1, count: 5, prefix: "tls")
+        try await Peers.publish(port: broker.webSocketPort, qos: 1, count: 5, prefix: "tls")
         #expect(await log.wait { $0.texts.count >= 5 })
         #expect(await log.texts == (0..<5).map { "message \($0)" })
         await client.disconnect()

@@ -76,8 +76,19 @@ enum Peers {
         return (process.terminationStatus, text)
     }
 
-    /// paho-mqtt publishing `count` Works notifications to mosquitto's websockets listener.
-    static func publish(port: Int, qos: Int, count: Int, start: Int = 0, prefix: String, topic: String = "works/notification") throws {
+    /// paho-mqtt publishing `count` Works notifications to mosquitto's websockets listener, on a
+    /// thread of its own (the client under test needs the concurrency pool's few threads).
+    static func publish(port: Int, qos: Int, count: Int, start: Int = 0, prefix: String, topic: String = "works/notification") async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            Thread.detachNewThread {
+                continuation.resume(with: Result {
+                    try publishBlocking(port: port, qos: qos, count: count, start: start, prefix: prefix, topic: topic)
+                })
+            }
+        }
+    }
+
+    static func publishBlocking(port: Int, qos: Int, count: Int, start: Int, prefix: String, topic: String) throws {
         let result = try run(python, [root.appendingPathComponent("Tools/peers/works_publisher.py").path,
                                       "--port", "\(port)", "--qos", "\(qos)", "--count", "\(count)", "--start", "\(start)",
                                       "--prefix", prefix, "--topic", topic])

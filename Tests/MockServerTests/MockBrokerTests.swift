@@ -1,0 +1,216 @@
+import Dialects
+import Foundation
+import Logging
+import MQTTWire
+import MockServer
+import NIOCore
+import Testing
+import WorksClient
+
+enum PahoPeer {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static var python: String { root.appendingPathComponent(".venv/bin/python3").path }
+    static var present: Bool { FileManager.default.isExecutableFile(atPath: python) }
+    static var required: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
+
+    struct Failure: Error, CustomStringConvertible { var description: String }
+
+    /// Runs Tools/peers/paho_check.py SCENARIO against 127.0.0.1:`port` (at most 30 s, killed by its
+    /// id after), on a thread of its own: waiting must not hold one of the few threads the broker
+    /// under test needs.
+    static func run(_ scenario: String, port: Int) async throws -> [String: Any] {
+        let json = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Data, any Error>) in
+            Thread.detachNewThread { continuation.resume(with: Result { try runBlocking(scenario, port: port) }) }
+        }
+        guard let object = (try? JSONSerialization.jsonObject(with: json)) as? [String: Any] else {
+            throw Failure(description: "paho_check.py \(scenario): not JSON")
+        }
+        return object
+    }
+
+    private static func runBlocking(_ scenario: String, port: Int) throws -> Data {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = [root.appendingPathComponent("Tools/peers/paho_check.py").path, "--port", "\(port)", scenario]
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let deadline = Date().addingTimeInterval(30)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            throw Failure(description: "paho_check.py \(scenario) did not finish in 30 s")
+        }
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        guard (try? JSONSerialization.jsonObject(with: data)) is [String: Any] else {
+            let trace = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            throw Failure(description: "paho_check.py \(scenario): \(String(decoding: data, as: UTF8.self)) \(trace.suffix(600))")
+        }
+        return data
+    }
+}
+
+let quiet = Logger(label: "wmq.test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+@Suite("wmq-mock with real clients", .serialized, .timeLimit(.minutes(2)))
+struct MockBrokerTests {
+    func broker(_ configuration: MockBroker.Configuration = .init()) async throws -> (MockBroker, Int) {
+        let broker = MockBroker(configuration: configuration, logger: quiet)
+        let port = try await broker.listenWebSocket(host: "127.0.0.1", port: 0)
+        return (broker, port)
+    }
+
+    @Test(.enabled(if: PahoPeer.present || PahoPeer.required))
+    func pahoPublishesAndSubscribesAtEveryQoS() async throws {
+        let (broker, port) = try await broker()
+        defer { Task { await broker.stop() } }
+        let result = try await PahoPeer.run("pubsub", port: port)
+        let received = try #require(result["received"] as? [[Any]])
+        #expect(received.map { "\($0[0]) \($0[1]) \($0[2])" } == ["t/0 qos 0 0", "t/1 qos 1 1", "t/2 qos 2 2"])
+    }
+
+    @Test(.enabled(if: PahoPeer.present || PahoPeer.required))
+    func pahoSeesRetainedMessagesWithTheFlag() async throws {
+        let (broker, port) = try await broker()
+        defer { Task { await broker.stop() } }
+        let received = try #require(try await PahoPeer.run("retained", port: port)["received"] as? [[Any]])
+        #expect(received.count == 1)
+        #expect(received.first?[1] as? String == "kept" && received.first?[3] as? Bool == true)
+    }
+
+    @Test(.enabled(if: PahoPeer.present || PahoPeer.required))
+    func aLostPahoClientsWillIsPublished() async throws {
+        let (broker, port) = try await broker()
+        defer { Task { await broker.stop() } }
+        let received = try #require(try await PahoPeer.run("will", port: port)["received"] as? [[Any]])
+        #expect(received.map { "\($0[0]) \($0[1])" } == ["w/dying gone"])
+    }
+
+    @Test(.enabled(if: PahoPeer.present || PahoPeer.required))
+    func aSilentPahoClientIsCutOffAfterOneAndAHalfKeepAlives() async throws {
+        let (broker, port) = try await broker()
+        defer { Task { await broker.stop() } }
+        let result = try await PahoPeer.run("keepalive", port: port)
+        #expect(result["closed"] as? Bool == true)
+        let after = try #require(result["after"] as? Double)
+        // Not before 1.5 × keep-alive since CONNECT, and not much later (the broker ticks every 250 ms).
+        #expect(after >= 1.5 && after < 4.0, "closed after \(after) s")
+    }
+
+    @Test func worksModePushesToWorksClientAndRedelivers() async throws {
+        let (broker, port) = try await broker(.init(mode: .works, core: .init(redeliveryInterval: .milliseconds(300)),
+                                                    requiredCookies: ["WORKS_SES": "s3cret"]))
+        defer { Task { await broker.stop() } }
+        var configuration = WorksClientConfiguration(webSocket: WebSocketSettings(url: try WebSocketURL("ws://127.0.0.1:\(port)/wmqtt")))
+        configuration.webSocket.cookies = WorksCookies(header: "NNB=x; WORKS_SES=s3cret")
+        let client = WorksClient(configuration: configuration, logger: quiet)
+        let texts = TextLog()
+        Task { for await event in client.events { if case .notification(let n, _) = event { await texts.add(n.text ?? "") } } }
+        try await client.connect()
+        #expect(await broker.connectedClients.count == 1)
+        var builder = NotificationBuilder()
+        let payload = try builder.payload(from: try JSONReader.parse(#"{"channel": 7, "sender": "Mock", "text": "pushed"}"#), now: 1)
+        #expect(await broker.pushToAll(payload: payload) == 1)
+        #expect(await texts.wait { $0 == ["pushed"] })
+        // Acknowledged: nothing comes again after the redelivery interval.
+        try await Task.sleep(for: .milliseconds(700))
+        #expect(await texts.lines == ["pushed"])
+        await client.disconnect()
+
+        // Wrong cookies: HTTP 401, an authentication error.
+        configuration.webSocket.cookies = WorksCookies(header: "WORKS_SES=wrong")
+        let refused = WorksClient(configuration: configuration, logger: quiet)
+        await #expect(throws: WorksClientError(.authentication, "")) { try await refused.connect() }
+    }
+
+    @Test func garbageFramesCutOneClientOffAndOthersKeepWorking() async throws {
+        let (broker, port) = try await broker()
+        defer { Task { await broker.stop() } }
+        var configuration = WorksClientConfiguration(webSocket: WebSocketSettings(url: try WebSocketURL("ws://127.0.0.1:\(port)/mqtt")))
+        configuration.mqtt.subscriptions = [.init(topicFilter: "news/#", qos: .atLeastOnce)]
+        let good = WorksClient(configuration: configuration, logger: quiet)
+        let texts = TextLog()
+        Task { for await event in good.events { if case .notification(let n, _) = event { await texts.add(n.text ?? "") } } }
+        try await good.connect()
+        #expect(await waitUntil { await broker.connectedClients.count == 1 })
+
+        // A raw TCP client sends an upgrade, then garbage instead of MQTT.
+        let hostile = try RawSocket(port: port)
+        hostile.send("GET /mqtt HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n")
+        #expect(hostile.receive().hasPrefix("HTTP/1.1 101"))
+        hostile.send(bytes: [0x82, 0x84, 1, 2, 3, 4, 0xF1, 0xF2, 0xF3, 0xF4])  // one masked binary frame: not MQTT
+        #expect(hostile.receive(timeout: 5).isEmpty, "the broker closes the hostile connection")
+
+        await broker.publish(PublishPacket(qos: .atLeastOnce, topicName: "news/1", payload: ByteBuffer(string: #"{"nType":1,"loc-args0":"S","loc-args1":"still here"}"#)))
+        #expect(await texts.wait { $0 == ["still here"] })
+        await good.disconnect()
+    }
+}
+
+func waitUntil(seconds: Double = 5, _ condition: () async -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return await condition()
+}
+
+actor TextLog {
+    private(set) var lines: [String] = []
+    func add(_ line: String) { lines.append(line) }
+    func wait(seconds: Double = 10, until condition: @Sendable ([String]) -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while ContinuousClock.now < deadline {
+            if condition(lines) { return true }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return condition(lines)
+    }
+}
+
+/// A blocking TCP client for hostile-client tests.
+final class RawSocket {
+    let fd: Int32
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        guard connected else { throw PahoPeer.Failure(description: "cannot connect to \(port)") }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ text: String) { send(bytes: Array(text.utf8)) }
+
+    func send(bytes: [UInt8]) {
+        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
+    }
+
+    /// What arrives within `timeout` seconds, until the peer closes or stops sending.
+    func receive(timeout: Double = 2) -> String {
+        var collected: [UInt8] = []
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&poller, 1, 100) > 0 else {
+                if !collected.isEmpty { break }
+                continue
+            }
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let count = recv(fd, &buffer, buffer.count, 0)
+            if count <= 0 { break }
+            collected += buffer.prefix(count)
+        }
+        return String(decoding: collected, as: UTF8.self)
+    }
+}
