@@ -28,9 +28,13 @@ public struct BrokerCore: Sendable {
         public var answersPing: Bool
         /// Resend an unacknowledged QoS 1/2 message (DUP set) after this long; nil: only on reconnect, as MQTT 3.1.1 says.
         public var redeliveryInterval: Duration?
+        /// A connection that sends no CONNECT within this long is closed (rumqttd's `connection_timeout_ms`).
+        public var connectionTimeout: Duration
 
         public init(maximumInflight: Int = 100, maximumQueued: Int = 10_000, maximumClientIDLength: Int = 256,
-                    maximumPayloadSize: Int = 1 << 20, answersPing: Bool = true, redeliveryInterval: Duration? = nil) {
+                    maximumPayloadSize: Int = 1 << 20, answersPing: Bool = true, redeliveryInterval: Duration? = nil,
+                    connectionTimeout: Duration = .seconds(5)) {
+            self.connectionTimeout = connectionTimeout
             self.maximumInflight = max(maximumInflight, 1)
             self.maximumQueued = max(maximumQueued, 0)
             self.maximumClientIDLength = maximumClientIDLength
@@ -73,6 +77,8 @@ public struct BrokerCore: Sendable {
     /// Connections that sent CONNECT, to their client identifier.
     private var clients: [ConnectionID: String] = [:]
     private(set) var retained: [String: PublishPacket] = [:]
+    /// Connections that have not sent CONNECT yet, with when they opened.
+    private var awaitingConnect: [ConnectionID: ContinuousClock.Instant] = [:]
     private var generatedIDs = 0
     /// Messages dropped because a queue was full, for the admin API.
     public private(set) var droppedMessages = 0
@@ -92,9 +98,16 @@ public struct BrokerCore: Sendable {
 
     // MARK: Events
 
+    /// A transport connection is open (for WebSocket: upgraded); its CONNECT is due within
+    /// ``Configuration/connectionTimeout``.
+    public mutating func connectionOpened(_ connection: ConnectionID, now: ContinuousClock.Instant) {
+        awaitingConnect[connection] = now
+    }
+
     /// A packet arrived on `connection`.
     public mutating func received(_ packet: MQTTPacket, from connection: ConnectionID, now: ContinuousClock.Instant) -> [Action] {
         guard let clientID = clients[connection] else {
+            awaitingConnect[connection] = nil
             guard case .connect(let connect) = packet else {
                 return [.close(connection, reason: "the first packet was \(packet.type), not CONNECT [MQTT-3.1.0-1]")]
             }
@@ -141,6 +154,7 @@ public struct BrokerCore: Sendable {
     /// The transport of `connection` is gone (closed by either side, or lost). Publishes the
     /// will unless DISCONNECT discarded it; a clean session ends here.
     public mutating func connectionClosed(_ connection: ConnectionID, now: ContinuousClock.Instant) -> [Action] {
+        awaitingConnect[connection] = nil
         guard let clientID = clients.removeValue(forKey: connection), var session = sessions[clientID],
               session.connection == connection
         else { return [] }
@@ -160,6 +174,10 @@ public struct BrokerCore: Sendable {
     /// timed redelivery.
     public mutating func tick(now: ContinuousClock.Instant) -> [Action] {
         var actions: [Action] = []
+        for (connection, opened) in awaitingConnect where now - opened >= configuration.connectionTimeout {
+            awaitingConnect[connection] = nil
+            actions.append(.close(connection, reason: "no CONNECT within \(configuration.connectionTimeout)"))
+        }
         for (clientID, session) in sessions {
             guard let connection = session.connection else { continue }
             if session.keepAlive > .zero, now - session.lastSeen > session.keepAlive * 1.5 {

@@ -86,8 +86,13 @@ public actor MockBroker {
                     // Answers requests that were not upgraded; leaves once one was, as frames follow.
                     let refusal = RefusalHandler(configuration: configuration)
                     let bound = NIOLoopBound(refusal, eventLoop: channel.eventLoop)
+                    // A handshake that dribbles in (a byte a second) is cut off with the same timeout as a missing CONNECT.
+                    let handshakeTimeout = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(configuration.core.connectionTimeout.components.seconds) * 1_000_000_000 + configuration.core.connectionTimeout.components.attoseconds / 1_000_000_000)) {
+                        channel.close(promise: nil)
+                    }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                         withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
+                            handshakeTimeout.cancel()
                             context.pipeline.syncOperations.removeHandler(bound.value, promise: nil)
                         }))
                     try channel.pipeline.syncOperations.addHandler(refusal)
@@ -153,12 +158,16 @@ public actor MockBroker {
 
     public var connectedClients: [String] { core.connectedClients.sorted() }
 
+    /// Open transport connections (upgraded WebSocket or TCP), with or without CONNECT.
+    public var openConnections: Int { channels.count }
+
     // MARK: Connections
 
     private func open(_ channel: any Channel, transport: Transport) -> BrokerCore.ConnectionID {
         nextConnection += 1
         channels[nextConnection] = channel
         transports[nextConnection] = transport
+        core.connectionOpened(nextConnection, now: .now)
         return nextConnection
     }
 

@@ -202,6 +202,16 @@ import Testing
         }
     }
 
+    @Test func noConnectWithinTheTimeoutCloses() {
+        var broker = BrokerCore(configuration: .init(connectionTimeout: .seconds(2)))
+        broker.connectionOpened(1, now: now)
+        broker.connectionOpened(2, now: now)
+        _ = broker.received(connect("prompt"), from: 2, now: now + .seconds(1))
+        #expect(broker.tick(now: now + .milliseconds(1999)).isEmpty)
+        #expect(broker.tick(now: now + .seconds(2)) == [.close(1, reason: "no CONNECT within 2.0 seconds")])
+        #expect(broker.tick(now: now + .seconds(3)).isEmpty)
+    }
+
     @Test func serverOnlyPacketsFromAClientClose() {
         var broker = BrokerCore()
         _ = broker.received(connect("odd"), from: 1, now: now)

@@ -150,6 +150,76 @@ struct MockBrokerTests {
     }
 }
 
+@Suite("wmq-mock against hostile clients", .serialized, .timeLimit(.minutes(2)))
+struct HostileClientTests {
+    func broker() async throws -> (MockBroker, Int) {
+        let broker = MockBroker(configuration: .init(core: .init(connectionTimeout: .seconds(1))), logger: quiet)
+        return (broker, try await broker.listenWebSocket(host: "127.0.0.1", port: 0))
+    }
+
+    static let upgrade = "GET /mqtt HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"
+
+    @Test func anUpgradeDribbledInIsCutOff() async throws {
+        let (broker, port) = try await broker()
+        defer { Task { await broker.stop() } }
+        let slow = try RawSocket(port: port)
+        let started = ContinuousClock.now
+        var closed = false
+        for byte in Self.upgrade.utf8.prefix(10) {
+            slow.send(bytes: [byte])
+            if slow.isClosed(within: 0.3) { closed = true; break }
+        }
+        #expect(closed)
+        #expect(ContinuousClock.now - started < .seconds(3))
+    }
+
+    @Test func noConnectAfterTheUpgradeIsCutOff() async throws {
+        let (broker, port) = try await broker()
+        defer { Task { await broker.stop() } }
+        let idle = try RawSocket(port: port)
+        idle.send(Self.upgrade)
+        #expect(idle.receive().hasPrefix("HTTP/1.1 101"))
+        #expect(idle.isClosed(within: 3))
+        #expect(await waitUntil { await broker.openConnections == 0 })
+    }
+
+    @Test func aThousandConnectionsOpenedAndDroppedLeaveNothingBehind() async throws {
+        let (broker, port) = try await broker()
+        defer { Task { await broker.stop() } }
+        for index in 0..<1000 {
+            let socket = try RawSocket(port: port)
+            if index % 2 == 0 { socket.send(Self.upgrade) }  // half upgrade first, half say nothing
+        }
+        var configuration = WorksClientConfiguration(webSocket: WebSocketSettings(url: try WebSocketURL("ws://127.0.0.1:\(port)/mqtt")))
+        configuration.mqtt.subscriptions = [.init(topicFilter: "t", qos: .atMostOnce)]
+        let client = WorksClient(configuration: configuration, logger: quiet)
+        try await client.connect()
+        #expect(await waitUntil(seconds: 10) { await broker.openConnections == 1 })
+        #expect(await broker.connectedClients.count == 1)
+        await client.disconnect()
+    }
+
+    @Test func anOversizePacketIsCutOff() async throws {
+        let broker = MockBroker(configuration: .init(core: .init(maximumPayloadSize: 1000)), logger: quiet)
+        let port = try await broker.listenWebSocket(host: "127.0.0.1", port: 0)
+        defer { Task { await broker.stop() } }
+        let big = try RawSocket(port: port)
+        big.send(Self.upgrade)
+        #expect(big.receive().hasPrefix("HTTP/1.1 101"))
+        // CONNECT, then a PUBLISH announcing a 100,000-byte body: refused by the decoder's limit.
+        let connect: [UInt8] = [0x10, 0x0D, 0, 4, 0x4D, 0x51, 0x54, 0x54, 4, 2, 0, 60, 0, 1, 0x61]
+        big.send(bytes: Self.maskedFrame(connect))
+        _ = big.receive()
+        big.send(bytes: Self.maskedFrame([0x30, 0xA0, 0x8D, 0x06, 0, 1, 0x74]))
+        #expect(big.isClosed(within: 3))
+    }
+
+    static func maskedFrame(_ payload: [UInt8]) -> [UInt8] {
+        let key: [UInt8] = [9, 8, 7, 6]
+        return [0x82, 0x80 | UInt8(payload.count)] + key + payload.enumerated().map { $0.element ^ key[$0.offset % 4] }
+    }
+}
+
 func waitUntil(seconds: Double = 5, _ condition: () async -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
     while ContinuousClock.now < deadline {
@@ -194,6 +264,18 @@ final class RawSocket {
 
     func send(bytes: [UInt8]) {
         _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
+    }
+
+    /// Whether the peer closes the connection within `seconds` (whatever it sends before).
+    func isClosed(within seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while Date() < deadline {
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&poller, 1, 50) > 0 else { continue }
+            if recv(fd, &buffer, buffer.count, 0) <= 0 { return true }
+        }
+        return false
     }
 
     /// What arrives within `timeout` seconds, until the peer closes or stops sending.
