@@ -214,6 +214,12 @@ public struct BrokerCore: Sendable {
         return enqueue(publish, qos: publish.qos, to: clientID, now: now)
     }
 
+    /// Closes a client's connection as a loss (the admin API's kick): its will is published.
+    public mutating func kick(_ clientID: String, now: ContinuousClock.Instant) -> [Action] {
+        guard let connection = sessions[clientID]?.connection else { return [] }
+        return closeWithWill(connection, reason: "kicked", now: now)
+    }
+
     // MARK: Rules
 
     private mutating func connectReceived(_ connect: ConnectPacket, on connection: ConnectionID, now: ContinuousClock.Instant) -> [Action] {

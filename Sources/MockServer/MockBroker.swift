@@ -1,3 +1,7 @@
+import Dialects
+#if canImport(Glibc)
+import Glibc
+#endif
 public import Logging
 public import MQTTWire
 public import NIOCore
@@ -26,9 +30,13 @@ public actor MockBroker {
         /// Works mode: the path of the WebSocket endpoint.
         public var path: String
         public var maximumFrameSize: Int
+        /// When set, the admin API wants `Authorization: Bearer <token>` (required when the
+        /// listener is not on loopback).
+        public var adminToken: String?
 
         public init(mode: Mode = .broker, core: BrokerCore.Configuration = .init(), requiredCookies: [String: String]? = nil,
-                    path: String = "/wmqtt", maximumFrameSize: Int = 1 << 20) {
+                    path: String = "/wmqtt", maximumFrameSize: Int = 1 << 20, adminToken: String? = nil) {
+            self.adminToken = adminToken
             self.mode = mode
             self.core = core
             self.requiredCookies = requiredCookies
@@ -46,6 +54,7 @@ public actor MockBroker {
     private var ticker: Task<Void, Never>?
     private let logger: Logger
     private let group: any EventLoopGroup
+    private var builder = NotificationBuilder()
 
     enum Transport { case webSocket, tcp }
 
@@ -84,7 +93,7 @@ public actor MockBroker {
                             }
                         })
                     // Answers requests that were not upgraded; leaves once one was, as frames follow.
-                    let refusal = RefusalHandler(configuration: configuration)
+                    let refusal = HTTPRequestHandler(configuration: configuration, broker: self)
                     let bound = NIOLoopBound(refusal, eventLoop: channel.eventLoop)
                     // A handshake that dribbles in (a byte a second) is cut off with the same timeout as a missing CONNECT.
                     let handshakeTimeout = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(configuration.core.connectionTimeout.components.seconds) * 1_000_000_000 + configuration.core.connectionTimeout.components.attoseconds / 1_000_000_000)) {
@@ -157,6 +166,39 @@ public actor MockBroker {
     }
 
     public var connectedClients: [String] { core.connectedClients.sorted() }
+
+    /// A session's topic filters and their QoS.
+    public func subscriptions(of clientID: String) -> [String: QoS]? { core.subscriptions(of: clientID) }
+
+    /// A session's unacknowledged and queued messages.
+    public func pending(of clientID: String) -> (inflight: Int, queued: Int)? { core.pending(of: clientID) }
+
+    /// Pushes a payload to one session at QoS 1; false when no such session is connected.
+    @discardableResult
+    public func push(topic: String = "notification", payload: ByteBuffer, to clientID: String) -> Bool {
+        guard core.connectedClients.contains(clientID) else { return false }
+        perform(core.push(PublishPacket(qos: .atLeastOnce, topicName: topic, payload: payload), to: clientID, now: .now))
+        return true
+    }
+
+    /// Disconnects a client as if its connection was lost (its will goes out); false when not connected.
+    @discardableResult
+    public func kick(_ clientID: String) -> Bool {
+        let actions = core.kick(clientID, now: .now)
+        perform(actions)
+        return !actions.isEmpty
+    }
+
+    /// A Works notification payload from simple JSON, with ids unique to this broker.
+    func notificationBuilder(_ request: JSONValue) throws(NotificationBuilder.Refusal) -> ByteBuffer {
+        try builder.payload(from: request, now: Self.epochMilliseconds())
+    }
+
+    static func epochMilliseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+    }
 
     /// Open transport connections (upgraded WebSocket or TCP), with or without CONNECT.
     public var openConnections: Int { channels.count }
@@ -277,7 +319,7 @@ public actor MockBroker {
 
     static let subprotocols = ["mqtt", "mqttv3.1"]
 
-    /// The headers of a 101 answer, or nil to refuse (the request then reaches ``RefusalHandler``).
+    /// The headers of a 101 answer, or nil to refuse (the request then reaches the HTTP handler).
     static func upgradeHeaders(for head: HTTPRequestHead, configuration: Configuration) -> HTTPHeaders? {
         let offered = head.headers[canonicalForm: "Sec-WebSocket-Protocol"].map { $0.lowercased() }
         guard let chosen = offered.first(where: { subprotocols.contains(String($0)) }) else { return nil }
@@ -304,45 +346,72 @@ public actor MockBroker {
     }
 }
 
-/// Answers whatever was not upgraded: 401 for the Works endpoint without the right cookies,
-/// 400 for a WebSocket request without an MQTT subprotocol, 404 elsewhere.
-private final class RefusalHandler: ChannelInboundHandler, RemovableChannelHandler {
+/// Answers the HTTP requests that were not upgraded: the admin API (`/api/…`, handled by the
+/// broker actor), 401 for the Works endpoint without the right cookies, 400 for a WebSocket
+/// request without an MQTT subprotocol, 404 elsewhere.
+private final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     private let configuration: MockBroker.Configuration
+    private weak var broker: MockBroker?
     private var head: HTTPRequestHead?
+    private var body = ByteBuffer()
+    private var tooLarge = false
 
-    init(configuration: MockBroker.Configuration) {
+    init(configuration: MockBroker.Configuration, broker: MockBroker) {
         self.configuration = configuration
+        self.broker = broker
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
             self.head = head
-        case .body:
-            break
+            body.clear()
+            tooLarge = false
+        case .body(var chunk):
+            if body.readableBytes + chunk.readableBytes > 1 << 20 { tooLarge = true } else { body.writeBuffer(&chunk) }
         case .end:
             guard let head else { return }
-            let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
-            let status: HTTPResponseStatus
-            let text: String
-            if configuration.mode == .works && path == configuration.path && !MockBroker.cookiesAccepted(head.headers, configuration: configuration) {
-                (status, text) = (.unauthorized, "the Cookie header does not hold the configured cookies\n")
-            } else if head.headers.contains(name: "Upgrade") {
-                (status, text) = (.badRequest, "offer Sec-WebSocket-Protocol: mqtt\n")
-            } else {
-                (status, text) = (.notFound, "wmq-mock: MQTT over WebSocket lives here; nothing else yet\n")
-            }
-            var headers = HTTPHeaders()
-            headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
-            headers.add(name: "Content-Length", value: "\(text.utf8.count)")
-            headers.add(name: "Connection", value: "close")
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             self.head = nil
+            let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+            if path.hasPrefix("/api/") || head.method == .OPTIONS, let broker {
+                let request = AdminRequest(method: head.method.rawValue, path: path, headers: head.headers, body: tooLarge ? nil : body)
+                let channel = context.channel
+                let version = head.version
+                let keepAlive = head.isKeepAlive
+                Task { [broker] in
+                    let response = await broker.handle(request)
+                    writeResponse(response, version: version, keepAlive: keepAlive, on: channel)
+                }
+                return
+            }
+            let response: AdminResponse
+            if configuration.mode == .works && path == configuration.path && !MockBroker.cookiesAccepted(head.headers, configuration: configuration) {
+                response = AdminResponse(status: 401, text: "the Cookie header does not hold the configured cookies\n")
+            } else if head.headers.contains(name: "Upgrade") {
+                response = AdminResponse(status: 400, text: "offer Sec-WebSocket-Protocol: mqtt\n")
+            } else {
+                response = AdminResponse(status: 404, text: "wmq-mock: MQTT over WebSocket here; the admin API under /api/ (GET /api/openapi.json)\n")
+            }
+            writeResponse(response, version: head.version, keepAlive: false, on: context.channel)
         }
     }
+}
+
+private func writeResponse(_ response: AdminResponse, version: HTTPVersion, keepAlive: Bool, on channel: any Channel) {
+    var headers = HTTPHeaders()
+    headers.add(name: "Content-Type", value: response.contentType)
+    headers.add(name: "Content-Length", value: "\(response.body.readableBytes)")
+    // CORS: frontend dev servers on other origins call the admin API.
+    headers.add(name: "Access-Control-Allow-Origin", value: "*")
+    headers.add(name: "Access-Control-Allow-Methods", value: "GET, POST, DELETE, OPTIONS")
+    headers.add(name: "Access-Control-Allow-Headers", value: "Content-Type, Authorization")
+    if !keepAlive { headers.add(name: "Connection", value: "close") }
+    let head = HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
+    channel.write(HTTPServerResponsePart.head(head), promise: nil)
+    channel.write(HTTPServerResponsePart.body(.byteBuffer(response.body)), promise: nil)
+    let done = channel.writeAndFlush(HTTPServerResponsePart.end(nil))
+    if !keepAlive { done.whenComplete { _ in channel.close(promise: nil) } }
 }

@@ -28,6 +28,13 @@ struct Mock: AsyncParsableCommand {
               {"channel": 42, "sender": "Bob", "sticker": {"type": "line", "package": "1", "id": "2"}}
             Other keys (chTitle, nType, …) are copied into the payload.
 
+            Admin API on the WebSocket port (OpenAPI description at GET /api/openapi.json; CORS open):
+              GET /api/clients                   connected clients, subscriptions, pending messages
+              POST /api/notify                   {"channel", "sender", "text" | "sticker", "client"?}
+              POST /api/publish                  {"topic", "payload", "qos", "retain"}
+              DELETE /api/clients/ID             disconnect a client (its will goes out)
+            Only loopback by default; on another address --admin-token is required.
+
             The listeners print their address on standard output ("listening ws://127.0.0.1:PORT")
             once bound; port 0 picks a free one. Ctrl-C stops.
 
@@ -62,6 +69,9 @@ struct Mock: AsyncParsableCommand {
     @Option(name: .customLong("max-payload"), help: "Largest PUBLISH payload accepted, in bytes (default 1 MiB).")
     var maximumPayload: Int = 1 << 20
 
+    @Option(name: .customLong("admin-token"), help: "Token the admin API (/api/…) wants as Authorization: Bearer; required when --ws is not a loopback address.")
+    var adminToken: String?
+
     @Option(name: .customLong("log-level"), help: "trace … critical (default info).")
     var logLevel: String = "info"
 
@@ -77,6 +87,10 @@ struct Mock: AsyncParsableCommand {
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level: unknown level \(logLevel)") }
         guard maximumInflight >= 1, maximumPayload >= 1 else { throw ValidationError("--max-inflight and --max-payload must be positive") }
         let webSocket = try Self.address(ws, option: "--ws")
+        let loopback = webSocket.host == "127.0.0.1" || webSocket.host == "::1" || webSocket.host == "localhost"
+        if !loopback && adminToken == nil {
+            throw ValidationError("--ws \(ws) is reachable from other machines: give --admin-token to protect the admin API")
+        }
         let plain = try tcp.map { try Self.address($0, option: "--tcp") }
         var required: [String: String]?
         if let cookies {
@@ -96,7 +110,8 @@ struct Mock: AsyncParsableCommand {
                                             answersPing: !noPingResponse)
         if let redelivery { core.redeliveryInterval = .milliseconds(Int64(redelivery * 1000)) }
         let logger = Logger(label: "wmq.mock") { label in ConsoleLogHandler(label: label, level: level) }
-        let broker = MockBroker(configuration: .init(mode: mode == .works ? .works : .broker, core: core, requiredCookies: required),
+        let broker = MockBroker(configuration: .init(mode: mode == .works ? .works : .broker, core: core, requiredCookies: required,
+                                                     adminToken: adminToken),
                                 logger: logger)
         do {
             let port = try await broker.listenWebSocket(host: webSocket.host, port: webSocket.port)

@@ -220,6 +220,73 @@ struct HostileClientTests {
     }
 }
 
+@Suite("wmq-mock admin API", .serialized, .timeLimit(.minutes(1)))
+struct AdminAPITests {
+    /// One HTTP/1.1 request on a new connection; returns the status and the body.
+    func request(_ method: String, _ path: String, port: Int, body: String = "", headers: [String] = []) -> (Int, String) {
+        guard let socket = try? RawSocket(port: port) else { return (0, "") }
+        let extra = headers.map { $0 + "\r\n" }.joined()
+        socket.send("\(method) \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\(extra)Content-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        let response = socket.receive(timeout: 5)
+        let status = Int(response.split(separator: " ").dropFirst().first ?? "") ?? 0
+        let text = response.range(of: "\r\n\r\n").map { String(response[$0.upperBound...]) } ?? ""
+        return (status, text)
+    }
+
+    @Test func notifyPublishListAndKick() async throws {
+        let broker = MockBroker(configuration: .init(mode: .works), logger: quiet)
+        let port = try await broker.listenWebSocket(host: "127.0.0.1", port: 0)
+        defer { Task { await broker.stop() } }
+        var configuration = WorksClientConfiguration(webSocket: WebSocketSettings(url: try WebSocketURL("ws://127.0.0.1:\(port)/wmqtt")))
+        configuration.mqtt.clientIdentifier = "web-beejs_000000000001"
+        configuration.mqtt.subscriptions = [.init(topicFilter: "raw/#", qos: .atLeastOnce)]
+        configuration.reconnect.maximumAttempts = 1
+        let client = WorksClient(configuration: configuration, logger: quiet)
+        let texts = TextLog()
+        Task {
+            for await event in client.events {
+                switch event {
+                case .notification(let n, _): await texts.add(n.text ?? "")
+                case .otherMessage(let m): await texts.add("raw " + String(buffer: m.publish.payload))
+                default: break
+                }
+            }
+        }
+        try await client.connect()
+        #expect(await waitUntil { await broker.subscriptions(of: "web-beejs_000000000001")?["raw/#"] != nil })
+
+        let (listStatus, list) = request("GET", "/api/clients", port: port)
+        #expect(listStatus == 200)
+        #expect(list.contains("\"id\":\"web-beejs_000000000001\"") && list.contains("\"raw/#\":1"), "\(list)")
+
+        #expect(request("POST", "/api/notify", port: port, body: #"{"channel": 3, "sender": "Admin", "text": "from the API"}"#) == (200, "{\"sessions\":1}\n"))
+        #expect(request("POST", "/api/publish", port: port, body: #"{"topic": "raw/x", "payload": "plain", "qos": 1}"#).0 == 200)
+        #expect(await texts.wait { $0 == ["from the API", "raw plain"] })
+
+        #expect(request("POST", "/api/notify", port: port, body: #"{"channel": 3}"#).0 == 400)
+        #expect(request("POST", "/api/publish", port: port, body: #"{"topic": "a/#"}"#).0 == 400)
+        #expect(request("GET", "/api/nothing", port: port).0 == 404)
+        #expect(request("DELETE", "/api/clients/web-beejs_000000000001", port: port).0 == 204)
+        #expect(await waitUntil { await broker.connectedClients.isEmpty })
+        #expect(request("DELETE", "/api/clients/web-beejs_000000000001", port: port).0 == 404)
+        await client.disconnect()
+    }
+
+    @Test func tokenCORSAndTheOpenAPIDescription() async throws {
+        let broker = MockBroker(configuration: .init(adminToken: "t0ken"), logger: quiet)
+        let port = try await broker.listenWebSocket(host: "127.0.0.1", port: 0)
+        defer { Task { await broker.stop() } }
+        #expect(request("GET", "/api/clients", port: port).0 == 401)
+        #expect(request("GET", "/api/clients", port: port, headers: ["Authorization: Bearer t0ken"]) == (200, "{\"clients\":[]}\n"))
+        #expect(request("OPTIONS", "/api/notify", port: port, headers: ["Origin: http://localhost:5173"]).0 == 204)
+        let (status, document) = request("GET", "/api/openapi.json", port: port, headers: ["Authorization: Bearer t0ken"])
+        #expect(status == 200)
+        let paths = (try? JSONSerialization.jsonObject(with: Data(document.utf8)) as? [String: Any])?["paths"] as? [String: Any]
+        #expect(Set(paths?.keys.map { $0 } ?? []) == ["/api/clients", "/api/clients/{id}", "/api/notify", "/api/publish"])
+        #expect(request("GET", "/", port: port).0 == 404)
+    }
+}
+
 func waitUntil(seconds: Double = 5, _ condition: () async -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
     while ContinuousClock.now < deadline {

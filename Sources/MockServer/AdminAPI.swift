@@ -1,0 +1,147 @@
+import Dialects
+import Foundation
+import MQTTWire
+import NIOCore
+import NIOHTTP1
+
+/// An admin API request, as the HTTP handler hands it to the broker actor.
+struct AdminRequest: Sendable {
+    var method: String
+    var path: String
+    var headers: HTTPHeaders
+    /// nil when the body was over 1 MiB.
+    var body: ByteBuffer?
+}
+
+struct AdminResponse: Sendable {
+    var status: Int
+    var contentType: String
+    var body: ByteBuffer
+
+    init(status: Int, text: String) {
+        self.status = status
+        contentType = "text/plain; charset=utf-8"
+        body = ByteBuffer(string: text)
+    }
+
+    init(status: Int, json: JSONValue) {
+        self.status = status
+        contentType = "application/json"
+        var bytes: [UInt8] = []
+        json.write(to: &bytes)
+        bytes.append(0x0A)
+        body = ByteBuffer(bytes: bytes)
+    }
+
+    static func error(_ status: Int, _ message: String) -> AdminResponse {
+        AdminResponse(status: status, json: .object([JSONMember(key: "error", value: .string(message))]))
+    }
+}
+
+/// The admin API (docs in `openAPIDocument`): list clients, inject a Works notification, publish
+/// raw, kick a client. Bound with the WebSocket listener; a token is asked for when configured.
+extension MockBroker {
+    func handle(_ request: AdminRequest) -> AdminResponse {
+        if request.method == "OPTIONS" { return AdminResponse(status: 204, text: "") }  // CORS preflight
+        if let token = configuration.adminToken, request.headers.first(name: "Authorization") != "Bearer \(token)" {
+            return .error(401, "the admin API wants Authorization: Bearer <token>")
+        }
+        guard let body = request.body else { return .error(413, "the request body is over 1 MiB") }
+        let parts = request.path.split(separator: "/").map(String.init)  // ["api", …]
+        switch (request.method, parts.dropFirst().first ?? "", parts.count) {
+        case ("GET", "openapi.json", 2):
+            return AdminResponse(status: 200, json: (try? JSONReader.parse(Self.openAPIDocument)) ?? .null)
+        case ("GET", "clients", 2):
+            return AdminResponse(status: 200, json: .object([JSONMember(key: "clients", value: .array(clientList()))]))
+        case ("DELETE", "clients", 3):
+            return kick(parts[2]) ? AdminResponse(status: 204, text: "") : .error(404, "no connected client \(parts[2])")
+        case ("POST", "notify", 2):
+            return notify(body)
+        case ("POST", "publish", 2):
+            return publishRaw(body)
+        default:
+            return .error(404, "no such endpoint: \(request.method) \(request.path) (see GET /api/openapi.json)")
+        }
+    }
+
+    private func clientList() -> [JSONValue] {
+        connectedClients.map { id in
+            let subscriptions = (subscriptions(of: id) ?? [:]).sorted { $0.key < $1.key }
+                .map { JSONMember(key: $0.key, value: .number(String($0.value.rawValue))) }
+            let pending = pending(of: id)
+            return .object([
+                JSONMember(key: "id", value: .string(id)),
+                JSONMember(key: "subscriptions", value: .object(subscriptions)),
+                JSONMember(key: "inflight", value: .number(String(pending?.inflight ?? 0))),
+                JSONMember(key: "queued", value: .number(String(pending?.queued ?? 0))),
+            ])
+        }
+    }
+
+    private func notify(_ body: ByteBuffer) -> AdminResponse {
+        do {
+            let request = try JSONReader.parse(body)
+            let payload = try notificationBuilder(request)
+            let topic = request["topic"]?.stringValue ?? "notification"
+            let sessions: Int
+            if let client = request["client"]?.stringValue {
+                sessions = push(topic: topic, payload: payload, to: client) ? 1 : 0
+            } else {
+                sessions = pushToAll(topic: topic, payload: payload)
+            }
+            return AdminResponse(status: 200, json: .object([JSONMember(key: "sessions", value: .number(String(sessions)))]))
+        } catch let error as NotificationBuilder.Refusal {
+            return .error(400, error.description)
+        } catch {
+            return .error(400, "\(error)")
+        }
+    }
+
+    private func publishRaw(_ body: ByteBuffer) -> AdminResponse {
+        guard let request = try? JSONReader.parse(body), let topic = request["topic"]?.stringValue, !topic.isEmpty,
+              !topic.contains("+"), !topic.contains("#")
+        else { return .error(400, "publish takes {\"topic\": \"a/b\", \"payload\": \"text\" or JSON, \"qos\": 0-2, \"retain\": false}") }
+        guard let qos = QoS(rawValue: UInt8(clamping: request["qos"]?.intValue ?? 0)), (request["qos"]?.intValue ?? 0) <= 2 else {
+            return .error(400, "qos is 0, 1 or 2")
+        }
+        let payload: ByteBuffer
+        switch request["payload"] {
+        case .string(let text)?: payload = ByteBuffer(string: text)
+        case let value?:
+            var bytes: [UInt8] = []
+            value.write(to: &bytes)
+            payload = ByteBuffer(bytes: bytes)
+        case nil: payload = ByteBuffer()
+        }
+        publish(PublishPacket(qos: qos, retain: request["retain"]?.boolValue ?? false, topicName: topic, payload: payload))
+        return AdminResponse(status: 200, json: .object([JSONMember(key: "ok", value: .bool(true))]))
+    }
+
+    static let openAPIDocument = #"""
+    {"openapi": "3.0.3",
+     "info": {"title": "wmq-mock admin API", "version": "1"},
+     "components": {"securitySchemes": {"token": {"type": "http", "scheme": "bearer"}}},
+     "security": [{}, {"token": []}],
+     "paths": {
+      "/api/clients": {"get": {"summary": "Connected MQTT clients with their subscriptions and pending messages",
+        "responses": {"200": {"description": "The clients", "content": {"application/json": {"schema": {"type": "object",
+          "properties": {"clients": {"type": "array", "items": {"type": "object", "properties": {
+            "id": {"type": "string"}, "subscriptions": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "inflight": {"type": "integer"}, "queued": {"type": "integer"}}}}}}}}}}}},
+      "/api/clients/{id}": {"delete": {"summary": "Disconnect a client (its will is published)",
+        "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "responses": {"204": {"description": "Disconnected"}, "404": {"description": "No such client"}}}},
+      "/api/notify": {"post": {"summary": "Push a Works notification to every session, or to one",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": {
+          "channel": {"type": "integer"}, "sender": {"type": "string"}, "text": {"type": "string"},
+          "sticker": {"type": "object", "properties": {"type": {"type": "string"}, "package": {"type": "string"}, "id": {"type": "string"}}},
+          "client": {"type": "string"}, "topic": {"type": "string"}}}}}},
+        "responses": {"200": {"description": "How many sessions it went to", "content": {"application/json": {"schema": {"type": "object",
+          "properties": {"sessions": {"type": "integer"}}}}}}, "400": {"description": "Not a notification"}}}},
+      "/api/publish": {"post": {"summary": "Publish as the broker, to every matching subscription",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["topic"], "properties": {
+          "topic": {"type": "string"}, "payload": {}, "qos": {"type": "integer", "minimum": 0, "maximum": 2}, "retain": {"type": "boolean"}}}}}},
+        "responses": {"200": {"description": "Published"}, "400": {"description": "Bad request"}}}}
+     }}
+    """#
+}
