@@ -140,9 +140,9 @@ struct MockBrokerTests {
         // A raw TCP client sends an upgrade, then garbage instead of MQTT.
         let hostile = try RawSocket(port: port)
         hostile.send("GET /mqtt HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n")
-        #expect(hostile.receive().hasPrefix("HTTP/1.1 101"))
+        #expect(await blocking { hostile.receive() }.hasPrefix("HTTP/1.1 101"))
         hostile.send(bytes: [0x82, 0x84, 1, 2, 3, 4, 0xF1, 0xF2, 0xF3, 0xF4])  // one masked binary frame: not MQTT
-        #expect(hostile.receive(timeout: 5).isEmpty, "the broker closes the hostile connection")
+        #expect(await blocking { hostile.receive(timeout: 5) }.isEmpty, "the broker closes the hostile connection")
 
         await broker.publish(PublishPacket(qos: .atLeastOnce, topicName: "news/1", payload: ByteBuffer(string: #"{"nType":1,"loc-args0":"S","loc-args1":"still here"}"#)))
         #expect(await texts.wait { $0 == ["still here"] })
@@ -167,7 +167,7 @@ struct HostileClientTests {
         var closed = false
         for byte in Self.upgrade.utf8.prefix(10) {
             slow.send(bytes: [byte])
-            if slow.isClosed(within: 0.3) { closed = true; break }
+            if await blocking({ slow.isClosed(within: 0.3) }) { closed = true; break }
         }
         #expect(closed)
         #expect(ContinuousClock.now - started < .seconds(3))
@@ -178,8 +178,8 @@ struct HostileClientTests {
         defer { Task { await broker.stop() } }
         let idle = try RawSocket(port: port)
         idle.send(Self.upgrade)
-        #expect(idle.receive().hasPrefix("HTTP/1.1 101"))
-        #expect(idle.isClosed(within: 3))
+        #expect(await blocking { idle.receive() }.hasPrefix("HTTP/1.1 101"))
+        #expect(await blocking { idle.isClosed(within: 3) })
         #expect(await waitUntil { await broker.openConnections == 0 })
     }
 
@@ -205,13 +205,13 @@ struct HostileClientTests {
         defer { Task { await broker.stop() } }
         let big = try RawSocket(port: port)
         big.send(Self.upgrade)
-        #expect(big.receive().hasPrefix("HTTP/1.1 101"))
+        #expect(await blocking { big.receive() }.hasPrefix("HTTP/1.1 101"))
         // CONNECT, then a PUBLISH announcing a 100,000-byte body: refused by the decoder's limit.
         let connect: [UInt8] = [0x10, 0x0D, 0, 4, 0x4D, 0x51, 0x54, 0x54, 4, 2, 0, 60, 0, 1, 0x61]
         big.send(bytes: Self.maskedFrame(connect))
-        _ = big.receive()
+        _ = await blocking { big.receive() }
         big.send(bytes: Self.maskedFrame([0x30, 0xA0, 0x8D, 0x06, 0, 1, 0x74]))
-        #expect(big.isClosed(within: 3))
+        #expect(await blocking { big.isClosed(within: 3) })
     }
 
     static func maskedFrame(_ payload: [UInt8]) -> [UInt8] {
@@ -223,7 +223,11 @@ struct HostileClientTests {
 @Suite("wmq-mock admin API", .serialized, .timeLimit(.minutes(1)))
 struct AdminAPITests {
     /// One HTTP/1.1 request on a new connection; returns the status and the body.
-    func request(_ method: String, _ path: String, port: Int, body: String = "", headers: [String] = []) -> (Int, String) {
+    func request(_ method: String, _ path: String, port: Int, body: String = "", headers: [String] = []) async -> (Int, String) {
+        await blocking { Self.requestBlocking(method, path, port: port, body: body, headers: headers) }
+    }
+
+    static func requestBlocking(_ method: String, _ path: String, port: Int, body: String, headers: [String]) -> (Int, String) {
         guard let socket = try? RawSocket(port: port) else { return (0, "") }
         let extra = headers.map { $0 + "\r\n" }.joined()
         socket.send("\(method) \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\(extra)Content-Length: \(body.utf8.count)\r\n\r\n\(body)")
@@ -255,20 +259,20 @@ struct AdminAPITests {
         try await client.connect()
         #expect(await waitUntil { await broker.subscriptions(of: "web-beejs_000000000001")?["raw/#"] != nil })
 
-        let (listStatus, list) = request("GET", "/api/clients", port: port)
+        let (listStatus, list) = await request("GET", "/api/clients", port: port)
         #expect(listStatus == 200)
         #expect(list.contains("\"id\":\"web-beejs_000000000001\"") && list.contains("\"raw/#\":1"), "\(list)")
 
-        #expect(request("POST", "/api/notify", port: port, body: #"{"channel": 3, "sender": "Admin", "text": "from the API"}"#) == (200, "{\"sessions\":1}\n"))
-        #expect(request("POST", "/api/publish", port: port, body: #"{"topic": "raw/x", "payload": "plain", "qos": 1}"#).0 == 200)
+        #expect(await request("POST", "/api/notify", port: port, body: #"{"channel": 3, "sender": "Admin", "text": "from the API"}"#) == (200, "{\"sessions\":1}\n"))
+        #expect(await request("POST", "/api/publish", port: port, body: #"{"topic": "raw/x", "payload": "plain", "qos": 1}"#).0 == 200)
         #expect(await texts.wait { $0 == ["from the API", "raw plain"] })
 
-        #expect(request("POST", "/api/notify", port: port, body: #"{"channel": 3}"#).0 == 400)
-        #expect(request("POST", "/api/publish", port: port, body: #"{"topic": "a/#"}"#).0 == 400)
-        #expect(request("GET", "/api/nothing", port: port).0 == 404)
-        #expect(request("DELETE", "/api/clients/web-beejs_000000000001", port: port).0 == 204)
+        #expect(await request("POST", "/api/notify", port: port, body: #"{"channel": 3}"#).0 == 400)
+        #expect(await request("POST", "/api/publish", port: port, body: #"{"topic": "a/#"}"#).0 == 400)
+        #expect(await request("GET", "/api/nothing", port: port).0 == 404)
+        #expect(await request("DELETE", "/api/clients/web-beejs_000000000001", port: port).0 == 204)
         #expect(await waitUntil { await broker.connectedClients.isEmpty })
-        #expect(request("DELETE", "/api/clients/web-beejs_000000000001", port: port).0 == 404)
+        #expect(await request("DELETE", "/api/clients/web-beejs_000000000001", port: port).0 == 404)
         await client.disconnect()
     }
 
@@ -276,14 +280,22 @@ struct AdminAPITests {
         let broker = MockBroker(configuration: .init(adminToken: "t0ken"), logger: quiet)
         let port = try await broker.listenWebSocket(host: "127.0.0.1", port: 0)
         defer { Task { await broker.stop() } }
-        #expect(request("GET", "/api/clients", port: port).0 == 401)
-        #expect(request("GET", "/api/clients", port: port, headers: ["Authorization: Bearer t0ken"]) == (200, "{\"clients\":[]}\n"))
-        #expect(request("OPTIONS", "/api/notify", port: port, headers: ["Origin: http://localhost:5173"]).0 == 204)
-        let (status, document) = request("GET", "/api/openapi.json", port: port, headers: ["Authorization: Bearer t0ken"])
+        #expect(await request("GET", "/api/clients", port: port).0 == 401)
+        #expect(await request("GET", "/api/clients", port: port, headers: ["Authorization: Bearer t0ken"]) == (200, "{\"clients\":[]}\n"))
+        #expect(await request("OPTIONS", "/api/notify", port: port, headers: ["Origin: http://localhost:5173"]).0 == 204)
+        let (status, document) = await request("GET", "/api/openapi.json", port: port, headers: ["Authorization: Bearer t0ken"])
         #expect(status == 200)
         let paths = (try? JSONSerialization.jsonObject(with: Data(document.utf8)) as? [String: Any])?["paths"] as? [String: Any]
         #expect(Set(paths?.keys.map { $0 } ?? []) == ["/api/clients", "/api/clients/{id}", "/api/notify", "/api/publish"])
-        #expect(request("GET", "/", port: port).0 == 404)
+        #expect(await request("GET", "/", port: port).0 == 404)
+    }
+}
+
+/// Runs a blocking call on a thread of its own, so that it does not hold one of the few threads
+/// of the concurrency pool that the broker under test needs.
+func blocking<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(returning: body()) }
     }
 }
 
@@ -310,7 +322,7 @@ actor TextLog {
 }
 
 /// A blocking TCP client for hostile-client tests.
-final class RawSocket {
+final class RawSocket: @unchecked Sendable {  // one test uses each
     let fd: Int32
 
     init(port: Int) throws {
