@@ -87,6 +87,9 @@ public struct BrokerCore: Sendable {
         self.configuration = configuration
     }
 
+    /// The client identifier that `connection` gave in its CONNECT.
+    public func clientID(of connection: ConnectionID) -> String? { clients[connection] }
+
     /// Client identifiers of the connected sessions, in no particular order.
     public var connectedClients: [String] { sessions.values.filter { $0.connection != nil }.map(\.clientID) }
     /// The session's topic filters and their maximum QoS.

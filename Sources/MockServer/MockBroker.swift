@@ -33,10 +33,14 @@ public actor MockBroker {
         /// When set, the admin API wants `Authorization: Bearer <token>` (required when the
         /// listener is not on loopback).
         public var adminToken: String?
+        /// Played against every client once its session is accepted.
+        public var scenario: Scenario?
 
         public init(mode: Mode = .broker, core: BrokerCore.Configuration = .init(), requiredCookies: [String: String]? = nil,
-                    path: String = "/wmqtt", maximumFrameSize: Int = 1 << 20, adminToken: String? = nil) {
+                    path: String = "/wmqtt", maximumFrameSize: Int = 1 << 20, adminToken: String? = nil,
+                    scenario: Scenario? = nil) {
             self.adminToken = adminToken
+            self.scenario = scenario
             self.mode = mode
             self.core = core
             self.requiredCookies = requiredCookies
@@ -46,13 +50,18 @@ public actor MockBroker {
     }
 
     public let configuration: Configuration
-    private var core: BrokerCore
-    private var channels: [BrokerCore.ConnectionID: any Channel] = [:]
-    private var transports: [BrokerCore.ConnectionID: Transport] = [:]
+    var core: BrokerCore
+    var channels: [BrokerCore.ConnectionID: any Channel] = [:]
+    var transports: [BrokerCore.ConnectionID: Transport] = [:]
+    /// Scenarios being played, by connection.
+    var plays: [BrokerCore.ConnectionID: ScenarioPlay] = [:]
+    /// Every finished play of the scenario, in order.
+    public nonisolated let scenarioResults: AsyncStream<ScenarioResult>
+    let scenarioResultsContinuation: AsyncStream<ScenarioResult>.Continuation
     private var nextConnection = 0
     private var listeners: [any Channel] = []
     private var ticker: Task<Void, Never>?
-    private let logger: Logger
+    let logger: Logger
     private let group: any EventLoopGroup
     private var builder = NotificationBuilder()
 
@@ -66,6 +75,7 @@ public actor MockBroker {
         self.core = BrokerCore(configuration: core)
         self.logger = logger
         self.group = group
+        (scenarioResults, scenarioResultsContinuation) = AsyncStream.makeStream(of: ScenarioResult.self)
     }
 
     // MARK: Listeners
@@ -267,21 +277,38 @@ public actor MockBroker {
     }
 
     private func received(_ packet: MQTTPacket, from id: BrokerCore.ConnectionID) {
+        scenarioSaw(packet, on: id)
         perform(core.received(packet, from: id, now: .now))
     }
 
     private func closed(_ id: BrokerCore.ConnectionID) {
+        scenarioConnectionEnded(id)
         if let channel = channels.removeValue(forKey: id) { channel.close(promise: nil) }
         transports[id] = nil
         perform(core.connectionClosed(id, now: .now))
     }
 
-    private func perform(_ actions: [BrokerCore.Action]) {
+    func perform(_ actions: [BrokerCore.Action]) {
         var flush: Set<BrokerCore.ConnectionID> = []
         let encoder = MQTTEncoder()
         for action in actions {
             switch action {
             case .send(let id, let packet):
+                if case .connack(let connack) = packet, connack.reasonCode.rawValue == 0, let scenario = configuration.scenario {
+                    Task { await self.play(scenario, on: id) }
+                }
+                if let delay = plays[id]?.acknowledgementDelay, delay > .zero {
+                    switch packet {
+                    case .puback, .pubrec, .pubcomp:
+                        Task {
+                            try? await Task.sleep(for: delay)
+                            self.perform([.send(id, packet)])
+                        }
+                        continue
+                    default:
+                        break
+                    }
+                }
                 guard let channel = channels[id], let bytes = try? encoder.encode(packet) else { continue }
                 switch transports[id] {
                 case .webSocket?: channel.write(WebSocketFrame(fin: true, opcode: .binary, data: bytes), promise: nil)
@@ -299,6 +326,16 @@ public actor MockBroker {
             }
         }
         for id in flush { channels[id]?.flush() }
+    }
+
+    /// Writes bytes as they are, in one binary frame on WebSocket (a scenario's `raw` step).
+    func writeRaw(_ bytes: ByteBuffer, to id: BrokerCore.ConnectionID) {
+        guard let channel = channels[id] else { return }
+        switch transports[id] {
+        case .webSocket?: channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .binary, data: bytes), promise: nil)
+        case .tcp?: channel.writeAndFlush(bytes, promise: nil)
+        case nil: break
+        }
     }
 
     private func startTicker() {

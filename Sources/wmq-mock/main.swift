@@ -38,7 +38,12 @@ struct Mock: AsyncParsableCommand {
             The listeners print their address on standard output ("listening ws://127.0.0.1:PORT")
             once bound; port 0 picks a free one. Ctrl-C stops.
 
-            Exit codes: 0 stopped; 2 usage error; 3 a file cannot be read or an address cannot be bound.
+            --scenario FILE plays a JSON Lines script (docs/scenarios.md) against every client once its
+            session is accepted; with --once the mock exits after the first play: 0 if every step
+            passed, 1 if one failed.
+
+            Exit codes: 0 stopped (or, with --once, the scenario passed); 1 the scenario failed; 2 usage
+            error; 3 a file cannot be read or an address cannot be bound.
             """)
 
     enum Mode: String, ExpressibleByArgument, CaseIterable {
@@ -68,6 +73,12 @@ struct Mock: AsyncParsableCommand {
 
     @Option(name: .customLong("max-payload"), help: "Largest PUBLISH payload accepted, in bytes (default 1 MiB).")
     var maximumPayload: Int = 1 << 20
+
+    @Option(help: "A scenario file (JSON Lines, docs/scenarios.md) played against every client once connected.")
+    var scenario: String?
+
+    @Flag(help: "With --scenario: exit after the first play, 0 if every step passed, 1 if not (for CI).")
+    var once = false
 
     @Option(name: .customLong("admin-token"), help: "Token the admin API (/api/…) wants as Authorization: Bearer; required when --ws is not a loopback address.")
     var adminToken: String?
@@ -106,12 +117,27 @@ struct Mock: AsyncParsableCommand {
                 throw ExitCode(ToolExit.unreadableInput)
             }
         }
+        var loadedScenario: Scenario?
+        if let scenario {
+            guard let text = try? String(contentsOfFile: scenario, encoding: .utf8) else {
+                StandardError.write("wmq-mock: cannot read \(scenario)\n")
+                throw ExitCode(ToolExit.unreadableInput)
+            }
+            do {
+                loadedScenario = try Scenario(jsonLines: text)
+            } catch {
+                StandardError.write("wmq-mock: \(scenario): \(error)\n")
+                throw ExitCode(ToolExit.unreadableInput)
+            }
+        } else if once {
+            throw ValidationError("--once needs --scenario")
+        }
         var core = BrokerCore.Configuration(maximumInflight: maximumInflight, maximumPayloadSize: maximumPayload,
                                             answersPing: !noPingResponse)
         if let redelivery { core.redeliveryInterval = .milliseconds(Int64(redelivery * 1000)) }
         let logger = Logger(label: "wmq.mock") { label in ConsoleLogHandler(label: label, level: level) }
         let broker = MockBroker(configuration: .init(mode: mode == .works ? .works : .broker, core: core, requiredCookies: required,
-                                                     adminToken: adminToken),
+                                                     adminToken: adminToken, scenario: loadedScenario),
                                 logger: logger)
         do {
             let port = try await broker.listenWebSocket(host: webSocket.host, port: webSocket.port)
@@ -136,6 +162,27 @@ struct Mock: AsyncParsableCommand {
         }
         defer { for source in sources { source.cancel() } }
         let input = Task { await Self.readNotifications(into: broker, logger: logger) }
+        if once {
+            // The first play's end, or Ctrl-C; both children end when cancelled.
+            let results = broker.scenarioResults
+            let passed = await withTaskGroup(of: Bool?.self) { group in
+                group.addTask {
+                    for await result in results { return result.passed }
+                    return false
+                }
+                group.addTask {
+                    for await _ in stop { return nil }
+                    return nil
+                }
+                let first = await group.next() ?? nil
+                group.cancelAll()
+                return first
+            }
+            input.cancel()
+            await broker.stop()
+            if passed == false { throw ExitCode(ToolExit.foundErrors) }
+            return
+        }
         for await _ in stop { break }
         input.cancel()
         await broker.stop()

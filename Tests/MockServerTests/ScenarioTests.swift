@@ -1,0 +1,166 @@
+import Foundation
+import MQTTWire
+import MockServer
+import NIOCore
+import Testing
+import WorksClient
+
+@Suite struct ScenarioParsingTests {
+    @Test func everyStepKind() throws {
+        let text = """
+            # a comment
+            {"notify": {"channel": 1, "sender": "A", "text": "t"}}
+            {"read": {"channel": 1, "reader": 2, "upTo": 3}}
+            {"publish": {"topic": "a/b", "payload": {"x": 1}, "qos": 2}}
+
+            {"wait": 0.25}
+            {"expect": {"type": "puback", "contains": "x"}, "timeout": 3}
+            {"delay_acks": 1}
+            {"raw": "30 03 00 01 41"}
+            {"drop": true}
+            {"close": 1001}
+            """
+        let scenario = try Scenario(jsonLines: text)
+        #expect(scenario.steps.map(\.line) == [2, 3, 4, 6, 7, 8, 9, 10, 11])
+        guard case .expect(let expectation, let timeout) = scenario.steps[4].step else { Issue.record("not expect"); return }
+        #expect(expectation.type == .puback && expectation.contains == "x" && timeout == .seconds(3))
+        guard case .raw(let bytes) = scenario.steps[6].step else { Issue.record("not raw"); return }
+        #expect(bytes == [0x30, 0x03, 0x00, 0x01, 0x41])
+        guard case .wait(let pause) = scenario.steps[3].step else { Issue.record("not wait"); return }
+        #expect(pause == .milliseconds(250))
+    }
+
+    @Test(arguments: [("{\"jump\": 1}", 1), ("{\"wait\": -1}", 1), ("{\"raw\": \"zz\"}", 1), ("# c\n{\"close\": 99}", 2),
+                      ("{\"expect\": {\"type\": \"NOPE\"}}", 1), ("not json", 1), ("{\"read\": {\"channel\": 1}}", 1)])
+    func badLinesAreNamed(text: String, line: Int) {
+        #expect {
+            _ = try Scenario(jsonLines: text)
+        } throws: { error in
+            (error as? Scenario.ParseError)?.line == line
+        }
+    }
+}
+
+@Suite("wmq-mock scenarios played against WorksClient", .timeLimit(.minutes(1)))
+struct ScenarioPlayTests {
+    @Test func aScenarioPushesExpectsAndCloses() async throws {
+        let scenario = try Scenario(jsonLines: """
+            {"notify": {"channel": 42, "sender": "Alice", "text": "first"}}
+            {"expect": {"type": "PUBACK"}, "timeout": 5}
+            {"read": {"channel": 42, "reader": 7, "upTo": 1}}
+            {"publish": {"topic": "custom/topic", "payload": "raw text", "qos": 2}}
+            {"expect": {"type": "PUBCOMP"}, "timeout": 5}
+            {"expect": {"type": "SUBSCRIBE"}, "timeout": 0.3}
+            {"close": 1001}
+            """)
+        let broker = MockBroker(configuration: .init(mode: .works, scenario: scenario), logger: quiet)
+        let port = try await broker.listenWebSocket(host: "127.0.0.1", port: 0)
+        defer { Task { await broker.stop() } }
+        let configuration = WorksClientConfiguration(webSocket: WebSocketSettings(url: try WebSocketURL("ws://127.0.0.1:\(port)/wmqtt")))
+        let client = WorksClient(configuration: configuration, logger: quiet)
+        let seen = TextLog()
+        Task {
+            for await event in client.events {
+                switch event {
+                case .notification(let n, _): await seen.add("notification \(n.text ?? "")")
+                case .readReceipt(let r, _): await seen.add("read \(r.readerID ?? 0) \(r.messageSerial ?? 0)")
+                case .otherMessage(let m): await seen.add("other \(m.publish.topicName) \(String(buffer: m.publish.payload))")
+                case .error(let e): await seen.add("error \(e.reason)")
+                default: break
+                }
+            }
+        }
+        let results = Task { () -> ScenarioResult? in
+            for await result in broker.scenarioResults { return result }
+            return nil
+        }
+        try await client.connect()
+        let result = try #require(await results.value)
+        // The client never subscribes, so the third expectation fails: a failing step is reported, by line.
+        #expect(result.failures.count == 1, "\(result.failures)")
+        #expect(result.failures.first?.hasPrefix("line 6: expect SUBSCRIBE") == true, "\(result.failures)")
+        let complete = await seen.wait {
+            $0 == ["notification first", "read 7 1", "other custom/topic raw text", "error the server closed the WebSocket with code 1001"]
+        }
+        let lines = await seen.lines
+        #expect(complete, "\(lines)")
+        await client.disconnect()
+    }
+}
+
+/// `wmq-mock`, the built binary.
+@Suite("wmq-mock command", .serialized, .timeLimit(.minutes(1)))
+struct MockToolTests {
+    static func binary() -> String {
+        var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        while !folder.path.hasSuffix("/debug") && !folder.path.hasSuffix("/release") && folder.path != "/" {
+            folder = folder.deletingLastPathComponent()
+        }
+        return folder.appendingPathComponent("wmq-mock").path
+    }
+
+    /// Starts wmq-mock; returns the process, its output pipe and its stderr pipe.
+    func start(_ arguments: [String]) throws -> (Process, Pipe, Pipe) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary())
+        process.arguments = arguments
+        let output = Pipe(), errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return (process, output, errors)
+    }
+
+    func exitStatus(_ process: Process, seconds: Double = 20) async -> Int32? {
+        await blocking {
+            let deadline = Date().addingTimeInterval(seconds)
+            while process.isRunning && Date() < deadline { usleep(10_000) }
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+                return nil
+            }
+            return process.terminationStatus
+        }
+    }
+
+    func file(_ text: String) throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-scenario-\(UUID().uuidString).jsonl")
+        try Data(text.utf8).write(to: url)
+        return url
+    }
+
+    @Test(arguments: [(#"{"notify": {"channel": 1, "sender": "S", "text": "hi"}}\#n{"expect": {"type": "PUBACK"}, "timeout": 5}"#, Int32(0)),
+                      (#"{"expect": {"type": "SUBSCRIBE"}, "timeout": 0.3}"#, Int32(1))])
+    func onceExitsWithTheScenariosOutcome(script: String, status: Int32) async throws {
+        let scenario = try file(script)
+        defer { try? FileManager.default.removeItem(at: scenario) }
+        let (process, output, _) = try start(["--mode", "works", "--ws", "127.0.0.1:0", "--scenario", scenario.path, "--once", "--log-level", "error"])
+        let line = await blocking { String(decoding: output.fileHandleForReading.availableData, as: UTF8.self) }
+        let port = try #require(line.split(separator: ":").last.flatMap { Int($0.split(separator: "/").first ?? "") }, "\(line)")
+        let client = WorksClient(configuration: WorksClientConfiguration(webSocket: WebSocketSettings(url: try WebSocketURL("ws://127.0.0.1:\(port)/wmqtt"))), logger: quiet)
+        try await client.connect()
+        #expect(await exitStatus(process) == status)
+        await client.disconnect()
+    }
+
+    @Test(arguments: [(["--once"], Int32(2), "--once needs --scenario"),
+                      (["--scenario", "/nonexistent.jsonl"], Int32(3), "cannot read"),
+                      (["--ws", "0.0.0.0:0"], Int32(2), "--admin-token"),
+                      (["--ws", "nonsense"], Int32(2), "HOST:PORT")])
+    func badInvocations(arguments: [String], status: Int32, message: String) async throws {
+        let (process, _, errors) = try start(arguments)
+        #expect(await exitStatus(process) == status)
+        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(text.contains(message), "\(text)")
+    }
+
+    @Test func aBadScenarioLineIsNamed() async throws {
+        let scenario = try file("{\"wait\": 1}\n{\"fly\": true}\n")
+        defer { try? FileManager.default.removeItem(at: scenario) }
+        let (process, _, errors) = try start(["--scenario", scenario.path, "--ws", "127.0.0.1:0"])
+        #expect(await exitStatus(process) == 3)
+        #expect(String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).contains("scenario line 2"))
+    }
+}
