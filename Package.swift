@@ -30,6 +30,7 @@ let package = Package(
         .executable(name: "wmq-client", targets: ["wmq-client"]),
         .executable(name: "wmq-mock", targets: ["wmq-mock"]),
         .executable(name: "wmq-bench-client", targets: ["wmq-bench-client"]),
+        .executable(name: "wmq-bench-mock", targets: ["wmq-bench-mock"]),
         .library(name: "WorksClient", targets: ["WorksClient"]),
     ],
     dependencies: [
@@ -190,6 +191,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: frontEndSettings
+        ),
+        .executableTarget(
+            name: "wmq-bench-mock",
+            dependencies: [
+                "WorksClient", "MQTTWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/MockBench",
             swiftSettings: frontEndSettings
         ),
         .executableTarget(

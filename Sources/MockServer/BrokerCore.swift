@@ -32,7 +32,7 @@ public struct BrokerCore: Sendable {
         public var connectionTimeout: Duration
 
         public init(maximumInflight: Int = 100, maximumQueued: Int = 10_000, maximumClientIDLength: Int = 256,
-                    maximumPayloadSize: Int = 1 << 20, answersPing: Bool = true, redeliveryInterval: Duration? = nil,
+                    maximumPayloadSize: Int = 8 << 20, answersPing: Bool = true, redeliveryInterval: Duration? = nil,
                     connectionTimeout: Duration = .seconds(5)) {
             self.connectionTimeout = connectionTimeout
             self.maximumInflight = max(maximumInflight, 1)

@@ -37,7 +37,7 @@ public actor MockBroker {
         public var scenario: Scenario?
 
         public init(mode: Mode = .broker, core: BrokerCore.Configuration = .init(), requiredCookies: [String: String]? = nil,
-                    path: String = "/wmqtt", maximumFrameSize: Int = 1 << 20, adminToken: String? = nil,
+                    path: String = "/wmqtt", maximumFrameSize: Int = 16 << 20, adminToken: String? = nil,
                     scenario: Scenario? = nil) {
             self.adminToken = adminToken
             self.scenario = scenario

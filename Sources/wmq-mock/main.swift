@@ -71,8 +71,8 @@ struct Mock: AsyncParsableCommand {
     @Option(name: .customLong("max-inflight"), help: "Unacknowledged QoS 1/2 messages per session before the rest queue (default 100).")
     var maximumInflight: Int = 100
 
-    @Option(name: .customLong("max-payload"), help: "Largest PUBLISH payload accepted, in bytes (default 1 MiB).")
-    var maximumPayload: Int = 1 << 20
+    @Option(name: .customLong("max-payload"), help: "Largest PUBLISH payload accepted, in bytes (default 8 MiB; rumqttd's max_payload_size).")
+    var maximumPayload: Int = 8 << 20
 
     @Option(help: "A scenario file (JSON Lines, docs/scenarios.md) played against every client once connected.")
     var scenario: String?

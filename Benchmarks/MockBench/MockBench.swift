@@ -1,0 +1,154 @@
+import Foundation
+import Logging
+import MQTTWire
+import NIOCore
+import WorksClient
+
+// The load generator of Tools/bench mock, run against any MQTT-over-WebSocket broker:
+//
+//   wmq-bench-mock latency URL BYTES [ROUNDS]   time from PUBLISH to delivery of a BYTES-byte
+//                                               message to an idle subscriber (median of ROUNDS)
+//   wmq-bench-mock fanout URL SUBSCRIBERS COUNT messages/s delivered to SUBSCRIBERS WebSocket
+//                                               subscribers of COUNT QoS 0 messages
+//   wmq-bench-mock idle URL CONNECTIONS SECONDS opens CONNECTIONS MQTT sessions, holds them
+//                                               SECONDS (the script reads the broker's memory)
+//
+// Each client is a WorksClient, subscribed at QoS 0 to bench/#.
+
+let quiet = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
+
+func configuration(_ url: String, id: String, subscribe: Bool) throws -> WorksClientConfiguration {
+    var configuration = WorksClientConfiguration(webSocket: WebSocketSettings(url: try WebSocketURL(url), maximumFrameSize: 64 << 20))
+    configuration.mqtt.clientIdentifier = id
+    configuration.mqtt.username = nil
+    configuration.mqtt.maximumPacketSize = 64 << 20
+    configuration.mqtt.keepAlive = .seconds(600)
+    configuration.mqtt.pingInterval = .seconds(3600)
+    if subscribe { configuration.mqtt.subscriptions = [.init(topicFilter: "bench/#", qos: .atMostOnce)] }
+    configuration.reconnect.maximumAttempts = 1
+    return configuration
+}
+
+/// A connected subscriber whose deliveries are counted.
+final class Subscriber: @unchecked Sendable {
+    let client: WorksClient
+    let lock = NSLock()
+    var count = 0
+    var lastArrival: ContinuousClock.Instant?
+    var task: Task<Void, Never>?
+
+    init(_ url: String, id: String) throws {
+        client = WorksClient(configuration: try configuration(url, id: id, subscribe: true), logger: quiet)
+        task = Task { [client, weak self] in
+            for await event in client.events {
+                switch event {
+                case .notification, .otherMessage, .readReceipt, .channelMessage:
+                    self?.lock.withLock {
+                        self?.count += 1
+                        self?.lastArrival = .now
+                    }
+                default: continue
+                }
+            }
+        }
+    }
+
+    func connect() async throws {
+        try await client.connect()
+    }
+
+    var delivered: Int { lock.withLock { count } }
+}
+
+func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+}
+
+func waitUntil(_ limit: Duration, _ condition: @Sendable () -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + limit
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(1))
+    }
+    return condition()
+}
+
+@main
+enum Bench {
+    static func main() async throws {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        guard arguments.count >= 3 else {
+            FileHandle.standardError.write(Data("usage: wmq-bench-mock latency URL BYTES [ROUNDS] | fanout URL SUBSCRIBERS COUNT | idle URL CONNECTIONS SECONDS\n".utf8))
+            exit(2)
+        }
+        let url = arguments[1]
+
+        switch arguments[0] {
+        case "latency":
+            guard let bytes = Int(arguments[2]) else { exit(2) }
+            let rounds = arguments.count > 3 ? Int(arguments[3]) ?? 5 : 5
+            let subscriber = try Subscriber(url, id: "bench-subscriber")
+            try await subscriber.connect()
+            try await Task.sleep(for: .milliseconds(300))
+            let publisher = WorksClient(configuration: try configuration(url, id: "bench-publisher", subscribe: false), logger: quiet)
+            try await publisher.connect()
+            var samples: [Double] = []
+            for round in 0..<rounds {
+                let before = subscriber.delivered
+                let payload = ByteBuffer(repeating: UInt8(ascii: "a") + UInt8(round % 26), count: bytes)
+                let start = ContinuousClock.now
+                try await publisher.publish(topic: "bench/latency", payload: payload, qos: .atMostOnce)
+                guard await waitUntil(.seconds(120), { subscriber.delivered > before }) else {
+                    print("latency: no delivery within 120 s"); exit(1)
+                }
+                samples.append(seconds((subscriber.lock.withLock { subscriber.lastArrival } ?? .now) - start) * 1000)
+                try await Task.sleep(for: .milliseconds(200))  // idle again
+            }
+            samples.sort()
+            print(String(format: "latency %d bytes: median %.1f ms (min %.1f, max %.1f, %d rounds)", bytes, samples[samples.count / 2], samples[0], samples[samples.count - 1], rounds))
+            await publisher.disconnect()
+            await subscriber.client.disconnect()
+
+        case "fanout":
+            guard arguments.count >= 4, let subscriberCount = Int(arguments[2]), let count = Int(arguments[3]) else { exit(2) }
+            var subscribers: [Subscriber] = []  // filled, then only read
+            for index in 0..<subscriberCount {
+                let subscriber = try Subscriber(url, id: "bench-fanout-\(index)")
+                try await subscriber.connect()
+                subscribers.append(subscriber)
+            }
+            try await Task.sleep(for: .seconds(1))
+            let publisher = WorksClient(configuration: try configuration(url, id: "bench-fanout-publisher", subscribe: false), logger: quiet)
+            try await publisher.connect()
+            let payload = ByteBuffer(string: String(repeating: "x", count: 200))
+            let start = ContinuousClock.now
+            for _ in 0..<count {
+                try await publisher.publish(topic: "bench/fanout", payload: payload, qos: .atMostOnce)
+            }
+            let expected = subscriberCount * count
+            let all = subscribers
+            let complete = await waitUntil(.seconds(300)) { all.reduce(0) { $0 + $1.delivered } >= expected }
+            let last = subscribers.compactMap { subscriber in subscriber.lock.withLock { subscriber.lastArrival } }.max() ?? .now
+            let delivered = subscribers.reduce(0) { $0 + $1.delivered }
+            let elapsed = seconds(last - start)
+            print(String(format: "fanout %d subscribers × %d messages: %d of %d delivered in %.2f s = %.0f messages/s%@", subscriberCount, count, delivered, expected, elapsed, Double(delivered) / elapsed, complete ? "" : " (incomplete)"))
+            await publisher.disconnect()
+            for subscriber in subscribers { await subscriber.client.disconnect() }
+
+        case "idle":
+            guard arguments.count >= 4, let connections = Int(arguments[2]), let hold = Double(arguments[3]) else { exit(2) }
+            var clients: [WorksClient] = []
+            for index in 0..<connections {
+                let client = WorksClient(configuration: try configuration(url, id: "bench-idle-\(index)", subscribe: false), logger: quiet)
+                try await client.connect()
+                clients.append(client)
+            }
+            print("idle \(connections) connected")
+            try await Task.sleep(for: .milliseconds(Int(hold * 1000)))
+            for client in clients { await client.disconnect() }
+
+        default:
+            exit(2)
+        }
+    }
+}
