@@ -60,6 +60,24 @@ final class Subscriber: @unchecked Sendable {
     var delivered: Int { lock.withLock { count } }
 }
 
+/// Connects every client, 64 at a time.
+func connectAll(_ clients: [WorksClient]) async throws {
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        var next = 0
+        while next < min(64, clients.count) {
+            let client = clients[next]
+            group.addTask { try await client.connect() }
+            next += 1
+        }
+        while try await group.next() != nil {
+            guard next < clients.count else { continue }
+            let client = clients[next]
+            group.addTask { try await client.connect() }
+            next += 1
+        }
+    }
+}
+
 func seconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
@@ -111,12 +129,8 @@ enum Bench {
 
         case "fanout":
             guard arguments.count >= 4, let subscriberCount = Int(arguments[2]), let count = Int(arguments[3]) else { exit(2) }
-            var subscribers: [Subscriber] = []  // filled, then only read
-            for index in 0..<subscriberCount {
-                let subscriber = try Subscriber(url, id: "bench-fanout-\(index)")
-                try await subscriber.connect()
-                subscribers.append(subscriber)
-            }
+            let subscribers = try (0..<subscriberCount).map { try Subscriber(url, id: "bench-fanout-\($0)") }
+            try await connectAll(subscribers.map(\.client))
             try await Task.sleep(for: .seconds(1))
             let publisher = WorksClient(configuration: try configuration(url, id: "bench-fanout-publisher", subscribe: false), logger: quiet)
             try await publisher.connect()
@@ -137,12 +151,10 @@ enum Bench {
 
         case "idle":
             guard arguments.count >= 4, let connections = Int(arguments[2]), let hold = Double(arguments[3]) else { exit(2) }
-            var clients: [WorksClient] = []
-            for index in 0..<connections {
-                let client = WorksClient(configuration: try configuration(url, id: "bench-idle-\(index)", subscribe: false), logger: quiet)
-                try await client.connect()
-                clients.append(client)
+            let clients = try (0..<connections).map {
+                WorksClient(configuration: try configuration(url, id: "bench-idle-\($0)", subscribe: false), logger: quiet)
             }
+            try await connectAll(clients)
             print("idle \(connections) connected")
             try await Task.sleep(for: .milliseconds(Int(hold * 1000)))
             for client in clients { await client.disconnect() }
