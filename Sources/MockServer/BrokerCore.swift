@@ -188,18 +188,7 @@ public struct BrokerCore: Sendable {
                 continue
             }
             guard let interval = configuration.redeliveryInterval else { continue }
-            for identifier in session.inflightOrder {
-                guard let outgoing = session.inflight[identifier], now - outgoing.sentAt >= interval else { continue }
-                sessions[clientID]?.inflight[identifier]?.sentAt = now
-                switch outgoing.stage {
-                case .awaitingAck:
-                    var packet = outgoing.packet
-                    packet.dup = true
-                    actions.append(.send(connection, .publish(packet)))
-                case .awaitingComplete:
-                    actions.append(.send(connection, .pubrel(PublishResponsePacket(packetIdentifier: identifier))))
-                }
-            }
+            actions += resendInflight(of: clientID, on: connection, now: now) { now - $0.sentAt >= interval }
         }
         return actions
     }
@@ -267,8 +256,19 @@ public struct BrokerCore: Sendable {
         clients[connection] = clientID
         actions.append(.send(connection, .connack(ConnAckPacket(sessionPresent: resumed))))
         // Resend what was in flight, in order [MQTT-4.4.0-1], then what queued while away.
+        actions += resendInflight(of: clientID, on: connection, now: now) { _ in true }
+        actions += drainQueue(clientID: clientID, now: now)
+        return actions
+    }
+
+    /// Resends, in order, the in-flight messages `due` selects: a PUBLISH with DUP set while it
+    /// awaits PUBACK/PUBREC, a PUBREL while it awaits PUBCOMP.
+    private mutating func resendInflight(of clientID: String, on connection: ConnectionID, now: ContinuousClock.Instant,
+                                         due: (Outgoing) -> Bool) -> [Action] {
+        guard let session = sessions[clientID] else { return [] }
+        var actions: [Action] = []
         for identifier in session.inflightOrder {
-            guard let outgoing = session.inflight[identifier] else { continue }
+            guard let outgoing = session.inflight[identifier], due(outgoing) else { continue }
             sessions[clientID]?.inflight[identifier]?.sentAt = now
             switch outgoing.stage {
             case .awaitingAck:
@@ -279,7 +279,6 @@ public struct BrokerCore: Sendable {
                 actions.append(.send(connection, .pubrel(PublishResponsePacket(packetIdentifier: identifier))))
             }
         }
-        actions += drainQueue(clientID: clientID, now: now)
         return actions
     }
 

@@ -289,8 +289,30 @@ public actor MockBroker {
     }
 
     func perform(_ actions: [BrokerCore.Action]) {
-        var flush: Set<BrokerCore.ConnectionID> = []
+        // Writes are gathered per event loop and handed over in one task each: a message fanned
+        // out to a thousand subscribers costs one hop per loop, not two per subscriber, and a
+        // packet equal to the previous one (QoS 0 fan-out) is encoded once.
+        var batches: [ObjectIdentifier: (loop: any EventLoop, writes: [(any Channel, Outbound)])] = [:]
+        var lastPacket: MQTTPacket?
+        var lastBytes = ByteBuffer()
         let encoder = MQTTEncoder()
+        func dispatch() {
+            for batch in batches.values {
+                let writes = batch.writes
+                batch.loop.execute {
+                    var channels: [ObjectIdentifier: any Channel] = [:]
+                    for (channel, outbound) in writes {
+                        switch outbound {
+                        case .frame(let frame): channel.write(frame, promise: nil)
+                        case .bytes(let bytes): channel.write(bytes, promise: nil)
+                        }
+                        channels[ObjectIdentifier(channel)] = channel
+                    }
+                    for channel in channels.values { channel.flush() }
+                }
+            }
+            batches = [:]
+        }
         for action in actions {
             switch action {
             case .send(let id, let packet):
@@ -309,14 +331,18 @@ public actor MockBroker {
                         break
                     }
                 }
-                guard let channel = channels[id], let bytes = try? encoder.encode(packet) else { continue }
-                switch transports[id] {
-                case .webSocket?: channel.write(WebSocketFrame(fin: true, opcode: .binary, data: bytes), promise: nil)
-                case .tcp?: channel.write(bytes, promise: nil)
-                case nil: continue
+                guard let channel = channels[id], let transport = transports[id] else { continue }
+                if packet != lastPacket {
+                    guard let bytes = try? encoder.encode(packet) else { continue }  // the core builds valid packets only
+                    lastPacket = packet
+                    lastBytes = bytes
                 }
-                flush.insert(id)
+                let outbound: Outbound = transport == .webSocket
+                    ? .frame(WebSocketFrame(fin: true, opcode: .binary, data: lastBytes)) : .bytes(lastBytes)
+                let key = ObjectIdentifier(channel.eventLoop)
+                batches[key, default: (channel.eventLoop, [])].writes.append((channel, outbound))
             case .close(let id, let reason):
+                dispatch()  // what was written before the close goes first
                 logger.info("closing", metadata: ["connection": "\(id)", "reason": "\(reason)"])
                 if let channel = channels.removeValue(forKey: id) {
                     channel.flush()
@@ -325,7 +351,12 @@ public actor MockBroker {
                 transports[id] = nil
             }
         }
-        for id in flush { channels[id]?.flush() }
+        dispatch()
+    }
+
+    enum Outbound: Sendable {
+        case frame(WebSocketFrame)
+        case bytes(ByteBuffer)
     }
 
     /// Writes bytes as they are, in one binary frame on WebSocket (a scenario's `raw` step).
