@@ -103,3 +103,20 @@ public final class OutputBuffer {
         buffer.removeAll(keepingCapacity: true)
     }
 }
+
+/// Joins the hard-wrapped lines of each paragraph of a `--help` discussion, so that
+/// ArgumentParser wraps them to the terminal instead of breaking each source line again;
+/// lines indented by two spaces (examples, lists) stay as they are.
+public func reflowHelp(_ text: String) -> String {
+    text.components(separatedBy: "\n\n").map { paragraph in
+        var lines: [String] = []
+        for line in paragraph.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
+            if line.hasPrefix("  ") || lines.isEmpty || lines[lines.count - 1].hasPrefix("  ") {
+                lines.append(line)
+            } else {
+                lines[lines.count - 1] += " " + line
+            }
+        }
+        return lines.joined(separator: "\n")
+    }.joined(separator: "\n\n")
+}

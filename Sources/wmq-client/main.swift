@@ -17,7 +17,7 @@ struct Client: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wmq-client",
         abstract: "Connect to a Works notification service (or any MQTT-over-WebSocket broker) and print what arrives, live.",
-        discussion: """
+        discussion: reflowHelp("""
             Connects with the Works web client's handshake (Origin, User-Agent, Sec-WebSocket-Protocol:
             mqtt, the cookies of cookie.json), sends its CONNECT, answers every PUBLISH as the spec says
             (QoS 1: PUBACK; QoS 2: PUBREC, PUBREL, PUBCOMP), keeps the session alive with PINGREQ, drops
@@ -33,7 +33,7 @@ struct Client: AsyncParsableCommand {
             Exit codes: 0 stopped (Ctrl-C, --count reached); 2 usage or configuration error; 3 a file
             (cookie.json, --config, CA) cannot be read; 4 the server refused the credentials (HTTP
             401/403, CONNACK 4/5); 5 the connection could not be kept (attempts used up, refused).
-            """)
+            """))
 
     enum Format: String, ExpressibleByArgument, CaseIterable {
         case text, jsonl

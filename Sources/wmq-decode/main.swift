@@ -11,7 +11,7 @@ struct Decode: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wmq-decode",
         abstract: "Decode every MQTT-over-WebSocket (and plain MQTT) packet of a capture or HAR file into annotated Works messages.",
-        discussion: """
+        discussion: reflowHelp("""
             Reads a pcap or pcapng file (or - for standard input) or a HAR file with WebSocket
             messages (Chrome DevTools' _webSocketMessages), follows every TCP connection,
             recognises WebSocket by its HTTP Upgrade on any port and MQTT by its CONNECT (or, for
@@ -28,7 +28,7 @@ struct Decode: ParsableCommand {
 
             Exit codes: 0 decoded without errors; 1 decoded, with protocol or capture errors reported;
             2 usage error; 3 the input cannot be read (missing, not a capture, unsupported link type).
-            """)
+            """))
 
     enum Format: String, ExpressibleByArgument, CaseIterable {
         case text, jsonl, json

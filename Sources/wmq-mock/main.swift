@@ -15,7 +15,7 @@ struct Mock: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wmq-mock",
         abstract: "A local MQTT-over-WebSocket broker that can behave like the Works notification service.",
-        discussion: """
+        discussion: reflowHelp("""
             --mode broker (default): an MQTT 3.1.1 broker on WebSocket (subprotocol mqtt or mqttv3.1,
             any path) and, with --tcp, plain TCP: clean and persistent sessions, wildcards, retained
             messages, QoS 0/1/2 both ways, wills, keep-alive enforcement.
@@ -25,14 +25,14 @@ struct Mock: AsyncParsableCommand {
             get notifications at QoS 1 without subscribing, resent (DUP) every --redelivery seconds
             until PUBACK. Each line on standard input is a notification to push to every session:
               {"channel": 42, "sender": "Alice", "text": "Hello"}
-              {"channel": 42, "sender": "Bob", "sticker": {"type": "line", "package": "1", "id": "2"}}
+              {"sender": "Bob", "sticker": {"type": "line", "package": "1", "id": "2"}}
             Other keys (chTitle, nType, …) are copied into the payload.
 
             Admin API on the WebSocket port (OpenAPI description at GET /api/openapi.json; CORS open):
-              GET /api/clients                   connected clients, subscriptions, pending messages
-              POST /api/notify                   {"channel", "sender", "text" | "sticker", "client"?}
-              POST /api/publish                  {"topic", "payload", "qos", "retain"}
-              DELETE /api/clients/ID             disconnect a client (its will goes out)
+              GET /api/clients          clients, subscriptions, pending messages
+              POST /api/notify          {"channel", "sender", "text" or "sticker"}
+              POST /api/publish         {"topic", "payload", "qos", "retain"}
+              DELETE /api/clients/ID    disconnect a client (its will goes out)
             Only loopback by default; on another address --admin-token is required.
 
             The listeners print their address on standard output ("listening ws://127.0.0.1:PORT")
@@ -44,7 +44,7 @@ struct Mock: AsyncParsableCommand {
 
             Exit codes: 0 stopped (or, with --once, the scenario passed); 1 the scenario failed; 2 usage
             error; 3 a file cannot be read or an address cannot be bound.
-            """)
+            """))
 
     enum Mode: String, ExpressibleByArgument, CaseIterable {
         case broker, works
