@@ -120,3 +120,26 @@ public func reflowHelp(_ text: String) -> String {
         return lines.joined(separator: "\n")
     }.joined(separator: "\n\n")
 }
+
+/// SIGINT (Ctrl-C) and SIGTERM as an async stream, so that a long-running tool can stop
+/// cleanly (send its goodbyes, flush its files) instead of being killed mid-write.
+public final class TerminationSignals: @unchecked Sendable {  // the sources are only touched in init and cancel
+    public let stream: AsyncStream<Void>
+    private let sources: [any DispatchSourceSignal]
+
+    public init() {
+        let (stream, continuation) = AsyncStream.makeStream(of: Void.self)
+        self.stream = stream
+        sources = [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { continuation.yield() }
+            source.resume()
+            return source
+        }
+    }
+
+    public func cancel() {
+        for source in sources { source.cancel() }
+    }
+}

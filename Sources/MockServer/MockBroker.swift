@@ -106,7 +106,7 @@ public actor MockBroker {
                     let refusal = HTTPRequestHandler(configuration: configuration, broker: self)
                     let bound = NIOLoopBound(refusal, eventLoop: channel.eventLoop)
                     // A handshake that dribbles in (a byte a second) is cut off with the same timeout as a missing CONNECT.
-                    let handshakeTimeout = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(configuration.core.connectionTimeout.components.seconds) * 1_000_000_000 + configuration.core.connectionTimeout.components.attoseconds / 1_000_000_000)) {
+                    let handshakeTimeout = channel.eventLoop.scheduleTask(in: TimeAmount(configuration.core.connectionTimeout)) {
                         channel.close(promise: nil)
                     }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
@@ -404,13 +404,22 @@ public actor MockBroker {
         guard let required = configuration.requiredCookies else { return true }
         var sent: [String: String] = [:]
         for header in headers[canonicalForm: "Cookie"] {
-            for pair in header.split(separator: ";") {
-                let parts = pair.split(separator: "=", maxSplits: 1)
-                guard parts.count == 2 else { continue }
-                sent[String(parts[0].drop { $0 == " " })] = String(parts[1])
-            }
+            sent.merge(cookiePairs(String(header))) { $1 }
         }
         return required.allSatisfy { sent[$0.key] == $0.value }
+    }
+
+    /// The `NAME=VALUE` pairs of a `Cookie` header (names without surrounding blanks; a later
+    /// pair wins), both for the cookies a client sent and for those `requiredCookies` holds.
+    public static func cookiePairs(_ header: String) -> [String: String] {
+        var pairs: [String: String] = [:]
+        for pair in header.split(separator: ";") {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2 else { continue }
+            let name = parts[0].drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed()
+            pairs[String(name)] = String(parts[1])
+        }
+        return pairs
     }
 }
 

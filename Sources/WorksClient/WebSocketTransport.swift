@@ -105,8 +105,7 @@ final class WebSocketTransport: Sendable {
         let proxy = settings.proxy
         let bootstrap = ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connectTimeout(.nanoseconds(Int64(settings.connectTimeout.components.seconds) * 1_000_000_000
-                                         + settings.connectTimeout.components.attoseconds / 1_000_000_000))
+            .connectTimeout(TimeAmount(settings.connectTimeout))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     guard let proxy else { return try addWebSocketHandlers(channel) }
@@ -118,7 +117,7 @@ final class WebSocketTransport: Sendable {
                     let decoder = ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes))
                     let connect = NIOHTTP1ProxyConnectHandler(
                         targetHost: url.host, targetPort: url.port, headers: headers,
-                        deadline: .now() + .nanoseconds(Int64(settings.connectTimeout.components.seconds) * 1_000_000_000), promise: tunnel)
+                        deadline: .now() + TimeAmount(settings.connectTimeout), promise: tunnel)
                     let pipeline = channel.pipeline.syncOperations
                     try pipeline.addHandler(encoder)
                     try pipeline.addHandler(decoder)

@@ -178,17 +178,21 @@ struct Client: AsyncParsableCommand {
         var recorder: SessionRecorder?
         if let record {
             do {
-                recorder = try SessionRecorder(path: record, redactor: redactor)
+                let made = try SessionRecorder(path: record, redactor: redactor)
+                recorder = made
+                taps.append(made)
             } catch {
                 StandardError.write("wmq-client: \(error.reason)\n")
                 throw ExitCode(ToolExit.unreadableInput)
             }
-            taps.append(recorder!)
         }
         let client = WorksClient(configuration: configuration, logger: logger, redactor: redactor, tap: TapGroup(taps))
 
-        let stop = SignalStop(client: client)
-        defer { stop.cancel() }
+        // Ctrl-C and SIGTERM disconnect cleanly: DISCONNECT, close frame, files flushed.
+        let signals = TerminationSignals()
+        defer { signals.cancel() }
+        let stopper = Task { for await _ in signals.stream { await client.disconnect() } }
+        defer { stopper.cancel() }
         let limit = count
         let counter = Task {
             var delivered = 0
@@ -253,24 +257,5 @@ final class LockedOutput: Sendable {
 
     func flush() {
         lock.withLock { buffer.flush() }
-    }
-}
-
-/// Ctrl-C (SIGINT) and SIGTERM disconnect cleanly: DISCONNECT, close frame, files flushed.
-final class SignalStop: @unchecked Sendable {  // the sources are only touched in init and cancel
-    private let sources: [any DispatchSourceSignal]
-
-    init(client: WorksClient) {
-        sources = [SIGINT, SIGTERM].map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { Task { await client.disconnect() } }
-            source.resume()
-            return source
-        }
-    }
-
-    func cancel() {
-        for source in sources { source.cancel() }
     }
 }

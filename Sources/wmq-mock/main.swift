@@ -106,12 +106,7 @@ struct Mock: AsyncParsableCommand {
         var required: [String: String]?
         if let cookies {
             do {
-                let header = try WorksCookies.load(path: cookies).header
-                required = Dictionary(header.split(separator: ";").compactMap { pair -> (String, String)? in
-                    let parts = pair.split(separator: "=", maxSplits: 1)
-                    guard parts.count == 2 else { return nil }
-                    return (parts[0].trimmingCharacters(in: .whitespaces), String(parts[1]))
-                }, uniquingKeysWith: { $1 })
+                required = MockBroker.cookiePairs(try WorksCookies.load(path: cookies).header)
             } catch {
                 StandardError.write("wmq-mock: \(error.reason)\n")
                 throw ExitCode(ToolExit.unreadableInput)
@@ -151,16 +146,9 @@ struct Mock: AsyncParsableCommand {
             throw ExitCode(ToolExit.unreadableInput)
         }
 
-        let (stop, stopper) = AsyncStream.makeStream(of: Void.self)
-        var sources: [any DispatchSourceSignal] = []
-        for number in [SIGINT, SIGTERM] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { stopper.yield() }
-            source.resume()
-            sources.append(source)
-        }
-        defer { for source in sources { source.cancel() } }
+        let signals = TerminationSignals()
+        defer { signals.cancel() }
+        let stop = signals.stream
         let input = Task { await Self.readNotifications(into: broker, logger: logger) }
         if once {
             // The first play's end, or Ctrl-C; both children end when cancelled.
