@@ -51,8 +51,8 @@ public actor MockBroker {
 
     public let configuration: Configuration
     var core: BrokerCore
-    var channels: [BrokerCore.ConnectionID: any Channel] = [:]
-    var transports: [BrokerCore.ConnectionID: Transport] = [:]
+    /// Open transport connections, upgraded WebSocket or TCP, with or without CONNECT.
+    var connections: [BrokerCore.ConnectionID: Connection] = [:]
     /// Scenarios being played, by connection.
     var plays: [BrokerCore.ConnectionID: ScenarioPlay] = [:]
     /// Every finished play of the scenario, in order.
@@ -66,6 +66,16 @@ public actor MockBroker {
     private var builder = NotificationBuilder()
 
     enum Transport { case webSocket, tcp }
+
+    struct Connection {
+        let channel: any Channel
+        let transport: Transport
+
+        /// What carries `bytes` of MQTT on this connection: one binary frame, or the bytes themselves.
+        func outbound(_ bytes: ByteBuffer) -> Outbound {
+            transport == .webSocket ? .frame(WebSocketFrame(fin: true, opcode: .binary, data: bytes)) : .bytes(bytes)
+        }
+    }
 
     public init(configuration: Configuration, logger: Logger = Logger(label: "wmq.mock"),
                 group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
@@ -153,7 +163,7 @@ public actor MockBroker {
     public func stop() async {
         ticker?.cancel()
         for listener in listeners { try? await listener.close() }
-        for channel in channels.values { try? await channel.close() }
+        for connection in connections.values { try? await connection.channel.close() }
         listeners = []
     }
 
@@ -211,14 +221,13 @@ public actor MockBroker {
     }
 
     /// Open transport connections (upgraded WebSocket or TCP), with or without CONNECT.
-    public var openConnections: Int { channels.count }
+    public var openConnections: Int { connections.count }
 
     // MARK: Connections
 
     private func open(_ channel: any Channel, transport: Transport) -> BrokerCore.ConnectionID {
         nextConnection += 1
-        channels[nextConnection] = channel
-        transports[nextConnection] = transport
+        connections[nextConnection] = Connection(channel: channel, transport: transport)
         core.connectionOpened(nextConnection, now: .now)
         return nextConnection
     }
@@ -234,7 +243,7 @@ public actor MockBroker {
                         decoder.append(frame.unmaskedData)
                         while let packet = try decoder.next() {
                             received(packet, from: id)
-                            if channels[id] == nil { break frames }
+                            if connections[id] == nil { break frames }
                         }
                     case .text:
                         logger.notice("text frame: MQTT travels in binary frames only", metadata: ["connection": "\(id)"])
@@ -266,7 +275,7 @@ public actor MockBroker {
                     decoder.append(bytes)
                     while let packet = try decoder.next() {
                         received(packet, from: id)
-                        if channels[id] == nil { break bytes }
+                        if connections[id] == nil { break bytes }
                     }
                 }
             }
@@ -283,8 +292,7 @@ public actor MockBroker {
 
     private func closed(_ id: BrokerCore.ConnectionID) {
         scenarioConnectionEnded(id)
-        if let channel = channels.removeValue(forKey: id) { channel.close(promise: nil) }
-        transports[id] = nil
+        connections.removeValue(forKey: id)?.channel.close(promise: nil)
         perform(core.connectionClosed(id, now: .now))
     }
 
@@ -331,24 +339,22 @@ public actor MockBroker {
                         break
                     }
                 }
-                guard let channel = channels[id], let transport = transports[id] else { continue }
+                guard let connection = connections[id] else { continue }
                 if packet != lastPacket {
                     guard let bytes = try? encoder.encode(packet) else { continue }  // the core builds valid packets only
                     lastPacket = packet
                     lastBytes = bytes
                 }
-                let outbound: Outbound = transport == .webSocket
-                    ? .frame(WebSocketFrame(fin: true, opcode: .binary, data: lastBytes)) : .bytes(lastBytes)
-                let key = ObjectIdentifier(channel.eventLoop)
-                batches[key, default: (channel.eventLoop, [])].writes.append((channel, outbound))
+                let channel = connection.channel
+                batches[ObjectIdentifier(channel.eventLoop), default: (channel.eventLoop, [])].writes
+                    .append((channel, connection.outbound(lastBytes)))
             case .close(let id, let reason):
                 dispatch()  // what was written before the close goes first
                 logger.info("closing", metadata: ["connection": "\(id)", "reason": "\(reason)"])
-                if let channel = channels.removeValue(forKey: id) {
+                if let channel = connections.removeValue(forKey: id)?.channel {
                     channel.flush()
                     channel.close(promise: nil)
                 }
-                transports[id] = nil
             }
         }
         dispatch()
@@ -361,11 +367,10 @@ public actor MockBroker {
 
     /// Writes bytes as they are, in one binary frame on WebSocket (a scenario's `raw` step).
     func writeRaw(_ bytes: ByteBuffer, to id: BrokerCore.ConnectionID) {
-        guard let channel = channels[id] else { return }
-        switch transports[id] {
-        case .webSocket?: channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .binary, data: bytes), promise: nil)
-        case .tcp?: channel.writeAndFlush(bytes, promise: nil)
-        case nil: break
+        guard let connection = connections[id] else { return }
+        switch connection.outbound(bytes) {
+        case .frame(let frame): connection.channel.writeAndFlush(frame, promise: nil)
+        case .bytes(let bytes): connection.channel.writeAndFlush(bytes, promise: nil)
         }
     }
 

@@ -30,7 +30,7 @@ extension MockBroker {
         var failures: [String] = []
         logger.info("scenario started", metadata: ["client": "\(clientID)", "steps": "\(scenario.steps.count)"])
         steps: for (line, step) in scenario.steps {
-            guard channels[connection] != nil else {
+            guard connections[connection] != nil else {
                 failures.append("line \(line): the client was gone before this step")
                 break
             }
@@ -64,15 +64,15 @@ extension MockBroker {
             case .raw(let bytes):
                 writeRaw(ByteBuffer(bytes: bytes), to: connection)
             case .drop:
-                channels[connection]?.close(mode: .all, promise: nil)
+                connections[connection]?.channel.close(mode: .all, promise: nil)
                 break steps
             case .close(let code):
-                if let channel = channels[connection], transports[connection] == .webSocket {
+                if let open = connections[connection], open.transport == .webSocket {
                     var data = ByteBuffer()
                     data.writeInteger(code)
-                    channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: data), promise: nil)
+                    open.channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: data), promise: nil)
                 }
-                channels[connection]?.close(promise: nil)
+                connections[connection]?.channel.close(promise: nil)
                 break steps
             }
         }

@@ -27,15 +27,13 @@ final class WebSocketTransport: Sendable {
     typealias Frames = NIOAsyncChannel<WebSocketFrame, WebSocketFrame>
     let channel: any Channel
     let frames: Frames
-    let response: HTTPResponseHead
 
     /// Set while a flush is queued on the event loop.
     private let flushPending: NIOLoopBoundBox<Bool>
 
-    private init(channel: any Channel, frames: Frames, response: HTTPResponseHead) {
+    private init(channel: any Channel, frames: Frames) {
         self.channel = channel
         self.frames = frames
-        self.response = response
         flushPending = NIOLoopBoundBox.makeBoxSendingValue(false, eventLoop: channel.eventLoop)  // built off the loop
     }
 
@@ -56,7 +54,7 @@ final class WebSocketTransport: Sendable {
                 throw WorksClientError(.config, "TLS settings: \(error)")
             }
         }
-        let upgraded = group.next().makePromise(of: (HTTPResponseHead, Frames).self)
+        let upgraded = group.next().makePromise(of: Frames.self)
         var headers = HTTPHeaders()
         headers.add(name: "Host", value: url.hostHeader)
         if let origin = settings.origin { headers.add(name: "Origin", value: origin) }
@@ -88,7 +86,7 @@ final class WebSocketTransport: Sendable {
                     }
                     let frames = try Frames(wrappingChannelSynchronously: channel, configuration: .init(
                         backPressureStrategy: .init(lowWatermark: 4, highWatermark: 64)))
-                    upgraded.succeed((response, frames))
+                    upgraded.succeed(frames)
                 }
             }
             let requestHandler = UpgradeRequestHandler(request: request, upgraded: upgraded)
@@ -152,8 +150,8 @@ final class WebSocketTransport: Sendable {
         }
         channel.closeFuture.whenComplete { _ in upgraded.fail(WorksClientError(.connection, "the connection closed during the WebSocket upgrade")) }
         do {
-            let (response, frames) = try await upgraded.futureResult.get()
-            return WebSocketTransport(channel: channel, frames: frames, response: response)
+            let frames = try await upgraded.futureResult.get()
+            return WebSocketTransport(channel: channel, frames: frames)
         } catch {
             try? await channel.close()
             if let error = error as? WorksClientError { throw error }
@@ -199,9 +197,9 @@ private final class UpgradeRequestHandler: ChannelInboundHandler, RemovableChann
     typealias OutboundOut = HTTPClientRequestPart
 
     private let request: HTTPRequestHead
-    private let upgraded: EventLoopPromise<(HTTPResponseHead, WebSocketTransport.Frames)>
+    private let upgraded: EventLoopPromise<WebSocketTransport.Frames>
 
-    init(request: HTTPRequestHead, upgraded: EventLoopPromise<(HTTPResponseHead, WebSocketTransport.Frames)>) {
+    init(request: HTTPRequestHead, upgraded: EventLoopPromise<WebSocketTransport.Frames>) {
         self.request = request
         self.upgraded = upgraded
     }

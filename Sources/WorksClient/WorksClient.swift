@@ -43,7 +43,6 @@ public actor WorksClient {
     private var session: MQTTClientSession
     private var inbox: WorksInbox
     private var transport: WebSocketTransport?
-    private var connectedAt: ContinuousClock.Instant?
     private var connectWaiters: [CheckedContinuation<Void, any Error>] = []
     private var publishWaiters: [UInt16: CheckedContinuation<Void, any Error>] = [:]
     private var subscribeWaiters: [UInt16: CheckedContinuation<SubAckPacket, any Error>] = [:]
@@ -288,7 +287,6 @@ public actor WorksClient {
                 // Delivered before the acknowledgement that follows in `actions` goes out.
                 continuation.yield(event)
             case .connected(let sessionPresent):
-                connectedAt = .now
                 emit(.stateChanged(.connected(sessionPresent: sessionPresent)))
                 logger.info("connected", metadata: ["session-present": "\(sessionPresent)"])
                 onConnect?(sessionPresent)
@@ -316,7 +314,6 @@ public actor WorksClient {
     private func connectionEnded(_ error: WorksClientError) {
         session.transportClosed()
         transport = nil
-        connectedAt = nil
         emit(.stateChanged(.disconnected(reason: error.reason)))
         logger.info("disconnected", metadata: ["reason": "\(error.reason)"])
         onDisconnect?(error.reason)
