@@ -1,22 +1,27 @@
 public import MQTTWire
 import NIOCore
 
-/// The MQTT 3.1.1 broker of `wmq-mock` as a value-type state machine: the transport reports
-/// connections, packets and the passing of time; the core returns ``Action``s (packets to
-/// send to a connection, connections to close). No I/O, no clock of its own, so every rule of
-/// the spec is unit-tested with plain values (STYLE.md), in the spirit of `WorksClient`'s
-/// `MQTTClientSession`.
+/// The broker of `wmq-mock` as a value-type state machine, MQTT 3.1, 3.1.1 and 5.0: the
+/// transport reports connections, packets and the passing of time; the core returns
+/// ``Action``s (packets to send to a connection, connections to close). No I/O, no clock of
+/// its own, so every rule of the spec is unit-tested with plain values (STYLE.md), in the
+/// spirit of `WorksClient`'s `MQTTClientSession`.
 ///
 /// Covered: CONNECT validation and session take-over, clean and persistent sessions,
 /// SUBSCRIBE/UNSUBSCRIBE with wildcards, retained messages, QoS 0/1/2 both ways with an
 /// in-flight window and queueing, delivery QoS = min(publish, subscription), wills, keep-alive
-/// enforcement at 1.5 × keep-alive, DISCONNECT; for Works mode, pushing to a session with no
-/// subscription and redelivering unacknowledged messages after a timeout.
+/// enforcement at 1.5 × keep-alive, DISCONNECT. MQTT 5.0: session expiry, will delay, message
+/// expiry, topic aliases from the client, receive maximum both ways, maximum packet size both
+/// ways, subscription options (no local, retain as published, retain handling) and
+/// identifiers, reason codes with reason strings, user properties carried to subscribers.
+/// For Works mode, pushing to a session with no subscription and redelivering unacknowledged
+/// messages after a timeout.
 public struct BrokerCore: Sendable {
     public typealias ConnectionID = Int
 
     public struct Configuration: Sendable, Hashable {
-        /// Unacknowledged QoS 1/2 messages per session before the rest queue (rumqttd's `max_inflight_count`).
+        /// Unacknowledged QoS 1/2 messages per session before the rest queue (rumqttd's
+        /// `max_inflight_count`); also the Receive Maximum announced to MQTT 5 clients.
         public var maximumInflight: Int
         /// Messages kept per session while it is offline or its window is full; the oldest go first.
         public var maximumQueued: Int
@@ -30,24 +35,41 @@ public struct BrokerCore: Sendable {
         public var redeliveryInterval: Duration?
         /// A connection that sends no CONNECT within this long is closed (rumqttd's `connection_timeout_ms`).
         public var connectionTimeout: Duration
+        /// Topic aliases an MQTT 5 client may use towards the broker (0 turns them off).
+        public var topicAliasMaximum: UInt16
+        /// Whether MQTT 5 clients are served; when false they get CONNACK 0x84, as rumqttd's
+        /// websocket listener configured for 3.1.1 does.
+        public var acceptsVersion5: Bool
 
         public init(maximumInflight: Int = 100, maximumQueued: Int = 10_000, maximumClientIDLength: Int = 256,
                     maximumPayloadSize: Int = 8 << 20, answersPing: Bool = true, redeliveryInterval: Duration? = nil,
-                    connectionTimeout: Duration = .seconds(5)) {
+                    connectionTimeout: Duration = .seconds(5), topicAliasMaximum: UInt16 = 32, acceptsVersion5: Bool = true) {
             self.connectionTimeout = connectionTimeout
-            self.maximumInflight = max(maximumInflight, 1)
+            self.maximumInflight = min(max(maximumInflight, 1), 65_535)
             self.maximumQueued = max(maximumQueued, 0)
             self.maximumClientIDLength = maximumClientIDLength
             self.maximumPayloadSize = maximumPayloadSize
             self.answersPing = answersPing
             self.redeliveryInterval = redeliveryInterval
+            self.topicAliasMaximum = topicAliasMaximum
+            self.acceptsVersion5 = acceptsVersion5
         }
+
+        /// The largest packet accepted: the payload limit plus room for a topic, properties and headers.
+        public var maximumPacketSize: Int { maximumPayloadSize + 65_536 + 5 }
     }
 
     public enum Action: Sendable, Hashable {
         case send(ConnectionID, MQTTPacket)
         /// Close the connection; `reason` is for logs and the admin API.
         case close(ConnectionID, reason: String)
+    }
+
+    /// A message on its way to a session, with when it stops being worth delivering (MQTT 5
+    /// Message Expiry Interval).
+    struct Message: Sendable, Hashable {
+        var packet: PublishPacket
+        var expiresAt: ContinuousClock.Instant?
     }
 
     struct Outgoing: Sendable, Hashable {
@@ -57,47 +79,86 @@ public struct BrokerCore: Sendable {
         var sentAt: ContinuousClock.Instant
     }
 
+    struct Subscription: Sendable, Hashable {
+        var qos: QoS
+        var noLocal = false
+        var retainAsPublished = false
+        var identifier: UInt32?
+    }
+
     struct Session: Sendable {
         var clientID: String
-        var clean: Bool
+        var version: ProtocolVersion
         var connection: ConnectionID?
-        var subscriptions: [String: QoS] = [:]
+        var subscriptions: [String: Subscription] = [:]
         var will: ConnectPacket.Will?
+        var willDelay: UInt32 = 0
         var keepAlive: Duration = .zero
         var lastSeen: ContinuousClock.Instant
+        /// Seconds the session outlives its connection; `.max` forever (3.1.1 persistent), 0 not at all (clean).
+        var expiryInterval: UInt32 = 0
+        var disconnectedAt: ContinuousClock.Instant?
         var inflight: [UInt16: Outgoing] = [:]
         var inflightOrder: [UInt16] = []
-        var queue: [PublishPacket] = []
+        var queue: [Message] = []
         var incomingQoS2: Set<UInt16> = []
         var nextPacketIdentifier: UInt16 = 1
+        /// The client's Receive Maximum, capped by the configuration.
+        var inflightLimit: Int
+        /// The client's Maximum Packet Size (5.0); larger messages are not sent to it [MQTT-3.1.2-25].
+        var maximumPacketSize: Int?
+        /// Topic aliases the client set on this connection.
+        var aliases: [UInt16: String] = [:]
+        /// Whether reason strings and user properties may go on packets other than CONNACK and DISCONNECT.
+        var wantsProblemInformation = true
+
+        var isVersion5: Bool { version == .v5 }
+    }
+
+    /// A will waiting for its delay or the end of its session (5.0).
+    struct PendingWill: Sendable {
+        var will: ConnectPacket.Will
+        var due: ContinuousClock.Instant
     }
 
     public let configuration: Configuration
     private(set) var sessions: [String: Session] = [:]
     /// Connections that sent CONNECT, to their client identifier.
     private var clients: [ConnectionID: String] = [:]
-    private(set) var retained: [String: PublishPacket] = [:]
+    private(set) var retained: [String: Message] = [:]
     /// Connections that have not sent CONNECT yet, with when they opened.
     private var awaitingConnect: [ConnectionID: ContinuousClock.Instant] = [:]
+    private var pendingWills: [String: PendingWill] = [:]
     private var generatedIDs = 0
-    /// Messages dropped because a queue was full, for the admin API.
+    /// Messages dropped because a queue was full, they expired, or they exceeded a client's
+    /// maximum packet size, for the admin API.
     public private(set) var droppedMessages = 0
 
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
     }
 
-    /// The client identifier that `connection` gave in its CONNECT.
+    /// The client identifier that `connection` gave in its CONNECT (or was assigned).
     public func clientID(of connection: ConnectionID) -> String? { clients[connection] }
 
     /// Client identifiers of the connected sessions, in no particular order.
     public var connectedClients: [String] { sessions.values.filter { $0.connection != nil }.map(\.clientID) }
+    /// Client identifiers of the sessions kept while their client is away.
+    public var storedSessions: [String] { sessions.values.filter { $0.connection == nil }.map(\.clientID) }
     /// The session's topic filters and their maximum QoS.
-    public func subscriptions(of clientID: String) -> [String: QoS]? { sessions[clientID]?.subscriptions }
+    public func subscriptions(of clientID: String) -> [String: QoS]? { sessions[clientID]?.subscriptions.mapValues(\.qos) }
     /// Unacknowledged and queued messages of a session.
     public func pending(of clientID: String) -> (inflight: Int, queued: Int)? {
         sessions[clientID].map { ($0.inflight.count, $0.queue.count) }
     }
+    /// The version a server answers `connect` in: its own, except 5.0 on a listener that
+    /// serves 3.1.1 only, which is refused in 3.1.1's form.
+    public static func answeringVersion(for connect: ConnectPacket, configuration: Configuration) -> ProtocolVersion {
+        connect.protocolVersion == .v5 && !configuration.acceptsVersion5 ? .v3_1_1 : connect.protocolVersion
+    }
+
+    /// The protocol version a session connected with.
+    public func version(of clientID: String) -> ProtocolVersion? { sessions[clientID]?.version }
 
     // MARK: Events
 
@@ -119,12 +180,13 @@ public struct BrokerCore: Sendable {
         sessions[clientID]?.lastSeen = now
         switch packet {
         case .connect:
-            return closeWithWill(connection, reason: "a second CONNECT [MQTT-3.1.0-2]", now: now)
+            return disconnect(connection, .protocolError, "a second CONNECT [MQTT-3.1.0-2]", now: now)
         case .publish(let publish):
             return publishReceived(publish, from: connection, clientID: clientID, now: now)
         case .pubrel(let response):
-            sessions[clientID]?.incomingQoS2.remove(response.packetIdentifier)
-            return [.send(connection, .pubcomp(PublishResponsePacket(packetIdentifier: response.packetIdentifier)))]
+            let known = sessions[clientID]?.incomingQoS2.remove(response.packetIdentifier) != nil
+            let code: ReasonCode = known || sessions[clientID]?.isVersion5 != true ? .success : .packetIdentifierNotFound
+            return [.send(connection, .pubcomp(PublishResponsePacket(packetIdentifier: response.packetIdentifier, reasonCode: code)))]
         case .puback(let response):
             guard sessions[clientID]?.inflight[response.packetIdentifier]?.packet.qos == .atLeastOnce else { return [] }
             return complete(response.packetIdentifier, clientID: clientID, now: now)
@@ -132,6 +194,8 @@ public struct BrokerCore: Sendable {
             guard let outgoing = sessions[clientID]?.inflight[response.packetIdentifier], outgoing.packet.qos == .exactlyOnce else {
                 return []
             }
+            // A 5.0 PUBREC with an error code ends the flow there [MQTT-4.3.3-4].
+            if response.reasonCode.rawValue >= 0x80 { return complete(response.packetIdentifier, clientID: clientID, now: now) }
             sessions[clientID]?.inflight[response.packetIdentifier]?.stage = .awaitingComplete
             sessions[clientID]?.inflight[response.packetIdentifier]?.sentAt = now
             return [.send(connection, .pubrel(PublishResponsePacket(packetIdentifier: response.packetIdentifier)))]
@@ -141,21 +205,37 @@ public struct BrokerCore: Sendable {
         case .subscribe(let subscribe):
             return subscribeReceived(subscribe, from: connection, clientID: clientID, now: now)
         case .unsubscribe(let unsubscribe):
-            for filter in unsubscribe.topicFilters { sessions[clientID]?.subscriptions[filter] = nil }
-            return [.send(connection, .unsuback(UnsubAckPacket(packetIdentifier: unsubscribe.packetIdentifier)))]
+            var codes: [ReasonCode] = []
+            for filter in unsubscribe.topicFilters {
+                let existed = sessions[clientID]?.subscriptions.removeValue(forKey: filter) != nil
+                codes.append(existed ? .success : .noSubscriptionExisted)
+            }
+            let isVersion5 = sessions[clientID]?.isVersion5 == true
+            return [.send(connection, .unsuback(UnsubAckPacket(packetIdentifier: unsubscribe.packetIdentifier, reasonCodes: isVersion5 ? codes : [])))]
         case .pingreq:
             return configuration.answersPing ? [.send(connection, .pingresp)] : []
-        case .disconnect:
-            // A normal DISCONNECT discards the will [MQTT-3.14.4-3].
-            sessions[clientID]?.will = nil
-            return [.close(connection, reason: "DISCONNECT")] + connectionClosed(connection, now: now)
-        case .connack, .suback, .unsuback, .pingresp, .auth:
-            return closeWithWill(connection, reason: "a client sent \(packet.type), which only a server may send", now: now)
+        case .disconnect(let disconnect):
+            return disconnectReceived(disconnect, from: connection, clientID: clientID, now: now)
+        case .auth:
+            return disconnect(connection, .protocolError, "AUTH without an authentication method in CONNECT [MQTT-4.12.0-1]", now: now)
+        case .connack, .suback, .unsuback, .pingresp:
+            return disconnect(connection, .protocolError, "a client sent \(packet.type), which only a server may send", now: now)
         }
     }
 
-    /// The transport of `connection` is gone (closed by either side, or lost). Publishes the
-    /// will unless DISCONNECT discarded it; a clean session ends here.
+    /// The connection's bytes broke the protocol (a decoding error): 5.0 clients are told why
+    /// with a DISCONNECT before the connection closes; the will goes out.
+    public mutating func violation(on connection: ConnectionID, code: ReasonCode, reason: String, now: ContinuousClock.Instant) -> [Action] {
+        guard clients[connection] != nil else {
+            awaitingConnect[connection] = nil
+            return [.close(connection, reason: reason)]
+        }
+        return disconnect(connection, code, reason, now: now)
+    }
+
+    /// The transport of `connection` is gone (closed by either side, or lost). The will goes
+    /// out (after its delay, in 5.0) unless DISCONNECT discarded it; a session with no expiry
+    /// interval ends here.
     public mutating func connectionClosed(_ connection: ConnectionID, now: ContinuousClock.Instant) -> [Action] {
         awaitingConnect[connection] = nil
         guard let clientID = clients.removeValue(forKey: connection), var session = sessions[clientID],
@@ -164,17 +244,19 @@ public struct BrokerCore: Sendable {
         let will = session.will
         session.will = nil
         session.connection = nil
-        if session.clean {
-            sessions[clientID] = nil
-        } else {
-            sessions[clientID] = session
-        }
+        session.aliases = [:]
+        session.disconnectedAt = now
+        let ends = session.expiryInterval == 0
+        sessions[clientID] = ends ? nil : session
         guard let will else { return [] }
-        return route(PublishPacket(qos: will.qos, retain: will.retain, topicName: will.topic, payload: will.payload), now: now)
+        let delay = min(session.willDelay, session.expiryInterval)
+        if delay == 0 { return route(Message(will: will, now: now), from: nil, now: now) }
+        pendingWills[clientID] = PendingWill(will: will, due: now + .seconds(Int(delay)))
+        return []
     }
 
-    /// Time passed: keep-alive enforcement (1.5 × the client's keep-alive [MQTT-3.1.2-24]) and
-    /// timed redelivery.
+    /// Time passed: CONNECT timeout, keep-alive enforcement (1.5 × the client's keep-alive
+    /// [MQTT-3.1.2-24]), timed redelivery, delayed wills, session and message expiry.
     public mutating func tick(now: ContinuousClock.Instant) -> [Action] {
         var actions: [Action] = []
         for (connection, opened) in awaitingConnect where now - opened >= configuration.connectionTimeout {
@@ -182,13 +264,26 @@ public struct BrokerCore: Sendable {
             actions.append(.close(connection, reason: "no CONNECT within \(configuration.connectionTimeout)"))
         }
         for (clientID, session) in sessions {
-            guard let connection = session.connection else { continue }
+            guard let connection = session.connection else {
+                if let since = session.disconnectedAt, session.expiryInterval != .max,
+                   now - since >= .seconds(Int(session.expiryInterval)) {
+                    sessions[clientID] = nil
+                }
+                continue
+            }
             if session.keepAlive > .zero, now - session.lastSeen > session.keepAlive * 1.5 {
-                actions += closeWithWill(connection, reason: "no packet within 1.5 × keep-alive (\(session.keepAlive))", now: now)
+                actions += disconnect(connection, .keepAliveTimeout, "no packet within 1.5 × keep-alive (\(session.keepAlive))", now: now)
                 continue
             }
             guard let interval = configuration.redeliveryInterval else { continue }
             actions += resendInflight(of: clientID, on: connection, now: now) { now - $0.sentAt >= interval }
+        }
+        for (clientID, pending) in pendingWills where pending.due <= now {
+            pendingWills[clientID] = nil
+            actions += route(Message(will: pending.will, now: now), from: nil, now: now)
+        }
+        for (topic, message) in retained {
+            if let expiry = message.expiresAt, expiry <= now { retained[topic] = nil }
         }
         return actions
     }
@@ -196,69 +291,133 @@ public struct BrokerCore: Sendable {
     /// Publishes as the server (admin API, scenarios): to every matching subscription, and
     /// stored when `retain` is set.
     public mutating func publish(_ publish: PublishPacket, now: ContinuousClock.Instant) -> [Action] {
-        route(publish, now: now)
+        route(Message(publish, now: now), from: nil, now: now)
     }
 
     /// Pushes a message to one session whatever it subscribed to (Works mode: the service
     /// pushes notifications to a cookie-authenticated session that sent no SUBSCRIBE).
     public mutating func push(_ publish: PublishPacket, to clientID: String, now: ContinuousClock.Instant) -> [Action] {
         guard sessions[clientID] != nil else { return [] }
-        return enqueue(publish, qos: publish.qos, to: clientID, now: now)
+        return enqueue(Message(publish, now: now), qos: publish.qos, to: clientID, now: now)
     }
 
     /// Closes a client's connection as a loss (the admin API's kick): its will is published.
     public mutating func kick(_ clientID: String, now: ContinuousClock.Instant) -> [Action] {
         guard let connection = sessions[clientID]?.connection else { return [] }
-        return closeWithWill(connection, reason: "kicked", now: now)
+        return disconnect(connection, .administrativeAction, "kicked", now: now)
     }
 
     // MARK: Rules
 
     private mutating func connectReceived(_ connect: ConnectPacket, on connection: ConnectionID, now: ContinuousClock.Instant) -> [Action] {
-        func refuse(_ code: UInt8, _ reason: String) -> [Action] {
-            [.send(connection, .connack(ConnAckPacket(reasonCode: ReasonCode(code)))), .close(connection, reason: reason)]
+        let isVersion5 = connect.protocolVersion == .v5
+        func refuse(_ code: ReasonCode, _ legacyCode: UInt8, _ reason: String) -> [Action] {
+            let connack = isVersion5
+                ? ConnAckPacket(reasonCode: code, properties: [.reasonString(reason)])
+                : ConnAckPacket(reasonCode: ReasonCode(legacyCode))
+            return [.send(connection, .connack(connack)), .close(connection, reason: reason)]
         }
-        guard connect.protocolVersion != .v5 else {
-            return refuse(1, "MQTT 5 is not served by this listener")
+        if isVersion5 && !configuration.acceptsVersion5 {
+            // The client reads a 3.1.1-style CONNACK: return code 1, unacceptable protocol version.
+            return [.send(connection, .connack(ConnAckPacket(reasonCode: ReasonCode(1)))),
+                    .close(connection, reason: "MQTT 5 is not served by this listener")]
+        }
+        if isVersion5, connect.properties.first(.authenticationMethod) != nil {
+            return refuse(.badAuthenticationMethod, 5, "enhanced authentication is not supported")
         }
         var clientID = connect.clientIdentifier
+        var assigned = false
         if clientID.isEmpty {
-            // An empty identifier is allowed with a clean session only [MQTT-3.1.3-7, -8].
-            guard connect.cleanStart else { return refuse(2, "an empty client identifier asks for a persistent session") }
+            // 3.1.1 allows an empty identifier with a clean session only [MQTT-3.1.3-7, -8]; 5.0 assigns one.
+            guard connect.cleanStart || isVersion5 else {
+                return refuse(.clientIdentifierNotValid, 2, "an empty client identifier asks for a persistent session")
+            }
             generatedIDs += 1
             clientID = "wmq-mock-\(generatedIDs)"
+            assigned = true
         }
         guard clientID.utf8.count <= configuration.maximumClientIDLength else {
-            return refuse(2, "client identifier longer than \(configuration.maximumClientIDLength) bytes")
+            return refuse(.clientIdentifierNotValid, 2, "client identifier longer than \(configuration.maximumClientIDLength) bytes")
         }
         var actions: [Action] = []
         // Take-over: an existing connection of the same client is closed [MQTT-3.1.4-2]; its will goes out.
         if let existing = sessions[clientID], let old = existing.connection {
-            actions.append(.close(old, reason: "taken over by a new connection of \(clientID)"))
-            actions += connectionClosed(old, now: now)
+            actions += disconnect(old, .sessionTakenOver, "taken over by a new connection of \(clientID)", now: now)
         }
         var session: Session
         let resumed: Bool
-        if let existing = sessions[clientID], !connect.cleanStart, !existing.clean {
+        if let existing = sessions[clientID], !connect.cleanStart {
             session = existing
             resumed = true
         } else {
-            // A clean session starts anew and discards any previous one [MQTT-3.1.2-6].
-            session = Session(clientID: clientID, clean: connect.cleanStart, connection: nil, lastSeen: now)
+            // A clean start discards any previous session [MQTT-3.1.2-6, MQTT-3.1.2-4].
+            session = Session(clientID: clientID, version: connect.protocolVersion, connection: nil, lastSeen: now,
+                              inflightLimit: configuration.maximumInflight)
             resumed = false
         }
-        session.clean = connect.cleanStart
+        if let pending = pendingWills.removeValue(forKey: clientID), !resumed {
+            // The session the delayed will belonged to has ended: it goes out now [MQTT-3.1.3-9].
+            actions += route(Message(will: pending.will, now: now), from: nil, now: now)
+        }
+        session.version = connect.protocolVersion
         session.connection = connection
+        session.disconnectedAt = nil
         session.will = connect.will
         session.keepAlive = .seconds(Int(connect.keepAlive))
         session.lastSeen = now
+        session.aliases = [:]
+        session.inflightLimit = configuration.maximumInflight
+        session.maximumPacketSize = nil
+        session.wantsProblemInformation = true
+        session.willDelay = 0
+        if isVersion5 {
+            session.expiryInterval = 0
+            for property in connect.properties {
+                switch property {
+                case .sessionExpiryInterval(let seconds): session.expiryInterval = seconds
+                case .receiveMaximum(let maximum): session.inflightLimit = min(Int(maximum), configuration.maximumInflight)
+                case .maximumPacketSize(let size): session.maximumPacketSize = Int(size)
+                case .requestProblemInformation(let wanted): session.wantsProblemInformation = wanted != 0
+                default: break
+                }
+            }
+            if case .willDelayInterval(let seconds)? = connect.will?.properties.first(.willDelayInterval) {
+                session.willDelay = seconds
+            }
+        } else {
+            session.expiryInterval = connect.cleanStart ? 0 : .max
+        }
         sessions[clientID] = session
         clients[connection] = clientID
-        actions.append(.send(connection, .connack(ConnAckPacket(sessionPresent: resumed))))
+        var connack = ConnAckPacket(sessionPresent: resumed)
+        if isVersion5 {
+            connack.properties = [
+                .receiveMaximum(UInt16(configuration.maximumInflight)),
+                .maximumPacketSize(UInt32(clamping: configuration.maximumPacketSize)),
+                .topicAliasMaximum(configuration.topicAliasMaximum),
+                .sharedSubscriptionAvailable(0),
+            ]
+            if assigned { connack.properties.append(.assignedClientIdentifier(clientID)) }
+        }
+        actions.append(.send(connection, .connack(connack)))
         // Resend what was in flight, in order [MQTT-4.4.0-1], then what queued while away.
         actions += resendInflight(of: clientID, on: connection, now: now) { _ in true }
         actions += drainQueue(clientID: clientID, now: now)
         return actions
+    }
+
+    private mutating func disconnectReceived(_ packet: DisconnectPacket, from connection: ConnectionID, clientID: String,
+                                             now: ContinuousClock.Instant) -> [Action] {
+        if case .sessionExpiryInterval(let seconds)? = packet.properties.first(.sessionExpiryInterval) {
+            // A session that began with no expiry cannot be given one now [MQTT-3.14.2-2].
+            guard sessions[clientID]?.expiryInterval != 0 || seconds == 0 else {
+                return disconnect(connection, .protocolError, "DISCONNECT set a session expiry on a session that had none", now: now)
+            }
+            sessions[clientID]?.expiryInterval = seconds
+        }
+        // A normal DISCONNECT discards the will [MQTT-3.14.4-3]; 0x04 asks for it to be sent.
+        if packet.reasonCode != .disconnectWithWillMessage { sessions[clientID]?.will = nil }
+        return [.close(connection, reason: "DISCONNECT")] + connectionClosed(connection, now: now)
     }
 
     /// Resends, in order, the in-flight messages `due` selects: a PUBLISH with DUP set while it
@@ -285,70 +444,153 @@ public struct BrokerCore: Sendable {
     private mutating func publishReceived(_ publish: PublishPacket, from connection: ConnectionID, clientID: String,
                                           now: ContinuousClock.Instant) -> [Action] {
         guard publish.payload.readableBytes <= configuration.maximumPayloadSize else {
-            return closeWithWill(connection, reason: "PUBLISH payload of \(publish.payload.readableBytes) bytes is over the limit of \(configuration.maximumPayloadSize)", now: now)
+            return disconnect(connection, .packetTooLarge,
+                              "PUBLISH payload of \(publish.payload.readableBytes) bytes is over the limit of \(configuration.maximumPayloadSize)", now: now)
         }
+        var publish = publish
+        if let alias = publish.properties.topicAlias {
+            // Topic aliases (5.0 §3.3.2.3.4): a topic sets the alias, an empty topic uses it.
+            guard alias != 0, alias <= configuration.topicAliasMaximum else {
+                return disconnect(connection, .topicAliasInvalid, "topic alias \(alias) is outside 1…\(configuration.topicAliasMaximum)", now: now)
+            }
+            if publish.topicName.isEmpty {
+                guard let topic = sessions[clientID]?.aliases[alias] else {
+                    return disconnect(connection, .protocolError, "topic alias \(alias) was never set [MQTT-3.3.4-1]", now: now)
+                }
+                publish.topicName = topic
+            } else {
+                sessions[clientID]?.aliases[alias] = publish.topicName
+            }
+        } else if publish.topicName.isEmpty {
+            return disconnect(connection, .protocolError, "PUBLISH with an empty topic and no topic alias", now: now)
+        }
+        let isVersion5 = sessions[clientID]?.isVersion5 == true
+        var delivered = 0
         switch publish.qos {
         case .atMostOnce:
-            return route(publish, now: now)
+            return route(Message(publish, now: now), from: clientID, now: now)
         case .atLeastOnce:
-            guard let identifier = publish.packetIdentifier else { return closeWithWill(connection, reason: "QoS 1 PUBLISH without identifier", now: now) }
-            return route(publish, now: now) + [.send(connection, .puback(PublishResponsePacket(packetIdentifier: identifier)))]
+            guard let identifier = publish.packetIdentifier else {
+                return disconnect(connection, .malformedPacket, "QoS 1 PUBLISH without identifier", now: now)
+            }
+            let actions = route(Message(publish, now: now), from: clientID, now: now, delivered: &delivered)
+            let code: ReasonCode = isVersion5 && delivered == 0 ? .noMatchingSubscribers : .success
+            return actions + [.send(connection, .puback(PublishResponsePacket(packetIdentifier: identifier, reasonCode: code)))]
         case .exactlyOnce:
-            guard let identifier = publish.packetIdentifier else { return closeWithWill(connection, reason: "QoS 2 PUBLISH without identifier", now: now) }
-            let pubrec = Action.send(connection, .pubrec(PublishResponsePacket(packetIdentifier: identifier)))
+            guard let identifier = publish.packetIdentifier else {
+                return disconnect(connection, .malformedPacket, "QoS 2 PUBLISH without identifier", now: now)
+            }
             // Method B: routed once on first receipt; a DUP before PUBREL is only answered [MQTT-4.3.3-2].
-            guard sessions[clientID]?.incomingQoS2.insert(identifier).inserted == true else { return [pubrec] }
-            return route(publish, now: now) + [pubrec]
+            guard let session = sessions[clientID], !session.incomingQoS2.contains(identifier) else {
+                return [.send(connection, .pubrec(PublishResponsePacket(packetIdentifier: identifier)))]
+            }
+            if isVersion5 && session.incomingQoS2.count >= configuration.maximumInflight {
+                return disconnect(connection, .receiveMaximumExceeded, "more than \(configuration.maximumInflight) QoS 2 messages unacknowledged [MQTT-3.3.4-9]", now: now)
+            }
+            sessions[clientID]?.incomingQoS2.insert(identifier)
+            let actions = route(Message(publish, now: now), from: clientID, now: now, delivered: &delivered)
+            let code: ReasonCode = isVersion5 && delivered == 0 ? .noMatchingSubscribers : .success
+            return actions + [.send(connection, .pubrec(PublishResponsePacket(packetIdentifier: identifier, reasonCode: code)))]
         }
     }
 
     private mutating func subscribeReceived(_ subscribe: SubscribePacket, from connection: ConnectionID, clientID: String,
                                             now: ContinuousClock.Instant) -> [Action] {
+        let isVersion5 = sessions[clientID]?.isVersion5 == true
+        var identifier: UInt32?
+        if case .subscriptionIdentifier(let value)? = subscribe.properties.first(.subscriptionIdentifier) { identifier = value }
         var codes: [ReasonCode] = []
-        var actions: [Action] = []
+        var accepted: [(SubscribePacket.Subscription, isNew: Bool)] = []
         for subscription in subscribe.subscriptions {
-            sessions[clientID]?.subscriptions[subscription.topicFilter] = subscription.qos
+            if subscription.topicFilter.hasPrefix("$share/") {
+                codes.append(isVersion5 ? .sharedSubscriptionsNotSupported : .unspecifiedError)
+                continue
+            }
+            let isNew = sessions[clientID]?.subscriptions[subscription.topicFilter] == nil
+            sessions[clientID]?.subscriptions[subscription.topicFilter] = Subscription(
+                qos: subscription.qos, noLocal: subscription.noLocal, retainAsPublished: subscription.retainAsPublished,
+                identifier: identifier)
             codes.append(ReasonCode(subscription.qos.rawValue))
+            accepted.append((subscription, isNew))
         }
-        actions.append(.send(connection, .suback(SubAckPacket(packetIdentifier: subscribe.packetIdentifier, reasonCodes: codes))))
-        // Retained messages matching the new filters, with the retain flag set [MQTT-3.3.1-6].
-        for subscription in subscribe.subscriptions {
+        var actions: [Action] = [.send(connection, .suback(SubAckPacket(packetIdentifier: subscribe.packetIdentifier, reasonCodes: codes)))]
+        // Retained messages matching the new filters, with the retain flag set [MQTT-3.3.1-6],
+        // as the 5.0 retain handling option says [MQTT-3.3.1-9, -10, -11].
+        for (subscription, isNew) in accepted {
+            switch subscription.retainHandling {
+            case .doNotSend: continue
+            case .sendOnNewSubscribe where !isNew: continue
+            default: break
+            }
             for topic in retained.keys.sorted() where TopicMatching.matches(filter: subscription.topicFilter, topic: topic) {
-                guard let message = retained[topic] else { continue }
-                actions += enqueue(message, qos: min(message.qos, subscription.qos), to: clientID, retain: true, now: now)
+                guard var message = retained[topic] else { continue }
+                if let expiry = message.expiresAt, expiry <= now { retained[topic] = nil; continue }
+                message.packet.properties = Self.forwarded(message.packet.properties, identifiers: identifier.map { [$0] } ?? [],
+                                                           to: isVersion5)
+                actions += enqueue(message, qos: min(message.packet.qos, subscription.qos), to: clientID, retain: true, now: now)
             }
         }
         return actions
     }
 
-    /// Sends `publish` to every session with a matching subscription, once per session at the
-    /// highest matching QoS, capped by the message's own [MQTT-3.3.5-1].
-    private mutating func route(_ publish: PublishPacket, now: ContinuousClock.Instant) -> [Action] {
+    private mutating func route(_ message: Message, from publisher: String?, now: ContinuousClock.Instant) -> [Action] {
+        var delivered = 0
+        return route(message, from: publisher, now: now, delivered: &delivered)
+    }
+
+    /// Sends `message` to every session with a matching subscription, once per session at the
+    /// highest matching QoS, capped by the message's own [MQTT-3.3.5-1]; `delivered` counts the
+    /// sessions it went to.
+    private mutating func route(_ message: Message, from publisher: String?, now: ContinuousClock.Instant,
+                                delivered: inout Int) -> [Action] {
+        let publish = message.packet
         if publish.retain {
             // An empty retained message deletes the stored one [MQTT-3.3.1-10, -11].
-            retained[publish.topicName] = publish.payload.readableBytes == 0 ? nil : publish
+            retained[publish.topicName] = publish.payload.readableBytes == 0 ? nil : message
         }
         var actions: [Action] = []
-        for clientID in sessions.keys.sorted() {
-            guard let session = sessions[clientID] else { continue }
+        for (clientID, session) in sessions where !session.subscriptions.isEmpty {
             var granted: QoS?
-            for (filter, qos) in session.subscriptions where TopicMatching.matches(filter: filter, topic: publish.topicName) {
-                granted = max(granted ?? qos, qos)
+            var retainAsPublished = false
+            var identifiers: [UInt32] = []
+            for (filter, subscription) in session.subscriptions where TopicMatching.matches(filter: filter, topic: publish.topicName) {
+                // No Local: not back to the client that published it [MQTT-3.8.3-3].
+                if subscription.noLocal && clientID == publisher { continue }
+                granted = max(granted ?? subscription.qos, subscription.qos)
+                retainAsPublished = retainAsPublished || subscription.retainAsPublished
+                if let identifier = subscription.identifier { identifiers.append(identifier) }
             }
             guard let granted else { continue }
-            actions += enqueue(publish, qos: min(publish.qos, granted), to: clientID, now: now)
+            delivered += 1
+            var copy = message
+            if session.isVersion5 || !publish.properties.isEmpty {
+                copy.packet.properties = Self.forwarded(publish.properties, identifiers: identifiers, to: session.isVersion5)
+            }
+            actions += enqueue(copy, qos: min(publish.qos, granted), to: clientID, retain: retainAsPublished && publish.retain, now: now)
         }
         return actions
     }
 
-    private mutating func enqueue(_ publish: PublishPacket, qos: QoS, to clientID: String, retain: Bool = false,
+    /// The properties a subscriber receives: the publisher's, less the topic alias (it belongs
+    /// to the publisher's connection) and its subscription identifiers, plus those of the
+    /// matching subscriptions [MQTT-3.3.4-3]; none for a 3.1.1 subscriber.
+    static func forwarded(_ properties: MQTTProperties, identifiers: [UInt32], to isVersion5: Bool) -> MQTTProperties {
+        guard isVersion5 else { return [] }
+        var result = MQTTProperties(properties.elements.filter {
+            $0.identifier != .topicAlias && $0.identifier != .subscriptionIdentifier
+        })
+        for identifier in identifiers { result.append(.subscriptionIdentifier(identifier)) }
+        return result
+    }
+
+    private mutating func enqueue(_ message: Message, qos: QoS, to clientID: String, retain: Bool = false,
                                   now: ContinuousClock.Instant) -> [Action] {
         guard var session = sessions[clientID] else { return [] }
-        var message = publish
-        message.qos = qos
-        message.dup = false
-        message.retain = retain  // routed messages go out with retain 0 [MQTT-3.3.1-9]
-        message.packetIdentifier = nil
+        var message = message
+        message.packet.qos = qos
+        message.packet.dup = false
+        message.packet.retain = retain  // routed messages go out with retain 0 [MQTT-3.3.1-9]
+        message.packet.packetIdentifier = nil
         guard let connection = session.connection else {
             // Offline: a persistent session keeps QoS 1/2 messages; QoS 0 is dropped (as mosquitto does by default).
             guard qos != .atMostOnce else { return [] }
@@ -356,17 +598,44 @@ public struct BrokerCore: Sendable {
             sessions[clientID] = session
             return []
         }
-        if qos == .atMostOnce { return [.send(connection, .publish(message))] }
-        if session.inflight.count >= configuration.maximumInflight {
+        if qos == .atMostOnce {
+            guard let packet = outgoing(message, for: session, now: now) else { return [] }
+            return [.send(connection, .publish(packet))]
+        }
+        if session.inflight.count >= session.inflightLimit {
             queue(message, in: &session)
             sessions[clientID] = session
             return []
         }
-        sessions[clientID] = session
-        return [send(message, to: clientID, on: connection, now: now)]
+        guard let packet = outgoing(message, for: session, now: now) else { return [] }
+        return [send(packet, to: clientID, on: connection, now: now)]
     }
 
-    private mutating func queue(_ message: PublishPacket, in session: inout Session) {
+    /// The packet a session receives for `message`: the remaining message expiry written in
+    /// [MQTT-3.3.2-6]; nil when it expired or is larger than the client accepts [MQTT-3.1.2-25].
+    private mutating func outgoing(_ message: Message, for session: Session, now: ContinuousClock.Instant) -> PublishPacket? {
+        var packet = message.packet
+        if let expiry = message.expiresAt {
+            guard expiry > now else { droppedMessages += 1; return nil }
+            if session.isVersion5 {
+                let remaining = UInt32(min(((expiry - now) / .seconds(1)).rounded(.up), Double(UInt32.max)))
+                packet.properties = MQTTProperties(packet.properties.elements.map {
+                    $0.identifier == .messageExpiryInterval ? .messageExpiryInterval(remaining) : $0
+                })
+            }
+        }
+        if let limit = session.maximumPacketSize {
+            var sized = packet
+            if sized.qos != .atMostOnce { sized.packetIdentifier = 1 }
+            guard let bytes = try? MQTTEncoder(version: session.version).encode(.publish(sized)), bytes.readableBytes <= limit else {
+                droppedMessages += 1
+                return nil
+            }
+        }
+        return packet
+    }
+
+    private mutating func queue(_ message: Message, in session: inout Session) {
         if session.queue.count >= configuration.maximumQueued {
             guard configuration.maximumQueued > 0 else { droppedMessages += 1; return }
             session.queue.removeFirst()
@@ -397,15 +666,43 @@ public struct BrokerCore: Sendable {
     private mutating func drainQueue(clientID: String, now: ContinuousClock.Instant) -> [Action] {
         var actions: [Action] = []
         while let session = sessions[clientID], let connection = session.connection, !session.queue.isEmpty,
-              session.inflight.count < configuration.maximumInflight {
+              session.inflight.count < session.inflightLimit {
             let message = session.queue[0]
             sessions[clientID]?.queue.removeFirst()
-            actions.append(send(message, to: clientID, on: connection, now: now))
+            guard let packet = outgoing(message, for: session, now: now) else { continue }
+            actions.append(send(packet, to: clientID, on: connection, now: now))
         }
         return actions
     }
 
-    private mutating func closeWithWill(_ connection: ConnectionID, reason: String, now: ContinuousClock.Instant) -> [Action] {
-        [.close(connection, reason: reason)] + connectionClosed(connection, now: now)
+    /// Closes a connection the broker gives up on: a 5.0 client first gets DISCONNECT with the
+    /// reason code and, unless it asked for none, the reason string; the will goes out.
+    private mutating func disconnect(_ connection: ConnectionID, _ code: ReasonCode, _ reason: String,
+                                     now: ContinuousClock.Instant) -> [Action] {
+        var actions: [Action] = []
+        if let clientID = clients[connection], let session = sessions[clientID], session.isVersion5 {
+            actions.append(.send(connection, .disconnect(DisconnectPacket(reasonCode: code, properties: [.reasonString(reason)]))))
+        }
+        actions.append(.close(connection, reason: reason))
+        return actions + connectionClosed(connection, now: now)
+    }
+}
+
+extension BrokerCore.Message {
+    /// A message received now; its 5.0 Message Expiry Interval starts counting.
+    init(_ packet: PublishPacket, now: ContinuousClock.Instant) {
+        self.packet = packet
+        if case .messageExpiryInterval(let seconds)? = packet.properties.first(.messageExpiryInterval) {
+            expiresAt = now + .seconds(Int(seconds))
+        } else {
+            expiresAt = nil
+        }
+    }
+
+    /// The PUBLISH a will becomes, with the will's properties (5.0) as its own.
+    init(will: ConnectPacket.Will, now: ContinuousClock.Instant) {
+        let properties = MQTTProperties(will.properties.elements.filter { $0.identifier != .willDelayInterval })
+        self.init(PublishPacket(qos: will.qos, retain: will.retain, topicName: will.topic, properties: properties,
+                                payload: will.payload), now: now)
     }
 }

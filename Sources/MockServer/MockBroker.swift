@@ -70,6 +70,8 @@ public actor MockBroker {
     struct Connection {
         let channel: any Channel
         let transport: Transport
+        /// The version packets to this connection are encoded with, from its CONNECT.
+        var version: ProtocolVersion = .v3_1_1
 
         /// What carries `bytes` of MQTT on this connection: one binary frame, or the bytes themselves.
         func outbound(_ bytes: ByteBuffer) -> Outbound {
@@ -234,7 +236,7 @@ public actor MockBroker {
 
     private func serveWebSocket(_ frames: NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, channel: any Channel) async {
         let id = open(channel, transport: .webSocket)
-        var decoder = MQTTDecoder(configuration: .init(maximumPacketSize: configuration.core.maximumPayloadSize + 65_536 + 5))
+        var decoder = MQTTDecoder(configuration: .init(maximumPacketSize: configuration.core.maximumPacketSize))
         do {
             try await frames.executeThenClose { inbound, _ in
                 frames: for try await frame in inbound {
@@ -261,14 +263,14 @@ public actor MockBroker {
                 }
             }
         } catch {
-            logger.notice("connection error", metadata: ["connection": "\(id)", "error": "\(error)"])
+            failed(id, error)
         }
         closed(id)
     }
 
     private func serveTCP(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
         let id = open(connection.channel, transport: .tcp)
-        var decoder = MQTTDecoder(configuration: .init(maximumPacketSize: configuration.core.maximumPayloadSize + 65_536 + 5))
+        var decoder = MQTTDecoder(configuration: .init(maximumPacketSize: configuration.core.maximumPacketSize))
         do {
             try await connection.executeThenClose { inbound, _ in
                 bytes: for try await bytes in inbound {
@@ -280,14 +282,26 @@ public actor MockBroker {
                 }
             }
         } catch {
-            logger.notice("connection error", metadata: ["connection": "\(id)", "error": "\(error)"])
+            failed(id, error)
         }
         closed(id)
     }
 
     private func received(_ packet: MQTTPacket, from id: BrokerCore.ConnectionID) {
         scenarioSaw(packet, on: id)
+        if case .connect(let connect) = packet {
+            connections[id]?.version = BrokerCore.answeringVersion(for: connect, configuration: core.configuration)
+        }
         perform(core.received(packet, from: id, now: .now))
+    }
+
+    /// The connection's bytes could not be decoded: an MQTT 5 client is told why (DISCONNECT
+    /// 0x81 or 0x95) before the connection closes.
+    private func failed(_ id: BrokerCore.ConnectionID, _ error: any Error) {
+        logger.notice("connection error", metadata: ["connection": "\(id)", "error": "\(error)"])
+        guard let error = error as? MQTTWireError else { return }
+        let code: ReasonCode = error.code == .packetTooLarge ? .packetTooLarge : .malformedPacket
+        perform(core.violation(on: id, code: code, reason: error.reason, now: .now))
     }
 
     private func closed(_ id: BrokerCore.ConnectionID) {
@@ -302,8 +316,8 @@ public actor MockBroker {
         // packet equal to the previous one (QoS 0 fan-out) is encoded once.
         var batches: [ObjectIdentifier: (loop: any EventLoop, writes: [(any Channel, Outbound)])] = [:]
         var lastPacket: MQTTPacket?
+        var lastVersion = ProtocolVersion.v3_1_1
         var lastBytes = ByteBuffer()
-        let encoder = MQTTEncoder()
         func dispatch() {
             for batch in batches.values {
                 let writes = batch.writes
@@ -340,9 +354,11 @@ public actor MockBroker {
                     }
                 }
                 guard let connection = connections[id] else { continue }
-                if packet != lastPacket {
-                    guard let bytes = try? encoder.encode(packet) else { continue }  // the core builds valid packets only
+                if packet != lastPacket || connection.version != lastVersion {
+                    // The core builds valid packets only.
+                    guard let bytes = try? MQTTEncoder(version: connection.version).encode(packet) else { continue }
                     lastPacket = packet
+                    lastVersion = connection.version
                     lastBytes = bytes
                 }
                 let channel = connection.channel

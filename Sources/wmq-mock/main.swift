@@ -16,9 +16,11 @@ struct Mock: AsyncParsableCommand {
         commandName: "wmq-mock",
         abstract: "A local MQTT-over-WebSocket broker that can behave like the Works notification service.",
         discussion: reflowHelp("""
-            --mode broker (default): an MQTT 3.1.1 broker on WebSocket (subprotocol mqtt or mqttv3.1,
-            any path) and, with --tcp, plain TCP: clean and persistent sessions, wildcards, retained
-            messages, QoS 0/1/2 both ways, wills, keep-alive enforcement.
+            --mode broker (default): an MQTT 3.1.1 and 5.0 broker on WebSocket (subprotocol mqtt or
+            mqttv3.1, any path) and, with --tcp, plain TCP: clean and persistent sessions, wildcards,
+            retained messages, QoS 0/1/2 both ways, wills, keep-alive enforcement; for 5.0 session and
+            message expiry, will delay, topic aliases, receive maximum, maximum packet size,
+            subscription options and identifiers, reason codes and strings, user properties.
 
             --mode works: the Works service. The WebSocket endpoint is /wmqtt; with --cookies, the
             Cookie header must hold every pair of that cookie.json (else HTTP 401); connected sessions

@@ -18,9 +18,11 @@ enum PahoPeer {
     /// Runs Tools/peers/paho_check.py SCENARIO against 127.0.0.1:`port` (at most 30 s, killed by its
     /// id after), on a thread of its own: waiting must not hold one of the few threads the broker
     /// under test needs.
-    static func run(_ scenario: String, port: Int) async throws -> [String: Any] {
+    static func run(_ scenario: String, port: Int, protocolLevel: Int = 4) async throws -> [String: Any] {
         let json = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Data, any Error>) in
-            Thread.detachNewThread { continuation.resume(with: Result { try runBlocking(scenario, port: port) }) }
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try runBlocking(scenario, port: port, protocolLevel: protocolLevel) })
+            }
         }
         guard let object = (try? JSONSerialization.jsonObject(with: json)) as? [String: Any] else {
             throw Failure(description: "paho_check.py \(scenario): not JSON")
@@ -28,10 +30,11 @@ enum PahoPeer {
         return object
     }
 
-    private static func runBlocking(_ scenario: String, port: Int) throws -> Data {
+    private static func runBlocking(_ scenario: String, port: Int, protocolLevel: Int) throws -> Data {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [root.appendingPathComponent("Tools/peers/paho_check.py").path, "--port", "\(port)", scenario]
+        process.arguments = [root.appendingPathComponent("Tools/peers/paho_check.py").path, "--port", "\(port)",
+                             "--protocol", "\(protocolLevel)", scenario]
         let output = Pipe()
         let errors = Pipe()
         process.standardOutput = output
@@ -63,41 +66,72 @@ struct MockBrokerTests {
         return (broker, port)
     }
 
-    @Test(.enabled(if: PahoPeer.present || PahoPeer.required))
-    func pahoPublishesAndSubscribesAtEveryQoS() async throws {
+    /// paho's MQTT 3.1.1 (level 4) and 5.0 clients.
+    static let levels = [4, 5]
+
+    @Test(.enabled(if: PahoPeer.present || PahoPeer.required), arguments: levels)
+    func pahoPublishesAndSubscribesAtEveryQoS(level: Int) async throws {
         let (broker, port) = try await broker()
         defer { Task { await broker.stop() } }
-        let result = try await PahoPeer.run("pubsub", port: port)
+        let result = try await PahoPeer.run("pubsub", port: port, protocolLevel: level)
         let received = try #require(result["received"] as? [[Any]])
         #expect(received.map { "\($0[0]) \($0[1]) \($0[2])" } == ["t/0 qos 0 0", "t/1 qos 1 1", "t/2 qos 2 2"])
     }
 
-    @Test(.enabled(if: PahoPeer.present || PahoPeer.required))
-    func pahoSeesRetainedMessagesWithTheFlag() async throws {
+    @Test(.enabled(if: PahoPeer.present || PahoPeer.required), arguments: levels)
+    func pahoSeesRetainedMessagesWithTheFlag(level: Int) async throws {
         let (broker, port) = try await broker()
         defer { Task { await broker.stop() } }
-        let received = try #require(try await PahoPeer.run("retained", port: port)["received"] as? [[Any]])
+        let received = try #require(try await PahoPeer.run("retained", port: port, protocolLevel: level)["received"] as? [[Any]])
         #expect(received.count == 1)
         #expect(received.first?[1] as? String == "kept" && received.first?[3] as? Bool == true)
     }
 
-    @Test(.enabled(if: PahoPeer.present || PahoPeer.required))
-    func aLostPahoClientsWillIsPublished() async throws {
+    @Test(.enabled(if: PahoPeer.present || PahoPeer.required), arguments: levels)
+    func aLostPahoClientsWillIsPublished(level: Int) async throws {
         let (broker, port) = try await broker()
         defer { Task { await broker.stop() } }
-        let received = try #require(try await PahoPeer.run("will", port: port)["received"] as? [[Any]])
+        let received = try #require(try await PahoPeer.run("will", port: port, protocolLevel: level)["received"] as? [[Any]])
         #expect(received.map { "\($0[0]) \($0[1])" } == ["w/dying gone"])
     }
 
-    @Test(.enabled(if: PahoPeer.present || PahoPeer.required))
-    func aSilentPahoClientIsCutOffAfterOneAndAHalfKeepAlives() async throws {
+    @Test(.enabled(if: PahoPeer.present || PahoPeer.required), arguments: levels)
+    func aSilentPahoClientIsCutOffAfterOneAndAHalfKeepAlives(level: Int) async throws {
         let (broker, port) = try await broker()
         defer { Task { await broker.stop() } }
-        let result = try await PahoPeer.run("keepalive", port: port)
+        let result = try await PahoPeer.run("keepalive", port: port, protocolLevel: level)
         #expect(result["closed"] as? Bool == true)
         let after = try #require(result["after"] as? Double)
         // Not before 1.5 × keep-alive since CONNECT, and not much later (the broker ticks every 250 ms).
         #expect(after >= 1.5 && after < 4.0, "closed after \(after) s")
+    }
+
+    @Test(.enabled(if: PahoPeer.present || PahoPeer.required))
+    func pahoVersion5Features() async throws {
+        let (broker, port) = try await broker(.init(core: .init(maximumInflight: 50, topicAliasMaximum: 8)))
+        defer { Task { await broker.stop() } }
+        let result = try await PahoPeer.run("v5", port: port, protocolLevel: 5)
+        let connack = try #require(result["connack"] as? [String: Any])
+        let announced = try #require(connack["properties"] as? [String: Any])
+        #expect(announced["ReceiveMaximum"] as? Int == 50)
+        #expect(announced["TopicAliasMaximum"] as? Int == 8)
+        // Both messages arrive on the aliased topic, QoS capped at the subscription's 1, with the
+        // publisher's user property and expiry and the subscription's identifier; the
+        // subscriber's own message does not come back (no local).
+        let received = try #require(result["received"] as? [[String: Any]])
+        #expect(received.map { "\($0["topic"] ?? "") \($0["payload"] ?? "") \($0["qos"] ?? "")" } == ["t/alias one 1", "t/alias two 1"])
+        #expect(received.first?["user"] as? [[String]] == [["trace", "abc"]])
+        #expect(received.allSatisfy { $0["subscriptionIdentifier"] as? [Int] == [42] })
+        let expiry = try #require(received.first?["expiry"] as? Int)
+        #expect(expiry > 0 && expiry <= 30)
+        let resumed = try #require(result["resumed"] as? [String: Any])
+        #expect(resumed["sessionPresent"] as? Bool == true)
+        #expect((resumed["received"] as? [[Any]])?.map { "\($0[0]) \($0[1])" } == ["k/queued while away"])
+        let will = try #require(result["will"] as? [String: Any])
+        #expect(will["received"] as? Int == 1)
+        let delay = try #require(will["after"] as? Double)
+        #expect(delay >= 0.9 && delay < 3.5, "will after \(delay) s, delay 1 s")
+        #expect(result["rogue"] as? Int == Int(ReasonCode.topicAliasInvalid.rawValue))
     }
 
     @Test func worksModePushesToWorksClientAndRedelivers() async throws {
