@@ -121,11 +121,17 @@ let package = Package(
             swiftSettings: frontEndSettings
         ),
 
-        // The mock server: broker core (a state machine), later the transports, Works mode, scenarios.
+        // The mock server: the files it reads (scenarios, TOML configuration; no NIO, so the fuzz
+        // harnesses take them cheaply), the broker core (a state machine), transports, Works mode.
+        .target(
+            name: "MockFiles",
+            dependencies: ["MQTTWire", "Dialects", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: frontEndSettings
+        ),
         .target(
             name: "MockServer",
             dependencies: [
-                "MQTTWire", "Dialects",
+                "MQTTWire", "Dialects", "MockFiles", "Capture", "Dissector",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -140,7 +146,7 @@ let package = Package(
         .target(
             name: "Fuzzing",
             dependencies: [
-                "ByteStream", "MQTTWire", "WebSocketWire", "Dialects", "Capture", "Dissector",
+                "ByteStream", "MQTTWire", "WebSocketWire", "Dialects", "Capture", "Dissector", "MockFiles",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -187,7 +193,7 @@ let package = Package(
         .executableTarget(
             name: "wmq-mock",
             dependencies: [
-                "MockServer", "WorksClient", "Dialects", "CommandLineSupport",
+                "MockServer", "MockFiles", "WorksClient", "Dialects", "CommandLineSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -284,7 +290,7 @@ let package = Package(
         .testTarget(
             name: "MockServerTests",
             dependencies: [
-                "MockServer", "MQTTWire", "WorksClient", "Dialects", "wmq-mock",
+                "MockServer", "MockFiles", "MQTTWire", "WorksClient", "Dialects", "wmq-mock",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -1,3 +1,4 @@
+public import NIOCore
 /// An IPv4 or IPv6 address.
 public enum IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible {
     case v4(UInt32)
@@ -66,4 +67,22 @@ public struct Endpoint: Sendable, Hashable, Comparable, CustomStringConvertible 
     }
 
     public static func < (lhs: Endpoint, rhs: Endpoint) -> Bool { (lhs.address, lhs.port) < (rhs.address, rhs.port) }
+
+    /// The endpoint of a live socket's address (IPv4 or IPv6); 127.0.0.1:`fallbackPort` when
+    /// the address is unknown or not IP (a live connection described like a captured one).
+    public init(_ address: SocketAddress?, fallbackPort: UInt16) {
+        self.init(address: .v4(0x7F00_0001), port: address?.port.map { UInt16(truncatingIfNeeded: $0) } ?? fallbackPort)
+        switch address {
+        case .v4(let v4)?:
+            self.address = .v4(UInt32(bigEndian: v4.address.sin_addr.s_addr))
+        case .v6(let v6)?:
+            var raw = v6.address.sin6_addr
+            let bytes = withUnsafeBytes(of: &raw) { Array($0) }
+            let high = bytes[0..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            let low = bytes[8..<16].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            self.address = .v6(high: high, low: low)
+        default:
+            break
+        }
+    }
 }

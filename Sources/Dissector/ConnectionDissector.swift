@@ -250,7 +250,7 @@ public struct ConnectionDissector {
     }
 
     /// Annotation kinds that are Works messages in their own right.
-    static let worksKinds: Set<String> = ["notification", "read-receipt", "channel-message"]
+    public static let worksKinds: Set<String> = ["notification", "read-receipt", "channel-message"]
 
     static func layer(of error: WebSocketWireError) -> String {
         String(error.description.prefix { $0 != " " })

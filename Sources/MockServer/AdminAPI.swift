@@ -33,6 +33,12 @@ struct AdminResponse: Sendable {
         body = ByteBuffer(bytes: bytes)
     }
 
+    init(status: Int, html: ByteBuffer) {
+        self.status = status
+        contentType = "text/html; charset=utf-8"
+        body = html
+    }
+
     static func error(_ status: Int, _ message: String) -> AdminResponse {
         AdminResponse(status: status, json: .object([JSONMember(key: "error", value: .string(message))]))
     }
@@ -141,7 +147,10 @@ extension MockBroker {
       "/api/publish": {"post": {"summary": "Publish as the broker, to every matching subscription",
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["topic"], "properties": {
           "topic": {"type": "string"}, "payload": {}, "qos": {"type": "integer", "minimum": 0, "maximum": 2}, "retain": {"type": "boolean"}}}}}},
-        "responses": {"200": {"description": "Published"}, "400": {"description": "Bad request"}}}}
+        "responses": {"200": {"description": "Published"}, "400": {"description": "Bad request"}}}},
+      "/api/events": {"get": {"summary": "The live view: every MQTT packet and connection event as Server-Sent Events, each a wmq-decode JSON record (docs/decode-format.md) with its text line and the session's client id",
+        "parameters": [{"name": "token", "in": "query", "required": false, "schema": {"type": "string"}, "description": "The admin token, for clients that cannot send headers (EventSource)"}],
+        "responses": {"200": {"description": "The stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}}}}}
      }}
     """#
 }

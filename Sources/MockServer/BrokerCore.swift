@@ -37,13 +37,13 @@ public struct BrokerCore: Sendable {
         public var connectionTimeout: Duration
         /// Topic aliases an MQTT 5 client may use towards the broker (0 turns them off).
         public var topicAliasMaximum: UInt16
-        /// Whether MQTT 5 clients are served; when false they get CONNACK 0x84, as rumqttd's
-        /// websocket listener configured for 3.1.1 does.
-        public var acceptsVersion5: Bool
+        /// rumqttd's `dynamic_filters`: when false, a client's PUBLISH to a topic that no
+        /// subscription filter (present or past) matches closes its connection, as rumqttd does.
+        public var dynamicFilters: Bool
 
         public init(maximumInflight: Int = 100, maximumQueued: Int = 10_000, maximumClientIDLength: Int = 256,
                     maximumPayloadSize: Int = 8 << 20, answersPing: Bool = true, redeliveryInterval: Duration? = nil,
-                    connectionTimeout: Duration = .seconds(5), topicAliasMaximum: UInt16 = 32, acceptsVersion5: Bool = true) {
+                    connectionTimeout: Duration = .seconds(5), topicAliasMaximum: UInt16 = 32, dynamicFilters: Bool = true) {
             self.connectionTimeout = connectionTimeout
             self.maximumInflight = min(max(maximumInflight, 1), 65_535)
             self.maximumQueued = max(maximumQueued, 0)
@@ -52,11 +52,25 @@ public struct BrokerCore: Sendable {
             self.answersPing = answersPing
             self.redeliveryInterval = redeliveryInterval
             self.topicAliasMaximum = topicAliasMaximum
-            self.acceptsVersion5 = acceptsVersion5
+            self.dynamicFilters = dynamicFilters
         }
 
         /// The largest packet accepted: the payload limit plus room for a topic, properties and headers.
         public var maximumPacketSize: Int { maximumPayloadSize + 65_536 + 5 }
+    }
+
+    /// The MQTT versions a listener serves: rumqttd's `[ws]` and `[v4]` listeners serve 3.1.1
+    /// (and 3.1), `[v5]` 5.0; the others are refused with CONNACK return code 1 in 3.1.1's form.
+    public enum AcceptedVersions: Sendable, Hashable {
+        case any, version3, version5
+
+        func accepts(_ version: ProtocolVersion) -> Bool {
+            switch self {
+            case .any: true
+            case .version3: version != .v5
+            case .version5: version == .v5
+            }
+        }
     }
 
     public enum Action: Sendable, Hashable {
@@ -126,8 +140,10 @@ public struct BrokerCore: Sendable {
     /// Connections that sent CONNECT, to their client identifier.
     private var clients: [ConnectionID: String] = [:]
     private(set) var retained: [String: Message] = [:]
-    /// Connections that have not sent CONNECT yet, with when they opened.
-    private var awaitingConnect: [ConnectionID: ContinuousClock.Instant] = [:]
+    /// Connections that have not sent CONNECT yet, with when they opened and what their listener serves.
+    private var awaitingConnect: [ConnectionID: (opened: ContinuousClock.Instant, accepting: AcceptedVersions)] = [:]
+    /// Every topic filter ever subscribed to (for `dynamicFilters` off).
+    private var knownFilters: Set<String> = []
     private var pendingWills: [String: PendingWill] = [:]
     private var generatedIDs = 0
     /// Messages dropped because a queue was full, they expired, or they exceeded a client's
@@ -153,8 +169,8 @@ public struct BrokerCore: Sendable {
     }
     /// The version a server answers `connect` in: its own, except 5.0 on a listener that
     /// serves 3.1.1 only, which is refused in 3.1.1's form.
-    public static func answeringVersion(for connect: ConnectPacket, configuration: Configuration) -> ProtocolVersion {
-        connect.protocolVersion == .v5 && !configuration.acceptsVersion5 ? .v3_1_1 : connect.protocolVersion
+    public static func answeringVersion(for connect: ConnectPacket, accepting: AcceptedVersions) -> ProtocolVersion {
+        accepting.accepts(connect.protocolVersion) ? connect.protocolVersion : .v3_1_1
     }
 
     /// The protocol version a session connected with.
@@ -164,18 +180,18 @@ public struct BrokerCore: Sendable {
 
     /// A transport connection is open (for WebSocket: upgraded); its CONNECT is due within
     /// ``Configuration/connectionTimeout``.
-    public mutating func connectionOpened(_ connection: ConnectionID, now: ContinuousClock.Instant) {
-        awaitingConnect[connection] = now
+    public mutating func connectionOpened(_ connection: ConnectionID, now: ContinuousClock.Instant, accepting: AcceptedVersions = .any) {
+        awaitingConnect[connection] = (now, accepting)
     }
 
     /// A packet arrived on `connection`.
     public mutating func received(_ packet: MQTTPacket, from connection: ConnectionID, now: ContinuousClock.Instant) -> [Action] {
         guard let clientID = clients[connection] else {
-            awaitingConnect[connection] = nil
+            let accepting = awaitingConnect.removeValue(forKey: connection)?.accepting ?? .any
             guard case .connect(let connect) = packet else {
                 return [.close(connection, reason: "the first packet was \(packet.type), not CONNECT [MQTT-3.1.0-1]")]
             }
-            return connectReceived(connect, on: connection, now: now)
+            return connectReceived(connect, on: connection, accepting: accepting, now: now)
         }
         sessions[clientID]?.lastSeen = now
         switch packet {
@@ -259,7 +275,7 @@ public struct BrokerCore: Sendable {
     /// [MQTT-3.1.2-24]), timed redelivery, delayed wills, session and message expiry.
     public mutating func tick(now: ContinuousClock.Instant) -> [Action] {
         var actions: [Action] = []
-        for (connection, opened) in awaitingConnect where now - opened >= configuration.connectionTimeout {
+        for (connection, waiting) in awaitingConnect where now - waiting.opened >= configuration.connectionTimeout {
             awaitingConnect[connection] = nil
             actions.append(.close(connection, reason: "no CONNECT within \(configuration.connectionTimeout)"))
         }
@@ -309,7 +325,8 @@ public struct BrokerCore: Sendable {
 
     // MARK: Rules
 
-    private mutating func connectReceived(_ connect: ConnectPacket, on connection: ConnectionID, now: ContinuousClock.Instant) -> [Action] {
+    private mutating func connectReceived(_ connect: ConnectPacket, on connection: ConnectionID, accepting: AcceptedVersions,
+                                          now: ContinuousClock.Instant) -> [Action] {
         let isVersion5 = connect.protocolVersion == .v5
         func refuse(_ code: ReasonCode, _ legacyCode: UInt8, _ reason: String) -> [Action] {
             let connack = isVersion5
@@ -317,10 +334,10 @@ public struct BrokerCore: Sendable {
                 : ConnAckPacket(reasonCode: ReasonCode(legacyCode))
             return [.send(connection, .connack(connack)), .close(connection, reason: reason)]
         }
-        if isVersion5 && !configuration.acceptsVersion5 {
-            // The client reads a 3.1.1-style CONNACK: return code 1, unacceptable protocol version.
+        guard accepting.accepts(connect.protocolVersion) else {
+            // A 3.1.1-style CONNACK: return code 1, unacceptable protocol version.
             return [.send(connection, .connack(ConnAckPacket(reasonCode: ReasonCode(1)))),
-                    .close(connection, reason: "MQTT 5 is not served by this listener")]
+                    .close(connection, reason: "MQTT \(connect.protocolVersion) is not served by this listener")]
         }
         if isVersion5, connect.properties.first(.authenticationMethod) != nil {
             return refuse(.badAuthenticationMethod, 5, "enhanced authentication is not supported")
@@ -464,6 +481,10 @@ public struct BrokerCore: Sendable {
         } else if publish.topicName.isEmpty {
             return disconnect(connection, .protocolError, "PUBLISH with an empty topic and no topic alias", now: now)
         }
+        if !configuration.dynamicFilters, !knownFilters.contains(where: { TopicMatching.matches(filter: $0, topic: publish.topicName) }) {
+            return disconnect(connection, .topicNameInvalid,
+                              "no subscription filter matches \(publish.topicName) (dynamic_filters = false, as rumqttd)", now: now)
+        }
         let isVersion5 = sessions[clientID]?.isVersion5 == true
         var delivered = 0
         switch publish.qos {
@@ -507,6 +528,7 @@ public struct BrokerCore: Sendable {
                 continue
             }
             let isNew = sessions[clientID]?.subscriptions[subscription.topicFilter] == nil
+            knownFilters.insert(subscription.topicFilter)
             sessions[clientID]?.subscriptions[subscription.topicFilter] = Subscription(
                 qos: subscription.qos, noLocal: subscription.noLocal, retainAsPublished: subscription.retainAsPublished,
                 identifier: identifier)

@@ -3,6 +3,7 @@ import Dialects
 import Glibc
 #endif
 public import Logging
+public import MockFiles
 public import MQTTWire
 public import NIOCore
 import NIOHTTP1
@@ -64,12 +65,27 @@ public actor MockBroker {
     let logger: Logger
     private let group: any EventLoopGroup
     private var builder = NotificationBuilder()
+    /// Open pages watching the traffic (`GET /api/events`).
+    var viewers: [Int: Viewer] = [:]
+    var nextViewer = 0
+    var trafficFrame = 0
+    let trafficStart = MockBroker.epochSeconds()
+    let trafficRedactor = Redactor.random()
+    let trafficDialect = WorksDialect()
 
     enum Transport { case webSocket, tcp }
 
     struct Connection {
+        let id: BrokerCore.ConnectionID
         let channel: any Channel
         let transport: Transport
+        /// When it opened, in epoch seconds.
+        let opened: Double
+        /// Bytes of MQTT shown on the page so far, each way (their stream offsets).
+        var receivedBytes = 0
+        var sentBytes = 0
+        /// What its listener serves.
+        let accepting: BrokerCore.AcceptedVersions
         /// The version packets to this connection are encoded with, from its CONNECT.
         var version: ProtocolVersion = .v3_1_1
 
@@ -92,11 +108,34 @@ public actor MockBroker {
 
     // MARK: Listeners
 
+    /// How one listener treats its connections.
+    public struct ListenerOptions: Sendable {
+        /// The MQTT versions it serves.
+        public var accepting: BrokerCore.AcceptedVersions
+        /// rumqttd's `next_connection_delay_ms`: after accepting a connection the listener
+        /// waits this long before accepting the next.
+        public var acceptDelay: Duration
+
+        public init(accepting: BrokerCore.AcceptedVersions = .any, acceptDelay: Duration = .zero) {
+            self.accepting = accepting
+            self.acceptDelay = acceptDelay
+        }
+
+        func pace(_ channel: any Channel) -> EventLoopFuture<Void> {
+            guard acceptDelay > .zero else { return channel.eventLoop.makeSucceededVoidFuture() }
+            return channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(AcceptPacer(delay: TimeAmount(acceptDelay)))
+            }
+        }
+    }
+
     /// Starts a WebSocket listener; returns the port it bound (0 asks for a free one).
-    public func listenWebSocket(host: String, port: Int) async throws -> Int {
+    public func listenWebSocket(host: String, port: Int, options: ListenerOptions = .init()) async throws -> Int {
         let configuration = self.configuration
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.maxMessagesPerRead, value: UInt(options.acceptDelay > .zero ? 1 : 4))
+            .serverChannelInitializer { channel in options.pace(channel) }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { [weak self] channel in
                 guard let self else { return channel.eventLoop.makeSucceededVoidFuture() }
@@ -111,16 +150,16 @@ public actor MockBroker {
                                 let frames = try NIOAsyncChannel<WebSocketFrame, WebSocketFrame>(
                                     wrappingChannelSynchronously: channel,
                                     configuration: .init(backPressureStrategy: .init(lowWatermark: 4, highWatermark: 64)))
-                                Task { await self.serveWebSocket(frames, channel: channel) }
+                                Task { await self.serveWebSocket(frames, channel: channel, accepting: options.accepting) }
                             }
                         })
-                    // Answers requests that were not upgraded; leaves once one was, as frames follow.
-                    let refusal = HTTPRequestHandler(configuration: configuration, broker: self)
-                    let bound = NIOLoopBound(refusal, eventLoop: channel.eventLoop)
                     // A handshake that dribbles in (a byte a second) is cut off with the same timeout as a missing CONNECT.
                     let handshakeTimeout = channel.eventLoop.scheduleTask(in: TimeAmount(configuration.core.connectionTimeout)) {
                         channel.close(promise: nil)
                     }
+                    // Answers requests that were not upgraded; leaves once one was, as frames follow.
+                    let refusal = HTTPRequestHandler(configuration: configuration, broker: self, handshakeTimeout: handshakeTimeout)
+                    let bound = NIOLoopBound(refusal, eventLoop: channel.eventLoop)
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                         withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
                             handshakeTimeout.cancel()
@@ -138,9 +177,11 @@ public actor MockBroker {
     }
 
     /// Starts a plain MQTT-over-TCP listener; returns the port it bound.
-    public func listenTCP(host: String, port: Int) async throws -> Int {
+    public func listenTCP(host: String, port: Int, options: ListenerOptions = .init()) async throws -> Int {
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.maxMessagesPerRead, value: UInt(options.acceptDelay > .zero ? 1 : 4))
+            .serverChannelInitializer { channel in options.pace(channel) }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -152,12 +193,31 @@ public actor MockBroker {
         Task { [weak self] in
             try? await server.executeThenClose { connections in
                 for try await connection in connections {
-                    Task { await self?.serveTCP(connection) }
+                    Task { await self?.serveTCP(connection, accepting: options.accepting) }
                 }
             }
         }
         let bound = server.channel.localAddress?.port ?? port
         logger.info("TCP listener", metadata: ["address": "\(host):\(bound)"])
+        return bound
+    }
+
+    /// Starts a listener for the admin API and the page only (plain HTTP); returns its port.
+    public func listenAdmin(host: String, port: Int) async throws -> Int {
+        let configuration = self.configuration
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { [weak self] channel in
+                guard let self else { return channel.eventLoop.makeSucceededVoidFuture() }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(HTTPRequestHandler(configuration: configuration, broker: self, handshakeTimeout: nil))
+                }
+            }
+            .bind(host: host, port: port).get()
+        listeners.append(channel)
+        let bound = channel.localAddress?.port ?? port
+        logger.info("admin listener", metadata: ["address": "\(host):\(bound)"])
         return bound
     }
 
@@ -227,15 +287,18 @@ public actor MockBroker {
 
     // MARK: Connections
 
-    private func open(_ channel: any Channel, transport: Transport) -> BrokerCore.ConnectionID {
+    private func open(_ channel: any Channel, transport: Transport, accepting: BrokerCore.AcceptedVersions) -> BrokerCore.ConnectionID {
         nextConnection += 1
-        connections[nextConnection] = Connection(channel: channel, transport: transport)
-        core.connectionOpened(nextConnection, now: .now)
+        connections[nextConnection] = Connection(id: nextConnection, channel: channel, transport: transport,
+                                                 opened: Self.epochSeconds(), accepting: accepting)
+        core.connectionOpened(nextConnection, now: .now, accepting: accepting)
+        if !viewers.isEmpty { showConnection(nextConnection, opened: true) }
         return nextConnection
     }
 
-    private func serveWebSocket(_ frames: NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, channel: any Channel) async {
-        let id = open(channel, transport: .webSocket)
+    private func serveWebSocket(_ frames: NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, channel: any Channel,
+                                accepting: BrokerCore.AcceptedVersions) async {
+        let id = open(channel, transport: .webSocket, accepting: accepting)
         var decoder = MQTTDecoder(configuration: .init(maximumPacketSize: configuration.core.maximumPacketSize))
         do {
             try await frames.executeThenClose { inbound, _ in
@@ -244,7 +307,7 @@ public actor MockBroker {
                     case .binary, .continuation:
                         decoder.append(frame.unmaskedData)
                         while let packet = try decoder.next() {
-                            received(packet, from: id)
+                            received(packet, from: id, size: decoder.lastPacketRange.count)
                             if connections[id] == nil { break frames }
                         }
                     case .text:
@@ -268,15 +331,15 @@ public actor MockBroker {
         closed(id)
     }
 
-    private func serveTCP(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
-        let id = open(connection.channel, transport: .tcp)
+    private func serveTCP(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, accepting: BrokerCore.AcceptedVersions) async {
+        let id = open(connection.channel, transport: .tcp, accepting: accepting)
         var decoder = MQTTDecoder(configuration: .init(maximumPacketSize: configuration.core.maximumPacketSize))
         do {
             try await connection.executeThenClose { inbound, _ in
                 bytes: for try await bytes in inbound {
                     decoder.append(bytes)
                     while let packet = try decoder.next() {
-                        received(packet, from: id)
+                        received(packet, from: id, size: decoder.lastPacketRange.count)
                         if connections[id] == nil { break bytes }
                     }
                 }
@@ -287,10 +350,13 @@ public actor MockBroker {
         closed(id)
     }
 
-    private func received(_ packet: MQTTPacket, from id: BrokerCore.ConnectionID) {
+    private func received(_ packet: MQTTPacket, from id: BrokerCore.ConnectionID, size: Int) {
         scenarioSaw(packet, on: id)
+        if !viewers.isEmpty { show(packet, on: id, direction: .clientToServer, size: size) }
         if case .connect(let connect) = packet {
-            connections[id]?.version = BrokerCore.answeringVersion(for: connect, configuration: core.configuration)
+            if let accepting = connections[id]?.accepting {
+                connections[id]?.version = BrokerCore.answeringVersion(for: connect, accepting: accepting)
+            }
         }
         perform(core.received(packet, from: id, now: .now))
     }
@@ -306,6 +372,7 @@ public actor MockBroker {
 
     private func closed(_ id: BrokerCore.ConnectionID) {
         scenarioConnectionEnded(id)
+        if !viewers.isEmpty { showConnection(id, opened: false, reason: "connection closed") }
         connections.removeValue(forKey: id)?.channel.close(promise: nil)
         perform(core.connectionClosed(id, now: .now))
     }
@@ -361,12 +428,14 @@ public actor MockBroker {
                     lastVersion = connection.version
                     lastBytes = bytes
                 }
+                if !viewers.isEmpty { show(packet, on: id, direction: .serverToClient, size: lastBytes.readableBytes) }
                 let channel = connection.channel
                 batches[ObjectIdentifier(channel.eventLoop), default: (channel.eventLoop, [])].writes
                     .append((channel, connection.outbound(lastBytes)))
             case .close(let id, let reason):
                 dispatch()  // what was written before the close goes first
                 logger.info("closing", metadata: ["connection": "\(id)", "reason": "\(reason)"])
+                if !viewers.isEmpty { showConnection(id, opened: false, reason: reason) }
                 if let channel = connections.removeValue(forKey: id)?.channel {
                     channel.flush()
                     channel.close(promise: nil)
@@ -456,15 +525,19 @@ private final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelH
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
     private var tooLarge = false
+    /// Cut-off for a WebSocket handshake that never completes; a whole request head is not that.
+    private let handshakeTimeout: Scheduled<Void>?
 
-    init(configuration: MockBroker.Configuration, broker: MockBroker) {
+    init(configuration: MockBroker.Configuration, broker: MockBroker, handshakeTimeout: Scheduled<Void>?) {
         self.configuration = configuration
         self.broker = broker
+        self.handshakeTimeout = handshakeTimeout
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
+            handshakeTimeout?.cancel()
             self.head = head
             body.clear()
             tooLarge = false
@@ -473,7 +546,32 @@ private final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelH
         case .end:
             guard let head else { return }
             self.head = nil
-            let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+            let parts = head.uri.split(separator: "?", maxSplits: 1)
+            let path = parts.first.map(String.init) ?? head.uri
+            if head.method == .GET && path == "/" {
+                writeResponse(AdminResponse(status: 200, html: MockBroker.page), version: head.version, keepAlive: head.isKeepAlive,
+                              on: context.channel)
+                return
+            }
+            if head.method == .GET && path == "/api/events", let broker {
+                // The live view: a Server-Sent Events stream that stays open. EventSource cannot
+                // send headers, so the token may come as ?token= too.
+                let query = parts.count > 1 ? String(parts[1]) : ""
+                let offered = head.headers.first(name: "Authorization") ?? query.split(separator: "&")
+                    .first { $0.hasPrefix("token=") }.map { "Bearer " + ($0.dropFirst(6).removingPercentEncoding ?? "") }
+                if let token = configuration.adminToken, offered != "Bearer \(token)" {
+                    writeResponse(.error(401, "the live view wants the admin token"), version: head.version, keepAlive: false, on: context.channel)
+                    return
+                }
+                var headers = HTTPHeaders()
+                headers.add(name: "Content-Type", value: "text/event-stream")
+                headers.add(name: "Cache-Control", value: "no-cache")
+                headers.add(name: "Access-Control-Allow-Origin", value: "*")
+                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
+                let channel = context.channel
+                Task { await broker.addViewer(channel) }
+                return
+            }
             if path.hasPrefix("/api/") || head.method == .OPTIONS, let broker {
                 let request = AdminRequest(method: head.method.rawValue, path: path, headers: head.headers, body: tooLarge ? nil : body)
                 let channel = context.channel
@@ -512,4 +610,24 @@ private func writeResponse(_ response: AdminResponse, version: HTTPVersion, keep
     channel.write(HTTPServerResponsePart.body(.byteBuffer(response.body)), promise: nil)
     let done = channel.writeAndFlush(HTTPServerResponsePart.end(nil))
     if !keepAlive { done.whenComplete { _ in channel.close(promise: nil) } }
+}
+
+/// Stops a server channel reading (accepting) for a while after each accepted connection.
+final class AcceptPacer: ChannelInboundHandler {
+    typealias InboundIn = any Channel
+    typealias InboundOut = any Channel
+    let delay: TimeAmount
+
+    init(delay: TimeAmount) { self.delay = delay }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.fireChannelRead(data)
+        let channel = context.channel
+        let delay = self.delay
+        channel.setOption(.autoRead, value: false).whenSuccess {
+            channel.eventLoop.scheduleTask(in: delay) {
+                channel.setOption(.autoRead, value: true).whenSuccess { channel.read() }
+            }
+        }
+    }
 }

@@ -27,8 +27,8 @@ public final class LiveView: ByteTap, @unchecked Sendable {
         let event: CaptureEvent? = lock.withLock {
             connectionCount += 1
             let now = Date().timeIntervalSince1970
-            let opened = Connection(id: connectionCount, client: Self.endpoint(local, fallbackPort: 40_000),
-                                    server: Self.endpoint(remote, fallbackPort: 443), joinedMidstream: false,
+            let opened = Connection(id: connectionCount, client: Endpoint(local, fallbackPort: 40_000),
+                                    server: Endpoint(remote, fallbackPort: 443), joinedMidstream: false,
                                     firstFrame: segment + 1, firstTime: now)
             connection = opened
             dissector = try? ConnectionDissector(transport: .webSocket(expectsHandshake: true), redactor: redactor)
@@ -60,14 +60,6 @@ public final class LiveView: ByteTap, @unchecked Sendable {
                                 kind: .closed(reason: "connection closed"))
         }
         if let event { sink(event) }
-    }
-
-    static func endpoint(_ address: SocketAddress?, fallbackPort: UInt16) -> Endpoint {
-        let fallback = Endpoint(address: .v4(0x7F00_0001), port: fallbackPort)
-        guard let address, let port = address.port, let ip = address.ipAddress else { return fallback }
-        let parts = ip.split(separator: ".").compactMap { UInt32($0) }
-        guard parts.count == 4 else { return Endpoint(address: .v4(0x7F00_0001), port: UInt16(port)) }
-        return Endpoint(address: .v4(parts.reduce(0) { $0 << 8 | $1 }), port: UInt16(port))
     }
 }
 

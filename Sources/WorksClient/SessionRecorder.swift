@@ -53,9 +53,8 @@ public final class SessionRecorder: ByteTap, @unchecked Sendable {
         lock.withLock {
             connectionCount += 1
             // Each connection gets its own client port, so a reconnect is a new TCP stream.
-            // IPv6 peers are recorded as IPv4 loopback ones: the file is about the bytes.
-            let client = LiveView.endpoint(local, fallbackPort: UInt16(40_000 + connectionCount % 20_000))
-            let server = LiveView.endpoint(remote, fallbackPort: 443)
+            let client = Endpoint(local, fallbackPort: UInt16(40_000 + connectionCount % 20_000))
+            let server = Endpoint(remote, fallbackPort: 443)
             var state = Connection(client: client, server: server)
             if let redactor {
                 state.sent = RedactingStream(redactor: redactor, fromClient: true)

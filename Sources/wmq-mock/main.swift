@@ -1,3 +1,4 @@
+import MockFiles
 import ArgumentParser
 import CommandLineSupport
 import Dialects
@@ -52,14 +53,20 @@ struct Mock: AsyncParsableCommand {
         case broker, works
     }
 
-    @Option(help: "WebSocket listener, HOST:PORT.")
-    var ws: String = "127.0.0.1:8885"
+    @Option(help: "A TOML configuration (docs/mock.md): rumqttd's [ws.N], [v4.N] and [v5.N] listener sections and wmq-mock's own [wmq] keys. Options given on the command line win.")
+    var config: String?
+
+    @Option(help: "WebSocket listener, HOST:PORT (default 127.0.0.1:8885).")
+    var ws: String?
 
     @Option(help: "Also a plain MQTT-over-TCP listener, HOST:PORT.")
     var tcp: String?
 
-    @Option(help: "broker or works.")
-    var mode: Mode = .broker
+    @Option(help: "Also the admin API and the page on a port of their own, HOST:PORT (they are on every WebSocket port too).")
+    var admin: String?
+
+    @Option(help: "broker or works (default broker).")
+    var mode: Mode?
 
     @Option(help: "Works mode: the cookie.json whose cookies a client must send.")
     var cookies: String?
@@ -70,11 +77,11 @@ struct Mock: AsyncParsableCommand {
     @Option(help: "Works mode: seconds before an unacknowledged notification is sent again (default 10).")
     var redelivery: Double?
 
-    @Option(name: .customLong("max-inflight"), help: "Unacknowledged QoS 1/2 messages per session before the rest queue (default 100).")
-    var maximumInflight: Int = 100
+    @Option(name: .customLong("max-inflight"), help: "Unacknowledged QoS 1/2 messages per session before the rest queue (default 100; rumqttd's max_inflight_count).")
+    var maximumInflight: Int?
 
     @Option(name: .customLong("max-payload"), help: "Largest PUBLISH payload accepted, in bytes (default 8 MiB; rumqttd's max_payload_size).")
-    var maximumPayload: Int = 8 << 20
+    var maximumPayload: Int?
 
     @Option(help: "A scenario file (JSON Lines, docs/scenarios.md) played against every client once connected.")
     var scenario: String?
@@ -82,31 +89,73 @@ struct Mock: AsyncParsableCommand {
     @Flag(help: "With --scenario: exit after the first play, 0 if every step passed, 1 if not (for CI).")
     var once = false
 
-    @Option(name: .customLong("admin-token"), help: "Token the admin API (/api/…) wants as Authorization: Bearer; required when --ws is not a loopback address.")
+    @Option(name: .customLong("admin-token"), help: "Token the admin API (/api/…) wants as Authorization: Bearer; required when a listener with the admin API is not on a loopback address.")
     var adminToken: String?
 
     @Option(name: .customLong("log-level"), help: "trace … critical (default info).")
-    var logLevel: String = "info"
+    var logLevel: String?
 
-    static func address(_ text: String, option: String) throws -> (host: String, port: Int) {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
-            throw ValidationError("\(option) takes HOST:PORT, not \(text)")
+    /// The configuration file's settings, then the command line's.
+    func settings() throws -> MockSettings {
+        var settings = MockSettings()
+        if let config {
+            guard let text = try? String(contentsOfFile: config, encoding: .utf8) else {
+                StandardError.write("wmq-mock: cannot read \(config)\n")
+                throw ExitCode(ToolExit.unreadableInput)
+            }
+            do {
+                settings = try MockSettings(toml: text)
+            } catch {
+                StandardError.write("wmq-mock: \(config): \(error)\n")
+                throw ExitCode(ToolExit.unreadableInput)
+            }
         }
-        let host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        return (host.isEmpty ? "127.0.0.1" : host, port)
+        do {
+            if let ws {
+                let address = try MockSettings.address(ws, "--ws")
+                settings.webSocket = [.init(host: address.host, port: address.port)]
+            }
+            if let tcp {
+                let address = try MockSettings.address(tcp, "--tcp")
+                settings.tcp = [.init(host: address.host, port: address.port)]
+            }
+            if let admin {
+                let address = try MockSettings.address(admin, "--admin")
+                settings.admin = .init(host: address.host, port: address.port)
+            }
+        } catch {
+            throw ValidationError(error.reason)
+        }
+        if let mode { settings.mode = mode.rawValue }
+        if let cookies { settings.cookiesFile = cookies }
+        if noPingResponse { settings.answersPing = false }
+        if let redelivery {
+            guard redelivery > 0, redelivery.isFinite else { throw ValidationError("--redelivery takes a positive number of seconds") }
+            settings.redeliverySeconds = redelivery
+        }
+        if let maximumInflight {
+            guard (1...65_535).contains(maximumInflight) else { throw ValidationError("--max-inflight takes 1 to 65535") }
+            settings.maximumInflight = maximumInflight
+        }
+        if let maximumPayload {
+            guard maximumPayload >= 1 else { throw ValidationError("--max-payload must be positive") }
+            settings.maximumPayload = maximumPayload
+        }
+        if let scenario { settings.scenarioFile = scenario }
+        if let adminToken { settings.adminToken = adminToken }
+        if let logLevel { settings.logLevel = logLevel }
+        let exposed = (settings.webSocket + (settings.admin.map { [$0] } ?? [])).filter { !$0.isLoopback }
+        if let open = exposed.first, settings.adminToken == nil {
+            throw ValidationError("\(open.host):\(open.port) is reachable from other machines: give --admin-token (or [wmq] admin_token) to protect the admin API")
+        }
+        return settings
     }
 
     mutating func run() async throws {
-        guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level: unknown level \(logLevel)") }
-        guard maximumInflight >= 1, maximumPayload >= 1 else { throw ValidationError("--max-inflight and --max-payload must be positive") }
-        let webSocket = try Self.address(ws, option: "--ws")
-        let loopback = webSocket.host == "127.0.0.1" || webSocket.host == "::1" || webSocket.host == "localhost"
-        if !loopback && adminToken == nil {
-            throw ValidationError("--ws \(ws) is reachable from other machines: give --admin-token to protect the admin API")
-        }
-        let plain = try tcp.map { try Self.address($0, option: "--tcp") }
+        let settings = try settings()
+        guard let level = Logger.Level(rawValue: settings.logLevel) else { throw ValidationError("log level: unknown level \(settings.logLevel)") }
         var required: [String: String]?
-        if let cookies {
+        if let cookies = settings.cookiesFile {
             do {
                 required = MockBroker.cookiePairs(try WorksCookies.load(path: cookies).header)
             } catch {
@@ -115,7 +164,7 @@ struct Mock: AsyncParsableCommand {
             }
         }
         var loadedScenario: Scenario?
-        if let scenario {
+        if let scenario = settings.scenarioFile {
             guard let text = try? String(contentsOfFile: scenario, encoding: .utf8) else {
                 StandardError.write("wmq-mock: cannot read \(scenario)\n")
                 throw ExitCode(ToolExit.unreadableInput)
@@ -129,19 +178,42 @@ struct Mock: AsyncParsableCommand {
         } else if once {
             throw ValidationError("--once needs --scenario")
         }
-        var core = BrokerCore.Configuration(maximumInflight: maximumInflight, maximumPayloadSize: maximumPayload,
-                                            answersPing: !noPingResponse)
-        if let redelivery { core.redeliveryInterval = .milliseconds(Int64(redelivery * 1000)) }
+        var core = BrokerCore.Configuration(
+            maximumInflight: settings.maximumInflight, maximumQueued: settings.maximumQueued,
+            maximumClientIDLength: settings.maximumClientIDLength, maximumPayloadSize: settings.maximumPayload,
+            answersPing: settings.answersPing, connectionTimeout: .milliseconds(settings.connectionTimeoutMilliseconds),
+            topicAliasMaximum: UInt16(settings.topicAliasMaximum), dynamicFilters: settings.dynamicFilters)
+        if let redelivery = settings.redeliverySeconds { core.redeliveryInterval = .milliseconds(Int64(redelivery * 1000)) }
         let logger = Logger(label: "wmq.mock") { label in ConsoleLogHandler(label: label, level: level) }
-        let broker = MockBroker(configuration: .init(mode: mode == .works ? .works : .broker, core: core, requiredCookies: required,
-                                                     adminToken: adminToken, scenario: loadedScenario),
+        for key in settings.ignoredKeys {
+            logger.notice("configuration key read past: wmq-mock does not apply it", metadata: ["key": "\(key)"])
+        }
+        let works = settings.mode == "works"
+        let broker = MockBroker(configuration: .init(mode: works ? .works : .broker, core: core, requiredCookies: required,
+                                                     path: settings.path, adminToken: settings.adminToken,
+                                                     scenario: loadedScenario),
                                 logger: logger)
+        let delay = Duration.milliseconds(settings.nextConnectionDelayMilliseconds)
+        func options(_ listener: MockSettings.Listener) -> MockBroker.ListenerOptions {
+            let accepting: BrokerCore.AcceptedVersions = switch listener.versions {
+            case .any: .any
+            case .version3: .version3
+            case .version5: .version5
+            }
+            return MockBroker.ListenerOptions(accepting: accepting, acceptDelay: delay)
+        }
         do {
-            let port = try await broker.listenWebSocket(host: webSocket.host, port: webSocket.port)
-            FileHandle.standardOutput.write(Data("listening ws://\(webSocket.host):\(port)\(mode == .works ? "/wmqtt" : "")\n".utf8))
-            if let plain {
-                let tcpPort = try await broker.listenTCP(host: plain.host, port: plain.port)
-                FileHandle.standardOutput.write(Data("listening mqtt://\(plain.host):\(tcpPort)\n".utf8))
+            for listener in settings.webSocket {
+                let port = try await broker.listenWebSocket(host: listener.host, port: listener.port, options: options(listener))
+                Self.announce("ws://\(Self.hostForURL(listener.host)):\(port)\(works ? settings.path : "")")
+            }
+            for listener in settings.tcp {
+                let port = try await broker.listenTCP(host: listener.host, port: listener.port, options: options(listener))
+                Self.announce("mqtt://\(Self.hostForURL(listener.host)):\(port)")
+            }
+            if let listener = settings.admin {
+                let port = try await broker.listenAdmin(host: listener.host, port: listener.port)
+                Self.announce("http://\(Self.hostForURL(listener.host)):\(port)/")
             }
         } catch {
             StandardError.write("wmq-mock: cannot listen: \(error)\n")
@@ -177,6 +249,12 @@ struct Mock: AsyncParsableCommand {
         input.cancel()
         await broker.stop()
     }
+
+    static func announce(_ url: String) {
+        FileHandle.standardOutput.write(Data("listening \(url)\n".utf8))
+    }
+
+    static func hostForURL(_ host: String) -> String { host.contains(":") ? "[\(host)]" : host }
 
     /// Works mode's script: one notification per line of standard input.
     static func readNotifications(into broker: MockBroker, logger: Logger) async {

@@ -62,14 +62,30 @@ import Testing
                                                                properties: [.reasonString("enhanced authentication is not supported")]))))
     }
 
-    @Test func aListenerForVersion3OnlyRefusesInItsOwnForm() {
-        let configuration = BrokerCore.Configuration(acceptsVersion5: false)
-        var broker = BrokerCore(configuration: configuration)
+    @Test func listenersServeTheirVersionsOnly() {
+        var broker = BrokerCore()
+        broker.connectionOpened(1, now: now, accepting: .version3)
         let actions = broker.received(connect("a"), from: 1, now: now)
         #expect(actions.first == .send(1, .connack(ConnAckPacket(reasonCode: ReasonCode(1)))))
+        broker.connectionOpened(2, now: now, accepting: .version5)
+        let old = broker.received(.connect(ConnectPacket(clientIdentifier: "b")), from: 2, now: now)
+        #expect(old.first == .send(2, .connack(ConnAckPacket(reasonCode: ReasonCode(1)))))
+        broker.connectionOpened(3, now: now, accepting: .version5)
+        #expect(broker.received(connect("c"), from: 3, now: now).first.map { if case .send(3, .connack(let c)) = $0 { c.reasonCode == .success } else { false } } == true)
         guard case .connect(let packet) = connect("a") else { return }
-        #expect(BrokerCore.answeringVersion(for: packet, configuration: configuration) == .v3_1_1)
-        #expect(BrokerCore.answeringVersion(for: packet, configuration: .init()) == .v5)
+        #expect(BrokerCore.answeringVersion(for: packet, accepting: .version3) == .v3_1_1)
+        #expect(BrokerCore.answeringVersion(for: packet, accepting: .any) == .v5)
+    }
+
+    @Test func withoutDynamicFiltersAPublishNobodyEverSubscribedToDisconnects() {
+        var broker = BrokerCore(configuration: .init(dynamicFilters: false))
+        _ = broker.received(connect("sub"), from: 1, now: now)
+        _ = broker.received(subscribe("chat/+"), from: 1, now: now)
+        _ = broker.received(.unsubscribe(UnsubscribePacket(packetIdentifier: 2, topicFilters: ["chat/+"])), from: 1, now: now)
+        _ = broker.received(connect("pub"), from: 2, now: now)
+        // The filter outlives its subscription, as rumqttd's do.
+        #expect(disconnects(broker.received(message("chat/a", "ok"), from: 2, now: now), 2) == nil)
+        #expect(disconnects(broker.received(message("other", "no"), from: 2, now: now), 2)?.reasonCode == .topicNameInvalid)
     }
 
     @Test func sessionExpiryKeepsTheSessionForItsIntervalOnly() {

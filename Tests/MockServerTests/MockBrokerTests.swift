@@ -15,42 +15,46 @@ enum PahoPeer {
 
     struct Failure: Error, CustomStringConvertible { var description: String }
 
-    /// Runs Tools/peers/paho_check.py SCENARIO against 127.0.0.1:`port` (at most 30 s, killed by its
-    /// id after), on a thread of its own: waiting must not hold one of the few threads the broker
-    /// under test needs.
+    /// Runs Tools/peers/paho_check.py SCENARIO against 127.0.0.1:`port`.
     static func run(_ scenario: String, port: Int, protocolLevel: Int = 4) async throws -> [String: Any] {
+        try await script("paho_check.py", ["--port", "\(port)", "--protocol", "\(protocolLevel)", scenario])
+    }
+
+    /// Runs a script of Tools/peers with the project's Python (at most `seconds`, killed by its id
+    /// after) and reads the JSON object it prints, on a thread of its own: waiting must not hold
+    /// one of the few threads the broker under test needs.
+    static func script(_ name: String, _ arguments: [String], seconds: Double = 30) async throws -> [String: Any] {
         let json = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Data, any Error>) in
             Thread.detachNewThread {
-                continuation.resume(with: Result { try runBlocking(scenario, port: port, protocolLevel: protocolLevel) })
+                continuation.resume(with: Result { try runBlocking(name, arguments, seconds: seconds) })
             }
         }
         guard let object = (try? JSONSerialization.jsonObject(with: json)) as? [String: Any] else {
-            throw Failure(description: "paho_check.py \(scenario): not JSON")
+            throw Failure(description: "\(name) \(arguments.last ?? ""): not JSON")
         }
         return object
     }
 
-    private static func runBlocking(_ scenario: String, port: Int, protocolLevel: Int) throws -> Data {
+    private static func runBlocking(_ name: String, _ arguments: [String], seconds: Double) throws -> Data {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [root.appendingPathComponent("Tools/peers/paho_check.py").path, "--port", "\(port)",
-                             "--protocol", "\(protocolLevel)", scenario]
+        process.arguments = [root.appendingPathComponent("Tools/peers/\(name)").path] + arguments
         let output = Pipe()
         let errors = Pipe()
         process.standardOutput = output
         process.standardError = errors
         try process.run()
-        let deadline = Date().addingTimeInterval(30)
+        let deadline = Date().addingTimeInterval(seconds)
         while process.isRunning && Date() < deadline { usleep(10_000) }
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
-            throw Failure(description: "paho_check.py \(scenario) did not finish in 30 s")
+            throw Failure(description: "\(name) did not finish in \(Int(seconds)) s")
         }
         let data = output.fileHandleForReading.readDataToEndOfFile()
         guard (try? JSONSerialization.jsonObject(with: data)) is [String: Any] else {
             let trace = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            throw Failure(description: "paho_check.py \(scenario): \(String(decoding: data, as: UTF8.self)) \(trace.suffix(600))")
+            throw Failure(description: "\(name): \(String(decoding: data, as: UTF8.self)) \(trace.suffix(600))")
         }
         return data
     }
@@ -320,8 +324,20 @@ struct AdminAPITests {
         let (status, document) = await request("GET", "/api/openapi.json", port: port, headers: ["Authorization: Bearer t0ken"])
         #expect(status == 200)
         let paths = (try? JSONSerialization.jsonObject(with: Data(document.utf8)) as? [String: Any])?["paths"] as? [String: Any]
-        #expect(Set(paths?.keys.map { $0 } ?? []) == ["/api/clients", "/api/clients/{id}", "/api/notify", "/api/publish"])
-        #expect(await request("GET", "/", port: port).0 == 404)
+        #expect(Set(paths?.keys.map { $0 } ?? []) == ["/api/clients", "/api/clients/{id}", "/api/notify", "/api/publish", "/api/events"])
+        #expect(await request("GET", "/nothing", port: port).0 == 404)
+        // The page itself is public; the live view wants the token (as a header or ?token=).
+        let (pageStatus, page) = await request("GET", "/", port: port)
+        #expect(pageStatus == 200 && page.contains("<title>wmq-mock</title>"))
+        #expect(await request("GET", "/api/events", port: port).0 == 401)
+    }
+
+    @Test func aSeparateAdminPortServesTheAPIAndThePage() async throws {
+        let broker = MockBroker(configuration: .init(), logger: quiet)
+        let admin = try await broker.listenAdmin(host: "127.0.0.1", port: 0)
+        defer { Task { await broker.stop() } }
+        #expect(await request("GET", "/api/clients", port: admin) == (200, "{\"clients\":[]}\n"))
+        #expect(await request("GET", "/", port: admin).0 == 200)
     }
 }
 

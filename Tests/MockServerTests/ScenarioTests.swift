@@ -1,3 +1,4 @@
+import MockFiles
 import Foundation
 import MQTTWire
 import MockServer

@@ -61,11 +61,11 @@ public struct Scenario: Sendable {
     public init(jsonLines text: String) throws(ParseError) {
         steps = []
         for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.trimmingCharacters(in: .whitespaces)
+            let line = raw.drop(while: { $0 == " " || $0 == "\t" || $0 == "\r" })
             if line.isEmpty || line.hasPrefix("#") || line.hasPrefix("//") { continue }
             let json: JSONValue
             do {
-                json = try JSONReader.parse(line)
+                json = try JSONReader.parse(String(line))
             } catch {
                 throw ParseError(line: index + 1, reason: "\(error)")
             }

@@ -1,0 +1,44 @@
+import Foundation
+import MockServer
+import Testing
+import WorksClient
+
+/// The mock's page in a real browser: headless Chromium (Debian's chromium-headless-shell),
+/// driven through the DevTools protocol by Tools/peers/page_check.py.
+@Suite("wmq-mock's page in headless Chromium", .serialized, .timeLimit(.minutes(2)))
+struct PageTests {
+    static var browser: String? {
+        ["/usr/bin/chromium-headless-shell", "/usr/bin/chromium"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+    static var present: Bool { browser != nil && PahoPeer.present }
+
+    @Test(.enabled(if: present || PahoPeer.required))
+    func thePageListsClientsInjectsAMessageAndShowsItLive() async throws {
+        let browser = try #require(Self.browser, "chromium-headless-shell is not installed (Tools/setup --peers)")
+        let broker = MockBroker(configuration: .init(mode: .works), logger: quiet)
+        let port = try await broker.listenWebSocket(host: "127.0.0.1", port: 0)
+        defer { Task { await broker.stop() } }
+        let client = WorksClient(configuration: WorksClientConfiguration(
+            webSocket: WebSocketSettings(url: try WebSocketURL("ws://127.0.0.1:\(port)/wmqtt"))), logger: quiet)
+        let texts = TextLog()
+        Task { for await event in client.events { if case .notification(let n, _) = event { await texts.add(n.text ?? "") } } }
+        try await client.connect()
+        defer { Task { await client.disconnect() } }
+        let clientID = try #require(await broker.connectedClients.first)
+
+        let text = "Hello from the browser \(UInt32.random(in: 1000...9999))"
+        let result = try await PahoPeer.script("page_check.py", ["--url", "http://127.0.0.1:\(port)/", "--text", text,
+                                                                 "--browser", browser], seconds: 60)
+        #expect(result["title"] as? String == "wmq-mock")
+        #expect(result["status"] as? String == "live")
+        #expect((result["clients"] as? String)?.contains(clientID) == true, "clients: \(result["clients"] ?? "")")
+        #expect(result["answer"] as? String == "200 {\"sessions\":1}\n")
+        // The live view shows the notification as wmq-decode would: a PUBLISH to the client,
+        // annotated as a Works message with its channel, sender and text.
+        let lines = try #require(result["lines"] as? [String])
+        #expect(lines.contains { $0.contains("PUBLISH") && $0.contains("channel 77") && $0.contains("Browser: \(text)") }, "\(lines)")
+        #expect(result["works"] as? Bool == true)
+        // And the client under test received it.
+        #expect(await texts.wait { $0.contains(text) })
+    }
+}
