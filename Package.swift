@@ -126,7 +126,7 @@ let package = Package(
         .target(
             name: "MockFiles",
             dependencies: ["MQTTWire", "Dialects", .product(name: "NIOCore", package: "swift-nio")],
-            swiftSettings: frontEndSettings
+            swiftSettings: strictSettings
         ),
         .target(
             name: "MockServer",

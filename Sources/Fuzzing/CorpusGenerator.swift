@@ -22,6 +22,8 @@ public enum CorpusGenerator {
         case "capture": CaptureSeeds.captures()
         case "works": WorksSeeds.payloads().map { Array($0.utf8) }
         case "har": CaptureSeeds.hars()
+        case "mock-config": MockFilesHarness.configSeeds.map { Array($0.utf8) }
+        case "scenario": MockFilesHarness.scenarioSeeds.map { Array($0.utf8) }
         default: []
         }
     }
@@ -36,6 +38,8 @@ public enum CorpusGenerator {
         case "deflate": tokens = Dictionaries.deflate
         case "capture": tokens = Dictionaries.capture + Dictionaries.http + Dictionaries.webSocket + Dictionaries.mqtt
         case "works", "har": tokens = Dictionaries.json + (target == "har" ? Dictionaries.har : [])
+        case "mock-config": tokens = Dictionaries.toml
+        case "scenario": tokens = Dictionaries.json + Dictionaries.scenario
         default: tokens = []
         }
         return tokens.map { name, bytes in "\(name)=\"\(escaped(bytes))\"" }
@@ -421,6 +425,17 @@ enum WorksSeeds {
 // MARK: - Dictionaries
 
 enum Dictionaries {
+    static let toml: [(String, [UInt8])] = [
+        "[ws.1]", "[[", "]]", "listen = ", "\"127.0.0.1:8885\"", "next_connection_delay_ms", "connection_timeout_ms",
+        "max_client_id_len", "max_payload_size", "max_inflight_count", "dynamic_filters", "[ws.1.connections]", "[v4.1]",
+        "[v5.1]", "[wmq]", "mode", "cookies", "redelivery_s", "admin", "admin_token", "mqtt5_on_websocket", "true", "false",
+        "\"\"\"", "'''", "0x", "0o", "0b", "inf", "nan", "1e10", "\\u00e9", "{", "}", "=", ".", "#",
+    ].enumerated().map { ("toml_\($0.offset)", Array($0.element.utf8)) }
+
+    static let scenario: [(String, [UInt8])] = [
+        "notify", "read", "publish", "wait", "expect", "delay_acks", "raw", "drop", "close", "timeout", "channel", "sender",
+        "sticker", "topic", "payload", "qos", "contains", "type", "PUBACK", "upTo", "reader",
+    ].map { ("scenario_\($0)", Array("\"\($0)\"".utf8)) }
     static let mqtt: [(String, [UInt8])] = [
         ("mqtt", Array("\u{0}\u{4}MQTT".utf8)), ("mqisdp", Array("\u{0}\u{6}MQIsdp".utf8)),
         ("level4", [0x04]), ("level5", [0x05]), ("connect_works", [0x10, 0x29]), ("connack", [0x20, 0x02]),

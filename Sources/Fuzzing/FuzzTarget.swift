@@ -46,6 +46,7 @@ public struct FuzzTarget: Sendable {
         MQTTHarness.v311, MQTTHarness.v5, MQTTHarness.chunked,
         WebSocketHarness.frames, WebSocketHarness.httpUpgrade, WebSocketHarness.deflate,
         CaptureHarness.capture, WorksHarness.works, CaptureHarness.har,
+        MockFilesHarness.config, MockFilesHarness.scenario,
     ]
 
     public static func named(_ name: String) -> FuzzTarget? {

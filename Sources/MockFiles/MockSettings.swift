@@ -126,11 +126,6 @@ public struct MockSettings: Sendable, Hashable {
 
     private mutating func readListener(_ listener: TOMLTable, path: String, versions: Versions,
                                        connections: inout [String: (value: TOMLValue, section: String, line: Int)]) throws(SettingsError) -> Listener {
-        guard let listen = listener["listen"] else {
-            throw SettingsError(line: listener.line(of: listener.keys.first ?? ""), reason: "\(path) has no listen = \"HOST:PORT\"")
-        }
-        let address = try Self.address(try Self.string(listen, "\(path) listen", line: listener.line(of: "listen")),
-                                       "\(path) listen", line: listener.line(of: "listen"))
         func collect(_ table: TOMLTable, _ section: String) throws(SettingsError) {
             for key in table.keys where key != "listen" && key != "connections" {
                 guard let value = table[key] else { continue }
@@ -155,6 +150,11 @@ public struct MockSettings: Sendable, Hashable {
             let section = String(path.dropLast()) + ".connections]"
             try collect(try Self.table(nested, section, line: listener.line(of: "connections")), section)
         }
+        guard let listen = listener["listen"] else {
+            throw SettingsError(line: listener.line(of: listener.keys.first ?? ""), reason: "\(path) has no listen = \"HOST:PORT\"")
+        }
+        let address = try Self.address(try Self.string(listen, "\(path) listen", line: listener.line(of: "listen")),
+                                       "\(path) listen", line: listener.line(of: "listen"))
         return Listener(host: address.host, port: address.port, versions: versions)
     }
 

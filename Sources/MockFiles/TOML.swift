@@ -52,6 +52,30 @@ public enum TOMLValue: Sendable, Hashable {
     case array([TOMLValue])
     case table(TOMLTable)
 
+    /// Values read from the same text are equal: `nan` equals `nan` here.
+    public static func == (lhs: TOMLValue, rhs: TOMLValue) -> Bool {
+        switch (lhs, rhs) {
+        case (.string(let a), .string(let b)): a == b
+        case (.integer(let a), .integer(let b)): a == b
+        case (.float(let a), .float(let b)): a == b || (a.isNaN && b.isNaN)
+        case (.boolean(let a), .boolean(let b)): a == b
+        case (.array(let a), .array(let b)): a == b
+        case (.table(let a), .table(let b)): a == b
+        default: false
+        }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        switch self {
+        case .string(let value): hasher.combine(0); hasher.combine(value)
+        case .integer(let value): hasher.combine(1); hasher.combine(value)
+        case .float(let value): hasher.combine(2); hasher.combine(value.isNaN ? .nan : value)
+        case .boolean(let value): hasher.combine(3); hasher.combine(value)
+        case .array(let value): hasher.combine(4); hasher.combine(value)
+        case .table(let value): hasher.combine(5); hasher.combine(value)
+        }
+    }
+
     /// The TOML type name, for messages.
     public var typeName: String {
         switch self {

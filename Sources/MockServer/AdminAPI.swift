@@ -65,6 +65,10 @@ extension MockBroker {
             return notify(body)
         case ("POST", "publish", 2):
             return publishRaw(body)
+        case ("GET", "faults", 2):
+            return AdminResponse(status: 200, json: faultsJSON())
+        case ("POST", "faults", 2):
+            return setFaults(body)
         default:
             return .error(404, "no such endpoint: \(request.method) \(request.path) (see GET /api/openapi.json)")
         }
@@ -82,6 +86,40 @@ extension MockBroker {
                 JSONMember(key: "queued", value: .number(String(pending?.queued ?? 0))),
             ])
         }
+    }
+
+    /// Faults frontend developers turn on to see how their client copes.
+    private func setFaults(_ body: ByteBuffer) -> AdminResponse {
+        let usage = "faults takes {\"answerPing\": bool, \"refuseConnections\": bool, \"ackDelay\": seconds}, any of them"
+        guard let request = try? JSONReader.parse(body), let members = request.members else { return .error(400, usage) }
+        var answersPing = core.configuration.answersPing
+        var refuses = core.configuration.refusesConnections
+        var delay = acknowledgementDelay
+        for member in members {
+            switch (member.key, member.value) {
+            case ("answerPing", .bool(let value)): answersPing = value
+            case ("refuseConnections", .bool(let value)): refuses = value
+            case ("ackDelay", .number(let text)):
+                guard let seconds = Double(text), seconds >= 0, seconds <= 3600 else { return .error(400, "ackDelay is 0 to 3600 seconds") }
+                delay = .milliseconds(Int64(seconds * 1000))
+            default:
+                return .error(400, usage)
+            }
+        }
+        core.configuration.answersPing = answersPing
+        core.configuration.refusesConnections = refuses
+        acknowledgementDelay = delay
+        logger.notice("faults", metadata: ["answerPing": "\(answersPing)", "refuseConnections": "\(refuses)", "ackDelay": "\(delay)"])
+        return AdminResponse(status: 200, json: faultsJSON())
+    }
+
+    private func faultsJSON() -> JSONValue {
+        .object([
+            JSONMember(key: "answerPing", value: .bool(core.configuration.answersPing)),
+            JSONMember(key: "refuseConnections", value: .bool(core.configuration.refusesConnections)),
+            JSONMember(key: "ackDelay", value: .number(String(Double(acknowledgementDelay.components.seconds)
+                + Double(acknowledgementDelay.components.attoseconds) / 1e18))),
+        ])
     }
 
     private func notify(_ body: ByteBuffer) -> AdminResponse {
@@ -126,7 +164,9 @@ extension MockBroker {
     static let openAPIDocument = #"""
     {"openapi": "3.0.3",
      "info": {"title": "wmq-mock admin API", "version": "1"},
-     "components": {"securitySchemes": {"token": {"type": "http", "scheme": "bearer"}}},
+     "components": {"securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+       "schemas": {"Faults": {"type": "object", "properties": {"answerPing": {"type": "boolean"},
+         "refuseConnections": {"type": "boolean"}, "ackDelay": {"type": "number", "minimum": 0, "maximum": 3600}}}}},
      "security": [{}, {"token": []}],
      "paths": {
       "/api/clients": {"get": {"summary": "Connected MQTT clients with their subscriptions and pending messages",
@@ -148,6 +188,12 @@ extension MockBroker {
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["topic"], "properties": {
           "topic": {"type": "string"}, "payload": {}, "qos": {"type": "integer", "minimum": 0, "maximum": 2}, "retain": {"type": "boolean"}}}}}},
         "responses": {"200": {"description": "Published"}, "400": {"description": "Bad request"}}}},
+      "/api/faults": {"get": {"summary": "The faults turned on",
+        "responses": {"200": {"description": "The faults", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Faults"}}}}}},
+        "post": {"summary": "Turn faults on or off: never answer PINGREQ, refuse every CONNECT (server unavailable), delay PUBACK/PUBREC/PUBCOMP",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Faults"}}}},
+        "responses": {"200": {"description": "The faults now", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Faults"}}}},
+          "400": {"description": "Bad request"}}}},
       "/api/events": {"get": {"summary": "The live view: every MQTT packet and connection event as Server-Sent Events, each a wmq-decode JSON record (docs/decode-format.md) with its text line and the session's client id",
         "parameters": [{"name": "token", "in": "query", "required": false, "schema": {"type": "string"}, "description": "The admin token, for clients that cannot send headers (EventSource)"}],
         "responses": {"200": {"description": "The stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}}}}}

@@ -40,6 +40,8 @@ public struct BrokerCore: Sendable {
         /// rumqttd's `dynamic_filters`: when false, a client's PUBLISH to a topic that no
         /// subscription filter (present or past) matches closes its connection, as rumqttd does.
         public var dynamicFilters: Bool
+        /// A fault: every CONNECT is refused with "server unavailable" (3.1.1 return code 3, 5.0 0x88).
+        public var refusesConnections = false
 
         public init(maximumInflight: Int = 100, maximumQueued: Int = 10_000, maximumClientIDLength: Int = 256,
                     maximumPayloadSize: Int = 8 << 20, answersPing: Bool = true, redeliveryInterval: Duration? = nil,
@@ -135,7 +137,9 @@ public struct BrokerCore: Sendable {
         var due: ContinuousClock.Instant
     }
 
-    public let configuration: Configuration
+    /// Changeable while running: the admin API's faults switch ``Configuration/answersPing``
+    /// and ``Configuration/refusesConnections``.
+    public var configuration: Configuration
     private(set) var sessions: [String: Session] = [:]
     /// Connections that sent CONNECT, to their client identifier.
     private var clients: [ConnectionID: String] = [:]
@@ -338,6 +342,9 @@ public struct BrokerCore: Sendable {
             // A 3.1.1-style CONNACK: return code 1, unacceptable protocol version.
             return [.send(connection, .connack(ConnAckPacket(reasonCode: ReasonCode(1)))),
                     .close(connection, reason: "MQTT \(connect.protocolVersion) is not served by this listener")]
+        }
+        if configuration.refusesConnections {
+            return refuse(.serverUnavailable, 3, "the server is unavailable (a fault turned on through the admin API)")
         }
         if isVersion5, connect.properties.first(.authenticationMethod) != nil {
             return refuse(.badAuthenticationMethod, 5, "enhanced authentication is not supported")

@@ -65,6 +65,8 @@ public actor MockBroker {
     let logger: Logger
     private let group: any EventLoopGroup
     private var builder = NotificationBuilder()
+    /// A fault (admin API): acknowledgements to every client's publishes go out this late.
+    var acknowledgementDelay: Duration = .zero
     /// Open pages watching the traffic (`GET /api/events`).
     var viewers: [Int: Viewer] = [:]
     var nextViewer = 0
@@ -377,7 +379,9 @@ public actor MockBroker {
         perform(core.connectionClosed(id, now: .now))
     }
 
-    func perform(_ actions: [BrokerCore.Action]) {
+    /// Carries out the core's actions. `delaysAcknowledgements` is false for acknowledgements
+    /// whose delay (a scenario's `delay_acks`, the admin API's fault) has already passed.
+    func perform(_ actions: [BrokerCore.Action], delaysAcknowledgements: Bool = true) {
         // Writes are gathered per event loop and handed over in one task each: a message fanned
         // out to a thousand subscribers costs one hop per loop, not two per subscriber, and a
         // packet equal to the previous one (QoS 0 fan-out) is encoded once.
@@ -408,12 +412,13 @@ public actor MockBroker {
                 if case .connack(let connack) = packet, connack.reasonCode.rawValue == 0, let scenario = configuration.scenario {
                     Task { await self.play(scenario, on: id) }
                 }
-                if let delay = plays[id]?.acknowledgementDelay, delay > .zero {
+                let delay = delaysAcknowledgements ? max(plays[id]?.acknowledgementDelay ?? .zero, acknowledgementDelay) : .zero
+                if delay > .zero {
                     switch packet {
                     case .puback, .pubrec, .pubcomp:
                         Task {
                             try? await Task.sleep(for: delay)
-                            self.perform([.send(id, packet)])
+                            self.perform([.send(id, packet)], delaysAcknowledgements: false)
                         }
                         continue
                     default:

@@ -31,11 +31,22 @@ struct Mock: AsyncParsableCommand {
               {"sender": "Bob", "sticker": {"type": "line", "package": "1", "id": "2"}}
             Other keys (chTitle, nType, …) are copied into the payload.
 
-            Admin API on the WebSocket port (OpenAPI description at GET /api/openapi.json; CORS open):
+            --config FILE reads TOML: rumqttd's [ws.N] (WebSocket, MQTT 3.1.1), [v4.N] and [v5.N] (TCP)
+            listener sections with their connection keys (listen, next_connection_delay_ms,
+            connection_timeout_ms, max_client_id_len, max_payload_size, max_inflight_count,
+            dynamic_filters) and wmq-mock's own keys in [wmq] (docs/mock.md). Options win over it.
+
+            The page: open http://HOST:PORT/ on a WebSocket port (or --admin) for the connected
+            clients, a live view of the traffic decoded as wmq-decode does, and forms that send
+            notifications and publish.
+
+            Admin API on every WebSocket port and --admin (OpenAPI description at
+            GET /api/openapi.json; CORS open):
               GET /api/clients          clients, subscriptions, pending messages
               POST /api/notify          {"channel", "sender", "text" or "sticker"}
               POST /api/publish         {"topic", "payload", "qos", "retain"}
               DELETE /api/clients/ID    disconnect a client (its will goes out)
+              GET /api/events           the live view (Server-Sent Events)
             Only loopback by default; on another address --admin-token is required.
 
             The listeners print their address on standard output ("listening ws://127.0.0.1:PORT")

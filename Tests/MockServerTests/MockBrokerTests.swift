@@ -324,12 +324,35 @@ struct AdminAPITests {
         let (status, document) = await request("GET", "/api/openapi.json", port: port, headers: ["Authorization: Bearer t0ken"])
         #expect(status == 200)
         let paths = (try? JSONSerialization.jsonObject(with: Data(document.utf8)) as? [String: Any])?["paths"] as? [String: Any]
-        #expect(Set(paths?.keys.map { $0 } ?? []) == ["/api/clients", "/api/clients/{id}", "/api/notify", "/api/publish", "/api/events"])
+        #expect(Set(paths?.keys.map { $0 } ?? []) == ["/api/clients", "/api/clients/{id}", "/api/notify", "/api/publish", "/api/events", "/api/faults"])
         #expect(await request("GET", "/nothing", port: port).0 == 404)
         // The page itself is public; the live view wants the token (as a header or ?token=).
         let (pageStatus, page) = await request("GET", "/", port: port)
         #expect(pageStatus == 200 && page.contains("<title>wmq-mock</title>"))
         #expect(await request("GET", "/api/events", port: port).0 == 401)
+    }
+
+    @Test func faultsTurnOnAndOff() async throws {
+        let broker = MockBroker(configuration: .init(), logger: quiet)
+        let port = try await broker.listenWebSocket(host: "127.0.0.1", port: 0)
+        defer { Task { await broker.stop() } }
+        var configuration = WorksClientConfiguration(webSocket: WebSocketSettings(url: try WebSocketURL("ws://127.0.0.1:\(port)/mqtt")))
+        configuration.reconnect.maximumAttempts = 1
+        let (status, body) = await request("POST", "/api/faults", port: port, body: #"{"refuseConnections": true, "ackDelay": 0.5}"#)
+        #expect(status == 200 && body.contains("\"refuseConnections\":true") && body.contains("\"ackDelay\":0.5"), "\(body)")
+        // Every CONNECT is refused as "server unavailable".
+        let refused = WorksClient(configuration: configuration, logger: quiet)
+        await #expect(throws: WorksClientError.self) { try await refused.connect() }
+        #expect(await request("POST", "/api/faults", port: port, body: #"{"refuseConnections": false}"#).0 == 200)
+        // Accepted again, with acknowledgements half a second late.
+        let client = WorksClient(configuration: configuration, logger: quiet)
+        try await client.connect()
+        let started = ContinuousClock.now
+        try await client.publish(topic: "t", payload: ByteBuffer(string: "x"), qos: .atLeastOnce)
+        #expect(ContinuousClock.now - started >= .milliseconds(450))
+        await client.disconnect()
+        #expect(await request("POST", "/api/faults", port: port, body: #"{"fly": true}"#).0 == 400)
+        #expect(await request("GET", "/api/faults", port: port).1 == "{\"answerPing\":true,\"refuseConnections\":false,\"ackDelay\":0.5}\n")
     }
 
     @Test func aSeparateAdminPortServesTheAPIAndThePage() async throws {

@@ -87,6 +87,24 @@ struct ScenarioPlayTests {
         #expect(complete, "\(lines)")
         await client.disconnect()
     }
+
+    @Test func delayedAcknowledgementsArriveLateButArrive() async throws {
+        let scenario = try Scenario(jsonLines: "{\"delay_acks\": 0.4}\n{\"wait\": 5}\n")
+        let broker = MockBroker(configuration: .init(scenario: scenario), logger: quiet)
+        let port = try await broker.listenWebSocket(host: "127.0.0.1", port: 0)
+        defer { Task { await broker.stop() } }
+        let client = WorksClient(configuration: WorksClientConfiguration(
+            webSocket: WebSocketSettings(url: try WebSocketURL("ws://127.0.0.1:\(port)/mqtt"))), logger: quiet)
+        try await client.connect()
+        try await Task.sleep(for: .milliseconds(100))  // the play's first step
+        for qos in [QoS.atLeastOnce, .exactlyOnce] {
+            let started = ContinuousClock.now
+            try await client.publish(topic: "t", payload: ByteBuffer(string: "x"), qos: qos)
+            let took = ContinuousClock.now - started
+            #expect(took >= .milliseconds(350) && took < .seconds(3), "QoS \(qos.rawValue): \(took)")
+        }
+        await client.disconnect()
+    }
 }
 
 /// `wmq-mock`, the built binary.
@@ -155,6 +173,55 @@ struct MockToolTests {
         #expect(await exitStatus(process) == status)
         let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(text.contains(message), "\(text)")
+    }
+
+    @Test func aRumqttdConfigurationStartsTheMockAsConfigured() async throws {
+        // rumqttd's listener section as is (port 0: a free one), plus wmq-mock's own keys.
+        let config = try file("""
+            [ws.1]
+            name = "ws-1"
+            listen = "127.0.0.1:0"
+            next_connection_delay_ms = 1
+                [ws.1.connections]
+                connection_timeout_ms = 60000
+                max_payload_size = 20480
+                max_inflight_count = 500
+                dynamic_filters = true
+            [wmq]
+            mode = "works"
+            admin = "127.0.0.1:0"
+            """)
+        defer { try? FileManager.default.removeItem(at: config) }
+        let (process, output, errors) = try start(["--config", config.path, "--log-level", "notice"])
+        defer { kill(process.processIdentifier, SIGKILL) }
+        var announced = ""
+        // Both listeners announce themselves; stop reading once both lines are in (or output ends).
+        while !(announced.contains("listening ws:") && announced.contains("listening http:")) {
+            let chunk = await blocking { String(decoding: output.fileHandleForReading.availableData, as: UTF8.self) }
+            if chunk.isEmpty { break }
+            announced += chunk
+        }
+        let lines = announced.split(separator: "\n").map(String.init)
+        let webSocket = try #require(lines.first { $0.hasPrefix("listening ws://127.0.0.1:") && $0.hasSuffix("/wmqtt") }, "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("listening http://127.0.0.1:") }, "\(lines)")
+        let url = String(webSocket.dropFirst("listening ".count))
+        let client = WorksClient(configuration: WorksClientConfiguration(webSocket: WebSocketSettings(url: try WebSocketURL(url))), logger: quiet)
+        try await client.connect()
+        await client.disconnect()
+        kill(process.processIdentifier, SIGINT)
+        #expect(await exitStatus(process) == 0)
+        // The keys it reads past are named, not silently dropped.
+        let notices = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(notices.contains("[ws.1] name"), "\(notices)")
+    }
+
+    @Test func aBadConfigurationIsNamedWithItsLine() async throws {
+        let config = try file("[ws.1]\nlisten = \"127.0.0.1:0\"\nmax_payload_size = -1\n")
+        defer { try? FileManager.default.removeItem(at: config) }
+        let (process, _, errors) = try start(["--config", config.path])
+        #expect(await exitStatus(process) == 3)
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(message.contains("line 3: [ws.1] max_payload_size must be an integer"), "\(message)")
     }
 
     @Test func aBadScenarioLineIsNamed() async throws {
