@@ -148,6 +148,10 @@ public struct BrokerCore: Sendable {
     private var awaitingConnect: [ConnectionID: (opened: ContinuousClock.Instant, accepting: AcceptedVersions)] = [:]
     /// Every topic filter ever subscribed to (for `dynamicFilters` off).
     private var knownFilters: Set<String> = []
+    /// The subscriptions again, by filter and then client: a message is matched against each
+    /// distinct filter once, not once per subscriber (a thousand subscribers of one topic cost
+    /// one match).
+    private var subscribersByFilter: [String: [String: Subscription]] = [:]
     private var pendingWills: [String: PendingWill] = [:]
     private var generatedIDs = 0
     /// Messages dropped because a queue was full, they expired, or they exceeded a client's
@@ -227,7 +231,7 @@ public struct BrokerCore: Sendable {
         case .unsubscribe(let unsubscribe):
             var codes: [ReasonCode] = []
             for filter in unsubscribe.topicFilters {
-                let existed = sessions[clientID]?.subscriptions.removeValue(forKey: filter) != nil
+                let existed = removeSubscription(filter, of: clientID)
                 codes.append(existed ? .success : .noSubscriptionExisted)
             }
             let isVersion5 = sessions[clientID]?.isVersion5 == true
@@ -267,7 +271,7 @@ public struct BrokerCore: Sendable {
         session.aliases = [:]
         session.disconnectedAt = now
         let ends = session.expiryInterval == 0
-        sessions[clientID] = ends ? nil : session
+        if ends { endSession(clientID) } else { sessions[clientID] = session }
         guard let will else { return [] }
         let delay = min(session.willDelay, session.expiryInterval)
         if delay == 0 { return route(Message(will: will, now: now), from: nil, now: now) }
@@ -287,7 +291,7 @@ public struct BrokerCore: Sendable {
             guard let connection = session.connection else {
                 if let since = session.disconnectedAt, session.expiryInterval != .max,
                    now - since >= .seconds(Int(session.expiryInterval)) {
-                    sessions[clientID] = nil
+                    endSession(clientID)
                 }
                 continue
             }
@@ -375,6 +379,7 @@ public struct BrokerCore: Sendable {
             resumed = true
         } else {
             // A clean start discards any previous session [MQTT-3.1.2-6, MQTT-3.1.2-4].
+            endSession(clientID)
             session = Session(clientID: clientID, version: connect.protocolVersion, connection: nil, lastSeen: now,
                               inflightLimit: configuration.maximumInflight)
             resumed = false
@@ -536,9 +541,9 @@ public struct BrokerCore: Sendable {
             }
             let isNew = sessions[clientID]?.subscriptions[subscription.topicFilter] == nil
             knownFilters.insert(subscription.topicFilter)
-            sessions[clientID]?.subscriptions[subscription.topicFilter] = Subscription(
+            setSubscription(subscription.topicFilter, Subscription(
                 qos: subscription.qos, noLocal: subscription.noLocal, retainAsPublished: subscription.retainAsPublished,
-                identifier: identifier)
+                identifier: identifier), of: clientID)
             codes.append(ReasonCode(subscription.qos.rawValue))
             accepted.append((subscription, isNew))
         }
@@ -577,27 +582,67 @@ public struct BrokerCore: Sendable {
             // An empty retained message deletes the stored one [MQTT-3.3.1-10, -11].
             retained[publish.topicName] = publish.payload.readableBytes == 0 ? nil : message
         }
+        var matched: [[String: Subscription]] = []
+        for (filter, subscribers) in subscribersByFilter where TopicMatching.matches(filter: filter, topic: publish.topicName) {
+            matched.append(subscribers)
+        }
         var actions: [Action] = []
-        for (clientID, session) in sessions where !session.subscriptions.isEmpty {
-            var granted: QoS?
-            var retainAsPublished = false
-            var identifiers: [UInt32] = []
-            for (filter, subscription) in session.subscriptions where TopicMatching.matches(filter: filter, topic: publish.topicName) {
-                // No Local: not back to the client that published it [MQTT-3.8.3-3].
-                if subscription.noLocal && clientID == publisher { continue }
-                granted = max(granted ?? subscription.qos, subscription.qos)
-                retainAsPublished = retainAsPublished || subscription.retainAsPublished
-                if let identifier = subscription.identifier { identifiers.append(identifier) }
-            }
-            guard let granted else { continue }
+        func deliver(to clientID: String, _ subscription: Subscription, identifiers: [UInt32]) {
+            guard let session = sessions[clientID] else { return }
             delivered += 1
             var copy = message
             if session.isVersion5 || !publish.properties.isEmpty {
                 copy.packet.properties = Self.forwarded(publish.properties, identifiers: identifiers, to: session.isVersion5)
             }
-            actions += enqueue(copy, qos: min(publish.qos, granted), to: clientID, retain: retainAsPublished && publish.retain, now: now)
+            actions += enqueue(copy, qos: min(publish.qos, subscription.qos), to: clientID,
+                               retain: subscription.retainAsPublished && publish.retain, now: now)
         }
+        if matched.count == 1, let subscribers = matched.first {
+            // One filter matched (the common case): its subscribers, straight.
+            for (clientID, subscription) in subscribers {
+                // No Local: not back to the client that published it [MQTT-3.8.3-3].
+                if subscription.noLocal && clientID == publisher { continue }
+                deliver(to: clientID, subscription, identifiers: subscription.identifier.map { [$0] } ?? [])
+            }
+            return actions
+        }
+        // Overlapping filters: one delivery per session at the highest QoS they grant, with
+        // every matching subscription's identifier.
+        var merged: [String: (subscription: Subscription, identifiers: [UInt32])] = [:]
+        for subscribers in matched {
+            for (clientID, subscription) in subscribers {
+                if subscription.noLocal && clientID == publisher { continue }
+                var entry = merged[clientID] ?? (subscription, [])
+                entry.subscription.qos = max(entry.subscription.qos, subscription.qos)
+                entry.subscription.retainAsPublished = entry.subscription.retainAsPublished || subscription.retainAsPublished
+                if let identifier = subscription.identifier { entry.identifiers.append(identifier) }
+                merged[clientID] = entry
+            }
+        }
+        for (clientID, entry) in merged { deliver(to: clientID, entry.subscription, identifiers: entry.identifiers) }
         return actions
+    }
+
+    private mutating func setSubscription(_ filter: String, _ subscription: Subscription, of clientID: String) {
+        sessions[clientID]?.subscriptions[filter] = subscription
+        subscribersByFilter[filter, default: [:]][clientID] = subscription
+    }
+
+    /// Whether the session had that subscription.
+    private mutating func removeSubscription(_ filter: String, of clientID: String) -> Bool {
+        guard sessions[clientID]?.subscriptions.removeValue(forKey: filter) != nil else { return false }
+        subscribersByFilter[filter]?[clientID] = nil
+        if subscribersByFilter[filter]?.isEmpty == true { subscribersByFilter[filter] = nil }
+        return true
+    }
+
+    /// A session ends: it and its subscriptions are forgotten.
+    private mutating func endSession(_ clientID: String) {
+        guard let session = sessions.removeValue(forKey: clientID) else { return }
+        for filter in session.subscriptions.keys {
+            subscribersByFilter[filter]?[clientID] = nil
+            if subscribersByFilter[filter]?.isEmpty == true { subscribersByFilter[filter] = nil }
+        }
     }
 
     /// The properties a subscriber receives: the publisher's, less the topic alias (it belongs

@@ -262,4 +262,38 @@ struct TopicMatchingTests {
     func matching(filter: String, topic: String, expected: Bool) {
         #expect(TopicMatching.matches(filter: filter, topic: topic) == expected)
     }
+
+    /// The spec's rules written the plain way (split into levels), as the reference.
+    static func reference(filter: String, topic: String) -> Bool {
+        let filterLevels = filter.split(separator: "/", omittingEmptySubsequences: false)
+        let topicLevels = topic.split(separator: "/", omittingEmptySubsequences: false)
+        if topic.hasPrefix("$") && (filter.hasPrefix("+") || filter.hasPrefix("#")) { return false }
+        var index = 0
+        while index < filterLevels.count {
+            let level = filterLevels[index]
+            if level == "#" { return true }
+            guard index < topicLevels.count else { return false }
+            if level != "+" && level != topicLevels[index] { return false }
+            index += 1
+        }
+        return index == topicLevels.count
+    }
+
+    @Test func agreesWithTheReferenceOnRandomFiltersAndTopics() {
+        var generator = SystemRandomNumberGenerator()
+        let levels = ["a", "b", "", "ab", "é", "$SYS", "+", "#"]
+        func random(_ wildcards: Bool) -> String {
+            let count = Int.random(in: 1...4, using: &generator)
+            return (0..<count).map { _ in
+                let pool = wildcards ? levels : levels.filter { $0 != "+" && $0 != "#" }
+                return pool.randomElement(using: &generator) ?? "a"
+            }.joined(separator: "/")
+        }
+        for _ in 0..<20_000 {
+            let filter = random(true)
+            let topic = random(false)
+            #expect(TopicMatching.matches(filter: filter, topic: topic) == Self.reference(filter: filter, topic: topic),
+                    "\(filter) vs \(topic)")
+        }
+    }
 }

@@ -212,6 +212,18 @@ import Testing
         #expect(broker.tick(now: now + .seconds(3)).isEmpty)
     }
 
+    @Test func aCleanStartForgetsTheOldSubscriptions() {
+        var broker = brokerWithSubscriber("chat/#", qos: .atMostOnce, clean: false)
+        _ = broker.connectionClosed(1, now: now)
+        _ = broker.received(connect("subscriber", clean: true), from: 3, now: now)
+        #expect(broker.subscriptions(of: "subscriber") == [:])
+        #expect(broker.received(.publish(message("chat/a", "x")), from: 2, now: now).isEmpty)
+        // Subscribed again: delivered once, to the new connection.
+        _ = broker.received(.subscribe(SubscribePacket(packetIdentifier: 1, subscriptions: [.init(topicFilter: "chat/+")])), from: 3, now: now)
+        let actions = broker.received(.publish(message("chat/a", "y")), from: 2, now: now)
+        #expect(actions.count == 1 && actions.allSatisfy { if case .send(3, .publish) = $0 { true } else { false } })
+    }
+
     @Test func serverOnlyPacketsFromAClientClose() {
         var broker = BrokerCore()
         _ = broker.received(connect("odd"), from: 1, now: now)
