@@ -131,7 +131,7 @@ let package = Package(
         .target(
             name: "MockServer",
             dependencies: [
-                "MQTTWire", "Dialects", "MockFiles", "Capture", "Dissector",
+                "MQTTWire", "WebSocketWire", "Dialects", "MockFiles", "Capture", "Dissector",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

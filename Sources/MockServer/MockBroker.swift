@@ -9,6 +9,7 @@ public import NIOCore
 import NIOHTTP1
 public import NIOPosix
 import NIOWebSocket
+import WebSocketWire
 
 /// `wmq-mock`'s server: the ``BrokerCore`` state machine behind MQTT-over-WebSocket (and
 /// optionally plain TCP) listeners on SwiftNIO. In Works mode it behaves like the Works
@@ -91,10 +92,35 @@ public actor MockBroker {
         /// The version packets to this connection are encoded with, from its CONNECT.
         var version: ProtocolVersion = .v3_1_1
 
-        /// What carries `bytes` of MQTT on this connection: one binary frame, or the bytes themselves.
-        func outbound(_ bytes: ByteBuffer) -> Outbound {
-            transport == .webSocket ? .frame(WebSocketFrame(fin: true, opcode: .binary, data: bytes)) : .bytes(bytes)
+        /// WebSocket: writes whole frames past NIO's frame encoder.
+        let frameWriter: FrameBytesWriter?
+
+        /// The write that carries MQTT bytes on this connection: `framed` (the same bytes in one
+        /// binary frame) on WebSocket, `bytes` themselves on TCP.
+        func write(_ bytes: ByteBuffer, framed: @autoclosure () -> ByteBuffer) -> Write {
+            Write(channel: channel, frameWriter: frameWriter, bytes: frameWriter == nil ? bytes : framed())
         }
+    }
+
+    /// Bytes for one connection, written on its event loop.
+    struct Write: Sendable {
+        let channel: any Channel
+        let frameWriter: FrameBytesWriter?
+        let bytes: ByteBuffer
+
+        /// On the channel's event loop.
+        func perform() {
+            if let frameWriter { frameWriter.write(bytes) } else { channel.write(bytes, promise: nil) }
+        }
+    }
+
+    /// MQTT bytes in one unmasked binary frame: what every WebSocket subscriber of a fanned-out
+    /// message receives, framed once.
+    static func binaryFrame(_ bytes: ByteBuffer) -> ByteBuffer {
+        var frame = ByteBuffer()
+        frame.reserveCapacity(bytes.readableBytes + 10)
+        WebSocketFrameWriter.write(WebSocketFrame(fin: true, opcode: .binary, data: bytes), into: &frame)
+        return frame
     }
 
     public init(configuration: Configuration, logger: Logger = Logger(label: "wmq.mock"),
@@ -152,7 +178,9 @@ public actor MockBroker {
                                 let frames = try NIOAsyncChannel<WebSocketFrame, WebSocketFrame>(
                                     wrappingChannelSynchronously: channel,
                                     configuration: .init(backPressureStrategy: .init(lowWatermark: 4, highWatermark: 64)))
-                                Task { await self.serveWebSocket(frames, channel: channel, accepting: options.accepting) }
+                                let writer = FrameBytesWriter()
+                                try channel.pipeline.syncOperations.addHandler(writer, position: .first)
+                                Task { await self.serveWebSocket(frames, channel: channel, writer: writer, accepting: options.accepting) }
                             }
                         })
                     // A handshake that dribbles in (a byte a second) is cut off with the same timeout as a missing CONNECT.
@@ -289,18 +317,19 @@ public actor MockBroker {
 
     // MARK: Connections
 
-    private func open(_ channel: any Channel, transport: Transport, accepting: BrokerCore.AcceptedVersions) -> BrokerCore.ConnectionID {
+    private func open(_ channel: any Channel, transport: Transport, writer: FrameBytesWriter? = nil,
+                      accepting: BrokerCore.AcceptedVersions) -> BrokerCore.ConnectionID {
         nextConnection += 1
         connections[nextConnection] = Connection(id: nextConnection, channel: channel, transport: transport,
-                                                 opened: Self.epochSeconds(), accepting: accepting)
+                                                 opened: Self.epochSeconds(), accepting: accepting, frameWriter: writer)
         core.connectionOpened(nextConnection, now: .now, accepting: accepting)
         if !viewers.isEmpty { showConnection(nextConnection, opened: true) }
         return nextConnection
     }
 
     private func serveWebSocket(_ frames: NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, channel: any Channel,
-                                accepting: BrokerCore.AcceptedVersions) async {
-        let id = open(channel, transport: .webSocket, accepting: accepting)
+                                writer: FrameBytesWriter, accepting: BrokerCore.AcceptedVersions) async {
+        let id = open(channel, transport: .webSocket, writer: writer, accepting: accepting)
         var decoder = MQTTDecoder(configuration: .init(maximumPacketSize: configuration.core.maximumPacketSize))
         do {
             try await frames.executeThenClose { inbound, _ in
@@ -385,21 +414,19 @@ public actor MockBroker {
         // Writes are gathered per event loop and handed over in one task each: a message fanned
         // out to a thousand subscribers costs one hop per loop, not two per subscriber, and a
         // packet equal to the previous one (QoS 0 fan-out) is encoded once.
-        var batches: [ObjectIdentifier: (loop: any EventLoop, writes: [(any Channel, Outbound)])] = [:]
+        var batches: [ObjectIdentifier: (loop: any EventLoop, writes: [Write])] = [:]
         var lastPacket: MQTTPacket?
         var lastVersion = ProtocolVersion.v3_1_1
         var lastBytes = ByteBuffer()
+        var lastFrame: ByteBuffer?
         func dispatch() {
             for batch in batches.values {
                 let writes = batch.writes
                 batch.loop.execute {
                     var channels: [ObjectIdentifier: any Channel] = [:]
-                    for (channel, outbound) in writes {
-                        switch outbound {
-                        case .frame(let frame): channel.write(frame, promise: nil)
-                        case .bytes(let bytes): channel.write(bytes, promise: nil)
-                        }
-                        channels[ObjectIdentifier(channel)] = channel
+                    for write in writes {
+                        write.perform()
+                        channels[ObjectIdentifier(write.channel)] = write.channel
                     }
                     for channel in channels.values { channel.flush() }
                 }
@@ -412,18 +439,18 @@ public actor MockBroker {
                 if case .connack(let connack) = packet, connack.reasonCode.rawValue == 0, let scenario = configuration.scenario {
                     Task { await self.play(scenario, on: id) }
                 }
-                let delay = delaysAcknowledgements ? max(plays[id]?.acknowledgementDelay ?? .zero, acknowledgementDelay) : .zero
-                if delay > .zero {
-                    switch packet {
-                    case .puback, .pubrec, .pubcomp:
+                switch packet {
+                case .puback, .pubrec, .pubcomp:
+                    let delay = delaysAcknowledgements ? max(plays[id]?.acknowledgementDelay ?? .zero, acknowledgementDelay) : .zero
+                    if delay > .zero {
                         Task {
                             try? await Task.sleep(for: delay)
                             self.perform([.send(id, packet)], delaysAcknowledgements: false)
                         }
                         continue
-                    default:
-                        break
                     }
+                default:
+                    break
                 }
                 guard let connection = connections[id] else { continue }
                 if packet != lastPacket || connection.version != lastVersion {
@@ -432,11 +459,17 @@ public actor MockBroker {
                     lastPacket = packet
                     lastVersion = connection.version
                     lastBytes = bytes
+                    lastFrame = nil
                 }
                 if !viewers.isEmpty { show(packet, on: id, direction: .serverToClient, size: lastBytes.readableBytes) }
                 let channel = connection.channel
-                batches[ObjectIdentifier(channel.eventLoop), default: (channel.eventLoop, [])].writes
-                    .append((channel, connection.outbound(lastBytes)))
+                let write = connection.write(lastBytes, framed: {
+                    if let lastFrame { return lastFrame }
+                    let framed = Self.binaryFrame(lastBytes)
+                    lastFrame = framed
+                    return framed
+                }())
+                batches[ObjectIdentifier(channel.eventLoop), default: (channel.eventLoop, [])].writes.append(write)
             case .close(let id, let reason):
                 dispatch()  // what was written before the close goes first
                 logger.info("closing", metadata: ["connection": "\(id)", "reason": "\(reason)"])
@@ -450,17 +483,13 @@ public actor MockBroker {
         dispatch()
     }
 
-    enum Outbound: Sendable {
-        case frame(WebSocketFrame)
-        case bytes(ByteBuffer)
-    }
-
     /// Writes bytes as they are, in one binary frame on WebSocket (a scenario's `raw` step).
     func writeRaw(_ bytes: ByteBuffer, to id: BrokerCore.ConnectionID) {
         guard let connection = connections[id] else { return }
-        switch connection.outbound(bytes) {
-        case .frame(let frame): connection.channel.writeAndFlush(frame, promise: nil)
-        case .bytes(let bytes): connection.channel.writeAndFlush(bytes, promise: nil)
+        let write = connection.write(bytes, framed: Self.binaryFrame(bytes))
+        connection.channel.eventLoop.execute {
+            write.perform()
+            write.channel.flush()
         }
     }
 
@@ -634,5 +663,27 @@ final class AcceptPacer: ChannelInboundHandler {
                 channel.setOption(.autoRead, value: true).whenSuccess { channel.read() }
             }
         }
+    }
+}
+
+/// Writes bytes that already are whole WebSocket frames straight towards the socket, past NIO's
+/// frame encoder (it sits first in the pipeline, on the socket's side): a fanned-out message is
+/// framed once for all its subscribers, since a server's frames are not masked and so are the
+/// same bytes for everyone. Other writes (control frames) still go through the encoder; both
+/// happen on the channel's event loop, in the order they are made.
+final class FrameBytesWriter: ChannelOutboundHandler, RemovableChannelHandler, @unchecked Sendable {
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    // Set and used on the channel's event loop only.
+    private var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    /// On the channel's event loop; the caller flushes.
+    func write(_ bytes: ByteBuffer) {
+        guard let context else { return }
+        context.eventLoop.assertInEventLoop()
+        context.write(wrapOutboundOut(bytes), promise: nil)
     }
 }
