@@ -116,7 +116,7 @@ public struct BrokerCore: Sendable {
         var disconnectedAt: ContinuousClock.Instant?
         var inflight: [UInt16: Outgoing] = [:]
         var inflightOrder: [UInt16] = []
-        var queue: [Message] = []
+        var queue = MessageQueue()
         var incomingQoS2: Set<UInt16> = []
         var nextPacketIdentifier: UInt16 = 1
         /// The client's Receive Maximum, capped by the configuration.
@@ -322,7 +322,9 @@ public struct BrokerCore: Sendable {
     /// pushes notifications to a cookie-authenticated session that sent no SUBSCRIBE).
     public mutating func push(_ publish: PublishPacket, to clientID: String, now: ContinuousClock.Instant) -> [Action] {
         guard sessions[clientID] != nil else { return [] }
-        return enqueue(Message(publish, now: now), qos: publish.qos, to: clientID, now: now)
+        var actions: [Action] = []
+        enqueue(Message(publish, now: now), qos: publish.qos, to: clientID, now: now, into: &actions)
+        return actions
     }
 
     /// Closes a client's connection as a loss (the admin API's kick): its will is published.
@@ -561,7 +563,7 @@ public struct BrokerCore: Sendable {
                 if let expiry = message.expiresAt, expiry <= now { retained[topic] = nil; continue }
                 message.packet.properties = Self.forwarded(message.packet.properties, identifiers: identifier.map { [$0] } ?? [],
                                                            to: isVersion5)
-                actions += enqueue(message, qos: min(message.packet.qos, subscription.qos), to: clientID, retain: true, now: now)
+                enqueue(message, qos: min(message.packet.qos, subscription.qos), to: clientID, retain: true, now: now, into: &actions)
             }
         }
         return actions
@@ -588,14 +590,15 @@ public struct BrokerCore: Sendable {
         }
         var actions: [Action] = []
         func deliver(to clientID: String, _ subscription: Subscription, identifiers: [UInt32]) {
-            guard let session = sessions[clientID] else { return }
+            guard let index = sessions.index(forKey: clientID) else { return }
+            let isVersion5 = sessions.values[index].isVersion5
             delivered += 1
             var copy = message
-            if session.isVersion5 || !publish.properties.isEmpty {
-                copy.packet.properties = Self.forwarded(publish.properties, identifiers: identifiers, to: session.isVersion5)
+            if isVersion5 || !publish.properties.isEmpty {
+                copy.packet.properties = Self.forwarded(publish.properties, identifiers: identifiers, to: isVersion5)
             }
-            actions += enqueue(copy, qos: min(publish.qos, subscription.qos), to: clientID,
-                               retain: subscription.retainAsPublished && publish.retain, now: now)
+            enqueue(copy, qos: min(publish.qos, subscription.qos), to: clientID,
+                    retain: subscription.retainAsPublished && publish.retain, now: now, into: &actions)
         }
         if matched.count == 1, let subscribers = matched.first {
             // One filter matched (the common case): its subscribers, straight.
@@ -657,65 +660,66 @@ public struct BrokerCore: Sendable {
         return result
     }
 
+    /// Hands `message` to a session at `qos`: sent now (QoS 0, or QoS 1/2 within the in-flight
+    /// window), queued (window full, or offline and QoS 1/2), or dropped. Reads the session in
+    /// place (a fan-out calls this once per subscriber; copying a session costs a retain per field).
     private mutating func enqueue(_ message: Message, qos: QoS, to clientID: String, retain: Bool = false,
-                                  now: ContinuousClock.Instant) -> [Action] {
-        guard var session = sessions[clientID] else { return [] }
+                                  now: ContinuousClock.Instant, into actions: inout [Action]) {
+        guard let index = sessions.index(forKey: clientID) else { return }
         var message = message
         message.packet.qos = qos
         message.packet.dup = false
         message.packet.retain = retain  // routed messages go out with retain 0 [MQTT-3.3.1-9]
         message.packet.packetIdentifier = nil
-        guard let connection = session.connection else {
+        guard let connection = sessions.values[index].connection else {
             // Offline: a persistent session keeps QoS 1/2 messages; QoS 0 is dropped (as mosquitto does by default).
-            guard qos != .atMostOnce else { return [] }
-            queue(message, in: &session)
-            sessions[clientID] = session
-            return []
+            if qos != .atMostOnce { hold(message, at: index) }
+            return
         }
-        if qos == .atMostOnce {
-            guard let packet = outgoing(message, for: session, now: now) else { return [] }
-            return [.send(connection, .publish(packet))]
+        if qos != .atMostOnce && sessions.values[index].inflight.count >= sessions.values[index].inflightLimit {
+            hold(message, at: index)
+            return
         }
-        if session.inflight.count >= session.inflightLimit {
-            queue(message, in: &session)
-            sessions[clientID] = session
-            return []
+        guard let packet = Self.outgoing(message, version: sessions.values[index].version,
+                                         maximumPacketSize: sessions.values[index].maximumPacketSize, now: now) else {
+            droppedMessages += 1
+            return
         }
-        guard let packet = outgoing(message, for: session, now: now) else { return [] }
-        return [send(packet, to: clientID, on: connection, now: now)]
+        actions.append(qos == .atMostOnce ? .send(connection, .publish(packet)) : send(packet, to: clientID, on: connection, now: now))
     }
 
     /// The packet a session receives for `message`: the remaining message expiry written in
     /// [MQTT-3.3.2-6]; nil when it expired or is larger than the client accepts [MQTT-3.1.2-25].
-    private mutating func outgoing(_ message: Message, for session: Session, now: ContinuousClock.Instant) -> PublishPacket? {
+    static func outgoing(_ message: Message, version: ProtocolVersion, maximumPacketSize: Int?,
+                         now: ContinuousClock.Instant) -> PublishPacket? {
         var packet = message.packet
         if let expiry = message.expiresAt {
-            guard expiry > now else { droppedMessages += 1; return nil }
-            if session.isVersion5 {
+            guard expiry > now else { return nil }
+            if version == .v5 {
                 let remaining = UInt32(min(((expiry - now) / .seconds(1)).rounded(.up), Double(UInt32.max)))
                 packet.properties = MQTTProperties(packet.properties.elements.map {
                     $0.identifier == .messageExpiryInterval ? .messageExpiryInterval(remaining) : $0
                 })
             }
         }
-        if let limit = session.maximumPacketSize {
+        if let limit = maximumPacketSize {
             var sized = packet
             if sized.qos != .atMostOnce { sized.packetIdentifier = 1 }
-            guard let bytes = try? MQTTEncoder(version: session.version).encode(.publish(sized)), bytes.readableBytes <= limit else {
-                droppedMessages += 1
+            guard let bytes = try? MQTTEncoder(version: version).encode(.publish(sized)), bytes.readableBytes <= limit else {
                 return nil
             }
         }
         return packet
     }
 
-    private mutating func queue(_ message: Message, in session: inout Session) {
-        if session.queue.count >= configuration.maximumQueued {
+    /// Queues a message for a session, the oldest going first when the queue is full.
+    private mutating func hold(_ message: Message, at index: Dictionary<String, Session>.Index) {
+        if sessions.values[index].queue.count >= configuration.maximumQueued {
             guard configuration.maximumQueued > 0 else { droppedMessages += 1; return }
-            session.queue.removeFirst()
+            _ = sessions.values[index].queue.popFirst()
             droppedMessages += 1
         }
-        session.queue.append(message)
+        sessions.values[index].queue.append(message)
     }
 
     /// Gives a QoS 1/2 message an identifier and puts it in flight.
@@ -739,11 +743,14 @@ public struct BrokerCore: Sendable {
 
     private mutating func drainQueue(clientID: String, now: ContinuousClock.Instant) -> [Action] {
         var actions: [Action] = []
-        while let session = sessions[clientID], let connection = session.connection, !session.queue.isEmpty,
-              session.inflight.count < session.inflightLimit {
-            let message = session.queue[0]
-            sessions[clientID]?.queue.removeFirst()
-            guard let packet = outgoing(message, for: session, now: now) else { continue }
+        while let index = sessions.index(forKey: clientID), let connection = sessions.values[index].connection,
+              sessions.values[index].inflight.count < sessions.values[index].inflightLimit,
+              let message = sessions.values[index].queue.popFirst() {
+            guard let packet = Self.outgoing(message, version: sessions.values[index].version,
+                                             maximumPacketSize: sessions.values[index].maximumPacketSize, now: now) else {
+                droppedMessages += 1
+                continue
+            }
             actions.append(send(packet, to: clientID, on: connection, now: now))
         }
         return actions
@@ -778,5 +785,31 @@ extension BrokerCore.Message {
         let properties = MQTTProperties(will.properties.elements.filter { $0.identifier != .willDelayInterval })
         self.init(PublishPacket(qos: will.qos, retain: will.retain, topicName: will.topic, properties: properties,
                                 payload: will.payload), now: now)
+    }
+}
+
+/// A first-in first-out queue of messages: an array read from a moving head, compacted when the
+/// read part outgrows the rest, so that taking the oldest message does not move all the others.
+struct MessageQueue: Sendable {
+    private var items: [BrokerCore.Message] = []
+    private var head = 0
+
+    var count: Int { items.count - head }
+    var isEmpty: Bool { count == 0 }
+
+    mutating func append(_ message: BrokerCore.Message) { items.append(message) }
+
+    mutating func popFirst() -> BrokerCore.Message? {
+        guard head < items.count else { return nil }
+        let message = items[head]
+        head += 1
+        if head == items.count {
+            items.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head > 64 && head * 2 > items.count {
+            items.removeFirst(head)
+            head = 0
+        }
+        return message
     }
 }

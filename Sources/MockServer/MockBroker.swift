@@ -66,6 +66,8 @@ public actor MockBroker {
     let logger: Logger
     private let group: any EventLoopGroup
     private var builder = NotificationBuilder()
+    /// One per event loop: flushes its channels once after the writes queued on it so far.
+    private var flushers: [ObjectIdentifier: LoopFlusher] = [:]
     /// A fault (admin API): acknowledgements to every client's publishes go out this late.
     var acknowledgementDelay: Duration = .zero
     /// Open pages watching the traffic (`GET /api/events`).
@@ -420,15 +422,13 @@ public actor MockBroker {
         var lastBytes = ByteBuffer()
         var lastFrame: ByteBuffer?
         func dispatch() {
-            for batch in batches.values {
+            for (key, batch) in batches {
                 let writes = batch.writes
+                let flusher = flushers[key] ?? LoopFlusher(loop: batch.loop)
+                flushers[key] = flusher
                 batch.loop.execute {
-                    var channels: [ObjectIdentifier: any Channel] = [:]
-                    for write in writes {
-                        write.perform()
-                        channels[ObjectIdentifier(write.channel)] = write.channel
-                    }
-                    for channel in channels.values { channel.flush() }
+                    for write in writes { write.perform() }
+                    flusher.flushSoon(writes.lazy.map(\.channel))
                 }
             }
             batches = [:]
@@ -685,5 +685,34 @@ final class FrameBytesWriter: ChannelOutboundHandler, RemovableChannelHandler, @
         guard let context else { return }
         context.eventLoop.assertInEventLoop()
         context.write(wrapOutboundOut(bytes), promise: nil)
+    }
+}
+
+/// Flushes the channels of one event loop once, after every write task already queued on the
+/// loop has run: when messages arrive faster than the loop writes them, each subscriber's socket
+/// gets several messages in one system call instead of one call per message; an idle broker
+/// still flushes at once (the flush task is next in the queue).
+final class LoopFlusher: @unchecked Sendable {
+    private let loop: any EventLoop
+    // Used on `loop` only.
+    private var pending: [ObjectIdentifier: any Channel] = [:]
+    private var scheduled = false
+
+    init(loop: any EventLoop) { self.loop = loop }
+
+    /// On `loop`.
+    func flushSoon(_ channels: some Sequence<any Channel>) {
+        loop.assertInEventLoop()
+        for channel in channels { pending[ObjectIdentifier(channel)] = channel }
+        guard !scheduled else { return }
+        scheduled = true
+        loop.execute { self.flush() }
+    }
+
+    private func flush() {
+        scheduled = false
+        let channels = pending
+        pending = [:]
+        for channel in channels.values { channel.flush() }
     }
 }

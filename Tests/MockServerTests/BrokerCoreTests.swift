@@ -212,6 +212,38 @@ import Testing
         #expect(broker.tick(now: now + .seconds(3)).isEmpty)
     }
 
+    @Test func aFullOfflineQueueDropsTheOldest() {
+        var broker = brokerWithSubscriber(qos: .atLeastOnce, clean: false, configuration: .init(maximumQueued: 3))
+        _ = broker.connectionClosed(1, now: now)
+        for index in 1...5 {
+            _ = broker.received(.publish(message("chat/a", "\(index)", qos: .atLeastOnce, id: UInt16(index))), from: 2, now: now)
+        }
+        #expect(broker.pending(of: "subscriber")! == (inflight: 0, queued: 3))
+        #expect(broker.droppedMessages == 2)
+        let resumed = broker.received(connect("subscriber", clean: false), from: 3, now: now)
+        let texts = resumed.compactMap { action -> String? in if case .send(3, .publish(let p)) = action { String(buffer: p.payload) } else { nil } }
+        #expect(texts == ["3", "4", "5"])
+    }
+
+    @Test func aLongQueueDrainsInOrder() {
+        var broker = brokerWithSubscriber(qos: .atLeastOnce, clean: false, configuration: .init(maximumInflight: 10))
+        _ = broker.connectionClosed(1, now: now)
+        for index in 0..<5_000 {
+            _ = broker.received(.publish(message("chat/a", "\(index)", qos: .atLeastOnce, id: UInt16(index % 60_000 + 1))), from: 2, now: now)
+        }
+        var received: [Int] = []
+        var actions = broker.received(connect("subscriber", clean: false), from: 3, now: now)
+        while !actions.isEmpty {
+            var next: [BrokerCore.Action] = []
+            for case .send(3, .publish(let p)) in actions {
+                received.append(Int(String(buffer: p.payload)) ?? -1)
+                next += broker.received(.puback(.init(packetIdentifier: p.packetIdentifier ?? 0)), from: 3, now: now)
+            }
+            actions = next
+        }
+        #expect(received == Array(0..<5_000))
+    }
+
     @Test func aCleanStartForgetsTheOldSubscriptions() {
         var broker = brokerWithSubscriber("chat/#", qos: .atMostOnce, clean: false)
         _ = broker.connectionClosed(1, now: now)
