@@ -204,6 +204,8 @@ let package = Package(
             dependencies: [
                 "WorksClient", "MQTTWire",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/MockBench",

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import MQTTWire
 import NIOCore
+import NIOPosix
 import WorksClient
 
 // The load generator of Tools/bench mock, run against any MQTT-over-WebSocket broker:
@@ -13,7 +14,9 @@ import WorksClient
 //   wmq-bench-mock idle URL CONNECTIONS SECONDS opens CONNECTIONS MQTT sessions, holds them
 //                                               SECONDS (the script reads the broker's memory)
 //
-// Each client is a WorksClient, subscribed at QoS 0 to bench/#.
+// Latency and idle clients are WorksClients; the fan-out subscribers are bare readers (WorksClient's
+// WebSocket transport and the MQTT decoder, no session logic) so that the generator does not use up
+// the machine the broker runs on. Subscriptions are QoS 0 to bench/#.
 
 let quiet = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
 
@@ -71,6 +74,38 @@ final class Subscriber: Sendable {
     }
 
     var delivered: Int { deliveries.total }
+}
+
+/// A fan-out subscriber that only reads: WorksClient's WebSocket transport and the MQTT decoder,
+/// no session logic, no events, so that the generator spends little of the machine the broker
+/// under test runs on (both brokers are measured with it).
+final class Reader: Sendable {
+    let transport: WebSocketTransport
+
+    static func connect(_ url: String, id: String, deliveries: Deliveries, subscribed: Deliveries) async throws -> Reader {
+        let transport = try await WebSocketTransport.connect(WebSocketSettings(url: try WebSocketURL(url), maximumFrameSize: 64 << 20),
+                                                             group: MultiThreadedEventLoopGroup.singleton, tap: nil)
+        transport.send([.connect(ConnectPacket(keepAlive: 600, clientIdentifier: id)),
+                        .subscribe(SubscribePacket(packetIdentifier: 1, subscriptions: [.init(topicFilter: "bench/#", qos: .atMostOnce)]))])
+        Task {
+            try? await transport.frames.executeThenClose { inbound, _ in
+                var decoder = MQTTDecoder()
+                for try await frame in inbound where frame.opcode == .binary || frame.opcode == .continuation {
+                    decoder.append(frame.unmaskedData)
+                    while let packet = try decoder.next() {
+                        switch packet {
+                        case .publish: deliveries.record()
+                        case .suback: subscribed.record()
+                        default: break
+                        }
+                    }
+                }
+            }
+        }
+        return Reader(transport: transport)
+    }
+
+    private init(transport: WebSocketTransport) { self.transport = transport }
 }
 
 /// Connects every client, 64 at a time.
@@ -143,9 +178,14 @@ enum Bench {
         case "fanout":
             guard arguments.count >= 4, let subscriberCount = Int(arguments[2]), let count = Int(arguments[3]) else { exit(2) }
             let deliveries = Deliveries()
-            let subscribers = try (0..<subscriberCount).map { try Subscriber(url, id: "bench-fanout-\($0)", deliveries: deliveries) }
-            try await connectAll(subscribers.map(\.client))
-            try await Task.sleep(for: .seconds(1))
+            let subscribed = Deliveries()
+            var readers: [Reader] = []
+            for index in 0..<subscriberCount {
+                readers.append(try await Reader.connect(url, id: "bench-fanout-\(index)", deliveries: deliveries, subscribed: subscribed))
+            }
+            guard await waitUntil(.seconds(60), { subscribed.total >= subscriberCount }) else {
+                print("fanout: only \(subscribed.total) of \(subscriberCount) subscribers got their SUBACK"); exit(1)
+            }
             let publisher = WorksClient(configuration: try configuration(url, id: "bench-fanout-publisher", subscribe: false), logger: quiet)
             try await publisher.connect()
             let payload = ByteBuffer(string: String(repeating: "x", count: 200))
@@ -160,7 +200,7 @@ enum Bench {
             let elapsed = seconds(last - start)
             print(String(format: "fanout %d subscribers × %d messages: %d of %d delivered in %.2f s = %.0f messages/s%@", subscriberCount, count, delivered, expected, elapsed, Double(delivered) / elapsed, complete ? "" : " (incomplete)"))
             await publisher.disconnect()
-            for subscriber in subscribers { await subscriber.client.disconnect() }
+            for reader in readers { await reader.transport.close() }
 
         case "idle":
             guard arguments.count >= 4, let connections = Int(arguments[2]), let hold = Double(arguments[3]) else { exit(2) }

@@ -591,7 +591,7 @@ public struct BrokerCore: Sendable {
         var actions: [Action] = []
         func deliver(to clientID: String, _ subscription: Subscription, identifiers: [UInt32]) {
             guard let index = sessions.index(forKey: clientID) else { return }
-            let isVersion5 = sessions.values[index].isVersion5
+            let isVersion5 = sessions.values[index].version == .v5  // a stored field: read in place
             delivered += 1
             var copy = message
             if isVersion5 || !publish.properties.isEmpty {

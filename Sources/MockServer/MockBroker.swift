@@ -452,18 +452,20 @@ public actor MockBroker {
                 default:
                     break
                 }
-                guard let connection = connections[id] else { continue }
-                if packet != lastPacket || connection.version != lastVersion {
+                // Fields read in place: a fan-out passes here once per subscriber.
+                guard let index = connections.index(forKey: id) else { continue }
+                let version = connections.values[index].version
+                if packet != lastPacket || version != lastVersion {
                     // The core builds valid packets only.
-                    guard let bytes = try? MQTTEncoder(version: connection.version).encode(packet) else { continue }
+                    guard let bytes = try? MQTTEncoder(version: version).encode(packet) else { continue }
                     lastPacket = packet
-                    lastVersion = connection.version
+                    lastVersion = version
                     lastBytes = bytes
                     lastFrame = nil
                 }
                 if !viewers.isEmpty { show(packet, on: id, direction: .serverToClient, size: lastBytes.readableBytes) }
-                let channel = connection.channel
-                let write = connection.write(lastBytes, framed: {
+                let channel = connections.values[index].channel
+                let write = connections.values[index].write(lastBytes, framed: {
                     if let lastFrame { return lastFrame }
                     let framed = Self.binaryFrame(lastBytes)
                     lastFrame = framed

@@ -1,10 +1,10 @@
-import MQTTWire
+package import MQTTWire
 public import NIOCore
 import NIOExtras
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
-import NIOWebSocket
+package import NIOWebSocket
 
 
 /// Which way bytes went, for the recorder and the live view.
@@ -23,10 +23,11 @@ public protocol ByteTap: Sendable {
 /// the HTTP/1.1 upgrade (NIOHTTP1 and NIOWebSocket's client upgrader), then frames read
 /// through a `NIOAsyncChannel`, whose back-pressure stops reading from the socket while the
 /// client is behind (memory stays flat however fast the server sends).
-final class WebSocketTransport: Sendable {
-    typealias Frames = NIOAsyncChannel<WebSocketFrame, WebSocketFrame>
-    let channel: any Channel
-    let frames: Frames
+/// Visible to the package's tools (the mock benchmark's subscribers read frames with it).
+package final class WebSocketTransport: Sendable {
+    package typealias Frames = NIOAsyncChannel<WebSocketFrame, WebSocketFrame>
+    package let channel: any Channel
+    package let frames: Frames
 
     /// Set while a flush is queued on the event loop.
     private let flushPending: NIOLoopBoundBox<Bool>
@@ -38,7 +39,7 @@ final class WebSocketTransport: Sendable {
     }
 
     /// Connects and upgrades; returns once the server accepted the WebSocket.
-    static func connect(_ settings: WebSocketSettings, group: any EventLoopGroup,
+    package static func connect(_ settings: WebSocketSettings, group: any EventLoopGroup,
                         tap: (any ByteTap)?) async throws(WorksClientError) -> WebSocketTransport {
         let url = settings.url
         var sslContext: NIOSSLContext?
@@ -161,7 +162,7 @@ final class WebSocketTransport: Sendable {
 
     /// Writes packets, one binary frame each (as the web client does). Flushes are coalesced on
     /// the event loop: acknowledgements of a burst of messages leave in one system call, not one each.
-    func send(_ packets: [MQTTPacket]) {
+    package func send(_ packets: [MQTTPacket]) {
         guard !packets.isEmpty else { return }
         let encoder = MQTTEncoder()
         let frames = packets.compactMap { packet in
@@ -182,7 +183,7 @@ final class WebSocketTransport: Sendable {
     }
 
     /// Sends a close frame (1000) and closes.
-    func close() async {
+    package func close() async {
         var data = channel.allocator.buffer(capacity: 2)
         data.write(webSocketErrorCode: .normalClosure)
         try? await channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: data)).get()
