@@ -63,6 +63,10 @@ public struct MockSettings: Sendable, Hashable {
     public var dynamicFilters = true
     public var topicAliasMaximum = 32
     public var scenarioFile: String?
+    /// A capture whose recorded server side every client is served (instead of a scenario).
+    public var serveCapture: String?
+    /// Which connection of it (wmq-decode's id: 1 for `c1`); nil: the first whose server published.
+    public var serveConnection: Int?
     public var adminToken: String?
     public var logLevel = "info"
     /// Keys of rumqttd's configuration that the mock reads past, for a notice at start.
@@ -192,6 +196,8 @@ public struct MockSettings: Sendable, Hashable {
                 default: throw SettingsError(line: line, reason: "\(name) must be a positive number of seconds")
                 }
             case "scenario": scenarioFile = try Self.string(value, name, line: line)
+            case "serve": serveCapture = try Self.string(value, name, line: line)
+            case "serve_connection": serveConnection = try Self.integer(value, name, line: line, minimum: 1)
             case "admin":
                 let address = try Self.address(try Self.string(value, name, line: line), name, line: line)
                 admin = Listener(host: address.host, port: address.port)

@@ -58,6 +58,11 @@ public struct Scenario: Sendable {
 
     public var steps: [(line: Int, step: Step)]
 
+    /// A scenario from steps built elsewhere (a recorded session); `line` numbers them in reports.
+    public init(steps: [(line: Int, step: Step)]) {
+        self.steps = steps
+    }
+
     public init(jsonLines text: String) throws(ParseError) {
         steps = []
         for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {

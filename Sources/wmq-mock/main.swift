@@ -53,8 +53,9 @@ struct Mock: AsyncParsableCommand {
             once bound; port 0 picks a free one. Ctrl-C stops.
 
             --scenario FILE plays a JSON Lines script (docs/scenarios.md) against every client once its
-            session is accepted; with --once the mock exits after the first play: 0 if every step
-            passed, 1 if one failed.
+            session is accepted; --serve CAPTURE plays the server side of a recorded connection
+            (pcap, pcapng or HAR) instead. With --once the mock exits after the first play: 0 if
+            every step passed, 1 if one failed.
 
             Exit codes: 0 stopped (or, with --once, the scenario passed); 1 the scenario failed; 2 usage
             error; 3 a file cannot be read or an address cannot be bound.
@@ -97,7 +98,13 @@ struct Mock: AsyncParsableCommand {
     @Option(help: "A scenario file (JSON Lines, docs/scenarios.md) played against every client once connected.")
     var scenario: String?
 
-    @Flag(help: "With --scenario: exit after the first play, 0 if every step passed, 1 if not (for CI).")
+    @Option(help: "Serve a recorded session: every client gets the PUBLISHes the server of one connection of this capture (pcap, pcapng or HAR) sent, at their recorded times.")
+    var serve: String?
+
+    @Option(name: .customLong("serve-connection"), help: "With --serve: the connection to serve (wmq-decode's id, 1 for c1; default: the first whose server published).")
+    var serveConnection: Int?
+
+    @Flag(help: "With --scenario or --serve: exit after the first play, 0 if every step passed, 1 if not (for CI).")
     var once = false
 
     @Option(name: .customLong("admin-token"), help: "Token the admin API (/api/…) wants as Authorization: Bearer; required when a listener with the admin API is not on a loopback address.")
@@ -153,6 +160,11 @@ struct Mock: AsyncParsableCommand {
             settings.maximumPayload = maximumPayload
         }
         if let scenario { settings.scenarioFile = scenario }
+        if let serve { settings.serveCapture = serve }
+        if let serveConnection { settings.serveConnection = serveConnection }
+        if settings.scenarioFile != nil && settings.serveCapture != nil {
+            throw ValidationError("give --scenario or --serve, not both")
+        }
         if let adminToken { settings.adminToken = adminToken }
         if let logLevel { settings.logLevel = logLevel }
         let exposed = (settings.webSocket + (settings.admin.map { [$0] } ?? [])).filter { !$0.isLoopback }
@@ -186,8 +198,15 @@ struct Mock: AsyncParsableCommand {
                 StandardError.write("wmq-mock: \(scenario): \(error)\n")
                 throw ExitCode(ToolExit.unreadableInput)
             }
+        } else if let capture = settings.serveCapture {
+            do {
+                loadedScenario = try RecordedSession.scenario(capture: capture, connection: settings.serveConnection)
+            } catch {
+                StandardError.write("wmq-mock: \(error)\n")
+                throw ExitCode(ToolExit.unreadableInput)
+            }
         } else if once {
-            throw ValidationError("--once needs --scenario")
+            throw ValidationError("--once needs --scenario or --serve")
         }
         var core = BrokerCore.Configuration(
             maximumInflight: settings.maximumInflight, maximumQueued: settings.maximumQueued,

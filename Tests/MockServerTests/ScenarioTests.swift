@@ -215,6 +215,18 @@ struct MockToolTests {
         #expect(notices.contains("[ws.1] name"), "\(notices)")
     }
 
+    @Test func serveARecordingOnceThenExit() async throws {
+        let capture = RecordedSessionTests.captures.appendingPathComponent("works-sample.pcapng").path
+        let (process, output, _) = try start(["--mode", "works", "--ws", "127.0.0.1:0", "--serve", capture, "--once", "--log-level", "error"])
+        defer { kill(process.processIdentifier, SIGKILL) }
+        let line = await blocking { String(decoding: output.fileHandleForReading.availableData, as: UTF8.self) }
+        let port = try #require(line.split(separator: ":").last.flatMap { Int($0.split(separator: "/").first ?? "") }, "\(line)")
+        let client = WorksClient(configuration: WorksClientConfiguration(webSocket: WebSocketSettings(url: try WebSocketURL("ws://127.0.0.1:\(port)/wmqtt"))), logger: quiet)
+        try await client.connect()
+        #expect(await exitStatus(process) == 0)
+        await client.disconnect()
+    }
+
     @Test func aBadConfigurationIsNamedWithItsLine() async throws {
         let config = try file("[ws.1]\nlisten = \"127.0.0.1:0\"\nmax_payload_size = -1\n")
         defer { try? FileManager.default.removeItem(at: config) }
@@ -230,5 +242,55 @@ struct MockToolTests {
         let (process, _, errors) = try start(["--scenario", scenario.path, "--ws", "127.0.0.1:0"])
         #expect(await exitStatus(process) == 3)
         #expect(String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).contains("scenario line 2"))
+    }
+}
+
+/// "Serve this recorded session": the committed Works sample capture served to WorksClient.
+@Suite("wmq-mock serving a recorded session", .timeLimit(.minutes(1)))
+struct RecordedSessionTests {
+    static let captures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("captures")
+
+    @Test(arguments: ["works-sample.pcap", "works-sample.pcapng", "works-sample.har"])
+    func theRecordedServerSideIsServed(file: String) async throws {
+        let scenario = try RecordedSession.scenario(capture: Self.captures.appendingPathComponent(file).path)
+        // The four PUBLISHes of the recording's server, with the recorded pauses between them.
+        let publishes = scenario.steps.compactMap { step -> String? in
+            if case .publish(let topic, _, let qos) = step.step { "\(topic) \(qos.rawValue)" } else { nil }
+        }
+        #expect(publishes == ["notification 1", "notification 1", "notification 0", "notification 0"])
+        let broker = MockBroker(configuration: .init(mode: .works, scenario: scenario), logger: quiet)
+        let port = try await broker.listenWebSocket(host: "127.0.0.1", port: 0)
+        defer { Task { await broker.stop() } }
+        let client = WorksClient(configuration: WorksClientConfiguration(
+            webSocket: WebSocketSettings(url: try WebSocketURL("ws://127.0.0.1:\(port)/wmqtt"))), logger: quiet)
+        let seen = TextLog()
+        Task {
+            for await event in client.events {
+                switch event {
+                case .notification(let n, _): await seen.add(n.text ?? (n.sticker.map { "sticker \($0.stickerID)" } ?? "?"))
+                case .readReceipt(let r, _): await seen.add("read \(r.readerID ?? 0) \(r.messageSerial ?? 0)")
+                case .channelMessage(let m, _): await seen.add("channel \(m.message ?? "")")
+                default: break
+                }
+            }
+        }
+        try await client.connect()
+        let complete = await seen.wait(seconds: 10) { $0.count >= 4 }
+        let lines = await seen.lines
+        #expect(complete, "\(lines)")
+        #expect(lines.first == "明日のリリース、準備できました👍")
+        #expect(lines.dropFirst(2) == ["read 110002 1002", "channel Standup in 5 minutes"])
+        await client.disconnect()
+    }
+
+    @Test func aConnectionWithoutServerPublishesIsRefusedByName() throws {
+        let path = Self.captures.appendingPathComponent("works-sample.pcap").path
+        #expect {
+            _ = try RecordedSession.scenario(capture: path, connection: 7)
+        } throws: { error in
+            "\(error)".contains("connection c7 has no PUBLISH from the server (those that do: c1)")
+        }
+        #expect(throws: RecordedSession.Failure.self) { try RecordedSession.scenario(capture: "/nonexistent.pcap") }
     }
 }
