@@ -435,7 +435,7 @@ enum Dictionaries {
     static let scenario: [(String, [UInt8])] = [
         "notify", "read", "publish", "wait", "expect", "delay_acks", "raw", "drop", "close", "timeout", "channel", "sender",
         "sticker", "topic", "payload", "qos", "contains", "type", "PUBACK", "upTo", "reader",
-    ].map { ("scenario_\($0)", Array("\"\($0)\"".utf8)) }
+    ].map { ("scenario_\($0.lowercased())", Array("\"\($0)\"".utf8)) }
     static let mqtt: [(String, [UInt8])] = [
         ("mqtt", Array("\u{0}\u{4}MQTT".utf8)), ("mqisdp", Array("\u{0}\u{6}MQIsdp".utf8)),
         ("level4", [0x04]), ("level5", [0x05]), ("connect_works", [0x10, 0x29]), ("connack", [0x20, 0x02]),
