@@ -29,6 +29,7 @@ let package = Package(
         .executable(name: "wmq-fuzz", targets: ["wmq-fuzz"]),
         .executable(name: "wmq-client", targets: ["wmq-client"]),
         .executable(name: "wmq-mock", targets: ["wmq-mock"]),
+        .executable(name: "wmq-replay", targets: ["wmq-replay"]),
         .executable(name: "wmq-bench-client", targets: ["wmq-bench-client"]),
         .executable(name: "wmq-bench-mock", targets: ["wmq-bench-mock"]),
         .library(name: "WorksClient", targets: ["WorksClient"]),
@@ -128,10 +129,19 @@ let package = Package(
             dependencies: ["MQTTWire", "Dialects", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSettings
         ),
+        // Recorded sessions: what replay and the mock's --serve consume, from any capture or scenario.
+        .target(
+            name: "Session",
+            dependencies: [
+                "Capture", "Dissector", "Dialects", "MQTTWire", "MockFiles",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: frontEndSettings
+        ),
         .target(
             name: "MockServer",
             dependencies: [
-                "MQTTWire", "WebSocketWire", "Dialects", "MockFiles", "Capture", "Dissector",
+                "MQTTWire", "WebSocketWire", "Dialects", "MockFiles", "Capture", "Dissector", "Session",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -188,6 +198,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/ClientBench",
+            swiftSettings: frontEndSettings
+        ),
+        .executableTarget(
+            name: "wmq-replay",
+            dependencies: [
+                "Session", "Capture", "Dialects", "MQTTWire", "CommandLineSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: frontEndSettings
         ),
         .executableTarget(
@@ -299,7 +317,11 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["wmq-decode", "wmq-fuzz", "wmq-client", "Capture"]
+            dependencies: ["wmq-decode", "wmq-fuzz", "wmq-client", "wmq-replay", "Capture"]
+        ),
+        .testTarget(
+            name: "SessionTests",
+            dependencies: ["Session", "Capture", "MQTTWire"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,3 +1,4 @@
+import MockFiles
 import Dialects
 import Foundation
 import MQTTWire

@@ -43,13 +43,7 @@ extension MockBroker {
                     failures.append("line \(line): \(error)")
                 }
             case .readReceipt(let channel, let reader, let serial):
-                let receipt: JSONValue = .object([
-                    JSONMember(key: "command", value: .number("93004")), JSONMember(key: "chNo", value: .number(String(channel))),
-                    JSONMember(key: "readerId", value: .number(String(reader))), JSONMember(key: "msgSn", value: .number(String(serial))),
-                ])
-                var bytes: [UInt8] = []
-                receipt.write(to: &bytes)
-                _ = push(payload: ByteBuffer(bytes: bytes), to: clientID)
+                _ = push(payload: NotificationBuilder.readReceipt(channel: channel, reader: reader, messageSerial: serial), to: clientID)
             case .publish(let topic, let payload, let qos):
                 perform(core.push(PublishPacket(qos: qos, topicName: topic, payload: payload), to: clientID, now: .now))
             case .wait(let duration):

@@ -2,6 +2,7 @@ import Dialects
 import Foundation
 import Logging
 import MQTTWire
+import MockFiles
 import MockServer
 import NIOCore
 import Testing

@@ -289,7 +289,7 @@ struct RecordedSessionTests {
         #expect {
             _ = try RecordedSession.scenario(capture: path, connection: 7)
         } throws: { error in
-            "\(error)".contains("connection c7 has no PUBLISH from the server (those that do: c1)")
+            "\(error)".contains("no MQTT connection c7 (those whose server published: c1)")
         }
         #expect(throws: RecordedSession.Failure.self) { try RecordedSession.scenario(capture: "/nonexistent.pcap") }
     }

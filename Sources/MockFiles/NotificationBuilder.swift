@@ -14,6 +14,17 @@ public struct NotificationBuilder: Sendable {
         public var description: String
     }
 
+    /// A read receipt payload (command 93004): `reader` read `channel` up to `messageSerial`.
+    public static func readReceipt(channel: Int64, reader: Int64, messageSerial: Int64) -> ByteBuffer {
+        let receipt: JSONValue = .object([
+            JSONMember(key: "command", value: .number("93004")), JSONMember(key: "chNo", value: .number(String(channel))),
+            JSONMember(key: "readerId", value: .number(String(reader))), JSONMember(key: "msgSn", value: .number(String(messageSerial))),
+        ])
+        var bytes: [UInt8] = []
+        receipt.write(to: &bytes)
+        return ByteBuffer(bytes: bytes)
+    }
+
     public mutating func payload(from request: JSONValue, now milliseconds: Int64) throws(Refusal) -> ByteBuffer {
         guard let members = request.members else { throw Refusal(description: "a notification is a JSON object") }
         counter += 1

@@ -1,0 +1,235 @@
+public import Capture
+public import Dialects
+public import Dissector
+import Foundation
+public import MockFiles
+public import MQTTWire
+public import NIOCore
+
+/// A recorded session, what `wmq-replay` and `wmq-mock --serve` consume: the MQTT connections of
+/// a capture (pcap or pcapng through libpcap, HAR), each with its packets in order, both ways,
+/// decoded by the same `Dissector` as `wmq-decode`; or the one connection a scenario file
+/// (JSON Lines) describes from the server's side.
+public struct Recording: Sendable {
+    /// The file it was read from.
+    public var source: String
+    public var connections: [RecordedConnection]
+    /// Capture and decoding errors met on the way (the rest of the file was still read).
+    public var problems: [String]
+
+    public init(source: String, connections: [RecordedConnection], problems: [String] = []) {
+        self.source = source
+        self.connections = connections
+        self.problems = problems
+    }
+
+    /// The connection wmq-decode calls `c<id>`.
+    public func connection(_ id: Int) -> RecordedConnection? { connections.first { $0.id == id } }
+}
+
+/// One MQTT connection of a recording.
+public struct RecordedConnection: Sendable {
+    public enum Transport: String, Sendable, Hashable {
+        /// MQTT inside WebSocket.
+        case webSocket = "ws-mqtt"
+        /// MQTT straight over TCP.
+        case tcp = "mqtt"
+        /// A scenario file: no transport was recorded.
+        case scenario
+    }
+
+    /// wmq-decode's connection id (`c1` is 1).
+    public var id: Int
+    public var client: String
+    public var server: String
+    public var transport: Transport
+    /// The WebSocket upgrade's target and the subprotocol the server chose, when recorded.
+    public var path: String?
+    public var subprotocol: String?
+    public var messages: [RecordedMessage]
+
+    public init(id: Int, client: String, server: String, transport: Transport, path: String? = nil,
+                subprotocol: String? = nil, messages: [RecordedMessage] = []) {
+        self.id = id
+        self.client = client
+        self.server = server
+        self.transport = transport
+        self.path = path
+        self.subprotocol = subprotocol
+        self.messages = messages
+    }
+
+    /// The client's CONNECT, when recorded.
+    public var connect: ConnectPacket? {
+        for message in messages {
+            if case .connect(let connect) = message.packet { return connect }
+        }
+        return nil
+    }
+
+    /// How many packets of each type went `direction`, in the order the types first appeared.
+    public func counts(_ direction: FlowDirection) -> [(type: PacketType, count: Int)] {
+        var order: [PacketType] = []
+        var counts: [PacketType: Int] = [:]
+        for message in messages where message.direction == direction {
+            let type = message.packet.type
+            if counts[type] == nil { order.append(type) }
+            counts[type, default: 0] += 1
+        }
+        return order.map { ($0, counts[$0] ?? 0) }
+    }
+
+    /// Seconds from the first recorded packet to the last.
+    public var duration: Double { (messages.last?.time ?? 0) - (messages.first?.time ?? 0) }
+}
+
+/// One MQTT packet of a recorded connection.
+public struct RecordedMessage: Sendable {
+    public var direction: FlowDirection
+    /// Epoch seconds as recorded (a scenario's start at 0).
+    public var time: Double
+    public var packet: MQTTPacket
+    /// The Works annotation of a PUBLISH payload, when it is a Works message.
+    public var annotation: AnnotatedMessage?
+
+    public init(direction: FlowDirection, time: Double, packet: MQTTPacket, annotation: AnnotatedMessage? = nil) {
+        self.direction = direction
+        self.time = time
+        self.packet = packet
+        self.annotation = annotation
+    }
+}
+
+/// A file that is not a recording: cannot be read, or is none of the formats.
+public struct RecordingError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+extension Recording {
+    /// Reads a pcap, pcapng, HAR or scenario (JSON Lines) file; the format is told by the
+    /// content, not the name. Secrets are not redacted here: recordings made by the toolkit
+    /// already are, and replay compares what was recorded.
+    public static func read(path: String) throws(RecordingError) -> Recording {
+        guard let data = FileManager.default.contents(atPath: path) else { throw RecordingError("cannot read \(path)") }
+        let bytes = [UInt8](data)
+        let options = CaptureDissector.Options(redactor: nil)
+        // A scenario and a HAR both are JSON; a scenario's first line is a whole object of its
+        // own (or a comment), a HAR's is not, or is one object holding "log".
+        if Self.looksLikeScenario(bytes) {
+            guard let text = String(validating: bytes, as: UTF8.self) else { throw RecordingError("\(path): not UTF-8") }
+            do {
+                return try Recording(source: path, scenario: try Scenario(jsonLines: text))
+            } catch let error as Scenario.ParseError {
+                throw RecordingError("\(path): \(error)")
+            } catch {
+                throw RecordingError("\(path): \(error)")
+            }
+        }
+        if HARInput.looksLikeHAR(bytes.prefix(64)) {
+            do {
+                return Recording(source: path, events: try HARInput.events(from: ByteBuffer(bytes: bytes), options: options), problems: [])
+            } catch {
+                throw RecordingError("\(path): \(error)")
+            }
+        }
+        let reader: PcapReader
+        do {
+            reader = try PcapReader(bytes: bytes, name: path)
+        } catch {
+            throw RecordingError("\(path): \(error)")
+        }
+        let (events, errors) = CaptureDissector.events(from: reader, options: options)
+        return Recording(source: path, events: events, problems: errors.map { "\($0)" })
+    }
+
+    /// Whether the first line that is neither blank nor a comment (`#`, `//`) is a JSON object on
+    /// its own without a `log` member: a scenario file, not a HAR.
+    static func looksLikeScenario(_ bytes: [UInt8]) -> Bool {
+        for line in bytes.split(separator: 0x0A, omittingEmptySubsequences: true) {
+            let trimmed = line.drop { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
+            guard let first = trimmed.first else { continue }
+            if first == UInt8(ascii: "#") || (first == UInt8(ascii: "/") && trimmed.dropFirst().first == UInt8(ascii: "/")) { continue }
+            guard first == UInt8(ascii: "{"), let object = try? JSONReader.parse(ByteBuffer(bytes: trimmed)),
+                  case .object = object else { return false }
+            return object["log"] == nil
+        }
+        return false
+    }
+
+    /// The MQTT connections among a capture's events, in the order they opened.
+    public init(source: String, events: [CaptureEvent], problems: [String]) {
+        var order: [Int] = []
+        var connections: [Int: RecordedConnection] = [:]
+        var problems = problems
+        for event in events {
+            let id = event.connection.id
+            func connection() -> RecordedConnection {
+                if let existing = connections[id] { return existing }
+                order.append(id)
+                return RecordedConnection(id: id, client: event.connection.client.description, server: event.connection.server.description,
+                                          transport: .webSocket)
+            }
+            switch event.kind {
+            case .opened(let kind, _):
+                var opened = connection()
+                opened.transport = kind == "mqtt" ? .tcp : .webSocket
+                connections[id] = opened
+            case .dissected(let dissected):
+                var current = connection()
+                switch dissected.kind {
+                case .request(let request): current.path = request.target
+                case .response(let response, _): current.subprotocol = response.subprotocol
+                case .mqtt(let packet, _, let annotation):
+                    guard let direction = event.direction else { break }
+                    current.messages.append(RecordedMessage(direction: direction, time: event.time, packet: packet, annotation: annotation))
+                case .error(let layer, let description):
+                    problems.append("c\(id) \(layer): \(description)")
+                default: break
+                }
+                connections[id] = current
+            case .gap(let bytes):
+                problems.append("c\(id): \(bytes) bytes missing from the capture")
+            case .closed, .ignored:
+                break
+            }
+        }
+        self.init(source: source, connections: order.compactMap { connections[$0] }.filter { !$0.messages.isEmpty },
+                  problems: problems)
+    }
+
+    /// A scenario as the one connection it describes from the server's side: each notification,
+    /// read receipt or publish step a PUBLISH to the client at the time the waits before it add
+    /// up to; what the scenario expects from the client is not part of the recording.
+    public init(source: String, scenario: Scenario) throws(RecordingError) {
+        var builder = NotificationBuilder()
+        var time = 0.0
+        var messages: [RecordedMessage] = []
+        for (line, step) in scenario.steps {
+            switch step {
+            case .wait(let duration):
+                time += Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+            case .notify(let request):
+                do {
+                    let payload = try builder.payload(from: request, now: Int64(time * 1000))
+                    let topic = request["topic"]?.stringValue ?? "notification"
+                    messages.append(RecordedMessage(direction: .serverToClient, time: time,
+                                                    packet: .publish(PublishPacket(qos: .atLeastOnce, topicName: topic, payload: payload))))
+                } catch {
+                    throw RecordingError("\(source) line \(line): \(error)")
+                }
+            case .readReceipt(let channel, let reader, let serial):
+                messages.append(RecordedMessage(direction: .serverToClient, time: time, packet: .publish(PublishPacket(
+                    qos: .atLeastOnce, topicName: "notification",
+                    payload: NotificationBuilder.readReceipt(channel: channel, reader: reader, messageSerial: serial)))))
+            case .publish(let topic, let payload, let qos):
+                messages.append(RecordedMessage(direction: .serverToClient, time: time,
+                                                packet: .publish(PublishPacket(qos: qos, topicName: topic, payload: payload))))
+            case .expect, .delayAcknowledgements, .raw, .drop, .close:
+                continue
+            }
+        }
+        self.init(source: source, connections: [RecordedConnection(id: 1, client: "client", server: "scenario", transport: .scenario,
+                                                                    messages: messages)])
+    }
+}
