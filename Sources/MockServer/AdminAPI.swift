@@ -75,13 +75,19 @@ extension MockBroker {
         }
     }
 
+    /// Connected clients, then the sessions kept for clients that are away (persistent
+    /// sessions, MQTT 5 session expiry), each with its subscriptions and pending messages.
     private func clientList() -> [JSONValue] {
-        connectedClients.map { id in
+        let connected = connectedClients
+        let stored = core.storedSessions.sorted()
+        return (connected.map { ($0, true) } + stored.map { ($0, false) }).map { id, isConnected in
             let subscriptions = (subscriptions(of: id) ?? [:]).sorted { $0.key < $1.key }
                 .map { JSONMember(key: $0.key, value: .number(String($0.value.rawValue))) }
             let pending = pending(of: id)
             return .object([
                 JSONMember(key: "id", value: .string(id)),
+                JSONMember(key: "connected", value: .bool(isConnected)),
+                JSONMember(key: "protocolLevel", value: .number(String(core.version(of: id)?.rawValue ?? 4))),
                 JSONMember(key: "subscriptions", value: .object(subscriptions)),
                 JSONMember(key: "inflight", value: .number(String(pending?.inflight ?? 0))),
                 JSONMember(key: "queued", value: .number(String(pending?.queued ?? 0))),
@@ -170,10 +176,12 @@ extension MockBroker {
          "refuseConnections": {"type": "boolean"}, "ackDelay": {"type": "number", "minimum": 0, "maximum": 3600}}}}},
      "security": [{}, {"token": []}],
      "paths": {
-      "/api/clients": {"get": {"summary": "Connected MQTT clients with their subscriptions and pending messages",
+      "/api/clients": {"get": {"summary": "Connected MQTT clients and the sessions kept for clients that are away, with their subscriptions and pending messages",
         "responses": {"200": {"description": "The clients", "content": {"application/json": {"schema": {"type": "object",
           "properties": {"clients": {"type": "array", "items": {"type": "object", "properties": {
-            "id": {"type": "string"}, "subscriptions": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "id": {"type": "string"}, "connected": {"type": "boolean", "description": "false for a session kept while its client is away"},
+            "protocolLevel": {"type": "integer", "enum": [3, 4, 5]},
+            "subscriptions": {"type": "object", "additionalProperties": {"type": "integer"}},
             "inflight": {"type": "integer"}, "queued": {"type": "integer"}}}}}}}}}}}},
       "/api/clients/{id}": {"delete": {"summary": "Disconnect a client (its will is published)",
         "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],

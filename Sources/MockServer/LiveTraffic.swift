@@ -215,7 +215,9 @@ async function refresh() {
     for (const client of body.clients || []) {
       const item = document.createElement("li");
       const filters = Object.keys(client.subscriptions).join(", ") || "no subscription";
-      item.textContent = client.id + " · " + filters + " · in flight " + client.inflight + ", queued " + client.queued;
+      const away = client.connected === false ? " (away, session kept)" : "";
+      item.textContent = client.id + away + " · MQTT " + (client.protocolLevel === 5 ? "5" : "3.1.1") + " · " + filters
+        + " · in flight " + client.inflight + ", queued " + client.queued;
       list.appendChild(item);
     }
     if (!list.childNodes.length) list.innerHTML = "<li>none</li>";

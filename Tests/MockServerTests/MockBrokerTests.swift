@@ -333,6 +333,25 @@ struct AdminAPITests {
         #expect(await request("GET", "/api/events", port: port).0 == 401)
     }
 
+    @Test func sessionsOfClientsThatAreAwayAreListed() async throws {
+        let broker = MockBroker(configuration: .init(), logger: quiet)
+        let port = try await broker.listenWebSocket(host: "127.0.0.1", port: 0)
+        defer { Task { await broker.stop() } }
+        var configuration = WorksClientConfiguration(webSocket: WebSocketSettings(url: try WebSocketURL("ws://127.0.0.1:\(port)/mqtt")))
+        configuration.mqtt.persistentSession = true
+        configuration.mqtt.clientIdentifier = "away-client"
+        configuration.mqtt.subscriptions = [.init(topicFilter: "news/#", qos: .atLeastOnce)]
+        let client = WorksClient(configuration: configuration, logger: quiet)
+        try await client.connect()
+        #expect(await waitUntil { await broker.subscriptions(of: "away-client")?["news/#"] != nil })
+        await client.disconnect()
+        #expect(await waitUntil { await broker.connectedClients.isEmpty })
+        #expect(await request("POST", "/api/publish", port: port, body: #"{"topic": "news/1", "payload": "kept", "qos": 1}"#).0 == 200)
+        let (status, list) = await request("GET", "/api/clients", port: port)
+        #expect(status == 200)
+        #expect(list == #"{"clients":[{"id":"away-client","connected":false,"protocolLevel":4,"subscriptions":{"news/#":1},"inflight":0,"queued":1}]}"# + "\n", "\(list)")
+    }
+
     @Test func faultsTurnOnAndOff() async throws {
         let broker = MockBroker(configuration: .init(), logger: quiet)
         let port = try await broker.listenWebSocket(host: "127.0.0.1", port: 0)
