@@ -129,6 +129,12 @@ let package = Package(
             dependencies: ["MQTTWire", "Dialects", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSettings
         ),
+        // The broker's rules as a value-type state machine (no I/O): the mock's core, fuzzed alone.
+        .target(
+            name: "Broker",
+            dependencies: ["MQTTWire", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSettings
+        ),
         // Recorded sessions: what replay and the mock's --serve consume, from any capture or scenario.
         .target(
             name: "Session",
@@ -141,7 +147,7 @@ let package = Package(
         .target(
             name: "MockServer",
             dependencies: [
-                "MQTTWire", "WebSocketWire", "Dialects", "MockFiles", "Capture", "Dissector", "Session",
+                "MQTTWire", "WebSocketWire", "Dialects", "MockFiles", "Capture", "Dissector", "Session", "Broker",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -156,7 +162,7 @@ let package = Package(
         .target(
             name: "Fuzzing",
             dependencies: [
-                "ByteStream", "MQTTWire", "WebSocketWire", "Dialects", "Capture", "Dissector", "MockFiles",
+                "ByteStream", "MQTTWire", "WebSocketWire", "Dialects", "Capture", "Dissector", "MockFiles", "Broker",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -211,7 +217,7 @@ let package = Package(
         .executableTarget(
             name: "wmq-mock",
             dependencies: [
-                "MockServer", "MockFiles", "WorksClient", "Dialects", "CommandLineSupport",
+                "MockServer", "MockFiles", "Broker", "WorksClient", "Dialects", "CommandLineSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -310,7 +316,7 @@ let package = Package(
         .testTarget(
             name: "MockServerTests",
             dependencies: [
-                "MockServer", "MockFiles", "MQTTWire", "WorksClient", "Dialects", "wmq-mock",
+                "MockServer", "MockFiles", "Broker", "MQTTWire", "WorksClient", "Dialects", "wmq-mock",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]

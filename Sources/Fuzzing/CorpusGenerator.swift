@@ -24,6 +24,7 @@ public enum CorpusGenerator {
         case "har": CaptureSeeds.hars()
         case "mock-config": MockFilesHarness.configSeeds.map { Array($0.utf8) }
         case "scenario": MockFilesHarness.scenarioSeeds.map { Array($0.utf8) }
+        case "broker": BrokerHarness.seeds()
         default: []
         }
     }
@@ -32,7 +33,7 @@ public enum CorpusGenerator {
     public static func dictionary(for target: String) -> [String] {
         let tokens: [(String, [UInt8])]
         switch target {
-        case "mqtt311", "mqtt5", "mqtt-chunked": tokens = Dictionaries.mqtt
+        case "mqtt311", "mqtt5", "mqtt-chunked", "broker": tokens = Dictionaries.mqtt
         case "websocket": tokens = Dictionaries.webSocket + Dictionaries.http
         case "http-upgrade": tokens = Dictionaries.http
         case "deflate": tokens = Dictionaries.deflate

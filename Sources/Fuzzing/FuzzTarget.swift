@@ -40,13 +40,13 @@ public struct FuzzTarget: Sendable {
         try body(input)
     }
 
-    /// Every target, in the order of the issue that asked for them. Later parsers
-    /// (scenario files, the broker's session state machine, other dialects) add theirs here.
+    /// Every target, in the order of the issue that asked for them. Later parsers (other
+    /// dialects) add theirs here.
     public static let all: [FuzzTarget] = [
         MQTTHarness.v311, MQTTHarness.v5, MQTTHarness.chunked,
         WebSocketHarness.frames, WebSocketHarness.httpUpgrade, WebSocketHarness.deflate,
         CaptureHarness.capture, WorksHarness.works, CaptureHarness.har,
-        MockFilesHarness.config, MockFilesHarness.scenario,
+        MockFilesHarness.config, MockFilesHarness.scenario, BrokerHarness.broker,
     ]
 
     public static func named(_ name: String) -> FuzzTarget? {

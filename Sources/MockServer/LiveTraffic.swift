@@ -1,3 +1,4 @@
+import Broker
 import Capture
 import Dialects
 import Dissector

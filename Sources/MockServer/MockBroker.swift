@@ -1,3 +1,4 @@
+public import Broker
 import Dialects
 #if canImport(Glibc)
 import Glibc
@@ -399,8 +400,7 @@ public actor MockBroker {
     private func failed(_ id: BrokerCore.ConnectionID, _ error: any Error) {
         logger.notice("connection error", metadata: ["connection": "\(id)", "error": "\(error)"])
         guard let error = error as? MQTTWireError else { return }
-        let code: ReasonCode = error.code == .packetTooLarge ? .packetTooLarge : .malformedPacket
-        perform(core.violation(on: id, code: code, reason: error.reason, now: .now))
+        perform(core.violation(on: id, code: BrokerCore.reasonCode(for: error), reason: error.reason, now: .now))
     }
 
     private func closed(_ id: BrokerCore.ConnectionID) {

@@ -1,3 +1,4 @@
+import Broker
 import MockFiles
 import Dialects
 import Logging

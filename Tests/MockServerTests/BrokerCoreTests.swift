@@ -1,3 +1,4 @@
+import Broker
 import MQTTWire
 import NIOCore
 import Testing

@@ -257,6 +257,12 @@ public struct BrokerCore: Sendable {
         return disconnect(connection, code, reason, now: now)
     }
 
+    /// The DISCONNECT reason code for bytes the decoder refused: 0x95 for a packet over the
+    /// size limit, 0x81 (malformed packet) for the rest.
+    public static func reasonCode(for error: MQTTWireError) -> ReasonCode {
+        error.code == .packetTooLarge ? .packetTooLarge : .malformedPacket
+    }
+
     /// The transport of `connection` is gone (closed by either side, or lost). The will goes
     /// out (after its delay, in 5.0) unless DISCONNECT discarded it; a session with no expiry
     /// interval ends here.
