@@ -318,6 +318,8 @@ let package = Package(
             dependencies: [
                 "MockServer", "MockFiles", "Broker", "MQTTWire", "WorksClient", "Dialects", "wmq-mock",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

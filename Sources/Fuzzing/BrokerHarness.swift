@@ -89,7 +89,8 @@ enum BrokerHarness {
                         break
                     }
                     guard let packet else { break }
-                    if case .connect(let connect) = packet {
+                    // As the mock does: the first CONNECT fixes the connection's version.
+                    if case .connect(let connect) = packet, core.clientID(of: connection) == nil {
                         current.version = BrokerCore.answeringVersion(for: connect, accepting: current.accepting)
                     }
                     open[connection] = current

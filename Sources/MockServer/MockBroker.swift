@@ -387,7 +387,9 @@ public actor MockBroker {
     private func received(_ packet: MQTTPacket, from id: BrokerCore.ConnectionID, size: Int) {
         scenarioSaw(packet, on: id)
         if !viewers.isEmpty { show(packet, on: id, direction: .clientToServer, size: size) }
-        if case .connect(let connect) = packet {
+        // The first CONNECT fixes how packets to this connection are encoded; a second one is a
+        // protocol error the core answers in the first one's version.
+        if case .connect(let connect) = packet, core.clientID(of: id) == nil {
             if let accepting = connections[id]?.accepting {
                 connections[id]?.version = BrokerCore.answeringVersion(for: connect, accepting: accepting)
             }

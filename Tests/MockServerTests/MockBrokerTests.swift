@@ -5,6 +5,8 @@ import MQTTWire
 import MockFiles
 import MockServer
 import NIOCore
+import NIOPosix
+import NIOWebSocket
 import Testing
 import WorksClient
 
@@ -350,6 +352,31 @@ struct AdminAPITests {
         let (status, list) = await request("GET", "/api/clients", port: port)
         #expect(status == 200)
         #expect(list == #"{"clients":[{"id":"away-client","connected":false,"protocolLevel":4,"subscriptions":{"news/#":1},"inflight":0,"queued":1}]}"# + "\n", "\(list)")
+    }
+
+    @Test func aSecondConnectIsAnsweredInTheFirstOnesVersion() async throws {
+        let broker = MockBroker(configuration: .init(), logger: quiet)
+        let port = try await broker.listenWebSocket(host: "127.0.0.1", port: 0)
+        defer { Task { await broker.stop() } }
+        let transport = try await WebSocketTransport.connect(WebSocketSettings(url: try WebSocketURL("ws://127.0.0.1:\(port)/mqtt")),
+                                                             group: MultiThreadedEventLoopGroup.singleton, tap: nil)
+        // MQTT 5 first, then a 3.1.1 CONNECT on the same connection (found by the broker fuzz target).
+        var five = ByteBuffer()
+        try MQTTEncoder(version: .v5).encode(.connect(ConnectPacket(protocolVersion: .v5, clientIdentifier: "twice")), into: &five)
+        try MQTTEncoder(version: .v3_1_1).encode(.connect(ConnectPacket(clientIdentifier: "twice")), into: &five)
+        try await transport.frames.executeThenClose { inbound, outbound in
+            try await outbound.write(WebSocketFrame(fin: true, opcode: .binary, maskKey: .random(), data: five))
+            var decoder = MQTTDecoder(configuration: .init(version: .v5, followsConnect: false))
+            var received: [MQTTPacket] = []
+            for try await frame in inbound where frame.opcode == .binary {
+                decoder.append(frame.unmaskedData)
+                while let packet = try decoder.next() { received.append(packet) }
+                if received.count >= 2 { break }
+            }
+            #expect(received.map(\.type) == [.connack, .disconnect])
+            guard case .disconnect(let disconnect)? = received.last else { return }
+            #expect(disconnect.reasonCode == .protocolError)
+        }
     }
 
     @Test func faultsTurnOnAndOff() async throws {
