@@ -6,7 +6,8 @@ SWIFT ?= swift
 deps:
 	@Tools/setup
 
-# The real peers the tests run against: mosquitto, tcpdump, paho-mqtt (in .venv), openssl.
+# The real peers the tests run against: mosquitto, tcpdump, openssl, headless Chromium, and
+# paho-mqtt and websocket-client (in .venv).
 peers:
 	@Tools/setup --peers
 

@@ -470,6 +470,8 @@ public struct BrokerCore: Sendable {
             case .awaitingAck:
                 var packet = outgoing.packet
                 packet.dup = true
+                // A session begun in 5.0 may be resumed by a 3.1.1 connection: no properties then.
+                if session.version != .v5 { packet.properties = [] }
                 actions.append(.send(connection, .publish(packet)))
             case .awaitingComplete:
                 actions.append(.send(connection, .pubrel(PublishResponsePacket(packetIdentifier: identifier))))
@@ -699,6 +701,8 @@ public struct BrokerCore: Sendable {
     static func outgoing(_ message: Message, version: ProtocolVersion, maximumPacketSize: Int?,
                          now: ContinuousClock.Instant) -> PublishPacket? {
         var packet = message.packet
+        // Queued for a session that a 3.1.1 connection now holds: properties are 5.0 only.
+        if version != .v5 && !packet.properties.isEmpty { packet.properties = [] }
         if let expiry = message.expiresAt {
             guard expiry > now else { return nil }
             if version == .v5 {

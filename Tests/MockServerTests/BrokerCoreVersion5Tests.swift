@@ -274,6 +274,25 @@ import Testing
         #expect(disconnects(broker.kick("same", now: now), 2)?.reasonCode == .administrativeAction)
     }
 
+    @Test func aSessionResumedIn311GetsNoProperties() {
+        // Found by the broker fuzz target: 5.0 properties resent to a 3.1.1 connection.
+        var broker = BrokerCore(configuration: .init(maximumInflight: 1))
+        _ = broker.received(connect("s", clean: false, properties: [.sessionExpiryInterval(60)]), from: 1, now: now)
+        _ = broker.received(subscribe("t"), from: 1, now: now)
+        _ = broker.received(connect("p"), from: 2, now: now)
+        let properties: MQTTProperties = [.userProperty(name: "k", value: "v")]
+        _ = broker.received(message("t", "in flight", qos: .atLeastOnce, id: 1, properties: properties), from: 2, now: now)
+        _ = broker.received(message("t", "queued", qos: .atLeastOnce, id: 2, properties: properties), from: 2, now: now)
+        _ = broker.connectionClosed(1, now: now)
+        let resumed = broker.received(.connect(ConnectPacket(protocolVersion: .v3_1_1, cleanStart: false, clientIdentifier: "s")), from: 3, now: now)
+        let sent = publishes(resumed, to: 3)
+        #expect(sent.map { String(buffer: $0.payload) } == ["in flight"])
+        #expect(sent.allSatisfy { $0.properties.isEmpty })
+        let next = publishes(broker.received(.puback(.init(packetIdentifier: sent.first?.packetIdentifier ?? 0)), from: 3, now: now), to: 3)
+        #expect(next.map { String(buffer: $0.payload) } == ["queued"])
+        #expect(next.allSatisfy { $0.properties.isEmpty })
+    }
+
     @Test func decodingViolationsAreExplained() {
         var broker = BrokerCore()
         _ = broker.received(connect("bad"), from: 1, now: now)
