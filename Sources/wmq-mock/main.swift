@@ -43,11 +43,12 @@ struct Mock: AsyncParsableCommand {
 
             Admin API on every WebSocket port and --admin (OpenAPI description at
             GET /api/openapi.json; CORS open):
-              GET /api/clients          clients, subscriptions, pending messages
+              GET /api/clients          clients, kept sessions, their subscriptions
               POST /api/notify          {"channel", "sender", "text" or "sticker"}
               POST /api/publish         {"topic", "payload", "qos", "retain"}
               DELETE /api/clients/ID    disconnect a client (its will goes out)
               GET /api/events           the live view (Server-Sent Events)
+              GET|POST /api/faults      {"answerPing", "refuseConnections", "ackDelay"}
             Only loopback by default; on another address --admin-token is required.
 
             The listeners print their address on standard output ("listening ws://127.0.0.1:PORT")
