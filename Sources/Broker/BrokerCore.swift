@@ -146,6 +146,8 @@ public struct BrokerCore: Sendable {
     private(set) var retained: [String: Message] = [:]
     /// Connections that have not sent CONNECT yet, with when they opened and what their listener serves.
     private var awaitingConnect: [ConnectionID: (opened: ContinuousClock.Instant, accepting: AcceptedVersions)] = [:]
+    /// The version each connection's packets are encoded in, fixed by its first CONNECT.
+    private var versions: [ConnectionID: ProtocolVersion] = [:]
     /// Every topic filter ever subscribed to (for `dynamicFilters` off).
     private var knownFilters: Set<String> = []
     /// The subscriptions again, by filter and then client: a message is matched against each
@@ -181,6 +183,10 @@ public struct BrokerCore: Sendable {
         accepting.accepts(connect.protocolVersion) ? connect.protocolVersion : .v3_1_1
     }
 
+    /// The version packets to `connection` are encoded in: the answering version of its first
+    /// CONNECT (a second CONNECT is a protocol error answered in the first one's); nil before one.
+    public func protocolVersion(on connection: ConnectionID) -> ProtocolVersion? { versions[connection] }
+
     /// The protocol version a session connected with.
     public func version(of clientID: String) -> ProtocolVersion? { sessions[clientID]?.version }
 
@@ -199,6 +205,7 @@ public struct BrokerCore: Sendable {
             guard case .connect(let connect) = packet else {
                 return [.close(connection, reason: "the first packet was \(packet.type), not CONNECT [MQTT-3.1.0-1]")]
             }
+            versions[connection] = Self.answeringVersion(for: connect, accepting: accepting)
             return connectReceived(connect, on: connection, accepting: accepting, now: now)
         }
         sessions[clientID]?.lastSeen = now
@@ -268,6 +275,7 @@ public struct BrokerCore: Sendable {
     /// interval ends here.
     public mutating func connectionClosed(_ connection: ConnectionID, now: ContinuousClock.Instant) -> [Action] {
         awaitingConnect[connection] = nil
+        versions[connection] = nil
         guard let clientID = clients.removeValue(forKey: connection), var session = sessions[clientID],
               session.connection == connection
         else { return [] }

@@ -23,7 +23,7 @@ enum BrokerHarness {
         var core = BrokerCore(configuration: configuration)
         let start = ContinuousClock.now
         var now = start
-        var open: [Int: (decoder: MQTTDecoder, version: ProtocolVersion, accepting: BrokerCore.AcceptedVersions)] = [:]
+        var open: [Int: (decoder: MQTTDecoder, version: ProtocolVersion)] = [:]
         var steps = 0
 
         func check(_ actions: [BrokerCore.Action]) throws(OracleViolation) {
@@ -66,7 +66,7 @@ enum BrokerHarness {
             case 0:  // a connection opens
                 guard open[connection] == nil else { continue }
                 let accepting: BrokerCore.AcceptedVersions = [.any, .version3, .version5][Int(program.byte() % 3)]
-                open[connection] = (MQTTDecoder(configuration: .init(maximumPacketSize: configuration.maximumPacketSize)), .v3_1_1, accepting)
+                open[connection] = (MQTTDecoder(configuration: .init(maximumPacketSize: configuration.maximumPacketSize)), .v3_1_1)
                 core.connectionOpened(connection, now: now, accepting: accepting)
             case 1, 2:  // bytes arrive on it
                 guard var state = open[connection] else { continue }
@@ -89,12 +89,11 @@ enum BrokerHarness {
                         break
                     }
                     guard let packet else { break }
-                    // As the mock does: the first CONNECT fixes the connection's version.
-                    if case .connect(let connect) = packet, core.clientID(of: connection) == nil {
-                        current.version = BrokerCore.answeringVersion(for: connect, accepting: current.accepting)
-                    }
+                    let actions = core.received(packet, from: connection, now: now)
+                    // As the mock does: the version the core fixed with the first CONNECT.
+                    if let version = core.protocolVersion(on: connection) { current.version = version }
                     open[connection] = current
-                    try check(core.received(packet, from: connection, now: now))
+                    try check(actions)
                 }
             case 3:  // the connection is lost or closed by the client
                 guard open[connection] != nil else { continue }

@@ -90,9 +90,7 @@ public actor MockBroker {
         /// Bytes of MQTT shown on the page so far, each way (their stream offsets).
         var receivedBytes = 0
         var sentBytes = 0
-        /// What its listener serves.
-        let accepting: BrokerCore.AcceptedVersions
-        /// The version packets to this connection are encoded with, from its CONNECT.
+        /// The version packets to this connection are encoded with (the core's, cached).
         var version: ProtocolVersion = .v3_1_1
 
         /// WebSocket: writes whole frames past NIO's frame encoder.
@@ -324,7 +322,7 @@ public actor MockBroker {
                       accepting: BrokerCore.AcceptedVersions) -> BrokerCore.ConnectionID {
         nextConnection += 1
         connections[nextConnection] = Connection(id: nextConnection, channel: channel, transport: transport,
-                                                 opened: Self.epochSeconds(), accepting: accepting, frameWriter: writer)
+                                                 opened: Self.epochSeconds(), frameWriter: writer)
         core.connectionOpened(nextConnection, now: .now, accepting: accepting)
         if !viewers.isEmpty { showConnection(nextConnection, opened: true) }
         return nextConnection
@@ -387,14 +385,10 @@ public actor MockBroker {
     private func received(_ packet: MQTTPacket, from id: BrokerCore.ConnectionID, size: Int) {
         scenarioSaw(packet, on: id)
         if !viewers.isEmpty { show(packet, on: id, direction: .clientToServer, size: size) }
-        // The first CONNECT fixes how packets to this connection are encoded; a second one is a
-        // protocol error the core answers in the first one's version.
-        if case .connect(let connect) = packet, core.clientID(of: id) == nil {
-            if let accepting = connections[id]?.accepting {
-                connections[id]?.version = BrokerCore.answeringVersion(for: connect, accepting: accepting)
-            }
-        }
-        perform(core.received(packet, from: id, now: .now))
+        let actions = core.received(packet, from: id, now: .now)
+        // Cached for the write path: the core fixes the version with the first CONNECT.
+        if case .connect = packet, let version = core.protocolVersion(on: id) { connections[id]?.version = version }
+        perform(actions)
     }
 
     /// The connection's bytes could not be decoded: an MQTT 5 client is told why (DISCONNECT

@@ -73,6 +73,13 @@ import Testing
         #expect(old.first == .send(2, .connack(ConnAckPacket(reasonCode: ReasonCode(1)))))
         broker.connectionOpened(3, now: now, accepting: .version5)
         #expect(broker.received(connect("c"), from: 3, now: now).first.map { if case .send(3, .connack(let c)) = $0 { c.reasonCode == .success } else { false } } == true)
+        // The first CONNECT fixes the version a connection is answered in, refused or not.
+        #expect(broker.protocolVersion(on: 1) == .v3_1_1)
+        #expect(broker.protocolVersion(on: 3) == .v5)
+        let second = broker.received(.connect(ConnectPacket(clientIdentifier: "c")), from: 3, now: now)
+        // Answered as the 5.0 connection it is (a DISCONNECT with a reason); then it is closed and forgotten.
+        #expect(disconnects(second, 3)?.reasonCode == .protocolError)
+        #expect(broker.protocolVersion(on: 3) == nil)
         guard case .connect(let packet) = connect("a") else { return }
         #expect(BrokerCore.answeringVersion(for: packet, accepting: .version3) == .v3_1_1)
         #expect(BrokerCore.answeringVersion(for: packet, accepting: .any) == .v5)
