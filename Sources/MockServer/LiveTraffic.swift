@@ -112,12 +112,12 @@ extension MockBroker {
     static let page = ByteBuffer(string: pageHTML)
 }
 
-extension MockBroker.Connection {
-    /// The connection as `wmq-decode` describes a captured one.
-    var described: Capture.Connection {
+extension MockBroker {
+    /// A connection as `wmq-decode` describes a captured one, from its socket's addresses.
+    static func describe(_ id: BrokerCore.ConnectionID, _ channel: any Channel) -> Capture.Connection {
         Capture.Connection(id: id, client: Endpoint(channel.remoteAddress, fallbackPort: 40_000),
                            server: Endpoint(channel.localAddress, fallbackPort: 8885), joinedMidstream: false,
-                           firstFrame: 0, firstTime: opened)
+                           firstFrame: 0, firstTime: epochSeconds())
     }
 }
 

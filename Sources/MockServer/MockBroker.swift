@@ -1,4 +1,5 @@
 public import Broker
+import Capture
 import Dialects
 #if canImport(Glibc)
 import Glibc
@@ -82,11 +83,10 @@ public actor MockBroker {
     enum Transport { case webSocket, tcp }
 
     struct Connection {
-        let id: BrokerCore.ConnectionID
         let channel: any Channel
         let transport: Transport
-        /// When it opened, in epoch seconds.
-        let opened: Double
+        /// The connection as the page's live view names it (addresses, when it opened), made once.
+        let described: Capture.Connection
         /// Bytes of MQTT shown on the page so far, each way (their stream offsets).
         var receivedBytes = 0
         var sentBytes = 0
@@ -321,8 +321,8 @@ public actor MockBroker {
     private func open(_ channel: any Channel, transport: Transport, writer: FrameBytesWriter? = nil,
                       accepting: BrokerCore.AcceptedVersions) -> BrokerCore.ConnectionID {
         nextConnection += 1
-        connections[nextConnection] = Connection(id: nextConnection, channel: channel, transport: transport,
-                                                 opened: Self.epochSeconds(), frameWriter: writer)
+        connections[nextConnection] = Connection(channel: channel, transport: transport,
+                                                 described: Self.describe(nextConnection, channel), frameWriter: writer)
         core.connectionOpened(nextConnection, now: .now, accepting: accepting)
         if !viewers.isEmpty { showConnection(nextConnection, opened: true) }
         return nextConnection
