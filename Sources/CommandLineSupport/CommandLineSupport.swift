@@ -55,6 +55,13 @@ extension ParsableCommand {
     }
 }
 
+/// Says on standard error why `tool`'s input cannot be used; throw what it returns to exit with
+/// ``ToolExit/unreadableInput``.
+public func unreadableInput(_ tool: String, _ message: String) -> ExitCode {
+    StandardError.write("\(tool): \(message)\n")
+    return ExitCode(ToolExit.unreadableInput)
+}
+
 public enum StandardError {
     public static func write(_ text: String) {
         FileHandle.standardError.write(Data(text.utf8))

@@ -182,8 +182,7 @@ struct Client: AsyncParsableCommand {
                 recorder = made
                 taps.append(made)
             } catch {
-                StandardError.write("wmq-client: \(error.reason)\n")
-                throw ExitCode(ToolExit.unreadableInput)
+                throw unreadableInput("wmq-client", error.reason)
             }
         }
         let client = WorksClient(configuration: configuration, logger: logger, redactor: redactor, tap: TapGroup(taps))

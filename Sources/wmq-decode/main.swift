@@ -108,13 +108,11 @@ struct Decode: ParsableCommand {
             do {
                 reader = try PcapReader(path: capture)
             } catch {
-                StandardError.write("wmq-decode: \(capture): \(error)\n")
-                throw ExitCode(ToolExit.unreadableInput)
+                throw unreadableInput("wmq-decode", "\(capture): \(error)")
             }
             if let linkType = reader?.linkType, !linkType.isSupported {
-                StandardError.write("wmq-decode: \(capture): link: unsupported link type \(linkType.rawValue); "
-                                    + "supported: Ethernet, Linux SLL and SLL2, BSD loopback, raw IPv4/IPv6\n")
-                throw ExitCode(ToolExit.unreadableInput)
+                throw unreadableInput("wmq-decode", "\(capture): link: unsupported link type \(linkType.rawValue); "
+                                      + "supported: Ethernet, Linux SLL and SLL2, BSD loopback, raw IPv4/IPv6")
             }
         }
         var options = CaptureDissector.Options(redactor: noRedact ? nil : redactionKey.map { Redactor(key: Array($0.utf8)) } ?? .random())
@@ -185,8 +183,7 @@ struct Decode: ParsableCommand {
                 startTime = events.first?.time
                 emit(events)
             } catch {
-                StandardError.write("wmq-decode: \(capture): \(error)\n")
-                throw ExitCode(ToolExit.unreadableInput)
+                throw unreadableInput("wmq-decode", "\(capture): \(error)")
             }
         }
         if let reader {

@@ -128,8 +128,7 @@ struct Replay: ParsableCommand {
         var count = 0
         for path in try files(inputs) {
             guard let data = FileManager.default.contents(atPath: path) else {
-                StandardError.write("wmq-fuzz: \(path): cannot read\n")
-                throw ExitCode(ToolExit.unreadableInput)
+                throw unreadableInput("wmq-fuzz", "\(path): cannot read")
             }
             count += 1
             do {

@@ -115,21 +115,21 @@ struct Mock: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace … critical (default info).")
     var logLevel: String?
 
+    /// A file's text, parsed; a file that cannot be read or parsed ends wmq-mock with exit code 3,
+    /// named with the reason.
+    static func load<T>(_ path: String, _ parse: (String) throws -> T) throws -> T {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw unreadableInput("wmq-mock", "cannot read \(path)") }
+        do {
+            return try parse(text)
+        } catch {
+            throw unreadableInput("wmq-mock", "\(path): \(error)")
+        }
+    }
+
     /// The configuration file's settings, then the command line's.
     func settings() throws -> MockSettings {
         var settings = MockSettings()
-        if let config {
-            guard let text = try? String(contentsOfFile: config, encoding: .utf8) else {
-                StandardError.write("wmq-mock: cannot read \(config)\n")
-                throw ExitCode(ToolExit.unreadableInput)
-            }
-            do {
-                settings = try MockSettings(toml: text)
-            } catch {
-                StandardError.write("wmq-mock: \(config): \(error)\n")
-                throw ExitCode(ToolExit.unreadableInput)
-            }
-        }
+        if let config { settings = try Self.load(config) { text in try MockSettings(toml: text) } }
         do {
             if let ws {
                 let address = try MockSettings.address(ws, "--ws")
@@ -184,28 +184,17 @@ struct Mock: AsyncParsableCommand {
             do {
                 required = MockBroker.cookiePairs(try WorksCookies.load(path: cookies).header)
             } catch {
-                StandardError.write("wmq-mock: \(error.reason)\n")
-                throw ExitCode(ToolExit.unreadableInput)
+                throw unreadableInput("wmq-mock", error.reason)
             }
         }
         var loadedScenario: Scenario?
         if let scenario = settings.scenarioFile {
-            guard let text = try? String(contentsOfFile: scenario, encoding: .utf8) else {
-                StandardError.write("wmq-mock: cannot read \(scenario)\n")
-                throw ExitCode(ToolExit.unreadableInput)
-            }
-            do {
-                loadedScenario = try Scenario(jsonLines: text)
-            } catch {
-                StandardError.write("wmq-mock: \(scenario): \(error)\n")
-                throw ExitCode(ToolExit.unreadableInput)
-            }
+            loadedScenario = try Self.load(scenario) { text in try Scenario(jsonLines: text) }
         } else if let capture = settings.serveCapture {
             do {
                 loadedScenario = try RecordedSession.scenario(capture: capture, connection: settings.serveConnection)
             } catch {
-                StandardError.write("wmq-mock: \(error)\n")
-                throw ExitCode(ToolExit.unreadableInput)
+                throw unreadableInput("wmq-mock", "\(error)")
             }
         } else if once {
             throw ValidationError("--once needs --scenario or --serve")
@@ -248,8 +237,7 @@ struct Mock: AsyncParsableCommand {
                 Self.announce("http://\(Self.hostForURL(listener.host)):\(port)/")
             }
         } catch {
-            StandardError.write("wmq-mock: cannot listen: \(error)\n")
-            throw ExitCode(ToolExit.unreadableInput)
+            throw unreadableInput("wmq-mock", "cannot listen: \(error)")
         }
 
         let signals = TerminationSignals()

@@ -53,8 +53,7 @@ struct List: ParsableCommand {
         do {
             session = try Recording.read(path: recording)
         } catch {
-            StandardError.write("wmq-replay: \(error)\n")
-            throw ExitCode(ToolExit.unreadableInput)
+            throw unreadableInput("wmq-replay", "\(error)")
         }
         var out = ""
         switch format {
@@ -71,8 +70,7 @@ struct List: ParsableCommand {
         FileHandle.standardOutput.write(Data(out.utf8))
         for problem in session.problems { StandardError.write("wmq-replay: \(recording): \(problem)\n") }
         if session.connections.isEmpty {
-            StandardError.write("wmq-replay: \(recording) holds no MQTT connection\n")
-            throw ExitCode(ToolExit.unreadableInput)
+            throw unreadableInput("wmq-replay", "\(recording) holds no MQTT connection")
         }
     }
 
