@@ -127,7 +127,7 @@ func connectAll(_ clients: [WorksClient]) async throws {
 }
 
 func seconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    duration / .seconds(1)
 }
 
 func waitUntil(_ limit: Duration, _ condition: @Sendable () -> Bool) async -> Bool {

@@ -124,8 +124,7 @@ extension MockBroker {
         .object([
             JSONMember(key: "answerPing", value: .bool(core.configuration.answersPing)),
             JSONMember(key: "refuseConnections", value: .bool(core.configuration.refusesConnections)),
-            JSONMember(key: "ackDelay", value: .number(String(Double(acknowledgementDelay.components.seconds)
-                + Double(acknowledgementDelay.components.attoseconds) / 1e18))),
+            JSONMember(key: "ackDelay", value: .number(String(acknowledgementDelay / .seconds(1)))),
         ])
     }
 

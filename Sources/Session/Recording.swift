@@ -208,7 +208,7 @@ extension Recording {
         for (line, step) in scenario.steps {
             switch step {
             case .wait(let duration):
-                time += Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+                time += duration / .seconds(1)
             case .notify(let request):
                 do {
                     let payload = try builder.payload(from: request, now: Int64(time * 1000))
