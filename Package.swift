@@ -144,6 +144,20 @@ let package = Package(
             ],
             swiftSettings: frontEndSettings
         ),
+        // Replay: recorded sessions played live against a server (drive), to a client (serve), or both (check).
+        .target(
+            name: "Replay",
+            dependencies: [
+                "Session", "Capture", "MQTTWire", "Dialects", "WorksClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: frontEndSettings
+        ),
         .target(
             name: "MockServer",
             dependencies: [
@@ -209,7 +223,7 @@ let package = Package(
         .executableTarget(
             name: "wmq-replay",
             dependencies: [
-                "Session", "Capture", "Dialects", "MQTTWire", "CommandLineSupport",
+                "Session", "Replay", "WorksClient", "Capture", "Dialects", "MQTTWire", "CommandLineSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: frontEndSettings
@@ -329,7 +343,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SessionTests",
-            dependencies: ["Session", "Capture", "MQTTWire"]
+            dependencies: ["Session", "Replay", "Capture", "MQTTWire", .product(name: "NIOCore", package: "swift-nio")]
         ),
     ],
     swiftLanguageModes: [.v6]

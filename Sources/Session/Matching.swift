@@ -1,4 +1,4 @@
-import Dialects
+public import Dialects
 import Foundation
 public import Capture
 public import MQTTWire
@@ -13,12 +13,97 @@ import NIOCore
 public struct MatchRules: Sendable {
     /// JSON paths (`$.createTime`, `$.extras.stkOpt`, `$.items[*].id`) whose values are not compared.
     public var ignoredPaths: [String]
+    /// JSON paths whose replayed value must match a regular expression (the whole value: a
+    /// string's text, any other value's JSON text) instead of equal the recorded one.
+    public var patterns: [(path: String, regex: String)]
     /// Whether CONNECT's client identifier is compared.
     public var comparesClientID: Bool
+    /// The key recordings were redacted with: a recorded pseudonym (`‹password:1a2b3c4d›`) is then
+    /// compared with the pseudonym of the replayed value. Without it a recorded pseudonym stands
+    /// for any value (only its presence is compared).
+    public var redactor: Redactor?
 
-    public init(ignoredPaths: [String] = ["$.createTime", "$.notification-id"], comparesClientID: Bool = false) {
+    public static let defaultIgnoredPaths = ["$.createTime", "$.notification-id"]
+
+    public init(ignoredPaths: [String] = MatchRules.defaultIgnoredPaths, patterns: [(path: String, regex: String)] = [],
+                comparesClientID: Bool = false, redactor: Redactor? = nil) {
         self.ignoredPaths = ignoredPaths
+        self.patterns = patterns
         self.comparesClientID = comparesClientID
+        self.redactor = redactor
+    }
+
+    /// Whether a replayed secret matches a recorded one that may be a pseudonym.
+    func secretMatches(expected: String, actual: String) -> Bool {
+        if expected == actual { return true }
+        guard let kind = Self.pseudonymKind(expected) else { return false }
+        guard let redactor else { return true }
+        return redactor.pseudonym(actual, kind: kind) == expected
+    }
+
+    /// `password` for `‹password:1a2b3c4d›`; nil for anything that is not a pseudonym.
+    static func pseudonymKind(_ text: String) -> String? {
+        guard text.hasPrefix("‹"), text.hasSuffix("›"), let colon = text.lastIndex(of: ":") else { return nil }
+        let hex = text[text.index(after: colon)..<text.index(before: text.endIndex)]
+        guard hex.count == 8, hex.allSatisfy(\.isHexDigit) else { return nil }
+        return String(text[text.index(after: text.startIndex)..<colon])
+    }
+}
+
+/// A rules file (`--rules`), JSON:
+/// `{"ignore": ["$.time"], "match": {"$.token": "^[0-9a-f]+$"}, "defaults": true, "clientId": false}`.
+/// `ignore` adds to the default ignored paths (or replaces them with `"defaults": false`),
+/// `match` gives regular expressions by path, `clientId: true` compares client identifiers.
+extension MatchRules {
+    public struct FileError: Error, Sendable, CustomStringConvertible {
+        public let description: String
+    }
+
+    public init(json text: String, redactor: Redactor? = nil) throws(FileError) {
+        let value: JSONValue
+        do {
+            value = try JSONReader.parse(text)
+        } catch {
+            throw FileError(description: "not JSON: \(error)")
+        }
+        guard let members = value.members else { throw FileError(description: "a rules file is one JSON object") }
+        var ignored = MatchRules.defaultIgnoredPaths
+        var patterns: [(path: String, regex: String)] = []
+        var comparesClientID = false
+        for member in members {
+            switch member.key {
+            case "defaults":
+                guard let keep = member.value.boolValue else { throw FileError(description: "\"defaults\" is true or false") }
+                if !keep { ignored.removeAll { MatchRules.defaultIgnoredPaths.contains($0) } }
+            case "ignore":
+                guard let items = member.value.arrayValue else { throw FileError(description: "\"ignore\" is an array of JSON paths") }
+                for item in items {
+                    guard let path = item.stringValue, path.hasPrefix("$") else {
+                        throw FileError(description: "\"ignore\": \(item) is not a JSON path starting with $")
+                    }
+                    ignored.append(path)
+                }
+            case "match":
+                guard let rules = member.value.members else { throw FileError(description: "\"match\" is an object of path: regular expression") }
+                for rule in rules {
+                    guard rule.key.hasPrefix("$"), let pattern = rule.value.stringValue else {
+                        throw FileError(description: "\"match\": \(rule.key) needs a JSON path and a regular expression string")
+                    }
+                    do {
+                        _ = try Regex(pattern)
+                    } catch {
+                        throw FileError(description: "\"match\": \(rule.key): not a regular expression: \(error)")
+                    }
+                    patterns.append((rule.key, pattern))
+                }
+            case "clientId":
+                guard let compares = member.value.boolValue else { throw FileError(description: "\"clientId\" is true or false") }
+                comparesClientID = compares
+            default:
+                throw FileError(description: "unknown member \"\(member.key)\" (known: ignore, match, defaults, clientId)")
+            }
+        }
+        self.init(ignoredPaths: ignored, patterns: patterns, comparesClientID: comparesClientID, redactor: redactor)
     }
 }
 
@@ -34,6 +119,21 @@ public struct Difference: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "#\(position): expected \(expected), got \(actual): \(reason)" }
 }
 
+/// One place of a direction's comparison: the recorded packet, the replayed one at the same
+/// rank (pings left out), and why they differ (nil when they match).
+public struct AlignedRow: Sendable {
+    public var direction: FlowDirection
+    public var position: Int
+    public var expected: RecordedMessage?
+    public var actual: RecordedMessage?
+    public var reason: String?
+
+    public var difference: Difference {
+        Difference(position: position, expected: expected.map { Matcher.summary($0.packet) } ?? "—",
+                   actual: actual.map { Matcher.summary($0.packet) } ?? "—", reason: reason ?? "")
+    }
+}
+
 public enum Matcher {
     /// Compares a recorded connection with a replayed one, each direction in its own order (the
     /// interleaving of the two directions varies between runs). Packet identifiers are paired by
@@ -42,12 +142,17 @@ public enum Matcher {
     /// completed may pair with another one. Empty when they match.
     public static func compare(expected: [RecordedMessage], actual: [RecordedMessage],
                                rules: MatchRules = MatchRules()) -> [(direction: FlowDirection, difference: Difference)] {
+        align(expected: expected, actual: actual, rules: rules).filter { $0.reason != nil }.map { ($0.direction, $0.difference) }
+    }
+
+    /// Every compared place, matching or not: the recording's packets in its order, each with
+    /// the replayed packet of the same direction and rank, then what the replay has beyond.
+    public static func align(expected: [RecordedMessage], actual: [RecordedMessage],
+                             rules: MatchRules = MatchRules()) -> [AlignedRow] {
         let expectedFlows = flows(of: expected)
         let actualFlows = flows(of: actual)
         var pairs = FlowPairs()
-        var differences: [(FlowDirection, Difference)] = []
-        // In the recording's order, each packet against the replay's packet of the same direction
-        // and rank; what the replay has beyond the recording comes last.
+        var rows: [AlignedRow] = []
         func ranked(_ messages: [RecordedMessage], _ direction: FlowDirection) -> [Int] {
             messages.indices.filter { messages[$0].direction == direction && !isPing(messages[$0].packet) }
         }
@@ -58,8 +163,7 @@ public enum Matcher {
             let rank = ranks[direction, default: 0]
             ranks[direction] = rank + 1
             guard let candidates = replayed[direction], rank < candidates.count else {
-                differences.append((direction, Difference(position: rank + 1, expected: summary(expected[wanted].packet), actual: "—",
-                                                          reason: "missing")))
+                rows.append(AlignedRow(direction: direction, position: rank + 1, expected: expected[wanted], actual: nil, reason: "missing"))
                 continue
             }
             let got = candidates[rank]
@@ -67,19 +171,16 @@ public enum Matcher {
             let reason = (sameType ? pairs.pair(expectedFlows[wanted], actualFlows[got], expected[wanted].packet.packetIdentifier,
                                                 actual[got].packet.packetIdentifier) : nil)
                 ?? mismatch(expected[wanted].packet, actual[got].packet, rules: rules)
-            if let reason {
-                differences.append((direction, Difference(position: rank + 1, expected: summary(expected[wanted].packet),
-                                                          actual: summary(actual[got].packet), reason: reason)))
-            }
+            rows.append(AlignedRow(direction: direction, position: rank + 1, expected: expected[wanted], actual: actual[got], reason: reason))
         }
         for direction in [FlowDirection.clientToServer, .serverToClient] {
             let seen = ranks[direction, default: 0]
             for (offset, got) in (replayed[direction] ?? []).enumerated() where offset >= seen {
-                differences.append((direction, Difference(position: offset + 1, expected: "—", actual: summary(actual[got].packet),
-                                                          reason: "a packet the recording does not have")))
+                rows.append(AlignedRow(direction: direction, position: offset + 1, expected: nil, actual: actual[got],
+                                       reason: "a packet the recording does not have"))
             }
         }
-        return differences
+        return rows
     }
 
     /// The packets of one direction compared in order (flows completed by the other direction's
@@ -92,14 +193,14 @@ public enum Matcher {
 
     /// A flow: which side chose the identifier, the identifier, and how many flows with it that
     /// side completed before.
-    struct Flow: Hashable {
-        var clientChose: Bool
-        var identifier: UInt16
-        var generation: Int
+    package struct Flow: Hashable, Sendable {
+        package var clientChose: Bool
+        package var identifier: UInt16
+        package var generation: Int
     }
 
     /// The flow of every packet that carries an identifier, in one timeline.
-    static func flows(of messages: [RecordedMessage]) -> [Flow?] {
+    package static func flows(of messages: [RecordedMessage]) -> [Flow?] {
         var generations: [Flow: Int] = [:]
         return messages.map { message in
             guard let identifier = message.packet.packetIdentifier else { return nil }
@@ -143,7 +244,7 @@ public enum Matcher {
         }
     }
 
-    static func isPing(_ packet: MQTTPacket) -> Bool {
+    package static func isPing(_ packet: MQTTPacket) -> Bool {
         switch packet {
         case .pingreq, .pingresp: true
         default: false
@@ -156,7 +257,24 @@ public enum Matcher {
         case (.connect(var e), .connect(var a)):
             if !rules.comparesClientID { e.clientIdentifier = ""; a.clientIdentifier = "" }
             if e.protocolVersion != a.protocolVersion { return "protocol \(a.protocolVersion) instead of \(e.protocolVersion)" }
-            return e == a ? nil : "CONNECT fields differ"
+            if e.cleanStart != a.cleanStart { return "clean session \(a.cleanStart) instead of \(e.cleanStart)" }
+            if e.keepAlive != a.keepAlive { return "keep-alive \(a.keepAlive) s instead of \(e.keepAlive) s" }
+            if e.clientIdentifier != a.clientIdentifier { return "client id \"\(a.clientIdentifier)\" instead of \"\(e.clientIdentifier)\"" }
+            // User names and passwords may be recorded as pseudonyms.
+            switch (e.username, a.username) {
+            case (nil, nil): break
+            case (let recorded?, let replayed?) where rules.secretMatches(expected: recorded, actual: replayed): break
+            default: return "user name \(a.username.map { "\"\($0)\"" } ?? "none") instead of \(e.username.map { "\"\($0)\"" } ?? "none")"
+            }
+            switch (e.password.map { String(decoding: $0.readableBytesView, as: UTF8.self) }, a.password.map { String(decoding: $0.readableBytesView, as: UTF8.self) }) {
+            case (nil, nil): break
+            case (let recorded?, let replayed?) where rules.secretMatches(expected: recorded, actual: replayed): break
+            case (nil, _?): return "a password the recording does not have"
+            case (_?, nil): return "no password, the recording has one"
+            default: return "another password than the recording's"
+            }
+            e.username = nil; a.username = nil; e.password = nil; a.password = nil
+            return e == a ? nil : "CONNECT fields differ (will or properties)"
         case (.publish(let e), .publish(let a)):
             if e.topicName != a.topicName { return "topic \"\(a.topicName)\" instead of \"\(e.topicName)\"" }
             if e.qos != a.qos { return "\(a.qos) instead of \(e.qos)" }
@@ -195,6 +313,13 @@ public enum Matcher {
 
     static func jsonDifference(_ expected: JSONValue, _ actual: JSONValue, path: String, rules: MatchRules) -> String? {
         if rules.ignoredPaths.contains(where: { matches(pattern: $0, path: path) }) { return nil }
+        if let rule = rules.patterns.first(where: { matches(pattern: $0.path, path: path) }) {
+            let text = actual.stringValue ?? actual.description
+            guard let regex = try? Regex(rule.regex) else { return "\(path): the rule's regular expression does not compile" }
+            return (try? regex.wholeMatch(in: text)) != nil ? nil : "\(path) is \(actual), which does not match /\(rule.regex)/"
+        }
+        if case .string(let recorded) = expected, case .string(let replayed) = actual,
+           rules.secretMatches(expected: recorded, actual: replayed) { return nil }
         switch (expected, actual) {
         case (.object(let e), .object(let a)):
             for member in e {

@@ -4,14 +4,16 @@ import CommandLineSupport
 import Dialects
 import Foundation
 import MQTTWire
+import Replay
 import Session
+import WorksClient
 
 @main
 enum Main {
-    static func main() { Replay.mainWithToolExitCodes() }
+    static func main() async { await ReplayTool.runWithToolExitCodes() }
 }
 
-struct Replay: ParsableCommand {
+struct ReplayTool: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wmq-replay",
         abstract: "Recorded MQTT-over-WebSocket sessions, for replaying them against the mock server or the client under test.",
@@ -21,10 +23,19 @@ struct Replay: ParsableCommand {
             Captures are decoded by the same code as wmq-decode, so connection ids (c1, c2, …) are the
             ones wmq-decode prints.
 
-            Exit codes: 0 success; 2 usage error; 3 the recording cannot be read or holds no MQTT
-            connection.
+            drive plays the recorded clients against a server (wmq-mock, mosquitto, a staging broker)
+            and compares the server's answers with the recorded ones; serve plays the recorded
+            servers to a client under test and compares what the client sends; check does both in
+            one process, the built-in client against the served recording. Packets go in the
+            recorded order: each waits until everything recorded before it has happened (the
+            synchronized mode), and for its recorded time under --speed (default original timing;
+            --asap drops the pauses). Comparison is MQTT-aware: packet identifiers renumbered,
+            client ids and pings left out, JSON payloads compared member by member (see --rules).
+
+            Exit codes: 0 every replayed connection matched; 1 a mismatch (the diff says where); 2
+            usage error; 3 a recording cannot be read or holds no MQTT connection.
             """),
-        subcommands: [List.self])
+        subcommands: [List.self, Drive.self, Serve.self, Check.self])
 }
 
 struct List: ParsableCommand {
@@ -114,5 +125,259 @@ struct List: ParsableCommand {
         members.append(JSONMember(key: "s2c", value: counts(.serverToClient)))
         members.append(JSONMember(key: "duration", value: .number(String(format: "%.6f", connection.duration))))
         return .object(members)
+    }
+}
+
+/// What drive, serve and check share: which connections, how fast, how to compare, how to report.
+struct ReplayOptionGroup: ParsableArguments {
+    @Option(name: .customLong("connection"), help: "Replay only this connection (wmq-decode's id: 2 or c2); repeatable. Default: all.")
+    var connections: [String] = []
+
+    @Option(help: "Play the recorded pauses this many times faster (2 = twice as fast).")
+    var speed: Double?
+
+    @Flag(help: "No pauses: each packet as soon as what it waits for has happened.")
+    var asap = false
+
+    @Option(help: "Seconds to wait for the peer's next recorded packet before giving up.")
+    var timeout: Double = 10
+
+    @Option(help: "A rules file (JSON): {\"ignore\": [JSON paths], \"match\": {path: regex}, \"defaults\": true, \"clientId\": false}.")
+    var rules: String?
+
+    @Option(help: "The key the recording was redacted with (wmq-decode --redaction-key): recorded pseudonyms are then compared with the replayed secrets' pseudonyms.")
+    var redactionKey: String?
+
+    enum Format: String, ExpressibleByArgument, CaseIterable { case text, json }
+
+    @Option(help: "text (a side-by-side diff, default) or json (one object per recording, per line).")
+    var format: Format = .text
+
+    @Option(help: "Also write a JUnit XML report to this file (a test case per connection).")
+    var junit: String?
+
+    func validate() throws {
+        if asap && speed != nil { throw ValidationError("give --asap or --speed, not both") }
+        if let speed, !(speed > 0 && speed.isFinite) { throw ValidationError("--speed must be a positive number") }
+        if !(timeout > 0 && timeout.isFinite) { throw ValidationError("--timeout must be a positive number of seconds") }
+        _ = try connectionIDs()
+    }
+
+    func connectionIDs() throws -> [Int] {
+        try connections.map { text in
+            let digits = text.lowercased().hasPrefix("c") ? text.dropFirst() : Substring(text)
+            guard let id = Int(digits), id > 0 else { throw ValidationError("--connection \(text): give a connection id such as 2 or c2") }
+            return id
+        }
+    }
+
+    func options(defaultPace: Pace) throws -> ReplayOptions {
+        let redactor = redactionKey.map { Redactor(key: Array($0.utf8)) }
+        var rules = MatchRules(redactor: redactor)
+        if let path = self.rules {
+            guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+                throw unreadableInput("wmq-replay", "cannot read the rules file \(path)")
+            }
+            do {
+                rules = try MatchRules(json: text, redactor: redactor)
+            } catch {
+                throw unreadableInput("wmq-replay", "\(path): \(error)")
+            }
+        }
+        let pace: Pace = asap ? .asap : speed.map { .speed($0) } ?? defaultPace
+        return ReplayOptions(pace: pace, timeout: .milliseconds(Int64(timeout * 1000)), rules: rules)
+    }
+
+    /// The recording and the connections to replay.
+    func load(_ path: String) throws -> (Recording, [RecordedConnection]) {
+        let recording: Recording
+        do {
+            recording = try Recording.read(path: path)
+        } catch {
+            throw unreadableInput("wmq-replay", "\(error)")
+        }
+        for problem in recording.problems { StandardError.write("wmq-replay: \(path): \(problem)\n") }
+        guard !recording.connections.isEmpty else { throw unreadableInput("wmq-replay", "\(path) holds no MQTT connection") }
+        let wanted = try connectionIDs()
+        if wanted.isEmpty { return (recording, recording.connections) }
+        var chosen: [RecordedConnection] = []
+        for id in wanted {
+            guard let connection = recording.connection(id) else {
+                let known = recording.connections.map { "c\($0.id)" }.joined(separator: ", ")
+                throw ValidationError("\(path) has no MQTT connection c\(id) (it has \(known))")
+            }
+            chosen.append(connection)
+        }
+        return (recording, chosen)
+    }
+
+    /// Prints the reports, writes the JUnit file, and ends with 0 (all matched) or 1.
+    func finish(_ reports: [ReplayReport]) throws {
+        var out = ""
+        for report in reports {
+            switch format {
+            case .text: out += report.text()
+            case .json: out += report.json.description + "\n"
+            }
+        }
+        FileHandle.standardOutput.write(Data(out.utf8))
+        if let junit {
+            do {
+                try Data(ReplayReport.junit(reports).utf8).write(to: URL(fileURLWithPath: junit))
+            } catch {
+                throw unreadableInput("wmq-replay", "cannot write \(junit): \(error)")
+            }
+        }
+        if !reports.allSatisfy(\.matched) { throw ExitCode(ToolExit.foundErrors) }
+    }
+}
+
+struct Drive: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Play the recorded clients against a server and compare its answers with the recorded ones.",
+        discussion: reflowHelp("""
+            Every recorded connection is opened against --url (ws:// or wss:// for connections
+            recorded over WebSocket; the URL's path, when it has none, is the recorded one), or an
+            mqtt://HOST:PORT --url for connections recorded over TCP; give both for recordings with
+            both. The recorded client packets are sent with their recorded client ids, in the
+            recorded order across all connections, each once the server's answers recorded before it
+            have come; acknowledgements name the server's live packet identifiers. What the server
+            sends is compared with what it sent then. Cookies for a Works endpoint come from
+            --cookies (a cookie.json, as wmq-client reads).
+            """))
+
+    @Argument(help: "The recording: pcap, pcapng, HAR or a scenario file.")
+    var recording: String
+
+    @Option(name: .customLong("url"), help: "The server: ws://HOST:PORT/PATH, wss://…, or mqtt://HOST:PORT; repeatable (one per transport).")
+    var urls: [String] = []
+
+    @Option(help: "A cookie.json whose cookies the WebSocket upgrade sends.")
+    var cookies: String?
+
+    @OptionGroup var replay: ReplayOptionGroup
+
+    func validate() throws {
+        if urls.isEmpty { throw ValidationError("give the server with --url") }
+        for url in urls {
+            do { _ = try ReplayURL(url) } catch { throw ValidationError(error.description) }
+        }
+    }
+
+    func run() async throws {
+        let options = try replay.options(defaultPace: .original)
+        let (session, connections) = try replay.load(recording)
+        var jar: WorksCookies?
+        if let cookies {
+            do { jar = try WorksCookies.load(path: cookies) } catch { throw unreadableInput("wmq-replay", "\(error)") }
+        }
+        var targets: [ReplayURL] = []
+        for text in urls {
+            do { targets.append(try ReplayURL(text)) } catch { throw ValidationError(error.description) }
+        }
+        let report = await Replayer.drive(session, connections: connections, urls: targets, cookies: jar, options: options)
+        try replay.finish([report])
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Play the recorded servers to a client under test and compare what it sends with the recorded client.",
+        discussion: reflowHelp("""
+            Listens for WebSocket connections (any path, subprotocol mqtt or mqttv3.1) on --listen,
+            and for MQTT over TCP on --listen-tcp when the recording has such connections. Each
+            connection the client opens plays the next recorded connection of its transport: the
+            recorded server packets are sent in order, each once the client's packets recorded
+            before it have come (synchronized) and at its recorded time under --speed/--asap;
+            acknowledgements name the client's live packet identifiers, pings are answered. What the
+            client sends is compared with the recorded client. Ends when every recorded connection
+            is played (or the client stalls for --timeout once connected), or on Ctrl-C, with the
+            report.
+            """))
+
+    @Argument(help: "The recording: pcap, pcapng, HAR or a scenario file.")
+    var recording: String
+
+    @Option(help: "Where to listen for WebSocket clients (HOST:PORT; port 0 picks a free one).")
+    var listen: String = "127.0.0.1:9001"
+
+    @Option(name: .customLong("listen-tcp"), help: "Where to listen for MQTT-over-TCP clients, for connections recorded over TCP.")
+    var listenTCP: String?
+
+    @OptionGroup var replay: ReplayOptionGroup
+
+    static func address(_ text: String, option: String) throws -> (host: String, port: Int) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ValidationError("\(option) \(text): give HOST:PORT")
+        }
+        return (String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port)
+    }
+
+    func validate() throws {
+        _ = try Self.address(listen, option: "--listen")
+        if let listenTCP { _ = try Self.address(listenTCP, option: "--listen-tcp") }
+    }
+
+    func run() async throws {
+        let options = try replay.options(defaultPace: .original)
+        let (session, connections) = try replay.load(recording)
+        let server: ReplayServer
+        do {
+            server = try await ReplayServer.start(session, connections: connections, webSocket: try Self.address(listen, option: "--listen"),
+                                                  tcp: try listenTCP.map { try Self.address($0, option: "--listen-tcp") }, options: options)
+        } catch let error as ReplayError {
+            throw unreadableInput("wmq-replay", error.description)
+        }
+        var listening: [String] = []
+        if let port = server.webSocketPort { listening.append("ws://\(try Self.address(listen, option: "--listen").host):\(port)") }
+        if let port = server.tcpPort, let tcp = listenTCP { listening.append("mqtt://\(try Self.address(tcp, option: "--listen-tcp").host):\(port)") }
+        StandardError.write("wmq-replay: serving \(server.connections.map { "c\($0.id)" }.joined(separator: ", ")) of \(recording) on \(listening.joined(separator: " and ")) (\(options.pace))\n")
+        let signals = TerminationSignals()
+        let stopper = Task {
+            for await _ in signals.stream {
+                server.stop("stopped by a signal before the recording was played")
+                break
+            }
+        }
+        let report = await server.run()
+        stopper.cancel()
+        signals.cancel()
+        try replay.finish([report])
+    }
+}
+
+struct Check: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The built-in client against the served recording, in one process: the client's regression test.",
+        discussion: reflowHelp("""
+            Each recording's servers are served on loopback (as serve does) to the built-in client
+            (WorksClient), which does what each recorded client did at the application level —
+            connects with the recorded CONNECT's client id, credentials, clean-session flag and
+            keep-alive, subscribes, publishes, disconnects — while its own protocol work
+            (packet identifiers, acknowledgements, QoS 2 handshakes) is compared with the recorded
+            client's. Connections the built-in client cannot make (MQTT 5.0, plain TCP, wills,
+            UNSUBSCRIBE) are reported as skipped. Default pace: --asap.
+            """))
+
+    @Argument(help: "Recordings: pcap, pcapng, HAR or scenario files.")
+    var recordings: [String]
+
+    @Flag(help: "Keep the recorded pauses (default: as fast as possible).")
+    var originalTiming = false
+
+    @OptionGroup var replay: ReplayOptionGroup
+
+    func run() async throws {
+        let options = try replay.options(defaultPace: originalTiming ? .original : .asap)
+        var reports: [ReplayReport] = []
+        for path in recordings {
+            let (session, connections) = try replay.load(path)
+            do {
+                reports.append(try await Replayer.check(session, connections: connections, options: options))
+            } catch {
+                throw unreadableInput("wmq-replay", "\(path): \(error)")
+            }
+        }
+        try replay.finish(reports)
     }
 }

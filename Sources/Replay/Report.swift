@@ -1,0 +1,198 @@
+import Capture
+public import Dialects
+import Foundation
+import MQTTWire
+import NIOCore
+import Session
+
+/// The three ways a replay is reported: a diff for people, JSON for programs, JUnit XML for CI.
+extension ReplayReport {
+    var direction: String { connections.first?.compared == .serverToClient ? "server → client" : "client → server" }
+
+    public var summaryLine: String {
+        let differing = connections.filter { $0.skipped == nil && !$0.matched }.count
+        let skipped = connections.filter { $0.skipped != nil }.count
+        let played = connections.count - skipped
+        var line = "\(recording) — \(mode.rawValue), \(pace): "
+        line += matched ? "MATCH" : "MISMATCH"
+        line += " (\(played) connection\(played == 1 ? "" : "s") replayed"
+        if differing > 0 { line += ", \(differing) differ" }
+        if skipped > 0 { line += ", \(skipped) skipped" }
+        line += ") in \(String(format: "%.2f", seconds)) s, \(packets) packets"
+        return line
+    }
+
+    /// The human report: one line per connection that matched, and for one that did not, its
+    /// compared direction side by side — recorded on the left, replayed on the right — each
+    /// packet with its Works annotation (or a payload preview), the reason under every
+    /// difference.
+    public func text(width: Int = 120) -> String {
+        var out = summaryLine + "\n"
+        for note in notes { out += "  ! \(note)\n" }
+        for connection in connections {
+            let name = "c\(connection.connection.id)" + (connection.connection.connect.map { " \"\($0.clientIdentifier)\"" } ?? "")
+            let side = connection.compared == .serverToClient ? "server → client" : "client → server"
+            if let skipped = connection.skipped {
+                out += "  \(name): skipped, \(skipped)\n"
+                continue
+            }
+            let compared = connection.rows.count
+            if connection.matched {
+                out += "  \(name) \(side): \(compared) packet\(compared == 1 ? "" : "s") as recorded\n"
+                continue
+            }
+            let differences = connection.differences.count
+            out += "  \(name) \(side): \(differences) difference\(differences == 1 ? "" : "s") in \(compared) packet\(compared == 1 ? "" : "s")\n"
+            for note in connection.notes { out += "    ! \(note)\n" }
+            out += Self.sideBySide(connection.rows, width: width)
+        }
+        return out
+    }
+
+    static func sideBySide(_ rows: [AlignedRow], width: Int) -> String {
+        let column = max(30, (width - 10) / 2)
+        func cell(_ text: String) -> String {
+            text.count > column ? String(text.prefix(column - 1)) + "…" : text.padding(toLength: column, withPad: " ", startingAt: 0)
+        }
+        // Long sequences show the differences with two packets around each.
+        let wanted: Set<Int> = rows.count <= 20 ? Set(rows.indices) : Set(rows.indices.filter { index in
+            rows[max(0, index - 2)...min(rows.count - 1, index + 2)].contains { $0.reason != nil }
+        })
+        var out = "         " + cell("recorded") + " " + "replayed\n"
+        var skipped = false
+        for (index, row) in rows.enumerated() {
+            guard wanted.contains(index) else {
+                if !skipped { out += "    …\n" }
+                skipped = true
+                continue
+            }
+            skipped = false
+            let mark = row.reason == nil ? " " : (row.expected == nil ? "+" : row.actual == nil ? "-" : "!")
+            let left = row.expected.map { Matcher.summary($0.packet) } ?? "—"
+            let right = row.actual.map { Matcher.summary($0.packet) } ?? "—"
+            out += "  \(mark) \(String(row.position).leftPadded(4)) \(cell(left)) \(right)\n"
+            let leftDetail = row.expected.flatMap { detail($0) }
+            let rightDetail = row.actual.flatMap { detail($0, like: row.expected) }
+            if leftDetail != nil || rightDetail != nil {
+                out += "         " + cell(leftDetail.map { "  \($0)" } ?? "") + " " + (rightDetail.map { "  \($0)" } ?? "") + "\n"
+            }
+            if let reason = row.reason { out += "         → \(reason)\n" }
+        }
+        return out
+    }
+
+    /// A PUBLISH's annotated message (Works) or a preview of its payload.
+    static func detail(_ message: RecordedMessage, like recorded: RecordedMessage? = nil) -> String? {
+        guard case .publish(let publish) = message.packet else { return nil }
+        if let annotation = message.annotation { return annotation.summary }
+        if recorded?.annotation != nil {
+            return WorksDialect().annotate(publish, redactor: nil).summary
+        }
+        let bytes = publish.payload.readableBytesView
+        guard let text = String(validating: bytes.prefix(60), as: UTF8.self), !text.contains(where: { $0.isNewline }) else {
+            return "\(bytes.count) bytes"
+        }
+        return bytes.count > 60 ? "\(text)…" : text
+    }
+
+    /// The report as JSON (schema in docs/replay.md).
+    public var json: JSONValue {
+        func string(_ text: String) -> JSONValue { .string(text) }
+        let connectionValues: [JSONValue] = connections.map { connection in
+            var members = [
+                JSONMember(key: "connection", value: string("c\(connection.connection.id)")),
+                JSONMember(key: "transport", value: string(connection.connection.transport.rawValue)),
+            ]
+            if let connect = connection.connection.connect { members.append(JSONMember(key: "clientId", value: string(connect.clientIdentifier))) }
+            members.append(JSONMember(key: "compared", value: string(connection.compared == .serverToClient ? "s2c" : "c2s")))
+            let status = connection.skipped != nil ? "skipped" : connection.matched ? "matched" : "mismatched"
+            members.append(JSONMember(key: "status", value: string(status)))
+            if let skipped = connection.skipped { members.append(JSONMember(key: "skipped", value: string(skipped))) }
+            members.append(JSONMember(key: "packets", value: .number(String(connection.rows.count))))
+            members.append(JSONMember(key: "notes", value: .array(connection.notes.map(string))))
+            members.append(JSONMember(key: "differences", value: .array(connection.differences.map { row in
+                .object([
+                    JSONMember(key: "position", value: .number(String(row.position))),
+                    JSONMember(key: "expected", value: string(row.expected.map { Matcher.summary($0.packet) } ?? "—")),
+                    JSONMember(key: "actual", value: string(row.actual.map { Matcher.summary($0.packet) } ?? "—")),
+                    JSONMember(key: "reason", value: string(row.reason ?? "")),
+                ])
+            })))
+            return .object(members)
+        }
+        return .object([
+            JSONMember(key: "v", value: .number("1")),
+            JSONMember(key: "recording", value: string(recording)),
+            JSONMember(key: "mode", value: string(mode.rawValue)),
+            JSONMember(key: "pace", value: string(pace.description)),
+            JSONMember(key: "matched", value: .bool(matched)),
+            JSONMember(key: "seconds", value: .number(String(format: "%.3f", seconds))),
+            JSONMember(key: "packets", value: .number(String(packets))),
+            JSONMember(key: "notes", value: .array(notes.map(string))),
+            JSONMember(key: "connections", value: .array(connectionValues)),
+        ])
+    }
+
+    /// JUnit XML for many reports: a test suite per recording and mode, a test case per connection.
+    public static func junit(_ reports: [ReplayReport]) -> String {
+        func escape(_ text: String) -> String {
+            var out = ""
+            for scalar in text.unicodeScalars {
+                switch scalar {
+                case "&": out += "&amp;"
+                case "<": out += "&lt;"
+                case ">": out += "&gt;"
+                case "\"": out += "&quot;"
+                case "\n", "\t": out.unicodeScalars.append(scalar)
+                // XML 1.0 has no other control characters, not even escaped.
+                case _ where scalar.value < 0x20: out += "?"
+                default: out.unicodeScalars.append(scalar)
+                }
+            }
+            return out
+        }
+        var suites = ""
+        var totals = (tests: 0, failures: 0, skipped: 0)
+        for report in reports {
+            var cases = ""
+            var counts = (tests: 0, failures: 0, skipped: 0)
+            let className = "wmq-replay.\(report.mode.rawValue).\((report.recording as NSString).lastPathComponent)"
+            for connection in report.connections {
+                counts.tests += 1
+                let name = "c\(connection.connection.id)" + (connection.connection.connect.map { " \($0.clientIdentifier)" } ?? "")
+                    + (connection.compared == .serverToClient ? " server → client" : " client → server")
+                cases += "    <testcase classname=\"\(escape(className))\" name=\"\(escape(name))\" time=\"\(String(format: "%.3f", report.seconds))\">\n"
+                if let skipped = connection.skipped {
+                    counts.skipped += 1
+                    cases += "      <skipped message=\"\(escape(skipped))\"/>\n"
+                } else if !connection.matched {
+                    counts.failures += 1
+                    let message = connection.differences.first.map { "#\($0.position): \($0.reason ?? "")" } ?? connection.notes.first ?? "differs"
+                    let body = connection.notes.map { "! \($0)\n" }.joined() + sideBySide(connection.rows, width: 120)
+                    cases += "      <failure message=\"\(escape(message))\" type=\"mismatch\">\(escape(body))</failure>\n"
+                }
+                cases += "    </testcase>\n"
+            }
+            if !report.notes.isEmpty {
+                counts.tests += 1
+                counts.failures += 1
+                cases += "    <testcase classname=\"\(escape(className))\" name=\"replay\" time=\"\(String(format: "%.3f", report.seconds))\">\n"
+                cases += "      <failure message=\"\(escape(report.notes[0]))\" type=\"replay\">\(escape(report.notes.joined(separator: "\n")))</failure>\n"
+                cases += "    </testcase>\n"
+            }
+            suites += "  <testsuite name=\"\(escape("\(report.recording) (\(report.mode.rawValue))"))\" tests=\"\(counts.tests)\" "
+                + "failures=\"\(counts.failures)\" errors=\"0\" skipped=\"\(counts.skipped)\" time=\"\(String(format: "%.3f", report.seconds))\">\n"
+                + cases + "  </testsuite>\n"
+            totals.tests += counts.tests
+            totals.failures += counts.failures
+            totals.skipped += counts.skipped
+        }
+        return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+            + "<testsuites name=\"wmq-replay\" tests=\"\(totals.tests)\" failures=\"\(totals.failures)\" errors=\"0\" skipped=\"\(totals.skipped)\">\n"
+            + suites + "</testsuites>\n"
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+}

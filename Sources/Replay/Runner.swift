@@ -1,0 +1,259 @@
+public import Capture
+import Dialects
+import MQTTWire
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+public import Session
+import WorksClient
+
+/// Why a replay could not run: a usage mistake, a recording it cannot use, a peer it cannot reach.
+public struct ReplayError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable, Hashable { case usage, input, connection }
+    public let kind: Kind
+    public let description: String
+
+    public init(_ kind: Kind, _ description: String) {
+        self.kind = kind
+        self.description = description
+    }
+}
+
+public struct ReplayOptions: Sendable {
+    public var pace: Pace
+    /// How long the replay waits for the peer's next recorded packet before it stops.
+    public var timeout: Duration
+    /// How long it still listens once the recording is played, for packets beyond it.
+    public var settle: Duration
+    public var rules: MatchRules
+
+    public init(pace: Pace = .original, timeout: Duration = .seconds(10), settle: Duration = .milliseconds(200),
+                rules: MatchRules = MatchRules()) {
+        self.pace = pace
+        self.timeout = timeout
+        self.settle = settle
+        self.rules = rules
+    }
+}
+
+/// What one replayed connection showed: the peer's direction compared with the recording.
+public struct ConnectionReport: Sendable {
+    public var connection: RecordedConnection
+    /// The peer's direction: the one under test.
+    public var compared: FlowDirection
+    public var rows: [AlignedRow]
+    public var notes: [String]
+    /// Why this connection was not replayed (check: a transport or version the built-in client lacks).
+    public var skipped: String?
+
+    public init(connection: RecordedConnection, compared: FlowDirection, rows: [AlignedRow] = [], notes: [String] = [],
+                skipped: String? = nil) {
+        self.connection = connection
+        self.compared = compared
+        self.rows = rows
+        self.notes = notes
+        self.skipped = skipped
+    }
+
+    public var differences: [AlignedRow] { rows.filter { $0.reason != nil } }
+    public var matched: Bool { skipped == nil && notes.isEmpty && differences.isEmpty }
+}
+
+/// The outcome of replaying one recording.
+public struct ReplayReport: Sendable {
+    public enum Mode: String, Sendable { case drive, serve, check }
+
+    public var recording: String
+    public var mode: Mode
+    public var pace: Pace
+    public var seconds: Double
+    public var connections: [ConnectionReport]
+    /// What concerns the whole replay (a stall, connections the recording does not have).
+    public var notes: [String]
+
+    public var matched: Bool { notes.isEmpty && connections.allSatisfy { $0.matched || $0.skipped != nil } }
+    /// Packets sent and received, pings included.
+    public var packets: Int
+}
+
+/// Plays a ``ReplayScript`` over live connections: one loop reads every event (connections
+/// opened, packets, closes, timers) from one stream, so the script needs no lock.
+final class ScriptRunner: @unchecked Sendable {
+    enum Event: Sendable {
+        case accepted(link: Int, PacketLink, PacketLink.Inbound, RecordedConnection.Transport)
+        case opened(index: Int, PacketLink, PacketLink.Inbound)
+        case openFailed(index: Int, String)
+        case received(link: Int, MQTTPacket)
+        case closed(link: Int, String?)
+        case wake
+        case stop(String)
+    }
+
+    private(set) var script: ReplayScript
+    private let options: ReplayOptions
+    let events: AsyncStream<Event>
+    let continuation: AsyncStream<Event>.Continuation
+    private var links: [Int: PacketLink] = [:]
+    /// Link id → recorded connection index (our connections use the index itself).
+    private var indexOf: [Int: Int] = [:]
+    private var notes: [String] = []
+    private var connectionNotes: [Int: [String]] = [:]
+    private var packets = 0
+    private let nextLink = NIOLockedValueBox(1_000_000)
+    /// Our connections (client role) are opened with it.
+    private let open: (@Sendable (Int) async throws(ReplayError) -> (PacketLink, PacketLink.Inbound))?
+    /// Told the script's position after every event (check gates its client on it).
+    private let progress: (@Sendable (Int, Bool) -> Void)?
+
+    init(script: ReplayScript, options: ReplayOptions,
+         open: (@Sendable (Int) async throws(ReplayError) -> (PacketLink, PacketLink.Inbound))? = nil,
+         progress: (@Sendable (Int, Bool) -> Void)? = nil) {
+        self.script = script
+        self.options = options
+        self.open = open
+        self.progress = progress
+        (events, continuation) = AsyncStream.makeStream(of: Event.self)
+    }
+
+    /// For listeners: hands an accepted connection to the loop and reads it.
+    func accept(_ link: PacketLink, _ inbound: PacketLink.Inbound, _ transport: RecordedConnection.Transport) {
+        let id = nextLink.withLockedValue { value in
+            value += 1
+            return value
+        }
+        continuation.yield(.accepted(link: id, link, inbound, transport))
+    }
+
+    private func startReading(_ link: PacketLink, _ inbound: PacketLink.Inbound, id: Int) {
+        let continuation = self.continuation
+        Task {
+            let reason = await link.read(inbound) { continuation.yield(.received(link: id, $0)) }
+            continuation.yield(.closed(link: id, reason))
+        }
+    }
+
+    /// Runs until the recording is played and settled, or the peer stalls.
+    func run() async -> (timelines: [[RecordedMessage]], notes: [String], connectionNotes: [Int: [String]], packets: Int) {
+        let start = ContinuousClock.now
+        perform(script.start(now: start))
+        var lastProgress = start
+        var finishedAt: ContinuousClock.Instant?
+        var wake: Task<Void, Never>?
+        var everConnected = script.role == .client
+        var iterator = events.makeAsyncIterator()
+        loop: while true {
+            progress?(script.position, script.isFinished)
+            let now = ContinuousClock.now
+            if script.isFinished && finishedAt == nil { finishedAt = now }
+            if let finishedAt, now >= finishedAt + options.settle { break }
+            if finishedAt == nil, everConnected, waitsOnPeer, now >= lastProgress + options.timeout {
+                notes.append("stopped after waiting \(options.timeout) for \(script.waitingFor ?? "the peer")")
+                break
+            }
+            var deadline = script.nextDeadline()
+            let limit = finishedAt.map { $0 + options.settle } ?? (everConnected && waitsOnPeer ? lastProgress + options.timeout : nil)
+            if let limit { deadline = deadline.map { min($0, limit) } ?? limit }
+            wake?.cancel()
+            if let deadline {
+                let continuation = self.continuation
+                wake = Task {
+                    try? await Task.sleep(until: deadline, clock: .continuous)
+                    if !Task.isCancelled { continuation.yield(.wake) }
+                }
+            }
+            guard let event = await iterator.next() else { break }
+            let when = ContinuousClock.now
+            let before = script.position
+            switch event {
+            case .wake:
+                perform(script.tick(now: when))
+            case .stop(let reason):
+                notes.append(reason)
+                break loop
+            case .accepted(let id, let link, let inbound, let transport):
+                let (index, actions) = script.accepted(transport, now: when)
+                startReading(link, inbound, id: id)
+                guard let index else {
+                    notes.append("the client opened a connection (\(transport.rawValue), from \(link.description)) the recording does not have")
+                    Task { await link.close() }
+                    continue
+                }
+                everConnected = true
+                lastProgress = when
+                link.version = script.connections[index].connect?.protocolVersion ?? .v3_1_1
+                links[id] = link
+                indexOf[id] = index
+                perform(actions)
+            case .opened(let index, let link, let inbound):
+                links[index] = link
+                indexOf[index] = index
+                startReading(link, inbound, id: index)
+                lastProgress = when
+                perform(script.opened(index, now: when))
+            case .openFailed(let index, let reason):
+                connectionNotes[index, default: []].append(reason)
+                perform(script.closed(index, now: when))
+            case .received(let id, let packet):
+                packets += 1
+                guard let index = indexOf[id] else { continue }
+                lastProgress = when
+                perform(script.received(packet, on: index, now: when))
+            case .closed(let id, let reason):
+                links[id] = nil
+                guard let index = indexOf.removeValue(forKey: id) else { continue }
+                if let reason, !script.isFinished {
+                    connectionNotes[index, default: []].append("the connection ended: \(reason)")
+                }
+                perform(script.closed(index, now: when))
+            }
+            if script.position != before { lastProgress = when }
+            if script.isFinished && finishedAt == nil { finishedAt = when }
+        }
+        wake?.cancel()
+        progress?(script.position, true)
+        for link in links.values { await link.close() }
+        links = [:]
+        return (script.timelines, notes, connectionNotes, packets)
+    }
+
+    private var waitsOnPeer: Bool { script.waitsOnPeer }
+
+    private func perform(_ actions: [ReplayScript.Action]) {
+        var outgoing: [Int: [MQTTPacket]] = [:]
+        var order: [Int] = []
+        func flush() {
+            for index in order {
+                guard let link = links.first(where: { indexOf[$0.key] == index })?.value, let packets = outgoing[index] else { continue }
+                self.packets += packets.count
+                link.send(packets)
+            }
+            outgoing = [:]
+            order = []
+        }
+        for action in actions {
+            switch action {
+            case .send(let index, let packet):
+                if outgoing[index] == nil { order.append(index) }
+                outgoing[index, default: []].append(packet)
+            case .close(let index):
+                flush()
+                if let (id, link) = links.first(where: { indexOf[$0.key] == index }) {
+                    links[id] = nil
+                    Task { await link.close() }
+                }
+            case .open(let index):
+                guard let open else { continue }
+                let continuation = self.continuation
+                Task {
+                    do throws(ReplayError) {
+                        let (link, inbound) = try await open(index)
+                        continuation.yield(.opened(index: index, link, inbound))
+                    } catch {
+                        continuation.yield(.openFailed(index: index, error.description))
+                    }
+                }
+            }
+        }
+        flush()
+    }
+}
