@@ -26,13 +26,16 @@ public struct ReplayOptions: Sendable {
     /// How long it still listens once the recording is played, for packets beyond it.
     public var settle: Duration
     public var rules: MatchRules
+    /// Told every packet sent and received, as a line (`--verbose`).
+    public var trace: (@Sendable (String) -> Void)?
 
     public init(pace: Pace = .original, timeout: Duration = .seconds(10), settle: Duration = .milliseconds(200),
-                rules: MatchRules = MatchRules()) {
+                rules: MatchRules = MatchRules(), trace: (@Sendable (String) -> Void)? = nil) {
         self.pace = pace
         self.timeout = timeout
         self.settle = settle
         self.rules = rules
+        self.trace = trace
     }
 }
 
@@ -135,6 +138,7 @@ final class ScriptRunner: @unchecked Sendable {
     /// Runs until the recording is played and settled, or the peer stalls.
     func run() async -> (timelines: [[RecordedMessage]], notes: [String], connectionNotes: [Int: [String]], packets: Int) {
         let start = ContinuousClock.now
+        started = start
         perform(script.start(now: start))
         var lastProgress = start
         var finishedAt: ContinuousClock.Instant?
@@ -196,7 +200,9 @@ final class ScriptRunner: @unchecked Sendable {
             case .received(let id, let packet):
                 packets += 1
                 guard let index = indexOf[id] else { continue }
-                lastProgress = when
+                // Pings keep a connection alive, not the replay: they are no progress.
+                if !Matcher.isPing(packet) { lastProgress = when }
+                trace(index, packet, sent: false, at: when - start)
                 perform(script.received(packet, on: index, now: when))
             case .closed(let id, let reason):
                 links[id] = nil
@@ -217,6 +223,14 @@ final class ScriptRunner: @unchecked Sendable {
     }
 
     private var waitsOnPeer: Bool { script.waitsOnPeer }
+    private var started = ContinuousClock.now
+
+    private func trace(_ index: Int, _ packet: MQTTPacket, sent: Bool, at elapsed: Duration) {
+        guard let trace = options.trace else { return }
+        let peer = script.role == .client ? "server" : "client"
+        let arrow = sent ? "→ \(peer)" : "← \(peer)"
+        trace(String(format: "%8.3f", elapsed / .seconds(1)) + "  c\(script.connections[index].id) \(arrow)  \(Matcher.summary(packet))")
+    }
 
     private func perform(_ actions: [ReplayScript.Action]) {
         var outgoing: [Int: [MQTTPacket]] = [:]
@@ -233,6 +247,7 @@ final class ScriptRunner: @unchecked Sendable {
         for action in actions {
             switch action {
             case .send(let index, let packet):
+                trace(index, packet, sent: true, at: ContinuousClock.now - started)
                 if outgoing[index] == nil { order.append(index) }
                 outgoing[index, default: []].append(packet)
             case .close(let index):

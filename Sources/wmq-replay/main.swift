@@ -156,6 +156,9 @@ struct ReplayOptionGroup: ParsableArguments {
     @Option(help: "Also write a JUnit XML report to this file (a test case per connection).")
     var junit: String?
 
+    @Flag(name: [.short, .long], help: "Print every packet sent and received, with its time, on standard error.")
+    var verbose = false
+
     func validate() throws {
         if asap && speed != nil { throw ValidationError("give --asap or --speed, not both") }
         if let speed, !(speed > 0 && speed.isFinite) { throw ValidationError("--speed must be a positive number") }
@@ -185,7 +188,9 @@ struct ReplayOptionGroup: ParsableArguments {
             }
         }
         let pace: Pace = asap ? .asap : speed.map { .speed($0) } ?? defaultPace
-        return ReplayOptions(pace: pace, timeout: .milliseconds(Int64(timeout * 1000)), rules: rules)
+        let write: @Sendable (String) -> Void = { line in StandardError.write(line + "\n") }
+        let trace = verbose ? write : nil
+        return ReplayOptions(pace: pace, timeout: .milliseconds(Int64(timeout * 1000)), rules: rules, trace: trace)
     }
 
     /// The recording and the connections to replay.
