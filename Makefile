@@ -1,7 +1,7 @@
 # wmq — see README.md. Every target installs what is missing first.
 SWIFT ?= swift
 .DEFAULT_GOAL := demo
-.PHONY: deps peers build demo test bench fuzz fuzz-check sample clean
+.PHONY: deps peers build demo test replay bench fuzz fuzz-check sample clean
 
 deps:
 	@Tools/setup
@@ -18,10 +18,15 @@ build: deps
 demo: build
 	$(SWIFT) run --skip-build wmq-decode captures/works-sample.pcap --format text
 
-# Every test: unit, property, end-to-end (the built binaries).
+# Every test: unit, property, end-to-end (the built binaries), then every capture replayed.
 test: peers
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	Tools/replay-captures --bin "$$($(SWIFT) build --show-bin-path)"
+
+# Every recording in captures/ replayed with wmq-replay check and drive against wmq-mock (docs/replay-in-ci.md).
+replay: build
+	Tools/replay-captures
 
 bench: deps
 	Tools/bench codecs
