@@ -339,7 +339,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["wmq-decode", "wmq-fuzz", "wmq-client", "wmq-replay", "Capture"]
+            dependencies: ["wmq-decode", "wmq-fuzz", "wmq-client", "wmq-replay", "wmq-mock", "Capture"]
         ),
         .testTarget(
             name: "SessionTests",

@@ -145,42 +145,113 @@ public enum Matcher {
         align(expected: expected, actual: actual, rules: rules).filter { $0.reason != nil }.map { ($0.direction, $0.difference) }
     }
 
-    /// Every compared place, matching or not: the recording's packets in its order, each with
-    /// the replayed packet of the same direction and rank, then what the replay has beyond.
+    /// Every compared place, matching or not, each direction in its own order. The two
+    /// sequences (pings left out) are aligned like a diff, by packet type (and topic, for
+    /// PUBLISH): a packet the replay adds or lacks shows as one extra or missing row instead of
+    /// shifting every row after it. Aligned packets are then compared field by field, in the
+    /// recording's timeline order, so packet identifiers pair flow by flow.
     public static func align(expected: [RecordedMessage], actual: [RecordedMessage],
                              rules: MatchRules = MatchRules()) -> [AlignedRow] {
         let expectedFlows = flows(of: expected)
         let actualFlows = flows(of: actual)
         var pairs = FlowPairs()
-        var rows: [AlignedRow] = []
+        let directions = [FlowDirection.clientToServer, .serverToClient]
         func ranked(_ messages: [RecordedMessage], _ direction: FlowDirection) -> [Int] {
             messages.indices.filter { messages[$0].direction == direction && !isPing(messages[$0].packet) }
         }
-        let replayed: [FlowDirection: [Int]] = [.clientToServer: ranked(actual, .clientToServer), .serverToClient: ranked(actual, .serverToClient)]
-        var ranks: [FlowDirection: Int] = [:]
-        for wanted in expected.indices where !isPing(expected[wanted].packet) {
-            let direction = expected[wanted].direction
-            let rank = ranks[direction, default: 0]
-            ranks[direction] = rank + 1
-            guard let candidates = replayed[direction], rank < candidates.count else {
-                rows.append(AlignedRow(direction: direction, position: rank + 1, expected: expected[wanted], actual: nil, reason: "missing"))
-                continue
+        // (expected index?, actual index?) per direction, in order.
+        var alignments: [FlowDirection: [(Int?, Int?)]] = [:]
+        for direction in directions {
+            alignments[direction] = diff(ranked(expected, direction), ranked(actual, direction)) { e, a in
+                signature(expected[e].packet) == signature(actual[a].packet)
             }
-            let got = candidates[rank]
-            let sameType = expected[wanted].packet.type == actual[got].packet.type
-            let reason = (sameType ? pairs.pair(expectedFlows[wanted], actualFlows[got], expected[wanted].packet.packetIdentifier,
-                                                actual[got].packet.packetIdentifier) : nil)
-                ?? mismatch(expected[wanted].packet, actual[got].packet, rules: rules)
-            rows.append(AlignedRow(direction: direction, position: rank + 1, expected: expected[wanted], actual: actual[got], reason: reason))
         }
-        for direction in [FlowDirection.clientToServer, .serverToClient] {
-            let seen = ranks[direction, default: 0]
-            for (offset, got) in (replayed[direction] ?? []).enumerated() where offset >= seen {
-                rows.append(AlignedRow(direction: direction, position: offset + 1, expected: nil, actual: actual[got],
-                                       reason: "a packet the recording does not have"))
+        // Aligned pairs judged in the recording's order, so flows pair as they began.
+        var reasons: [Int: String] = [:]
+        let matched = directions.flatMap { alignments[$0] ?? [] }.compactMap { pair -> (Int, Int)? in
+            guard let e = pair.0, let a = pair.1 else { return nil }
+            return (e, a)
+        }.sorted { $0.0 < $1.0 }
+        for (e, a) in matched {
+            let reason = pairs.pair(expectedFlows[e], actualFlows[a], expected[e].packet.packetIdentifier, actual[a].packet.packetIdentifier)
+                ?? mismatch(expected[e].packet, actual[a].packet, rules: rules)
+            if let reason { reasons[e] = reason }
+        }
+        var rows: [AlignedRow] = []
+        for direction in directions {
+            var expectedRank = 0
+            var actualRank = 0
+            for (e, a) in alignments[direction] ?? [] {
+                if e != nil { expectedRank += 1 }
+                if a != nil { actualRank += 1 }
+                switch (e, a) {
+                case (let e?, let a?):
+                    rows.append(AlignedRow(direction: direction, position: expectedRank, expected: expected[e], actual: actual[a], reason: reasons[e]))
+                case (let e?, nil):
+                    rows.append(AlignedRow(direction: direction, position: expectedRank, expected: expected[e], actual: nil, reason: "missing"))
+                case (nil, let a?):
+                    rows.append(AlignedRow(direction: direction, position: actualRank, expected: nil, actual: actual[a],
+                                           reason: "a packet the recording does not have"))
+                case (nil, nil):
+                    break
+                }
             }
         }
         return rows
+    }
+
+    /// What aligns two packets before they are compared: the type, and a PUBLISH's topic.
+    static func signature(_ packet: MQTTPacket) -> String {
+        if case .publish(let publish) = packet { return "PUBLISH \(publish.topicName)" }
+        return packet.type.description
+    }
+
+    /// A longest-common-subsequence alignment of `a` and `b` (indices), where `same` says which
+    /// elements may stand for each other; ties keep the later pairing, so an extra element is
+    /// reported where it was added. A common head and tail are paired first, so a long session
+    /// with a few changes aligns cheaply; a middle that is still long (over 4 million cell
+    /// comparisons) is paired rank by rank.
+    static func diff(_ a: [Int], _ b: [Int], same: (Int, Int) -> Bool) -> [(Int?, Int?)] {
+        var head = 0
+        while head < a.count && head < b.count && same(a[head], b[head]) { head += 1 }
+        var tail = 0
+        while tail < a.count - head && tail < b.count - head && same(a[a.count - 1 - tail], b[b.count - 1 - tail]) { tail += 1 }
+        let middleA = Array(a[head..<(a.count - tail)])
+        let middleB = Array(b[head..<(b.count - tail)])
+        return (0..<head).map { (a[$0], b[$0]) } + middle(middleA, middleB, same: same)
+            + (0..<tail).reversed().map { (a[a.count - 1 - $0], b[b.count - 1 - $0]) }
+    }
+
+    private static func middle(_ a: [Int], _ b: [Int], same: (Int, Int) -> Bool) -> [(Int?, Int?)] {
+        let (n, m) = (a.count, b.count)
+        guard n * m <= 4_000_000 else {
+            return (0..<max(n, m)).map { ($0 < n ? a[$0] : nil, $0 < m ? b[$0] : nil) }
+        }
+        // lengths[i][j]: the longest common subsequence of a[i...] and b[j...].
+        var lengths = [[Int32]](repeating: [Int32](repeating: 0, count: m + 1), count: n + 1)
+        for i in stride(from: n - 1, through: 0, by: -1) {
+            for j in stride(from: m - 1, through: 0, by: -1) {
+                lengths[i][j] = same(a[i], b[j]) ? lengths[i + 1][j + 1] + 1 : max(lengths[i + 1][j], lengths[i][j + 1])
+            }
+        }
+        var out: [(Int?, Int?)] = []
+        var (i, j) = (0, 0)
+        while i < n && j < m {
+            if same(a[i], b[j]) && lengths[i][j] == lengths[i + 1][j + 1] + 1 && lengths[i][j + 1] < lengths[i][j] {
+                out.append((a[i], b[j]))
+                i += 1
+                j += 1
+            } else if lengths[i][j + 1] >= lengths[i + 1][j] {
+                out.append((nil, b[j]))
+                j += 1
+            } else {
+                out.append((a[i], nil))
+                i += 1
+            }
+        }
+        while i < n { out.append((a[i], nil)); i += 1 }
+        while j < m { out.append((nil, b[j])); j += 1 }
+        return out
     }
 
     /// The packets of one direction compared in order (flows completed by the other direction's

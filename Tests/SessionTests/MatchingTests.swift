@@ -86,3 +86,36 @@ import Testing
         #expect(Matcher.compare(expected: pcap.connections[0].messages, actual: har.connections[0].messages).isEmpty)
     }
 }
+
+@Suite struct AlignmentTests {
+    func message(_ direction: FlowDirection, _ packet: MQTTPacket) -> RecordedMessage {
+        RecordedMessage(direction: direction, time: 0, packet: packet)
+    }
+
+    func publish(_ topic: String) -> MQTTPacket {
+        .publish(PublishPacket(qos: .atMostOnce, topicName: topic, payload: ByteBuffer(string: "x")))
+    }
+
+    @Test func anAddedOrLostPacketIsOneRowNotAShift() {
+        let recorded = ["a", "b", "c", "d"].map { message(.serverToClient, publish($0)) }
+        let lost = [recorded[0], recorded[2], recorded[3]]
+        let rows = Matcher.align(expected: recorded, actual: lost)
+        #expect(rows.filter { $0.reason != nil }.map(\.difference.description) == [#"#2: expected PUBLISH "b" QoS 0 1 bytes, got —: missing"#])
+        let added = [recorded[0], recorded[1], message(.serverToClient, publish("x")), recorded[2], recorded[3]]
+        let extra = Matcher.align(expected: recorded, actual: added).filter { $0.reason != nil }
+        #expect(extra.map(\.position) == [3])
+        #expect(extra.first?.actual?.packet == publish("x") && extra.first?.expected == nil)
+        // A different topic at the same place is a missing and an added packet, side by side.
+        let replaced = [recorded[0], message(.serverToClient, publish("z")), recorded[2], recorded[3]]
+        #expect(Matcher.align(expected: recorded, actual: replaced).filter { $0.reason != nil }.count == 2)
+    }
+
+    @Test func longSequencesStillAlign() {
+        let recorded = (0..<3000).map { message(.clientToServer, publish("t/\($0 % 7)")) }
+        var replayed = recorded
+        replayed.remove(at: 1500)
+        let differences = Matcher.compare(expected: recorded, actual: replayed)
+        #expect(differences.count == 1)
+        #expect(differences.first?.difference.reason == "missing")
+    }
+}

@@ -1,0 +1,266 @@
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import Testing
+
+/// A process of a test (a server, a peer): started with pipes, waited on by condition, stopped
+/// by its id. Output is collected as it comes, so a chatty process never blocks on a full pipe.
+final class Background: @unchecked Sendable {  // output is guarded by the lock
+    let process = Process()
+    private let lock = NSLock()
+    private var collected = ""
+
+    init(_ executable: String, _ arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let data = handle.availableData
+            guard !data.isEmpty, let self else { return }
+            self.lock.withLock { self.collected += String(decoding: data, as: UTF8.self) }
+        }
+        // A child inherits the spawning thread's blocked signals, and the test runner's threads
+        // block SIGINT and SIGTERM: unblocked, the peers can be stopped (and tcpdump told to finish).
+        var unblocked = sigset_t()
+        var previous = sigset_t()
+        sigemptyset(&unblocked)
+        pthread_sigmask(SIG_SETMASK, &unblocked, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+        try process.run()
+    }
+
+    var output: String { lock.withLock { collected } }
+
+    /// The first match of `pattern` (a regular expression) in the output, waiting up to `seconds`.
+    func await(_ pattern: String, seconds: Double = 10) throws -> String {
+        let regex = try Regex(pattern)
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if let match = try regex.firstMatch(in: output) { return String(output[match.range]) }
+            if !process.isRunning, (try regex.firstMatch(in: output)) == nil { break }
+            usleep(20_000)
+        }
+        throw PeerFailure(description: "no \(pattern) from \(process.executableURL?.lastPathComponent ?? "?") in \(seconds) s: \(output.suffix(800))")
+    }
+
+    /// Waits for the process to end by itself (at most `seconds`, then it is killed); its status.
+    func finish(seconds: Double = 30) -> Int32 {
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { stop() }
+        process.waitUntilExit()
+        usleep(50_000)  // the last output
+        return process.terminationStatus
+    }
+
+    /// SIGTERM by its id, SIGKILL if it has not ended within two seconds.
+    func stop() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGTERM)
+        let deadline = Date().addingTimeInterval(2)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+}
+
+struct PeerFailure: Error, CustomStringConvertible { var description: String }
+
+/// A free TCP port on 127.0.0.1 (for peers that cannot be told to pick one).
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound else { throw PeerFailure(description: "no free port") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// `wmq-replay` against real peers: mosquitto and wmq-mock as servers, paho-mqtt as the client.
+/// Under CI=true a missing peer fails these tests.
+@Suite("wmq-replay with real peers", .serialized, .timeLimit(.minutes(3)))
+struct ReplayPeerTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let python = root.appendingPathComponent(".venv/bin/python3").path
+    static var required: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
+    static let mosquitto = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    static var pahoPresent: Bool { FileManager.default.isExecutableFile(atPath: python) }
+    static let recordedWithPaho = ["mqtt311-ws.pcap", "mqtt5-ws.pcap", "split-ws.pcap", "works-ws.pcap"]
+
+    static func capture(_ name: String) -> String { root.appendingPathComponent("captures/\(name)").path }
+
+    /// mosquitto with a TCP and a websockets listener on loopback; its URLs.
+    static func startMosquitto() throws -> (Background, ws: String, tcp: String) {
+        guard let mosquitto else { throw PeerFailure(description: "mosquitto is not installed (Tools/setup --peers)") }
+        let (tcp, ws) = (try freePort(), try freePort())
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-replay-mosquitto-\(UUID().uuidString).conf")
+        try """
+            listener \(tcp) 127.0.0.1
+            socket_domain ipv4
+            listener \(ws) 127.0.0.1
+            socket_domain ipv4
+            protocol websockets
+            allow_anonymous true
+            """.write(to: config, atomically: true, encoding: .utf8)
+        let broker = try Background(mosquitto, ["-c", config.path, "-v"])
+        _ = try broker.await("Opening websockets listen socket on port \(ws)")
+        return (broker, "ws://127.0.0.1:\(ws)", "mqtt://127.0.0.1:\(tcp)")
+    }
+
+    /// wmq-mock on free ports; its URLs.
+    static func startMock(_ arguments: [String] = []) throws -> (Background, ws: String, tcp: String) {
+        let mock = try Background(DecodeTests.binary("wmq-mock"), ["--ws", "127.0.0.1:0", "--tcp", "127.0.0.1:0"] + arguments)
+        let ws = try mock.await("ws://127\\.0\\.0\\.1:[0-9]+")
+        let tcp = try mock.await("mqtt://127\\.0\\.0\\.1:[0-9]+")
+        return (mock, ws, tcp)
+    }
+
+    static func drive(_ capture: String, _ urls: [String], _ extra: [String] = []) throws -> DecodeTests.Run {
+        try DecodeTests.run(["drive", capture, "--asap"] + urls.flatMap { ["--url", $0] } + extra, tool: "wmq-replay")
+    }
+
+    @Test(.enabled(if: mosquitto != nil || required), arguments: recordedWithPaho)
+    func drivingPahoRecordingsMatchesMosquittoAndTheMock(capture: String) throws {
+        let (broker, ws, tcp) = try Self.startMosquitto()
+        defer { broker.stop() }
+        let against = try Self.drive(Self.capture(capture), [ws, tcp])
+        #expect(against.status == 0, "\(against.output)\(against.error)")
+        #expect(against.lines.first?.contains("drive, as fast as possible: MATCH") == true, "\(against.output)")
+
+        let (mock, mockWS, mockTCP) = try Self.startMock()
+        defer { mock.stop() }
+        let againstMock = try Self.drive(Self.capture(capture), [mockWS, mockTCP])
+        #expect(againstMock.status == 0, "\(againstMock.output)\(againstMock.error)")
+        #expect(againstMock.lines.first?.contains("MATCH") == true)
+    }
+
+    @Test(.enabled(if: pahoPresent || required), arguments: ["mqtt311-ws", "mqtt5-ws", "split-ws", "works-ws"])
+    func servingToThePahoClientsThatWereRecordedMatches(scenario: String) throws {
+        let serve = try Background(DecodeTests.binary("wmq-replay"), ["serve", Self.capture("\(scenario).pcap"), "--listen", "127.0.0.1:0",
+                                                                      "--listen-tcp", "127.0.0.1:0", "--asap", "--timeout", "10"])
+        defer { serve.stop() }
+        let ws = try serve.await("ws://127\\.0\\.0\\.1:[0-9]+").split(separator: ":").last.map(String.init) ?? ""
+        let tcp = try serve.await("mqtt://127\\.0\\.0\\.1:[0-9]+").split(separator: ":").last.map(String.init) ?? ""
+        // The very scenario that recorded the capture against mosquitto, now against the recording.
+        let client = try Background(Self.python, [Self.root.appendingPathComponent("Tools/peers/scenarios.py").path, scenario, ws, tcp])
+        defer { client.stop() }
+        #expect(client.finish(seconds: 30) == 0, "\(client.output)")
+        #expect(serve.finish(seconds: 20) == 0, "\(serve.output)")
+        #expect(serve.output.contains("serve, as fast as possible: MATCH"), "\(serve.output)")
+    }
+
+    /// The sample HAR with one notification's text changed ("Standup in 5" → "in 9"), same length.
+    static func changedHAR(from name: String, replacing old: String, with new: String) throws -> String {
+        let data = try Data(contentsOf: URL(fileURLWithPath: capture(name)))
+        guard var har = try JSONSerialization.jsonObject(with: data) as? [String: Any], var log = har["log"] as? [String: Any],
+              var entries = log["entries"] as? [[String: Any]], var messages = entries.first?["_webSocketMessages"] as? [[String: Any]] else {
+            throw PeerFailure(description: "not the sample HAR")
+        }
+        var changed = 0
+        for index in messages.indices {
+            guard let text = messages[index]["data"] as? String, let bytes = Data(base64Encoded: text),
+                  let range = bytes.range(of: Data(old.utf8)) else { continue }
+            var edited = bytes
+            edited.replaceSubrange(range, with: Data(new.utf8))
+            messages[index]["data"] = edited.base64EncodedString()
+            changed += 1
+        }
+        guard changed == 1 else { throw PeerFailure(description: "\(old) is in \(changed) messages") }
+        entries[0]["_webSocketMessages"] = messages
+        log["entries"] = entries
+        har["log"] = log
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-changed-\(UUID().uuidString).har").path
+        try JSONSerialization.data(withJSONObject: har).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    @Test func aChangedServerAnswerFailsWithAReadableDiff() throws {
+        let changed = try Self.changedHAR(from: "works-sample.har", replacing: "Standup in 5", with: "Standup in 9")
+        defer { try? FileManager.default.removeItem(atPath: changed) }
+        let (mock, ws, tcp) = try Self.startMock(["--mode", "works", "--serve", changed])
+        defer { mock.stop() }
+        let junit = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-junit-\(UUID().uuidString).xml").path
+        defer { try? FileManager.default.removeItem(atPath: junit) }
+        let run = try Self.drive(Self.capture("works-sample.har"), [ws, tcp], ["--junit", junit])
+        #expect(run.status == 1, "\(run.output)\(run.error)")
+        #expect(run.lines.first?.contains("MISMATCH (1 connection replayed, 1 differ)") == true, "\(run.output)")
+        // The differing PUBLISH side by side, as annotated Works messages, with the reason under it.
+        let marked = run.lines.firstIndex { $0.hasPrefix("  !    5 PUBLISH \"notification\" QoS 0 137 bytes") }
+        #expect(marked != nil, "\(run.output)")
+        if let marked {
+            let annotations = run.lines[marked + 1]
+            #expect(annotations.contains("Bob: Standup in 5") && annotations.contains("Bob: Standup in 9"), "\(annotations)")
+            #expect(run.lines[marked + 2].contains(#"is "Standup in 9 minutes", the recording's "Standup in 5 minutes""#), "\(run.lines[marked + 2])")
+        }
+        // The four other packets matched and say so with no mark.
+        #expect(run.lines.filter { $0.hasPrefix("       ") && $0.contains("PUBLISH") || $0.contains("CONNACK") }.count >= 2)
+        #if canImport(FoundationXML)
+        let document = try XMLDocument(contentsOf: URL(fileURLWithPath: junit))
+        let suites = try document.nodes(forXPath: "/testsuites").first as? XMLElement
+        #expect(suites?.attribute(forName: "failures")?.stringValue == "1")
+        let failure = try document.nodes(forXPath: "//testcase/failure").first as? XMLElement
+        #expect(failure?.attribute(forName: "message")?.stringValue?.contains("#5:") == true)
+        #expect(failure?.stringValue?.contains("Standup in 9") == true)
+        #endif
+    }
+
+    @Test func checkCatchesAClientThatActsOtherwiseThanRecorded() throws {
+        // The recorded client left the first notification unacknowledged; the built-in client does not.
+        let data = try Data(contentsOf: URL(fileURLWithPath: Self.capture("works-sample.har")))
+        guard var har = try JSONSerialization.jsonObject(with: data) as? [String: Any], var log = har["log"] as? [String: Any],
+              var entries = log["entries"] as? [[String: Any]], var messages = entries.first?["_webSocketMessages"] as? [[String: Any]] else {
+            throw PeerFailure(description: "not the sample HAR")
+        }
+        let pubacks = messages.indices.filter { (messages[$0]["data"] as? String).flatMap { Data(base64Encoded: $0) }?.first == 0x40 }
+        #expect(pubacks.count == 2)
+        messages.remove(at: pubacks[0])
+        entries[0]["_webSocketMessages"] = messages
+        log["entries"] = entries
+        har["log"] = log
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-unacked-\(UUID().uuidString).har").path
+        try JSONSerialization.data(withJSONObject: har).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let run = try DecodeTests.run(["check", path, "--format", "json"], tool: "wmq-replay")
+        #expect(run.status == 1, "\(run.output)\(run.error)")
+        let report = try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any]
+        let connection = (report?["connections"] as? [[String: Any]])?.first
+        #expect(connection?["status"] as? String == "mismatched")
+        let differences = connection?["differences"] as? [[String: Any]] ?? []
+        // One extra packet, not every packet after it shifted: the rest aligns as recorded.
+        #expect(differences.count == 1, "\(differences)")
+        #expect(differences.first?["actual"] as? String == "PUBACK id 1")
+        #expect(differences.first?["expected"] as? String == "—")
+        #expect(differences.first?["reason"] as? String == "a packet the recording does not have")
+    }
+
+    @Test(.enabled(if: (getuid() == 0 && mosquitto != nil && pahoPresent) || required))
+    func aFreshPahoMosquittoRecordingReplays() throws {
+        // Recorded now by the project's script (tcpdump on loopback, root), then replayed every way.
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-fresh-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let record = try Background(Self.root.appendingPathComponent("Tools/make-captures").path, [folder.path, "mqtt5-ws", "split-ws"])
+        #expect(record.finish(seconds: 60) == 0, "\(record.output)")
+        for name in ["mqtt5-ws.pcap", "split-ws.pcap"] {
+            let capture = folder.appendingPathComponent(name).path
+            let (broker, ws, tcp) = try Self.startMosquitto()
+            defer { broker.stop() }
+            let run = try Self.drive(capture, [ws, tcp])
+            #expect(run.status == 0, "\(name) against mosquitto: \(run.output)\(run.error)")
+            let (mock, mockWS, mockTCP) = try Self.startMock()
+            defer { mock.stop() }
+            let againstMock = try Self.drive(capture, [mockWS, mockTCP])
+            #expect(againstMock.status == 0, "\(name) against wmq-mock: \(againstMock.output)\(againstMock.error)")
+            let check = try DecodeTests.run(["check", capture], tool: "wmq-replay")
+            #expect(check.status == 0, "\(name) check: \(check.output)\(check.error)")
+        }
+    }
+}
