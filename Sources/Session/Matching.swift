@@ -159,12 +159,31 @@ public enum Matcher {
         func ranked(_ messages: [RecordedMessage], _ direction: FlowDirection) -> [Int] {
             messages.indices.filter { messages[$0].direction == direction && !isPing(messages[$0].packet) }
         }
-        // (expected index?, actual index?) per direction, in order.
+        // (expected index?, actual index?) per direction, in order. First by type and topic; then
+        // again with every acknowledgement tied to the packet that began its flow, as the first
+        // pass paired those, so a PUBACK aligns with the PUBACK of the same message.
+        let expectedBase = expected.map { signature($0.packet) }
+        let actualBase = actual.map { signature($0.packet) }
         var alignments: [FlowDirection: [(Int?, Int?)]] = [:]
         for direction in directions {
-            alignments[direction] = diff(ranked(expected, direction), ranked(actual, direction)) { e, a in
-                signature(expected[e].packet) == signature(actual[a].packet)
-            }
+            alignments[direction] = diff(ranked(expected, direction), ranked(actual, direction)) { expectedBase[$0] == actualBase[$1] }
+        }
+        let expectedStarts = flowStarts(expectedFlows)
+        let actualStarts = flowStarts(actualFlows)
+        var label: [Int: Int] = [:]
+        for case let (e?, a?) in directions.flatMap({ alignments[$0] ?? [] }) where expectedStarts[e] == e && actualStarts[a] == a {
+            label[a] = e
+        }
+        let expectedKeys = expected.indices.map { index in
+            expectedStarts[index].map { $0 == index ? expectedBase[index] : "\(expectedBase[index]) of \($0)" } ?? expectedBase[index]
+        }
+        let actualKeys = actual.indices.map { index in
+            actualStarts[index].map { $0 == index ? actualBase[index] : "\(actualBase[index]) of \(label[$0].map(String.init) ?? "new \($0)")" }
+                ?? actualBase[index]
+        }
+        for direction in directions {
+            let aligned = diff(ranked(expected, direction), ranked(actual, direction)) { expectedKeys[$0] == actualKeys[$1] }
+            alignments[direction] = pairLeftovers(aligned) { expectedBase[$0] == actualBase[$1] }
         }
         // Aligned pairs judged in the recording's order, so flows pair as they began.
         var reasons: [Int: String] = [:]
@@ -198,6 +217,53 @@ public enum Matcher {
             }
         }
         return rows
+    }
+
+    /// Within each run of unaligned packets, a missing and an added packet of the same type and
+    /// topic stand side by side as one row (an acknowledgement naming another identifier is one
+    /// difference, not a missing and an extra packet).
+    static func pairLeftovers(_ alignment: [(Int?, Int?)], same: (Int, Int) -> Bool) -> [(Int?, Int?)] {
+        var out: [(Int?, Int?)] = []
+        var run: [(Int?, Int?)] = []
+        func flush() {
+            var missing = run.compactMap(\.0)
+            var added = run.compactMap(\.1)
+            var merged: [(Int?, Int?)] = []
+            while let e = missing.first {
+                if let match = added.firstIndex(where: { same(e, $0) }) {
+                    merged.append(contentsOf: added[..<match].map { (nil, $0) })
+                    merged.append((e, added[match]))
+                    added.removeSubrange(...match)
+                } else {
+                    merged.append((e, nil))
+                }
+                missing.removeFirst()
+            }
+            merged.append(contentsOf: added.map { (nil, $0) })
+            out.append(contentsOf: merged)
+            run = []
+        }
+        for pair in alignment {
+            if pair.0 != nil && pair.1 != nil {
+                flush()
+                out.append(pair)
+            } else {
+                run.append(pair)
+            }
+        }
+        flush()
+        return out
+    }
+
+    /// For every packet of a flow, the index of the packet that began it (itself for the first).
+    static func flowStarts(_ flows: [Flow?]) -> [Int?] {
+        var first: [Flow: Int] = [:]
+        return flows.indices.map { index in
+            guard let flow = flows[index] else { return nil }
+            if let start = first[flow] { return start }
+            first[flow] = index
+            return index
+        }
     }
 
     /// What aligns two packets before they are compared: the type, and a PUBLISH's topic.
