@@ -38,6 +38,48 @@ struct ReplayToolTests {
         #expect(run.error.contains(message), "\(run.error)")
     }
 
+    @Test(arguments: [(["drive", "captures/works-sample.pcap"], Int32(2), "give the server with --url"),
+                      (["drive", "captures/works-sample.pcap", "--url", "http://x:1"], Int32(2), "not a ws://, wss:// or mqtt:// URL"),
+                      (["drive", "captures/works-sample.pcap", "--url", "ws://x:99999"], Int32(2), "port from 1 to 65535"),
+                      (["check", "captures/works-sample.pcap", "--asap", "--speed", "2"], Int32(2), "not both"),
+                      (["check", "captures/works-sample.pcap", "--speed", "0"], Int32(2), "positive"),
+                      (["check", "captures/works-sample.pcap", "--connection", "c9"], Int32(2), "no MQTT connection c9 (it has c1)"),
+                      (["check", "captures/works-sample.pcap", "--connection", "x"], Int32(2), "such as 2 or c2"),
+                      (["serve", "captures/works-sample.pcap", "--listen", "nowhere"], Int32(2), "give HOST:PORT"),
+                      (["check", "/nonexistent.har"], Int32(3), "cannot read /nonexistent.har"),
+                      (["check", "captures/works-sample.pcap", "--rules", "/nonexistent.json"], Int32(3), "cannot read the rules file"),
+                      (["check", "captures/README.md"], Int32(3), "not a pcap or pcapng file")])
+    func badReplayInvocations(arguments: [String], status: Int32, message: String) throws {
+        let run = try Self.replay(arguments.map { $0.hasPrefix("captures/") ? Self.captures.deletingLastPathComponent().appendingPathComponent($0).path : $0 })
+        #expect(run.status == status, "\(run.output)\(run.error)")
+        #expect(run.error.contains(message), "\(run.error)")
+    }
+
+    @Test func aBadRulesFileSaysWhereAndWhy() throws {
+        let rules = try DecodeTests.temporary(Data(#"{"ignore": ["createTime"]}"#.utf8))
+        defer { try? FileManager.default.removeItem(atPath: rules) }
+        let run = try Self.replay(["check", Self.captures.appendingPathComponent("works-sample.pcap").path, "--rules", rules])
+        #expect(run.status == 3)
+        #expect(run.error.contains("\(rules): \"ignore\": \"createTime\" is not a JSON path starting with $"), "\(run.error)")
+    }
+
+    @Test func checkReportsEveryRecordingAsJSONAndJUnit() throws {
+        let junit = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-check-\(UUID().uuidString).xml").path
+        defer { try? FileManager.default.removeItem(atPath: junit) }
+        let run = try Self.replay(["check", "--format", "json", "--junit", junit] + ["works-sample.har", "mqtt5-ws.pcap", "works-ws.pcap"].map {
+            Self.captures.appendingPathComponent($0).path
+        })
+        #expect(run.status == 0, "\(run.output)\(run.error)")
+        let reports = run.lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(reports.count == 3)
+        #expect(reports.allSatisfy { $0["v"] as? Int == 1 && $0["mode"] as? String == "check" && $0["matched"] as? Bool == true })
+        let statuses = reports.flatMap { ($0["connections"] as? [[String: Any]] ?? []).compactMap { $0["status"] as? String } }
+        #expect(statuses == ["matched", "skipped", "skipped", "matched", "skipped"])
+        let xml = try String(contentsOfFile: junit, encoding: .utf8)
+        #expect(xml.contains(#"<testsuites name="wmq-replay" tests="5" failures="0" errors="0" skipped="3">"#), "\(xml)")
+        #expect(xml.contains(#"<skipped message="MQTT 5.0; the built-in client speaks 3.1.1"/>"#))
+    }
+
     @Test func aFileWithoutMQTTIsRefused() throws {
         let run = try Self.replay(["list", Self.captures.appendingPathComponent("README.md").path])
         #expect(run.status == 3)
