@@ -73,7 +73,10 @@ extension ReplayReport {
             out += "  \(mark) \(String(row.position).leftPadded(4)) \(cell(left)) \(right)\n"
             let leftDetail = row.expected.flatMap { detail($0) }
             let rightDetail = row.actual.flatMap { detail($0, like: row.expected) }
-            if leftDetail != nil || rightDetail != nil {
+            if row.reason != nil, let leftDetail, let rightDetail, leftDetail.count + 2 > column {
+                // A difference shows both messages whole, one above the other.
+                out += "           recorded: \(leftDetail)\n           replayed: \(rightDetail)\n"
+            } else if leftDetail != nil || rightDetail != nil {
                 out += "         " + cell(leftDetail.map { "  \($0)" } ?? "") + " " + (rightDetail.map { "  \($0)" } ?? "") + "\n"
             }
             if let reason = row.reason { out += "         → \(reason)\n" }

@@ -196,10 +196,10 @@ struct ReplayPeerTests {
         // The differing PUBLISH side by side, as annotated Works messages, with the reason under it.
         let marked = run.lines.firstIndex { $0.hasPrefix("  !    5 PUBLISH \"notification\" QoS 0 137 bytes") }
         #expect(marked != nil, "\(run.output)")
-        if let marked {
-            let annotations = run.lines[marked + 1]
-            #expect(annotations.contains("Bob: Standup in 5") && annotations.contains("Bob: Standup in 9"), "\(annotations)")
-            #expect(run.lines[marked + 2].contains(#"is "Standup in 9 minutes", the recording's "Standup in 5 minutes""#), "\(run.lines[marked + 2])")
+        if let marked, run.lines.count > marked + 3 {
+            #expect(run.lines[marked + 1] == "           recorded: channel message · channel 300099 · Bob: Standup in 5 minutes")
+            #expect(run.lines[marked + 2] == "           replayed: channel message · channel 300099 · Bob: Standup in 9 minutes")
+            #expect(run.lines[marked + 3] == #"         → $.msg is "Standup in 9 minutes", the recording's "Standup in 5 minutes""#)
         }
         // The four other packets matched and say so with no mark.
         #expect(run.lines.filter { $0.hasPrefix("       ") && $0.contains("PUBLISH") || $0.contains("CONNACK") }.count >= 2)
