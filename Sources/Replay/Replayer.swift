@@ -16,7 +16,6 @@ public enum Replayer {
     public static func drive(_ recording: Recording, connections selected: [RecordedConnection], urls: [ReplayURL],
                              cookies: WorksCookies? = nil, options: ReplayOptions,
                              group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async -> ReplayReport {
-        let started = ContinuousClock.now
         var playable: [RecordedConnection] = []
         var skipped: [ConnectionReport] = []
         for connection in selected {
@@ -39,14 +38,14 @@ public enum Replayer {
         })
         let outcome = await runner.run()
         return report(recording, .drive, playable: playable, skipped: skipped, compared: .serverToClient, outcome: outcome,
-                      options: options, started: started)
+                      options: options)
     }
 
     /// Builds the report: the peer's direction of every played connection compared with the recording.
     static func report(_ recording: Recording, _ mode: ReplayReport.Mode, playable: [RecordedConnection], skipped: [ConnectionReport],
                        compared: FlowDirection,
-                       outcome: (timelines: [[RecordedMessage]], notes: [String], connectionNotes: [Int: [String]], packets: Int),
-                       options: ReplayOptions, started: ContinuousClock.Instant) -> ReplayReport {
+                       outcome: RunOutcome,
+                       options: ReplayOptions) -> ReplayReport {
         var reports = playable.enumerated().map { index, connection in
             ConnectionReport(connection: connection, compared: compared,
                              rows: Matcher.align(expected: connection.messages, actual: outcome.timelines[index], rules: options.rules)
@@ -55,7 +54,7 @@ public enum Replayer {
         } + skipped
         let order = recording.connections.map(\.id)
         reports.sort { (order.firstIndex(of: $0.connection.id) ?? 0) < (order.firstIndex(of: $1.connection.id) ?? 0) }
-        return ReplayReport(recording: recording.source, mode: mode, pace: options.pace, seconds: (ContinuousClock.now - started) / .seconds(1),
+        return ReplayReport(recording: recording.source, mode: mode, pace: options.pace, seconds: outcome.played / .seconds(1),
                             connections: reports, notes: outcome.notes, packets: outcome.packets)
     }
 }
@@ -69,7 +68,6 @@ public final class ReplayServer: Sendable {
     let options: ReplayOptions
     let runner: ScriptRunner
     let listeners: ReplayListeners
-    let started: ContinuousClock.Instant
 
     public var webSocketPort: Int? { listeners.webSocketPort }
     public var tcpPort: Int? { listeners.tcpPort }
@@ -108,7 +106,6 @@ public final class ReplayServer: Sendable {
         self.options = options
         self.runner = runner
         self.listeners = listeners
-        started = .now
     }
 
     /// Plays until every recorded connection is done (or the client stalls), then stops listening.
@@ -116,7 +113,7 @@ public final class ReplayServer: Sendable {
         let outcome = await runner.run()
         await listeners.close()
         return Replayer.report(recording, .serve, playable: playable, skipped: skipped, compared: .clientToServer, outcome: outcome,
-                               options: options, started: started)
+                               options: options)
     }
 
     /// Ends the replay early (a signal): what happened so far is reported.

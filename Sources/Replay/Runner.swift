@@ -79,6 +79,16 @@ public struct ReplayReport: Sendable {
     public var packets: Int
 }
 
+/// What a run of the script left: the live timelines and what went wrong on the way.
+struct RunOutcome: Sendable {
+    var timelines: [[RecordedMessage]]
+    var notes: [String]
+    var connectionNotes: [Int: [String]]
+    var packets: Int
+    /// From the start to the last recorded packet played (the listening for extras after it not counted).
+    var played: Duration
+}
+
 /// Plays a ``ReplayScript`` over live connections: one loop reads every event (connections
 /// opened, packets, closes, timers) from one stream, so the script needs no lock.
 final class ScriptRunner: @unchecked Sendable {
@@ -136,7 +146,7 @@ final class ScriptRunner: @unchecked Sendable {
     }
 
     /// Runs until the recording is played and settled, or the peer stalls.
-    func run() async -> (timelines: [[RecordedMessage]], notes: [String], connectionNotes: [Int: [String]], packets: Int) {
+    func run() async -> RunOutcome {
         let start = ContinuousClock.now
         started = start
         perform(script.start(now: start))
@@ -219,7 +229,8 @@ final class ScriptRunner: @unchecked Sendable {
         progress?(script.position, true)
         for link in links.values { await link.close() }
         links = [:]
-        return (script.timelines, notes, connectionNotes, packets)
+        return RunOutcome(timelines: script.timelines, notes: notes, connectionNotes: connectionNotes, packets: packets,
+                          played: (finishedAt ?? .now) - start)
     }
 
     private var waitsOnPeer: Bool { script.waitsOnPeer }

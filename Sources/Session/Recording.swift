@@ -164,30 +164,27 @@ extension Recording {
         var problems = problems
         for event in events {
             let id = event.connection.id
-            func connection() -> RecordedConnection {
-                if let existing = connections[id] { return existing }
+            // Each connection is changed in place: copying it out and back per event would copy
+            // its messages every time (quadratic on long sessions).
+            if connections[id] == nil {
                 order.append(id)
-                return RecordedConnection(id: id, client: event.connection.client.description, server: event.connection.server.description,
-                                          transport: .webSocket)
+                connections[id] = RecordedConnection(id: id, client: event.connection.client.description,
+                                                     server: event.connection.server.description, transport: .webSocket)
             }
             switch event.kind {
             case .opened(let kind, _):
-                var opened = connection()
-                opened.transport = kind == "mqtt" ? .tcp : .webSocket
-                connections[id] = opened
+                connections[id]?.transport = kind == "mqtt" ? .tcp : .webSocket
             case .dissected(let dissected):
-                var current = connection()
                 switch dissected.kind {
-                case .request(let request): current.path = request.target
-                case .response(let response, _): current.subprotocol = response.subprotocol
+                case .request(let request): connections[id]?.path = request.target
+                case .response(let response, _): connections[id]?.subprotocol = response.subprotocol
                 case .mqtt(let packet, _, let annotation):
                     guard let direction = event.direction else { break }
-                    current.messages.append(RecordedMessage(direction: direction, time: event.time, packet: packet, annotation: annotation))
+                    connections[id]?.messages.append(RecordedMessage(direction: direction, time: event.time, packet: packet, annotation: annotation))
                 case .error(let layer, let description):
                     problems.append("c\(id) \(layer): \(description)")
                 default: break
                 }
-                connections[id] = current
             case .gap(let bytes):
                 problems.append("c\(id): \(bytes) bytes missing from the capture")
             case .closed, .ignored:
