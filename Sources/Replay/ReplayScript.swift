@@ -91,6 +91,10 @@ public struct ReplayScript: Sendable {
     private var identifiers: [[Matcher.Flow: UInt16]]
     /// Connections the peer opened beyond the recording's (server role).
     public private(set) var extraConnections = 0
+    /// Scenario connections have no recorded CONNECT: the served side answers the client's
+    /// itself (and its DISCONNECT), outside the compared timeline, and plays once it came.
+    private let answersHandshake: [Bool]
+    private var handshaken: [Bool]
 
     public init(connections: [RecordedConnection], role: Role, pace: Pace) {
         self.role = role
@@ -120,6 +124,8 @@ public struct ReplayScript: Sendable {
         arrived = Array(repeating: 0, count: connections.count)
         lastSent = Array(repeating: nil, count: connections.count)
         identifiers = Array(repeating: [:], count: connections.count)
+        answersHandshake = connections.map { $0.transport == .scenario && $0.connect == nil && role == .server }
+        handshaken = Array(repeating: false, count: connections.count)
     }
 
     /// Every recorded packet has been sent or has arrived (or cannot any more: its connection closed).
@@ -138,6 +144,7 @@ public struct ReplayScript: Sendable {
         guard cursor < steps.count else { return false }
         let step = steps[cursor]
         return !step.ours || states[step.connection] == .opening || (role == .server && states[step.connection] == .waiting)
+            || (answersHandshake[step.connection] && !handshaken[step.connection])
     }
 
     /// What the script waits for, for reports of a replay that stalled.
@@ -149,6 +156,7 @@ public struct ReplayScript: Sendable {
         if step.ours {
             switch states[step.connection] {
             case .waiting where role == .server: return "c\(connection.id): the client to connect"
+            case .open where answersHandshake[step.connection] && !handshaken[step.connection]: return "c\(connection.id): the client's CONNECT"
             case .opening: return "c\(connection.id): the connection to open"
             default: return "c\(connection.id): its time to send \(packet)"
             }
@@ -190,6 +198,18 @@ public struct ReplayScript: Sendable {
     }
 
     public mutating func received(_ packet: MQTTPacket, on index: Int, now: ContinuousClock.Instant) -> [Action] {
+        if answersHandshake[index] {
+            switch packet {
+            case .connect:
+                handshaken[index] = true
+                lastSent[index] = now
+                return [.send(index, .connack(ConnAckPacket()))] + advance(now: now)
+            case .disconnect:
+                return []
+            default:
+                break
+            }
+        }
         timelines[index].append(RecordedMessage(direction: role == .client ? .serverToClient : .clientToServer,
                                                 time: seconds(now), packet: packet))
         if Matcher.isPing(packet) {
@@ -259,6 +279,7 @@ public struct ReplayScript: Sendable {
             case .closed:
                 cursor += 1
             case .open:
+                if answersHandshake[step.connection] && !handshaken[step.connection] { return actions }
                 cursor += 1
                 let packet = renumbered(step)
                 actions.append(sent(packet, on: step.connection, now: now))

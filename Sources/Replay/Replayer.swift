@@ -19,7 +19,10 @@ public enum Replayer {
         var playable: [RecordedConnection] = []
         var skipped: [ConnectionReport] = []
         for connection in selected {
-            if urls.contains(where: { $0.carries(connection.transport) }) {
+            if connection.transport == .scenario {
+                skipped.append(ConnectionReport(connection: connection, compared: .serverToClient,
+                                                skipped: "a scenario describes only the server's side: serve or check it"))
+            } else if urls.contains(where: { $0.carries(connection.transport) }) {
                 playable.append(connection)
             } else {
                 skipped.append(ConnectionReport(connection: connection, compared: .serverToClient,
@@ -202,6 +205,15 @@ extension Replayer {
         defer { drain.cancel() }
         var notes: [String] = []
         var connected = false
+        if connection.connect == nil {
+            // A scenario: no recorded CONNECT to wait for.
+            do {
+                try await client.connect()
+                connected = true
+            } catch {
+                notes.append("the built-in client could not connect: \(error)")
+            }
+        }
         for (position, message) in connection.messages.enumerated() where message.direction == .clientToServer {
             guard let step = server.step(connection: index, message: position) else { continue }
             switch message.packet {

@@ -213,6 +213,8 @@ final class ScriptRunner: @unchecked Sendable {
                 // Pings keep a connection alive, not the replay: they are no progress.
                 if !Matcher.isPing(packet) { lastProgress = when }
                 trace(index, packet, sent: false, at: when - start)
+                // A scenario recorded no CONNECT: answer in the version the client speaks.
+                if case .connect(let connect) = packet, script.connections[index].connect == nil { links[id]?.version = connect.protocolVersion }
                 perform(script.received(packet, on: index, now: when))
             case .closed(let id, let reason):
                 links[id] = nil

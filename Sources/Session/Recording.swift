@@ -197,11 +197,34 @@ extension Recording {
 
     /// A scenario as the one connection it describes from the server's side: each notification,
     /// read receipt or publish step a PUBLISH to the client at the time the waits before it add
-    /// up to; what the scenario expects from the client is not part of the recording.
+    /// up to (QoS 1 and 2 ones numbered 1, 2, … as the mock numbers them), each followed by the
+    /// acknowledgements MQTT asks of the client (PUBACK; PUBREC, the server's PUBREL, PUBCOMP).
+    /// The CONNECT and CONNACK are not part of it (replay answers the client's CONNECT itself),
+    /// nor what the scenario's `expect` steps look for.
     public init(source: String, scenario: Scenario) throws(RecordingError) {
         var builder = NotificationBuilder()
         var time = 0.0
         var messages: [RecordedMessage] = []
+        var nextIdentifier: UInt16 = 1
+        func push(_ publish: PublishPacket) {
+            var publish = publish
+            guard publish.qos != .atMostOnce else {
+                messages.append(RecordedMessage(direction: .serverToClient, time: time, packet: .publish(publish)))
+                return
+            }
+            let identifier = nextIdentifier
+            nextIdentifier = nextIdentifier == .max ? 1 : nextIdentifier + 1
+            publish.packetIdentifier = identifier
+            messages.append(RecordedMessage(direction: .serverToClient, time: time, packet: .publish(publish)))
+            let response = PublishResponsePacket(packetIdentifier: identifier)
+            if publish.qos == .atLeastOnce {
+                messages.append(RecordedMessage(direction: .clientToServer, time: time, packet: .puback(response)))
+            } else {
+                messages.append(RecordedMessage(direction: .clientToServer, time: time, packet: .pubrec(response)))
+                messages.append(RecordedMessage(direction: .serverToClient, time: time, packet: .pubrel(response)))
+                messages.append(RecordedMessage(direction: .clientToServer, time: time, packet: .pubcomp(response)))
+            }
+        }
         for (line, step) in scenario.steps {
             switch step {
             case .wait(let duration):
@@ -210,18 +233,15 @@ extension Recording {
                 do {
                     let payload = try builder.payload(from: request, now: Int64(time * 1000))
                     let topic = request["topic"]?.stringValue ?? "notification"
-                    messages.append(RecordedMessage(direction: .serverToClient, time: time,
-                                                    packet: .publish(PublishPacket(qos: .atLeastOnce, topicName: topic, payload: payload))))
+                    push(PublishPacket(qos: .atLeastOnce, topicName: topic, payload: payload))
                 } catch {
                     throw RecordingError("\(source) line \(line): \(error)")
                 }
             case .readReceipt(let channel, let reader, let serial):
-                messages.append(RecordedMessage(direction: .serverToClient, time: time, packet: .publish(PublishPacket(
-                    qos: .atLeastOnce, topicName: "notification",
-                    payload: NotificationBuilder.readReceipt(channel: channel, reader: reader, messageSerial: serial)))))
+                push(PublishPacket(qos: .atLeastOnce, topicName: "notification",
+                                   payload: NotificationBuilder.readReceipt(channel: channel, reader: reader, messageSerial: serial)))
             case .publish(let topic, let payload, let qos):
-                messages.append(RecordedMessage(direction: .serverToClient, time: time,
-                                                packet: .publish(PublishPacket(qos: qos, topicName: topic, payload: payload))))
+                push(PublishPacket(qos: qos, topicName: topic, payload: payload))
             case .expect, .delayAcknowledgements, .raw, .drop, .close:
                 continue
             }

@@ -80,6 +80,24 @@ struct ReplayToolTests {
         #expect(xml.contains(#"<skipped message="MQTT 5.0; the built-in client speaks 3.1.1"/>"#))
     }
 
+    @Test func aScenarioIsCheckedAndServedButNotDriven() throws {
+        let scenario = try DecodeTests.temporary(Data("""
+            # what wmq-mock would play: two notifications at QoS 1, a QoS 2 publish
+            {"notify": {"channel": 42, "sender": "Alice", "text": "Hello"}}
+            {"wait": 0.02}
+            {"publish": {"topic": "t/x", "payload": "two", "qos": 2}}
+            {"notify": {"channel": 42, "sender": "Bob", "text": "Hi"}}
+            """.utf8))
+        defer { try? FileManager.default.removeItem(atPath: scenario) }
+        let check = try Self.replay(["check", scenario])
+        #expect(check.status == 0, "\(check.output)\(check.error)")
+        // The client's acknowledgements (PUBACK, PUBREC, PUBCOMP, PUBACK) are what was compared.
+        #expect(check.lines.last == "  c1 client → server: 4 packets as recorded", "\(check.output)")
+        let drive = try Self.replay(["drive", scenario, "--url", "ws://127.0.0.1:1"])
+        #expect(drive.status == 0)
+        #expect(drive.output.contains("skipped, a scenario describes only the server's side: serve or check it"))
+    }
+
     @Test func aFileWithoutMQTTIsRefused() throws {
         let run = try Self.replay(["list", Self.captures.appendingPathComponent("README.md").path])
         #expect(run.status == 3)

@@ -52,8 +52,12 @@ let captures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().delet
         let recording = try Recording.read(path: file.path)
         let connection = try #require(recording.connections.first)
         #expect(connection.transport == .scenario)
-        #expect(connection.messages.map(\.time) == [0, 1.5, 1.5])
-        #expect(connection.messages.allSatisfy { $0.direction == .serverToClient })
+        // Each PUBLISH numbered and followed by the acknowledgements MQTT asks of the client.
+        #expect(connection.messages.map(\.time) == [0, 0, 1.5, 1.5, 1.5, 1.5, 1.5, 1.5])
+        #expect(connection.messages.map { Matcher.summary($0.packet).split(separator: " ").prefix(1).joined() }
+            == ["PUBLISH", "PUBACK", "PUBLISH", "PUBACK", "PUBLISH", "PUBREC", "PUBREL", "PUBCOMP"])
+        #expect(connection.messages.map(\.packet.packetIdentifier) == [1, 1, 2, 2, 3, 3, 3, 3])
+        #expect(connection.messages.map { $0.direction == .serverToClient } == [true, false, true, false, true, false, true, false])
         let topics = connection.messages.compactMap { if case .publish(let p) = $0.packet { "\(p.topicName) \(p.qos.rawValue)" } else { nil } }
         #expect(topics == ["notification 1", "notification 1", "chat/room 2"])
     }
