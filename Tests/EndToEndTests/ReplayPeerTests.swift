@@ -69,6 +69,24 @@ final class Background: @unchecked Sendable {  // output is guarded by the lock
 
 struct PeerFailure: Error, CustomStringConvertible { var description: String }
 
+/// Runs blocking work (process waits, pipe reads) on a thread of its own and awaits it: the test
+/// runner's few shared threads are needed by the servers under test in other suites.
+func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+    }
+}
+
+extension Background {
+    func awaiting(_ pattern: String, seconds: Double = 10) async throws -> String {
+        try await onOwnThread { try self.await(pattern, seconds: seconds) }
+    }
+
+    func finished(seconds: Double = 30) async throws -> Int32 {
+        try await onOwnThread { self.finish(seconds: seconds) }
+    }
+}
+
 /// A free TCP port on 127.0.0.1 (for peers that cannot be told to pick one).
 func freePort() throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -99,7 +117,7 @@ struct ReplayPeerTests {
     static func capture(_ name: String) -> String { root.appendingPathComponent("captures/\(name)").path }
 
     /// mosquitto with a TCP and a websockets listener on loopback; its URLs.
-    static func startMosquitto() throws -> (Background, ws: String, tcp: String) {
+    static func startMosquitto() async throws -> (Background, ws: String, tcp: String) {
         guard let mosquitto else { throw PeerFailure(description: "mosquitto is not installed (Tools/setup --peers)") }
         let (tcp, ws) = (try freePort(), try freePort())
         let config = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-replay-mosquitto-\(UUID().uuidString).conf")
@@ -112,49 +130,55 @@ struct ReplayPeerTests {
             allow_anonymous true
             """.write(to: config, atomically: true, encoding: .utf8)
         let broker = try Background(mosquitto, ["-c", config.path, "-v"])
-        _ = try broker.await("Opening websockets listen socket on port \(ws)")
+        _ = try await broker.awaiting("Opening websockets listen socket on port \(ws)")
         return (broker, "ws://127.0.0.1:\(ws)", "mqtt://127.0.0.1:\(tcp)")
     }
 
     /// wmq-mock on free ports; its URLs.
-    static func startMock(_ arguments: [String] = []) throws -> (Background, ws: String, tcp: String) {
+    static func startMock(_ arguments: [String] = []) async throws -> (Background, ws: String, tcp: String) {
         let mock = try Background(DecodeTests.binary("wmq-mock"), ["--ws", "127.0.0.1:0", "--tcp", "127.0.0.1:0"] + arguments)
-        let ws = try mock.await("ws://127\\.0\\.0\\.1:[0-9]+")
-        let tcp = try mock.await("mqtt://127\\.0\\.0\\.1:[0-9]+")
+        let ws = try await mock.awaiting("ws://127\\.0\\.0\\.1:[0-9]+")
+        let tcp = try await mock.awaiting("mqtt://127\\.0\\.0\\.1:[0-9]+")
         return (mock, ws, tcp)
     }
 
-    static func drive(_ capture: String, _ urls: [String], _ extra: [String] = []) throws -> DecodeTests.Run {
-        try DecodeTests.run(["drive", capture, "--asap"] + urls.flatMap { ["--url", $0] } + extra, tool: "wmq-replay")
+    static func drive(_ capture: String, _ urls: [String], _ extra: [String] = []) async throws -> DecodeTests.Run {
+        try await replay(["drive", capture, "--asap"] + urls.flatMap { ["--url", $0] } + extra)
+    }
+
+    static func replay(_ arguments: [String]) async throws -> DecodeTests.Run {
+        try await onOwnThread { try DecodeTests.run(arguments, tool: "wmq-replay") }
     }
 
     @Test(.enabled(if: mosquitto != nil || required), arguments: recordedWithPaho)
-    func drivingPahoRecordingsMatchesMosquittoAndTheMock(capture: String) throws {
-        let (broker, ws, tcp) = try Self.startMosquitto()
+    func drivingPahoRecordingsMatchesMosquittoAndTheMock(capture: String) async throws {
+        let (broker, ws, tcp) = try await Self.startMosquitto()
         defer { broker.stop() }
-        let against = try Self.drive(Self.capture(capture), [ws, tcp])
+        let against = try await Self.drive(Self.capture(capture), [ws, tcp])
         #expect(against.status == 0, "\(against.output)\(against.error)")
         #expect(against.lines.first?.contains("drive, as fast as possible: MATCH") == true, "\(against.output)")
 
-        let (mock, mockWS, mockTCP) = try Self.startMock()
+        let (mock, mockWS, mockTCP) = try await Self.startMock()
         defer { mock.stop() }
-        let againstMock = try Self.drive(Self.capture(capture), [mockWS, mockTCP])
+        let againstMock = try await Self.drive(Self.capture(capture), [mockWS, mockTCP])
         #expect(againstMock.status == 0, "\(againstMock.output)\(againstMock.error)")
         #expect(againstMock.lines.first?.contains("MATCH") == true)
     }
 
     @Test(.enabled(if: pahoPresent || required), arguments: ["mqtt311-ws", "mqtt5-ws", "split-ws", "works-ws"])
-    func servingToThePahoClientsThatWereRecordedMatches(scenario: String) throws {
+    func servingToThePahoClientsThatWereRecordedMatches(scenario: String) async throws {
         let serve = try Background(DecodeTests.binary("wmq-replay"), ["serve", Self.capture("\(scenario).pcap"), "--listen", "127.0.0.1:0",
                                                                       "--listen-tcp", "127.0.0.1:0", "--asap", "--timeout", "10"])
         defer { serve.stop() }
-        let ws = try serve.await("ws://127\\.0\\.0\\.1:[0-9]+").split(separator: ":").last.map(String.init) ?? ""
-        let tcp = try serve.await("mqtt://127\\.0\\.0\\.1:[0-9]+").split(separator: ":").last.map(String.init) ?? ""
+        let ws = try await serve.awaiting("ws://127\\.0\\.0\\.1:[0-9]+").split(separator: ":").last.map(String.init) ?? ""
+        let tcp = try await serve.awaiting("mqtt://127\\.0\\.0\\.1:[0-9]+").split(separator: ":").last.map(String.init) ?? ""
         // The very scenario that recorded the capture against mosquitto, now against the recording.
         let client = try Background(Self.python, [Self.root.appendingPathComponent("Tools/peers/scenarios.py").path, scenario, ws, tcp])
         defer { client.stop() }
-        #expect(client.finish(seconds: 30) == 0, "\(client.output)")
-        #expect(serve.finish(seconds: 20) == 0, "\(serve.output)")
+        let clientStatus = try await client.finished(seconds: 30)
+        #expect(clientStatus == 0, "\(client.output)")
+        let serveStatus = try await serve.finished(seconds: 20)
+        #expect(serveStatus == 0, "\(serve.output)")
         #expect(serve.output.contains("serve, as fast as possible: MATCH"), "\(serve.output)")
     }
 
@@ -183,14 +207,14 @@ struct ReplayPeerTests {
         return path
     }
 
-    @Test func aChangedServerAnswerFailsWithAReadableDiff() throws {
+    @Test func aChangedServerAnswerFailsWithAReadableDiff() async throws {
         let changed = try Self.changedHAR(from: "works-sample.har", replacing: "Standup in 5", with: "Standup in 9")
         defer { try? FileManager.default.removeItem(atPath: changed) }
-        let (mock, ws, tcp) = try Self.startMock(["--mode", "works", "--serve", changed])
+        let (mock, ws, tcp) = try await Self.startMock(["--mode", "works", "--serve", changed])
         defer { mock.stop() }
         let junit = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-junit-\(UUID().uuidString).xml").path
         defer { try? FileManager.default.removeItem(atPath: junit) }
-        let run = try Self.drive(Self.capture("works-sample.har"), [ws, tcp], ["--junit", junit])
+        let run = try await Self.drive(Self.capture("works-sample.har"), [ws, tcp], ["--junit", junit])
         #expect(run.status == 1, "\(run.output)\(run.error)")
         #expect(run.lines.first?.contains("MISMATCH (1 connection replayed, 1 differ)") == true, "\(run.output)")
         // The differing PUBLISH side by side, as annotated Works messages, with the reason under it.
@@ -213,7 +237,7 @@ struct ReplayPeerTests {
         #endif
     }
 
-    @Test func checkCatchesAClientThatActsOtherwiseThanRecorded() throws {
+    @Test func checkCatchesAClientThatActsOtherwiseThanRecorded() async throws {
         // The recorded client left the first notification unacknowledged; the built-in client does not.
         let data = try Data(contentsOf: URL(fileURLWithPath: Self.capture("works-sample.har")))
         guard var har = try JSONSerialization.jsonObject(with: data) as? [String: Any], var log = har["log"] as? [String: Any],
@@ -229,7 +253,7 @@ struct ReplayPeerTests {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-unacked-\(UUID().uuidString).har").path
         try JSONSerialization.data(withJSONObject: har).write(to: URL(fileURLWithPath: path))
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let run = try DecodeTests.run(["check", path, "--format", "json"], tool: "wmq-replay")
+        let run = try await Self.replay(["check", path, "--format", "json"])
         #expect(run.status == 1, "\(run.output)\(run.error)")
         let report = try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any]
         let connection = (report?["connections"] as? [[String: Any]])?.first
@@ -243,23 +267,24 @@ struct ReplayPeerTests {
     }
 
     @Test(.enabled(if: (getuid() == 0 && mosquitto != nil && pahoPresent) || required))
-    func aFreshPahoMosquittoRecordingReplays() throws {
+    func aFreshPahoMosquittoRecordingReplays() async throws {
         // Recorded now by the project's script (tcpdump on loopback, root), then replayed every way.
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-fresh-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: folder) }
         let record = try Background(Self.root.appendingPathComponent("Tools/make-captures").path, [folder.path, "mqtt5-ws", "split-ws"])
-        #expect(record.finish(seconds: 60) == 0, "\(record.output)")
+        let recorded = try await record.finished(seconds: 60)
+        #expect(recorded == 0, "\(record.output)")
         for name in ["mqtt5-ws.pcap", "split-ws.pcap"] {
             let capture = folder.appendingPathComponent(name).path
-            let (broker, ws, tcp) = try Self.startMosquitto()
+            let (broker, ws, tcp) = try await Self.startMosquitto()
             defer { broker.stop() }
-            let run = try Self.drive(capture, [ws, tcp])
+            let run = try await Self.drive(capture, [ws, tcp])
             #expect(run.status == 0, "\(name) against mosquitto: \(run.output)\(run.error)")
-            let (mock, mockWS, mockTCP) = try Self.startMock()
+            let (mock, mockWS, mockTCP) = try await Self.startMock()
             defer { mock.stop() }
-            let againstMock = try Self.drive(capture, [mockWS, mockTCP])
+            let againstMock = try await Self.drive(capture, [mockWS, mockTCP])
             #expect(againstMock.status == 0, "\(name) against wmq-mock: \(againstMock.output)\(againstMock.error)")
-            let check = try DecodeTests.run(["check", capture], tool: "wmq-replay")
+            let check = try await Self.replay(["check", capture])
             #expect(check.status == 0, "\(name) check: \(check.output)\(check.error)")
         }
     }
