@@ -44,12 +44,12 @@ extension ReplayReport {
             let differences = connection.differences.count
             out += "  \(name) \(side): \(differences) difference\(differences == 1 ? "" : "s") in \(compared) packet\(compared == 1 ? "" : "s")\n"
             for note in connection.notes { out += "    ! \(note)\n" }
-            out += Self.sideBySide(connection.rows, width: width)
+            out += Self.sideBySide(connection.rows, width: width, redactor: redactor)
         }
         return out
     }
 
-    static func sideBySide(_ rows: [AlignedRow], width: Int) -> String {
+    static func sideBySide(_ rows: [AlignedRow], width: Int, redactor: Redactor?) -> String {
         let column = max(30, (width - 10) / 2)
         func cell(_ text: String) -> String {
             text.count > column ? String(text.prefix(column - 1)) + "…" : text.padding(toLength: column, withPad: " ", startingAt: 0)
@@ -71,8 +71,8 @@ extension ReplayReport {
             let left = row.expected.map { Matcher.summary($0.packet) } ?? "—"
             let right = row.actual.map { Matcher.summary($0.packet) } ?? "—"
             out += "  \(mark) \(String(row.position).leftPadded(4)) \(cell(left)) \(right)\n"
-            let leftDetail = row.expected.flatMap { detail($0) }
-            let rightDetail = row.actual.flatMap { detail($0, like: row.expected) }
+            let leftDetail = row.expected.flatMap { detail($0, redactor: redactor) }
+            let rightDetail = row.actual.flatMap { detail($0, like: row.expected, redactor: redactor) }
             if row.reason != nil, let leftDetail, let rightDetail, leftDetail.count + 2 > column {
                 // A difference shows both messages whole, one above the other.
                 out += "           recorded: \(leftDetail)\n           replayed: \(rightDetail)\n"
@@ -85,11 +85,16 @@ extension ReplayReport {
     }
 
     /// A PUBLISH's annotated message (Works) or a preview of its payload.
-    static func detail(_ message: RecordedMessage, like recorded: RecordedMessage? = nil) -> String? {
+    static func detail(_ message: RecordedMessage, like recorded: RecordedMessage? = nil, redactor: Redactor?) -> String? {
         guard case .publish(let publish) = message.packet else { return nil }
         if let annotation = message.annotation { return annotation.summary }
         if recorded?.annotation != nil {
-            return WorksDialect().annotate(publish, redactor: nil).summary
+            return WorksDialect().annotate(publish, redactor: redactor).summary
+        }
+        // JSON is shown with its secret members as pseudonyms.
+        if let redactor, let json = try? JSONReader.parse(publish.payload) {
+            let text = redactor.redact(json: json).description
+            return text.count > 60 ? String(text.prefix(60)) + "…" : text
         }
         let bytes = publish.payload.readableBytesView
         guard let text = String(validating: bytes.prefix(60), as: UTF8.self), !text.contains(where: { $0.isNewline }) else {
@@ -171,7 +176,7 @@ extension ReplayReport {
                 } else if !connection.matched {
                     counts.failures += 1
                     let message = connection.differences.first.map { "#\($0.position): \($0.reason ?? "")" } ?? connection.notes.first ?? "differs"
-                    let body = connection.notes.map { "! \($0)\n" }.joined() + sideBySide(connection.rows, width: 120)
+                    let body = connection.notes.map { "! \($0)\n" }.joined() + sideBySide(connection.rows, width: 120, redactor: report.redactor)
                     cases += "      <failure message=\"\(escape(message))\" type=\"mismatch\">\(escape(body))</failure>\n"
                 }
                 cases += "    </testcase>\n"

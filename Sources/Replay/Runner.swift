@@ -1,5 +1,5 @@
 public import Capture
-import Dialects
+public import Dialects
 import MQTTWire
 import NIOConcurrencyHelpers
 import NIOCore
@@ -77,6 +77,8 @@ public struct ReplayReport: Sendable {
     public var matched: Bool { notes.isEmpty && connections.allSatisfy { $0.matched || $0.skipped != nil } }
     /// Packets sent and received, pings included.
     public var packets: Int
+    /// Secrets in the reports (payload previews, annotations) appear as pseudonyms made with it; nil shows them.
+    public var redactor: Redactor?
 }
 
 /// What a run of the script left: the live timelines and what went wrong on the way.

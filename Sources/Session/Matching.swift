@@ -22,6 +22,9 @@ public struct MatchRules: Sendable {
     /// compared with the pseudonym of the replayed value. Without it a recorded pseudonym stands
     /// for any value (only its presence is compared).
     public var redactor: Redactor?
+    /// How secret values (``Redactor/secretJSONKeys``) appear in reasons: as pseudonyms made with
+    /// it, or as they are when nil.
+    public var display: Redactor?
 
     public static let defaultIgnoredPaths = ["$.createTime", "$.notification-id"]
 
@@ -479,7 +482,16 @@ public enum Matcher {
             }
             return nil
         default:
-            return expected == actual ? nil : "\(path) is \(actual), the recording's \(expected)"
+            guard expected != actual else { return nil }
+            let key = path.split(separator: ".").last.map { String($0.prefix { $0 != "[" }).lowercased() } ?? ""
+            if let display = rules.display, Redactor.secretJSONKeys.contains(key) {
+                func shown(_ value: JSONValue) -> String {
+                    let text = value.stringValue ?? value.description
+                    return MatchRules.pseudonymKind(text) != nil ? text : display.pseudonym(text, kind: key)
+                }
+                return "\(path) is \(shown(actual)), the recording's \(shown(expected))"
+            }
+            return "\(path) is \(actual), the recording's \(expected)"
         }
     }
 

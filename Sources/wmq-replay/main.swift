@@ -145,6 +145,9 @@ struct ReplayOptionGroup: ParsableArguments {
     @Option(help: "A rules file (JSON): {\"ignore\": [JSON paths], \"match\": {path: regex}, \"defaults\": true, \"clientId\": false}.")
     var rules: String?
 
+    @Flag(help: "Show tokens and passwords in the reports as they are (default: keyed pseudonyms).")
+    var noRedact = false
+
     @Option(help: "The key the recording was redacted with (wmq-decode --redaction-key): recorded pseudonyms are then compared with the replayed secrets' pseudonyms.")
     var redactionKey: String?
 
@@ -177,6 +180,7 @@ struct ReplayOptionGroup: ParsableArguments {
     func options(defaultPace: Pace) throws -> ReplayOptions {
         let redactor = redactionKey.map { Redactor(key: Array($0.utf8)) }
         var rules = MatchRules(redactor: redactor)
+        // Secrets in the reports: pseudonyms, with the recording's key when given (so they read like the recording's).
         if let path = self.rules {
             guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
                 throw unreadableInput("wmq-replay", "cannot read the rules file \(path)")
@@ -187,6 +191,7 @@ struct ReplayOptionGroup: ParsableArguments {
                 throw unreadableInput("wmq-replay", "\(path): \(error)")
             }
         }
+        rules.display = noRedact ? nil : redactor ?? .random()
         let pace: Pace = asap ? .asap : speed.map { .speed($0) } ?? defaultPace
         let write: @Sendable (String) -> Void = { line in StandardError.write(line + "\n") }
         let trace = verbose ? write : nil

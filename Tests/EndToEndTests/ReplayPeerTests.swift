@@ -237,6 +237,19 @@ struct ReplayPeerTests {
         #endif
     }
 
+    @Test func secretsInTheReportArePseudonymsUnlessAskedOtherwise() async throws {
+        let changed = try Self.changedHAR(from: "works-sample.har", replacing: "fake-token-0001", with: "fake-token-0009")
+        defer { try? FileManager.default.removeItem(atPath: changed) }
+        let (mock, ws, tcp) = try await Self.startMock(["--mode", "works", "--serve", changed])
+        defer { mock.stop() }
+        let redacted = try await Self.drive(Self.capture("works-sample.har"), [ws, tcp])
+        #expect(redacted.status == 1)
+        #expect(redacted.output.contains("→ $.token is ‹token:"), "\(redacted.output)")
+        #expect(!redacted.output.contains("fake-token-0009") && !redacted.output.contains("fake-token-0001"), "\(redacted.output)")
+        let shown = try await Self.drive(Self.capture("works-sample.har"), [ws, tcp], ["--no-redact"])
+        #expect(shown.output.contains(#"→ $.token is "fake-token-0009", the recording's "fake-token-0001""#), "\(shown.output)")
+    }
+
     @Test func checkCatchesAClientThatActsOtherwiseThanRecorded() async throws {
         // The recorded client left the first notification unacknowledged; the built-in client does not.
         let data = try Data(contentsOf: URL(fileURLWithPath: Self.capture("works-sample.har")))
