@@ -13,7 +13,6 @@ Usage: bench-replay.py BIN_DIR PYTHON [COUNT]
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,25 +22,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 spec = importlib.util.spec_from_file_location("sample", os.path.join(ROOT, "Tools", "make-sample-session.py"))
 sample = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(sample)
+# The mock benchmark's helpers: a free port, waiting for a listener.
+spec = importlib.util.spec_from_file_location("bench_mock", os.path.join(ROOT, "Tools", "bench-mock.py"))
+bench_mock = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench_mock)
+free_port, wait_port = bench_mock.free_port, bench_mock.wait_port
 
 WINDOW = 50
 PAYLOAD = bytes(range(100))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port):
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on {port}")
 
 
 def write_recording(path, count):
