@@ -148,11 +148,13 @@ extension Replayer {
                                                   progress: { position, finished in gate.update(position, finished: finished) }, group: group)
         guard let port = server.webSocketPort else { throw ReplayError(.connection, "the loopback listener has no port") }
         let clientNotes = NIOLockedValueBox<[Int: [String]]>([:])
+        // The clients keep the recorded times under the pace too, from the timeline's start.
+        let clock = (start: ContinuousClock.now, base: playable.compactMap { $0.messages.first?.time }.min() ?? 0, pace: options.pace)
         async let report = server.run()
         await withTaskGroup(of: Void.self) { tasks in
             for (index, connection) in playable.enumerated() {
                 tasks.addTask {
-                    let notes = await runClient(connection, index: index, server: server, port: port, gate: gate, group: group)
+                    let notes = await runClient(connection, index: index, server: server, port: port, gate: gate, clock: clock, group: group)
                     if !notes.isEmpty { clientNotes.withLockedValue { $0[index, default: []] += notes } }
                 }
             }
@@ -184,7 +186,7 @@ extension Replayer {
 
     /// One recorded client, played by a ``WorksClient`` at the application level; returns notes.
     static func runClient(_ connection: RecordedConnection, index: Int, server: ReplayServer, port: Int, gate: ProgressGate,
-                          group: any EventLoopGroup) async -> [String] {
+                          clock: (start: ContinuousClock.Instant, base: Double, pace: Pace), group: any EventLoopGroup) async -> [String] {
         let connect = connection.connect ?? ConnectPacket(clientIdentifier: WorksDefaults.makeClientIdentifier(), username: "dummy")
         let keepAlive = Duration.seconds(Int(connect.keepAlive))
         let mqtt = MQTTSettings(clientIdentifier: connect.clientIdentifier, username: connect.username,
@@ -221,6 +223,7 @@ extension Replayer {
             default: continue  // acknowledgements and pings are the client's own work
             }
             guard await gate.wait(until: step) else { break }
+            try? await Task.sleep(until: clock.start + clock.pace.delay(offset: message.time - clock.base), clock: .continuous)
             switch message.packet {
             case .connect:
                 do {

@@ -98,6 +98,16 @@ struct ReplayToolTests {
         #expect(drive.output.contains("skipped, a scenario describes only the server's side: serve or check it"))
     }
 
+    @Test func originalTimingTakesAtLeastAsLongAsTheRecording() throws {
+        // The sample session lasts 0.123 s from CONNECT to DISCONNECT; played as recorded, no sooner.
+        let run = try Self.replay(["check", "--original-timing", "--format", "json", Self.captures.appendingPathComponent("works-sample.pcap").path])
+        #expect(run.status == 0, "\(run.output)\(run.error)")
+        let report = try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any]
+        let seconds = Double(report?["seconds"] as? Double ?? 0)
+        #expect(seconds >= 0.12, "\(run.output)")
+        #expect(report?["pace"] as? String == "original timing")
+    }
+
     @Test func aFileWithoutMQTTIsRefused() throws {
         let run = try Self.replay(["list", Self.captures.appendingPathComponent("README.md").path])
         #expect(run.status == 3)
