@@ -30,6 +30,7 @@ let package = Package(
         .executable(name: "wmq-client", targets: ["wmq-client"]),
         .executable(name: "wmq-mock", targets: ["wmq-mock"]),
         .executable(name: "wmq-replay", targets: ["wmq-replay"]),
+        .executable(name: "wmq-capture", targets: ["wmq-capture"]),
         .executable(name: "wmq-bench-client", targets: ["wmq-bench-client"]),
         .executable(name: "wmq-bench-mock", targets: ["wmq-bench-mock"]),
         .library(name: "WorksClient", targets: ["WorksClient"]),
@@ -229,6 +230,14 @@ let package = Package(
             swiftSettings: frontEndSettings
         ),
         .executableTarget(
+            name: "wmq-capture",
+            dependencies: [
+                "Capture", "Dissector", "Dialects", "CommandLineSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: frontEndSettings
+        ),
+        .executableTarget(
             name: "wmq-mock",
             dependencies: [
                 "MockServer", "MockFiles", "Broker", "WorksClient", "Dialects", "CommandLineSupport",
@@ -339,7 +348,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["wmq-decode", "wmq-fuzz", "wmq-client", "wmq-replay", "wmq-mock", "Capture"]
+            dependencies: ["wmq-decode", "wmq-fuzz", "wmq-client", "wmq-replay", "wmq-mock", "wmq-capture", "Capture"]
         ),
         .testTarget(
             name: "SessionTests",
