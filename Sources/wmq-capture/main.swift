@@ -19,6 +19,8 @@ struct CaptureTool: ParsableCommand {
             needs CAP_NET_RAW —, no such interface, a bad filter, a file that cannot be written).
             """),
         subcommands: [Live.self])
+
+    static func main() { mainWithToolExitCodes() }
 }
 
 struct Live: ParsableCommand {

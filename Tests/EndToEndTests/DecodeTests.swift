@@ -11,6 +11,7 @@ struct DecodeTests {
 
     /// The binaries sit beside the test bundle in the build folder.
     static func binary(_ name: String = "wmq-decode") -> String {
+        if name.hasPrefix("/") { return name }  // a system program (tshark, setpriv)
         var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         while !folder.path.hasSuffix("/debug") && !folder.path.hasSuffix("/release") && folder.path != "/" {
             folder = folder.deletingLastPathComponent()
