@@ -99,7 +99,8 @@ public final class LiveCapture {
 
     /// What a read gave.
     public enum Read {
-        case frame(CapturedFrame, header: UnsafePointer<pcap_pkthdr>, bytes: UnsafePointer<UInt8>)
+        /// A packet as libpcap holds it (valid until the next read); ``frame(_:_:)`` copies it out.
+        case packet(header: UnsafePointer<pcap_pkthdr>, bytes: UnsafePointer<UInt8>)
         /// Nothing within the read timeout.
         case idle
         case stopped
@@ -115,11 +116,8 @@ public final class LiveCapture {
         case 1:
             guard let header, let data else { return .idle }
             frameNumber += 1
-            let captured = Int(header.pointee.caplen)
-            let time = Double(header.pointee.ts.tv_sec) + Double(header.pointee.ts.tv_usec) / 1e9
-            let frame = CapturedFrame(number: frameNumber, time: time, data: ByteBuffer(bytes: UnsafeBufferPointer(start: data, count: captured)),
-                                      originalLength: Int(header.pointee.len), linkType: linkType)
-            return .frame(frame, header: UnsafePointer(header), bytes: data)
+            // Not copied here: written to the file straight from libpcap's buffer, copied only to decode.
+            return .packet(header: UnsafePointer(header), bytes: data)
         case 0:
             return stopped.isSet ? .stopped : .idle
         case PCAP_ERROR_BREAK:
@@ -127,6 +125,17 @@ public final class LiveCapture {
         default:
             throw Failure(kind: .other, description: "\(settings.interface): \(String(cString: pcap_geterr(handle)))")
         }
+    }
+
+    /// The packet of the last read as a frame (a copy) for the decoders.
+    public func frame(_ header: UnsafePointer<pcap_pkthdr>, _ bytes: UnsafePointer<UInt8>) -> CapturedFrame {
+        CapturedFrame(number: frameNumber, time: Self.time(header), data: ByteBuffer(bytes: UnsafeBufferPointer(start: bytes, count: Int(header.pointee.caplen))),
+                      originalLength: Int(header.pointee.len), linkType: linkType)
+    }
+
+    /// A packet's time in epoch seconds (the handle counts nanoseconds).
+    public static func time(_ header: UnsafePointer<pcap_pkthdr>) -> Double {
+        Double(header.pointee.ts.tv_sec) + Double(header.pointee.ts.tv_usec) / 1e9
     }
 
     /// Ends the capture from any thread (a signal handler's queue): the reading thread sees

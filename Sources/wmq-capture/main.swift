@@ -161,16 +161,16 @@ struct Live: ParsableCommand {
                 break
             }
             switch read {
-            case .frame(let frame, let header, let bytes):
+            case .packet(let header, let bytes):
                 packets += 1
                 do {
-                    try output?.write(header, bytes, time: frame.time)
+                    try output?.write(header, bytes, time: LiveCapture.time(header))
                 } catch {
                     failure = error
                     break reading
                 }
                 if let printer {
-                    printer.show(frame)
+                    printer.show(capture.frame(header, bytes))
                     output?.flush()
                 }
                 if let count, packets >= count { break reading }
