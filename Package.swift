@@ -102,6 +102,7 @@ let package = Package(
             dependencies: [
                 "ByteStream", "Capture", "MQTTWire", "WebSocketWire", "Dialects",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),

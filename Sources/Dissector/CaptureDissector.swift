@@ -49,6 +49,8 @@ public struct CaptureDissector {
     public struct Options {
         public var redactor: Redactor?
         public var reportsFrames = false
+        /// WebSocket messages carrying MQTT reported as messages too (HAR export).
+        public var reportsMessages = false
         /// Whether PUBLISH payloads are annotated (`--stats` does without).
         public var annotates = true
         public var assumptions: [UInt16: Assumption] = [:]
@@ -251,6 +253,7 @@ public struct CaptureDissector {
             var dissector = try ConnectionDissector(transport: transport, redactor: options.redactor,
                                                     reportsFrames: options.reportsFrames)
             dissector.annotates = options.annotates
+            dissector.reportsMessages = options.reportsMessages
             entry.dissector = dissector
         } catch {
             entry.ignored = true

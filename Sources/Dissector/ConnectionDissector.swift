@@ -62,6 +62,9 @@ public struct ConnectionDissector {
     public let reportsFrames: Bool
     /// Whether PUBLISH payloads are annotated (statistics do without).
     public var annotates = true
+    /// Whether WebSocket messages that carry MQTT are reported too (as `.webSocketMessage`,
+    /// before their packets): what a HAR export writes.
+    public var reportsMessages = false
     /// For WebSocket: whether the messages are MQTT. Decided by the subprotocol the server
     /// chose, else by the first client message (a CONNECT); assumed when joined midstream.
     public private(set) var carriesMQTT: Bool?
@@ -177,6 +180,7 @@ public struct ConnectionDissector {
                         && message.data.getInteger(at: message.data.readerIndex, as: UInt8.self) == 0x10
                 }
                 if carriesMQTT == true {
+                    if reportsMessages { add(.webSocketMessage(message)) }
                     events += mqttPackets(in: message, side: &side, direction: direction)
                 } else {
                     add(.webSocketMessage(message))

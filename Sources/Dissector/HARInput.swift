@@ -58,6 +58,7 @@ public enum HARInput {
         guard var dissector = try? ConnectionDissector(transport: .webSocket(expectsHandshake: true), redactor: options.redactor,
                                                        reportsFrames: options.reportsFrames) else { return out }
         dissector.annotates = options.annotates
+        dissector.reportsMessages = options.reportsMessages
         func run(_ bytes: ByteBuffer, _ direction: FlowDirection, frame: Int, time: Double) {
             for event in dissector.feed(bytes, direction: direction == .clientToServer ? .clientToServer : .serverToClient) {
                 out.append(CaptureEvent(connection: connection, direction: direction, frame: frame, time: time, kind: .dissected(event)))

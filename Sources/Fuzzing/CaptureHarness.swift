@@ -6,7 +6,7 @@ import NIOCore
 /// The whole decode pipeline on a file image: libpcap, link/IP/TCP, reassembly,
 /// detection, WebSocket, MQTT, Works annotation, and every output wmq-decode writes.
 /// Oracles: every JSON record is valid JSON that reads back equal; text lines and
-/// statistics render for every event.
+/// statistics render for every event; the HAR export of it reads back as a HAR.
 enum CaptureHarness {
     static let capture = FuzzTarget(
         name: "capture",
@@ -29,6 +29,7 @@ enum CaptureHarness {
     static var options: CaptureDissector.Options {
         var options = CaptureDissector.Options(redactor: WorksHarness.redactor)
         options.reportsFrames = true
+        options.reportsMessages = true
         return options
     }
 
@@ -42,6 +43,16 @@ enum CaptureHarness {
         }
         _ = statistics.text()
         try JSONHarness.readsBack(statistics.json(), target: target)
+        // The HAR export (redacting) of whatever was decoded is a HAR that reads back.
+        var har = HAROutput(redactor: WorksHarness.redactor)
+        har.add(events)
+        let exported = har.json(creator: "fuzz")
+        try JSONHarness.readsBack(exported, target: target)
+        do {
+            _ = try HARInput.events(from: ByteBuffer(string: exported.description), options: CaptureDissector.Options(redactor: nil))
+        } catch {
+            throw OracleViolation(target: target, oracle: "an exported HAR reads back", detail: "\(error)")
+        }
     }
 }
 

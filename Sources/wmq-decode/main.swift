@@ -31,13 +31,13 @@ struct Decode: ParsableCommand {
             """))
 
     enum Format: String, ExpressibleByArgument, CaseIterable {
-        case text, jsonl, json
+        case text, jsonl, json, har
     }
 
     @Argument(help: "The capture: a pcap, pcapng or HAR file, or - for a pcap or pcapng on standard input.")
     var capture: String
 
-    @Option(help: "Output format: text, jsonl or json (default: text on a terminal, jsonl otherwise).")
+    @Option(help: "Output format: text, jsonl, json, or har (a HAR file with _webSocketMessages, as Chrome DevTools exports; default: text on a terminal, jsonl otherwise).")
     var format: Format?
 
     @Flag(name: .customShort("V"), help: "Every field of every layer: HTTP headers, WebSocket frames, MQTT fields, Works fields.")
@@ -75,6 +75,7 @@ struct Decode: ParsableCommand {
     static func main() { mainWithToolExitCodes() }
 
     func validate() throws {
+        if format == .har && stats { throw ValidationError("--format har writes the messages; it does not go with --stats") }
         for assumption in assumptions {
             let parts = assumption.split(separator: "=")
             guard parts.count == 2, UInt16(parts[0]) != nil, CaptureDissector.Assumption(rawValue: String(parts[1])) != nil else {
@@ -117,7 +118,9 @@ struct Decode: ParsableCommand {
         }
         var options = CaptureDissector.Options(redactor: noRedact ? nil : redactionKey.map { Redactor(key: Array($0.utf8)) } ?? .random())
         options.reportsFrames = verbose
-        options.annotates = !stats
+        options.annotates = !stats && format != .har
+        options.reportsMessages = format == .har
+        var har = HAROutput(redactor: options.redactor)
         for assumption in assumptions {
             let parts = assumption.split(separator: "=")
             if let port = UInt16(parts[0]), let kind = CaptureDissector.Assumption(rawValue: String(parts[1])) {
@@ -143,6 +146,11 @@ struct Decode: ParsableCommand {
         func emit(_ events: [CaptureEvent]) {
             for event in events {
                 statistics.add(event)
+                if format == .har {
+                    // A HAR holds whole connections: only --connection applies.
+                    if filter.connections.isEmpty || filter.connections.contains(event.connection.id) { har.add(event) }
+                    continue
+                }
                 guard !stats, filter.keeps(event, startTime: startTime ?? event.time) else { continue }
                 switch format {
                 case .text:
@@ -152,6 +160,8 @@ struct Decode: ParsableCommand {
                 case .json:
                     output.line((jsonArrayStarted ? "," : "[") + DecodeRecord.json(event, showsSecrets: noRedact).description)
                     jsonArrayStarted = true
+                case .har:
+                    break
                 }
             }
         }
@@ -162,6 +172,8 @@ struct Decode: ParsableCommand {
             case .text:
                 if !stats { output.line("\(TextRecord.pad("frame \(error.frame.map(String.init) ?? "-")", 11))  ✗ \(error)") }
                 else { StandardError.write("wmq-decode: \(capture): \(error)\n") }
+            case .har:
+                StandardError.write("wmq-decode: \(capture): \(error)\n")
             case .jsonl, .json:
                 let record = JSONValue.object([
                     .init(key: "v", value: .number("1")), .init(key: "event", value: .string("error")),
@@ -202,6 +214,12 @@ struct Decode: ParsableCommand {
         }
         progress.done()
         if format == .json && !stats { output.line(jsonArrayStarted ? "]" : "[]") }
+        if format == .har {
+            output.line(har.json(creator: "wmq-decode").description)
+            if har.skippedConnections > 0 {
+                StandardError.write("wmq-decode: \(capture): \(har.skippedConnections) MQTT-over-TCP connection(s) left out: a HAR holds WebSocket connections only\n")
+            }
+        }
         if stats {
             if format == .text {
                 statistics.text().forEach(output.line)

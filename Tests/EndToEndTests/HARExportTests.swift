@@ -1,0 +1,63 @@
+import Foundation
+import Testing
+
+/// `wmq-decode --format har`: captures written as HAR files with `_webSocketMessages`.
+@Suite("wmq-decode --format har")
+struct HARExportTests {
+    static func messages(_ har: Data) throws -> [[String: Any]] {
+        let object = try JSONSerialization.jsonObject(with: har) as? [String: Any]
+        let entries = (object?["log"] as? [String: Any])?["entries"] as? [[String: Any]] ?? []
+        return entries.first?["_webSocketMessages"] as? [[String: Any]] ?? []
+    }
+
+    static func types(_ run: DecodeTests.Run) throws -> [String] {
+        try DecodeTests.jsonObjects(run).compactMap { $0["event"] as? String == "mqtt" ? "\($0["direction"] ?? "") \($0["type"] ?? "")" : nil }
+    }
+
+    @Test func unredactedItIsTheSessionsMessagesByteForByte() throws {
+        let run = try DecodeTests.run([DecodeTests.sample, "--format", "har", "--no-redact"])
+        #expect(run.status == 0, "\(run.error)")
+        let exported = try Self.messages(Data(run.output.utf8))
+        // The committed HAR of the same session (made by Tools/make-sample-session.py) has the same messages.
+        let committed = try Self.messages(Data(contentsOf: DecodeTests.root.appendingPathComponent("captures/works-sample.har")))
+        #expect(exported.count == 11)
+        #expect(exported.map { "\($0["type"] ?? "") \($0["opcode"] ?? "") \($0["data"] ?? "")" }
+            == committed.map { "\($0["type"] ?? "") \($0["opcode"] ?? "") \($0["data"] ?? "")" })
+        let entry = try #require(((try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any])?["log"] as? [String: Any])?["entries"] as? [[String: Any]]).first
+        #expect((entry?["request"] as? [String: Any])?["url"] as? String == "ws://jp1-web-noti.worksmobile.com/wmqtt")
+        #expect((entry?["response"] as? [String: Any])?["status"] as? Int == 101)
+        #expect(entry?["_resourceType"] as? String == "websocket")
+        #expect(entry?["startedDateTime"] as? String == "2025-11-22T02:00:00.037Z")
+    }
+
+    @Test func redactedItHoldsNoSecretAndDecodesToTheSamePackets() throws {
+        let run = try DecodeTests.run([DecodeTests.sample, "--format", "har"])
+        #expect(run.status == 0)
+        let file = try DecodeTests.temporary(Data(run.output.utf8))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        // Read back with nothing hidden: the secrets are not in the file at all.
+        let back = try DecodeTests.run([file, "--format", "jsonl", "--no-redact"])
+        #expect(back.status == 0, "\(back.error)")
+        for secret in ["fake-token-0001", "fake-token-0002", "fake-session-not-real", "fake-user", "fake-neo"] {
+            #expect(!back.output.contains(secret), "\(secret) is in the exported HAR")
+        }
+        #expect(back.output.contains(#""token":"‹token:"#))
+        let original = try DecodeTests.run([DecodeTests.sample, "--format", "jsonl"])
+        #expect(try Self.types(back) == Self.types(original))
+        #expect(try Self.types(back).filter { $0.hasSuffix("PUBLISH") }.count == 4)
+    }
+
+    @Test func tcpConnectionsAreLeftOutAndSaid() throws {
+        let run = try DecodeTests.run([DecodeTests.root.appendingPathComponent("captures/works-ws.pcap").path, "--format", "har"])
+        #expect(run.status == 0)
+        #expect(run.error.contains("1 MQTT-over-TCP connection(s) left out"), "\(run.error)")
+        let entries = ((try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any])?["log"] as? [String: Any])?["entries"] as? [Any]
+        #expect(entries?.count == 1)
+    }
+
+    @Test func harDoesNotGoWithStats() throws {
+        let run = try DecodeTests.run([DecodeTests.sample, "--format", "har", "--stats"])
+        #expect(run.status == 2)
+        #expect(run.error.contains("does not go with --stats"))
+    }
+}
