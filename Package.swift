@@ -233,8 +233,13 @@ let package = Package(
         .executableTarget(
             name: "wmq-capture",
             dependencies: [
-                "Capture", "Dissector", "Dialects", "CommandLineSupport",
+                "Capture", "Dissector", "Dialects", "CommandLineSupport", "WorksClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
             ],
             swiftSettings: frontEndSettings
         ),

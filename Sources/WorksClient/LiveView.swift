@@ -17,10 +17,12 @@ public final class LiveView: ByteTap, @unchecked Sendable {
     private var connectionCount = 0
     private var segment = 0
 
-    /// `sink` is called on the connection's event loop, in order.
-    public init(redactor: Redactor?, sink: @escaping @Sendable (CaptureEvent) -> Void) {
+    /// `sink` is called on the connection's event loop, in order. The first connection seen is
+    /// `c<firstConnection>` (a proxy numbers its connections across their views).
+    public init(redactor: Redactor?, firstConnection: Int = 1, sink: @escaping @Sendable (CaptureEvent) -> Void) {
         self.redactor = redactor
         self.sink = sink
+        connectionCount = firstConnection - 1
     }
 
     public func connectionOpened(local: SocketAddress?, remote: SocketAddress?) {

@@ -31,8 +31,11 @@ public final class SessionRecorder: ByteTap, @unchecked Sendable {
     private let lock = NIOLock()
     private let writer: PcapWriter
     private let redactor: Redactor?
-    private var connection: Connection?
+    /// The connections being recorded: 0 is the recorder's own (it is a tap itself), others
+    /// belong to taps made by ``connectionTap()`` (a proxy's concurrent connections).
+    private var connections: [Int: Connection] = [:]
     private var connectionCount = 0
+    private var tapCount = 0
     /// Bytes that could not be checked for secrets and were therefore left out of the file.
     public private(set) var withheldBytes = 0
 
@@ -49,7 +52,28 @@ public final class SessionRecorder: ByteTap, @unchecked Sendable {
         self.redactor = redactor
     }
 
-    public func connectionOpened(local: SocketAddress?, remote: SocketAddress?) {
+    public func connectionOpened(local: SocketAddress?, remote: SocketAddress?) { opened(0, local: local, remote: remote) }
+    public func bytes(_ buffer: ByteBuffer, direction: ByteDirection) { bytes(0, buffer, direction: direction) }
+    public func connectionClosed() { closed(0) }
+
+    /// A tap of its own for one more connection recorded into the same file, alongside others.
+    public func connectionTap() -> any ByteTap {
+        let id = lock.withLock {
+            tapCount += 1
+            return tapCount
+        }
+        return ConnectionTap(recorder: self, id: id)
+    }
+
+    private struct ConnectionTap: ByteTap {
+        let recorder: SessionRecorder
+        let id: Int
+        func connectionOpened(local: SocketAddress?, remote: SocketAddress?) { recorder.opened(id, local: local, remote: remote) }
+        func bytes(_ buffer: ByteBuffer, direction: ByteDirection) { recorder.bytes(id, buffer, direction: direction) }
+        func connectionClosed() { recorder.closed(id) }
+    }
+
+    private func opened(_ id: Int, local: SocketAddress?, remote: SocketAddress?) {
         lock.withLock {
             connectionCount += 1
             // Each connection gets its own client port, so a reconnect is a new TCP stream.
@@ -60,7 +84,7 @@ public final class SessionRecorder: ByteTap, @unchecked Sendable {
                 state.sent = RedactingStream(redactor: redactor, fromClient: true)
                 state.received = RedactingStream(redactor: redactor, fromClient: false)
             }
-            connection = state
+            connections[id] = state
             let now = Date().timeIntervalSince1970
             write(SyntheticPacket.tcp(from: client, to: server, sequence: state.clientSequence - 1, flags: .syn), now)
             write(SyntheticPacket.tcp(from: server, to: client, sequence: state.serverSequence - 1,
@@ -70,9 +94,9 @@ public final class SessionRecorder: ByteTap, @unchecked Sendable {
         }
     }
 
-    public func bytes(_ buffer: ByteBuffer, direction: ByteDirection) {
+    private func bytes(_ id: Int, _ buffer: ByteBuffer, direction: ByteDirection) {
         lock.withLock {
-            guard var state = connection else { return }
+            guard var state = connections[id] else { return }
             var bytes = Array(buffer.readableBytesView)
             switch direction {
             case .sent:
@@ -86,7 +110,8 @@ public final class SessionRecorder: ByteTap, @unchecked Sendable {
                     state.received = stream
                 }
             }
-            withheldBytes = (state.sent?.withheld ?? 0) + (state.received?.withheld ?? 0)
+            let before = (connections[id]?.sent?.withheld ?? 0) + (connections[id]?.received?.withheld ?? 0)
+            withheldBytes += (state.sent?.withheld ?? 0) + (state.received?.withheld ?? 0) - before
             let now = Date().timeIntervalSince1970
             // Segments of at most 60 KiB, so that every record fits an IPv4 packet.
             while !bytes.isEmpty {
@@ -103,19 +128,19 @@ public final class SessionRecorder: ByteTap, @unchecked Sendable {
                     state.serverSequence &+= UInt32(chunk.count)
                 }
             }
-            connection = state
+            connections[id] = state
         }
     }
 
-    public func connectionClosed() {
+    private func closed(_ id: Int) {
         lock.withLock {
-            guard let state = connection else { return }
+            guard let state = connections[id] else { return }
             let now = Date().timeIntervalSince1970
             write(SyntheticPacket.tcp(from: state.client, to: state.server, sequence: state.clientSequence,
                                       acknowledgement: state.serverSequence, flags: [.fin, .ack]), now)
             write(SyntheticPacket.tcp(from: state.server, to: state.client, sequence: state.serverSequence,
                                       acknowledgement: state.clientSequence &+ 1, flags: [.fin, .ack]), now)
-            connection = nil
+            connections[id] = nil
             writer.flush()
         }
     }

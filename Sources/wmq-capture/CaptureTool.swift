@@ -6,21 +6,23 @@ import Dissector
 import Foundation
 
 @main
-struct CaptureTool: ParsableCommand {
+struct CaptureTool: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wmq-capture",
         abstract: "Capture live MQTT-over-WebSocket traffic into files Wireshark opens.",
         discussion: reflowHelp("""
             live captures on a network interface with libpcap and writes pcap files (libpcap's own
             format, as tcpdump writes them), optionally rotated, optionally decoded live as
-            wmq-decode prints them.
+            wmq-decode prints them. proxy is a recording WebSocket proxy for wss:// services:
+            clients connect to it in plain ws://, it connects upstream with TLS and records what
+            crossed, decrypted, into a pcap file.
 
             Exit codes: 0 captured; 2 usage error; 3 the capture cannot start (no permission — it
             needs CAP_NET_RAW —, no such interface, a bad filter, a file that cannot be written).
             """),
-        subcommands: [Live.self])
+        subcommands: [Live.self, Proxy.self])
 
-    static func main() { mainWithToolExitCodes() }
+    static func main() async { await runWithToolExitCodes() }
 }
 
 struct Live: ParsableCommand {
@@ -196,8 +198,9 @@ struct Live: ParsableCommand {
     }
 }
 
-/// The live view: frames through wmq-decode's own pipeline and printer.
-final class LivePrinter {
+/// The live view: frames (or a proxy's events) through wmq-decode's own pipeline and printer.
+final class LivePrinter: @unchecked Sendable {  // `lock` guards the printer's state
+    private let lock = NSLock()
     private var decoder = PacketDecoder()
     private var dissector: CaptureDissector
     private let format: Live.Format
@@ -210,6 +213,15 @@ final class LivePrinter {
         self.format = format
         showsSecrets = !redacts
         dissector = CaptureDissector(options: CaptureDissector.Options(redactor: redacts ? .random() : nil))
+    }
+
+    /// An event of a live connection (the proxy's view), from any thread.
+    func show(_ event: CaptureEvent) {
+        lock.withLock {
+            if startTime == nil { startTime = event.time }
+            emit([event])
+            output.flush()
+        }
     }
 
     func show(_ frame: CapturedFrame) {

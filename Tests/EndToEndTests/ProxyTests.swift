@@ -1,0 +1,113 @@
+import Foundation
+import Testing
+
+/// `wmq-capture proxy` between paho-mqtt (and the project's raw WebSocket client) and mosquitto's
+/// TLS websockets listener: what the clients sent is what the decrypted recording holds.
+@Suite("wmq-capture proxy", .serialized, .timeLimit(.minutes(2)))
+struct ProxyTests {
+    static var peersPresent: Bool {
+        ReplayPeerTests.mosquitto != nil && ReplayPeerTests.pahoPresent && FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl")
+    }
+
+    /// A CA and a certificate for 127.0.0.1 made by openssl, and mosquitto with a TCP listener
+    /// and a TLS websockets listener using them.
+    static func tlsMosquitto(in folder: URL) async throws -> (Background, tcp: Int, wss: Int) {
+        let d = folder.path
+        try Data("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n".utf8).write(to: folder.appendingPathComponent("server.ext"))
+        for step in [["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=wmq proxy test CA", "-keyout", "\(d)/ca.key", "-out", "\(d)/ca.pem"],
+                     ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "\(d)/server.key", "-out", "\(d)/server.csr"],
+                     ["x509", "-req", "-in", "\(d)/server.csr", "-CA", "\(d)/ca.pem", "-CAkey", "\(d)/ca.key", "-CAcreateserial", "-days", "1",
+                      "-extfile", "\(d)/server.ext", "-out", "\(d)/server.pem"]] {
+            let run = try await onOwnThread { try DecodeTests.run(step, tool: "/usr/bin/openssl") }
+            guard run.status == 0 else { throw PeerFailure(description: "openssl \(step[0]): \(run.error)") }
+        }
+        let (tcp, wss) = (try freePort(), try freePort())
+        try """
+            allow_anonymous true
+            user root
+            max_inflight_messages 0
+            listener \(tcp) 127.0.0.1
+            socket_domain ipv4
+            listener \(wss) 127.0.0.1
+            socket_domain ipv4
+            protocol websockets
+            cafile \(d)/ca.pem
+            certfile \(d)/server.pem
+            keyfile \(d)/server.key
+            """.write(to: folder.appendingPathComponent("mosquitto.conf"), atomically: true, encoding: .utf8)
+        guard let mosquitto = ReplayPeerTests.mosquitto else { throw PeerFailure(description: "mosquitto is not installed") }
+        let broker = try Background(mosquitto, ["-c", folder.appendingPathComponent("mosquitto.conf").path, "-v"])
+        _ = try await broker.awaiting("Opening websockets listen socket on port \(wss)")
+        return (broker, tcp, wss)
+    }
+
+    /// Each connection's MQTT packets per direction, in order, as `type topic [length]`, pings
+    /// left out (the interleaving of connections and directions varies between runs; payload
+    /// lengths are left out where redaction changes them).
+    static func packets(_ capture: String, connection: String? = nil, lengths: Bool) async throws -> [String: [String]] {
+        let run = try await onOwnThread { try DecodeTests.run([capture, "--format", "jsonl"] + (connection.map { ["--connection", $0] } ?? [])) }
+        var flows: [String: [String]] = [:]
+        for object in try DecodeTests.jsonObjects(run) {
+            guard object["event"] as? String == "mqtt", let type = object["type"] as? String, !type.hasPrefix("PING") else { continue }
+            flows["\(object["connection"] ?? "") \(object["direction"] ?? "")", default: []]
+                .append("\(type) \(object["topic"] ?? "")" + (lengths ? " \(object["payloadLength"] ?? "")" : ""))
+        }
+        return flows
+    }
+
+    @Test(.enabled(if: peersPresent || ReplayPeerTests.required), arguments: ["mqtt5-ws", "works-ws"])
+    func theDecryptedRecordingHoldsWhatTheClientsSent(scenario: String) async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-proxy-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (broker, tcp, wss) = try await Self.tlsMosquitto(in: folder)
+        defer { broker.stop() }
+        let recording = folder.appendingPathComponent("proxied.pcap").path
+        let proxy = try Background(DecodeTests.binary("wmq-capture"), [
+            "proxy", "--listen", "127.0.0.1:0", "--upstream", "wss://127.0.0.1:\(wss)", "--ca-file", folder.appendingPathComponent("ca.pem").path,
+            "-w", recording, "--decode"])
+        defer { proxy.stop() }
+        let port = try await proxy.awaiting("listening ws://127\\.0\\.0\\.1:[0-9]+").split(separator: " ")[1].split(separator: ":").last.map(String.init) ?? ""
+        // The scenario that recorded the committed capture, through the proxy (its plain TCP publisher, if any, goes straight to mosquitto).
+        let client = try Background(ReplayPeerTests.python, [ReplayPeerTests.root.appendingPathComponent("Tools/peers/scenarios.py").path, scenario, port, "\(tcp)"])
+        defer { client.stop() }
+        let clientStatus = try await client.finished(seconds: 30)
+        #expect(clientStatus == 0, "\(client.output)")
+        try await Task.sleep(for: .milliseconds(300))
+        kill(proxy.process.processIdentifier, SIGINT)
+        let proxyStatus = try await proxy.finished(seconds: 10)
+        #expect(proxyStatus == 0, "\(proxy.output)")
+        #expect(proxy.output.contains("proxied, recorded in \(recording)"), "\(proxy.output)")
+        #expect(proxy.output.contains("CONNECT MQTT"), "the live view: \(proxy.output)")
+        // What crossed the proxy is what the committed capture of the same scenario holds (its WebSocket connections).
+        let committed = ReplayPeerTests.capture("\(scenario).pcap")
+        // (Works payloads carry a token, which the recording holds as a pseudonym of another length.)
+        let lengths = scenario != "works-ws"
+        let expected = try await Self.packets(committed, connection: scenario == "works-ws" ? "c1" : nil, lengths: lengths)
+        #expect(!expected.isEmpty)
+        let actual = try await Self.packets(recording, lengths: lengths)
+        #expect(actual == expected, "\(actual) vs \(expected)")
+        // Secrets were recorded as pseudonyms: decoded with nothing hidden, they are not there.
+        let shown = try await onOwnThread { try DecodeTests.run([recording, "--format", "jsonl", "--no-redact"]) }
+        for secret in ["fake-session-not-real", "fake-token-0001", "fake-user"] {
+            #expect(!shown.output.contains(secret), "\(secret) is in the recording")
+        }
+        if scenario == "works-ws" {
+            #expect(shown.output.contains("WORKS_SES=‹cookie:"), "the Cookie header went through, redacted: \(shown.output.prefix(2000))")
+        }
+    }
+
+    @Test func anUnreachableUpstreamIsA502WithTheReason() async throws {
+        let dead = try freePort()
+        let proxy = try Background(DecodeTests.binary("wmq-capture"), ["proxy", "--listen", "127.0.0.1:0", "--upstream", "ws://127.0.0.1:\(dead)/mqtt", "--decode"])
+        defer { proxy.stop() }
+        let port = try await proxy.awaiting("listening ws://127\\.0\\.0\\.1:[0-9]+").split(separator: " ")[1].split(separator: ":").last.map(String.init) ?? ""
+        let answer = try await onOwnThread {
+            try DecodeTests.run(["-s", "-i", "-H", "Connection: Upgrade", "-H", "Upgrade: websocket", "-H", "Sec-WebSocket-Version: 13",
+                                 "-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "-H", "Sec-WebSocket-Protocol: mqtt",
+                                 "http://127.0.0.1:\(port)/mqtt"], tool: "/usr/bin/curl")
+        }
+        #expect(answer.output.hasPrefix("HTTP/1.1 502"), "\(answer.output)")
+        #expect(answer.output.contains("cannot connect to 127.0.0.1:\(dead)"), "\(answer.output)")
+    }
+}
