@@ -51,6 +51,8 @@ public struct CaptureDissector {
         public var reportsFrames = false
         /// WebSocket messages carrying MQTT reported as messages too (HAR export).
         public var reportsMessages = false
+        /// Decrypts TLS connections whose secrets it holds (`--keylog`).
+        public var keyLog: TLSKeyLog?
         /// Whether PUBLISH payloads are annotated (`--stats` does without).
         public var annotates = true
         public var assumptions: [UInt16: Assumption] = [:]
@@ -74,6 +76,9 @@ public struct CaptureDissector {
         var ignored = false
         var pending: [Pending] = []
         var pendingBytes = 0
+        /// TLS decrypted with the key log: its plaintext is what the rest of the pipeline sees.
+        var tls: TLSDecryptor?
+        var sawData = false
     }
 
     public let options: Options
@@ -145,7 +150,28 @@ public struct CaptureDissector {
                 // Moved out of the dictionary while it works, so that its decoders'
                 // buffers are not shared, and not copied at the next append.
                 guard var entry = tracked.removeValue(forKey: id) else { continue }
-                events += receive(.data(direction, bytes), entry: &entry, frame: frame, time: time)
+                if !entry.sawData {
+                    entry.sawData = true
+                    if let keyLog = options.keyLog, direction == .clientToServer, TLSDecryptor.looksLikeClientHello(bytes) {
+                        entry.tls = TLSDecryptor(keyLog: keyLog)
+                    }
+                }
+                if var tls = entry.tls {
+                    let outputs = tls.feed(bytes, fromClient: direction == .clientToServer)
+                    entry.tls = tls
+                    for output in outputs {
+                        switch output {
+                        case .plaintext(let plain):
+                            events += receive(.data(direction, plain), entry: &entry, frame: frame, time: time)
+                        case .problem(let reason):
+                            events.append(CaptureEvent(connection: entry.connection, direction: direction, frame: frame, time: time,
+                                                       kind: .dissected(DissectorEvent(direction: direction.stream,
+                                                                                       kind: .error(layer: "TLS", description: reason), warnings: []))))
+                        }
+                    }
+                } else {
+                    events += receive(.data(direction, bytes), entry: &entry, frame: frame, time: time)
+                }
                 tracked[id] = entry
             case .gap(let id, let direction, let count, let frame, let time):
                 guard var entry = tracked.removeValue(forKey: id) else { continue }
@@ -153,7 +179,16 @@ public struct CaptureDissector {
                     events.append(CaptureEvent(connection: entry.connection, direction: direction, frame: frame, time: time,
                                                kind: .gap(bytes: count)))
                 }
-                events += receive(.gap(direction, count), entry: &entry, frame: frame, time: time)
+                if var tls = entry.tls {
+                    for case .problem(let reason) in tls.lost(fromClient: direction == .clientToServer) {
+                        events.append(CaptureEvent(connection: entry.connection, direction: direction, frame: frame, time: time,
+                                                   kind: .dissected(DissectorEvent(direction: direction.stream,
+                                                                                   kind: .error(layer: "TLS", description: reason), warnings: []))))
+                    }
+                    entry.tls = tls
+                } else {
+                    events += receive(.gap(direction, count), entry: &entry, frame: frame, time: time)
+                }
                 tracked[id] = entry
             case .closed(let id, let reason, let frame, let time):
                 guard var entry = tracked.removeValue(forKey: id) else { continue }
@@ -223,7 +258,7 @@ public struct CaptureDissector {
             }
         } else if let record = Self.tlsRecord(clientBytes) ?? Self.tlsRecord(serverBytes) {
             return ignore(&entry, frame: frame, time: time,
-                          reason: "TLS (\(record)), encrypted: decode a capture of the plain side, such as a recording proxy's")
+                          reason: "TLS (\(record)), encrypted: give its key log with --keylog, or capture the plain side with wmq-capture proxy")
         } else if !connection.joinedMidstream && clientBytes.starts(with: Array("GET ".utf8)) {
             transport = .webSocket(expectsHandshake: true)
             (name, how) = ("websocket", "HTTP Upgrade")

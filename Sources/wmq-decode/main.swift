@@ -69,6 +69,9 @@ struct Decode: ParsableCommand {
     @Flag(help: "Show cookies, tokens and passwords as captured.")
     var noRedact = false
 
+    @Option(help: "An NSS key log (SSLKEYLOGFILE, as browsers and Python's ssl write it): TLS connections whose secrets it holds are decrypted (TLS 1.2 and 1.3, AES-GCM and ChaCha20-Poly1305).")
+    var keylog: String?
+
     @Option(help: "Key for the redaction pseudonyms: the same key gives the same pseudonyms across runs. Default: random.")
     var redactionKey: String?
 
@@ -120,6 +123,16 @@ struct Decode: ParsableCommand {
         options.reportsFrames = verbose
         options.annotates = !stats && format != .har
         options.reportsMessages = format == .har
+        if let keylog {
+            guard let data = FileManager.default.contents(atPath: keylog), let text = String(data: data, encoding: .utf8) else {
+                throw unreadableInput("wmq-decode", "cannot read the key log \(keylog)")
+            }
+            do {
+                options.keyLog = try TLSKeyLog(text: text)
+            } catch {
+                throw unreadableInput("wmq-decode", "\(keylog): \(error)")
+            }
+        }
         var har = HAROutput(redactor: options.redactor)
         for assumption in assumptions {
             let parts = assumption.split(separator: "=")
