@@ -11,7 +11,7 @@ struct ProxyTests {
 
     /// A CA and a certificate for 127.0.0.1 made by openssl, and mosquitto with a TCP listener
     /// and a TLS websockets listener using them.
-    static func tlsMosquitto(in folder: URL) async throws -> (Background, tcp: Int, wss: Int) {
+    static func tlsMosquitto(in folder: URL, tls13Ciphers: String? = nil) async throws -> (Background, tcp: Int, wss: Int) {
         let d = folder.path
         try Data("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n".utf8).write(to: folder.appendingPathComponent("server.ext"))
         for step in [["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=wmq proxy test CA", "-keyout", "\(d)/ca.key", "-out", "\(d)/ca.pem"],
@@ -34,6 +34,7 @@ struct ProxyTests {
             cafile \(d)/ca.pem
             certfile \(d)/server.pem
             keyfile \(d)/server.key
+            \(tls13Ciphers.map { "ciphers_tls1.3 \($0)" } ?? "")
             """.write(to: folder.appendingPathComponent("mosquitto.conf"), atomically: true, encoding: .utf8)
         guard let mosquitto = ReplayPeerTests.mosquitto else { throw PeerFailure(description: "mosquitto is not installed") }
         let broker = try Background(mosquitto, ["-c", folder.appendingPathComponent("mosquitto.conf").path, "-v"])
