@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """A paho-mqtt session over wss:// that writes its TLS key log (NSS format, Python's
-ssl keylog_filename): the client subscribes to tls/#, publishes one message at QoS 1 to it,
-receives it and disconnects. For wmq-decode --keylog tests.
+ssl keylog_filename): the client subscribes to `notification`, publishes one Works
+notification (a fake one) at QoS 1 to it, receives it and disconnects. For wmq-decode
+--keylog tests.
 
 Usage: tls_session.py PORT CAFILE KEYLOG {1.2|1.3} [OPENSSL-CIPHERS]
 """
+import json
 import ssl
 import sys
 import time
@@ -31,9 +33,12 @@ client.loop_start()
 deadline = time.time() + 10
 while not client.is_connected() and time.time() < deadline:
     time.sleep(0.01)
-client.subscribe("tls/#", qos=1)
+client.subscribe("notification", qos=1)
 time.sleep(0.2)
-client.publish("tls/a", b"hello over TLS " + version.encode(), qos=1).wait_for_publish(5)
+notification = {"nType": 1, "chNo": 300012345, "chType": 2, "chTitle": "TLS room", "loc-key": "REV_MSG",
+                "loc-args0": "Alice", "loc-args1": "hello over TLS " + version, "fromUserNo": 110001,
+                "notification-id": "msg.300012345.1", "token": "fake-token-tls"}
+client.publish("notification", json.dumps(notification).encode(), qos=1).wait_for_publish(5)
 while not received and time.time() < deadline:
     time.sleep(0.01)
 client.disconnect()
