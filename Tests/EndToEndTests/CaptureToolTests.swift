@@ -92,8 +92,8 @@ struct CaptureToolTests {
                       (["live", "-i", "lo", "-w", "/tmp/x.pcap", "-W", "3"], Int32(2), "-W needs -C or -G"),
                       (["live", "-i", "lo", "--decode", "-C", "1"], Int32(2), "-C and -G need -w FILE"),
                       (["live", "-i", "lo", "--decode", "--port", "70000"], Int32(2), "not a TCP port")])
-    func usageErrors(arguments: [String], status: Int32, message: String) throws {
-        let run = try DecodeTests.run(arguments, tool: "wmq-capture")
+    func usageErrors(arguments: [String], status: Int32, message: String) async throws {
+        let run = try await onOwnThread { try DecodeTests.run(arguments, tool: "wmq-capture") }
         #expect(run.status == status)
         #expect(run.error.contains(message), "\(run.error)")
     }

@@ -14,8 +14,8 @@ struct HARExportTests {
         try DecodeTests.jsonObjects(run).compactMap { $0["event"] as? String == "mqtt" ? "\($0["direction"] ?? "") \($0["type"] ?? "")" : nil }
     }
 
-    @Test func unredactedItIsTheSessionsMessagesByteForByte() throws {
-        let run = try DecodeTests.run([DecodeTests.sample, "--format", "har", "--no-redact"])
+    @Test func unredactedItIsTheSessionsMessagesByteForByte() async throws {
+        let run = try await onOwnThread { try DecodeTests.run([DecodeTests.sample, "--format", "har", "--no-redact"]) }
         #expect(run.status == 0, "\(run.error)")
         let exported = try Self.messages(Data(run.output.utf8))
         // The committed HAR of the same session (made by Tools/make-sample-session.py) has the same messages.
@@ -30,33 +30,33 @@ struct HARExportTests {
         #expect(entry?["startedDateTime"] as? String == "2025-11-22T02:00:00.037Z")
     }
 
-    @Test func redactedItHoldsNoSecretAndDecodesToTheSamePackets() throws {
-        let run = try DecodeTests.run([DecodeTests.sample, "--format", "har"])
+    @Test func redactedItHoldsNoSecretAndDecodesToTheSamePackets() async throws {
+        let run = try await onOwnThread { try DecodeTests.run([DecodeTests.sample, "--format", "har"]) }
         #expect(run.status == 0)
         let file = try DecodeTests.temporary(Data(run.output.utf8))
         defer { try? FileManager.default.removeItem(atPath: file) }
         // Read back with nothing hidden: the secrets are not in the file at all.
-        let back = try DecodeTests.run([file, "--format", "jsonl", "--no-redact"])
+        let back = try await onOwnThread { try DecodeTests.run([file, "--format", "jsonl", "--no-redact"]) }
         #expect(back.status == 0, "\(back.error)")
         for secret in ["fake-token-0001", "fake-token-0002", "fake-session-not-real", "fake-user", "fake-neo"] {
             #expect(!back.output.contains(secret), "\(secret) is in the exported HAR")
         }
         #expect(back.output.contains(#""token":"‹token:"#))
-        let original = try DecodeTests.run([DecodeTests.sample, "--format", "jsonl"])
+        let original = try await onOwnThread { try DecodeTests.run([DecodeTests.sample, "--format", "jsonl"]) }
         #expect(try Self.types(back) == Self.types(original))
         #expect(try Self.types(back).filter { $0.hasSuffix("PUBLISH") }.count == 4)
     }
 
-    @Test func tcpConnectionsAreLeftOutAndSaid() throws {
-        let run = try DecodeTests.run([DecodeTests.root.appendingPathComponent("captures/works-ws.pcap").path, "--format", "har"])
+    @Test func tcpConnectionsAreLeftOutAndSaid() async throws {
+        let run = try await onOwnThread { try DecodeTests.run([DecodeTests.root.appendingPathComponent("captures/works-ws.pcap").path, "--format", "har"]) }
         #expect(run.status == 0)
         #expect(run.error.contains("1 MQTT-over-TCP connection(s) left out"), "\(run.error)")
         let entries = ((try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any])?["log"] as? [String: Any])?["entries"] as? [Any]
         #expect(entries?.count == 1)
     }
 
-    @Test func harDoesNotGoWithStats() throws {
-        let run = try DecodeTests.run([DecodeTests.sample, "--format", "har", "--stats"])
+    @Test func harDoesNotGoWithStats() async throws {
+        let run = try await onOwnThread { try DecodeTests.run([DecodeTests.sample, "--format", "har", "--stats"]) }
         #expect(run.status == 2)
         #expect(run.error.contains("does not go with --stats"))
     }

@@ -77,10 +77,10 @@ struct KeyLogTests {
         #expect(!run.output.contains("PUBLISH"))
     }
 
-    @Test func aMalformedKeyLogIsRefusedWithItsLine() throws {
+    @Test func aMalformedKeyLogIsRefusedWithItsLine() async throws {
         let file = try DecodeTests.temporary(Data("# keys\nCLIENT_RANDOM 00ff nothex\n".utf8))
         defer { try? FileManager.default.removeItem(atPath: file) }
-        let run = try DecodeTests.run([DecodeTests.sample, "--keylog", file])
+        let run = try await Self.decode([DecodeTests.sample, "--keylog", file])
         #expect(run.status == 3)
         #expect(run.error.contains("key log line 2: CLIENT_RANDOM needs a 32-byte client random and a secret, in hex"), "\(run.error)")
     }

@@ -39,6 +39,7 @@ struct ProxyTests {
         guard let mosquitto = ReplayPeerTests.mosquitto else { throw PeerFailure(description: "mosquitto is not installed") }
         let broker = try Background(mosquitto, ["-c", folder.appendingPathComponent("mosquitto.conf").path, "-v"])
         _ = try await broker.awaiting("Opening websockets listen socket on port \(wss)")
+        try await waitUntilAccepting(wss)
         return (broker, tcp, wss)
     }
 

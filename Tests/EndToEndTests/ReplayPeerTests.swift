@@ -87,6 +87,28 @@ extension Background {
     }
 }
 
+/// Waits (at most 10 s) until something accepts TCP connections on 127.0.0.1:`port`: a peer's
+/// "listening" line can come before its socket listens.
+func waitUntilAccepting(_ port: Int) async throws {
+    try await onOwnThread {
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = UInt16(port).bigEndian
+            let connected = withUnsafePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            }
+            close(fd)
+            if connected { return }
+            usleep(20_000)
+        }
+        throw PeerFailure(description: "nothing accepts connections on port \(port)")
+    }
+}
+
 /// A free TCP port on 127.0.0.1 (for peers that cannot be told to pick one).
 func freePort() throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -131,6 +153,8 @@ struct ReplayPeerTests {
             """.write(to: config, atomically: true, encoding: .utf8)
         let broker = try Background(mosquitto, ["-c", config.path, "-v"])
         _ = try await broker.awaiting("Opening websockets listen socket on port \(ws)")
+        try await waitUntilAccepting(ws)
+        try await waitUntilAccepting(tcp)
         return (broker, "ws://127.0.0.1:\(ws)", "mqtt://127.0.0.1:\(tcp)")
     }
 

@@ -4,15 +4,16 @@ import Testing
 /// `wmq-replay` as CI runs it.
 @Suite("wmq-replay end to end")
 struct ReplayToolTests {
-    static func replay(_ arguments: [String]) throws -> DecodeTests.Run {
-        try DecodeTests.run(arguments, tool: "wmq-replay")
+    /// On a thread of its own: the test runner's shared threads are needed by the servers of other suites.
+    static func replay(_ arguments: [String]) async throws -> DecodeTests.Run {
+        try await onOwnThread { try DecodeTests.run(arguments, tool: "wmq-replay") }
     }
 
     static let captures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("captures")
 
-    @Test func listShowsConnectionsAndCounts() throws {
-        let run = try Self.replay(["list", Self.captures.appendingPathComponent("works-ws.pcap").path])
+    @Test func listShowsConnectionsAndCounts() async throws {
+        let run = try await Self.replay(["list", Self.captures.appendingPathComponent("works-ws.pcap").path])
         #expect(run.status == 0)
         #expect(run.lines.first?.hasSuffix("works-ws.pcap: 2 MQTT connections") == true)
         #expect(run.lines.contains { $0.hasPrefix("c1 ") && $0.contains("ws-mqtt /mqtt (mqtt)") && $0.contains("MQTT 3.1.1 client \"web-beejs_0123456789ab\"") })
@@ -20,8 +21,8 @@ struct ReplayToolTests {
         #expect(run.lines.contains { $0.hasPrefix("c2 ") && $0.contains("  mqtt  ") })
     }
 
-    @Test func listAsJSONLines() throws {
-        let run = try Self.replay(["list", "--format", "jsonl", Self.captures.appendingPathComponent("mqtt5-ws.pcap").path])
+    @Test func listAsJSONLines() async throws {
+        let run = try await Self.replay(["list", "--format", "jsonl", Self.captures.appendingPathComponent("mqtt5-ws.pcap").path])
         #expect(run.status == 0)
         let objects = run.lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         #expect(objects.count == 2)
@@ -32,8 +33,8 @@ struct ReplayToolTests {
     @Test(arguments: [(["list", "/nonexistent.pcap"], Int32(3), "cannot read"),
                       (["list"], Int32(2), "Missing expected argument"),
                       (["list", "--format", "xml", "x"], Int32(2), "xml")])
-    func badInvocations(arguments: [String], status: Int32, message: String) throws {
-        let run = try Self.replay(arguments)
+    func badInvocations(arguments: [String], status: Int32, message: String) async throws {
+        let run = try await Self.replay(arguments)
         #expect(run.status == status)
         #expect(run.error.contains(message), "\(run.error)")
     }
@@ -49,24 +50,24 @@ struct ReplayToolTests {
                       (["check", "/nonexistent.har"], Int32(3), "cannot read /nonexistent.har"),
                       (["check", "captures/works-sample.pcap", "--rules", "/nonexistent.json"], Int32(3), "cannot read the rules file"),
                       (["check", "captures/README.md"], Int32(3), "not a pcap or pcapng file")])
-    func badReplayInvocations(arguments: [String], status: Int32, message: String) throws {
-        let run = try Self.replay(arguments.map { $0.hasPrefix("captures/") ? Self.captures.deletingLastPathComponent().appendingPathComponent($0).path : $0 })
+    func badReplayInvocations(arguments: [String], status: Int32, message: String) async throws {
+        let run = try await Self.replay(arguments.map { $0.hasPrefix("captures/") ? Self.captures.deletingLastPathComponent().appendingPathComponent($0).path : $0 })
         #expect(run.status == status, "\(run.output)\(run.error)")
         #expect(run.error.contains(message), "\(run.error)")
     }
 
-    @Test func aBadRulesFileSaysWhereAndWhy() throws {
+    @Test func aBadRulesFileSaysWhereAndWhy() async throws {
         let rules = try DecodeTests.temporary(Data(#"{"ignore": ["createTime"]}"#.utf8))
         defer { try? FileManager.default.removeItem(atPath: rules) }
-        let run = try Self.replay(["check", Self.captures.appendingPathComponent("works-sample.pcap").path, "--rules", rules])
+        let run = try await Self.replay(["check", Self.captures.appendingPathComponent("works-sample.pcap").path, "--rules", rules])
         #expect(run.status == 3)
         #expect(run.error.contains("\(rules): \"ignore\": \"createTime\" is not a JSON path starting with $"), "\(run.error)")
     }
 
-    @Test func checkReportsEveryRecordingAsJSONAndJUnit() throws {
+    @Test func checkReportsEveryRecordingAsJSONAndJUnit() async throws {
         let junit = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-check-\(UUID().uuidString).xml").path
         defer { try? FileManager.default.removeItem(atPath: junit) }
-        let run = try Self.replay(["check", "--format", "json", "--junit", junit] + ["works-sample.har", "mqtt5-ws.pcap", "works-ws.pcap"].map {
+        let run = try await Self.replay(["check", "--format", "json", "--junit", junit] + ["works-sample.har", "mqtt5-ws.pcap", "works-ws.pcap"].map {
             Self.captures.appendingPathComponent($0).path
         })
         #expect(run.status == 0, "\(run.output)\(run.error)")
@@ -80,7 +81,7 @@ struct ReplayToolTests {
         #expect(xml.contains(#"<skipped message="MQTT 5.0; the built-in client speaks 3.1.1"/>"#))
     }
 
-    @Test func aScenarioIsCheckedAndServedButNotDriven() throws {
+    @Test func aScenarioIsCheckedAndServedButNotDriven() async throws {
         let scenario = try DecodeTests.temporary(Data("""
             # what wmq-mock would play: two notifications at QoS 1, a QoS 2 publish
             {"notify": {"channel": 42, "sender": "Alice", "text": "Hello"}}
@@ -89,18 +90,18 @@ struct ReplayToolTests {
             {"notify": {"channel": 42, "sender": "Bob", "text": "Hi"}}
             """.utf8))
         defer { try? FileManager.default.removeItem(atPath: scenario) }
-        let check = try Self.replay(["check", scenario])
+        let check = try await Self.replay(["check", scenario])
         #expect(check.status == 0, "\(check.output)\(check.error)")
         // The client's acknowledgements (PUBACK, PUBREC, PUBCOMP, PUBACK) are what was compared.
         #expect(check.lines.last == "  c1 client → server: 4 packets as recorded", "\(check.output)")
-        let drive = try Self.replay(["drive", scenario, "--url", "ws://127.0.0.1:1"])
+        let drive = try await Self.replay(["drive", scenario, "--url", "ws://127.0.0.1:1"])
         #expect(drive.status == 0)
         #expect(drive.output.contains("skipped, a scenario describes only the server's side: serve or check it"))
     }
 
-    @Test func originalTimingTakesAtLeastAsLongAsTheRecording() throws {
+    @Test func originalTimingTakesAtLeastAsLongAsTheRecording() async throws {
         // The sample session lasts 0.123 s from CONNECT to DISCONNECT; played as recorded, no sooner.
-        let run = try Self.replay(["check", "--original-timing", "--format", "json", Self.captures.appendingPathComponent("works-sample.pcap").path])
+        let run = try await Self.replay(["check", "--original-timing", "--format", "json", Self.captures.appendingPathComponent("works-sample.pcap").path])
         #expect(run.status == 0, "\(run.output)\(run.error)")
         let report = try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any]
         let seconds = Double(report?["seconds"] as? Double ?? 0)
@@ -108,8 +109,8 @@ struct ReplayToolTests {
         #expect(report?["pace"] as? String == "original timing")
     }
 
-    @Test func aFileWithoutMQTTIsRefused() throws {
-        let run = try Self.replay(["list", Self.captures.appendingPathComponent("README.md").path])
+    @Test func aFileWithoutMQTTIsRefused() async throws {
+        let run = try await Self.replay(["list", Self.captures.appendingPathComponent("README.md").path])
         #expect(run.status == 3)
         #expect(run.error.contains("not a pcap or pcapng file"))
     }

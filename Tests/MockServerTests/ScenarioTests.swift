@@ -101,7 +101,8 @@ struct ScenarioPlayTests {
             let started = ContinuousClock.now
             try await client.publish(topic: "t", payload: ByteBuffer(string: "x"), qos: qos)
             let took = ContinuousClock.now - started
-            #expect(took >= .milliseconds(350) && took < .seconds(3), "QoS \(qos.rawValue): \(took)")
+            // Late (0.4 s per acknowledgement), but there: the bug this guards against delayed them forever.
+            #expect(took >= .milliseconds(350) && took < .seconds(10), "QoS \(qos.rawValue): \(took)")
         }
         await client.disconnect()
     }
