@@ -88,6 +88,43 @@ struct CaptureToolTests {
         }
     }
 
+    @Test(.enabled(if: canCapture))
+    func aRingRotatesByTime() async throws {
+        // A packet every 100 ms for 1.7 s, files of 0.5 s: four or five files, all kept without -W.
+        let folder = Self.temporary("timed")
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let port = try freePort()
+        let capture = try await Self.start(["--port", "\(port)", "-w", "\(folder)/timed.pcap", "-G", "0.5"])
+        defer { capture.stop() }
+        let ticker = try Background("/usr/bin/python3", ["-c", """
+            import socket, threading, time
+            server = socket.socket(); server.bind(("127.0.0.1", \(port))); server.listen(1)
+            def sink():
+                connection, _ = server.accept()
+                while connection.recv(65536): pass
+            thread = threading.Thread(target=sink); thread.start()
+            client = socket.create_connection(("127.0.0.1", \(port)))
+            for _ in range(17):
+                client.sendall(b"tick"); time.sleep(0.1)
+            client.close(); thread.join()
+            """])
+        #expect(try await ticker.finished(seconds: 20) == 0, "\(ticker.output)")
+        try await Task.sleep(for: .milliseconds(200))
+        kill(capture.process.processIdentifier, SIGINT)
+        #expect(try await capture.finished(seconds: 10) == 0, "\(capture.output)")
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder).sorted()
+        #expect((3...5).contains(names.count), "\(names) \(capture.output)")
+        #expect(names.first == "timed-0001.pcap")
+        // Together they hold every tick, each file a capture of its own.
+        var ticks = 0
+        for name in names {
+            let frames = try await onOwnThread { try DecodeTests.run(["-r", "\(folder)/\(name)", "-Y", "tcp.len == 4"], tool: CaptureToolTests.tshark ?? "/usr/bin/tshark") }
+            ticks += frames.lines.count
+        }
+        #expect(ticks == 17, "\(ticks) ticks in \(names)")
+    }
+
     @Test(arguments: [(["live", "-i", "lo"], Int32(2), "give -w FILE, --decode, or both"),
                       (["live", "-i", "lo", "-w", "/tmp/x.pcap", "-W", "3"], Int32(2), "-W needs -C or -G"),
                       (["live", "-i", "lo", "--decode", "-C", "1"], Int32(2), "-C and -G need -w FILE"),
