@@ -19,6 +19,22 @@ struct CaptureToolTests {
         return capture
     }
 
+    /// A TCP connection on loopback port `port` (Python): a sink that reads everything, and a
+    /// client that runs `sending` (one line, with `client` and `time` at hand), then closes.
+    static func loopbackStream(port: Int, sending: String) throws -> Background {
+        try Background("/usr/bin/python3", ["-c", """
+            import socket, threading, time
+            server = socket.socket(); server.bind(("127.0.0.1", \(port))); server.listen(1)
+            def sink():
+                connection, _ = server.accept()
+                while connection.recv(65536): pass
+            thread = threading.Thread(target=sink); thread.start()
+            client = socket.create_connection(("127.0.0.1", \(port)))
+            \(sending)
+            client.close(); thread.join()
+            """])
+    }
+
     @Test(.enabled(if: canCapture))
     func aLiveSessionIsWrittenDecodedAndReadable() async throws {
         let (mock, ws, _) = try await ReplayPeerTests.startMock()
@@ -64,16 +80,7 @@ struct CaptureToolTests {
         let port = try freePort()
         let capture = try await Self.start(["--port", "\(port)", "-w", "\(folder)/ring.pcap", "-C", "1", "-W", "2"])
         defer { capture.stop() }
-        let blast = try Background("/usr/bin/python3", ["-c", """
-            import socket, threading
-            server = socket.socket(); server.bind(("127.0.0.1", \(port))); server.listen(1)
-            def sink():
-                connection, _ = server.accept()
-                while connection.recv(65536): pass
-            thread = threading.Thread(target=sink); thread.start()
-            client = socket.create_connection(("127.0.0.1", \(port)))
-            client.sendall(bytes(3 * 1024 * 1024)); client.close(); thread.join()
-            """])
+        let blast = try Self.loopbackStream(port: port, sending: "client.sendall(bytes(3 * 1024 * 1024))")
         #expect(try await blast.finished(seconds: 20) == 0, "\(blast.output)")
         try await Task.sleep(for: .milliseconds(300))
         kill(capture.process.processIdentifier, SIGTERM)
@@ -97,18 +104,7 @@ struct CaptureToolTests {
         let port = try freePort()
         let capture = try await Self.start(["--port", "\(port)", "-w", "\(folder)/timed.pcap", "-G", "0.5"])
         defer { capture.stop() }
-        let ticker = try Background("/usr/bin/python3", ["-c", """
-            import socket, threading, time
-            server = socket.socket(); server.bind(("127.0.0.1", \(port))); server.listen(1)
-            def sink():
-                connection, _ = server.accept()
-                while connection.recv(65536): pass
-            thread = threading.Thread(target=sink); thread.start()
-            client = socket.create_connection(("127.0.0.1", \(port)))
-            for _ in range(17):
-                client.sendall(b"tick"); time.sleep(0.1)
-            client.close(); thread.join()
-            """])
+        let ticker = try Self.loopbackStream(port: port, sending: "for _ in range(17): client.sendall(b'tick'); time.sleep(0.1)")
         #expect(try await ticker.finished(seconds: 20) == 0, "\(ticker.output)")
         try await Task.sleep(for: .milliseconds(200))
         kill(capture.process.processIdentifier, SIGINT)
