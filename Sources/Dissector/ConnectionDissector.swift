@@ -11,8 +11,9 @@ public struct DissectorEvent: Sendable {
         case frame(ParsedFrame)
         /// An MQTT packet; `range` is its place in this direction's MQTT byte stream.
         case mqtt(MQTTPacket, range: Range<Int>, annotation: AnnotatedMessage?)
-        /// A WebSocket message of a connection that does not carry MQTT.
-        case webSocketMessage(WebSocketMessage)
+        /// A WebSocket message of a connection that does not carry MQTT (or, for a HAR export,
+        /// one that does), with its annotation when a JSON dialect (OneBot v11) recognised it.
+        case webSocketMessage(WebSocketMessage, annotation: AnnotatedMessage? = nil)
         case webSocketControl(WebSocketEvent)
         /// Packets or frames were found again after lost bytes; `skipped` bytes were passed over.
         case resynchronized(layer: String, skipped: Int)
@@ -183,7 +184,7 @@ public struct ConnectionDissector {
                     if reportsMessages { add(.webSocketMessage(message)) }
                     events += mqttPackets(in: message, side: &side, direction: direction)
                 } else {
-                    add(.webSocketMessage(message))
+                    add(.webSocketMessage(message, annotation: annotates ? annotateJSON(message) : nil))
                 }
             case .control(let control):
                 add(.webSocketControl(control))
@@ -194,6 +195,17 @@ public struct ConnectionDissector {
             }
         }
         return events
+    }
+
+    /// OneBot v11 calls awaiting their response, by `echo`.
+    private var oneBotCalls: [String: String] = [:]
+
+    /// The annotation of a JSON message of a dialect that speaks JSON over WebSocket.
+    private mutating func annotateJSON(_ message: WebSocketMessage) -> AnnotatedMessage? {
+        guard let first = message.data.getInteger(at: message.data.readerIndex, as: UInt8.self), first == UInt8(ascii: "{"),
+              let json = try? JSONReader.parse(message.data), OneBotDialect.recognises(json) else { return nil }
+        if oneBotCalls.count > 10_000 { oneBotCalls.removeAll() }  // calls never answered do not pile up
+        return OneBotDialect().annotate(json, calls: &oneBotCalls)
     }
 
     private mutating func mqttPackets(in message: WebSocketMessage, side: inout Side, direction: StreamDirection) -> [DissectorEvent] {

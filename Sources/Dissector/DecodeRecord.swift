@@ -104,11 +104,12 @@ public enum DecodeRecord {
             var out = mqttFields(packet, range: range, showsSecrets: showsSecrets)
             if let annotation { out.append(.init(key: "works", value: works(annotation))) }
             return out
-        case .webSocketMessage(let message):
+        case .webSocketMessage(let message, let annotation):
             var out: [JSONMember] = [.init(key: "type", value: .string("message")),
                                      .init(key: "opcode", value: .string(opcodeName(message.opcode))),
                                      .init(key: "payloadLength", value: .number(String(message.data.readableBytes)))]
             if let text = message.text { out.append(.init(key: "text", value: .string(text))) }
+            if let annotation { out.append(.init(key: annotation.dialect, value: works(annotation))) }
             return out
         case .webSocketControl(let control):
             switch control {

@@ -82,7 +82,7 @@ public struct HAROutput {
             case .response(let response, _):
                 entries[id]?.response = response
                 if let chosen = response.subprotocol?.lowercased() { entries[id]?.carriesMQTT = ["mqtt", "mqttv3.1"].contains(chosen) }
-            case .webSocketMessage(let message):
+            case .webSocketMessage(let message, _):
                 guard let direction = event.direction else { return }
                 if entries[id]?.carriesMQTT == nil, direction == .clientToServer, message.opcode != .text {
                     entries[id]?.carriesMQTT = message.data.getInteger(at: message.data.readerIndex, as: UInt8.self) == 0x10

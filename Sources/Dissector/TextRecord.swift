@@ -58,9 +58,16 @@ public enum TextRecord {
                     if verbose { lines += annotation.fields.map { "\(indent)  \($0.name) = \($0.value)" } }
                     lines += annotation.warnings.map { "\(indent)⚠ \($0)" }
                 }
-            case .webSocketMessage(let message):
-                let body = message.text.map { " \"\(WorksTextLimit.cut($0))\"" } ?? ""
-                lines.append(head + "WebSocket \(DecodeRecord.opcodeName(message.opcode)) message \(message.data.readableBytes) bytes\(body)")
+            case .webSocketMessage(let message, let annotation):
+                guard let annotation else {
+                    let body = message.text.map { " \"\(WorksTextLimit.cut($0))\"" } ?? ""
+                    lines.append(head + "WebSocket \(DecodeRecord.opcodeName(message.opcode)) message \(message.data.readableBytes) bytes\(body)")
+                    break
+                }
+                lines.append(head + "\(annotation.dialect) \(annotation.kind) \(message.data.readableBytes) bytes")
+                lines.append("\(indent)▸ \(annotation.summary)")
+                if verbose { lines += annotation.fields.map { "\(indent)  \($0.name) = \($0.value)" } }
+                lines += annotation.warnings.map { "\(indent)⚠ \($0)" }
             case .webSocketControl(let control):
                 switch control {
                 case .ping(let data, _): lines.append(head + "WebSocket ping \(data.readableBytes) bytes")

@@ -118,7 +118,7 @@ struct ConnectionDissectorTests {
                                    into: &wire)
         let kinds = dissector.feed(wire, direction: .serverToClient).map { event -> String in
             switch event.kind {
-            case .webSocketMessage(let message): return "message \(message.text ?? "")"
+            case .webSocketMessage(let message, _): return "message \(message.text ?? "")"
             case .response: return "response"
             default: return "other"
             }

@@ -55,6 +55,36 @@ struct HARExportTests {
         #expect(entries?.count == 1)
     }
 
+    @Test func oneBotMessagesInAHARAreAnnotated() async throws {
+        // A OneBot v11 session as DevTools saves it: text messages, an event, a call and its response.
+        let messages = [
+            ("receive", #"{"time":1700000000,"self_id":10001,"post_type":"meta_event","meta_event_type":"lifecycle","sub_type":"connect"}"#),
+            ("receive", #"{"time":1700000001,"self_id":10001,"post_type":"message","message_type":"group","group_id":123456,"user_id":12345,"message":[{"type":"text","data":{"text":"Hello"}}],"sender":{"nickname":"Alice"}}"#),
+            ("send", #"{"action":"send_group_msg","params":{"group_id":123456,"message":"Hi [CQ:at,qq=12345]"},"echo":"1"}"#),
+            ("receive", #"{"status":"ok","retcode":0,"data":{"message_id":7},"echo":"1"}"#),
+        ]
+        let entries: [String: Any] = ["log": ["version": "1.2", "entries": [[
+            "startedDateTime": "2023-11-14T22:13:20.000Z",
+            "request": ["method": "GET", "url": "ws://127.0.0.1:8000/ws/", "headers": [
+                ["name": "Upgrade", "value": "websocket"], ["name": "Connection", "value": "Upgrade"], ["name": "Sec-WebSocket-Version", "value": "13"],
+                ["name": "Sec-WebSocket-Key", "value": "dGhlIHNhbXBsZSBub25jZQ=="], ["name": "X-Self-ID", "value": "10001"]]],
+            "response": ["status": 101, "headers": [["name": "Upgrade", "value": "websocket"], ["name": "Connection", "value": "Upgrade"],
+                                                    ["name": "Sec-WebSocket-Accept", "value": "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="]]],
+            "_webSocketMessages": messages.enumerated().map { ["type": $1.0, "time": 1_700_000_000.0 + Double($0), "opcode": 1, "data": $1.1] },
+        ]]]]
+        let file = try DecodeTests.temporary(try JSONSerialization.data(withJSONObject: entries))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let run = try await onOwnThread { try DecodeTests.run([file, "--format", "text"]) }
+        #expect(run.status == 0, "\(run.output)\(run.error)")
+        for line in ["▸ lifecycle connect (bot 10001)", "▸ group 123456 · user 12345 (Alice): Hello",
+                     "▸ call send_group_msg · group 123456: Hi @12345 (echo 1)", "▸ response ok (retcode 0, ok) to send_group_msg · message 7 (echo 1)"] {
+            #expect(run.output.contains(line), "\(line) in \(run.output)")
+        }
+        let json = try await onOwnThread { try DecodeTests.run([file, "--format", "jsonl"]) }
+        let annotated = try DecodeTests.jsonObjects(json).compactMap { $0["onebot"] as? [String: Any] }
+        #expect(annotated.map { $0["kind"] as? String } == ["lifecycle", "group-message", "api-call", "api-response"])
+    }
+
     @Test func harDoesNotGoWithStats() async throws {
         let run = try await onOwnThread { try DecodeTests.run([DecodeTests.sample, "--format", "har", "--stats"]) }
         #expect(run.status == 2)
