@@ -184,7 +184,9 @@ public struct ConnectionDissector {
                     if reportsMessages { add(.webSocketMessage(message)) }
                     events += mqttPackets(in: message, side: &side, direction: direction)
                 } else {
-                    add(.webSocketMessage(message, annotation: annotates ? annotateJSON(message) : nil))
+                    var shown = message
+                    let annotation = annotates ? annotateJSON(&shown) : nil
+                    add(.webSocketMessage(shown, annotation: annotation))
                 }
             case .control(let control):
                 add(.webSocketControl(control))
@@ -197,15 +199,19 @@ public struct ConnectionDissector {
         return events
     }
 
-    /// OneBot v11 calls awaiting their response, by `echo`.
-    private var oneBotCalls: [String: String] = [:]
+    /// What the JSON chat dialects (OneBot v11, CocoroCore, Discord) keep across messages.
+    private lazy var jsonChats = JSONChatAnnotator(redactor: redactor)
 
-    /// The annotation of a JSON message of a dialect that speaks JSON over WebSocket.
-    private mutating func annotateJSON(_ message: WebSocketMessage) -> AnnotatedMessage? {
+    /// A JSON message: its secret members (`token`, …) as pseudonyms when redacting, and its
+    /// annotation when a JSON chat dialect recognises it.
+    private mutating func annotateJSON(_ message: inout WebSocketMessage) -> AnnotatedMessage? {
         guard let first = message.data.getInteger(at: message.data.readerIndex, as: UInt8.self), first == UInt8(ascii: "{"),
-              let json = try? JSONReader.parse(message.data), OneBotDialect.recognises(json) else { return nil }
-        if oneBotCalls.count > 10_000 { oneBotCalls.removeAll() }  // calls never answered do not pile up
-        return OneBotDialect().annotate(json, calls: &oneBotCalls)
+              let json = try? JSONReader.parse(message.data) else { return nil }
+        if let redactor {
+            let redacted = redactor.redact(json: json)
+            if redacted != json { message.data = ByteBuffer(string: redacted.description) }
+        }
+        return jsonChats.annotate(json)
     }
 
     private mutating func mqttPackets(in message: WebSocketMessage, side: inout Side, direction: StreamDirection) -> [DissectorEvent] {

@@ -55,6 +55,35 @@ struct HARExportTests {
         #expect(entries?.count == 1)
     }
 
+    /// A HAR file of one WebSocket connection with text messages, as DevTools saves it.
+    static func webSocketHAR(url: String, messages: [(String, String)]) throws -> String {
+        let entries: [String: Any] = ["log": ["version": "1.2", "entries": [[
+            "startedDateTime": "2023-11-14T22:13:20.000Z",
+            "request": ["method": "GET", "url": url, "headers": [
+                ["name": "Upgrade", "value": "websocket"], ["name": "Connection", "value": "Upgrade"], ["name": "Sec-WebSocket-Version", "value": "13"],
+                ["name": "Sec-WebSocket-Key", "value": "dGhlIHNhbXBsZSBub25jZQ=="]]],
+            "response": ["status": 101, "headers": [["name": "Upgrade", "value": "websocket"], ["name": "Connection", "value": "Upgrade"],
+                                                    ["name": "Sec-WebSocket-Accept", "value": "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="]]],
+            "_webSocketMessages": messages.enumerated().map { ["type": $1.0, "time": 1_700_000_000.0 + Double($0), "opcode": 1, "data": $1.1] },
+        ]]]]
+        return try DecodeTests.temporary(try JSONSerialization.data(withJSONObject: entries))
+    }
+
+    @Test func aDiscordGatewaySessionIsAnnotatedWithItsTokenRedacted() async throws {
+        let file = try Self.webSocketHAR(url: "wss://gateway.discord.gg/?v=10&encoding=json", messages: [
+            ("receive", #"{"op":10,"d":{"heartbeat_interval":41250},"s":null,"t":null}"#),
+            ("send", #"{"op":2,"d":{"token":"MTIz.fake-bot-token","intents":513,"properties":{"os":"linux"}}}"#),
+            ("receive", #"{"op":0,"d":{"channel_id":"99","content":"hi bot","author":{"username":"alice"}},"s":1,"t":"MESSAGE_CREATE"}"#),
+        ])
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let text = try await onOwnThread { try DecodeTests.run([file, "--format", "text"]) }
+        #expect(text.output.contains("▸ MESSAGE_CREATE #1 · channel 99 · alice: hi bot"), "\(text.output)")
+        #expect(text.output.contains("▸ IDENTIFY (token ‹token:"), "\(text.output)")
+        let json = try await onOwnThread { try DecodeTests.run([file, "--format", "jsonl"]) }
+        #expect(!json.output.contains("fake-bot-token") && !text.output.contains("fake-bot-token"), "the token is in the output")
+        #expect(json.output.contains(#"\"token\":\"‹token:"#), "the message's text is shown redacted")
+    }
+
     @Test func oneBotMessagesInAHARAreAnnotated() async throws {
         // A OneBot v11 session as DevTools saves it: text messages, an event, a call and its response.
         let messages = [
@@ -63,16 +92,7 @@ struct HARExportTests {
             ("send", #"{"action":"send_group_msg","params":{"group_id":123456,"message":"Hi [CQ:at,qq=12345]"},"echo":"1"}"#),
             ("receive", #"{"status":"ok","retcode":0,"data":{"message_id":7},"echo":"1"}"#),
         ]
-        let entries: [String: Any] = ["log": ["version": "1.2", "entries": [[
-            "startedDateTime": "2023-11-14T22:13:20.000Z",
-            "request": ["method": "GET", "url": "ws://127.0.0.1:8000/ws/", "headers": [
-                ["name": "Upgrade", "value": "websocket"], ["name": "Connection", "value": "Upgrade"], ["name": "Sec-WebSocket-Version", "value": "13"],
-                ["name": "Sec-WebSocket-Key", "value": "dGhlIHNhbXBsZSBub25jZQ=="], ["name": "X-Self-ID", "value": "10001"]]],
-            "response": ["status": 101, "headers": [["name": "Upgrade", "value": "websocket"], ["name": "Connection", "value": "Upgrade"],
-                                                    ["name": "Sec-WebSocket-Accept", "value": "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="]]],
-            "_webSocketMessages": messages.enumerated().map { ["type": $1.0, "time": 1_700_000_000.0 + Double($0), "opcode": 1, "data": $1.1] },
-        ]]]]
-        let file = try DecodeTests.temporary(try JSONSerialization.data(withJSONObject: entries))
+        let file = try Self.webSocketHAR(url: "ws://127.0.0.1:8000/ws/", messages: messages)
         defer { try? FileManager.default.removeItem(atPath: file) }
         let run = try await onOwnThread { try DecodeTests.run([file, "--format", "text"]) }
         #expect(run.status == 0, "\(run.output)\(run.error)")

@@ -1,0 +1,52 @@
+import Dialects
+import Testing
+
+/// CocoroCore's chat socket and the Discord gateway, through the per-connection annotator.
+@Suite struct ChatSocketTests {
+    func annotate(_ texts: [String], redactor: Redactor? = nil) throws -> [AnnotatedMessage?] {
+        var annotator = JSONChatAnnotator(redactor: redactor)
+        return try texts.map { annotator.annotate(try JSONReader.parse($0)) }
+    }
+
+    @Test func aStreamedCocoroAnswerIsReassembled() throws {
+        let out = try annotate([
+            #"{"action":"chat","session_id":"s1","request":{"query":"天気は？","chat_type":"text","images":[]}}"#,
+            #"{"session_id":"s1","type":"status","data":"2"}"#,
+            #"{"session_id":"s1","type":"text","data":{"content":"今日は晴れです。","is_incremental":true}}"#,
+            #"{"session_id":"s1","type":"text","data":{"content":"明日は雨でしょう。","is_incremental":true}}"#,
+            #"{"session_id":"s1","type":"time","data":{"total_time":1.8,"speed_improvement":1.2}}"#,
+            #"{"session_id":"s1","type":"end","data":{"total_tokens":42,"final_text":"今日は晴れです。明日は雨でしょう。"}}"#,
+        ])
+        #expect(out.map { $0?.summary } == [
+            "chat request (text) · session s1: 天気は？", "generation started · session s1",
+            "chunk 1 · session s1: 今日は晴れです。", "chunk 2 · session s1: 明日は雨でしょう。", "took 1.8 s · session s1",
+            "answer in 2 chunks, 42 tokens · session s1: 今日は晴れです。明日は雨でしょう。",
+        ])
+        #expect(out.last??.warnings == [])
+        // Chunks that do not add up to the final text are pointed out.
+        let lost = try annotate([#"{"session_id":"s2","type":"text","data":{"content":"part","is_incremental":true}}"#,
+                                 #"{"session_id":"s2","type":"end","data":{"total_tokens":3,"final_text":"part and more"}}"#])
+        #expect(lost.last??.warnings == ["the streamed chunks do not add up to final_text"])
+        #expect(try annotate([#"{"session_id":"s3","type":"error","data":{"message":"boom","code":"PROCESSING_ERROR"}}"#]).first??.summary
+            == "error PROCESSING_ERROR · session s3: boom")
+    }
+
+    @Test func discordGatewayFramesAreNamedAndTheTokenNeverShown() throws {
+        let redactor = Redactor(key: Array("k".utf8))
+        let out = try annotate([
+            #"{"op":10,"d":{"heartbeat_interval":41250},"s":null,"t":null}"#,
+            #"{"op":2,"d":{"token":"MTIz.secret.token","intents":513,"properties":{"os":"linux"}}}"#,
+            #"{"op":0,"d":{"channel_id":"99","content":"hi bot","author":{"username":"alice"}},"s":3,"t":"MESSAGE_CREATE"}"#,
+            #"{"op":1,"d":3}"#, #"{"op":11,"d":null}"#, #"{"op":9,"d":false}"#,
+        ], redactor: redactor)
+        #expect(out.map { $0?.summary } == [
+            "HELLO (heartbeat every 41250 ms)", "IDENTIFY (token \(redactor.pseudonym("MTIz.secret.token", kind: "token")), intents 513)",
+            "MESSAGE_CREATE #3 · channel 99 · alice: hi bot", "HEARTBEAT (last sequence 3)", "HEARTBEAT_ACK", "INVALID_SESSION (not resumable)",
+        ])
+        #expect(out.allSatisfy { $0?.summary.contains("secret") == false })
+    }
+
+    @Test func otherJSONIsLeftAlone() throws {
+        #expect(try annotate([#"{"hello":"world"}"#, #"{"op":"x","d":1}"#, #"{"op":1,"d":2,"extra":true}"#]).allSatisfy { $0 == nil })
+    }
+}
