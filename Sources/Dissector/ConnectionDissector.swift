@@ -253,8 +253,12 @@ public struct ConnectionDissector {
                 }
                 var annotation: AnnotatedMessage?
                 if annotates, case .publish(let publish) = packet {
-                    let candidate = dialect.annotate(publish, redactor: redactor)
-                    if worksConfidence >= .likely || Self.worksKinds.contains(candidate.kind) { annotation = candidate }
+                    if ChatTopicDialect.recognises(topic: publish.topicName) {
+                        annotation = ChatTopicDialect().annotate(publish, redactor: redactor)
+                    } else {
+                        let candidate = dialect.annotate(publish, redactor: redactor)
+                        if worksConfidence >= .likely || Self.worksKinds.contains(candidate.kind) { annotation = candidate }
+                    }
                 }
                 events.append(DissectorEvent(direction: direction,
                                              kind: .mqtt(shown, range: side.mqtt.lastPacketRange, annotation: annotation),

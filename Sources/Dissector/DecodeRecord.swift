@@ -102,7 +102,7 @@ public enum DecodeRecord {
                     .init(key: "streamOffset", value: .number(String(frame.offset)))]
         case .mqtt(let packet, let range, let annotation):
             var out = mqttFields(packet, range: range, showsSecrets: showsSecrets)
-            if let annotation { out.append(.init(key: "works", value: works(annotation))) }
+            if let annotation { out.append(.init(key: annotation.dialect, value: works(annotation))) }
             return out
         case .webSocketMessage(let message, let annotation):
             var out: [JSONMember] = [.init(key: "type", value: .string("message")),

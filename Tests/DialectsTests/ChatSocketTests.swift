@@ -1,4 +1,6 @@
 import Dialects
+import MQTTWire
+import NIOCore
 import Testing
 
 /// CocoroCore's chat socket and the Discord gateway, through the per-connection annotator.
@@ -48,5 +50,24 @@ import Testing
 
     @Test func otherJSONIsLeftAlone() throws {
         #expect(try annotate([#"{"hello":"world"}"#, #"{"op":"x","d":1}"#, #"{"op":1,"d":2,"extra":true}"#]).allSatisfy { $0 == nil })
+    }
+}
+
+@Suite struct ChatTopicTests {
+    func publish(_ topic: String, _ payload: String) -> PublishPacket {
+        PublishPacket(qos: .atLeastOnce, topicName: topic, packetIdentifier: 1, payload: ByteBuffer(string: payload))
+    }
+
+    @Test func theChatTreeIsAnnotatedByTopic() {
+        let dialect = ChatTopicDialect()
+        let send = dialect.annotate(publish("chat/send", #"{"id":"m-1","session_id":"s-9","content":"Hello, AI!","timestamp":1700000000}"#), redactor: nil)
+        #expect(send.summary == "chat/send · session s-9 · id m-1: Hello, AI!")
+        #expect(send.kind == "chat-send" && send.field("timestamp") == "1700000000")
+        let status = dialect.annotate(publish("chat/status", #"{"messageId":"m-1","status":"delivered"}"#), redactor: nil)
+        #expect(status.summary == "chat/status · id m-1 · delivered")
+        let raw = dialect.annotate(publish("connection/ai-core", "online"), redactor: nil)
+        #expect(raw.summary == "connection/ai-core: online" && raw.warnings == ["the payload is not JSON"])
+        #expect(ChatTopicDialect.recognises(topic: "chat/session/list") && !ChatTopicDialect.recognises(topic: "chat/other"))
+        #expect(dialect.detect(DetectionEvidence(mqttPackets: [.subscribe(SubscribePacket(packetIdentifier: 1, subscriptions: [.init(topicFilter: "chat/receive")]))])) == .likely)
     }
 }

@@ -1,3 +1,4 @@
+import Capture
 import Dialects
 import Dissector
 import Foundation
@@ -194,5 +195,28 @@ struct RefusedUpgradeTests {
             return
         }
         #expect(problems.map(\.reason) == ["server refused the upgrade: 401 Unauthorized"])
+    }
+}
+
+@Suite struct ChatTreeDissectionTests {
+    @Test func aChatTopicPublishIsAnnotatedByTheChatDialectNotWorks() throws {
+        var dissector = try ConnectionDissector(transport: .mqtt, redactor: nil)
+        let encoder = MQTTEncoder()
+        var bytes = try encoder.encode(.connect(ConnectPacket(clientIdentifier: "frontend")))
+        var publish = try encoder.encode(.publish(PublishPacket(qos: .atMostOnce, topicName: "chat/receive",
+                                                                payload: ByteBuffer(string: #"{"session_id":"s1","content":"Hi there"}"#))))
+        bytes.writeBuffer(&publish)
+        let annotations = dissector.feed(bytes, direction: .clientToServer).compactMap { event -> AnnotatedMessage? in
+            if case .mqtt(_, _, let annotation) = event.kind { annotation } else { nil }
+        }
+        #expect(annotations.map(\.dialect) == ["chat"])
+        #expect(annotations.first?.summary == "chat/receive · session s1: Hi there")
+        // In JSON Lines the annotation sits under its dialect's name.
+        let record = DecodeRecord.json(CaptureEvent(connection: Connection(id: 1, client: Endpoint(address: .v4(0), port: 1), server: Endpoint(address: .v4(0), port: 2),
+                                                                           joinedMidstream: false, firstFrame: 1, firstTime: 0),
+                                                    direction: .clientToServer, frame: 1, time: 0,
+                                                    kind: .dissected(DissectorEvent(direction: .clientToServer,
+                                                                                    kind: .mqtt(.pingreq, range: 0..<2, annotation: annotations.first), warnings: []))))
+        #expect(record["chat"]?["summary"]?.stringValue == "chat/receive · session s1: Hi there")
     }
 }
