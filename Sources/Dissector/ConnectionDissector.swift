@@ -150,6 +150,7 @@ public struct ConnectionDissector {
             case .request(let request):
                 self.request = request
                 worksConfidence = max(worksConfidence, dialect.detect(DetectionEvidence(request: request)))
+                if request.target.contains("compress=zlib-stream") { zlibStream = try? PerMessageDeflateInflater(noContextTakeover: false, zlibStream: true) }
                 var shown = request
                 if let redactor { shown.headers = redactor.redact(headers: request.headers) }
                 add(.request(shown))
@@ -185,6 +186,20 @@ public struct ConnectionDissector {
                     events += mqttPackets(in: message, side: &side, direction: direction)
                 } else {
                     var shown = message
+                    if let inflater = zlibStream, direction == .serverToClient, message.opcode == .binary {
+                        // Discord's zlib-stream: pieces are shown once whole, as the text they inflate to.
+                        var piece = message.data
+                        zlibPending.writeBuffer(&piece)
+                        guard PerMessageDeflateInflater.endsFlush(zlibPending) else { continue }
+                        do {
+                            shown.data = try inflater.inflate(zlibPending, maximumSize: 16 << 20, offset: message.range.lowerBound)
+                            shown.opcode = .text
+                            shown.wasCompressed = true
+                        } catch {
+                            add(.error(layer: "zlib-stream", description: "\(error)"))
+                        }
+                        zlibPending.clear()
+                    }
                     let annotation = annotates ? annotateJSON(&shown) : nil
                     add(.webSocketMessage(shown, annotation: annotation))
                 }
@@ -198,6 +213,11 @@ public struct ConnectionDissector {
         }
         return events
     }
+
+    /// The Discord gateway's `compress=zlib-stream`: the server's binary messages are one zlib
+    /// stream, inflated piece by piece (a piece ends with 00 00 FF FF, maybe several messages on).
+    private var zlibStream: PerMessageDeflateInflater?
+    private var zlibPending = ByteBuffer()
 
     /// What the JSON chat dialects (OneBot v11, CocoroCore, Discord) keep across messages.
     private lazy var jsonChats = JSONChatAnnotator(redactor: redactor)

@@ -40,26 +40,37 @@ public struct PerMessageDeflateParameters: Sendable, Hashable {
 
 /// Inflates permessage-deflate messages of one direction, with or without context
 /// takeover, through zlib (compress-nio). Not Sendable: it owns a zlib stream.
+///
+/// With `zlibStream`, it inflates instead an application's own compressed stream (the
+/// Discord gateway's `compress=zlib-stream`): zlib format with its header, one context for the
+/// whole connection, each flushed piece already ending in 00 00 FF FF.
 public final class PerMessageDeflateInflater {
     private let decompressor: ZlibDecompressor
     private let resetsAfterMessage: Bool
+    private let appendsTail: Bool
     private static let tail: [UInt8] = [0x00, 0x00, 0xFF, 0xFF]
 
-    public init(noContextTakeover: Bool) throws(WebSocketWireError) {
+    public init(noContextTakeover: Bool, zlibStream: Bool = false) throws(WebSocketWireError) {
         do {
             // A 15-bit window inflates what any smaller negotiated window compressed.
-            decompressor = try ZlibDecompressor(algorithm: .deflate, windowSize: 15)
+            decompressor = try ZlibDecompressor(algorithm: zlibStream ? .zlib : .deflate, windowSize: 15)
         } catch {
             throw WebSocketWireError(code: .compressionError, offset: 0, reason: "zlib could not start: \(error)")
         }
         resetsAfterMessage = noContextTakeover
+        appendsTail = !zlibStream
+    }
+
+    /// Whether a zlib-stream piece is complete: it ends with the sync-flush marker.
+    public static func endsFlush(_ buffer: ByteBuffer) -> Bool {
+        buffer.readableBytes >= 4 && buffer.getBytes(at: buffer.writerIndex - 4, length: 4) == tail
     }
 
     /// Inflates one message's compressed payload (the fragments joined), appending the
     /// 00 00 FF FF tail that the sender removed (RFC 7692 §7.2.2).
     public func inflate(_ compressed: ByteBuffer, maximumSize: Int, offset: Int) throws(WebSocketWireError) -> ByteBuffer {
         var input = compressed
-        input.writeBytes(Self.tail)
+        if appendsTail { input.writeBytes(Self.tail) }
         // Room for one byte past the maximum: a message of exactly `maximumSize` bytes fills
         // the buffer without being too large (the deflate fuzz target found such messages
         // refused); the check after the loop tells the two apart.

@@ -84,6 +84,40 @@ struct HARExportTests {
         #expect(json.output.contains(#"\"token\":\"‹token:"#), "the message's text is shown redacted")
     }
 
+    @Test func discordsZlibStreamIsInflatedAcrossMessages() async throws {
+        // Three gateway payloads compressed as Discord does: one zlib context, a sync flush after
+        // each; the second piece split over two WebSocket messages.
+        let python = try await onOwnThread { try DecodeTests.run(["-c", """
+            import base64, zlib
+            c = zlib.compressobj()
+            pieces = [c.compress(p.encode()) + c.flush(zlib.Z_SYNC_FLUSH) for p in [
+                '{"op":10,"d":{"heartbeat_interval":41250},"s":null,"t":null}',
+                '{"op":0,"d":{"channel_id":"7","content":"compressed hello","author":{"username":"bob"}},"s":2,"t":"MESSAGE_CREATE"}',
+                '{"op":11,"d":null}']]
+            parts = [pieces[0], pieces[1][:5], pieces[1][5:], pieces[2]]
+            print("\\n".join(base64.b64encode(p).decode() for p in parts))
+            """], tool: "/usr/bin/python3") }
+        let parts = python.lines
+        #expect(parts.count == 4, "\(python.output)\(python.error)")
+        let entries: [String: Any] = ["log": ["version": "1.2", "entries": [[
+            "startedDateTime": "2023-11-14T22:13:20.000Z",
+            "request": ["method": "GET", "url": "wss://gateway.discord.gg/?v=10&encoding=json&compress=zlib-stream", "headers": [
+                ["name": "Upgrade", "value": "websocket"], ["name": "Connection", "value": "Upgrade"], ["name": "Sec-WebSocket-Version", "value": "13"],
+                ["name": "Sec-WebSocket-Key", "value": "dGhlIHNhbXBsZSBub25jZQ=="]]],
+            "response": ["status": 101, "headers": [["name": "Upgrade", "value": "websocket"], ["name": "Connection", "value": "Upgrade"],
+                                                    ["name": "Sec-WebSocket-Accept", "value": "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="]]],
+            "_webSocketMessages": parts.enumerated().map { ["type": "receive", "time": 1_700_000_000.0 + Double($0), "opcode": 2, "data": $1] },
+        ]]]]
+        let file = try DecodeTests.temporary(try JSONSerialization.data(withJSONObject: entries))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let run = try await onOwnThread { try DecodeTests.run([file, "--format", "text"]) }
+        #expect(run.status == 0, "\(run.output)\(run.error)")
+        for line in ["▸ HELLO (heartbeat every 41250 ms)", "▸ MESSAGE_CREATE #2 · channel 7 · bob: compressed hello", "▸ HEARTBEAT_ACK"] {
+            #expect(run.output.contains(line), "\(line) in \(run.output)")
+        }
+        #expect(run.output.components(separatedBy: "discord ").count - 1 == 3, "three payloads from four messages: \(run.output)")
+    }
+
     @Test func oneBotMessagesInAHARAreAnnotated() async throws {
         // A OneBot v11 session as DevTools saves it: text messages, an event, a call and its response.
         let messages = [
