@@ -25,6 +25,7 @@ public enum CorpusGenerator {
         case "mock-config": MockFilesHarness.configSeeds.map { Array($0.utf8) }
         case "scenario": MockFilesHarness.scenarioSeeds.map { Array($0.utf8) }
         case "broker": BrokerHarness.seeds()
+        case "dialects": DialectsHarness.seeds.map { Array($0.utf8) }
         default: []
         }
     }
@@ -41,6 +42,7 @@ public enum CorpusGenerator {
         case "works", "har": tokens = Dictionaries.json + (target == "har" ? Dictionaries.har : [])
         case "mock-config": tokens = Dictionaries.toml
         case "scenario": tokens = Dictionaries.json + Dictionaries.scenario
+        case "dialects": tokens = Dictionaries.json + Dictionaries.dialects
         default: tokens = []
         }
         return tokens.map { name, bytes in "\(name)=\"\(escaped(bytes))\"" }
@@ -432,6 +434,12 @@ enum Dictionaries {
         "[v5.1]", "[wmq]", "mode", "cookies", "redelivery_s", "admin", "admin_token", "mqtt5_on_websocket", "true", "false",
         "\"\"\"", "'''", "0x", "0o", "0b", "inf", "nan", "1e10", "\\u00e9", "{", "}", "=", ".", "#",
     ].enumerated().map { ("toml_\($0.offset)", Array($0.element.utf8)) }
+
+    static let dialects: [(String, [UInt8])] = [
+        "post_type", "self_id", "message_type", "meta_event_type", "group_id", "user_id", "action", "params", "echo", "retcode",
+        "session_id", "is_incremental", "final_text", "heartbeat_interval", "[CQ:", "&#91;", "&#93;", "&#44;", "&amp;",
+        "\u{01}", "。", "？", "．",
+    ].enumerated().map { ("dialects_\($0.offset)", Array($0.element.utf8)) }
 
     static let scenario: [(String, [UInt8])] = [
         "notify", "read", "publish", "wait", "expect", "delay_acks", "raw", "drop", "close", "timeout", "channel", "sender",

@@ -47,6 +47,7 @@ public struct FuzzTarget: Sendable {
         WebSocketHarness.frames, WebSocketHarness.httpUpgrade, WebSocketHarness.deflate,
         CaptureHarness.capture, WorksHarness.works, CaptureHarness.har,
         MockFilesHarness.config, MockFilesHarness.scenario, BrokerHarness.broker,
+        DialectsHarness.dialects,
     ]
 
     public static func named(_ name: String) -> FuzzTarget? {

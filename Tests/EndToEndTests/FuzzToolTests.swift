@@ -13,7 +13,7 @@ struct FuzzToolTests {
         let run = try Self.fuzz(["list", "--names"])
         #expect(run.status == 0)
         #expect(run.lines == ["mqtt311", "mqtt5", "mqtt-chunked", "websocket", "http-upgrade", "deflate", "capture", "works", "har",
-                              "mock-config", "scenario", "broker"])
+                              "mock-config", "scenario", "broker", "dialects"])
     }
 
     /// gen writes seeds and a dictionary; a second gen adds nothing; replay runs them all.
