@@ -79,6 +79,12 @@ struct Mock: AsyncParsableCommand {
     @Option(help: "Also the admin API and the page on a port of their own, HOST:PORT (they are on every WebSocket port too).")
     var admin: String?
 
+    @Option(help: "Also a OneBot v11 endpoint, HOST:PORT (the seed's is 127.0.0.1:8000, path /ws/): lifecycle connect within 1 s or closed, API calls answered; standard input lines become OneBot events instead of Works notifications.")
+    var onebot: String?
+
+    @Option(name: .customLong("onebot-token"), help: "With --onebot: the token clients must send (Authorization: Bearer, or ?access_token=).")
+    var onebotToken: String?
+
     @Option(help: "broker or works (default broker).")
     var mode: Mode?
 
@@ -243,7 +249,25 @@ struct Mock: AsyncParsableCommand {
         let signals = TerminationSignals()
         defer { signals.cancel() }
         let stop = signals.stream
-        let input = Task { await Self.readNotifications(into: broker, logger: logger) }
+        var oneBot: OneBotMock?
+        if let onebot {
+            guard let colon = onebot.lastIndex(of: ":"), let port = Int(onebot[onebot.index(after: colon)...]) else {
+                throw ValidationError("--onebot \(onebot): give HOST:PORT")
+            }
+            let host = String(onebot[..<colon])
+            let mock = OneBotMock(configuration: .init(token: onebotToken), logger: logger)
+            do {
+                let bound = try await mock.listen(host: host, port: port)
+                Self.announce("ws://\(Self.hostForURL(host)):\(bound)/ws/ (OneBot v11)")
+            } catch {
+                throw unreadableInput("wmq-mock", "cannot listen on \(onebot): \(error)")
+            }
+            oneBot = mock
+        }
+        let input = Task { [oneBot] in
+            if let oneBot { await Self.readOneBotEvents(into: oneBot, logger: logger) } else { await Self.readNotifications(into: broker, logger: logger) }
+        }
+        defer { if let oneBot { Task { await oneBot.stop() } } }
         if once {
             // The first play's end, or Ctrl-C; both children end when cancelled.
             let results = broker.scenarioResults
@@ -275,6 +299,37 @@ struct Mock: AsyncParsableCommand {
     }
 
     static func hostForURL(_ host: String) -> String { host.contains(":") ? "[\(host)]" : host }
+
+    /// With --onebot: one event per line of standard input, a OneBot event as it is
+    /// (`{"post_type": …}`) or a message in short (`{"group": 123456, "user": 12345, "text": "Hello"}`).
+    static func readOneBotEvents(into mock: OneBotMock, logger: Logger) async {
+        let lines = AsyncStream<String> { continuation in
+            Thread.detachNewThread {
+                while let line = readLine() { continuation.yield(line) }
+                continuation.finish()
+            }
+        }
+        for await line in lines {
+            let text = line.trimmingCharacters(in: .whitespaces)
+            guard !text.isEmpty else { continue }
+            guard let json = try? JSONReader.parse(text), json.members != nil else {
+                logger.warning("not a JSON object: \(text)")
+                continue
+            }
+            let event: JSONValue
+            if json["post_type"] != nil {
+                event = json
+            } else if let user = json["user"]?.intValue, let message = json["text"]?.stringValue {
+                event = mock.messageEvent(group: json["group"]?.intValue, user: user, text: message,
+                                          nickname: json["nickname"]?.stringValue ?? "wmq-mock")
+            } else {
+                logger.warning("a OneBot event has post_type, or user and text: \(text)")
+                continue
+            }
+            let count = mock.push(event)
+            logger.info("OneBot event pushed", metadata: ["connections": "\(count)"])
+        }
+    }
 
     /// Works mode's script: one notification per line of standard input.
     static func readNotifications(into broker: MockBroker, logger: Logger) async {

@@ -10,6 +10,8 @@ final class Background: @unchecked Sendable {  // output is guarded by the lock
     let process = Process()
     private let lock = NSLock()
     private var collected = ""
+    /// The process's standard input.
+    let input = Pipe()
 
     init(_ executable: String, _ arguments: [String]) throws {
         process.executableURL = URL(fileURLWithPath: executable)
@@ -17,6 +19,7 @@ final class Background: @unchecked Sendable {  // output is guarded by the lock
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
+        process.standardInput = input
         pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
             let data = handle.availableData
             guard !data.isEmpty, let self else { return }
@@ -33,6 +36,11 @@ final class Background: @unchecked Sendable {  // output is guarded by the lock
     }
 
     var output: String { lock.withLock { collected } }
+
+    /// Writes a line to the process's standard input.
+    func send(_ line: String) {
+        input.fileHandleForWriting.write(Data((line + "\n").utf8))
+    }
 
     /// The first match of `pattern` (a regular expression) in the output, waiting up to `seconds`.
     func await(_ pattern: String, seconds: Double = 10) throws -> String {
