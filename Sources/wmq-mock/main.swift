@@ -82,6 +82,9 @@ struct Mock: AsyncParsableCommand {
     @Option(help: "Also a OneBot v11 endpoint, HOST:PORT (the seed's is 127.0.0.1:8000, path /ws/): lifecycle connect within 1 s or closed, API calls answered; standard input lines become OneBot events instead of Works notifications.")
     var onebot: String?
 
+    @Option(help: "Also CocoroCore's chat socket, HOST:PORT (the seed's port is 55601): ws://HOST:PORT/ws/chat/{client_id} answers each chat request with a canned reply streamed through the server's sentence buffering.")
+    var cocoro: String?
+
     @Option(name: .customLong("onebot-token"), help: "With --onebot: the token clients must send (Authorization: Bearer, or ?access_token=).")
     var onebotToken: String?
 
@@ -264,6 +267,22 @@ struct Mock: AsyncParsableCommand {
             }
             oneBot = mock
         }
+        var cocoroMock: CocoroMock?
+        if let cocoro {
+            guard let colon = cocoro.lastIndex(of: ":"), let port = Int(cocoro[cocoro.index(after: colon)...]) else {
+                throw ValidationError("--cocoro \(cocoro): give HOST:PORT")
+            }
+            let host = String(cocoro[..<colon])
+            let mock = CocoroMock(logger: logger)
+            do {
+                let bound = try await mock.listen(host: host, port: port)
+                Self.announce("ws://\(Self.hostForURL(host)):\(bound)/ws/chat/{client_id} (CocoroCore chat)")
+            } catch {
+                throw unreadableInput("wmq-mock", "cannot listen on \(cocoro): \(error)")
+            }
+            cocoroMock = mock
+        }
+        defer { if let cocoroMock { Task { await cocoroMock.stop() } } }
         let input = Task { [oneBot] in
             if let oneBot { await Self.readOneBotEvents(into: oneBot, logger: logger) } else { await Self.readNotifications(into: broker, logger: logger) }
         }

@@ -1,0 +1,139 @@
+import Dialects
+import Foundation
+public import Logging
+import NIOConcurrencyHelpers
+public import NIOCore
+import NIOHTTP1
+public import NIOPosix
+import NIOWebSocket
+
+/// CocoroCore's chat socket (seed 004, PROTOCOLS.md §5): `ws://HOST:PORT/ws/chat/{client_id}`.
+/// A `{"action": "chat", "session_id", "request": {"query", …}}` is answered by a canned reply
+/// streamed as the real server streams it: `status` "2" (generation started), `text` pieces cut
+/// by ``SentenceBuffer`` (80 characters, then up to the last sentence end; a forced flush 2 s
+/// after the last send, polled every 0.1 s; the rest before `end`), `time`, then `end` with the
+/// whole text. A malformed request gets `error` with code `PROCESSING_ERROR`.
+public final class CocoroMock: Sendable {
+    public struct Configuration: Sendable {
+        /// Characters per generated token, and the pause between tokens.
+        public var tokenLength: Int
+        public var tokenInterval: Duration
+
+        public init(tokenLength: Int = 4, tokenInterval: Duration = .milliseconds(20)) {
+            self.tokenLength = tokenLength
+            self.tokenInterval = tokenInterval
+        }
+    }
+
+    public let configuration: Configuration
+    private let logger: Logger
+    private let group: any EventLoopGroup
+    private let listeners = NIOLockedValueBox<[any Channel]>([])
+
+    public init(configuration: Configuration = .init(), logger: Logger, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+        self.configuration = configuration
+        self.logger = logger
+        self.group = group
+    }
+
+    /// The reply the mock gives to `query`: Japanese for a Japanese question, English otherwise.
+    public static func reply(to query: String) -> String {
+        if SentenceBuffer.endings(for: query).contains("。") {
+            return "「\(query)」についてお答えします。これはwmq-mockの応答で、本物のAIではありません。"
+                + "文は句点で区切られ、八十文字を超えると最後の句点までが送られます。残りは次の送信を待ちます。以上です"
+        }
+        return "You asked: \(query). This is wmq-mock speaking, not a real model. "
+            + "Sentences end with a period, and once eighty characters are buffered everything up to the last one goes out. "
+            + "The rest waits for the next send. That is all"
+    }
+
+    public func listen(host: String, port: Int) async throws -> Int {
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let upgrader = NIOWebSocketServerUpgrader(
+                        maxFrameSize: 16 << 20, automaticErrorHandling: true,
+                        shouldUpgrade: { channel, head in
+                            let path = head.uri.split(separator: "?").first.map(String.init) ?? head.uri
+                            let accepted = path.hasPrefix("/ws/chat/") && path.count > "/ws/chat/".count
+                            return channel.eventLoop.makeSucceededFuture(accepted ? HTTPHeaders() : nil)
+                        },
+                        upgradePipelineHandler: { channel, _ in
+                            channel.eventLoop.makeCompletedFuture {
+                                let frames = try NIOAsyncChannel<WebSocketFrame, WebSocketFrame>(wrappingChannelSynchronously: channel)
+                                Task { await self.serve(frames, channel: channel) }
+                            }
+                        })
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }))
+                }
+            }
+            .bind(host: host, port: port).get()
+        listeners.withLockedValue { $0.append(channel) }
+        return channel.localAddress?.port ?? port
+    }
+
+    public func stop() async {
+        for channel in listeners.withLockedValue({ $0 }) { try? await channel.close() }
+    }
+
+    private func serve(_ frames: NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, channel: any Channel) async {
+        try? await frames.executeThenClose { inbound, _ in
+            for try await frame in inbound {
+                guard frame.opcode == .text || frame.opcode == .binary else {
+                    if frame.opcode == .connectionClose { break }
+                    continue
+                }
+                let json = try? JSONReader.parse(frame.unmaskedData)
+                let session = json?["session_id"]?.stringValue ?? ""
+                guard let json, json["action"]?.stringValue == "chat", let query = json["request"]?["query"]?.stringValue else {
+                    send(["session_id": .string(session), "type": .string("error"),
+                          "data": .object([JSONMember(key: "message", value: .string("a chat request is {\"action\": \"chat\", \"session_id\", \"request\": {\"query\"}}")),
+                                           JSONMember(key: "code", value: .string("PROCESSING_ERROR"))])], on: channel)
+                    continue
+                }
+                await stream(Self.reply(to: query), session: session, on: channel)
+            }
+        }
+    }
+
+    /// The reply token by token through the sentence buffer, as the server streams.
+    private func stream(_ reply: String, session: String, on channel: any Channel) async {
+        let start = ContinuousClock.now
+        func seconds() -> Double { (ContinuousClock.now - start) / .seconds(1) }
+        send(["session_id": .string(session), "type": .string("status"), "data": .string("2")], on: channel)
+        var buffer = SentenceBuffer(start: 0)
+        func text(_ content: String) {
+            send(["session_id": .string(session), "type": .string("text"),
+                  "data": .object([JSONMember(key: "content", value: .string(content)), JSONMember(key: "is_incremental", value: .bool(true))])],
+                 on: channel)
+        }
+        let scalars = Array(reply.unicodeScalars)
+        var tokens = 0
+        var index = 0
+        while index < scalars.count {
+            let end = min(scalars.count, index + configuration.tokenLength)
+            var token = String.UnicodeScalarView()
+            token.append(contentsOf: scalars[index..<end])
+            index = end
+            tokens += 1
+            if let out = buffer.poll(at: seconds()) { text(out) }
+            if let out = buffer.append(String(token), at: seconds()) { text(out) }
+            try? await Task.sleep(for: configuration.tokenInterval)
+        }
+        if let out = buffer.finish() { text(out) }
+        let total = String(format: "%.3f", seconds())
+        send(["session_id": .string(session), "type": .string("time"),
+              "data": .object([JSONMember(key: "total_time", value: .number(total)), JSONMember(key: "speed_improvement", value: .number("1.0"))])],
+             on: channel)
+        send(["session_id": .string(session), "type": .string("end"),
+              "data": .object([JSONMember(key: "total_tokens", value: .number(String(tokens))), JSONMember(key: "final_text", value: .string(reply))])],
+             on: channel)
+        logger.debug("CocoroCore reply streamed", metadata: ["session": "\(session)", "tokens": "\(tokens)"])
+    }
+
+    private func send(_ members: KeyValuePairs<String, JSONValue>, on channel: any Channel) {
+        let text = JSONValue.object(members.map { JSONMember(key: $0.key, value: $0.value) }).description
+        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: text)), promise: nil)
+    }
+}
