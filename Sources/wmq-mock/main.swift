@@ -252,34 +252,29 @@ struct Mock: AsyncParsableCommand {
         let signals = TerminationSignals()
         defer { signals.cancel() }
         let stop = signals.stream
+        /// Starts one of the JSON-dialect endpoints on `address` (HOST:PORT) and announces `path`.
+        func start(_ option: String, _ address: String, path: String, listen: (String, Int) async throws -> Int) async throws {
+            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
+                throw ValidationError("--\(option) \(address): give HOST:PORT")
+            }
+            let host = String(address[..<colon])
+            do {
+                let bound = try await listen(host, port)
+                Self.announce("ws://\(Self.hostForURL(host)):\(bound)\(path)")
+            } catch {
+                throw unreadableInput("wmq-mock", "cannot listen on \(address): \(error)")
+            }
+        }
         var oneBot: OneBotMock?
         if let onebot {
-            guard let colon = onebot.lastIndex(of: ":"), let port = Int(onebot[onebot.index(after: colon)...]) else {
-                throw ValidationError("--onebot \(onebot): give HOST:PORT")
-            }
-            let host = String(onebot[..<colon])
             let mock = OneBotMock(configuration: .init(token: onebotToken), logger: logger)
-            do {
-                let bound = try await mock.listen(host: host, port: port)
-                Self.announce("ws://\(Self.hostForURL(host)):\(bound)/ws/ (OneBot v11)")
-            } catch {
-                throw unreadableInput("wmq-mock", "cannot listen on \(onebot): \(error)")
-            }
+            try await start("onebot", onebot, path: "/ws/ (OneBot v11)") { try await mock.listen(host: $0, port: $1) }
             oneBot = mock
         }
         var cocoroMock: CocoroMock?
         if let cocoro {
-            guard let colon = cocoro.lastIndex(of: ":"), let port = Int(cocoro[cocoro.index(after: colon)...]) else {
-                throw ValidationError("--cocoro \(cocoro): give HOST:PORT")
-            }
-            let host = String(cocoro[..<colon])
             let mock = CocoroMock(logger: logger)
-            do {
-                let bound = try await mock.listen(host: host, port: port)
-                Self.announce("ws://\(Self.hostForURL(host)):\(bound)/ws/chat/{client_id} (CocoroCore chat)")
-            } catch {
-                throw unreadableInput("wmq-mock", "cannot listen on \(cocoro): \(error)")
-            }
+            try await start("cocoro", cocoro, path: "/ws/chat/{client_id} (CocoroCore chat)") { try await mock.listen(host: $0, port: $1) }
             cocoroMock = mock
         }
         defer { if let cocoroMock { Task { await cocoroMock.stop() } } }
