@@ -238,7 +238,7 @@ public final class CaptureFiles {
         let url = URL(fileURLWithPath: path)
         let ext = url.pathExtension
         let base = ext.isEmpty ? path : String(path.dropLast(ext.count + 1))
-        let number = String(sequence).count >= 4 ? String(sequence) : String(repeating: "0", count: 4 - String(sequence).count) + String(sequence)
+        let number = String(format: "%04d", sequence)
         return ext.isEmpty ? "\(base)-\(number)" : "\(base)-\(number).\(ext)"
     }
 

@@ -110,7 +110,9 @@ public struct HAROutput {
     /// Holds a message until its direction's MQTT stream is at a packet boundary, then writes
     /// what it held: as it was when no packet changed, else as re-encoded packets.
     private mutating func redactMQTT(_ message: Message, entry id: Int, redactor: Redactor) {
-        guard var entry = entries[id] else { return }
+        // Moved out while it changes: a copy left in the dictionary would make every append copy
+        // the connection's messages (quadratic on long captures).
+        guard var entry = entries.removeValue(forKey: id) else { return }
         var stream = entry.streams[message.send] ?? RedactingStream(decoder: MQTTDecoder(configuration: .init(
             maximumPacketSize: 16 << 20, version: .v3_1_1, followsConnect: message.send)))
         if !message.send, let version = entry.streams[true]?.decoder.version { stream.decoder.version = version }

@@ -76,6 +76,8 @@ public struct ReplayScript: Sendable {
     public let pace: Pace
     public let connections: [RecordedConnection]
     let steps: [Step]
+    /// Per connection, a message's place in ``steps``.
+    let stepOf: [[Int: Int]]
     let recordedFlows: [[Matcher.Flow?]]
     /// Per connection, the message indices of theirs packets (pings left out), in order.
     let theirs: [[Int]]
@@ -118,6 +120,9 @@ public struct ReplayScript: Sendable {
             a.element.offset != b.element.offset ? a.element.offset < b.element.offset : a.offset < b.offset
         }.map(\.element)
         self.theirs = theirs
+        var stepOf = Array(repeating: [Int: Int](), count: connections.count)
+        for (position, step) in self.steps.enumerated() { stepOf[step.connection][step.message] = position }
+        self.stepOf = stepOf
         recordedFlows = connections.map { Matcher.flows(of: $0.messages) }
         states = Array(repeating: .waiting, count: connections.count)
         timelines = Array(repeating: [], count: connections.count)
@@ -136,7 +141,7 @@ public struct ReplayScript: Sendable {
 
     /// The timeline step of message `message` of connection `index` (pings have none).
     public func step(connection index: Int, message: Int) -> Int? {
-        steps.firstIndex { $0.connection == index && $0.message == message }
+        stepOf[index][message]
     }
 
     /// Whether the next step waits for the peer (its packet, its connection), not for our time.

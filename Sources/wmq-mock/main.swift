@@ -314,18 +314,24 @@ struct Mock: AsyncParsableCommand {
 
     static func hostForURL(_ host: String) -> String { host.contains(":") ? "[\(host)]" : host }
 
-    /// With --onebot: one event per line of standard input, a OneBot event as it is
-    /// (`{"post_type": …}`) or a message in short (`{"group": 123456, "user": 12345, "text": "Hello"}`).
-    static func readOneBotEvents(into mock: OneBotMock, logger: Logger) async {
-        let lines = AsyncStream<String> { continuation in
+    /// The lines of standard input, trimmed, blank ones left out. Read on a thread of its own:
+    /// readLine blocks.
+    static func standardInputLines() -> AsyncStream<String> {
+        AsyncStream { continuation in
             Thread.detachNewThread {
-                while let line = readLine() { continuation.yield(line) }
+                while let line = readLine() {
+                    let text = line.trimmingCharacters(in: .whitespaces)
+                    if !text.isEmpty { continuation.yield(text) }
+                }
                 continuation.finish()
             }
         }
-        for await line in lines {
-            let text = line.trimmingCharacters(in: .whitespaces)
-            guard !text.isEmpty else { continue }
+    }
+
+    /// With --onebot: one event per line of standard input, a OneBot event as it is
+    /// (`{"post_type": …}`) or a message in short (`{"group": 123456, "user": 12345, "text": "Hello"}`).
+    static func readOneBotEvents(into mock: OneBotMock, logger: Logger) async {
+        for await text in standardInputLines() {
             guard let json = try? JSONReader.parse(text), json.members != nil else {
                 logger.warning("not a JSON object: \(text)")
                 continue
@@ -348,16 +354,7 @@ struct Mock: AsyncParsableCommand {
     /// Works mode's script: one notification per line of standard input.
     static func readNotifications(into broker: MockBroker, logger: Logger) async {
         var builder = NotificationBuilder()
-        // Standard input is read on its own thread: readLine blocks.
-        let lines = AsyncStream<String> { continuation in
-            Thread.detachNewThread {
-                while let line = readLine() { continuation.yield(line) }
-                continuation.finish()
-            }
-        }
-        for await line in lines {
-            let text = line.trimmingCharacters(in: .whitespaces)
-            guard !text.isEmpty else { continue }
+        for await text in standardInputLines() {
             do {
                 let request = try JSONReader.parse(text)
                 let payload = try builder.payload(from: request, now: Int64(Date().timeIntervalSince1970 * 1000))
