@@ -150,7 +150,7 @@ let package = Package(
         .target(
             name: "Replay",
             dependencies: [
-                "Session", "Capture", "MQTTWire", "Dialects", "WorksClient",
+                "Session", "Capture", "MQTTWire", "WebSocketWire", "Dialects", "WorksClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -233,7 +233,7 @@ let package = Package(
         .executableTarget(
             name: "wmq-capture",
             dependencies: [
-                "Capture", "Dissector", "Dialects", "CommandLineSupport", "WorksClient",
+                "Capture", "Dissector", "Dialects", "CommandLineSupport", "WorksClient", "WebSocketWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -6,6 +6,7 @@ public import NIOCore
 import NIOHTTP1
 public import NIOPosix
 import NIOWebSocket
+import WebSocketWire
 
 /// A OneBot v11 WebSocket endpoint as the seed's server runs it (seed 001, PROTOCOLS.md §2):
 /// `ws://HOST:PORT/ws/` (any path), `Authorization: Bearer TOKEN` (or `?access_token=`) checked
@@ -61,7 +62,7 @@ public final class OneBotMock: Sendable {
                                 Task { await self.serve(frames, channel: channel) }
                             }
                         })
-                    let refusal = Unauthorized()
+                    let refusal = PlainHTTPAnswer(status: .unauthorized) { "OneBot: Authorization: Bearer <token> (or ?access_token=) is required\n" }
                     let bound = NIOLoopBound(refusal, eventLoop: channel.eventLoop)
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                         withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
@@ -200,21 +201,5 @@ public final class OneBotMock: Sendable {
 
     static func send(_ text: String, on channel: any Channel) {
         channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: text)), promise: nil)
-    }
-}
-
-/// 401 for an upgrade without the token (or any other request).
-private final class Unauthorized: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard case .end = unwrapInboundIn(data) else { return }
-        let body = "OneBot: Authorization: Bearer <token> (or ?access_token=) is required\n"
-        let headers = HTTPHeaders([("Content-Type", "text/plain"), ("Connection", "close"), ("Content-Length", "\(body.utf8.count)")])
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .unauthorized, headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
-        let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
     }
 }

@@ -5,6 +5,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
 import Session
+import WebSocketWire
 import WorksClient
 
 /// One live MQTT connection of a replay, either end, WebSocket or TCP: packets out, packets in
@@ -270,7 +271,9 @@ final class ReplayListeners: Sendable {
                                                  .frames(frames), .webSocket)
                                     }
                                 })
-                            let refusal = RefuseRequests()
+                            let refusal = PlainHTTPAnswer(status: .upgradeRequired, extraHeaders: [("Upgrade", "websocket")]) {
+                                "wmq-replay serves MQTT over WebSocket: upgrade with subprotocol mqtt\n"
+                            }
                             let bound = NIOLoopBound(refusal, eventLoop: channel.eventLoop)
                             try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                                 withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
@@ -306,22 +309,5 @@ final class ReplayListeners: Sendable {
 
     func close() async {
         for channel in channels { try? await channel.close() }
-    }
-}
-
-/// Answers a request that was not a WebSocket upgrade for MQTT with 426 and closes.
-private final class RefuseRequests: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard case .end = unwrapInboundIn(data) else { return }
-        let body = "wmq-replay serves MQTT over WebSocket: upgrade with subprotocol mqtt\n"
-        var headers = HTTPHeaders([("Content-Type", "text/plain"), ("Connection", "close"), ("Content-Length", "\(body.utf8.count)")])
-        headers.add(name: "Upgrade", value: "websocket")
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .upgradeRequired, headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
-        let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
     }
 }

@@ -9,6 +9,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
+import WebSocketWire
 import WorksClient
 
 struct Proxy: AsyncParsableCommand {
@@ -166,7 +167,7 @@ final class RecordingProxy: @unchecked Sendable {  // the mutable state is guard
                                 Task { await self.pipe(client: frames, channel: channel, upstream: upstream) }
                             }
                         })
-                    let answer = BadGateway(reason: refusal)
+                    let answer = PlainHTTPAnswer(status: .badGateway) { "wmq-capture proxy: \(refusal.withLockedValue { $0 })\n" }
                     let bound = NIOLoopBound(answer, eventLoop: channel.eventLoop)
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                         withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
@@ -243,26 +244,5 @@ final class RecordingProxy: @unchecked Sendable {  // the mutable state is guard
             await connection.upstream.close()
             try? await connection.client.close()
         }
-    }
-}
-
-/// Answers a request that could not be proxied: 502 with the upstream's reason.
-private final class BadGateway: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
-    let reason: NIOLockedValueBox<String>
-
-    init(reason: NIOLockedValueBox<String>) {
-        self.reason = reason
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard case .end = unwrapInboundIn(data) else { return }
-        let body = "wmq-capture proxy: \(reason.withLockedValue { $0 })\n"
-        let headers = HTTPHeaders([("Content-Type", "text/plain"), ("Connection", "close"), ("Content-Length", "\(body.utf8.count)")])
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badGateway, headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
-        let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
     }
 }

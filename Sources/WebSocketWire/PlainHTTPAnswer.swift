@@ -1,0 +1,32 @@
+public import NIOCore
+public import NIOHTTP1
+
+/// Answers a request that was not upgraded with one plain-text response and closes: the
+/// servers' refusals (426 without an MQTT upgrade, 401 without the token, 502 when the upstream
+/// refused). `body` is read when the request has ended, so it may say what happened meanwhile.
+/// Placed after NIO's HTTP server pipeline with upgrade, and removed once a request is upgraded.
+public final class PlainHTTPAnswer: ChannelInboundHandler, RemovableChannelHandler {
+    public typealias InboundIn = HTTPServerRequestPart
+    public typealias OutboundOut = HTTPServerResponsePart
+
+    private let status: HTTPResponseStatus
+    private let extraHeaders: [(String, String)]
+    private let body: () -> String
+
+    public init(status: HTTPResponseStatus, extraHeaders: [(String, String)] = [], body: @escaping () -> String) {
+        self.status = status
+        self.extraHeaders = extraHeaders
+        self.body = body
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .end = unwrapInboundIn(data) else { return }
+        let text = body()
+        var headers = HTTPHeaders([("Content-Type", "text/plain"), ("Connection", "close"), ("Content-Length", "\(text.utf8.count)")])
+        headers.add(contentsOf: extraHeaders)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+    }
+}
