@@ -246,7 +246,8 @@ let package = Package(
         .executableTarget(
             name: "wmq-mock",
             dependencies: [
-                "MockServer", "MockFiles", "Broker", "WorksClient", "Dialects", "CommandLineSupport",
+                "MockServer", "MockFiles", "Broker", "WorksClient", "Dialects", "CommandLineSupport", "MQTTWire",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

@@ -16,6 +16,14 @@ public indirect enum JSONValue: Sendable, Hashable, CustomStringConvertible {
     case array([JSONValue])
     case object([JSONMember])
 
+    /// An object from pairs written in order: `.members(["type": .string("text"), …])`.
+    public static func members(_ pairs: KeyValuePairs<String, JSONValue>) -> JSONValue {
+        .object(pairs.map { JSONMember(key: $0.key, value: $0.value) })
+    }
+
+    /// A number from an integer.
+    public static func integer(_ value: some BinaryInteger) -> JSONValue { .number(String(value)) }
+
     public subscript(key: String) -> JSONValue? {
         if case .object(let members) = self { return members.first { $0.key == key }?.value }
         return nil

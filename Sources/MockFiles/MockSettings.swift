@@ -74,6 +74,24 @@ public struct MockSettings: Sendable, Hashable {
 
     public init() {}
 
+    public static let modes = ["broker", "works", "chat"]
+
+    /// `--mode chat` without a configuration file: the seed's rumqttd.toml (seed 002) on loopback —
+    /// a WebSocket listener on 8885 speaking MQTT 3.1.1 only, 60 s to send CONNECT, payloads up to
+    /// 20,480 bytes, 500 in flight, 1 ms between accepts — and the frontend's TCP port 8884.
+    public static var seedChat: MockSettings {
+        var settings = MockSettings()
+        settings.mode = "chat"
+        settings.webSocket = [Listener(host: "127.0.0.1", port: 8885, versions: .version3)]
+        settings.tcp = [Listener(host: "127.0.0.1", port: 8884, versions: .version3)]
+        settings.connectionTimeoutMilliseconds = 60_000
+        settings.maximumClientIDLength = 256
+        settings.maximumPayload = 20_480
+        settings.maximumInflight = 500
+        settings.nextConnectionDelayMilliseconds = 1
+        return settings
+    }
+
     /// Settings from a configuration file's text; the defaults above for what it leaves out,
     /// except that a `[ws.N]` section without `dynamic_filters` gets rumqttd's default (false).
     public init(toml text: String) throws(SettingsError) {
@@ -183,8 +201,8 @@ public struct MockSettings: Sendable, Hashable {
             switch key {
             case "mode":
                 mode = try Self.string(value, name, line: line)
-                guard mode == "broker" || mode == "works" else {
-                    throw SettingsError(line: line, reason: "\(name) is \"broker\" or \"works\", not \"\(mode)\"")
+                guard Self.modes.contains(mode) else {
+                    throw SettingsError(line: line, reason: "\(name) is \"broker\", \"works\" or \"chat\", not \"\(mode)\"")
                 }
             case "path": path = try Self.string(value, name, line: line)
             case "cookies": cookiesFile = try Self.string(value, name, line: line)

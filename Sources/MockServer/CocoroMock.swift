@@ -37,15 +37,7 @@ public final class CocoroMock: Sendable {
     }
 
     /// The reply the mock gives to `query`: Japanese for a Japanese question, English otherwise.
-    public static func reply(to query: String) -> String {
-        if SentenceBuffer.endings(for: query).contains("。") {
-            return "「\(query)」についてお答えします。これはwmq-mockの応答で、本物のAIではありません。"
-                + "文は句点で区切られ、八十文字を超えると最後の句点までが送られます。残りは次の送信を待ちます。以上です"
-        }
-        return "You asked: \(query). This is wmq-mock speaking, not a real model. "
-            + "Sentences end with a period, and once eighty characters are buffered everything up to the last one goes out. "
-            + "The rest waits for the next send. That is all"
-    }
+    public static func reply(to query: String) -> String { CannedReply.reply(to: query) }
 
     public func listen(host: String, port: Int) async throws -> Int {
         let channel = try await ServerBootstrap(group: group)
@@ -108,17 +100,10 @@ public final class CocoroMock: Sendable {
                   "data": .object([JSONMember(key: "content", value: .string(content)), JSONMember(key: "is_incremental", value: .bool(true))])],
                  on: channel)
         }
-        let scalars = Array(reply.unicodeScalars)
-        var tokens = 0
-        var index = 0
-        while index < scalars.count {
-            let end = min(scalars.count, index + configuration.tokenLength)
-            var token = String.UnicodeScalarView()
-            token.append(contentsOf: scalars[index..<end])
-            index = end
-            tokens += 1
+        let tokens = CannedReply.tokens(of: reply, length: configuration.tokenLength)
+        for token in tokens {
             if let out = buffer.poll(at: seconds()) { text(out) }
-            if let out = buffer.append(String(token), at: seconds()) { text(out) }
+            if let out = buffer.append(token, at: seconds()) { text(out) }
             try? await Task.sleep(for: configuration.tokenInterval)
         }
         if let out = buffer.finish() { text(out) }
@@ -127,9 +112,9 @@ public final class CocoroMock: Sendable {
               "data": .object([JSONMember(key: "total_time", value: .number(total)), JSONMember(key: "speed_improvement", value: .number("1.0"))])],
              on: channel)
         send(["session_id": .string(session), "type": .string("end"),
-              "data": .object([JSONMember(key: "total_tokens", value: .number(String(tokens))), JSONMember(key: "final_text", value: .string(reply))])],
+              "data": .object([JSONMember(key: "total_tokens", value: .integer(tokens.count)), JSONMember(key: "final_text", value: .string(reply))])],
              on: channel)
-        logger.debug("CocoroCore reply streamed", metadata: ["session": "\(session)", "tokens": "\(tokens)"])
+        logger.debug("CocoroCore reply streamed", metadata: ["session": "\(session)", "tokens": "\(tokens.count)"])
     }
 
     private func send(_ members: KeyValuePairs<String, JSONValue>, on channel: any Channel) {

@@ -23,6 +23,9 @@ public actor MockBroker {
         case broker
         /// The Works notification service.
         case works
+        /// A broker with the chat-topic tree's AI core behind it (seed 002, ``ChatTopicAgent``):
+        /// `chat/send` answered by a reply streamed on `chat/receive` and statuses on `chat/status`.
+        case chat
     }
 
     public struct Configuration: Sendable {
@@ -39,6 +42,8 @@ public actor MockBroker {
         public var adminToken: String?
         /// Played against every client once its session is accepted.
         public var scenario: Scenario?
+        /// Chat mode: how the AI core streams its replies.
+        public var chat: ChatTopicAgent.Configuration = .init()
 
         public init(mode: Mode = .broker, core: BrokerCore.Configuration = .init(), requiredCookies: [String: String]? = nil,
                     path: String = "/wmqtt", maximumFrameSize: Int = 16 << 20, adminToken: String? = nil,
@@ -79,6 +84,9 @@ public actor MockBroker {
     let trafficStart = MockBroker.epochSeconds()
     let trafficRedactor = Redactor.random()
     let trafficDialect = WorksDialect()
+    /// Chat mode: the AI core, and whether it announced itself yet.
+    var chatAgent: ChatTopicAgent
+    var chatAnnounced = false
 
     enum Transport { case webSocket, tcp }
 
@@ -130,6 +138,7 @@ public actor MockBroker {
         if configuration.mode == .works && core.redeliveryInterval == nil { core.redeliveryInterval = .seconds(10) }
         self.configuration = configuration
         self.core = BrokerCore(configuration: core)
+        chatAgent = ChatTopicAgent(configuration: configuration.chat)
         self.logger = logger
         self.group = group
         (scenarioResults, scenarioResultsContinuation) = AsyncStream.makeStream(of: ScenarioResult.self)
@@ -202,6 +211,7 @@ public actor MockBroker {
             .bind(host: host, port: port).get()
         listeners.append(channel)
         startTicker()
+        announceAICore()
         let bound = channel.localAddress?.port ?? port
         logger.info("WebSocket listener", metadata: ["address": "\(host):\(bound)", "mode": "\(configuration.mode)"])
         return bound
@@ -221,6 +231,7 @@ public actor MockBroker {
             }
         listeners.append(server.channel)
         startTicker()
+        announceAICore()
         Task { [weak self] in
             try? await server.executeThenClose { connections in
                 for try await connection in connections {
@@ -389,6 +400,35 @@ public actor MockBroker {
         // Cached for the write path: the core fixes the version with the first CONNECT.
         if case .connect = packet, let version = core.protocolVersion(on: id) { connections[id]?.version = version }
         perform(actions)
+        if configuration.mode == .chat, case .publish(let publish) = packet, connections[id] != nil {
+            answerAsAICore(publish)
+        }
+    }
+
+    /// Chat mode: the AI core's answer to a client's publish, each publish at its time.
+    private func answerAsAICore(_ publish: PublishPacket) {
+        let outgoing = chatAgent.received(topic: publish.topicName, payload: publish.payload, now: Self.epochMilliseconds())
+        guard !outgoing.isEmpty else { return }
+        let start = ContinuousClock.now
+        Task {
+            for item in outgoing {
+                if item.after > .zero { try? await Task.sleep(until: start + item.after) }
+                self.publish(Self.packet(item))
+            }
+        }
+    }
+
+    /// Chat mode: the core's retained status, once the first listener is up.
+    private func announceAICore() {
+        guard configuration.mode == .chat, !chatAnnounced else { return }
+        chatAnnounced = true
+        for item in chatAgent.announcements(now: Self.epochMilliseconds()) { publish(Self.packet(item)) }
+    }
+
+    static func packet(_ item: ChatTopicAgent.Outgoing) -> PublishPacket {
+        var bytes: [UInt8] = []
+        item.payload.write(to: &bytes)
+        return PublishPacket(qos: .atLeastOnce, retain: item.retain, topicName: item.topic, payload: ByteBuffer(bytes: bytes))
     }
 
     /// The connection's bytes could not be decoded: an MQTT 5 client is told why (DISCONNECT

@@ -6,6 +6,8 @@ import Dialects
 import Foundation
 import Logging
 import MockServer
+import MQTTWire
+import NIOCore
 import WorksClient
 
 @main
@@ -31,6 +33,18 @@ struct Mock: AsyncParsableCommand {
               {"channel": 42, "sender": "Alice", "text": "Hello"}
               {"sender": "Bob", "sticker": {"type": "line", "package": "1", "id": "2"}}
             Other keys (chTitle, nType, …) are copied into the payload.
+
+            --mode chat: the chat-topic tree of a rumqttd broker with an AI core behind it (seed
+            002, docs/dialects.md). Without --config it listens as the seed's rumqttd.toml does, on
+            loopback: WebSocket 127.0.0.1:8885 and TCP 127.0.0.1:8884, MQTT 3.1.1 only, CONNECT within
+            60 s, payloads up to 20480 bytes (larger ends the connection), 500 in flight. A publish
+            to chat/send {"id", "sessionId", "content"} is answered with chat/status "received", the
+            reply streamed token by token on chat/receive ("done": false pieces, then "done": true
+            with the whole text) and chat/status "completed"; chat/session/create|delete|list answer
+            on chat/session/list, system/send on system/receive and system/status; bad requests get
+            chat/error. connection/ai-core and connection/system are retained "online". Each line on
+            standard input is published as the core: {"topic": "connection/ai-core", "payload":
+            {"status": "offline"}, "retain": true}. Listeners given with --ws or --tcp replace the pair.
 
             --config FILE reads TOML: rumqttd's [ws.N] (WebSocket, MQTT 3.1.1), [v4.N] and [v5.N] (TCP)
             listener sections with their connection keys (listen, next_connection_delay_ms,
@@ -64,7 +78,7 @@ struct Mock: AsyncParsableCommand {
             """))
 
     enum Mode: String, ExpressibleByArgument, CaseIterable {
-        case broker, works
+        case broker, works, chat
     }
 
     @Option(help: "A TOML configuration (docs/mock.md): rumqttd's [ws.N], [v4.N] and [v5.N] listener sections and wmq-mock's own [wmq] keys. Options given on the command line win.")
@@ -88,7 +102,7 @@ struct Mock: AsyncParsableCommand {
     @Option(name: .customLong("onebot-token"), help: "With --onebot: the token clients must send (Authorization: Bearer, or ?access_token=).")
     var onebotToken: String?
 
-    @Option(help: "broker or works (default broker).")
+    @Option(help: "broker, works or chat (default broker).")
     var mode: Mode?
 
     @Option(help: "Works mode: the cookie.json whose cookies a client must send.")
@@ -137,16 +151,24 @@ struct Mock: AsyncParsableCommand {
 
     /// The configuration file's settings, then the command line's.
     func settings() throws -> MockSettings {
-        var settings = MockSettings()
+        var settings = mode == .chat ? MockSettings.seedChat : MockSettings()
         if let config { settings = try Self.load(config) { text in try MockSettings(toml: text) } }
+        if let mode { settings.mode = mode.rawValue }
+        // Chat mode stands in for rumqttd, whose listeners speak MQTT 3.1.1 only.
+        let versions: MockSettings.Versions = settings.mode == "chat" ? .version3 : .any
+        // Listeners given on the command line replace chat mode's default pair.
+        if mode == .chat, config == nil, ws != nil || tcp != nil {
+            settings.webSocket = []
+            settings.tcp = []
+        }
         do {
             if let ws {
                 let address = try MockSettings.address(ws, "--ws")
-                settings.webSocket = [.init(host: address.host, port: address.port)]
+                settings.webSocket = [.init(host: address.host, port: address.port, versions: versions)]
             }
             if let tcp {
                 let address = try MockSettings.address(tcp, "--tcp")
-                settings.tcp = [.init(host: address.host, port: address.port)]
+                settings.tcp = [.init(host: address.host, port: address.port, versions: versions)]
             }
             if let admin {
                 let address = try MockSettings.address(admin, "--admin")
@@ -155,7 +177,6 @@ struct Mock: AsyncParsableCommand {
         } catch {
             throw ValidationError(error.reason)
         }
-        if let mode { settings.mode = mode.rawValue }
         if let cookies { settings.cookiesFile = cookies }
         if noPingResponse { settings.answersPing = false }
         if let redelivery {
@@ -219,7 +240,7 @@ struct Mock: AsyncParsableCommand {
             logger.notice("configuration key read past: wmq-mock does not apply it", metadata: ["key": "\(key)"])
         }
         let works = settings.mode == "works"
-        let broker = MockBroker(configuration: .init(mode: works ? .works : .broker, core: core, requiredCookies: required,
+        let broker = MockBroker(configuration: .init(mode: MockBroker.Mode(rawValue: settings.mode) ?? .broker, core: core, requiredCookies: required,
                                                      path: settings.path, adminToken: settings.adminToken,
                                                      scenario: loadedScenario),
                                 logger: logger)
@@ -279,7 +300,13 @@ struct Mock: AsyncParsableCommand {
         }
         defer { if let cocoroMock { Task { await cocoroMock.stop() } } }
         let input = Task { [oneBot] in
-            if let oneBot { await Self.readOneBotEvents(into: oneBot, logger: logger) } else { await Self.readNotifications(into: broker, logger: logger) }
+            if let oneBot {
+                await Self.readOneBotEvents(into: oneBot, logger: logger)
+            } else if settings.mode == "chat" {
+                await Self.readChatPublishes(into: broker, logger: logger)
+            } else {
+                await Self.readNotifications(into: broker, logger: logger)
+            }
         }
         defer { if let oneBot { Task { await oneBot.stop() } } }
         if once {
@@ -348,6 +375,20 @@ struct Mock: AsyncParsableCommand {
             }
             let count = mock.push(event)
             logger.info("OneBot event pushed", metadata: ["connections": "\(count)"])
+        }
+    }
+
+    /// Chat mode's script: one publish of the AI core per line of standard input,
+    /// `{"topic": "connection/ai-core", "payload": {"status": "offline"}, "retain": true}`.
+    static func readChatPublishes(into broker: MockBroker, logger: Logger) async {
+        for await text in standardInputLines() {
+            guard let json = try? JSONReader.parse(text), let topic = json["topic"]?.stringValue, let payload = json["payload"] else {
+                logger.warning("a chat-mode line is {\"topic\", \"payload\", \"retain\"}: \(text)")
+                continue
+            }
+            let body = payload.stringValue ?? payload.description
+            await broker.publish(PublishPacket(qos: .atLeastOnce, retain: json["retain"]?.boolValue ?? false, topicName: topic, payload: ByteBuffer(string: body)))
+            logger.info("published", metadata: ["topic": "\(topic)"])
         }
     }
 

@@ -175,7 +175,7 @@ import Testing
         ("[ws.1]\nport = 1", 2, "unknown key 'port'"),
         ("[ws.1]\nlisten = \"127.0.0.1:1\"\nmax_payload_size = \"big\"", 3, "integer"),
         ("[ws.1]\nlisten = \"127.0.0.1:1\"\nmax_payload_size = 10\n[ws.2]\nlisten = \"127.0.0.1:2\"\nmax_payload_size = 20", 6, "differs"),
-        ("[wmq]\nmode = \"chat\"", 2, "\"broker\" or \"works\""),
+        ("[wmq]\nmode = \"gossip\"", 2, "\"broker\", \"works\" or \"chat\", not \"gossip\""),
         ("[mqtt]\nx = 1", 1, "unknown key or section 'mqtt'"),
         ("[wmq]\ncolour = 1", 2, "unknown key 'colour'"),
         ("[ws.1]\nlisten = \"127.0.0.1:1\"\ndynamic_filters = 1", 3, "true or false"),
