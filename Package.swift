@@ -355,7 +355,10 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["wmq-decode", "wmq-fuzz", "wmq-client", "wmq-replay", "wmq-mock", "wmq-capture", "Capture"]
+            dependencies: [
+                "wmq-decode", "wmq-fuzz", "wmq-client", "wmq-replay", "wmq-mock", "wmq-capture", "Capture",
+                "WorksClient", "MockServer", "Dialects", .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "SessionTests",

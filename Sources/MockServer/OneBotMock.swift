@@ -28,6 +28,9 @@ public final class OneBotMock: Sendable {
     }
 
     public let configuration: Configuration
+    /// Every JSON message a connection sent, in order (the newest 10,000 kept while nobody reads).
+    public let received: AsyncStream<JSONValue>
+    private let receivedContinuation: AsyncStream<JSONValue>.Continuation
     private let group: any EventLoopGroup
     private let logger: Logger
     private let state = NIOLockedValueBox(State())
@@ -42,6 +45,7 @@ public final class OneBotMock: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.group = group
+        (received, receivedContinuation) = AsyncStream.makeStream(of: JSONValue.self, bufferingPolicy: .bufferingNewest(10_000))
     }
 
     /// Listens; returns the bound port.
@@ -102,30 +106,28 @@ public final class OneBotMock: Sendable {
 
     /// A group or private message event from a shorthand: `{"group": 123, "user": 456, "text": "hi"}`.
     public func messageEvent(group: Int64?, user: Int64, text: String, nickname: String = "wmq-mock") -> JSONValue {
-        let id = state.withLockedValue { state -> Int64 in
+        OneBotMessages.messageEvent(messageID: nextMessageID(), group: group, user: user, text: text, nickname: nickname)
+    }
+
+    private func nextMessageID() -> Int64 {
+        state.withLockedValue { state -> Int64 in
             defer { state.nextMessageID += 1 }
             return state.nextMessageID
         }
-        var members: [JSONMember] = [
-            JSONMember(key: "post_type", value: .string("message")),
-            JSONMember(key: "message_type", value: .string(group == nil ? "private" : "group")),
-            JSONMember(key: "sub_type", value: .string(group == nil ? "friend" : "normal")),
-            JSONMember(key: "message_id", value: .number(String(id))),
-        ]
-        if let group { members.append(JSONMember(key: "group_id", value: .number(String(group)))) }
-        members += [
-            JSONMember(key: "user_id", value: .number(String(user))),
-            JSONMember(key: "message", value: .array([.object([JSONMember(key: "type", value: .string("text")),
-                                                               JSONMember(key: "data", value: .object([JSONMember(key: "text", value: .string(text))]))])])),
-            JSONMember(key: "raw_message", value: .string(text)),
-            JSONMember(key: "font", value: .number("0")),
-            JSONMember(key: "sender", value: .object([JSONMember(key: "user_id", value: .number(String(user))),
-                                                      JSONMember(key: "nickname", value: .string(nickname))])),
-        ]
-        return .object(members)
+    }
+
+    /// Closes every connection (1001, going away) and keeps listening: what a restarting server does.
+    public func closeConnections() async {
+        for channel in state.withLockedValue({ Array($0.connections.values) }) {
+            var data = channel.allocator.buffer(capacity: 2)
+            data.write(webSocketErrorCode: .goingAway)
+            try? await channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: data)).get()
+            try? await channel.close()
+        }
     }
 
     public func stop() async {
+        receivedContinuation.finish()
         let (listeners, connections) = state.withLockedValue { ($0.listeners, Array($0.connections.values)) }
         for channel in listeners + connections { try? await channel.close() }
     }
@@ -155,6 +157,7 @@ public final class OneBotMock: Sendable {
                     guard frame.fin else { continue }
                     defer { fragments.clear() }
                     guard let json = try? JSONReader.parse(fragments) else { continue }
+                    receivedContinuation.yield(json)
                     if json["post_type"]?.stringValue == "meta_event", json["meta_event_type"]?.stringValue == "lifecycle",
                        json["sub_type"]?.stringValue == "connect" {
                         announced.withLockedValue { $0 = true }
@@ -174,21 +177,13 @@ public final class OneBotMock: Sendable {
     /// The answer to an API call, or nil for anything else.
     func answer(_ json: JSONValue) -> JSONValue? {
         guard let action = json["action"]?.stringValue else { return nil }
-        let echo = json["echo"]
         func response(_ status: String, _ retcode: Int, _ data: JSONValue) -> JSONValue {
-            var members = [JSONMember(key: "status", value: .string(status)), JSONMember(key: "retcode", value: .number(String(retcode))),
-                           JSONMember(key: "data", value: data)]
-            if let echo { members.append(JSONMember(key: "echo", value: echo)) }
-            return .object(members)
+            OneBotMessages.response(to: json, status: status, retcode: retcode, data: data)
         }
         switch action {
         case "send_private_msg", "send_group_msg", "send_msg":
             guard json["params"]?["message"] != nil else { return response("failed", 1400, .null) }
-            let id = state.withLockedValue { state -> Int64 in
-                defer { state.nextMessageID += 1 }
-                return state.nextMessageID
-            }
-            return response("ok", 0, .object([JSONMember(key: "message_id", value: .number(String(id)))]))
+            return response("ok", 0, .members(["message_id": .integer(nextMessageID())]))
         case "get_login_info":
             return response("ok", 0, .object([JSONMember(key: "user_id", value: .number(String(configuration.selfID))),
                                               JSONMember(key: "nickname", value: .string("wmq-mock"))]))

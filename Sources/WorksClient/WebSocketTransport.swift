@@ -60,7 +60,7 @@ package final class WebSocketTransport: Sendable {
         headers.add(name: "Host", value: url.hostHeader)
         if let origin = settings.origin { headers.add(name: "Origin", value: origin) }
         if let agent = settings.userAgent { headers.add(name: "User-Agent", value: agent) }
-        headers.add(name: "Sec-WebSocket-Protocol", value: settings.subprotocol)
+        if let subprotocol = settings.subprotocol { headers.add(name: "Sec-WebSocket-Protocol", value: subprotocol) }
         if let cookies = settings.cookies { headers.add(name: "Cookie", value: cookies.header) }
         for header in settings.extraHeaders { headers.add(name: header.name, value: header.value) }
         headers.add(name: "Content-Length", value: "0")
@@ -82,8 +82,8 @@ package final class WebSocketTransport: Sendable {
             let upgrader = NIOWebSocketClientUpgrader(maxFrameSize: maximumFrameSize, automaticErrorHandling: true) { channel, response in
                 channel.eventLoop.makeCompletedFuture {
                     let chosen = response.headers.first(name: "Sec-WebSocket-Protocol")
-                    guard chosen?.lowercased() == subprotocol.lowercased() else {
-                        throw WorksClientError(.connection, "the server chose subprotocol \(chosen.map { "'\($0)'" } ?? "none"), not '\(subprotocol)'")
+                    guard chosen?.lowercased() == subprotocol?.lowercased() else {
+                        throw WorksClientError(.connection, "the server chose subprotocol \(chosen.map { "'\($0)'" } ?? "none"), not \(subprotocol.map { "'\($0)'" } ?? "none")")
                     }
                     let frames = try Frames(wrappingChannelSynchronously: channel, configuration: .init(
                         backPressureStrategy: .init(lowWatermark: 4, highWatermark: 64)))

@@ -26,8 +26,9 @@ public struct WebSocketSettings: Sendable {
     public var url: WebSocketURL
     public var origin: String?
     public var userAgent: String?
-    /// `Sec-WebSocket-Protocol`; the server must choose it.
-    public var subprotocol: String
+    /// `Sec-WebSocket-Protocol`; the server must choose it. Nil offers none (JSON dialects such
+    /// as OneBot), and the server must then choose none.
+    public var subprotocol: String?
     /// The `Cookie` header; a secret, never logged.
     public var cookies: WorksCookies?
     /// More request headers, sent as given.
@@ -40,7 +41,7 @@ public struct WebSocketSettings: Sendable {
     public var connectTimeout: Duration
 
     public init(url: WebSocketURL, origin: String? = WorksDefaults.origin, userAgent: String? = WorksDefaults.userAgent,
-                subprotocol: String = "mqtt", cookies: WorksCookies? = nil, extraHeaders: [(name: String, value: String)] = [],
+                subprotocol: String? = "mqtt", cookies: WorksCookies? = nil, extraHeaders: [(name: String, value: String)] = [],
                 tls: TLSSettings = TLSSettings(), maximumFrameSize: Int = 1 << 20, connectTimeout: Duration = .seconds(10)) {
         self.url = url
         self.origin = origin
