@@ -221,7 +221,7 @@ public struct CaptureDissector {
         var events: [CaptureEvent] = []
         switch item {
         case .data(let direction, let bytes):
-            for event in dissector.feed(bytes, direction: direction.stream) {
+            for event in dissector.feed(bytes, direction: direction.stream, time: time) {
                 events.append(CaptureEvent(connection: entry.connection, direction: direction, frame: frame, time: time,
                                            kind: .dissected(event)))
             }

@@ -14,7 +14,8 @@ public struct DissectorEvent: Sendable {
         /// A WebSocket message of a connection that does not carry MQTT (or, for a HAR export,
         /// one that does), with its annotation when a JSON dialect (OneBot v11) recognised it.
         case webSocketMessage(WebSocketMessage, annotation: AnnotatedMessage? = nil)
-        case webSocketControl(WebSocketEvent)
+        /// A control frame; `meaning` names a close code (RFC 6455's, or the dialect's own).
+        case webSocketControl(WebSocketEvent, meaning: String? = nil)
         /// Packets or frames were found again after lost bytes; `skipped` bytes were passed over.
         case resynchronized(layer: String, skipped: Int)
         /// A violation, named by layer (`HTTP`, `WebSocket`, `MQTT`) and described with its offset.
@@ -127,7 +128,9 @@ public struct ConnectionDissector {
         if direction == .serverToClient { server = side } else { client = side }
     }
 
-    public mutating func feed(_ bytes: ByteBuffer, direction: StreamDirection) -> [DissectorEvent] {
+    /// `time` (epoch seconds) of the bytes, when known: it times what dialects time (Discord's heartbeats).
+    public mutating func feed(_ bytes: ByteBuffer, direction: StreamDirection, time: Double? = nil) -> [DissectorEvent] {
+        self.time = time
         guard var side = takeSide(direction) else { return [] }
         let events: [DissectorEvent]
         switch transport {
@@ -204,7 +207,12 @@ public struct ConnectionDissector {
                     add(.webSocketMessage(shown, annotation: annotation))
                 }
             case .control(let control):
-                add(.webSocketControl(control))
+                var meaning: String?
+                if case .close(let close, _) = control, let code = close.code {
+                    meaning = carriesMQTT == true ? nil : jsonChats.closeCodeName(code)
+                    meaning = meaning ?? WebSocketClose.name(of: code)
+                }
+                add(.webSocketControl(control, meaning: meaning))
             case .error(let error):
                 add(.error(layer: Self.layer(of: error), description: "\(error)"))
             case .resynchronized(_, let skipped):
@@ -221,6 +229,8 @@ public struct ConnectionDissector {
 
     /// What the JSON chat dialects (OneBot v11, CocoroCore, Discord) keep across messages.
     private lazy var jsonChats = JSONChatAnnotator(redactor: redactor)
+    /// The time of the bytes being fed.
+    private var time: Double?
 
     /// A JSON message: its secret members (`token`, …) as pseudonyms when redacting, and its
     /// annotation when a JSON chat dialect recognises it.
@@ -231,7 +241,7 @@ public struct ConnectionDissector {
             let redacted = redactor.redact(json: json)
             if redacted != json { message.data = ByteBuffer(string: redacted.description) }
         }
-        return jsonChats.annotate(json)
+        return jsonChats.annotate(json, time: time)
     }
 
     private mutating func mqttPackets(in message: WebSocketMessage, side: inout Side, direction: StreamDirection) -> [DissectorEvent] {

@@ -111,13 +111,14 @@ public enum DecodeRecord {
             if let text = message.text { out.append(.init(key: "text", value: .string(text))) }
             if let annotation { out.append(.init(key: annotation.dialect, value: works(annotation))) }
             return out
-        case .webSocketControl(let control):
+        case .webSocketControl(let control, let meaning):
             switch control {
             case .ping(let data, _): return [.init(key: "type", value: .string("ping")), .init(key: "payloadLength", value: .number(String(data.readableBytes)))]
             case .pong(let data, _): return [.init(key: "type", value: .string("pong")), .init(key: "payloadLength", value: .number(String(data.readableBytes)))]
             case .close(let close, _):
                 var out: [JSONMember] = [.init(key: "type", value: .string("close"))]
                 if let code = close.code { out.append(.init(key: "code", value: .number(String(code)))) }
+                if let meaning { out.append(.init(key: "codeName", value: .string(meaning))) }
                 out.append(.init(key: "reason", value: .string(close.reason)))
                 return out
             case .message(let message):

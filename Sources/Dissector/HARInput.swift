@@ -60,7 +60,7 @@ public enum HARInput {
         dissector.annotates = options.annotates
         dissector.reportsMessages = options.reportsMessages
         func run(_ bytes: ByteBuffer, _ direction: FlowDirection, frame: Int, time: Double) {
-            for event in dissector.feed(bytes, direction: direction == .clientToServer ? .clientToServer : .serverToClient) {
+            for event in dissector.feed(bytes, direction: direction == .clientToServer ? .clientToServer : .serverToClient, time: time) {
                 out.append(CaptureEvent(connection: connection, direction: direction, frame: frame, time: time, kind: .dissected(event)))
             }
         }

@@ -68,13 +68,13 @@ public enum TextRecord {
                 lines.append("\(indent)▸ \(annotation.summary)")
                 if verbose { lines += annotation.fields.map { "\(indent)  \($0.name) = \($0.value)" } }
                 lines += annotation.warnings.map { "\(indent)⚠ \($0)" }
-            case .webSocketControl(let control):
+            case .webSocketControl(let control, let meaning):
                 switch control {
                 case .ping(let data, _): lines.append(head + "WebSocket ping \(data.readableBytes) bytes")
                 case .pong(let data, _): lines.append(head + "WebSocket pong \(data.readableBytes) bytes")
                 case .close(let close, _):
                     lines.append(head + "WebSocket close \(close.code.map(String.init) ?? "(no code)")"
-                                 + (close.reason.isEmpty ? "" : " \"\(close.reason)\""))
+                                 + (meaning.map { " (\($0))" } ?? "") + (close.reason.isEmpty ? "" : " \"\(close.reason)\""))
                 case .message(let message): lines.append(head + "WebSocket message \(message.data.readableBytes) bytes")
                 }
             case .resynchronized(let layer, let skipped):

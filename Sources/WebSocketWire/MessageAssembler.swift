@@ -31,6 +31,28 @@ public struct WebSocketClose: Sendable, Hashable {
     /// NIO's vocabulary for the code.
     public var errorCode: WebSocketErrorCode? { code.map { WebSocketErrorCode(codeNumber: Int($0)) } }
 
+    /// The name of a code of RFC 6455 §7.4.1 and the IANA registry, as people say it.
+    public static func name(of code: UInt16) -> String? {
+        switch code {
+        case 1000: "normal closure"
+        case 1001: "going away"
+        case 1002: "protocol error"
+        case 1003: "unsupported data"
+        case 1005: "no status received"
+        case 1006: "abnormal closure"
+        case 1007: "invalid payload data"
+        case 1008: "policy violation"
+        case 1009: "message too big"
+        case 1010: "mandatory extension"
+        case 1011: "internal error"
+        case 1012: "service restart"
+        case 1013: "try again later"
+        case 1014: "bad gateway"
+        case 1015: "TLS handshake"
+        default: nil
+        }
+    }
+
     /// Codes an endpoint may send: 1000–1003, 1007–1014, 3000–4999 (RFC 6455 §7.4.1,
     /// the IANA registry for 1012–1014).
     public static func isSendable(_ code: UInt16) -> Bool {

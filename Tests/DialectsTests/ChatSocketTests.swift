@@ -48,6 +48,26 @@ import Testing
         #expect(out.allSatisfy { $0?.summary.contains("secret") == false })
     }
 
+    @Test func discordHeartbeatsAreTimedAndAcknowledgementsGiveTheLatency() throws {
+        var annotator = JSONChatAnnotator(redactor: nil)
+        func at(_ time: Double, _ text: String) throws -> AnnotatedMessage? { annotator.annotate(try JSONReader.parse(text), time: time) }
+        #expect(!annotator.isDiscord && annotator.closeCodeName(4004) == nil)
+        _ = try at(100.0, #"{"op":10,"d":{"heartbeat_interval":2000},"s":null,"t":null}"#)
+        #expect(annotator.isDiscord && annotator.closeCodeName(4004) == "Discord: authentication failed")
+        #expect(annotator.closeCodeName(1000) == nil, "standard codes are WebSocket's")
+        #expect(try at(101.0, #"{"op":1,"d":null}"#)?.summary == "HEARTBEAT (last sequence none)")
+        let ack = try #require(try at(101.042, #"{"op":11,"d":null}"#))
+        #expect(ack.summary == "HEARTBEAT_ACK (latency 42 ms)" && ack.fields.contains(AnnotatedField("latency_ms", "42")))
+        let second = try #require(try at(103.0, #"{"op":1,"d":4}"#))
+        #expect(second.summary == "HEARTBEAT (last sequence 4), 2.0 s after the previous" && second.warnings.isEmpty)
+        // No ACK for that one: the next heartbeat, late as well, says so.
+        let third = try #require(try at(106.5, #"{"op":1,"d":4}"#))
+        #expect(third.warnings.count == 2, "\(third.warnings)")
+        #expect(third.warnings.contains { $0.contains("never acknowledged") } && third.warnings.contains { $0.hasPrefix("late: 3.5 s") })
+        #expect(try at(106.6, #"{"op":11,"d":null}"#)?.summary == "HEARTBEAT_ACK (latency 100 ms)")
+        #expect(try at(106.7, #"{"op":11,"d":null}"#)?.warnings == ["an acknowledgement with no heartbeat waiting for one"])
+    }
+
     @Test func otherJSONIsLeftAlone() throws {
         #expect(try annotate([#"{"hello":"world"}"#, #"{"op":"x","d":1}"#, #"{"op":1,"d":2,"extra":true}"#]).allSatisfy { $0 == nil })
     }

@@ -76,7 +76,7 @@ struct DecodeTests {
             "▸ channel message · channel 300099 · Bob: Standup in 5 minutes",
             "⚠ MQTT packet split across WebSocket messages",
             "c1  198.51.100.20:80 → 192.0.2.10:51234  PINGRESP",
-            "c1  192.0.2.10:51234 → 198.51.100.20:80  WebSocket close 1000 \"bye\"",
+            "c1  192.0.2.10:51234 → 198.51.100.20:80  WebSocket close 1000 (normal closure) \"bye\"",
             "c1  192.0.2.10:51234 ⇄ 198.51.100.20:80  closed (FIN)",
         ]
         var position = 0

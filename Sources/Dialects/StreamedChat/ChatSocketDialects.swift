@@ -5,19 +5,35 @@ public struct JSONChatAnnotator: Sendable {
     private var oneBotCalls: [String: String] = [:]
     /// CocoroCore: per session, the answer streamed so far and its number of chunks.
     private var answers: [String: (text: String, chunks: Int)] = [:]
+    /// Discord: the heartbeat's rhythm.
+    private var discord = DiscordGatewayDialect.Heartbeats()
     private let redactor: Redactor?
+
+    /// Whether Discord gateway frames were seen: the connection's close codes are Discord's then.
+    public var isDiscord: Bool { discord.seen }
 
     public init(redactor: Redactor?) {
         self.redactor = redactor
     }
 
-    /// The annotation of a JSON message, when one of the dialects recognises it.
-    public mutating func annotate(_ json: JSONValue) -> AnnotatedMessage? {
+    /// The annotation of a JSON message, when one of the dialects recognises it; `time` (epoch
+    /// seconds) times Discord's heartbeats.
+    public mutating func annotate(_ json: JSONValue, time: Double? = nil) -> AnnotatedMessage? {
         if oneBotCalls.count > 10_000 { oneBotCalls.removeAll() }  // calls never answered do not pile up
         if answers.count > 10_000 { answers.removeAll() }
         if OneBotDialect.recognises(json) { return OneBotDialect().annotate(json, calls: &oneBotCalls) }
         if CocoroChatDialect.recognises(json) { return CocoroChatDialect.annotate(json, answers: &answers) }
-        if DiscordGatewayDialect.recognises(json) { return DiscordGatewayDialect.annotate(json, redactor: redactor) }
+        if DiscordGatewayDialect.recognises(json) {
+            var annotation = DiscordGatewayDialect.annotate(json, redactor: redactor)
+            discord.observe(json, time: time, annotation: &annotation)
+            return annotation
+        }
+        return nil
+    }
+
+    /// What a close code means on this connection: Discord's 4000–4014 on a gateway connection.
+    public func closeCodeName(_ code: UInt16) -> String? {
+        if discord.seen, let name = DiscordGatewayDialect.closeCodes[code] { return "Discord: \(name)" }
         return nil
     }
 }
@@ -92,6 +108,63 @@ public enum DiscordGatewayDialect {
     static let opcodes: [Int: String] = [0: "DISPATCH", 1: "HEARTBEAT", 2: "IDENTIFY", 3: "PRESENCE_UPDATE", 4: "VOICE_STATE_UPDATE",
                                          6: "RESUME", 7: "RECONNECT", 8: "REQUEST_GUILD_MEMBERS", 9: "INVALID_SESSION", 10: "HELLO",
                                          11: "HEARTBEAT_ACK"]
+
+    /// The gateway's close codes (Discord's documentation, "Gateway Close Event Codes").
+    public static let closeCodes: [UInt16: String] = [
+        4000: "unknown error", 4001: "unknown opcode", 4002: "decode error", 4003: "not authenticated",
+        4004: "authentication failed", 4005: "already authenticated", 4007: "invalid seq", 4008: "rate limited",
+        4009: "session timed out", 4010: "invalid shard", 4011: "sharding required", 4012: "invalid API version",
+        4013: "invalid intent(s)", 4014: "disallowed intent(s)",
+    ]
+
+    /// The heartbeat of one connection: HELLO's interval, each HEARTBEAT's spacing, and each
+    /// HEARTBEAT_ACK's latency (the time since the heartbeat it answers). A heartbeat sent
+    /// before the previous one was acknowledged is what Discord calls a zombied connection.
+    struct Heartbeats: Sendable {
+        var seen = false
+        var interval: Double?
+        var lastHeartbeat: Double?
+        var acknowledged = true
+
+        mutating func observe(_ json: JSONValue, time: Double?, annotation: inout AnnotatedMessage) {
+            seen = true
+            switch json["op"]?.intValue {
+            case 10:
+                if let milliseconds = json["d"]?["heartbeat_interval"].flatMap({ Double($0.description) }) { interval = milliseconds / 1000 }
+            case 1:
+                defer {
+                    lastHeartbeat = time
+                    acknowledged = false
+                }
+                guard let time else { return }
+                if let last = lastHeartbeat {
+                    let gap = time - last
+                    annotation.summary += ", \(Self.tenths(gap)) s after the previous"
+                    annotation.fields.append(AnnotatedField("since_previous_ms", String(Int((gap * 1000).rounded()))))
+                    if !acknowledged {
+                        annotation.warnings.append("the previous heartbeat was never acknowledged (a zombied connection: Discord says reconnect and resume)")
+                    }
+                    if let interval, gap > interval * 1.1 + 1 {
+                        annotation.warnings.append("late: \(Self.tenths(gap)) s after the previous heartbeat, the interval is \(Self.tenths(interval)) s")
+                    }
+                }
+            case 11:
+                defer { acknowledged = true }
+                guard let time, let sent = lastHeartbeat, !acknowledged else {
+                    if lastHeartbeat != nil && acknowledged { annotation.warnings.append("an acknowledgement with no heartbeat waiting for one") }
+                    return
+                }
+                let latency = Int(((time - sent) * 1000).rounded())
+                annotation.summary += " (latency \(latency) ms)"
+                annotation.fields.append(AnnotatedField("latency_ms", String(latency)))
+            default:
+                break
+            }
+        }
+
+        /// Seconds to a tenth: `41.2`.
+        static func tenths(_ seconds: Double) -> String { String((seconds * 10).rounded() / 10) }
+    }
 
     public static func recognises(_ json: JSONValue) -> Bool {
         guard case .number? = json["op"], json["d"] != nil, let members = json.members else { return false }
