@@ -99,6 +99,23 @@ struct Mock: AsyncParsableCommand {
     @Option(help: "Also CocoroCore's chat socket, HOST:PORT (the seed's port is 55601): ws://HOST:PORT/ws/chat/{client_id} answers each chat request with a canned reply streamed through the server's sentence buffering.")
     var cocoro: String?
 
+    @Option(help: "Also a Discord gateway, HOST:PORT: ws://HOST:PORT/?v=10&encoding=json[&compress=zlib-stream] with HELLO, heartbeats, IDENTIFY and READY; a line {\"user\": \"alice\", \"content\": \"hi bot\"} on standard input is posted in the channel and answered by a bot streaming through cc-discord's delivery throttle.")
+    var discord: String?
+
+    @Option(name: .customLong("discord-token"), help: "With --discord: the token IDENTIFY must carry (else close 4004).")
+    var discordToken: String?
+
+    @Option(name: .customLong("discord-delivery"), help: "With --discord: how the bot delivers its streamed reply, append (a message per flush) or edit (one message edited; default append).")
+    var discordDelivery: Delivery = .append
+
+    @Option(name: .customLong("discord-heartbeat"), help: "With --discord: HELLO's heartbeat interval in milliseconds (default 41250).")
+    var discordHeartbeat: Int = 41_250
+
+    enum Delivery: String, ExpressibleByArgument, CaseIterable {
+        case append, edit
+        var mode: DeliveryThrottle.Mode { self == .append ? .append : .edit }
+    }
+
     @Option(name: .customLong("onebot-token"), help: "With --onebot: the token clients must send (Authorization: Bearer, or ?access_token=).")
     var onebotToken: String?
 
@@ -299,14 +316,18 @@ struct Mock: AsyncParsableCommand {
             cocoroMock = mock
         }
         defer { if let cocoroMock { Task { await cocoroMock.stop() } } }
-        let input = Task { [oneBot] in
-            if let oneBot {
-                await Self.readOneBotEvents(into: oneBot, logger: logger)
-            } else if settings.mode == "chat" {
-                await Self.readChatPublishes(into: broker, logger: logger)
-            } else {
-                await Self.readNotifications(into: broker, logger: logger)
-            }
+        var discordMock: DiscordGatewayMock?
+        if let discord {
+            guard discordHeartbeat > 0 else { throw ValidationError("--discord-heartbeat takes a positive number of milliseconds") }
+            let mock = DiscordGatewayMock(configuration: .init(heartbeatInterval: .milliseconds(discordHeartbeat), token: discordToken,
+                                                               delivery: discordDelivery.mode),
+                                          logger: logger)
+            try await start("discord", discord, path: "/?v=10&encoding=json (Discord gateway)") { try await mock.listen(host: $0, port: $1) }
+            discordMock = mock
+        }
+        defer { if let discordMock { Task { await discordMock.stop() } } }
+        let input = Task { [oneBot, discordMock] in
+            await Self.readStandardInput(broker: broker, works: works, oneBot: oneBot, discord: discordMock, logger: logger)
         }
         defer { if let oneBot { Task { await oneBot.stop() } } }
         if once {
@@ -355,54 +376,40 @@ struct Mock: AsyncParsableCommand {
         }
     }
 
-    /// With --onebot: one event per line of standard input, a OneBot event as it is
-    /// (`{"post_type": …}`) or a message in short (`{"group": 123456, "user": 12345, "text": "Hello"}`).
-    static func readOneBotEvents(into mock: OneBotMock, logger: Logger) async {
+    /// Standard input, one JSON object a line, each to the endpoint its shape names:
+    /// a OneBot event (`{"post_type": …}` or `{"user": 12345, "text": …}`) with --onebot; a Discord
+    /// channel message (`{"user": "alice", "content": …}`) with --discord; a publish
+    /// (`{"topic", "payload", "retain"}`) to the broker; else, in Works mode, a notification.
+    static func readStandardInput(broker: MockBroker, works: Bool, oneBot: OneBotMock?, discord: DiscordGatewayMock?, logger: Logger) async {
+        var builder = NotificationBuilder()
         for await text in standardInputLines() {
             guard let json = try? JSONReader.parse(text), json.members != nil else {
                 logger.warning("not a JSON object: \(text)")
                 continue
             }
-            let event: JSONValue
-            if json["post_type"] != nil {
-                event = json
-            } else if let user = json["user"]?.intValue, let message = json["text"]?.stringValue {
-                event = mock.messageEvent(group: json["group"]?.intValue, user: user, text: message,
-                                          nickname: json["nickname"]?.stringValue ?? "wmq-mock")
+            if let oneBot, json["post_type"] != nil || (json["user"]?.intValue != nil && json["text"] != nil) {
+                let event = json["post_type"] != nil ? json
+                    : oneBot.messageEvent(group: json["group"]?.intValue, user: json["user"]?.intValue ?? 0,
+                                          text: json["text"]?.stringValue ?? "", nickname: json["nickname"]?.stringValue ?? "wmq-mock")
+                logger.info("OneBot event pushed", metadata: ["connections": "\(oneBot.push(event))"])
+            } else if let discord, let user = json["user"]?.stringValue, let content = json["content"]?.stringValue {
+                let count = await discord.say(user: user, content: content)
+                logger.info("Discord message posted", metadata: ["connections": "\(count)"])
+            } else if let topic = json["topic"]?.stringValue, let payload = json["payload"] {
+                let body = payload.stringValue ?? payload.description
+                await broker.publish(PublishPacket(qos: .atLeastOnce, retain: json["retain"]?.boolValue ?? false, topicName: topic,
+                                                   payload: ByteBuffer(string: body)))
+                logger.info("published", metadata: ["topic": "\(topic)"])
+            } else if works {
+                do {
+                    let payload = try builder.payload(from: json, now: Int64(Date().timeIntervalSince1970 * 1000))
+                    let count = await broker.pushToAll(payload: payload)
+                    logger.info("notification pushed", metadata: ["sessions": "\(count)"])
+                } catch {
+                    logger.warning("not a notification: \(error)")
+                }
             } else {
-                logger.warning("a OneBot event has post_type, or user and text: \(text)")
-                continue
-            }
-            let count = mock.push(event)
-            logger.info("OneBot event pushed", metadata: ["connections": "\(count)"])
-        }
-    }
-
-    /// Chat mode's script: one publish of the AI core per line of standard input,
-    /// `{"topic": "connection/ai-core", "payload": {"status": "offline"}, "retain": true}`.
-    static func readChatPublishes(into broker: MockBroker, logger: Logger) async {
-        for await text in standardInputLines() {
-            guard let json = try? JSONReader.parse(text), let topic = json["topic"]?.stringValue, let payload = json["payload"] else {
-                logger.warning("a chat-mode line is {\"topic\", \"payload\", \"retain\"}: \(text)")
-                continue
-            }
-            let body = payload.stringValue ?? payload.description
-            await broker.publish(PublishPacket(qos: .atLeastOnce, retain: json["retain"]?.boolValue ?? false, topicName: topic, payload: ByteBuffer(string: body)))
-            logger.info("published", metadata: ["topic": "\(topic)"])
-        }
-    }
-
-    /// Works mode's script: one notification per line of standard input.
-    static func readNotifications(into broker: MockBroker, logger: Logger) async {
-        var builder = NotificationBuilder()
-        for await text in standardInputLines() {
-            do {
-                let request = try JSONReader.parse(text)
-                let payload = try builder.payload(from: request, now: Int64(Date().timeIntervalSince1970 * 1000))
-                let sessions = await broker.pushToAll(payload: payload)
-                logger.info("notification pushed", metadata: ["sessions": "\(sessions)"])
-            } catch {
-                logger.warning("not a notification: \(error)")
+                logger.warning("a line of standard input is a OneBot event, a Discord message {\"user\", \"content\"} or a publish {\"topic\", \"payload\"}: \(text)")
             }
         }
     }
