@@ -55,6 +55,9 @@ public struct CaptureDissector {
         public var keyLog: TLSKeyLog?
         /// Whether PUBLISH payloads are annotated (`--stats` does without).
         public var annotates = true
+        /// Whether the JSON messages of connections that do not carry MQTT are annotated (and
+        /// counted by dialect in `--stats`); the HAR export does without.
+        public var annotatesMessages = true
         public var assumptions: [UInt16: Assumption] = [:]
         public var limits = ConnectionTracker.Limits()
         /// Bytes looked at before deciding what a connection joined midstream carries.
@@ -288,6 +291,7 @@ public struct CaptureDissector {
             var dissector = try ConnectionDissector(transport: transport, redactor: options.redactor,
                                                     reportsFrames: options.reportsFrames)
             dissector.annotates = options.annotates
+            dissector.annotatesMessages = options.annotatesMessages
             dissector.reportsMessages = options.reportsMessages
             entry.dissector = dissector
         } catch {

@@ -64,6 +64,8 @@ public struct ConnectionDissector {
     public let reportsFrames: Bool
     /// Whether PUBLISH payloads are annotated (statistics do without).
     public var annotates = true
+    /// Whether JSON messages of connections without MQTT are annotated and their secrets redacted.
+    public var annotatesMessages = true
     /// Whether WebSocket messages that carry MQTT are reported too (as `.webSocketMessage`,
     /// before their packets): what a HAR export writes.
     public var reportsMessages = false
@@ -203,7 +205,7 @@ public struct ConnectionDissector {
                         }
                         zlibPending.clear()
                     }
-                    let annotation = annotates ? annotateJSON(&shown) : nil
+                    let annotation = annotatesMessages ? annotateJSON(&shown) : nil
                     add(.webSocketMessage(shown, annotation: annotation))
                 }
             case .control(let control):

@@ -20,6 +20,10 @@ public struct DecodeStatistics {
             return out
         }
         public var mqttBytes: [FlowDirection: Int] = [:]
+        /// WebSocket messages of a connection that does not carry MQTT, by what its dialect
+        /// calls them (`onebot group-message`, `discord dispatch`; `text` when no dialect knew it).
+        public var messages: [String: Int] = [:]
+        public var messageBytes: [FlowDirection: Int] = [:]
         public var qos1Completed = 0
         public var qos2Completed = 0
         public var pingRoundTrips: [Double] = []
@@ -44,6 +48,7 @@ public struct DecodeStatistics {
 
     public private(set) var connections: [Int: PerConnection] = [:]
     public private(set) var totalPackets = 0
+    public private(set) var totalMessages = 0
     public private(set) var totalErrors = 0
 
     public init() {}
@@ -87,6 +92,11 @@ public struct DecodeStatistics {
                 stats.packetCounts[Int(packet.type.rawValue)] += 1
                 if let direction = event.direction { stats.mqttBytes[direction, default: 0] += range.count }
                 track(packet, direction: event.direction, time: event.time, stats: stats)
+            case .webSocketMessage(let message, let annotation):
+                totalMessages += 1
+                stats.warnings += annotation?.warnings.count ?? 0
+                stats.messages[annotation.map { "\($0.dialect) \($0.kind)" } ?? DecodeRecord.opcodeName(message.opcode), default: 0] += 1
+                if let direction = event.direction { stats.messageBytes[direction, default: 0] += message.data.readableBytes }
             default: break
             }
         }
@@ -156,6 +166,12 @@ public struct DecodeStatistics {
                     .init(key: "max", value: .number(DecodeRecord.formatTime(maximum))),
                 ])))
             }
+            if !stats.messages.isEmpty {
+                members.append(.init(key: "messages", value: .object(stats.messages.keys.sorted().map { .init(key: $0, value: .integer(stats.messages[$0] ?? 0)) })))
+                members.append(.init(key: "messageBytes", value: .members([
+                    "c2s": .integer(stats.messageBytes[.clientToServer] ?? 0), "s2c": .integer(stats.messageBytes[.serverToClient] ?? 0),
+                ])))
+            }
             if let id = stats.clientIdentifier { members.append(.init(key: "clientId", value: .string(id))) }
             if let reason = stats.closeReason { members.append(.init(key: "closed", value: .string(reason))) }
             return .object(members)
@@ -164,6 +180,7 @@ public struct DecodeStatistics {
             .init(key: "v", value: .number(String(DecodeRecord.schemaVersion))),
             .init(key: "event", value: .string("stats")),
             .init(key: "packets", value: .number(String(totalPackets))),
+            .init(key: "messages", value: .integer(totalMessages)),
             .init(key: "errors", value: .number(String(totalErrors))),
             .init(key: "reconnects", value: .object(reconnects.keys.sorted().map { .init(key: $0, value: .number(String(reconnects[$0] ?? 0))) })),
             .init(key: "connections", value: .array(list)),
@@ -176,11 +193,17 @@ public struct DecodeStatistics {
             guard let stats = connections[id] else { continue }
             lines.append("c\(id)  \(stats.protocolName)  \(stats.connection.client) → \(stats.connection.server)"
                          + (stats.clientIdentifier.map { "  client \"\($0)\"" } ?? "") + (stats.closeReason.map { "  (\($0))" } ?? ""))
-            let counts = stats.packets
-            let packets = counts.keys.sorted().map { "\($0) \(counts[$0] ?? 0)" }.joined(separator: ", ")
-            lines.append("    packets: \(packets.isEmpty ? "none" : packets)")
-            lines.append("    MQTT bytes: \(stats.mqttBytes[.clientToServer] ?? 0) c→s, \(stats.mqttBytes[.serverToClient] ?? 0) s→c")
-            lines.append("    QoS flows: \(stats.qos1Completed) QoS 1 and \(stats.qos2Completed) QoS 2 completed, \(stats.openFlows) open")
+            if stats.messages.isEmpty {
+                let counts = stats.packets
+                let packets = counts.keys.sorted().map { "\($0) \(counts[$0] ?? 0)" }.joined(separator: ", ")
+                lines.append("    packets: \(packets.isEmpty ? "none" : packets)")
+                lines.append("    MQTT bytes: \(stats.mqttBytes[.clientToServer] ?? 0) c→s, \(stats.mqttBytes[.serverToClient] ?? 0) s→c")
+                lines.append("    QoS flows: \(stats.qos1Completed) QoS 1 and \(stats.qos2Completed) QoS 2 completed, \(stats.openFlows) open")
+            } else {
+                let messages = stats.messages.keys.sorted().map { "\($0) \(stats.messages[$0] ?? 0)" }.joined(separator: ", ")
+                lines.append("    messages: \(messages)")
+                lines.append("    message bytes: \(stats.messageBytes[.clientToServer] ?? 0) c→s, \(stats.messageBytes[.serverToClient] ?? 0) s→c")
+            }
             if !stats.pingRoundTrips.isEmpty {
                 let rtts = stats.pingRoundTrips.map { $0 * 1000 }
                 let average = rtts.reduce(0, +) / Double(rtts.count)
@@ -189,7 +212,8 @@ public struct DecodeStatistics {
             lines.append("    anomalies: \(stats.warnings) warning(s), \(stats.errors) error(s), \(stats.gaps) gap(s) (\(stats.gapBytes) bytes)")
         }
         for (id, count) in reconnects.sorted(by: { $0.key < $1.key }) { lines.append("client \"\(id)\" reconnected \(count) time(s)") }
-        lines.append("\(connections.count) connection(s), \(totalPackets) MQTT packet(s), \(totalErrors) error(s)")
+        lines.append("\(connections.count) connection(s), \(totalPackets) MQTT packet(s)"
+                     + (totalMessages > 0 ? ", \(totalMessages) other WebSocket message(s)" : "") + ", \(totalErrors) error(s)")
         return lines
     }
 

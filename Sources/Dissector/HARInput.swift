@@ -58,6 +58,7 @@ public enum HARInput {
         guard var dissector = try? ConnectionDissector(transport: .webSocket(expectsHandshake: true), redactor: options.redactor,
                                                        reportsFrames: options.reportsFrames) else { return out }
         dissector.annotates = options.annotates
+        dissector.annotatesMessages = options.annotatesMessages
         dissector.reportsMessages = options.reportsMessages
         func run(_ bytes: ByteBuffer, _ direction: FlowDirection, frame: Int, time: Double) {
             for event in dissector.feed(bytes, direction: direction == .clientToServer ? .clientToServer : .serverToClient, time: time) {

@@ -33,7 +33,8 @@ public enum TextRecord {
             var lines: [String] = []
             switch dissected.kind {
             case .request(let request):
-                lines.append(head + "HTTP \(request.method.rawValue) \(request.target) subprotocols \(request.subprotocols.joined(separator: ","))")
+                lines.append(head + "HTTP \(request.method.rawValue) \(request.target) "
+                             + (request.subprotocols.isEmpty ? "no subprotocol offered" : "subprotocols \(request.subprotocols.joined(separator: ","))"))
                 if verbose { lines += request.headers.map { "\(indent)\($0.name): \($0.value)" } }
             case .response(let response, let problems):
                 lines.append(head + "HTTP \(response.status.code) \(response.reasonPhrase) · subprotocol \(response.subprotocol ?? "none")"

@@ -13,7 +13,8 @@ public import NIOCore
 ///   token by token on `chat/receive` (`{"id": reply, "replyTo", "sessionId", "content": piece,
 ///   "is_incremental": true, "done": false, "index"}`), a last `chat/receive` with the whole text
 ///   (`"is_incremental": false, "done": true, "total_tokens"`), then `chat/status` `completed`.
-///   A payload that is not JSON, or has no text, gets `chat/error` with a `code`.
+///   A payload that is not JSON, or has no text, gets `chat/error` with a `code`. The reply's id is
+///   the message's with `-reply`, whatever the mock served before.
 /// - `chat/session/create|delete` (and a `chat/session/list` request) → `chat/session/list`
 ///   `{"sessions": […]}`; deleting an unknown session is a `chat/error`.
 /// - `system/send` → `system/receive` (the parameters echoed, `status` `ok`) and `system/status` `applied`.
@@ -48,7 +49,6 @@ public struct ChatTopicAgent: Sendable {
     public let configuration: Configuration
     /// Chat sessions, in the order they were created or first used.
     public private(set) var sessions: [String] = []
-    private var replies = 0
     private var unnamed = 0
 
     public init(configuration: Configuration = .init()) {
@@ -118,8 +118,8 @@ public struct ChatTopicAgent: Sendable {
     /// The reply to one chat message, streamed.
     private mutating func chat(_ text: String, id: String, session: String, now: Int64) -> [Outgoing] {
         use(session)
-        replies += 1
-        let replyID = "\(id)-reply-\(replies)"
+        // Named after the message it answers, not after the mock's history: replays compare it.
+        let replyID = "\(id)-reply"
         let reply = CannedReply.reply(to: text)
         let interval = configuration.tokenInterval
         func at(_ delay: Duration) -> JSONValue { .integer(now + Int64(delay / .milliseconds(1))) }

@@ -84,12 +84,14 @@ extension ReplayReport {
         return out
     }
 
-    /// A PUBLISH's annotated message (Works) or a preview of its payload.
+    /// A PUBLISH's annotated message (in the recorded message's dialect) or a preview of its payload.
     static func detail(_ message: RecordedMessage, like recorded: RecordedMessage? = nil, redactor: Redactor?) -> String? {
         guard case .publish(let publish) = message.packet else { return nil }
         if let annotation = message.annotation { return annotation.summary }
-        if recorded?.annotation != nil {
-            return WorksDialect().annotate(publish, redactor: redactor).summary
+        switch recorded?.annotation?.dialect {
+        case "chat"?: return ChatTopicDialect().annotate(publish, redactor: redactor).summary
+        case _?: return WorksDialect().annotate(publish, redactor: redactor).summary
+        case nil: break
         }
         // JSON is shown with its secret members as pseudonyms.
         if let redactor, let json = try? JSONReader.parse(publish.payload) {
@@ -141,26 +143,25 @@ extension ReplayReport {
         ])
     }
 
+    /// A JUnit suite made elsewhere (the chat sockets'), with its counts.
+    public struct JUnitSuite: Sendable {
+        public var xml: String
+        public var tests: Int
+        public var failures: Int
+        public var skipped: Int
+    }
+
     /// JUnit XML for many reports: a test suite per recording and mode, a test case per connection.
-    public static func junit(_ reports: [ReplayReport]) -> String {
-        func escape(_ text: String) -> String {
-            var out = ""
-            for scalar in text.unicodeScalars {
-                switch scalar {
-                case "&": out += "&amp;"
-                case "<": out += "&lt;"
-                case ">": out += "&gt;"
-                case "\"": out += "&quot;"
-                case "\n", "\t": out.unicodeScalars.append(scalar)
-                // XML 1.0 has no other control characters, not even escaped.
-                case _ where scalar.value < 0x20: out += "?"
-                default: out.unicodeScalars.append(scalar)
-                }
-            }
-            return out
-        }
+    public static func junit(_ reports: [ReplayReport], more: [JUnitSuite] = []) -> String {
+        let escape = xmlEscape
         var suites = ""
         var totals = (tests: 0, failures: 0, skipped: 0)
+        for suite in more {
+            suites += suite.xml
+            totals.tests += suite.tests
+            totals.failures += suite.failures
+            totals.skipped += suite.skipped
+        }
         for report in reports {
             var cases = ""
             var counts = (tests: 0, failures: 0, skipped: 0)
@@ -198,6 +199,24 @@ extension ReplayReport {
         return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
             + "<testsuites name=\"wmq-replay\" tests=\"\(totals.tests)\" failures=\"\(totals.failures)\" errors=\"0\" skipped=\"\(totals.skipped)\">\n"
             + suites + "</testsuites>\n"
+    }
+
+    /// Text for XML attributes and content.
+    public static func xmlEscape(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "\n", "\t": out.unicodeScalars.append(scalar)
+            // XML 1.0 has no other control characters, not even escaped.
+            case _ where scalar.value < 0x20: out += "?"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
     }
 }
 

@@ -14,12 +14,16 @@ public struct Recording: Sendable {
     /// The file it was read from.
     public var source: String
     public var connections: [RecordedConnection]
+    /// The WebSocket connections that carry JSON chat messages instead of MQTT (OneBot v11,
+    /// CocoroCore chat, the Discord gateway, or JSON no dialect knows).
+    public var chatSockets: [RecordedChatSocket]
     /// Capture and decoding errors met on the way (the rest of the file was still read).
     public var problems: [String]
 
-    public init(source: String, connections: [RecordedConnection], problems: [String] = []) {
+    public init(source: String, connections: [RecordedConnection], chatSockets: [RecordedChatSocket] = [], problems: [String] = []) {
         self.source = source
         self.connections = connections
+        self.chatSockets = chatSockets
         self.problems = problems
     }
 
@@ -100,6 +104,48 @@ public struct RecordedMessage: Sendable {
     }
 }
 
+/// A WebSocket connection of JSON chat messages (no MQTT), with its upgrade request.
+public struct RecordedChatSocket: Sendable {
+    public var id: Int
+    public var client: String
+    public var server: String
+    /// The upgrade's target (path and query) and request headers, as recorded.
+    public var target: String
+    public var headers: [(name: String, value: String)]
+    /// The dialect that annotated its messages (`onebot`, `cocoro`, `discord`), if one did.
+    public var dialect: String?
+    public var messages: [RecordedChatMessage]
+
+    public init(id: Int, client: String, server: String, target: String = "/", headers: [(name: String, value: String)] = [],
+                dialect: String? = nil, messages: [RecordedChatMessage] = []) {
+        self.id = id
+        self.client = client
+        self.server = server
+        self.target = target
+        self.headers = headers
+        self.dialect = dialect
+        self.messages = messages
+    }
+
+    /// Whether the server's messages are one zlib stream (the Discord gateway's `compress=zlib-stream`).
+    public var zlibStream: Bool { target.contains("compress=zlib-stream") }
+}
+
+/// One message of a chat socket: its text (inflated when it was compressed) and annotation.
+public struct RecordedChatMessage: Sendable {
+    public var direction: FlowDirection
+    public var time: Double
+    public var text: String
+    public var annotation: AnnotatedMessage?
+
+    public init(direction: FlowDirection, time: Double, text: String, annotation: AnnotatedMessage? = nil) {
+        self.direction = direction
+        self.time = time
+        self.text = text
+        self.annotation = annotation
+    }
+}
+
 /// A file that is not a recording: cannot be read, or is none of the formats.
 public struct RecordingError: Error, Sendable, CustomStringConvertible {
     public let description: String
@@ -161,6 +207,7 @@ extension Recording {
     public init(source: String, events: [CaptureEvent], problems: [String]) {
         var order: [Int] = []
         var connections: [Int: RecordedConnection] = [:]
+        var sockets: [Int: RecordedChatSocket] = [:]
         var problems = problems
         for event in events {
             let id = event.connection.id
@@ -176,7 +223,14 @@ extension Recording {
                 connections[id]?.transport = kind == "mqtt" ? .tcp : .webSocket
             case .dissected(let dissected):
                 switch dissected.kind {
-                case .request(let request): connections[id]?.path = request.target
+                case .request(let request):
+                    connections[id]?.path = request.target
+                    sockets[id] = RecordedChatSocket(id: id, client: event.connection.client.description, server: event.connection.server.description,
+                                                     target: request.target, headers: request.headers.map { ($0.name, $0.value) })
+                case .webSocketMessage(let message, let annotation):
+                    guard let direction = event.direction, let text = message.text, sockets[id] != nil else { break }
+                    if sockets[id]?.dialect == nil { sockets[id]?.dialect = annotation?.dialect }
+                    sockets[id]?.messages.append(RecordedChatMessage(direction: direction, time: event.time, text: text, annotation: annotation))
                 case .response(let response, _): connections[id]?.subprotocol = response.subprotocol
                 case .mqtt(let packet, _, let annotation):
                     guard let direction = event.direction else { break }
@@ -192,7 +246,7 @@ extension Recording {
             }
         }
         self.init(source: source, connections: order.compactMap { connections[$0] }.filter { !$0.messages.isEmpty },
-                  problems: problems)
+                  chatSockets: order.compactMap { sockets[$0] }.filter { !$0.messages.isEmpty }, problems: problems)
     }
 
     /// A scenario as the one connection it describes from the server's side: each notification,

@@ -122,6 +122,7 @@ struct Decode: ParsableCommand {
         var options = CaptureDissector.Options(redactor: noRedact ? nil : redactionKey.map { Redactor(key: Array($0.utf8)) } ?? .random())
         options.reportsFrames = verbose
         options.annotates = !stats && format != .har
+        options.annotatesMessages = format != .har
         options.reportsMessages = format == .har
         if let keylog {
             guard let data = FileManager.default.contents(atPath: keylog), let text = String(data: data, encoding: .utf8) else {

@@ -33,14 +33,14 @@ struct ReplayTool: AsyncParsableCommand {
             client ids and pings left out, JSON payloads compared member by member (see --rules).
 
             Exit codes: 0 every replayed connection matched; 1 a mismatch (the diff says where); 2
-            usage error; 3 a recording cannot be read or holds no MQTT connection.
+            usage error; 3 a recording cannot be read or holds nothing to replay.
             """),
         subcommands: [List.self, Drive.self, Serve.self, Check.self])
 }
 
 struct List: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The MQTT connections of a recording, with their packet counts each way.",
+        abstract: "The MQTT connections and JSON chat sockets of a recording, with their packet or message counts each way.",
         discussion: reflowHelp("""
             One paragraph per connection: its id, the client and server addresses, the transport
             (ws-mqtt with the upgrade's path and subprotocol, mqtt, or scenario), the client's
@@ -69,19 +69,21 @@ struct List: ParsableCommand {
         var out = ""
         switch format {
         case .text:
-            out += "\(recording): \(session.connections.count) MQTT connection\(session.connections.count == 1 ? "" : "s")\n"
+            out += "\(recording): \(session.connections.count) MQTT connection\(session.connections.count == 1 ? "" : "s")"
+                + (session.chatSockets.isEmpty ? "" : ", \(session.chatSockets.count) JSON chat socket\(session.chatSockets.count == 1 ? "" : "s")") + "\n"
             for connection in session.connections { out += Self.text(connection) }
+            for socket in session.chatSockets { out += Self.text(socket) }
         case .jsonl:
-            for connection in session.connections {
+            for object in session.connections.map(Self.json) + session.chatSockets.map(Self.json) {
                 var bytes: [UInt8] = []
-                Self.json(connection).write(to: &bytes)
+                object.write(to: &bytes)
                 out += String(decoding: bytes, as: UTF8.self) + "\n"
             }
         }
         FileHandle.standardOutput.write(Data(out.utf8))
         for problem in session.problems { StandardError.write("wmq-replay: \(recording): \(problem)\n") }
-        if session.connections.isEmpty {
-            throw unreadableInput("wmq-replay", "\(recording) holds no MQTT connection")
+        if session.connections.isEmpty && session.chatSockets.isEmpty {
+            throw unreadableInput("wmq-replay", "\(recording) holds no MQTT connection and no JSON chat socket")
         }
     }
 
@@ -102,6 +104,26 @@ struct List: ParsableCommand {
             + "    client → server  \(describe(connection.counts(.clientToServer)))\n"
             + "    server → client  \(describe(connection.counts(.serverToClient)))\n"
             + "    \(String(format: "%.3f", connection.duration)) s\n"
+    }
+
+    static func text(_ socket: RecordedChatSocket) -> String {
+        let sent = socket.messages.filter { $0.direction == .clientToServer }.count
+        let received = socket.messages.count - sent
+        let duration = (socket.messages.last?.time ?? 0) - (socket.messages.first?.time ?? 0)
+        return "c\(socket.id)  \(socket.client) → \(socket.server)  ws-json \(socket.target)  \(socket.dialect ?? "JSON")\n"
+            + "    client → server  \(sent) message\(sent == 1 ? "" : "s")\n"
+            + "    server → client  \(received) message\(received == 1 ? "" : "s")\n"
+            + "    \(String(format: "%.3f", duration)) s\n"
+    }
+
+    static func json(_ socket: RecordedChatSocket) -> JSONValue {
+        let sent = socket.messages.filter { $0.direction == .clientToServer }.count
+        return .members([
+            "v": .integer(1), "connection": .string("c\(socket.id)"), "client": .string(socket.client), "server": .string(socket.server),
+            "transport": .string("ws-json"), "path": .string(socket.target), "dialect": socket.dialect.map { .string($0) } ?? .null,
+            "c2s": .members(["messages": .integer(sent)]), "s2c": .members(["messages": .integer(socket.messages.count - sent)]),
+            "duration": .number(String(format: "%.6f", (socket.messages.last?.time ?? 0) - (socket.messages.first?.time ?? 0))),
+        ])
     }
 
     static func json(_ connection: RecordedConnection) -> JSONValue {
@@ -198,8 +220,14 @@ struct ReplayOptionGroup: ParsableArguments {
         return ReplayOptions(pace: pace, timeout: .milliseconds(Int64(timeout * 1000)), rules: rules, trace: trace)
     }
 
-    /// The recording and the connections to replay.
+    /// The recording and the connections to replay; with `chatSockets`, also the JSON chat
+    /// sockets to replay (drive), and a recording of those alone is fine.
     func load(_ path: String) throws -> (Recording, [RecordedConnection]) {
+        let (recording, connections, _) = try load(path, chatSockets: false)
+        return (recording, connections)
+    }
+
+    func load(_ path: String, chatSockets: Bool) throws -> (Recording, [RecordedConnection], [RecordedChatSocket]) {
         let recording: Recording
         do {
             recording = try Recording.read(path: path)
@@ -207,22 +235,30 @@ struct ReplayOptionGroup: ParsableArguments {
             throw unreadableInput("wmq-replay", "\(error)")
         }
         for problem in recording.problems { StandardError.write("wmq-replay: \(path): \(problem)\n") }
-        guard !recording.connections.isEmpty else { throw unreadableInput("wmq-replay", "\(path) holds no MQTT connection") }
-        let wanted = try connectionIDs()
-        if wanted.isEmpty { return (recording, recording.connections) }
-        var chosen: [RecordedConnection] = []
-        for id in wanted {
-            guard let connection = recording.connection(id) else {
-                let known = recording.connections.map { "c\($0.id)" }.joined(separator: ", ")
-                throw ValidationError("\(path) has no MQTT connection c\(id) (it has \(known))")
-            }
-            chosen.append(connection)
+        let sockets = chatSockets ? recording.chatSockets : []
+        guard !recording.connections.isEmpty || !sockets.isEmpty else {
+            let more = !chatSockets && !recording.chatSockets.isEmpty ? " (its JSON chat sockets replay with drive)" : ""
+            throw unreadableInput("wmq-replay", "\(path) holds no MQTT connection\(more)")
         }
-        return (recording, chosen)
+        let wanted = try connectionIDs()
+        if wanted.isEmpty { return (recording, recording.connections, sockets) }
+        var chosen: [RecordedConnection] = []
+        var chosenSockets: [RecordedChatSocket] = []
+        for id in wanted {
+            if let connection = recording.connection(id) {
+                chosen.append(connection)
+            } else if let socket = sockets.first(where: { $0.id == id }) {
+                chosenSockets.append(socket)
+            } else {
+                let known = (recording.connections.map(\.id) + sockets.map(\.id)).sorted().map { "c\($0)" }.joined(separator: ", ")
+                throw ValidationError("\(path) has no connection c\(id) to replay (it has \(known))")
+            }
+        }
+        return (recording, chosen, chosenSockets)
     }
 
     /// Prints the reports, writes the JUnit file, and ends with 0 (all matched) or 1.
-    func finish(_ reports: [ReplayReport]) throws {
+    func finish(_ reports: [ReplayReport], chat: (recording: String, pace: Pace, display: Redactor?, reports: [ChatSocketReplay.Report])? = nil) throws {
         var out = ""
         for report in reports {
             switch format {
@@ -230,15 +266,23 @@ struct ReplayOptionGroup: ParsableArguments {
             case .json: out += report.json.description + "\n"
             }
         }
+        if let chat, !chat.reports.isEmpty {
+            switch format {
+            case .text: out += ChatSocketReplay.text(chat.reports, recording: chat.recording, pace: chat.pace, display: chat.display)
+            case .json: out += ChatSocketReplay.json(chat.reports, recording: chat.recording, pace: chat.pace, display: chat.display).description + "\n"
+            }
+        }
+        let chatMatched = chat?.reports.allSatisfy(\.matched) ?? true
         FileHandle.standardOutput.write(Data(out.utf8))
         if let junit {
             do {
-                try Data(ReplayReport.junit(reports).utf8).write(to: URL(fileURLWithPath: junit))
+                let more = chat.map { $0.reports.isEmpty ? [] : [ChatSocketReplay.junit($0.reports, recording: $0.recording)] } ?? []
+                try Data(ReplayReport.junit(reports, more: more).utf8).write(to: URL(fileURLWithPath: junit))
             } catch {
                 throw unreadableInput("wmq-replay", "cannot write \(junit): \(error)")
             }
         }
-        if !reports.allSatisfy(\.matched) { throw ExitCode(ToolExit.foundErrors) }
+        if !reports.allSatisfy(\.matched) || !chatMatched { throw ExitCode(ToolExit.foundErrors) }
     }
 }
 
@@ -254,6 +298,17 @@ struct Drive: AsyncParsableCommand {
             have come; acknowledgements name the server's live packet identifiers. What the server
             sends is compared with what it sent then. Cookies for a Works endpoint come from
             --cookies (a cookie.json, as wmq-client reads).
+
+            JSON chat sockets (OneBot v11, CocoroCore chat, the Discord gateway; drive only) go to the
+            first ws:// or wss:// --url, with the recorded path and query when the URL has none and
+            the recorded request headers (Authorization included). The recorded client messages are
+            sent in order, each once the server's answers recorded before it have come — OneBot API
+            responses, every CocoroCore message, Discord's HELLO, READY, RESUMED and HEARTBEAT_ACK —
+            and what the server sends is compared member by member, the members each dialect fills
+            anew ignored (OneBot time and message_id, CocoroCore total_time, Discord ids, timestamps
+            and session). Messages the server sent on its own (OneBot events, Discord dispatches)
+            cannot be caused by driving: when they do not come the report says so and still matches;
+            when they come they are compared. zlib-stream sockets are inflated.
             """))
 
     @Argument(help: "The recording: pcap, pcapng, HAR or a scenario file.")
@@ -276,7 +331,7 @@ struct Drive: AsyncParsableCommand {
 
     func run() async throws {
         let options = try replay.options(defaultPace: .original)
-        let (session, connections) = try replay.load(recording)
+        let (session, connections, sockets) = try replay.load(recording, chatSockets: true)
         var jar: WorksCookies?
         if let cookies {
             do { jar = try WorksCookies.load(path: cookies) } catch { throw unreadableInput("wmq-replay", "\(error)") }
@@ -285,8 +340,18 @@ struct Drive: AsyncParsableCommand {
         for text in urls {
             do { targets.append(try ReplayURL(text)) } catch { throw ValidationError(error.description) }
         }
-        let report = await Replayer.drive(session, connections: connections, urls: targets, cookies: jar, options: options)
-        try replay.finish([report])
+        var reports: [ReplayReport] = []
+        if !connections.isEmpty {
+            reports.append(await Replayer.drive(session, connections: connections, urls: targets, cookies: jar, options: options))
+        }
+        var chat: [ChatSocketReplay.Report] = []
+        if !sockets.isEmpty {
+            guard let url = targets.first(where: { $0.scheme != .tcp }) else {
+                throw ValidationError("\(recording) has JSON chat sockets: give a ws:// or wss:// --url for them")
+            }
+            for socket in sockets { chat.append(await ChatSocketReplay.drive(socket, url: url, options: options)) }
+        }
+        try replay.finish(reports, chat: (recording, options.pace, options.rules.display, chat))
     }
 }
 

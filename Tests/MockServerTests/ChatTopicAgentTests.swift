@@ -99,7 +99,7 @@ import Testing
         let out = send(&agent, "chat/send", #"{"id": "m-1", "sessionId": "s-1", "content": "Hi"}"#)
         let packet = MockBroker.packet(try #require(out.last { $0.topic == "chat/receive" }))
         let annotation = ChatTopicDialect().annotate(packet, redactor: nil)
-        #expect(annotation.summary.hasPrefix("chat/receive · session s-1 · id m-1-reply-1: You asked: Hi."), "\(annotation.summary)")
+        #expect(annotation.summary.hasPrefix("chat/receive · session s-1 · id m-1-reply: You asked: Hi."), "\(annotation.summary)")
         #expect(packet.qos == .atLeastOnce)
     }
 }

@@ -1,0 +1,347 @@
+public import Dialects
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import NIOWebSocket
+public import Session
+import WebSocketWire
+import WorksClient
+
+/// `wmq-replay drive` for the JSON chat sockets of a recording (OneBot v11, CocoroCore chat,
+/// the Discord gateway): the recorded client's messages are sent again to a server, each once
+/// the server's *answers* recorded before it have come (and not before its recorded time under
+/// the pace), and what the server sends is compared with what it sent then, member by member.
+///
+/// An answer is what the client's messages cause: OneBot API responses, every CocoroCore
+/// message, Discord's HELLO, READY, RESUMED and HEARTBEAT_ACK. What a server sends on its own
+/// (OneBot events, Discord's other dispatches) cannot be caused by driving it: when it does not
+/// come, the row says so and the replay still matches; when it comes, it is compared.
+public enum ChatSocketReplay {
+    /// The members each dialect's servers fill anew every run, ignored besides the rules' own.
+    public static func ignoredPaths(dialect: String?) -> [String] {
+        switch dialect {
+        case "onebot": ["$.time", "$.message_id", "$.data.message_id"]
+        case "cocoro": ["$.data.total_time", "$.data.speed_improvement"]
+        case "discord": ["$.d.id", "$.d.timestamp", "$.d.session_id", "$.d.resume_gateway_url", "$.d.message_reference.message_id"]
+        default: []
+        }
+    }
+
+    /// Whether a server message answers the client (see the type's description).
+    public static func isAnswer(_ json: JSONValue?, dialect: String?) -> Bool {
+        guard let json else { return true }
+        switch dialect {
+        case "onebot":
+            return json["retcode"] != nil || json["echo"] != nil
+        case "discord":
+            switch json["op"]?.intValue {
+            case 10, 11: return true
+            case 0: return ["READY", "RESUMED"].contains(json["t"]?.stringValue ?? "")
+            default: return false
+            }
+        default:
+            return true
+        }
+    }
+
+    /// What identifies a message's kind for the alignment: the dialect's annotation kind with the
+    /// members that name one message among its kind (a OneBot echo, a Discord event name).
+    static func signature(_ json: JSONValue?, dialect: String?) -> String {
+        guard let json else { return "not JSON" }
+        switch dialect {
+        case "onebot": return [json["post_type"], json["meta_event_type"], json["message_type"], json["echo"], json["action"]]
+            .map { $0?.description ?? "-" }.joined(separator: "|")
+        case "discord": return "\(json["op"]?.description ?? "-")|\(json["t"]?.description ?? "-")"
+        case "cocoro": return json["type"]?.description ?? json["action"]?.description ?? "-"
+        default: return json.members?.map(\.key).joined(separator: ",") ?? json.description
+        }
+    }
+
+    /// One row of the comparison of the server's messages.
+    public struct Row: Sendable {
+        public var recorded: RecordedChatMessage?
+        public var replayed: String?
+        /// Why they differ; nil when they match (or a message the server sends on its own did not come).
+        public var reason: String?
+        /// A recorded message the server sends on its own, which this replay did not get.
+        public var unsolicited: Bool
+    }
+
+    public struct Report: Sendable {
+        public var socket: RecordedChatSocket
+        public var rows: [Row]
+        public var notes: [String]
+        public var sent: Int
+        public var received: Int
+        public var seconds: Double
+
+        public var differences: [Row] { rows.filter { $0.reason != nil } }
+        public var matched: Bool { notes.isEmpty && differences.isEmpty }
+    }
+
+    /// Drives one recorded socket against `url` (its path, when the URL has none, the recorded one).
+    public static func drive(_ socket: RecordedChatSocket, url: ReplayURL, options: ReplayOptions) async -> Report {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let started = ContinuousClock.now
+        var report = Report(socket: socket, rows: [], notes: [], sent: 0, received: 0, seconds: 0)
+        let target = url.target == "/" ? socket.target : url.target
+        let scheme = url.scheme == .secureWebSocket ? "wss" : "ws"
+        let skipped: Set<String> = ["host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version",
+                                    "sec-websocket-extensions", "sec-websocket-protocol", "content-length"]
+        let headers = socket.headers.filter { !skipped.contains($0.name.lowercased()) }
+        let transport: WebSocketTransport
+        do {
+            let webSocketURL = try WebSocketURL("\(scheme)://\(url.host.contains(":") ? "[\(url.host)]" : url.host):\(url.port)\(target)")
+            var settings = WebSocketSettings(url: webSocketURL, origin: nil, userAgent: nil, subprotocol: nil, extraHeaders: headers)
+            settings.tls.insecure = url.scheme == .secureWebSocket
+            transport = try await WebSocketTransport.connect(settings, group: group, tap: nil)
+        } catch {
+            report.notes.append("cannot connect: \(error.reason)")
+            return report
+        }
+        let inbox = ChatInbox(zlibStream: socket.zlibStream, dialect: socket.dialect, trace: options.trace)
+        let reader = Task {
+            try? await transport.frames.executeThenClose { inbound, _ in
+                for try await frame in inbound {
+                    if frame.opcode == .connectionClose { break }
+                    inbox.add(frame)
+                }
+            }
+            inbox.finish()
+        }
+        let first = socket.messages.first?.time ?? 0
+        var answersBefore = 0
+        for message in socket.messages {
+            if message.direction == .serverToClient {
+                if isAnswer(try? JSONReader.parse(message.text), dialect: socket.dialect) { answersBefore += 1 }
+                continue
+            }
+            if let waited = await inbox.waitForAnswers(answersBefore, timeout: options.timeout) {
+                report.notes.append("stopped after waiting \(waited) for the server's answers before \(summary(of: message))")
+                break
+            }
+            switch options.pace {
+            case .asap: break
+            case .original, .speed:
+                let factor = if case .speed(let speed) = options.pace { speed } else { 1.0 }
+                let due = started + .milliseconds(Int64((message.time - first) / factor * 1000))
+                if due > .now { try? await Task.sleep(until: due) }
+            }
+            let frame = WebSocketFrame(fin: true, opcode: .text, maskKey: .random(), data: ByteBuffer(string: message.text))
+            options.trace?("→ \(message.text)")
+            do {
+                try await transport.channel.writeAndFlush(frame).get()
+                report.sent += 1
+            } catch {
+                report.notes.append("the server closed the connection before \(summary(of: message))")
+                break
+            }
+        }
+        if report.notes.isEmpty, let waited = await inbox.waitForAnswers(answersBefore, timeout: options.timeout) {
+            report.notes.append("stopped after waiting \(waited) for the server's last answers")
+        }
+        try? await Task.sleep(for: options.settle)
+        await transport.close()
+        reader.cancel()
+        let received = inbox.messages
+        report.received = received.count
+        report.rows = compare(recorded: socket.messages.filter { $0.direction == .serverToClient }, replayed: received,
+                              dialect: socket.dialect, rules: options.rules)
+        report.seconds = (ContinuousClock.now - started) / .seconds(1)
+        return report
+    }
+
+    /// The server's recorded messages against the replayed ones, aligned like a diff.
+    static func compare(recorded: [RecordedChatMessage], replayed: [String], dialect: String?, rules: MatchRules) -> [Row] {
+        var rules = rules
+        rules.ignoredPaths += ignoredPaths(dialect: dialect)
+        let expected = recorded.map { try? JSONReader.parse($0.text) }
+        let actual = replayed.map { try? JSONReader.parse($0) }
+        let left = expected.map { signature($0, dialect: dialect) }
+        let right = actual.map { signature($0, dialect: dialect) }
+        let alignment = Matcher.diff(Array(left.indices), Array(right.indices)) { left[$0] == right[$1] }
+        return alignment.map { pair -> Row in
+            switch pair {
+            case (let e?, let a?):
+                let reason: String?
+                if let e2 = expected[e], let a2 = actual[a] {
+                    reason = Matcher.jsonDifference(e2, a2, path: "$", rules: rules)
+                } else {
+                    reason = recorded[e].text == replayed[a] ? nil : "the message differs (not JSON)"
+                }
+                return Row(recorded: recorded[e], replayed: replayed[a], reason: reason, unsolicited: false)
+            case (let e?, nil):
+                let onItsOwn = !isAnswer(expected[e], dialect: dialect)
+                return Row(recorded: recorded[e], replayed: nil, reason: onItsOwn ? nil : "missing", unsolicited: onItsOwn)
+            case (nil, let a?):
+                return Row(recorded: nil, replayed: replayed[a], reason: "not in the recording", unsolicited: false)
+            default:
+                return Row(recorded: nil, replayed: nil, reason: nil, unsolicited: false)
+            }
+        }
+    }
+
+    static func summary(of message: RecordedChatMessage) -> String {
+        message.annotation?.summary ?? String(message.text.prefix(80))
+    }
+
+    /// The text report: what matched, each difference with the recorded and the replayed message.
+    public static func text(_ reports: [Report], recording: String, pace: Pace, display: Redactor?) -> String {
+        let matched = reports.allSatisfy(\.matched)
+        let seconds = reports.map(\.seconds).reduce(0, +)
+        let messages = reports.map { $0.sent + $0.received }.reduce(0, +)
+        var out = "\(recording) — drive \(reports.count == 1 ? "a chat socket" : "\(reports.count) chat sockets"), \(pace.description): "
+            + "\(matched ? "MATCH" : "MISMATCH") in \(String(format: "%.2f", seconds)) s, \(messages) messages\n"
+        for report in reports {
+            // Replayed answers are annotated knowing the recorded client's calls (a OneBot response names its call).
+            var annotator = JSONChatAnnotator(redactor: display)
+            for message in report.socket.messages where message.direction == .clientToServer {
+                if let json = try? JSONReader.parse(message.text) { _ = annotator.annotate(json) }
+            }
+            func shown(_ text: String) -> String {
+                guard let json = try? JSONReader.parse(text) else { return String(text.prefix(100)) }
+                if let summary = annotator.annotate(json)?.summary { return summary }
+                return String((display.map { $0.redact(json: json) } ?? json).description.prefix(100))
+            }
+            // The recording's messages annotated in their order (secrets as the report shows them).
+            var recordedAnnotator = JSONChatAnnotator(redactor: display)
+            var recordedSummaries: [String: String] = [:]
+            for message in report.socket.messages {
+                guard let json = try? JSONReader.parse(message.text), let summary = recordedAnnotator.annotate(json)?.summary else { continue }
+                recordedSummaries["\(message.time) \(message.text)"] = summary
+            }
+            func shown(_ message: RecordedChatMessage) -> String {
+                recordedSummaries["\(message.time) \(message.text)"] ?? shown(message.text)
+            }
+            let name = "c\(report.socket.id) \(report.socket.dialect ?? "JSON") \(report.socket.target)"
+            for note in report.notes { out += "  ! \(note)\n" }
+            let onItsOwn = report.rows.filter(\.unsolicited).count
+            let compared = report.rows.count - onItsOwn
+            if report.differences.isEmpty {
+                out += "  \(name) server → client: \(compared) messages as recorded"
+                    + (onItsOwn > 0 ? "; \(onItsOwn) the server sent on its own in the recording did not come (driving cannot cause them)" : "") + "\n"
+                continue
+            }
+            out += "  \(name) server → client: \(report.differences.count) differences in \(report.rows.count) messages\n"
+            for (index, row) in report.rows.enumerated() where row.reason != nil {
+                let position = String(index + 1).leftPadded(4)
+                switch (row.recorded, row.replayed) {
+                case (let recorded?, let replayed?):
+                    out += "  ! \(position) recorded: \(shown(recorded))\n         replayed: \(shown(replayed))\n"
+                case (let recorded?, nil):
+                    out += "  - \(position) \(shown(recorded))\n"
+                case (nil, let replayed?):
+                    out += "  + \(position) \(shown(replayed))\n"
+                default:
+                    break
+                }
+                out += "         → \(row.reason ?? "")\n"
+            }
+        }
+        return out
+    }
+
+    /// A JUnit suite: a test case per chat socket.
+    public static func junit(_ reports: [Report], recording: String) -> ReplayReport.JUnitSuite {
+        let escape = ReplayReport.xmlEscape
+        let className = "wmq-replay.drive.\((recording as NSString).lastPathComponent)"
+        var cases = ""
+        var failures = 0
+        for report in reports {
+            cases += "    <testcase classname=\"\(escape(className))\" name=\"\(escape("c\(report.socket.id) \(report.socket.dialect ?? "JSON") server → client"))\" "
+                + "time=\"\(String(format: "%.3f", report.seconds))\">\n"
+            if !report.matched {
+                failures += 1
+                let first = report.notes.first ?? report.differences.first?.reason ?? "differs"
+                cases += "      <failure message=\"\(escape(first))\" type=\"mismatch\">\(escape(text([report], recording: recording, pace: .asap, display: nil)))</failure>\n"
+            }
+            cases += "    </testcase>\n"
+        }
+        let seconds = String(format: "%.3f", reports.map(\.seconds).reduce(0, +))
+        let xml = "  <testsuite name=\"\(escape("\(recording) (drive, chat sockets)"))\" tests=\"\(reports.count)\" failures=\"\(failures)\" "
+            + "errors=\"0\" skipped=\"0\" time=\"\(seconds)\">\n" + cases + "  </testsuite>\n"
+        return ReplayReport.JUnitSuite(xml: xml, tests: reports.count, failures: failures, skipped: 0)
+    }
+
+    /// One JSON object per recording, as `--format json` writes it.
+    public static func json(_ reports: [Report], recording: String, pace: Pace, display: Redactor?) -> JSONValue {
+        // Secret members as the report's pseudonyms.
+        func shown(_ text: String) -> JSONValue {
+            guard let display, let json = try? JSONReader.parse(text) else { return .string(text) }
+            return .string(display.redact(json: json).description)
+        }
+        return .members([
+            "recording": .string(recording), "mode": .string("drive"), "pace": .string(pace.description),
+            "matched": .bool(reports.allSatisfy(\.matched)),
+            "chatSockets": .array(reports.map { report in
+                .members([
+                    "connection": .string("c\(report.socket.id)"), "dialect": report.socket.dialect.map { .string($0) } ?? .null,
+                    "target": .string(report.socket.target), "matched": .bool(report.matched),
+                    "sent": .integer(report.sent), "received": .integer(report.received),
+                    "notes": .array(report.notes.map { .string($0) }),
+                    "differences": .array(report.rows.enumerated().filter { $0.element.reason != nil }.map { index, row in
+                        .members(["position": .integer(index + 1), "reason": .string(row.reason ?? ""),
+                                  "recorded": row.recorded.map { shown($0.text) } ?? .null,
+                                  "replayed": row.replayed.map { shown($0) } ?? .null])
+                    }),
+                    "notReceivedUnsolicited": .integer(report.rows.filter(\.unsolicited).count),
+                ])
+            }),
+        ])
+    }
+}
+
+/// The server's messages as they come, inflated when the socket is a zlib stream; waited on by count of answers.
+/// Everything it holds is guarded by its lock (the inflater is a zlib stream, not Sendable).
+private final class ChatInbox: @unchecked Sendable {
+    private let lock = NIOLock()
+    private var received: [String] = []
+    private var answers = 0
+    private var pending = ByteBuffer()
+    private var finished = false
+    private let inflater: PerMessageDeflateInflater?
+    private let dialect: String?
+    private let trace: (@Sendable (String) -> Void)?
+
+    init(zlibStream: Bool, dialect: String?, trace: (@Sendable (String) -> Void)?) {
+        inflater = zlibStream ? try? PerMessageDeflateInflater(noContextTakeover: false, zlibStream: true) : nil
+        self.dialect = dialect
+        self.trace = trace
+    }
+
+    var messages: [String] { lock.withLock { received } }
+
+    func add(_ frame: WebSocketFrame) {
+        guard frame.opcode == .text || frame.opcode == .binary || frame.opcode == .continuation else { return }
+        var data = frame.unmaskedData
+        let text: String? = lock.withLock {
+            guard let inflater, frame.opcode != .text else { return String(buffer: data) }
+            pending.writeBuffer(&data)
+            guard PerMessageDeflateInflater.endsFlush(pending) else { return nil }
+            defer { pending.clear() }
+            return (try? inflater.inflate(pending, maximumSize: 16 << 20, offset: 0)).map { String(buffer: $0) }
+        }
+        guard let text else { return }
+        trace?("← \(text)")
+        let answer = ChatSocketReplay.isAnswer(try? JSONReader.parse(text), dialect: dialect)
+        lock.withLock {
+            received.append(text)
+            if answer { answers += 1 }
+        }
+    }
+
+    func finish() { lock.withLock { finished = true } }
+
+    /// Waits until `count` answers came; nil when they did, else how long it waited.
+    func waitForAnswers(_ count: Int, timeout: Duration) async -> String? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let (answers, finished) = lock.withLock { (self.answers, self.finished) }
+            if answers >= count { return nil }
+            if finished { return "until the server closed the connection" }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return "\(timeout)"
+    }
+}

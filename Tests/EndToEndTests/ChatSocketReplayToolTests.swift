@@ -1,0 +1,72 @@
+import Foundation
+import Testing
+
+/// `wmq-replay drive` of the JSON chat sockets in the dialect captures, against wmq-mock's
+/// OneBot, CocoroCore and Discord endpoints: matches, a changed answer, a refused token.
+@Suite("wmq-replay drive of chat sockets", .serialized, .timeLimit(.minutes(2)))
+struct ChatSocketReplayToolTests {
+    /// wmq-mock with the three JSON endpoints (the gateway's heartbeat as the captures were made); their base URLs.
+    static func startMock(_ extra: [String] = []) async throws -> (Background, onebot: String, cocoro: String, discord: String) {
+        let mock = try Background(DecodeTests.binary("wmq-mock"), ["--ws", "127.0.0.1:0", "--onebot", "127.0.0.1:0", "--cocoro", "127.0.0.1:0",
+                                                                  "--discord", "127.0.0.1:0", "--discord-heartbeat", "1000"] + extra)
+        func base(_ pattern: String) async throws -> String {
+            let line = try await mock.awaiting(pattern)
+            return String(line.prefix { $0 != "/" || line.prefix(while: { $0 != "/" }).count < 5 }).components(separatedBy: "/").prefix(3).joined(separator: "/")
+        }
+        let onebot = try await base("ws://127\\.0\\.0\\.1:[0-9]+/ws/ \\(OneBot")
+        let cocoro = try await base("ws://127\\.0\\.0\\.1:[0-9]+/ws/chat/")
+        let discord = try await base("ws://127\\.0\\.0\\.1:[0-9]+/\\?v=10")
+        return (mock, onebot, cocoro, discord)
+    }
+
+    @Test func eachDialectsRecordingMatchesTheMock() async throws {
+        let (mock, onebot, cocoro, discord) = try await Self.startMock()
+        defer { mock.stop() }
+        for (capture, url) in [("onebot-ws.pcap", onebot), ("cocoro-ws.pcap", cocoro), ("discord-zlib.pcap", discord)] {
+            let run = try await ReplayPeerTests.replay(["drive", ReplayPeerTests.capture(capture), "--asap", "--url", url])
+            #expect(run.status == 0, "\(capture): \(run.output)\(run.error)")
+            #expect(run.lines.first?.contains("drive a chat socket, as fast as possible: MATCH") == true, "\(run.output)")
+        }
+        // The OneBot event and the Discord conversation came from the server on its own: said, not failed.
+        let onebotRun = try await ReplayPeerTests.replay(["drive", ReplayPeerTests.capture("onebot-ws.pcap"), "--asap", "--url", onebot])
+        #expect(onebotRun.output.contains("1 the server sent on its own in the recording did not come"))
+    }
+
+    @Test func aChangedAnswerIsShownAndFails() async throws {
+        // The recording's get_login_info answer says "wmq-MOCK"; the mock says "wmq-mock".
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: ReplayPeerTests.capture("onebot-ws.pcap")))
+        let old = Data(#""nickname":"wmq-mock""#.utf8), new = Data(#""nickname":"wmq-MOCK""#.utf8)
+        let range = try #require(bytes.range(of: old))
+        bytes.replaceSubrange(range, with: new)
+        let changed = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-onebot-changed-\(UUID().uuidString).pcap")
+        try bytes.write(to: changed)
+        let junit = changed.deletingPathExtension().appendingPathExtension("xml")
+        defer {
+            try? FileManager.default.removeItem(at: changed)
+            try? FileManager.default.removeItem(at: junit)
+        }
+        let (mock, onebot, _, _) = try await Self.startMock()
+        defer { mock.stop() }
+        let run = try await ReplayPeerTests.replay(["drive", changed.path, "--asap", "--url", onebot, "--junit", junit.path])
+        #expect(run.status == 1, "\(run.output)\(run.error)")
+        #expect(run.output.contains("MISMATCH"))
+        #expect(run.output.contains(#"→ $.data.nickname is "wmq-mock", the recording's "wmq-MOCK""#), "\(run.output)")
+        #expect(run.output.contains("recorded: response ok (retcode 0, ok) to get_login_info · wmq-MOCK (echo call-2)"), "\(run.output)")
+        let xml = try String(contentsOf: junit, encoding: .utf8)
+        #expect(xml.contains("failures=\"1\"") && xml.contains("<failure message=\"$.data.nickname is"))
+
+        let json = try await ReplayPeerTests.replay(["drive", changed.path, "--asap", "--url", onebot, "--format", "json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any])
+        let sockets = try #require(object["chatSockets"] as? [[String: Any]])
+        #expect(object["matched"] as? Bool == false && sockets.first?["dialect"] as? String == "onebot")
+        #expect((sockets.first?["differences"] as? [[String: Any]])?.count == 1)
+    }
+
+    @Test func aRefusedTokenIsReported() async throws {
+        let (mock, onebot, _, _) = try await Self.startMock(["--onebot-token", "another"])
+        defer { mock.stop() }
+        let run = try await ReplayPeerTests.replay(["drive", ReplayPeerTests.capture("onebot-ws.pcap"), "--asap", "--url", onebot])
+        #expect(run.status == 1)
+        #expect(run.output.contains("! cannot connect"), "\(run.output)")
+    }
+}
