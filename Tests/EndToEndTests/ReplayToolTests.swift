@@ -44,7 +44,7 @@ struct ReplayToolTests {
                       (["drive", "captures/works-sample.pcap", "--url", "ws://x:99999"], Int32(2), "port from 1 to 65535"),
                       (["check", "captures/works-sample.pcap", "--asap", "--speed", "2"], Int32(2), "not both"),
                       (["check", "captures/works-sample.pcap", "--speed", "0"], Int32(2), "positive"),
-                      (["check", "captures/works-sample.pcap", "--connection", "c9"], Int32(2), "no MQTT connection c9 (it has c1)"),
+                      (["check", "captures/works-sample.pcap", "--connection", "c9"], Int32(2), "has no connection c9 to replay (it has c1)"),
                       (["check", "captures/works-sample.pcap", "--connection", "x"], Int32(2), "such as 2 or c2"),
                       (["serve", "captures/works-sample.pcap", "--listen", "nowhere"], Int32(2), "give HOST:PORT"),
                       (["check", "/nonexistent.har"], Int32(3), "cannot read /nonexistent.har"),
