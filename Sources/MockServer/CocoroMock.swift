@@ -40,27 +40,13 @@ public final class CocoroMock: Sendable {
     public static func reply(to query: String) -> String { CannedReply.reply(to: query) }
 
     public func listen(host: String, port: Int) async throws -> Int {
-        let channel = try await ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { [self] channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let upgrader = NIOWebSocketServerUpgrader(
-                        maxFrameSize: 16 << 20, automaticErrorHandling: true,
-                        shouldUpgrade: { channel, head in
-                            let path = head.uri.split(separator: "?").first.map(String.init) ?? head.uri
-                            let accepted = path.hasPrefix("/ws/chat/") && path.count > "/ws/chat/".count
-                            return channel.eventLoop.makeSucceededFuture(accepted ? HTTPHeaders() : nil)
-                        },
-                        upgradePipelineHandler: { channel, _ in
-                            channel.eventLoop.makeCompletedFuture {
-                                let frames = try NIOAsyncChannel<WebSocketFrame, WebSocketFrame>(wrappingChannelSynchronously: channel)
-                                Task { await self.serve(frames, channel: channel) }
-                            }
-                        })
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }))
-                }
-            }
-            .bind(host: host, port: port).get()
+        let channel = try await JSONSocketListener.bind(
+            host: host, port: port, group: group, maximumFrameSize: 16 << 20,
+            accepts: { head in
+                let path = head.uri.split(separator: "?").first.map(String.init) ?? head.uri
+                return path.hasPrefix("/ws/chat/") && path.count > "/ws/chat/".count
+            },
+            serve: { frames, channel, _ in await self.serve(frames, channel: channel) })
         listeners.withLockedValue { $0.append(channel) }
         return channel.localAddress?.port ?? port
     }

@@ -7,6 +7,7 @@ public import NIOCore
 import NIOHTTP1
 public import NIOPosix
 import NIOWebSocket
+import WebSocketWire
 
 /// A Discord gateway as a bot's socket meets it (seed 003, PROTOCOLS.md §4), with a cc-discord
 /// bot in the channel: `ws://HOST:PORT/?v=10&encoding=json[&compress=zlib-stream]`.
@@ -68,24 +69,9 @@ public final class DiscordGatewayMock: Sendable {
     }
 
     public func listen(host: String, port: Int) async throws -> Int {
-        let channel = try await ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { [self] channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let upgrader = NIOWebSocketServerUpgrader(
-                        maxFrameSize: 1 << 20, automaticErrorHandling: true,
-                        shouldUpgrade: { channel, _ in channel.eventLoop.makeSucceededFuture(HTTPHeaders()) },
-                        upgradePipelineHandler: { channel, head in
-                            channel.eventLoop.makeCompletedFuture {
-                                let frames = try NIOAsyncChannel<WebSocketFrame, WebSocketFrame>(wrappingChannelSynchronously: channel)
-                                let query = Self.query(of: head.uri)
-                                Task { await self.serve(frames, channel: channel, query: query) }
-                            }
-                        })
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }))
-                }
-            }
-            .bind(host: host, port: port).get()
+        let channel = try await JSONSocketListener.bind(
+            host: host, port: port, group: group, accepts: { _ in true },
+            serve: { frames, channel, head in await self.serve(frames, channel: channel, query: Self.query(of: head.uri)) })
         state.withLockedValue { $0.listeners.append(channel) }
         return channel.localAddress?.port ?? port
     }
@@ -187,16 +173,12 @@ public final class DiscordGatewayMock: Sendable {
         await session.hello()
         let watchdog = Task { await session.watchHeartbeats() }
         defer { watchdog.cancel() }
-        var fragments = ByteBuffer()
+        var messages = WebSocketFrameMessages()
         try? await frames.executeThenClose { inbound, _ in
             for try await frame in inbound {
                 switch frame.opcode {
                 case .text, .binary, .continuation:
-                    var data = frame.unmaskedData
-                    fragments.writeBuffer(&data)
-                    guard frame.fin else { continue }
-                    let message = fragments
-                    fragments.clear()
+                    guard let message = messages.add(frame) else { continue }
                     if await !session.received(message) { return }
                 case .ping:
                     channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData), promise: nil)

@@ -50,32 +50,11 @@ public final class OneBotMock: Sendable {
 
     /// Listens; returns the bound port.
     public func listen(host: String, port: Int) async throws -> Int {
-        let configuration = self.configuration
-        let channel = try await ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { [self] channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let upgrader = NIOWebSocketServerUpgrader(
-                        maxFrameSize: 1 << 20, automaticErrorHandling: true,
-                        shouldUpgrade: { channel, head in
-                            channel.eventLoop.makeSucceededFuture(Self.authorized(head, token: configuration.token) ? HTTPHeaders() : nil)
-                        },
-                        upgradePipelineHandler: { channel, _ in
-                            channel.eventLoop.makeCompletedFuture {
-                                let frames = try NIOAsyncChannel<WebSocketFrame, WebSocketFrame>(wrappingChannelSynchronously: channel)
-                                Task { await self.serve(frames, channel: channel) }
-                            }
-                        })
-                    let refusal = PlainHTTPAnswer(status: .unauthorized) { "OneBot: Authorization: Bearer <token> (or ?access_token=) is required\n" }
-                    let bound = NIOLoopBound(refusal, eventLoop: channel.eventLoop)
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
-                            context.pipeline.syncOperations.removeHandler(bound.value, promise: nil)
-                        }))
-                    try channel.pipeline.syncOperations.addHandler(refusal)
-                }
-            }
-            .bind(host: host, port: port).get()
+        let token = configuration.token
+        let channel = try await JSONSocketListener.bind(
+            host: host, port: port, group: group, accepts: { Self.authorized($0, token: token) },
+            refusal: { PlainHTTPAnswer(status: .unauthorized) { "OneBot: Authorization: Bearer <token> (or ?access_token=) is required\n" } },
+            serve: { frames, channel, _ in await self.serve(frames, channel: channel) })
         state.withLockedValue { $0.listeners.append(channel) }
         return channel.localAddress?.port ?? port
     }
@@ -147,16 +126,12 @@ public final class OneBotMock: Sendable {
             channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: data)).whenComplete { _ in channel.close(promise: nil) }
         }
         defer { timeout.cancel() }
-        var fragments = ByteBuffer()
+        var messages = WebSocketFrameMessages()
         try? await frames.executeThenClose { inbound, _ in
             for try await frame in inbound {
                 switch frame.opcode {
                 case .text, .continuation, .binary:
-                    var data = frame.unmaskedData
-                    fragments.writeBuffer(&data)
-                    guard frame.fin else { continue }
-                    defer { fragments.clear() }
-                    guard let json = try? JSONReader.parse(fragments) else { continue }
+                    guard let message = messages.add(frame), let json = try? JSONReader.parse(message) else { continue }
                     receivedContinuation.yield(json)
                     if json["post_type"]?.stringValue == "meta_event", json["meta_event_type"]?.stringValue == "lifecycle",
                        json["sub_type"]?.stringValue == "connect" {

@@ -235,3 +235,21 @@ public struct WebSocketMessageAssembler {
         }
     }
 }
+
+/// The data messages of a connection read as NIO's frames (a live peer, not a capture): the
+/// fragments of a message gathered until its last frame. Control frames are the caller's.
+public struct WebSocketFrameMessages {
+    private var fragments = ByteBuffer()
+
+    public init() {}
+
+    /// The whole message once `frame` ends one; nil for control frames and unfinished messages.
+    public mutating func add(_ frame: WebSocketFrame) -> ByteBuffer? {
+        guard frame.opcode == .text || frame.opcode == .binary || frame.opcode == .continuation else { return nil }
+        var data = frame.unmaskedData
+        fragments.writeBuffer(&data)
+        guard frame.fin else { return nil }
+        defer { fragments = ByteBuffer() }
+        return fragments
+    }
+}

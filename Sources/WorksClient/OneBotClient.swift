@@ -4,6 +4,7 @@ public import Logging
 public import NIOCore
 public import NIOPosix
 import NIOWebSocket
+import WebSocketWire
 
 /// A OneBot v11 client with the features of seed 001's `WebSocketClient` (PROTOCOLS.md §2):
 /// it connects to `ws://127.0.0.1:8000/ws/`, sends the lifecycle `connect` event at once (the
@@ -202,17 +203,13 @@ public actor OneBotClient {
         }
         defer { heartbeat.cancel() }
         var ending = WorksClientError(.connection, "the server closed the connection")
-        var fragments = ByteBuffer()
+        var messages = WebSocketFrameMessages()
         do {
             try await transport.frames.executeThenClose { inbound, _ in
                 frames: for try await frame in inbound {
                     switch frame.opcode {
                     case .text, .binary, .continuation:
-                        var data = frame.unmaskedData
-                        fragments.writeBuffer(&data)
-                        guard frame.fin else { continue }
-                        let message = fragments
-                        fragments.clear()
+                        guard let message = messages.add(frame) else { continue }
                         await received(message)
                     case .ping:
                         transport.channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: frame.unmaskedData), promise: nil)

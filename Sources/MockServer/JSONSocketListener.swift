@@ -1,0 +1,47 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOWebSocket
+import WebSocketWire
+
+/// The WebSocket listener of the mock's JSON endpoints (OneBot, CocoroCore, Discord): SwiftNIO's
+/// upgrader on a server bootstrap, each accepted connection handed to `serve` as a
+/// `NIOAsyncChannel` of frames with its upgrade request. A request `accepts` refuses gets
+/// `refusal`'s plain HTTP answer (a 401 for a wrong token), or NIO's 400 without one.
+enum JSONSocketListener {
+    typealias Frames = NIOAsyncChannel<WebSocketFrame, WebSocketFrame>
+
+    static func bind(host: String, port: Int, group: any EventLoopGroup, maximumFrameSize: Int = 1 << 20,
+                     accepts: @escaping @Sendable (HTTPRequestHead) -> Bool,
+                     refusal: (@Sendable () -> PlainHTTPAnswer)? = nil,
+                     serve: @escaping @Sendable (Frames, any Channel, HTTPRequestHead) async -> Void) async throws -> any Channel {
+        try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let upgrader = NIOWebSocketServerUpgrader(
+                        maxFrameSize: maximumFrameSize, automaticErrorHandling: true,
+                        shouldUpgrade: { channel, head in channel.eventLoop.makeSucceededFuture(accepts(head) ? HTTPHeaders() : nil) },
+                        upgradePipelineHandler: { channel, head in
+                            channel.eventLoop.makeCompletedFuture {
+                                let frames = try Frames(wrappingChannelSynchronously: channel)
+                                Task { await serve(frames, channel, head) }
+                            }
+                        })
+                    guard let refusal else {
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }))
+                        return
+                    }
+                    // The answer to refused requests leaves once a request was upgraded: frames follow.
+                    let answer = refusal()
+                    let bound = NIOLoopBound(answer, eventLoop: channel.eventLoop)
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
+                            context.pipeline.syncOperations.removeHandler(bound.value, promise: nil)
+                        }))
+                    try channel.pipeline.syncOperations.addHandler(answer)
+                }
+            }
+            .bind(host: host, port: port).get()
+    }
+}
