@@ -32,14 +32,8 @@ enum JSONSocketListener {
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline(withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }))
                         return
                     }
-                    // The answer to refused requests leaves once a request was upgraded: frames follow.
                     let answer = refusal()
-                    let bound = NIOLoopBound(answer, eventLoop: channel.eventLoop)
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
-                            context.pipeline.syncOperations.removeHandler(bound.value, promise: nil)
-                        }))
-                    try channel.pipeline.syncOperations.addHandler(answer)
+                    try channel.pipeline.syncOperations.configureWebSocketServer(upgrader: upgrader, refusal: answer, on: channel.eventLoop)
                 }
             }
             .bind(host: host, port: port).get()

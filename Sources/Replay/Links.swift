@@ -274,12 +274,7 @@ final class ReplayListeners: Sendable {
                             let refusal = PlainHTTPAnswer(status: .upgradeRequired, extraHeaders: [("Upgrade", "websocket")]) {
                                 "wmq-replay serves MQTT over WebSocket: upgrade with subprotocol mqtt\n"
                             }
-                            let bound = NIOLoopBound(refusal, eventLoop: channel.eventLoop)
-                            try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                                withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
-                                    context.pipeline.syncOperations.removeHandler(bound.value, promise: nil)
-                                }))
-                            try channel.pipeline.syncOperations.addHandler(refusal)
+                            try channel.pipeline.syncOperations.configureWebSocketServer(upgrader: upgrader, refusal: refusal, on: channel.eventLoop)
                         }
                     }
                     .bind(host: webSocket.host, port: webSocket.port).get()

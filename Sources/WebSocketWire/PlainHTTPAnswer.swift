@@ -30,3 +30,16 @@ public final class PlainHTTPAnswer: ChannelInboundHandler, RemovableChannelHandl
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
     }
 }
+
+extension ChannelPipeline.SynchronousOperations {
+    /// NIO's HTTP server pipeline with `upgrader`, and `refusal` answering the requests it does
+    /// not upgrade; the answer leaves once a request is upgraded, as frames follow.
+    public func configureWebSocketServer(upgrader: any HTTPServerProtocolUpgrader, refusal: PlainHTTPAnswer,
+                                         on eventLoop: any EventLoop) throws {
+        let bound = NIOLoopBound(refusal, eventLoop: eventLoop)
+        try configureHTTPServerPipeline(withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
+            context.pipeline.syncOperations.removeHandler(bound.value, promise: nil)
+        }))
+        try addHandler(refusal)
+    }
+}

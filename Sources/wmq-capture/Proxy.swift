@@ -168,12 +168,7 @@ final class RecordingProxy: @unchecked Sendable {  // the mutable state is guard
                             }
                         })
                     let answer = PlainHTTPAnswer(status: .badGateway) { "wmq-capture proxy: \(refusal.withLockedValue { $0 })\n" }
-                    let bound = NIOLoopBound(answer, eventLoop: channel.eventLoop)
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
-                            context.pipeline.syncOperations.removeHandler(bound.value, promise: nil)
-                        }))
-                    try channel.pipeline.syncOperations.addHandler(answer)
+                    try channel.pipeline.syncOperations.configureWebSocketServer(upgrader: upgrader, refusal: answer, on: channel.eventLoop)
                 }
             }
             .bind(host: host, port: port).get()
