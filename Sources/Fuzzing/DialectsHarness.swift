@@ -15,16 +15,41 @@ enum DialectsHarness {
     ) { input throws(OracleViolation) in
         // Lines of JSON: one connection's messages, then each line again as a chat-tree payload.
         var annotator = JSONChatAnnotator(redactor: WorksHarness.redactor)
+        var agent = ChatTopicAgent(configuration: .init(tokenLength: 3, tokenInterval: .milliseconds(10)))
         let lines = input.split(separator: 0x0A, omittingEmptySubsequences: true)
-        for line in lines.prefix(64) {
+        for (index, line) in lines.prefix(64).enumerated() {
             let buffer = ByteBuffer(bytes: line)
-            if let json = try? JSONReader.parse(buffer), let annotation = annotator.annotate(json), annotation.summary.isEmpty {
+            // Times a line apart, some running backwards (a capture's clock is not to be trusted).
+            let time = Double(index) * (line.count % 3 == 0 ? -0.7 : 1.3)
+            if let json = try? JSONReader.parse(buffer), let annotation = annotator.annotate(json, time: time), annotation.summary.isEmpty {
                 throw OracleViolation(target: "dialects", oracle: "an annotation has a summary", detail: annotation.kind)
             }
             let chat = ChatTopicDialect().annotate(PublishPacket(qos: .atMostOnce, topicName: "chat/receive", payload: buffer), redactor: nil)
             if chat.summary.isEmpty { throw OracleViolation(target: "dialects", oracle: "an annotation has a summary", detail: "chat") }
+            try chatCore(&agent, line: buffer, topic: Self.agentTopics[(index + line.count) % Self.agentTopics.count])
         }
         try streamedRules(input)
+    }
+
+    static let agentTopics = ["chat/send", "chat/session/create", "chat/session/delete", "chat/session/list", "system/send", "chat/receive"]
+
+    /// The chat mode's AI core on a client's payload: every publish it makes is a JSON object on a
+    /// topic of the tree, in time order; a reply's pieces add up to its whole text.
+    static func chatCore(_ agent: inout ChatTopicAgent, line: ByteBuffer, topic: String) throws(OracleViolation) {
+        let out = agent.received(topic: topic, payload: line, now: 1_700_000_000_000)
+        var last = Duration.zero
+        var pieces = ""
+        for item in out {
+            guard item.payload.members != nil, ChatTopicDialect.recognises(topic: item.topic), item.after >= last else {
+                throw OracleViolation(target: "dialects", oracle: "the chat core publishes objects on the tree, in order", detail: item.topic)
+            }
+            last = item.after
+            guard item.topic == "chat/receive" else { continue }
+            if item.payload["done"] == .bool(false) { pieces += item.payload["content"]?.stringValue ?? "" }
+            if item.payload["done"] == .bool(true), item.payload["content"]?.stringValue != pieces {
+                throw OracleViolation(target: "dialects", oracle: "a streamed reply's pieces add up to its text", detail: "\(pieces.count) characters")
+            }
+        }
     }
 
     /// The input's text cut into chunks at its 0x01 bytes, each chunk coming 0.3 s after the last.
@@ -93,5 +118,11 @@ enum DialectsHarness {
         #"{"session_id":"s","type":"error","data":{"message":"boom","code":"PROCESSING_ERROR"}}"# + "\n"
             + #"{"session_id":"s","type":"status","data":"0"}"# + "\n" + #"{"op":9,"d":false}"# + "\n" + #"{"op":1,"d":null}"#,
         "短い。\u{01}" + String(repeating: "長い文章です", count: 20) + "\u{01}？\u{01}" + String(repeating: "z", count: 1899) + "\n" + "tail",
+        // Discord heartbeats and acknowledgements in and out of order (timed), and the chat core's requests.
+        #"{"op":10,"d":{"heartbeat_interval":1000},"s":null,"t":null}"# + "\n" + #"{"op":1,"d":1}"# + "\n" + #"{"op":11,"d":null}"# + "\n"
+            + #"{"op":11,"d":null}"# + "\n" + #"{"op":1,"d":2}"# + "\n" + #"{"op":1,"d":3}"# + "\n" + #"{"op":11,"d":null}"#,
+        #"{"id":"m-1","sessionId":"s-1","content":"Hello, AI!"}"# + "\n" + #"{"sessionId":"s-2"}"# + "\n" + #"{"sessionId":"s-2"}"# + "\n"
+            + #"{}"# + "\n" + #"{"id":"p","temperature":0.7}"# + "\n" + #"{"message":"今日の天気は？","session_id":"x"}"#,
+        "[1,2]\n\"text\"\nnot json\n{\"content\": 5}\n{\"text\": \"\"}",
     ]
 }

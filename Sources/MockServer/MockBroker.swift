@@ -1,6 +1,6 @@
 public import Broker
 import Capture
-import Dialects
+public import Dialects
 #if canImport(Glibc)
 import Glibc
 #endif

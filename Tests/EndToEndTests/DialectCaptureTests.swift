@@ -1,5 +1,5 @@
 import Foundation
-import MockServer
+import Dialects
 import Testing
 
 /// The captures of the other chat protocols that `Tools/make-captures --dialects` records with

@@ -1,5 +1,5 @@
 import Foundation
-import MockServer
+import Dialects
 import Testing
 
 /// `wmq-mock --discord`: the gateway's handshake, heartbeats and close codes, and a cc-discord

@@ -2,6 +2,7 @@ import Dialects
 import NIOCore
 import Testing
 @testable import MockServer
+import Dialects
 
 /// The AI core of `wmq-mock --mode chat` with no I/O: a client's publish in, the core's timed publishes out.
 @Suite struct ChatTopicAgentTests {

@@ -1,4 +1,3 @@
-public import Dialects
 public import NIOCore
 
 /// The AI core behind the chat-topic tree of seed 002 (PROTOCOLS.md §3), as `wmq-mock --mode
