@@ -150,3 +150,17 @@ public final class TerminationSignals: @unchecked Sendable {  // the sources are
         for source in sources { source.cancel() }
     }
 }
+
+/// The lines of standard input, trimmed, blank ones left out. Read on a thread of its own:
+/// readLine blocks.
+public func standardInputLines() -> AsyncStream<String> {
+    AsyncStream { continuation in
+        Thread.detachNewThread {
+            while let line = readLine() {
+                let text = line.trimmingCharacters(in: .whitespaces)
+                if !text.isEmpty { continuation.yield(text) }
+            }
+            continuation.finish()
+        }
+    }
+}

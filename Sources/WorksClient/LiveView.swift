@@ -12,6 +12,7 @@ public final class LiveView: ByteTap, @unchecked Sendable {
     private let lock = NIOLock()
     private let redactor: Redactor?
     private let sink: @Sendable (CaptureEvent) -> Void
+    private let protocolName: String
     private var dissector: ConnectionDissector?
     private var connection: Connection?
     private var connectionCount = 0
@@ -19,8 +20,12 @@ public final class LiveView: ByteTap, @unchecked Sendable {
 
     /// `sink` is called on the connection's event loop, in order. The first connection seen is
     /// `c<firstConnection>` (a proxy numbers its connections across their views).
-    public init(redactor: Redactor?, firstConnection: Int = 1, sink: @escaping @Sendable (CaptureEvent) -> Void) {
+    /// `protocolName` names what the connections carry in their `opened` event (`ws-mqtt`;
+    /// `websocket` for JSON dialects, as wmq-decode names them).
+    public init(redactor: Redactor?, firstConnection: Int = 1, protocolName: String = "ws-mqtt",
+                sink: @escaping @Sendable (CaptureEvent) -> Void) {
         self.redactor = redactor
+        self.protocolName = protocolName
         self.sink = sink
         connectionCount = firstConnection - 1
     }
@@ -35,7 +40,7 @@ public final class LiveView: ByteTap, @unchecked Sendable {
             connection = opened
             dissector = try? ConnectionDissector(transport: .webSocket(expectsHandshake: true), redactor: redactor)
             return CaptureEvent(connection: opened, direction: nil, frame: segment + 1, time: now,
-                                kind: .opened(protocol: "ws-mqtt", how: "live"))
+                                kind: .opened(protocol: protocolName, how: "live"))
         }
         if let event { sink(event) }
     }

@@ -63,6 +63,8 @@ public actor OneBotClient {
     public let configuration: Configuration
     private let logger: Logger
     private let group: any EventLoopGroup
+    /// Sees every byte of every connection (the live view, a recorder).
+    private let tap: (any ByteTap)?
     private var transport: WebSocketTransport?
     private var stopping = false
     private var messageCallback: MessageCallback?
@@ -73,10 +75,11 @@ public actor OneBotClient {
     /// Connections made so far (for tests and logs).
     public private(set) var connections = 0
 
-    public init(configuration: Configuration, logger: Logger = Logger(label: "wmq.onebot"),
+    public init(configuration: Configuration, logger: Logger = Logger(label: "wmq.onebot"), tap: (any ByteTap)? = nil,
                 group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
         self.configuration = configuration
         self.logger = logger
+        self.tap = tap
         self.group = group
     }
 
@@ -182,7 +185,7 @@ public actor OneBotClient {
         let settings = WebSocketSettings(url: configuration.url, origin: nil, userAgent: "wmq-onebot", subprotocol: nil,
                                          extraHeaders: headers, tls: configuration.tls, connectTimeout: configuration.connectTimeout)
         logger.info("connecting", metadata: ["url": "\(configuration.url)"])
-        let transport = try await WebSocketTransport.connect(settings, group: group, tap: nil)
+        let transport = try await WebSocketTransport.connect(settings, group: group, tap: tap)
         self.transport = transport
         connections += 1
         // The lifecycle event first: the seed's server closes a connection without it after 1 s.

@@ -30,6 +30,15 @@ struct Client: AsyncParsableCommand {
             --no-redact. Settings come from --config (JSON), then the environment (WMQ_URL,
             WMQ_COOKIES, WMQ_CLIENT_ID, WMQ_USERNAME, WMQ_PASSWORD, WMQ_CA_FILE, WMQ_PROXY), then these flags.
 
+            --onebot URL (ws://127.0.0.1:8000/ws/ for seed 001's server) runs the OneBot v11 client
+            instead (docs/dialects.md): the lifecycle connect event at once, a heartbeat every
+            --heartbeat seconds (30), reconnection every --reconnect-interval seconds (5) up to
+            --reconnect-attempts (0: forever), the bot id --bot-id (12345), the token from the
+            environment variable --token-env names (Authorization: Bearer), API calls from the server
+            answered. Every message both ways is printed as wmq-decode prints a capture (OneBot
+            annotations; --record writes the pcap). Each line on standard input is sent: "private
+            USER TEXT", "group GROUP TEXT", or a JSON object as it is.
+
             Exit codes: 0 stopped (Ctrl-C, --count reached); 2 usage or configuration error; 3 a file
             (cookie.json, --config, CA) cannot be read; 4 the server refused the credentials (HTTP
             401/403, CONNACK 4/5); 5 the connection could not be kept (attempts used up, refused).
@@ -108,6 +117,21 @@ struct Client: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default: warning; the file gets debug).")
     var logLevel: String?
 
+    @Option(help: "Run the OneBot v11 client against this ws:// URL instead (seed 001: ws://127.0.0.1:8000/ws/).")
+    var onebot: String?
+
+    @Option(name: .customLong("bot-id"), help: "With --onebot: the bot's id, self_id of every event (default 12345).")
+    var botID: Int64 = 12345
+
+    @Option(name: .customLong("token-env"), help: "With --onebot: the environment variable holding the access token (sent as Authorization: Bearer).")
+    var tokenVariable: String?
+
+    @Option(help: "With --onebot: seconds between heartbeat events (default 30).")
+    var heartbeat: Double = 30
+
+    @Option(name: .customLong("reconnect-interval"), help: "With --onebot: seconds between reconnection attempts (default 5).")
+    var reconnectInterval: Double = 5
+
     func makeConfiguration() throws -> WorksClientConfiguration {
         var configuration = try WorksClientConfiguration.load(file: config, environment: ProcessInfo.processInfo.environment)
         if let url { configuration.webSocket.url = try WebSocketURL(url) }
@@ -147,6 +171,19 @@ struct Client: AsyncParsableCommand {
         return configuration
     }
 
+    /// The live view printing every event, and the recorder when --record asks for one.
+    func makeTaps(redactor: Redactor?, output: LockedOutput, protocolName: String) throws -> ([any ByteTap], SessionRecorder?) {
+        var taps: [any ByteTap] = [LiveView(redactor: redactor, protocolName: protocolName) { output.print($0) }]
+        guard let record else { return (taps, nil) }
+        do {
+            let recorder = try SessionRecorder(path: record, redactor: redactor)
+            taps.append(recorder)
+            return (taps, recorder)
+        } catch {
+            throw unreadableInput("wmq-client", error.reason)
+        }
+    }
+
     func makeLogger() throws -> Logger {
         let console = try logLevel.map { name in
             guard let level = Logger.Level(rawValue: name) else { throw ValidationError("--log-level: unknown level \(name)") }
@@ -161,6 +198,10 @@ struct Client: AsyncParsableCommand {
     }
 
     mutating func run() async throws {
+        if let onebot {
+            try await runOneBot(onebot)
+            return
+        }
         let configuration: WorksClientConfiguration
         let logger: Logger
         do {
@@ -174,17 +215,7 @@ struct Client: AsyncParsableCommand {
 
         let redactor = noRedact ? nil : Redactor.random()
         let output = LockedOutput(format: format ?? (OutputBuffer.isTerminal ? .text : .jsonl), verbose: verbose, showsSecrets: noRedact)
-        var taps: [any ByteTap] = [LiveView(redactor: redactor) { output.print($0) }]
-        var recorder: SessionRecorder?
-        if let record {
-            do {
-                let made = try SessionRecorder(path: record, redactor: redactor)
-                recorder = made
-                taps.append(made)
-            } catch {
-                throw unreadableInput("wmq-client", error.reason)
-            }
-        }
+        let (taps, recorder) = try makeTaps(redactor: redactor, output: output, protocolName: "ws-mqtt")
         let client = WorksClient(configuration: configuration, logger: logger, redactor: redactor, tap: TapGroup(taps))
 
         // Ctrl-C and SIGTERM disconnect cleanly: DISCONNECT, close frame, files flushed.
@@ -220,6 +251,66 @@ struct Client: AsyncParsableCommand {
             StandardError.write("wmq-client: \(recorder.withheldBytes) bytes could not be checked for secrets and were left out of \(record ?? "")\n")
         }
         if exit != ToolExit.success { throw ExitCode(exit) }
+    }
+}
+
+extension Client {
+    /// `--onebot`: seed 001's client, printed like a capture, fed from standard input.
+    func runOneBot(_ address: String) async throws {
+        let url: WebSocketURL
+        do { url = try WebSocketURL(address) } catch { throw ValidationError(error.reason) }
+        guard heartbeat > 0, heartbeat.isFinite, reconnectInterval > 0, reconnectInterval.isFinite else {
+            throw ValidationError("--heartbeat and --reconnect-interval take a positive number of seconds")
+        }
+        var token: String?
+        if let tokenVariable {
+            guard let value = ProcessInfo.processInfo.environment[tokenVariable] else { throw ValidationError("--token-env: \(tokenVariable) is not set") }
+            token = value
+        }
+        let logger = try makeLogger()
+        let redactor = noRedact ? nil : Redactor.random()
+        let output = LockedOutput(format: format ?? (OutputBuffer.isTerminal ? .text : .jsonl), verbose: verbose, showsSecrets: noRedact)
+        let (taps, recorder) = try makeTaps(redactor: redactor, output: output, protocolName: "websocket")
+        let client = OneBotClient(configuration: .init(
+            url: url, botID: botID, reconnectInterval: .milliseconds(Int64(reconnectInterval * 1000)),
+            maximumReconnectAttempts: reconnectAttempts ?? 0, heartbeatInterval: .milliseconds(Int64(heartbeat * 1000)),
+            accessToken: token), logger: logger, tap: TapGroup(taps))
+        await client.onError { error in logger.warning("\(error.reason)") }
+        let signals = TerminationSignals()
+        defer { signals.cancel() }
+        let stopper = Task { for await _ in signals.stream { await client.disconnect() } }
+        defer { stopper.cancel() }
+        let input = Task {
+            for await line in standardInputLines() {
+                do {
+                    try await Self.sendOneBot(line, with: client)
+                } catch {
+                    StandardError.write("wmq-client: \(error)\n")
+                }
+            }
+        }
+        defer { input.cancel() }
+        let ending = await client.run()
+        output.flush()
+        recorder?.flush()
+        guard let ending else { return }
+        StandardError.write("wmq-client: \(ending.reason)\n")
+        throw ExitCode(ending.code == .authentication ? 4 : 5)
+    }
+
+    /// A line of standard input: "private USER TEXT", "group GROUP TEXT", or a JSON object.
+    static func sendOneBot(_ line: String, with client: OneBotClient) async throws {
+        if line.hasPrefix("{") {
+            let json: JSONValue
+            do { json = try JSONReader.parse(line) } catch { throw WorksClientError(.message, "not JSON: \(error)") }
+            try await client.sendMessage(json)
+            return
+        }
+        let parts = line.split(separator: " ", maxSplits: 2).map(String.init)
+        guard parts.count == 3, let type = OneBotMessages.MessageType(rawValue: parts[0]), let target = Int64(parts[1]) else {
+            throw WorksClientError(.message, "a line is \"private USER TEXT\", \"group GROUP TEXT\" or a JSON object, not \"\(line)\"")
+        }
+        try await client.sendText(parts[2], type: type, targetID: type == .private ? target : nil, groupID: type == .group ? target : nil)
     }
 }
 

@@ -362,20 +362,6 @@ struct Mock: AsyncParsableCommand {
 
     static func hostForURL(_ host: String) -> String { host.contains(":") ? "[\(host)]" : host }
 
-    /// The lines of standard input, trimmed, blank ones left out. Read on a thread of its own:
-    /// readLine blocks.
-    static func standardInputLines() -> AsyncStream<String> {
-        AsyncStream { continuation in
-            Thread.detachNewThread {
-                while let line = readLine() {
-                    let text = line.trimmingCharacters(in: .whitespaces)
-                    if !text.isEmpty { continuation.yield(text) }
-                }
-                continuation.finish()
-            }
-        }
-    }
-
     /// Standard input, one JSON object a line, each to the endpoint its shape names:
     /// a OneBot event (`{"post_type": …}` or `{"user": 12345, "text": …}`) with --onebot; a Discord
     /// channel message (`{"user": "alice", "content": …}`) with --discord; a publish

@@ -213,6 +213,36 @@ struct OneBotClientTests {
     }
 
     @Test(.enabled(if: ReplayPeerTests.pahoPresent || ReplayPeerTests.required))
+    func theCommandLineClientTalksToAnAiocqhttpBot() async throws {
+        let (bot, port) = try await Self.startSDK(token: "t0ken")
+        defer { bot.stop() }
+        let record = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-onebot-\(UUID().uuidString).pcap")
+        defer { try? FileManager.default.removeItem(at: record) }
+        let client = try Background("/usr/bin/env", [
+            "WMQ_ONEBOT_TOKEN=t0ken", DecodeTests.binary("wmq-client"), "--onebot", "ws://127.0.0.1:\(port)/ws/",
+            "--token-env", "WMQ_ONEBOT_TOKEN", "--bot-id", "4242", "--format", "text", "--heartbeat", "0.3", "--record", record.path,
+        ])
+        defer { client.stop() }
+        _ = try await client.awaiting("lifecycle connect \\(bot 4242\\)")
+        _ = try await bot.awaiting("\\{\"connect\": 4242\\}")
+        _ = try await client.awaiting("heartbeat every 300 ms")
+        client.send("group 123456 Hello from the CLI")
+        _ = try await bot.awaiting("\\{\"message\": .*Hello from the CLI")
+        // The bot's reply reached the command line as an API call, annotated, and its answer went back.
+        _ = try await client.awaiting("call send_msg · group 123456 · user 4242: echo: Hello from the CLI")
+        _ = try await client.awaiting("response ok \\(retcode 0, ok\\) to send_msg")
+        _ = try await bot.awaiting("\\{\"sent\": \\{\"message_id\": [0-9]+\\}\\}")
+        client.send("nonsense")
+        _ = try await client.awaiting("a line is \"private USER TEXT\"")
+        client.stop()
+        #expect(!client.output.contains("t0ken"), "the token never shows")
+        // The recording decodes into the same conversation, with the token redacted.
+        let decoded = try DecodeTests.run(["--format", "text", record.path])
+        #expect(decoded.output.contains("group 123456 · user 4242: Hello from the CLI"), "\(decoded.output)")
+        #expect(!decoded.output.contains("t0ken"))
+    }
+
+    @Test(.enabled(if: ReplayPeerTests.pahoPresent || ReplayPeerTests.required))
     func aiocqhttpRefusesAWrongToken() async throws {
         let (bot, port) = try await Self.startSDK(token: "t0ken")
         defer { bot.stop() }
