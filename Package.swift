@@ -151,6 +151,7 @@ let package = Package(
             name: "Replay",
             dependencies: [
                 "Session", "Capture", "MQTTWire", "WebSocketWire", "Dialects", "WorksClient",
+                .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -163,7 +164,7 @@ let package = Package(
         .target(
             name: "MockServer",
             dependencies: [
-                "MQTTWire", "WebSocketWire", "Dialects", "MockFiles", "Capture", "Dissector", "Session", "Broker",
+                "MQTTWire", "WebSocketWire", "Dialects", "MockFiles", "Capture", "Dissector", "Session", "Broker", "WorksClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

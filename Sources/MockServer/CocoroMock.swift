@@ -6,6 +6,7 @@ public import NIOCore
 import NIOHTTP1
 public import NIOPosix
 import NIOWebSocket
+import WorksClient
 
 /// CocoroCore's chat socket (seed 004, PROTOCOLS.md §5): `ws://HOST:PORT/ws/chat/{client_id}`.
 /// A `{"action": "chat", "session_id", "request": {"query", …}}` is answered by a canned reply

@@ -7,6 +7,7 @@ public import NIOCore
 import NIOHTTP1
 public import NIOPosix
 import NIOWebSocket
+import WorksClient
 import WebSocketWire
 
 /// A Discord gateway as a bot's socket meets it (seed 003, PROTOCOLS.md §4), with a cc-discord

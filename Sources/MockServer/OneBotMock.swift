@@ -6,6 +6,7 @@ public import NIOCore
 import NIOHTTP1
 public import NIOPosix
 import NIOWebSocket
+import WorksClient
 import WebSocketWire
 
 /// A OneBot v11 WebSocket endpoint as the seed's server runs it (seed 001, PROTOCOLS.md §2):

@@ -50,8 +50,10 @@ public enum ChatSocketReplay {
     static func signature(_ json: JSONValue?, dialect: String?) -> String {
         guard let json else { return "not JSON" }
         switch dialect {
-        case "onebot": return [json["post_type"], json["meta_event_type"], json["message_type"], json["echo"], json["action"]]
-            .map { $0?.description ?? "-" }.joined(separator: "|")
+        case "onebot":
+            // A response by the call it answers (its echo); a call by its action (its echo is the client's choice).
+            return [json["post_type"], json["meta_event_type"], json["message_type"], json["retcode"] != nil ? json["echo"] : nil, json["action"]]
+                .map { $0?.description ?? "-" }.joined(separator: "|")
         case "discord": return "\(json["op"]?.description ?? "-")|\(json["t"]?.description ?? "-")"
         case "cocoro": return json["type"]?.description ?? json["action"]?.description ?? "-"
         default: return json.members?.map(\.key).joined(separator: ",") ?? json.description
@@ -153,7 +155,9 @@ public enum ChatSocketReplay {
     }
 
     /// The server's recorded messages against the replayed ones, aligned like a diff.
-    static func compare(recorded: [RecordedChatMessage], replayed: [String], dialect: String?, rules: MatchRules) -> [Row] {
+    /// `answersOnly`: the compared side is the server's, some of whose messages come on their own.
+    static func compare(recorded: [RecordedChatMessage], replayed: [String], dialect: String?, rules: MatchRules,
+                        answersOnly: Bool = true) -> [Row] {
         var rules = rules
         rules.ignoredPaths += ignoredPaths(dialect: dialect)
         let expected = recorded.map { try? JSONReader.parse($0.text) }
@@ -172,7 +176,7 @@ public enum ChatSocketReplay {
                 }
                 return Row(recorded: recorded[e], replayed: replayed[a], reason: reason, unsolicited: false)
             case (let e?, nil):
-                let onItsOwn = !isAnswer(expected[e], dialect: dialect)
+                let onItsOwn = answersOnly && !isAnswer(expected[e], dialect: dialect)
                 return Row(recorded: recorded[e], replayed: nil, reason: onItsOwn ? nil : "missing", unsolicited: onItsOwn)
             case (nil, let a?):
                 return Row(recorded: nil, replayed: replayed[a], reason: "not in the recording", unsolicited: false)
@@ -187,11 +191,12 @@ public enum ChatSocketReplay {
     }
 
     /// The text report: what matched, each difference with the recorded and the replayed message.
-    public static func text(_ reports: [Report], recording: String, pace: Pace, display: Redactor?) -> String {
+    public static func text(_ reports: [Report], recording: String, pace: Pace, display: Redactor?, mode: ReplayReport.Mode = .drive) -> String {
+        let compared = mode == .serve ? "client → server" : "server → client"
         let matched = reports.allSatisfy(\.matched)
         let seconds = reports.map(\.seconds).reduce(0, +)
         let messages = reports.map { $0.sent + $0.received }.reduce(0, +)
-        var out = "\(recording) — drive \(reports.count == 1 ? "a chat socket" : "\(reports.count) chat sockets"), \(pace.description): "
+        var out = "\(recording) — \(mode.rawValue) \(reports.count == 1 ? "a chat socket" : "\(reports.count) chat sockets"), \(pace.description): "
             + "\(matched ? "MATCH" : "MISMATCH") in \(String(format: "%.2f", seconds)) s, \(messages) messages\n"
         for report in reports {
             // Replayed answers are annotated knowing the recorded client's calls (a OneBot response names its call).
@@ -217,13 +222,13 @@ public enum ChatSocketReplay {
             let name = "c\(report.socket.id) \(report.socket.dialect ?? "JSON") \(report.socket.target)"
             for note in report.notes { out += "  ! \(note)\n" }
             let onItsOwn = report.rows.filter(\.unsolicited).count
-            let compared = report.rows.count - onItsOwn
+            let same = report.rows.count - onItsOwn
             if report.differences.isEmpty {
-                out += "  \(name) server → client: \(compared) messages as recorded"
+                out += "  \(name) \(compared): \(same) messages as recorded"
                     + (onItsOwn > 0 ? "; \(onItsOwn) the server sent on its own in the recording did not come (driving cannot cause them)" : "") + "\n"
                 continue
             }
-            out += "  \(name) server → client: \(report.differences.count) differences in \(report.rows.count) messages\n"
+            out += "  \(name) \(compared): \(report.differences.count) differences in \(report.rows.count) messages\n"
             for (index, row) in report.rows.enumerated() where row.reason != nil {
                 let position = String(index + 1).leftPadded(4)
                 switch (row.recorded, row.replayed) {
@@ -243,36 +248,37 @@ public enum ChatSocketReplay {
     }
 
     /// A JUnit suite: a test case per chat socket.
-    public static func junit(_ reports: [Report], recording: String) -> ReplayReport.JUnitSuite {
+    public static func junit(_ reports: [Report], recording: String, mode: ReplayReport.Mode = .drive) -> ReplayReport.JUnitSuite {
         let escape = ReplayReport.xmlEscape
-        let className = "wmq-replay.drive.\((recording as NSString).lastPathComponent)"
+        let className = "wmq-replay.\(mode.rawValue).\((recording as NSString).lastPathComponent)"
+        let compared = mode == .serve ? "client → server" : "server → client"
         var cases = ""
         var failures = 0
         for report in reports {
-            cases += "    <testcase classname=\"\(escape(className))\" name=\"\(escape("c\(report.socket.id) \(report.socket.dialect ?? "JSON") server → client"))\" "
+            cases += "    <testcase classname=\"\(escape(className))\" name=\"\(escape("c\(report.socket.id) \(report.socket.dialect ?? "JSON") \(compared)"))\" "
                 + "time=\"\(String(format: "%.3f", report.seconds))\">\n"
             if !report.matched {
                 failures += 1
                 let first = report.notes.first ?? report.differences.first?.reason ?? "differs"
-                cases += "      <failure message=\"\(escape(first))\" type=\"mismatch\">\(escape(text([report], recording: recording, pace: .asap, display: nil)))</failure>\n"
+                cases += "      <failure message=\"\(escape(first))\" type=\"mismatch\">\(escape(text([report], recording: recording, pace: .asap, display: nil, mode: mode)))</failure>\n"
             }
             cases += "    </testcase>\n"
         }
         let seconds = String(format: "%.3f", reports.map(\.seconds).reduce(0, +))
-        let xml = "  <testsuite name=\"\(escape("\(recording) (drive, chat sockets)"))\" tests=\"\(reports.count)\" failures=\"\(failures)\" "
+        let xml = "  <testsuite name=\"\(escape("\(recording) (\(mode.rawValue), chat sockets)"))\" tests=\"\(reports.count)\" failures=\"\(failures)\" "
             + "errors=\"0\" skipped=\"0\" time=\"\(seconds)\">\n" + cases + "  </testsuite>\n"
         return ReplayReport.JUnitSuite(xml: xml, tests: reports.count, failures: failures, skipped: 0)
     }
 
     /// One JSON object per recording, as `--format json` writes it.
-    public static func json(_ reports: [Report], recording: String, pace: Pace, display: Redactor?) -> JSONValue {
+    public static func json(_ reports: [Report], recording: String, pace: Pace, display: Redactor?, mode: ReplayReport.Mode = .drive) -> JSONValue {
         // Secret members as the report's pseudonyms.
         func shown(_ text: String) -> JSONValue {
             guard let display, let json = try? JSONReader.parse(text) else { return .string(text) }
             return .string(display.redact(json: json).description)
         }
         return .members([
-            "recording": .string(recording), "mode": .string("drive"), "pace": .string(pace.description),
+            "recording": .string(recording), "mode": .string(mode.rawValue), "pace": .string(pace.description),
             "matched": .bool(reports.allSatisfy(\.matched)),
             "chatSockets": .array(reports.map { report in
                 .members([

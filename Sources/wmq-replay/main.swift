@@ -258,7 +258,8 @@ struct ReplayOptionGroup: ParsableArguments {
     }
 
     /// Prints the reports, writes the JUnit file, and ends with 0 (all matched) or 1.
-    func finish(_ reports: [ReplayReport], chat: (recording: String, pace: Pace, display: Redactor?, reports: [ChatSocketReplay.Report])? = nil) throws {
+    func finish(_ reports: [ReplayReport], chat: (recording: String, pace: Pace, display: Redactor?, reports: [ChatSocketReplay.Report])? = nil,
+                mode: ReplayReport.Mode = .drive, notes: [String] = []) throws {
         var out = ""
         for report in reports {
             switch format {
@@ -266,17 +267,20 @@ struct ReplayOptionGroup: ParsableArguments {
             case .json: out += report.json.description + "\n"
             }
         }
-        if let chat, !chat.reports.isEmpty {
+        if let chat, !chat.reports.isEmpty || !notes.isEmpty {
             switch format {
-            case .text: out += ChatSocketReplay.text(chat.reports, recording: chat.recording, pace: chat.pace, display: chat.display)
-            case .json: out += ChatSocketReplay.json(chat.reports, recording: chat.recording, pace: chat.pace, display: chat.display).description + "\n"
+            case .text:
+                out += ChatSocketReplay.text(chat.reports, recording: chat.recording, pace: chat.pace, display: chat.display, mode: mode)
+                out += notes.map { "  ! \($0)\n" }.joined()
+            case .json:
+                out += ChatSocketReplay.json(chat.reports, recording: chat.recording, pace: chat.pace, display: chat.display, mode: mode).description + "\n"
             }
         }
-        let chatMatched = chat?.reports.allSatisfy(\.matched) ?? true
+        let chatMatched = (chat?.reports.allSatisfy(\.matched) ?? true) && notes.isEmpty
         FileHandle.standardOutput.write(Data(out.utf8))
         if let junit {
             do {
-                let more = chat.map { $0.reports.isEmpty ? [] : [ChatSocketReplay.junit($0.reports, recording: $0.recording)] } ?? []
+                let more = chat.map { $0.reports.isEmpty ? [] : [ChatSocketReplay.junit($0.reports, recording: $0.recording, mode: mode)] } ?? []
                 try Data(ReplayReport.junit(reports, more: more).utf8).write(to: URL(fileURLWithPath: junit))
             } catch {
                 throw unreadableInput("wmq-replay", "cannot write \(junit): \(error)")
@@ -368,6 +372,14 @@ struct Serve: AsyncParsableCommand {
             client sends is compared with the recorded client. Ends when every recorded connection
             is played (or the client stalls for --timeout once connected), or on Ctrl-C, with the
             report.
+
+            A recording of JSON chat sockets alone (OneBot v11, CocoroCore, the Discord gateway) is
+            served on --listen, any path: each connection plays the next recorded socket's server
+            messages, each once the client's messages that cause server messages recorded before it
+            have come (OneBot API calls, CocoroCore chat requests, Discord IDENTIFY, RESUME and
+            HEARTBEAT) and at its recorded time; OneBot responses carry the live call's echo; a
+            zlib-stream socket is compressed again. The client's messages are compared with the
+            recorded client's, keep-alives (OneBot heartbeats, Discord HEARTBEAT) left out.
             """))
 
     @Argument(help: "The recording: pcap, pcapng, HAR or a scenario file.")
@@ -395,7 +407,11 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let options = try replay.options(defaultPace: .original)
-        let (session, connections) = try replay.load(recording)
+        let (session, connections, sockets) = try replay.load(recording, chatSockets: true)
+        if connections.isEmpty {
+            try await serveChatSockets(sockets, options: options)
+            return
+        }
         let server: ReplayServer
         do {
             server = try await ReplayServer.start(session, connections: connections, webSocket: try Self.address(listen, option: "--listen"),
@@ -418,6 +434,33 @@ struct Serve: AsyncParsableCommand {
         stopper.cancel()
         signals.cancel()
         try replay.finish([report])
+    }
+}
+
+extension Serve {
+    /// A recording of JSON chat sockets alone: each connection the client opens plays the next one.
+    func serveChatSockets(_ sockets: [RecordedChatSocket], options: ReplayOptions) async throws {
+        let address = try Self.address(listen, option: "--listen")
+        let server: ChatSocketServer
+        do {
+            server = try await ChatSocketServer(sockets: sockets, host: address.host, port: address.port, options: options)
+        } catch {
+            throw unreadableInput("wmq-replay", error.description)
+        }
+        let host = address.host.contains(":") ? "[\(address.host)]" : address.host
+        StandardError.write("wmq-replay: serving \(sockets.map { "c\($0.id) (\($0.dialect ?? "JSON"))" }.joined(separator: ", ")) of \(recording) "
+                            + "on ws://\(host):\(server.port ?? address.port) (\(options.pace))\n")
+        let signals = TerminationSignals()
+        let stopper = Task {
+            for await _ in signals.stream {
+                server.stop("stopped by a signal before the recording was played")
+                break
+            }
+        }
+        let (reports, notes) = await server.run()
+        stopper.cancel()
+        signals.cancel()
+        try replay.finish([], chat: (recording, options.pace, options.rules.display, reports), mode: .serve, notes: notes)
     }
 }
 

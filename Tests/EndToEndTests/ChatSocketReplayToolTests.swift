@@ -69,4 +69,38 @@ struct ChatSocketReplayToolTests {
         #expect(run.status == 1)
         #expect(run.output.contains("! cannot connect"), "\(run.output)")
     }
+
+    // MARK: serve
+
+    /// `wmq-replay serve CAPTURE` on a free port, the peer script that recorded it run against it; both finished.
+    static func serve(_ capture: String, peer: [String], extra: [String] = []) async throws -> (replay: Background, peer: Background) {
+        let replay = try Background(DecodeTests.binary("wmq-replay"), ["serve", ReplayPeerTests.capture(capture), "--listen", "127.0.0.1:0"] + extra)
+        let line = try await replay.awaiting("on ws://127\\.0\\.0\\.1:[0-9]+")
+        let port = String(line.split(separator: ":").last ?? "")
+        let client = try Background(ReplayPeerTests.python, [ReplayPeerTests.root.appendingPathComponent(peer[0]).path, "--port", port] + peer.dropFirst())
+        _ = try await client.finished(seconds: 30)
+        _ = try await replay.finished(seconds: 30)
+        return (replay, client)
+    }
+
+    @Test(.enabled(if: ReplayPeerTests.pahoPresent || ReplayPeerTests.required), arguments: [
+        ("onebot-ws.pcap", ["Tools/peers/onebot_client.py", "--token", "s3cret"]),
+        ("cocoro-ws.pcap", ["Tools/peers/cocoro_client.py"]),
+        ("discord-zlib.pcap", ["Tools/peers/discord_client.py", "--zlib", "--token", "bot-t0ken", "--until", "That is all"]),
+    ])
+    func servedRecordingsMatchTheClientsThatMadeThem(capture: String, peer: [String]) async throws {
+        let (replay, client) = try await Self.serve(capture, peer: peer)
+        #expect(replay.process.terminationStatus == 0, "\(replay.output)\n\(client.output)")
+        #expect(replay.output.contains("serve a chat socket, original timing: MATCH"), "\(replay.output)")
+        #expect(replay.output.contains("client → server"))
+    }
+
+    @Test(.enabled(if: ReplayPeerTests.pahoPresent || ReplayPeerTests.required))
+    func aClientWithAnotherTokenIsShownWithPseudonyms() async throws {
+        let (replay, _) = try await Self.serve("discord-zlib.pcap", peer: ["Tools/peers/discord_client.py", "--zlib", "--token", "other-token",
+                                                                           "--until", "That is all"], extra: ["--asap"])
+        #expect(replay.process.terminationStatus == 1, "\(replay.output)")
+        #expect(replay.output.contains("→ $.d.token is ‹token:"), "\(replay.output)")
+        #expect(!replay.output.contains("other-token") && !replay.output.contains("bot-t0ken"))
+    }
 }

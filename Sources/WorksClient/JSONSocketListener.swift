@@ -1,17 +1,18 @@
-import NIOCore
-import NIOHTTP1
+package import NIOCore
+package import NIOHTTP1
 import NIOPosix
-import NIOWebSocket
-import WebSocketWire
+package import NIOWebSocket
+package import WebSocketWire
 
-/// The WebSocket listener of the mock's JSON endpoints (OneBot, CocoroCore, Discord): SwiftNIO's
+/// The WebSocket listener of JSON chat endpoints — the mock's (OneBot, CocoroCore, Discord) and
+/// wmq-replay's served chat sockets: SwiftNIO's
 /// upgrader on a server bootstrap, each accepted connection handed to `serve` as a
 /// `NIOAsyncChannel` of frames with its upgrade request. A request `accepts` refuses gets
 /// `refusal`'s plain HTTP answer (a 401 for a wrong token), or NIO's 400 without one.
-enum JSONSocketListener {
-    typealias Frames = NIOAsyncChannel<WebSocketFrame, WebSocketFrame>
+package enum JSONSocketListener {
+    package typealias Frames = NIOAsyncChannel<WebSocketFrame, WebSocketFrame>
 
-    static func bind(host: String, port: Int, group: any EventLoopGroup, maximumFrameSize: Int = 1 << 20,
+    package static func bind(host: String, port: Int, group: any EventLoopGroup, maximumFrameSize: Int = 1 << 20,
                      accepts: @escaping @Sendable (HTTPRequestHead) -> Bool,
                      refusal: (@Sendable () -> PlainHTTPAnswer)? = nil,
                      serve: @escaping @Sendable (Frames, any Channel, HTTPRequestHead) async -> Void) async throws -> any Channel {
