@@ -82,7 +82,7 @@ let package = Package(
         .target(
             name: "Dialects",
             dependencies: [
-                "MQTTWire",
+                "ByteStream", "MQTTWire",
                 "WebSocketWire",
                 "COpenSSL",
                 .product(name: "NIOCore", package: "swift-nio"),

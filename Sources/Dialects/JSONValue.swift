@@ -1,4 +1,5 @@
 public import NIOCore
+import ByteStream
 
 /// A JSON value that keeps what a dissector must show: object keys in wire order
 /// (duplicates included), numbers as their exact text (Works ids pass 2^53), and the
@@ -269,16 +270,24 @@ public struct JSONReader {
     private mutating func string() throws(JSONError) -> String {
         index += 1
         let start = index
-        // Fast path: no escapes, valid UTF-8.
-        while let byte = current, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\"), byte >= 0x20 { index += 1 }
+        // Fast path: no escapes, valid UTF-8 (checked by our validator: the standard library's
+        // generic `String(validating:)` looked its metadata up on every string).
+        var high: UInt8 = 0
+        while let byte = current, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\"), byte >= 0x20 {
+            high |= byte
+            index += 1
+        }
         if current == UInt8(ascii: "\"") {
             let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<index])
-            guard let text = String(validating: raw, as: UTF8.self) else {
-                index = start
-                throw error("string is not UTF-8")
+            if high >= 0x80 {
+                var validator = UTF8Validator()
+                guard validator.validate(raw) == nil, validator.isComplete else {
+                    index = start
+                    throw error("string is not UTF-8")
+                }
             }
             index += 1
-            return text
+            return String(decoding: raw, as: UTF8.self)
         }
         index = start
         var scalars = String.UnicodeScalarView()

@@ -33,11 +33,17 @@ struct JSONReaderTests {
         #expect { _ = try JSONReader.parse(text) } throws: { ($0 as? JSONError)?.offset == offset }
     }
 
-    @Test func invalidUTF8InAString() {
+    @Test(arguments: [[0xC3, 0x28], [0xE3, 0x81], [0xED, 0xA0, 0x80], [0x41, 0xF4, 0x90, 0x80, 0x80]] as [[UInt8]])
+    func invalidUTF8InAString(bad: [UInt8]) {
+        // A bad sequence, a character cut short before the quote, a surrogate, a value above U+10FFFF.
         var bytes = ByteBuffer(string: #"{"a":""#)
-        bytes.writeBytes([0xC3, 0x28])
+        bytes.writeBytes(bad)
         bytes.writeString(#""}"#)
         #expect { _ = try JSONReader.parse(bytes) } throws: { ($0 as? JSONError)?.offset == 6 }
+    }
+
+    @Test func multiByteTextOnTheFastPath() throws {
+        #expect(try JSONReader.parse(#"{"a":"開発チーム 😀 é"}"#)["a"] == .string("開発チーム 😀 é"))
     }
 
     @Test func nestingIsBounded() {
