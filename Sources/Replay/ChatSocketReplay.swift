@@ -102,7 +102,9 @@ public enum ChatSocketReplay {
             report.notes.append("cannot connect: \(error.reason)")
             return report
         }
-        let inbox = ChatInbox(zlibStream: socket.zlibStream, dialect: socket.dialect, trace: options.trace)
+        // Memory stays bounded whatever the server sends: a few times the recording, the rest counted.
+        let limit = 4 * socket.messages.count + 1_000
+        let inbox = ChatInbox(zlibStream: socket.zlibStream, dialect: socket.dialect, limit: limit, trace: options.trace)
         let reader = Task {
             try? await transport.frames.executeThenClose { inbound, _ in
                 for try await frame in inbound {
@@ -147,7 +149,8 @@ public enum ChatSocketReplay {
         await transport.close()
         reader.cancel()
         let received = inbox.messages
-        report.received = received.count
+        report.received = received.count + inbox.dropped
+        if inbox.dropped > 0 { report.notes.append("the server sent \(inbox.dropped) messages beyond the first \(limit); they were counted, not compared") }
         report.rows = compare(recorded: socket.messages.filter { $0.direction == .serverToClient }, replayed: received,
                               dialect: socket.dialect, rules: options.rules)
         report.seconds = (ContinuousClock.now - started) / .seconds(1)
@@ -303,6 +306,8 @@ public enum ChatSocketReplay {
 private final class ChatInbox: @unchecked Sendable {
     private let lock = NIOLock()
     private var received: [String] = []
+    private(set) var dropped = 0
+    private let limit: Int
     private var answers = 0
     private var pending = ByteBuffer()
     private var finished = false
@@ -310,7 +315,8 @@ private final class ChatInbox: @unchecked Sendable {
     private let dialect: String?
     private let trace: (@Sendable (String) -> Void)?
 
-    init(zlibStream: Bool, dialect: String?, trace: (@Sendable (String) -> Void)?) {
+    init(zlibStream: Bool, dialect: String?, limit: Int, trace: (@Sendable (String) -> Void)?) {
+        self.limit = limit
         inflater = zlibStream ? try? PerMessageDeflateInflater(noContextTakeover: false, zlibStream: true) : nil
         self.dialect = dialect
         self.trace = trace
@@ -332,7 +338,7 @@ private final class ChatInbox: @unchecked Sendable {
         trace?("← \(text)")
         let answer = ChatSocketReplay.isAnswer(try? JSONReader.parse(text), dialect: dialect)
         lock.withLock {
-            received.append(text)
+            if received.count < limit { received.append(text) } else { dropped += 1 }
             if answer { answers += 1 }
         }
     }

@@ -121,7 +121,8 @@ extension ChatSocketReplay {
                      options: ReplayOptions) async -> Report {
         let started = ContinuousClock.now
         var report = Report(socket: socket, rows: [], notes: [], sent: 0, received: 0, seconds: 0)
-        let client = ServedClient(dialect: socket.dialect, trace: options.trace)
+        let limit = 4 * socket.messages.count + 1_000
+        let client = ServedClient(dialect: socket.dialect, limit: limit, trace: options.trace)
         let reader = Task {
             var messages = WebSocketFrameMessages()
             try? await frames.executeThenClose { inbound, _ in
@@ -188,7 +189,8 @@ extension ChatSocketReplay {
         try? await channel.close()
         reader.cancel()
         let received = client.compared
-        report.received = received.count
+        report.received = received.count + client.dropped
+        if client.dropped > 0 { report.notes.append("the client sent \(client.dropped) messages beyond the first \(limit); they were counted, not compared") }
         var rules = options.rules
         rules.ignoredPaths += clientIgnoredPaths(dialect: socket.dialect)
         report.rows = compare(recorded: expected, replayed: received, dialect: socket.dialect, rules: rules, answersOnly: false)
@@ -201,21 +203,25 @@ extension ChatSocketReplay {
 private final class ServedClient: Sendable {
     private struct State {
         var compared: [String] = []
+        var dropped = 0
         var causes = 0
         var callEchoes: [JSONValue?] = []
         var finished = false
     }
     private let state = NIOLockedValueBox(State())
     private let dialect: String?
+    private let limit: Int
     private let trace: (@Sendable (String) -> Void)?
 
-    init(dialect: String?, trace: (@Sendable (String) -> Void)?) {
+    init(dialect: String?, limit: Int, trace: (@Sendable (String) -> Void)?) {
         self.dialect = dialect
+        self.limit = limit
         self.trace = trace
     }
 
     /// The client's messages but its keep-alives.
     var compared: [String] { state.withLockedValue { $0.compared } }
+    var dropped: Int { state.withLockedValue { $0.dropped } }
 
     func callEcho(at place: Int) -> JSONValue? {
         state.withLockedValue { place < $0.callEchoes.count ? $0.callEchoes[place] : nil }
@@ -228,8 +234,10 @@ private final class ServedClient: Sendable {
         let keepAlive = ChatSocketReplay.isKeepAlive(json, dialect: dialect)
         state.withLockedValue { state in
             if cause { state.causes += 1 }
-            if !keepAlive { state.compared.append(text) }
-            if let json, json["action"] != nil { state.callEchoes.append(json["echo"]) }
+            if !keepAlive {
+                if state.compared.count < limit { state.compared.append(text) } else { state.dropped += 1 }
+            }
+            if let json, json["action"] != nil, state.callEchoes.count < limit { state.callEchoes.append(json["echo"]) }
         }
     }
 

@@ -189,7 +189,13 @@ public actor OneBotClient {
         self.transport = transport
         connections += 1
         // The lifecycle event first: the seed's server closes a connection without it after 1 s.
-        try await sendMessage(connectEvent())
+        do {
+            try await sendMessage(connectEvent())
+        } catch {
+            self.transport = nil
+            await transport.close()
+            throw error
+        }
         logger.info("connected", metadata: ["bot": "\(configuration.botID)"])
         await connectCallback?()
     }
