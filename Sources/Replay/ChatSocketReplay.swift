@@ -77,6 +77,17 @@ public enum ChatSocketReplay {
         public var sent: Int
         public var received: Int
         public var seconds: Double
+        /// Why this socket was not replayed (check: no built-in client of its dialect).
+        public var skipped: String?
+
+        public init(socket: RecordedChatSocket, rows: [Row], notes: [String], sent: Int, received: Int, seconds: Double) {
+            self.socket = socket
+            self.rows = rows
+            self.notes = notes
+            self.sent = sent
+            self.received = received
+            self.seconds = seconds
+        }
 
         public var differences: [Row] { rows.filter { $0.reason != nil } }
         public var matched: Bool { notes.isEmpty && differences.isEmpty }
@@ -195,7 +206,7 @@ public enum ChatSocketReplay {
 
     /// The text report: what matched, each difference with the recorded and the replayed message.
     public static func text(_ reports: [Report], recording: String, pace: Pace, display: Redactor?, mode: ReplayReport.Mode = .drive) -> String {
-        let compared = mode == .serve ? "client → server" : "server → client"
+        let compared = mode == .drive ? "server → client" : "client → server"
         let matched = reports.allSatisfy(\.matched)
         let seconds = reports.map(\.seconds).reduce(0, +)
         let messages = reports.map { $0.sent + $0.received }.reduce(0, +)
@@ -223,6 +234,10 @@ public enum ChatSocketReplay {
                 recordedSummaries["\(message.time) \(message.text)"] ?? shown(message.text)
             }
             let name = "c\(report.socket.id) \(report.socket.dialect ?? "JSON") \(report.socket.target)"
+            if let skipped = report.skipped {
+                out += "  \(name): skipped, \(skipped)\n"
+                continue
+            }
             for note in report.notes { out += "  ! \(note)\n" }
             let onItsOwn = report.rows.filter(\.unsolicited).count
             let same = report.rows.count - onItsOwn
@@ -254,7 +269,7 @@ public enum ChatSocketReplay {
     public static func junit(_ reports: [Report], recording: String, mode: ReplayReport.Mode = .drive) -> ReplayReport.JUnitSuite {
         let escape = ReplayReport.xmlEscape
         let className = "wmq-replay.\(mode.rawValue).\((recording as NSString).lastPathComponent)"
-        let compared = mode == .serve ? "client → server" : "server → client"
+        let compared = mode == .drive ? "server → client" : "client → server"
         var cases = ""
         var failures = 0
         for report in reports {

@@ -258,8 +258,15 @@ struct ReplayOptionGroup: ParsableArguments {
     }
 
     /// Prints the reports, writes the JUnit file, and ends with 0 (all matched) or 1.
-    func finish(_ reports: [ReplayReport], chat: (recording: String, pace: Pace, display: Redactor?, reports: [ChatSocketReplay.Report])? = nil,
-                mode: ReplayReport.Mode = .drive, notes: [String] = []) throws {
+    /// The chat sockets replayed of one recording, for `finish`.
+    struct ChatGroup {
+        var recording: String
+        var reports: [ChatSocketReplay.Report]
+        var notes: [String] = []
+    }
+
+    /// Prints the reports, writes the JUnit file, and ends with 0 (all matched) or 1.
+    func finish(_ reports: [ReplayReport], chat: [ChatGroup] = [], options: ReplayOptions? = nil, mode: ReplayReport.Mode = .drive) throws {
         var out = ""
         for report in reports {
             switch format {
@@ -267,20 +274,22 @@ struct ReplayOptionGroup: ParsableArguments {
             case .json: out += report.json.description + "\n"
             }
         }
-        if let chat, !chat.reports.isEmpty || !notes.isEmpty {
+        let pace = options?.pace ?? .asap
+        let display = options?.rules.display
+        for group in chat where !group.reports.isEmpty || !group.notes.isEmpty {
             switch format {
             case .text:
-                out += ChatSocketReplay.text(chat.reports, recording: chat.recording, pace: chat.pace, display: chat.display, mode: mode)
-                out += notes.map { "  ! \($0)\n" }.joined()
+                out += ChatSocketReplay.text(group.reports, recording: group.recording, pace: pace, display: display, mode: mode)
+                out += group.notes.map { "  ! \($0)\n" }.joined()
             case .json:
-                out += ChatSocketReplay.json(chat.reports, recording: chat.recording, pace: chat.pace, display: chat.display, mode: mode).description + "\n"
+                out += ChatSocketReplay.json(group.reports, recording: group.recording, pace: pace, display: display, mode: mode).description + "\n"
             }
         }
-        let chatMatched = (chat?.reports.allSatisfy(\.matched) ?? true) && notes.isEmpty
+        let chatMatched = chat.allSatisfy { $0.notes.isEmpty && $0.reports.allSatisfy(\.matched) }
         FileHandle.standardOutput.write(Data(out.utf8))
         if let junit {
             do {
-                let more = chat.map { $0.reports.isEmpty ? [] : [ChatSocketReplay.junit($0.reports, recording: $0.recording, mode: mode)] } ?? []
+                let more = chat.filter { !$0.reports.isEmpty }.map { ChatSocketReplay.junit($0.reports, recording: $0.recording, mode: mode) }
                 try Data(ReplayReport.junit(reports, more: more).utf8).write(to: URL(fileURLWithPath: junit))
             } catch {
                 throw unreadableInput("wmq-replay", "cannot write \(junit): \(error)")
@@ -355,7 +364,7 @@ struct Drive: AsyncParsableCommand {
             }
             for socket in sockets { chat.append(await ChatSocketReplay.drive(socket, url: url, options: options)) }
         }
-        try replay.finish(reports, chat: (recording, options.pace, options.rules.display, chat))
+        try replay.finish(reports, chat: [.init(recording: recording, reports: chat)], options: options)
     }
 }
 
@@ -460,7 +469,7 @@ extension Serve {
         let (reports, notes) = await server.run()
         stopper.cancel()
         signals.cancel()
-        try replay.finish([], chat: (recording, options.pace, options.rules.display, reports), mode: .serve, notes: notes)
+        try replay.finish([], chat: [.init(recording: recording, reports: reports, notes: notes)], options: options, mode: .serve)
     }
 }
 
@@ -475,6 +484,12 @@ struct Check: AsyncParsableCommand {
             (packet identifiers, acknowledgements, QoS 2 handshakes) is compared with the recorded
             client's. Connections the built-in client cannot make (MQTT 5.0, plain TCP, wills,
             UNSUBSCRIBE) are reported as skipped. Default pace: --asap.
+
+            JSON chat sockets: OneBot v11 ones are served to the built-in OneBot client (the recorded
+            bot id, token, client role and heartbeat interval), which makes the lifecycle event, the
+            heartbeats and the answers to the server's API calls itself and is handed the recorded
+            client's other messages to send; what it sends is compared with the recorded client's,
+            heartbeats left out. Sockets of dialects without a built-in client are skipped.
             """))
 
     @Argument(help: "Recordings: pcap, pcapng, HAR or scenario files.")
@@ -488,14 +503,22 @@ struct Check: AsyncParsableCommand {
     func run() async throws {
         let options = try replay.options(defaultPace: originalTiming ? .original : .asap)
         var reports: [ReplayReport] = []
+        var chat: [ReplayOptionGroup.ChatGroup] = []
         for path in recordings {
-            let (session, connections) = try replay.load(path)
-            do {
-                reports.append(try await Replayer.check(session, connections: connections, options: options))
-            } catch {
-                throw unreadableInput("wmq-replay", "\(path): \(error)")
+            let (session, connections, sockets) = try replay.load(path, chatSockets: true)
+            if !connections.isEmpty {
+                do {
+                    reports.append(try await Replayer.check(session, connections: connections, options: options))
+                } catch {
+                    throw unreadableInput("wmq-replay", "\(path): \(error)")
+                }
+            }
+            if !sockets.isEmpty {
+                var group = ReplayOptionGroup.ChatGroup(recording: path, reports: [])
+                for socket in sockets { group.reports.append(await ChatSocketReplay.check(socket, options: options)) }
+                chat.append(group)
             }
         }
-        try replay.finish(reports)
+        try replay.finish(reports, chat: chat, options: options, mode: .check)
     }
 }

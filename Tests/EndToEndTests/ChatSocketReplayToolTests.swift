@@ -103,4 +103,35 @@ struct ChatSocketReplayToolTests {
         #expect(replay.output.contains("→ $.d.token is ‹token:"), "\(replay.output)")
         #expect(!replay.output.contains("other-token") && !replay.output.contains("bot-t0ken"))
     }
+
+    // MARK: check
+
+    static let lifecycle = #"{"time":1700000000,"self_id":777,"post_type":"meta_event","meta_event_type":"lifecycle","sub_type":"connect"}"#
+    static let call = #"{"action":"get_status","params":{},"echo":"s1"}"#
+    static let answer = #"{"status":"ok","retcode":0,"data":{"online":true,"good":true},"echo":"s1"}"#
+    static let group = #"{"time":1700000001,"self_id":777,"post_type":"message","message_type":"group","user_id":777,"message_id":5,"group_id":9,"raw_message":"hi","message":[{"type":"text","data":{"text":"hi"}}],"message_format":"array"}"#
+
+    @Test func theBuiltInOneBotClientIsCheckedAgainstTheServedRecording() async throws {
+        // The client announced itself, answered the server's get_status, then posted a group message.
+        let good = try HARExportTests.webSocketHAR(url: "ws://127.0.0.1:8000/ws/", messages: [
+            ("send", Self.lifecycle), ("receive", Self.call), ("send", Self.answer), ("send", Self.group),
+        ])
+        // A client that never sent the lifecycle event: ours always does.
+        let silent = try HARExportTests.webSocketHAR(url: "ws://127.0.0.1:8000/ws/", messages: [
+            ("receive", Self.call), ("send", Self.answer), ("send", Self.group),
+        ])
+        defer {
+            try? FileManager.default.removeItem(atPath: good)
+            try? FileManager.default.removeItem(atPath: silent)
+        }
+        let matched = try await ReplayPeerTests.replay(["check", good, ReplayPeerTests.capture("onebot-ws.pcap"), ReplayPeerTests.capture("cocoro-ws.pcap")])
+        #expect(matched.status == 0, "\(matched.output)\(matched.error)")
+        #expect(matched.output.contains("check a chat socket, as fast as possible: MATCH"), "\(matched.output)")
+        #expect(matched.output.contains("c1 onebot /ws/ client → server: 3 messages as recorded"), "\(matched.output)")
+        #expect(matched.output.contains("c1 cocoro /ws/chat/wmq-capture: skipped, no built-in cocoro client"))
+
+        let differs = try await ReplayPeerTests.replay(["check", silent])
+        #expect(differs.status == 1, "\(differs.output)")
+        #expect(differs.output.contains("+    1 lifecycle connect (bot 777)") && differs.output.contains("→ not in the recording"), "\(differs.output)")
+    }
 }
