@@ -210,7 +210,9 @@ public enum ChatSocketReplay {
         let matched = reports.allSatisfy(\.matched)
         let seconds = reports.map(\.seconds).reduce(0, +)
         let messages = reports.map { $0.sent + $0.received }.reduce(0, +)
-        var out = "\(recording) — \(mode.rawValue) \(reports.count == 1 ? "a chat socket" : "\(reports.count) chat sockets"), \(pace.description): "
+        let skipped = reports.filter { $0.skipped != nil }.count
+        var out = "\(recording) — \(mode.rawValue) \(reports.count == 1 ? "a chat socket" : "\(reports.count) chat sockets")"
+            + (skipped > 0 ? " (\(skipped) skipped)" : "") + ", \(pace.description): "
             + "\(matched ? "MATCH" : "MISMATCH") in \(String(format: "%.2f", seconds)) s, \(messages) messages\n"
         for report in reports {
             // Replayed answers are annotated knowing the recorded client's calls (a OneBot response names its call).
