@@ -168,7 +168,11 @@ struct MockToolTests {
     @Test(arguments: [(["--once"], Int32(2), "--once needs --scenario"),
                       (["--scenario", "/nonexistent.jsonl"], Int32(3), "cannot read"),
                       (["--ws", "0.0.0.0:0"], Int32(2), "--admin-token"),
-                      (["--ws", "nonsense"], Int32(2), "HOST:PORT")])
+                      (["--ws", "nonsense"], Int32(2), "HOST:PORT"),
+                      (["--ws", "127.0.0.1:0", "--discord", "127.0.0.1"], Int32(2), "--discord 127.0.0.1: give HOST:PORT"),
+                      (["--ws", "127.0.0.1:0", "--discord", "127.0.0.1:0", "--discord-heartbeat", "0"], Int32(2), "--discord-heartbeat"),
+                      (["--ws", "127.0.0.1:0", "--discord-delivery", "sometimes"], Int32(2), "append"),
+                      (["--mode", "gossip"], Int32(2), "chat")])
     func badInvocations(arguments: [String], status: Int32, message: String) async throws {
         let (process, _, errors) = try start(arguments)
         #expect(await exitStatus(process) == status)

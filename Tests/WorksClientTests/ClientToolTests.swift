@@ -148,6 +148,10 @@ struct ClientToolTests {
         (["--cookies", "/nonexistent/cookie.json"], Int32(3), "cookie.json not found"),
         (["--variant", "nope"], Int32(2), "--variant"),
         (["--count", "0"], Int32(2), "--count"),
+        (["--onebot", "ftp://127.0.0.1/ws/"], Int32(2), "scheme"),
+        (["--onebot", "ws://127.0.0.1:1/ws/", "--token-env", "WMQ_SURELY_UNSET_VARIABLE"], Int32(2), "WMQ_SURELY_UNSET_VARIABLE is not set"),
+        (["--onebot", "ws://127.0.0.1:1/ws/", "--heartbeat", "0"], Int32(2), "--heartbeat"),
+        (["--onebot", "ws://127.0.0.1:1/ws/", "--reconnect-attempts", "1", "--reconnect-interval", "0.05"], Int32(5), "cannot connect"),
     ])
     func badInvocations(arguments: [String], status: Int32, message: String) async throws {
         let directory = try temporaryDirectory()
