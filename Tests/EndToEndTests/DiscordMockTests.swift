@@ -87,4 +87,33 @@ struct DiscordMockTests {
         #expect(Self.lines(peer.output).last?["close"] as? Int == 4009, "\(peer.output)")
         #expect(elapsed >= 0.45 && elapsed < 5, "\(elapsed) s")
     }
+
+    /// Sends `frames` in turn after HELLO and prints the close code the gateway answers with.
+    static let closer = """
+        import json, sys, websocket
+        ws = websocket.create_connection(sys.argv[1], timeout=10)
+        ws.recv()
+        for frame in sys.argv[2:]:
+            ws.send(frame)
+        while True:
+            opcode, data = ws.recv_data(control_frame=True)
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                print(json.dumps({"close": int.from_bytes(data[:2], "big"), "reason": data[2:].decode()}), flush=True)
+                break
+        """
+
+    @Test(.enabled(if: ReplayPeerTests.pahoPresent || ReplayPeerTests.required), arguments: [
+        ([#"{"op":3,"d":{"status":"online"}}"#], 4003),
+        ([#"{"op":42,"d":null}"#], 4001),
+        (["not json"], 4002),
+        ([#"{"op":2,"d":{"token":"t","intents":1}}"#, #"{"op":2,"d":{"token":"t","intents":1}}"#], 4005),
+    ] as [([String], Int)])
+    func protocolMistakesCloseWithTheirCodes(frames: [String], code: Int) async throws {
+        let (mock, port) = try await Self.startMock([])
+        defer { mock.stop() }
+        let peer = try Background(ReplayPeerTests.python, ["-c", Self.closer, "ws://127.0.0.1:\(port)/?v=10&encoding=json"] + frames)
+        defer { peer.stop() }
+        #expect(try await peer.finished(seconds: 20) == 0, "\(peer.output)")
+        #expect(Self.lines(peer.output).last?["close"] as? Int == code, "\(peer.output)")
+    }
 }
