@@ -52,3 +52,32 @@ public struct ChatTopicDialect: MQTTDialect {
         return AnnotatedMessage(dialect: name, kind: kind, summary: summary, fields: fields)
     }
 }
+
+/// The replies of one connection streamed on `chat/receive` (pieces with `"done": false`, then one
+/// with `"done": true` and the whole text, as `wmq-mock --mode chat` streams them): each piece
+/// numbered, and the last message said to be the reply reassembled, checked against its pieces.
+public struct ChatReplies: Sendable {
+    private var replies: [String: (text: String, pieces: Int)] = [:]
+
+    public init() {}
+
+    /// Adds to `annotation` (of a PUBLISH on `topic`) what the pieces of its reply tell.
+    public mutating func follow(_ publish: PublishPacket, annotation: inout AnnotatedMessage) {
+        guard publish.topicName == "chat/receive", let json = try? JSONReader.parse(publish.payload),
+              let id = json["id"]?.stringValue ?? json["message_id"]?.stringValue, case .bool(let done)? = json["done"] else { return }
+        let content = json["content"]?.stringValue ?? json["text"]?.stringValue ?? ""
+        if replies.count > 10_000 { replies.removeAll() }  // replies never finished do not pile up
+        if !done {
+            var reply = replies[id] ?? ("", 0)
+            reply.text += content
+            reply.pieces += 1
+            replies[id] = reply
+            annotation.fields.append(AnnotatedField("piece", String(reply.pieces)))
+            return
+        }
+        guard let reply = replies.removeValue(forKey: id) else { return }
+        annotation.summary = "reply in \(reply.pieces) piece\(reply.pieces == 1 ? "" : "s") · " + annotation.summary
+        annotation.fields.append(AnnotatedField("pieces", String(reply.pieces)))
+        if reply.text != content { annotation.warnings.append("the streamed pieces do not add up to the final content") }
+    }
+}

@@ -233,6 +233,8 @@ public struct ConnectionDissector {
     private lazy var jsonChats = JSONChatAnnotator(redactor: redactor)
     /// The time of the bytes being fed.
     private var time: Double?
+    /// The chat-topic tree's replies streamed on this connection.
+    private var chatReplies = ChatReplies()
 
     /// A JSON message: its secret members (`token`, …) as pseudonyms when redacting, and its
     /// annotation when a JSON chat dialect recognises it.
@@ -286,7 +288,9 @@ public struct ConnectionDissector {
                 var annotation: AnnotatedMessage?
                 if annotates, case .publish(let publish) = packet {
                     if ChatTopicDialect.recognises(topic: publish.topicName) {
-                        annotation = ChatTopicDialect().annotate(publish, redactor: redactor)
+                        var chat = ChatTopicDialect().annotate(publish, redactor: redactor)
+                        chatReplies.follow(publish, annotation: &chat)
+                        annotation = chat
                     } else {
                         let candidate = dialect.annotate(publish, redactor: redactor)
                         if worksConfidence >= .likely || Self.worksKinds.contains(candidate.kind) { annotation = candidate }

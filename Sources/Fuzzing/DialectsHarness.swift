@@ -16,6 +16,7 @@ enum DialectsHarness {
         // Lines of JSON: one connection's messages, then each line again as a chat-tree payload.
         var annotator = JSONChatAnnotator(redactor: WorksHarness.redactor)
         var agent = ChatTopicAgent(configuration: .init(tokenLength: 3, tokenInterval: .milliseconds(10)))
+        var replies = ChatReplies()
         let lines = input.split(separator: 0x0A, omittingEmptySubsequences: true)
         for (index, line) in lines.prefix(64).enumerated() {
             let buffer = ByteBuffer(bytes: line)
@@ -24,7 +25,9 @@ enum DialectsHarness {
             if let json = try? JSONReader.parse(buffer), let annotation = annotator.annotate(json, time: time), annotation.summary.isEmpty {
                 throw OracleViolation(target: "dialects", oracle: "an annotation has a summary", detail: annotation.kind)
             }
-            let chat = ChatTopicDialect().annotate(PublishPacket(qos: .atMostOnce, topicName: "chat/receive", payload: buffer), redactor: nil)
+            let packet = PublishPacket(qos: .atMostOnce, topicName: "chat/receive", payload: buffer)
+            var chat = ChatTopicDialect().annotate(packet, redactor: nil)
+            replies.follow(packet, annotation: &chat)
             if chat.summary.isEmpty { throw OracleViolation(target: "dialects", oracle: "an annotation has a summary", detail: "chat") }
             try chatCore(&agent, line: buffer, topic: Self.agentTopics[(index + line.count) % Self.agentTopics.count])
         }

@@ -90,4 +90,24 @@ import Testing
         #expect(ChatTopicDialect.recognises(topic: "chat/session/list") && !ChatTopicDialect.recognises(topic: "chat/other"))
         #expect(dialect.detect(DetectionEvidence(mqttPackets: [.subscribe(SubscribePacket(packetIdentifier: 1, subscriptions: [.init(topicFilter: "chat/receive")]))])) == .likely)
     }
+
+    @Test func aStreamedReplyIsNumberedAndReassembled() {
+        let dialect = ChatTopicDialect()
+        var replies = ChatReplies()
+        func follow(_ payload: String) -> AnnotatedMessage {
+            let packet = publish("chat/receive", payload)
+            var annotation = dialect.annotate(packet, redactor: nil)
+            replies.follow(packet, annotation: &annotation)
+            return annotation
+        }
+        let first = follow(#"{"id":"r","sessionId":"s","content":"Hel","done":false}"#)
+        let second = follow(#"{"id":"r","sessionId":"s","content":"lo.","done":false}"#)
+        #expect(first.field("piece") == "1" && second.field("piece") == "2")
+        let whole = follow(#"{"id":"r","sessionId":"s","content":"Hello.","done":true}"#)
+        #expect(whole.summary == "reply in 2 pieces · chat/receive · session s · id r: Hello." && whole.warnings.isEmpty)
+        // A reply whose pieces went missing says so; a final message with no pieces is left as it is.
+        _ = follow(#"{"id":"q","content":"Hel","done":false}"#)
+        #expect(follow(#"{"id":"q","content":"Hello.","done":true}"#).warnings == ["the streamed pieces do not add up to the final content"])
+        #expect(follow(#"{"id":"z","content":"alone","done":true}"#).summary == "chat/receive · id z: alone")
+    }
 }

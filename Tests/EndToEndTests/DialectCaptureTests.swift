@@ -66,6 +66,9 @@ struct DialectCaptureTests {
         let whole = CannedReply.reply(to: "Hello, AI!")
         #expect(texts.last == whole)
         #expect(texts.dropLast().joined() == whole, "\(texts.count) pieces")
+        // The dissector reassembled the reply itself and found its pieces complete.
+        let reassembled = decoded.annotations("chat").filter { ($0["summary"] as? String)?.hasPrefix("reply in \(texts.count - 1) pieces") == true }
+        #expect(reassembled.count == 1 && (reassembled.first?["warnings"] as? [String] ?? []).isEmpty, "\(decoded.summaries("chat").suffix(3))")
     }
 
     static func checkCocoro(_ decoded: Decoded) {
