@@ -16,7 +16,7 @@ enum Main {
 struct ReplayTool: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wmq-replay",
-        abstract: "Recorded MQTT-over-WebSocket sessions, for replaying them against the mock server or the client under test.",
+        abstract: "Recorded MQTT-over-WebSocket (and JSON chat) sessions, for replaying them against the mock server or the client under test.",
         discussion: reflowHelp("""
             A session is read from any recording: a pcap or pcapng capture, a HAR file with WebSocket
             messages, or a wmq-mock scenario file (JSON Lines); the format is told by the content.
@@ -31,6 +31,9 @@ struct ReplayTool: AsyncParsableCommand {
             synchronized mode), and for its recorded time under --speed (default original timing;
             --asap drops the pauses). Comparison is MQTT-aware: packet identifiers renumbered,
             client ids and pings left out, JSON payloads compared member by member (see --rules).
+
+            WebSocket connections of JSON chat messages (OneBot v11, CocoroCore chat, the Discord
+            gateway) replay too: drive and serve for every dialect, check for OneBot (docs/replay.md).
 
             Exit codes: 0 every replayed connection matched; 1 a mismatch (the diff says where); 2
             usage error; 3 a recording cannot be read or holds nothing to replay.
