@@ -65,6 +65,17 @@ public struct Redactor: Sendable {
         return out
     }
 
+    /// A request target with the values of its secret query parameters (``secretJSONKeys``:
+    /// OneBot's `?access_token=`, a `token=`) as pseudonyms.
+    public func redact(target: String) -> String {
+        guard let question = target.firstIndex(of: "?") else { return target }
+        let query = target[target.index(after: question)...].split(separator: "&", omittingEmptySubsequences: false).map { pair -> String in
+            guard let equals = pair.firstIndex(of: "="), Self.secretJSONKeys.contains(pair[..<equals].lowercased()) else { return String(pair) }
+            return "\(pair[..<equals])=\(pseudonym(String(pair[pair.index(after: equals)...]), kind: "token"))"
+        }
+        return String(target[...question]) + query.joined(separator: "&")
+    }
+
     /// Every secret member (``secretJSONKeys``), at any depth.
     public func redact(json: JSONValue) -> JSONValue {
         switch json {

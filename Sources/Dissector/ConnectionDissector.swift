@@ -157,7 +157,10 @@ public struct ConnectionDissector {
                 worksConfidence = max(worksConfidence, dialect.detect(DetectionEvidence(request: request)))
                 if request.target.contains("compress=zlib-stream") { zlibStream = try? PerMessageDeflateInflater(noContextTakeover: false, zlibStream: true) }
                 var shown = request
-                if let redactor { shown.headers = redactor.redact(headers: request.headers) }
+                if let redactor {
+                    shown.headers = redactor.redact(headers: request.headers)
+                    shown.target = redactor.redact(target: request.target)
+                }
                 add(.request(shown))
             case .response(let response):
                 let problems = request.map { WebSocketHandshake.problems(request: $0, response: response) } ?? []

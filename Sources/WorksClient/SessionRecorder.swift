@@ -218,7 +218,13 @@ struct RedactingStream {
     }
 
     private func redactHead(_ text: String) -> String {
-        text.components(separatedBy: "\r\n").map { line in
+        text.components(separatedBy: "\r\n").enumerated().map { index, line in
+            // The request line: secret query parameters (OneBot's ?access_token=).
+            if index == 0, fromClient {
+                let parts = line.split(separator: " ", maxSplits: 2)
+                guard parts.count == 3 else { return line }
+                return "\(parts[0]) \(redactor.redact(target: String(parts[1]))) \(parts[2])"
+            }
             guard let colon = line.firstIndex(of: ":") else { return line }
             let name = line[..<colon].trimmingCharacters(in: .whitespaces)
             guard ["cookie", "set-cookie", "authorization", "proxy-authorization"].contains(name.lowercased()) else { return line }
@@ -229,8 +235,19 @@ struct RedactingStream {
         }.joined(separator: "\r\n")
     }
 
-    /// The frame re-encoded with its secrets replaced, or nil when it holds none.
+    /// The frame re-encoded with its secrets replaced, or nil when it holds none: MQTT packets in
+    /// binary frames, and the JSON of text frames (the chat protocols: Discord's IDENTIFY token).
     private func rewrite(_ parsed: ParsedFrame) -> [UInt8]? {
+        if parsed.frame.opcode == .text, parsed.frame.fin {
+            guard let json = try? JSONReader.parse(parsed.frame.data) else { return nil }
+            let clean = redactor.redact(json: json)
+            guard clean != json else { return nil }
+            var frame = parsed.frame
+            frame.data = ByteBuffer(string: clean.description)
+            var out = ByteBuffer()
+            WebSocketFrameWriter.write(frame, maskKey: parsed.maskKey, into: &out)
+            return Array(out.readableBytesView)
+        }
         guard parsed.frame.opcode == .binary, parsed.frame.fin,
               let packet = try? MQTTDecoder.decodePacket(parsed.frame.data)
         else { return nil }

@@ -176,7 +176,8 @@ final class RecordingProxy: @unchecked Sendable {  // the mutable state is guard
         return channel.localAddress?.port ?? port
     }
 
-    /// The upstream connection for a client's upgrade request: its credentials and looks, the first subprotocol it offered.
+    /// The upstream connection for a client's upgrade request: its path and query, credentials and
+    /// looks, the first subprotocol it offered (or none).
     private func connectUpstream(for head: HTTPRequestHead) async throws(WorksClientError) -> WebSocketTransport {
         var settings = base
         if settings.url.target == "/" {
@@ -185,7 +186,8 @@ final class RecordingProxy: @unchecked Sendable {  // the mutable state is guard
         settings.origin = head.headers.first(name: "Origin")
         settings.userAgent = head.headers.first(name: "User-Agent")
         let offered = head.headers[canonicalForm: "Sec-WebSocket-Protocol"].map(String.init)
-        settings.subprotocol = offered.first ?? "mqtt"
+        // None offered (the JSON chat protocols): none asked for upstream either.
+        settings.subprotocol = offered.first
         if let cookie = head.headers.first(name: "Cookie") { settings.cookies = WorksCookies(header: cookie) }
         if let authorization = head.headers.first(name: "Authorization") { settings.extraHeaders.append((name: "Authorization", value: authorization)) }
         let id = lock.withLock {

@@ -125,6 +125,13 @@ struct WorksDialectTests {
 
 @Suite("Redaction")
 struct RedactionTests {
+    @Test func secretQueryParametersInATarget() {
+        let redactor = Redactor(key: Array("k".utf8))
+        #expect(redactor.redact(target: "/ws/?access_token=abc&x=1") == "/ws/?access_token=\(redactor.pseudonym("abc", kind: "token"))&x=1")
+        #expect(redactor.redact(target: "/ws/?Token=t") == "/ws/?Token=\(redactor.pseudonym("t", kind: "token"))")
+        #expect(redactor.redact(target: "/wmqtt") == "/wmqtt" && redactor.redact(target: "/a?b=c&d") == "/a?b=c&d")
+    }
+
     @Test func pseudonymsAreStablePerKeyAndHideTheSecret() {
         let one = Redactor(key: Array("key-one".utf8))
         let two = Redactor(key: Array("key-two".utf8))

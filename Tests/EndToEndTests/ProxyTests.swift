@@ -174,4 +174,44 @@ struct ProxyTests {
         #expect(answer.output.hasPrefix("HTTP/1.1 502"), "\(answer.output)")
         #expect(answer.output.contains("cannot connect to 127.0.0.1:\(dead)"), "\(answer.output)")
     }
+
+    /// The JSON chat protocols go through the proxy too: no subprotocol offered, none asked
+    /// upstream; the recording decodes into the dialect's messages, its token redacted.
+    @Test(.enabled(if: ReplayPeerTests.pahoPresent || ReplayPeerTests.required))
+    func oneBotAndDiscordSessionsAreProxiedAndRecorded() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-proxy-json-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let mock = try Background(DecodeTests.binary("wmq-mock"), ["--ws", "127.0.0.1:0", "--onebot", "127.0.0.1:0", "--onebot-token", "s3cret",
+                                                                  "--discord", "127.0.0.1:0", "--discord-token", "bot-t0ken", "--discord-heartbeat", "500"])
+        defer { mock.stop() }
+        func port(_ line: String) -> String { String(line.split(separator: ":").last?.prefix { $0.isNumber } ?? "") }
+        let onebot = port(try await mock.awaiting("ws://127\\.0\\.0\\.1:[0-9]+/ws/ \\(OneBot"))
+        let discord = port(try await mock.awaiting("ws://127\\.0\\.0\\.1:[0-9]+/\\?v=10"))
+        for (dialect, upstream, peer) in [
+            ("onebot", onebot, ["Tools/peers/onebot_client.py", "--token", "s3cret", "--wait-event", "1"]),
+            ("discord", discord, ["Tools/peers/discord_client.py", "--zlib", "--token", "bot-t0ken", "--seconds", "1.5"]),
+        ] {
+            let recording = folder.appendingPathComponent("\(dialect).pcap").path
+            let proxy = try Background(DecodeTests.binary("wmq-capture"), ["proxy", "--listen", "127.0.0.1:0", "--upstream", "ws://127.0.0.1:\(upstream)",
+                                                                          "-w", recording])
+            let listening = try await proxy.awaiting("listening ws://127\\.0\\.0\\.1:[0-9]+")
+            let client = try Background(ReplayPeerTests.python, [ReplayPeerTests.root.appendingPathComponent(peer[0]).path, "--port", port(listening)]
+                                        + peer.dropFirst())
+            let status = try await client.finished(seconds: 30)
+            #expect(status == 0 || dialect == "discord", "\(client.output)")
+            #expect(client.output.contains(dialect == "onebot" ? "\"echo\": \"call-3\"" : "\"t\": \"READY\""), "\(client.output)")
+            try await Task.sleep(for: .milliseconds(300))
+            kill(proxy.process.processIdentifier, SIGINT)
+            _ = try await proxy.finished(seconds: 10)
+            let decoded = try await onOwnThread { try DecodeTests.run([recording, "--format", "text", "--no-redact"]) }
+            if dialect == "onebot" {
+                #expect(decoded.output.contains("response failed (retcode 1404, no such action) to set_group_kick (echo call-3)"), "\(decoded.output)")
+                #expect(!decoded.output.contains("s3cret"), "the Bearer token was recorded as a pseudonym")
+            } else {
+                #expect(decoded.output.contains("READY #1") && decoded.output.contains("HEARTBEAT_ACK (latency"), "\(decoded.output)")
+                #expect(!decoded.output.contains("bot-t0ken"), "the IDENTIFY token was recorded as a pseudonym")
+            }
+        }
+    }
 }

@@ -65,6 +65,25 @@ import WebSocketWire
         #expect(text.contains("hello"))
     }
 
+    /// The JSON chat protocols: a OneBot access_token in the request line, a Discord IDENTIFY token in a text frame.
+    @Test(arguments: [1, 9, 4096])
+    func chatProtocolSecretsNeverPassWhateverTheChunking(step: Int) throws {
+        let head = "GET /ws/?v=1&access_token=query-secret HTTP/1.1\r\nHost: x\r\n\r\n"
+        var identify = ByteBuffer()
+        WebSocketFrameWriter.write(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: #"{"op":2,"d":{"token":"identify-secret","intents":513}}"#)),
+                                   maskKey: WebSocketMaskingKey([9, 8, 7, 6]), into: &identify)
+        let out = rewrite(Array(head.utf8) + Array(identify.readableBytesView), step: step, fromClient: true)
+        let text = String(decoding: out, as: UTF8.self)
+        #expect(!text.contains("query-secret") && text.hasPrefix("GET /ws/?v=1&access_token=‹token:"), "\(text)")
+        var decoder = try WebSocketStreamDecoder(direction: .clientToServer)
+        let messages = decoder.feed(ByteBuffer(bytes: out)).compactMap { event -> String? in
+            if case .message(let message) = event { return message.text }
+            return nil
+        }
+        #expect(messages.count == 1 && messages.first?.contains("identify-secret") == false && messages.first?.contains("\"intents\":513") == true,
+                "\(messages)")
+    }
+
     @Test func unparseableBytesAreWithheldNotPassed() {
         var stream = RedactingStream(redactor: redactor, fromClient: false)
         let out = stream.feed(ByteBuffer(bytes: Array("HTTP/1.1 101 OK\r\n\r\n".utf8) + [0x82, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]))
