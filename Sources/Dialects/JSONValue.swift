@@ -68,8 +68,8 @@ public indirect enum JSONValue: Sendable, Hashable, CustomStringConvertible {
     /// Appends compact JSON as UTF-8 bytes: the fast way to stream many values out.
     public func write(to out: inout [UInt8]) {
         switch self {
-        case .null: out.append(contentsOf: [0x6E, 0x75, 0x6C, 0x6C])
-        case .bool(let value): out.append(contentsOf: value ? Array("true".utf8) : Array("false".utf8))
+        case .null: Self.append("null", to: &out)
+        case .bool(let value): Self.append(value ? "true" : "false", to: &out)
         case .number(let text): out.append(contentsOf: text.utf8)
         case .string(let text): JSONValue.writeString(text, to: &out)
         case .array(let items):
@@ -89,6 +89,13 @@ public indirect enum JSONValue: Sendable, Hashable, CustomStringConvertible {
             }
             out.append(0x7D)
         }
+    }
+
+    /// A literal's bytes, with no array made for them (a record has a few booleans, and a value
+    /// is written per record).
+    @inline(__always)
+    static func append(_ literal: StaticString, to out: inout [UInt8]) {
+        out.append(contentsOf: UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
     }
 
     /// A JSON string: runs that need no escape are copied as they are.
