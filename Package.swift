@@ -151,7 +151,6 @@ let package = Package(
             name: "Replay",
             dependencies: [
                 "Session", "Capture", "MQTTWire", "WebSocketWire", "Dialects", "WorksClient",
-                .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -170,7 +169,6 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "CompressNIO", package: "compress-nio"),
             ],
             swiftSettings: frontEndSettings
         ),

@@ -101,12 +101,11 @@ public struct ChatTopicAgent: Sendable {
             // The core's own list carries `sessions`; anything else asks for it.
             return request["sessions"] == nil ? [sessionList(now: now)] : []
         default:  // system/send
-            var echoed = (request.members ?? []).filter { $0.key != "id" }
-            echoed.append(JSONMember(key: "timestamp", value: .integer(now)))
-            var answer: [JSONMember] = [JSONMember(key: "status", value: .string("ok"))]
-            if let id { answer.insert(JSONMember(key: "id", value: .string(id)), at: 0) }
-            answer.append(JSONMember(key: "params", value: .object(echoed.filter { $0.key != "timestamp" })))
-            answer.append(JSONMember(key: "timestamp", value: .integer(now)))
+            // The parameters echoed: the request's members but its id and timestamp.
+            let params = (request.members ?? []).filter { $0.key != "id" && $0.key != "timestamp" }
+            var answer: [JSONMember] = id.map { [JSONMember(key: "id", value: .string($0))] } ?? []
+            answer += [JSONMember(key: "status", value: .string("ok")), JSONMember(key: "params", value: .object(params)),
+                       JSONMember(key: "timestamp", value: .integer(now))]
             var status: [JSONMember] = id.map { [JSONMember(key: "id", value: .string($0))] } ?? []
             status += [JSONMember(key: "status", value: .string("applied")), JSONMember(key: "timestamp", value: .integer(now))]
             return [Outgoing(after: .zero, topic: "system/receive", payload: .object(answer)),

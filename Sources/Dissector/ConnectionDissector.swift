@@ -155,7 +155,7 @@ public struct ConnectionDissector {
             case .request(let request):
                 self.request = request
                 worksConfidence = max(worksConfidence, dialect.detect(DetectionEvidence(request: request)))
-                if request.target.contains("compress=zlib-stream") { zlibStream = try? PerMessageDeflateInflater(noContextTakeover: false, zlibStream: true) }
+                if request.target.contains("compress=zlib-stream") { zlibStream = try? ZlibStreamReader() }
                 var shown = request
                 if let redactor {
                     shown.headers = redactor.redact(headers: request.headers)
@@ -194,19 +194,16 @@ public struct ConnectionDissector {
                     events += mqttPackets(in: message, side: &side, direction: direction)
                 } else {
                     var shown = message
-                    if let inflater = zlibStream, direction == .serverToClient, message.opcode == .binary {
+                    if zlibStream != nil, direction == .serverToClient, message.opcode == .binary {
                         // Discord's zlib-stream: pieces are shown once whole, as the text they inflate to.
-                        var piece = message.data
-                        zlibPending.writeBuffer(&piece)
-                        guard PerMessageDeflateInflater.endsFlush(zlibPending) else { continue }
                         do {
-                            shown.data = try inflater.inflate(zlibPending, maximumSize: 16 << 20, offset: message.range.lowerBound)
+                            guard let text = try zlibStream?.read(message.data, offset: message.range.lowerBound) else { continue }
+                            shown.data = text
                             shown.opcode = .text
                             shown.wasCompressed = true
                         } catch {
                             add(.error(layer: "zlib-stream", description: "\(error)"))
                         }
-                        zlibPending.clear()
                     }
                     let annotation = annotatesMessages ? annotateJSON(&shown) : nil
                     add(.webSocketMessage(shown, annotation: annotation))
@@ -214,8 +211,8 @@ public struct ConnectionDissector {
             case .control(let control):
                 var meaning: String?
                 if case .close(let close, _) = control, let code = close.code {
-                    meaning = carriesMQTT == true ? nil : jsonChats.closeCodeName(code)
-                    meaning = meaning ?? WebSocketClose.name(of: code)
+                    // The dialect's name for its own codes, else RFC 6455's.
+                    meaning = (carriesMQTT == true ? nil : jsonChats.closeCodeName(code)) ?? WebSocketClose.name(of: code)
                 }
                 add(.webSocketControl(control, meaning: meaning))
             case .error(let error):
@@ -229,8 +226,7 @@ public struct ConnectionDissector {
 
     /// The Discord gateway's `compress=zlib-stream`: the server's binary messages are one zlib
     /// stream, inflated piece by piece (a piece ends with 00 00 FF FF, maybe several messages on).
-    private var zlibStream: PerMessageDeflateInflater?
-    private var zlibPending = ByteBuffer()
+    private var zlibStream: ZlibStreamReader?
 
     /// What the JSON chat dialects (OneBot v11, CocoroCore, Discord) keep across messages.
     private lazy var jsonChats = JSONChatAnnotator(redactor: redactor)

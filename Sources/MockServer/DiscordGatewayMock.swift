@@ -1,4 +1,3 @@
-import CompressNIO
 public import Dialects
 import Foundation
 public import Logging
@@ -199,7 +198,7 @@ private actor GatewaySession {
     let channel: any Channel
     let configuration: DiscordGatewayMock.Configuration
     let sessionID: String
-    private let compressor: ZlibCompressor?
+    private let compressor: ZlibStreamWriter?
     private(set) var identified = false
     private var sequence: Int64 = 0
     private var lastHeartbeat = ContinuousClock.now
@@ -209,7 +208,7 @@ private actor GatewaySession {
         self.channel = channel
         self.configuration = configuration
         self.sessionID = sessionID
-        compressor = zlibStream ? try? ZlibCompressor(algorithm: .zlib) : nil
+        compressor = zlibStream ? try? ZlibStreamWriter() : nil
     }
 
     func hello() {
@@ -290,18 +289,13 @@ private actor GatewaySession {
             JSONMember(key: "op", value: .integer(op)), JSONMember(key: "d", value: d),
             JSONMember(key: "s", value: s.map { .integer($0) } ?? .null), JSONMember(key: "t", value: t.map { .string($0) } ?? .null),
         ])
-        var text = ByteBuffer(string: frame.description)
+        let text = ByteBuffer(string: frame.description)
         guard let compressor else {
             channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: text), promise: nil)
             return
         }
         // One zlib stream for the connection; each message a piece ending with a sync flush (00 00 FF FF).
-        var compressed = channel.allocator.buffer(capacity: compressor.maxSize(from: text) + 16)
-        do {
-            try compressor.deflate(from: &text, to: &compressed, flush: .sync)
-        } catch {
-            return
-        }
+        guard let compressed = try? compressor.write(text) else { return }
         channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .binary, data: compressed), promise: nil)
     }
 }

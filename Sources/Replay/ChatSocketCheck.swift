@@ -1,7 +1,6 @@
-public import Dialects
+import Dialects
 import Foundation
 import Logging
-import NIOConcurrencyHelpers
 public import Session
 import WorksClient
 
@@ -42,8 +41,9 @@ extension ChatSocketReplay {
             return Report(socket: socket, rows: [], notes: ["\(error)"], sent: 0, received: 0, seconds: 0)
         }
         let client = OneBotClient(configuration: configuration, logger: Logger(label: "wmq.replay.check") { _ in SwiftLogNoOpLogHandler() })
-        let arrived = NIOLockedValueBox(0)
-        await client.onMessage { _ in arrived.withLockedValue { $0 += 1 } }
+        // The server's messages, counted: each recorded client message waits for those before it.
+        let arrived = PeerMessages(peer: "server", limit: 0, trace: nil, counts: { _ in true }, keeps: { _ in false })
+        await client.onMessage { json in arrived.add(json.description) }
         let connected = AsyncStream<Void>.makeStream()
         await client.onConnect { connected.continuation.yield() }
         let running = Task { await client.run() }
@@ -60,15 +60,8 @@ extension ChatSocketReplay {
                     continue
                 }
                 if let json, isOwnWork(json) { continue }
-                let deadline = ContinuousClock.now + options.timeout
-                while arrived.withLockedValue({ $0 }) < serverBefore, ContinuousClock.now < deadline {
-                    try? await Task.sleep(for: .milliseconds(5))
-                }
-                switch options.pace {
-                case .asap: break
-                case .original: try? await Task.sleep(until: started + .milliseconds(Int64((message.time - start) * 1000)))
-                case .speed(let factor): try? await Task.sleep(until: started + .milliseconds(Int64((message.time - start) / factor * 1000)))
-                }
+                _ = await arrived.waitForCounted(serverBefore, timeout: options.timeout)
+                try? await Task.sleep(until: started + options.pace.delay(offset: message.time - start))
                 guard let json else { continue }
                 try? await client.sendMessage(json)
             }

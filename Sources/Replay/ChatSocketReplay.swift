@@ -115,12 +115,25 @@ public enum ChatSocketReplay {
         }
         // Memory stays bounded whatever the server sends: a few times the recording, the rest counted.
         let limit = 4 * socket.messages.count + 1_000
-        let inbox = ChatInbox(zlibStream: socket.zlibStream, dialect: socket.dialect, limit: limit, trace: options.trace)
+        let dialect = socket.dialect
+        let inbox = PeerMessages(peer: "server", limit: limit, trace: options.trace, counts: { isAnswer($0, dialect: dialect) })
+        let zlibStream = socket.zlibStream
         let reader = Task {
+            var messages = WebSocketFrameMessages()
+            var zlib = zlibStream ? try? ZlibStreamReader() : nil
+            var opcode = WebSocketOpcode.text
             try? await transport.frames.executeThenClose { inbound, _ in
                 for try await frame in inbound {
                     if frame.opcode == .connectionClose { break }
-                    inbox.add(frame)
+                    if frame.opcode != .continuation { opcode = frame.opcode }
+                    guard let message = messages.add(frame) else { continue }
+                    // zlib-stream: binary pieces, shown once whole as the text they inflate to.
+                    if zlib != nil, opcode == .binary {
+                        guard let text = try? zlib?.read(message) else { continue }
+                        inbox.add(String(buffer: text))
+                    } else {
+                        inbox.add(String(buffer: message))
+                    }
                 }
             }
             inbox.finish()
@@ -132,17 +145,11 @@ public enum ChatSocketReplay {
                 if isAnswer(try? JSONReader.parse(message.text), dialect: socket.dialect) { answersBefore += 1 }
                 continue
             }
-            if let waited = await inbox.waitForAnswers(answersBefore, timeout: options.timeout) {
+            if let waited = await inbox.waitForCounted(answersBefore, timeout: options.timeout) {
                 report.notes.append("stopped after waiting \(waited) for the server's answers before \(summary(of: message))")
                 break
             }
-            switch options.pace {
-            case .asap: break
-            case .original, .speed:
-                let factor = if case .speed(let speed) = options.pace { speed } else { 1.0 }
-                let due = started + .milliseconds(Int64((message.time - first) / factor * 1000))
-                if due > .now { try? await Task.sleep(until: due) }
-            }
+            try? await Task.sleep(until: started + options.pace.delay(offset: message.time - first))
             let frame = WebSocketFrame(fin: true, opcode: .text, maskKey: .random(), data: ByteBuffer(string: message.text))
             options.trace?("→ \(message.text)")
             do {
@@ -153,7 +160,7 @@ public enum ChatSocketReplay {
                 break
             }
         }
-        if report.notes.isEmpty, let waited = await inbox.waitForAnswers(answersBefore, timeout: options.timeout) {
+        if report.notes.isEmpty, let waited = await inbox.waitForCounted(answersBefore, timeout: options.timeout) {
             report.notes.append("stopped after waiting \(waited) for the server's last answers")
         }
         try? await Task.sleep(for: options.settle)
@@ -318,57 +325,74 @@ public enum ChatSocketReplay {
     }
 }
 
-/// The server's messages as they come, inflated when the socket is a zlib stream; waited on by count of answers.
-/// Everything it holds is guarded by its lock (the inflater is a zlib stream, not Sendable).
-private final class ChatInbox: @unchecked Sendable {
-    private let lock = NIOLock()
-    private var received: [String] = []
-    private(set) var dropped = 0
+/// The peer's messages on a replayed chat socket, as they come: kept up to `limit` (the rest
+/// counted, so a flooding peer cannot grow memory), those `counts` picks counted for the replay
+/// to wait on, the echo of each OneBot call kept (serve answers with the live echo).
+final class PeerMessages: Sendable {
+    private struct State {
+        var kept: [String] = []
+        var dropped = 0
+        var counted = 0
+        var callEchoes: [JSONValue?] = []
+        var finished = false
+    }
+    private let state = NIOLockedValueBox(State())
     private let limit: Int
-    private var answers = 0
-    private var pending = ByteBuffer()
-    private var finished = false
-    private let inflater: PerMessageDeflateInflater?
-    private let dialect: String?
+    /// "server" or "client", for what waiting says.
+    private let peer: String
+    private let counts: @Sendable (JSONValue?) -> Bool
+    private let keeps: @Sendable (JSONValue?) -> Bool
     private let trace: (@Sendable (String) -> Void)?
 
-    init(zlibStream: Bool, dialect: String?, limit: Int, trace: (@Sendable (String) -> Void)?) {
+    init(peer: String, limit: Int, trace: (@Sendable (String) -> Void)?, counts: @escaping @Sendable (JSONValue?) -> Bool,
+         keeps: @escaping @Sendable (JSONValue?) -> Bool = { _ in true }) {
+        self.peer = peer
         self.limit = limit
-        inflater = zlibStream ? try? PerMessageDeflateInflater(noContextTakeover: false, zlibStream: true) : nil
-        self.dialect = dialect
         self.trace = trace
+        self.counts = counts
+        self.keeps = keeps
     }
 
-    var messages: [String] { lock.withLock { received } }
+    /// The messages kept, in order.
+    var messages: [String] { state.withLockedValue { $0.kept } }
+    var dropped: Int { state.withLockedValue { $0.dropped } }
 
-    func add(_ frame: WebSocketFrame) {
-        guard frame.opcode == .text || frame.opcode == .binary || frame.opcode == .continuation else { return }
-        var data = frame.unmaskedData
-        let text: String? = lock.withLock {
-            guard let inflater, frame.opcode != .text else { return String(buffer: data) }
-            pending.writeBuffer(&data)
-            guard PerMessageDeflateInflater.endsFlush(pending) else { return nil }
-            defer { pending.clear() }
-            return (try? inflater.inflate(pending, maximumSize: 16 << 20, offset: 0)).map { String(buffer: $0) }
-        }
-        guard let text else { return }
+    func callEcho(at place: Int) -> JSONValue? {
+        state.withLockedValue { place < $0.callEchoes.count ? $0.callEchoes[place] : nil }
+    }
+
+    func add(_ text: String) {
         trace?("← \(text)")
-        let answer = ChatSocketReplay.isAnswer(try? JSONReader.parse(text), dialect: dialect)
-        lock.withLock {
-            if received.count < limit { received.append(text) } else { dropped += 1 }
-            if answer { answers += 1 }
+        let json = try? JSONReader.parse(text)
+        let counted = counts(json), kept = keeps(json)
+        state.withLockedValue { state in
+            if counted { state.counted += 1 }
+            if kept {
+                if state.kept.count < limit { state.kept.append(text) } else { state.dropped += 1 }
+            }
+            if let json, json["action"] != nil, state.callEchoes.count < limit { state.callEchoes.append(json["echo"]) }
         }
     }
 
-    func finish() { lock.withLock { finished = true } }
+    /// The peer closed the connection: waiting stops.
+    func finish() { state.withLockedValue { $0.finished = true } }
 
-    /// Waits until `count` answers came; nil when they did, else how long it waited.
-    func waitForAnswers(_ count: Int, timeout: Duration) async -> String? {
+    /// Waits until `count` messages were counted; nil when they were, else how long it waited.
+    func waitForCounted(_ count: Int, timeout: Duration) async -> String? {
+        await waitFor(timeout) { $0.counted >= count }
+    }
+
+    /// Waits until `count` messages were kept.
+    func waitForKept(_ count: Int, timeout: Duration) async -> String? {
+        await waitFor(timeout) { $0.kept.count >= count }
+    }
+
+    private func waitFor(_ timeout: Duration, _ condition: (State) -> Bool) async -> String? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            let (answers, finished) = lock.withLock { (self.answers, self.finished) }
-            if answers >= count { return nil }
-            if finished { return "until the server closed the connection" }
+            let (met, finished) = state.withLockedValue { (condition($0), $0.finished) }
+            if met { return nil }
+            if finished { return "until the \(peer) closed the connection" }
             try? await Task.sleep(for: .milliseconds(5))
         }
         return "\(timeout)"

@@ -1,4 +1,3 @@
-import CompressNIO
 public import Dialects
 import Foundation
 import NIOConcurrencyHelpers
@@ -122,7 +121,10 @@ extension ChatSocketReplay {
         let started = ContinuousClock.now
         var report = Report(socket: socket, rows: [], notes: [], sent: 0, received: 0, seconds: 0)
         let limit = 4 * socket.messages.count + 1_000
-        let client = ServedClient(dialect: socket.dialect, limit: limit, trace: options.trace)
+        let dialect = socket.dialect
+        // Causes counted (the served messages wait on them); keep-alives not compared.
+        let client = PeerMessages(peer: "client", limit: limit, trace: options.trace, counts: { isCause($0, dialect: dialect) },
+                                  keeps: { !isKeepAlive($0, dialect: dialect) })
         let reader = Task {
             var messages = WebSocketFrameMessages()
             try? await frames.executeThenClose { inbound, _ in
@@ -133,7 +135,7 @@ extension ChatSocketReplay {
             }
             client.finish()
         }
-        let compressor = compress ? try? ZlibCompressor(algorithm: .zlib) : nil
+        let compressor = compress ? try? ZlibStreamWriter() : nil
         let recordedCalls = socket.messages.filter { $0.direction == .clientToServer }
             .compactMap { try? JSONReader.parse($0.text) }.filter { $0["action"] != nil }.map { $0["echo"] }
         let first = socket.messages.first?.time ?? 0
@@ -144,15 +146,11 @@ extension ChatSocketReplay {
                 if isCause(json, dialect: socket.dialect) { causesBefore += 1 }
                 continue
             }
-            if let waited = await client.waitForCauses(causesBefore, timeout: options.timeout) {
+            if let waited = await client.waitForCounted(causesBefore, timeout: options.timeout) {
                 report.notes.append("stopped after waiting \(waited) for the client's messages before \(summary(of: message))")
                 break
             }
-            if case .speed(let factor) = options.pace {
-                try? await Task.sleep(until: started + .milliseconds(Int64((message.time - first) / factor * 1000)))
-            } else if case .original = options.pace {
-                try? await Task.sleep(until: started + .milliseconds(Int64((message.time - first) * 1000)))
-            }
+            try? await Task.sleep(until: started + options.pace.delay(offset: message.time - first))
             var text = message.text
             // A OneBot response answers the live call at the recorded call's place: its echo.
             if socket.dialect == "onebot", var members = json?.members, let echo = json?["echo"],
@@ -164,8 +162,7 @@ extension ChatSocketReplay {
             var data = ByteBuffer(string: text)
             var opcode = WebSocketOpcode.text
             if let compressor {
-                var compressed = channel.allocator.buffer(capacity: compressor.maxSize(from: data) + 16)
-                guard (try? compressor.deflate(from: &data, to: &compressed, flush: .sync)) != nil else { break }
+                guard let compressed = try? compressor.write(data) else { break }
                 data = compressed
                 opcode = .binary
             }
@@ -179,7 +176,7 @@ extension ChatSocketReplay {
         }
         // The rest of the client's recorded messages, then a moment for extras.
         let expected = socket.messages.filter { $0.direction == .clientToServer && !isKeepAlive(try? JSONReader.parse($0.text), dialect: socket.dialect) }
-        if report.notes.isEmpty, let waited = await client.waitForMessages(expected.count, timeout: options.timeout) {
+        if report.notes.isEmpty, let waited = await client.waitForKept(expected.count, timeout: options.timeout) {
             report.notes.append("stopped after waiting \(waited) for the client's last messages")
         }
         try? await Task.sleep(for: options.settle)
@@ -188,7 +185,7 @@ extension ChatSocketReplay {
         try? await channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: close)).get()
         try? await channel.close()
         reader.cancel()
-        let received = client.compared
+        let received = client.messages
         report.received = received.count + client.dropped
         if client.dropped > 0 { report.notes.append("the client sent \(client.dropped) messages beyond the first \(limit); they were counted, not compared") }
         var rules = options.rules
@@ -196,69 +193,5 @@ extension ChatSocketReplay {
         report.rows = compare(recorded: expected, replayed: received, dialect: socket.dialect, rules: rules, answersOnly: false)
         report.seconds = (ContinuousClock.now - started) / .seconds(1)
         return report
-    }
-}
-
-/// The client's messages as they come on a served socket: causes counted, live call echoes kept.
-private final class ServedClient: Sendable {
-    private struct State {
-        var compared: [String] = []
-        var dropped = 0
-        var causes = 0
-        var callEchoes: [JSONValue?] = []
-        var finished = false
-    }
-    private let state = NIOLockedValueBox(State())
-    private let dialect: String?
-    private let limit: Int
-    private let trace: (@Sendable (String) -> Void)?
-
-    init(dialect: String?, limit: Int, trace: (@Sendable (String) -> Void)?) {
-        self.dialect = dialect
-        self.limit = limit
-        self.trace = trace
-    }
-
-    /// The client's messages but its keep-alives.
-    var compared: [String] { state.withLockedValue { $0.compared } }
-    var dropped: Int { state.withLockedValue { $0.dropped } }
-
-    func callEcho(at place: Int) -> JSONValue? {
-        state.withLockedValue { place < $0.callEchoes.count ? $0.callEchoes[place] : nil }
-    }
-
-    func add(_ text: String) {
-        trace?("← \(text)")
-        let json = try? JSONReader.parse(text)
-        let cause = ChatSocketReplay.isCause(json, dialect: dialect)
-        let keepAlive = ChatSocketReplay.isKeepAlive(json, dialect: dialect)
-        state.withLockedValue { state in
-            if cause { state.causes += 1 }
-            if !keepAlive {
-                if state.compared.count < limit { state.compared.append(text) } else { state.dropped += 1 }
-            }
-            if let json, json["action"] != nil, state.callEchoes.count < limit { state.callEchoes.append(json["echo"]) }
-        }
-    }
-
-    func finish() { state.withLockedValue { $0.finished = true } }
-
-    func waitForCauses(_ count: Int, timeout: Duration) async -> String? {
-        await waitFor(timeout) { $0.causes >= count }
-    }
-
-    func waitForMessages(_ count: Int, timeout: Duration) async -> String? {
-        await waitFor(timeout) { $0.compared.count >= count }
-    }
-
-    private func waitFor(_ timeout: Duration, _ condition: (State) -> Bool) async -> String? {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            let (met, finished) = state.withLockedValue { (condition($0), $0.finished) }
-            if met { return nil }
-            if finished { return "until the client closed the connection" }
-            try? await Task.sleep(for: .milliseconds(5))
-        }
-        return "\(timeout)"
     }
 }

@@ -112,3 +112,50 @@ public final class PerMessageDeflateInflater {
         return output
     }
 }
+
+/// The receiving side of an application's own `compress=zlib-stream` (the Discord gateway): one
+/// zlib stream for the connection, whose pieces each end with a sync flush (00 00 FF FF) and may
+/// span several messages. Not Sendable: it owns a zlib stream.
+public struct ZlibStreamReader {
+    private let inflater: PerMessageDeflateInflater
+    private var pending = ByteBuffer()
+
+    public init() throws(WebSocketWireError) {
+        inflater = try PerMessageDeflateInflater(noContextTakeover: false, zlibStream: true)
+    }
+
+    /// What a piece inflates to, once `message` completed it; nil while it is incomplete. A piece
+    /// that does not inflate throws, and is dropped.
+    public mutating func read(_ message: ByteBuffer, maximumSize: Int = 16 << 20, offset: Int = 0) throws(WebSocketWireError) -> ByteBuffer? {
+        var piece = message
+        pending.writeBuffer(&piece)
+        guard PerMessageDeflateInflater.endsFlush(pending) else { return nil }
+        defer { pending.clear() }
+        return try inflater.inflate(pending, maximumSize: maximumSize, offset: offset)
+    }
+}
+
+/// The sending side of `compress=zlib-stream`: each message compressed into the connection's one
+/// zlib stream and ended with a sync flush. Not Sendable: it owns a zlib stream.
+public struct ZlibStreamWriter {
+    private let compressor: ZlibCompressor
+
+    public init() throws(WebSocketWireError) {
+        do {
+            compressor = try ZlibCompressor(algorithm: .zlib)
+        } catch {
+            throw WebSocketWireError(code: .compressionError, offset: 0, reason: "zlib could not start: \(error)")
+        }
+    }
+
+    public func write(_ message: ByteBuffer) throws(WebSocketWireError) -> ByteBuffer {
+        var input = message
+        var output = ByteBufferAllocator().buffer(capacity: compressor.maxSize(from: input) + 16)
+        do {
+            try compressor.deflate(from: &input, to: &output, flush: .sync)
+        } catch {
+            throw WebSocketWireError(code: .compressionError, offset: 0, reason: "zlib could not compress: \(error)")
+        }
+        return output
+    }
+}

@@ -223,14 +223,8 @@ struct ReplayOptionGroup: ParsableArguments {
         return ReplayOptions(pace: pace, timeout: .milliseconds(Int64(timeout * 1000)), rules: rules, trace: trace)
     }
 
-    /// The recording and the connections to replay; with `chatSockets`, also the JSON chat
-    /// sockets to replay (drive), and a recording of those alone is fine.
-    func load(_ path: String) throws -> (Recording, [RecordedConnection]) {
-        let (recording, connections, _) = try load(path, chatSockets: false)
-        return (recording, connections)
-    }
-
-    func load(_ path: String, chatSockets: Bool) throws -> (Recording, [RecordedConnection], [RecordedChatSocket]) {
+    /// The recording, and its MQTT connections and JSON chat sockets to replay (all, or those of --connection).
+    func load(_ path: String) throws -> (Recording, [RecordedConnection], [RecordedChatSocket]) {
         let recording: Recording
         do {
             recording = try Recording.read(path: path)
@@ -238,10 +232,9 @@ struct ReplayOptionGroup: ParsableArguments {
             throw unreadableInput("wmq-replay", "\(error)")
         }
         for problem in recording.problems { StandardError.write("wmq-replay: \(path): \(problem)\n") }
-        let sockets = chatSockets ? recording.chatSockets : []
+        let sockets = recording.chatSockets
         guard !recording.connections.isEmpty || !sockets.isEmpty else {
-            let more = !chatSockets && !recording.chatSockets.isEmpty ? " (its JSON chat sockets replay with drive)" : ""
-            throw unreadableInput("wmq-replay", "\(path) holds no MQTT connection\(more)")
+            throw unreadableInput("wmq-replay", "\(path) holds no MQTT connection")
         }
         let wanted = try connectionIDs()
         if wanted.isEmpty { return (recording, recording.connections, sockets) }
@@ -260,7 +253,6 @@ struct ReplayOptionGroup: ParsableArguments {
         return (recording, chosen, chosenSockets)
     }
 
-    /// Prints the reports, writes the JUnit file, and ends with 0 (all matched) or 1.
     /// The chat sockets replayed of one recording, for `finish`.
     struct ChatGroup {
         var recording: String
@@ -347,7 +339,7 @@ struct Drive: AsyncParsableCommand {
 
     func run() async throws {
         let options = try replay.options(defaultPace: .original)
-        let (session, connections, sockets) = try replay.load(recording, chatSockets: true)
+        let (session, connections, sockets) = try replay.load(recording)
         var jar: WorksCookies?
         if let cookies {
             do { jar = try WorksCookies.load(path: cookies) } catch { throw unreadableInput("wmq-replay", "\(error)") }
@@ -419,7 +411,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let options = try replay.options(defaultPace: .original)
-        let (session, connections, sockets) = try replay.load(recording, chatSockets: true)
+        let (session, connections, sockets) = try replay.load(recording)
         if connections.isEmpty {
             try await serveChatSockets(sockets, options: options)
             return
@@ -508,7 +500,7 @@ struct Check: AsyncParsableCommand {
         var reports: [ReplayReport] = []
         var chat: [ReplayOptionGroup.ChatGroup] = []
         for path in recordings {
-            let (session, connections, sockets) = try replay.load(path, chatSockets: true)
+            let (session, connections, sockets) = try replay.load(path)
             if !connections.isEmpty {
                 do {
                     reports.append(try await Replayer.check(session, connections: connections, options: options))
