@@ -2,15 +2,18 @@ import CompressNIO
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket
+import Synchronization
 import WebSocketWire
 
 /// The WebSocket targets: frames and messages of one direction, HTTP Upgrade heads,
 /// permessage-deflate.
 enum WebSocketHarness {
-    /// Frame and message limit. Small, so that an inflation bomb in the corpus costs one
-    /// 64 KiB buffer per run, not a megabyte of fresh pages under AddressSanitizer's
-    /// quarantine (the limit logic is the same at any size).
-    static let maximumSize = 1 << 16
+    /// Frame and message limit. Small, so that an inflation bomb costs 4 KiB of output
+    /// per message (inflated on each of the harness's passes), not 64 KiB or a megabyte of
+    /// fresh pages under AddressSanitizer's quarantine. The limit logic is the same at any
+    /// size, and inputs are at most 4 KiB, so no whole frame is refused that a larger limit
+    /// would take.
+    static let maximumSize = 1 << 12
 
     /// Control bytes: flags (bit 0: server-to-client; bit 1: the stream starts with the
     /// HTTP head; bit 2: permessage-deflate, bit 3 without context takeover; bit 4: the
@@ -32,9 +35,7 @@ enum WebSocketHarness {
             throw OracleViolation(target: "websocket", oracle: "chunked decoding equals one-shot decoding",
                                   detail: firstDifference(oneShot, pieces))
         }
-        for case .frame(let parsed) in oneShot {
-            try roundTrip(parsed, setup: setup)
-        }
+        try roundTrips(oneShot, setup: setup)
     }
 
     struct StreamSetup {
@@ -70,6 +71,34 @@ enum WebSocketHarness {
             events += decoder.feed(piece)
         }
         return events
+    }
+
+    /// The frame writer's bytes for the parsed frames, one after the other, parse back to
+    /// the same frames (one buffer and one parser for all, which keeps the harness fast; a
+    /// mismatch is then narrowed down to its frame).
+    static func roundTrips(_ events: [WebSocketStreamDecoder.Event], setup: StreamSetup) throws(OracleViolation) {
+        var wire = ByteBuffer()
+        var frames: [ParsedFrame] = []
+        for case .frame(let parsed) in events {
+            WebSocketFrameWriter.write(parsed.frame, maskKey: parsed.maskKey, into: &wire)
+            frames.append(parsed)
+        }
+        guard !frames.isEmpty else { return }
+        var parser = WebSocketFrameParser(configuration: .init(
+            maximumFrameSize: maximumSize, direction: setup.direction, allowedReservedBits: [.rsv1, .rsv2, .rsv3]))
+        parser.append(wire)
+        for parsed in frames {
+            let back = try? parser.next()
+            guard let back, back.frame == parsed.frame, back.maskKey == parsed.maskKey else {
+                try roundTrip(parsed, setup: setup)
+                throw OracleViolation(target: "websocket", oracle: "parse(write(frames)) == frames",
+                                      detail: "\(parsed.frame) came back as \(back.map { "\($0.frame)" } ?? "nothing") in a stream")
+            }
+        }
+        if parser.bufferedByteCount != 0 {
+            throw OracleViolation(target: "websocket", oracle: "parse(write(frames)) == frames",
+                                  detail: "\(parser.bufferedByteCount) written bytes left over")
+        }
     }
 
     /// The frame writer's bytes for a parsed frame parse back to the same frame.
@@ -157,13 +186,51 @@ enum WebSocketHarness {
     static let deflate = FuzzTarget(
         name: "deflate", summary: "permessage-deflate inflater (RFC 7692) with and without context takeover"
     ) { input throws(OracleViolation) in
+        try zlib.withLock { (streams: inout ZlibStreams?) throws(OracleViolation) in
+            let ready: ZlibStreams
+            if let streams { ready = streams } else { ready = try ZlibStreams(); streams = ready }
+            try inflateMessages(input, streams: ready)
+        }
+    }
+
+    /// zlib streams cost much to set up (deflate's state is about 256 KiB, which
+    /// AddressSanitizer poisons and quarantines): one set serves every run, reset before
+    /// each use, which leaves it as new ones would be. The lock keeps tests that run
+    /// harnesses in parallel apart.
+    private static let zlib = Mutex<ZlibStreams?>(nil)
+
+    final class ZlibStreams {
+        let withTakeover: PerMessageDeflateInflater
+        let withoutTakeover: PerMessageDeflateInflater
+        /// Inflates what `compressor` deflated, for the round trip.
+        let checker: PerMessageDeflateInflater
+        let compressor: ZlibCompressor
+
+        init() throws(OracleViolation) {
+            do {
+                withTakeover = try PerMessageDeflateInflater(noContextTakeover: false)
+                withoutTakeover = try PerMessageDeflateInflater(noContextTakeover: true)
+                checker = try PerMessageDeflateInflater(noContextTakeover: true)
+                // Fastest level, least memory (deflateReset clears the match hash table: 64 KiB by
+                // default, 512 bytes here): a bomb's 64 KiB of output is deflated again on every
+                // run, and any valid deflate stream serves the round trip.
+                compressor = try ZlibCompressor(algorithm: .deflate, configuration: .init(compressionLevel: 1, memoryLevel: 1))
+            } catch {
+                throw OracleViolation(target: "deflate", oracle: "setup", detail: "\(error)")
+            }
+        }
+    }
+
+    static func inflateMessages(_ input: [UInt8], streams: ZlibStreams) throws(OracleViolation) {
         var cursor = InputCursor(input)
         let noContextTakeover = cursor.byte() & 1 != 0
-        let limit = 1 << 16
+        // Small for the reason of `maximumSize`: a bomb costs 4 KiB of output per message,
+        // inflated and deflated again, not 64 KiB; the limit logic is the same at any size.
+        let limit = maximumSize
         var rest = cursor.rest
-        let inflater: PerMessageDeflateInflater
+        let inflater = noContextTakeover ? streams.withoutTakeover : streams.withTakeover
         do {
-            inflater = try PerMessageDeflateInflater(noContextTakeover: noContextTakeover)
+            try inflater.reset()
         } catch {
             throw OracleViolation(target: "deflate", oracle: "setup", detail: "\(error)")
         }
@@ -182,21 +249,22 @@ enum WebSocketHarness {
                 throw OracleViolation(target: "deflate", oracle: "inflated size within the limit",
                                       detail: "\(output.readableBytes) > \(limit)")
             }
-            try reinflates(output)
+            try reinflates(output, streams: streams)
         }
     }
 
     /// zlib deflates `text` (sync flush, tail removed, as a sender does) and a fresh
     /// inflater gives `text` back.
-    static func reinflates(_ text: ByteBuffer) throws(OracleViolation) {
+    static func reinflates(_ text: ByteBuffer, streams: ZlibStreams) throws(OracleViolation) {
         do {
             var input = text
-            let compressor = try ZlibCompressor(algorithm: .deflate)
+            let compressor = streams.compressor
+            try compressor.reset()
             var compressed = ByteBufferAllocator().buffer(capacity: compressor.maxSize(from: input) + 16)
             try compressor.deflate(from: &input, to: &compressed, flush: .sync)
             compressed.moveWriterIndex(to: compressed.writerIndex - 4)
-            let back = try PerMessageDeflateInflater(noContextTakeover: true)
-                .inflate(compressed, maximumSize: max(1, text.readableBytes), offset: 0)
+            try streams.checker.reset()
+            let back = try streams.checker.inflate(compressed, maximumSize: max(1, text.readableBytes), offset: 0)
             guard back == text else {
                 throw OracleViolation(target: "deflate", oracle: "inflate(deflate(text)) == text",
                                       detail: "\(text.readableBytes) bytes came back as \(back.readableBytes)")

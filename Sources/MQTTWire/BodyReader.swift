@@ -21,10 +21,10 @@ struct BodyReader {
     var isAtEnd: Bool { buffer.readableBytes == 0 }
     var remaining: Int { buffer.readableBytes }
 
-    func error(_ code: MQTTWireError.Code, at offset: Int? = nil, _ reason: String, spec: String? = nil)
+    func error(_ code: MQTTWireError.Code, at offset: Int? = nil, _ reason: @autoclosure @escaping @Sendable () -> String, spec: String? = nil)
         -> MQTTWireError
     {
-        MQTTWireError(code: code, offset: offset ?? self.offset, packetType: type, reason: reason, specReference: spec)
+        MQTTWireError(code: code, offset: offset ?? self.offset, packetType: type, describedBy: reason(), specReference: spec)
     }
 
     func truncated(_ field: String, needs: Int) -> MQTTWireError {
@@ -71,6 +71,7 @@ struct BodyReader {
             value |= UInt32(byte & 0x7F) << (7 * UInt32(index))
             if byte & 0x80 == 0 {
                 if index > 0 && byte == 0 {
+                    let value = value
                     throw error(.malformedVariableByteInteger, at: start,
                                 "\(field) \(value) is encoded in \(index + 1) bytes, more than it needs", spec: "MQTT-1.5.5-1")
                 }

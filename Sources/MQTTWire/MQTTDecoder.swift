@@ -178,7 +178,7 @@ public struct MQTTDecoder: Sendable {
             let error = MQTTWireError(
                 code: .malformedRemainingLength, offset: streamOffset + 4,
                 packetType: PacketType(rawValue: first >> 4),
-                reason: "the remaining length runs past four bytes", specReference: "MQTT 3.1.1 §2.2.3, MQTT 5.0 §1.5.5")
+                describedBy: "the remaining length runs past four bytes", specReference: "MQTT 3.1.1 §2.2.3, MQTT 5.0 §1.5.5")
             brokenStream = error
             throw error
         }
@@ -187,22 +187,23 @@ public struct MQTTDecoder: Sendable {
             type: PacketType(rawValue: first >> 4), flags: flags, headerLength: headerLength,
             remainingLength: remaining)
         guard let type = header.type, type != .auth || version == .v5 else {
+            let version = version
             header.problem = MQTTWireError(
                 code: .invalidPacketType, offset: streamOffset,
-                reason: "packet type \(first >> 4) is reserved in MQTT \(version)",
+                describedBy: "packet type \(first >> 4) is reserved in MQTT \(version)",
                 specReference: version == .v5 ? "MQTT 5.0 §2.1.2" : "MQTT 3.1.1 §2.2.1")
             return header
         }
         if type != .publish && flags != type.requiredFlags {
             header.problem = MQTTWireError(
                 code: .invalidFixedHeaderFlags, offset: streamOffset, packetType: type,
-                reason: "\(type) flags are 0x\(String(flags, radix: 16)), must be 0x\(String(type.requiredFlags, radix: 16))",
+                describedBy: "\(type) flags are 0x\(String(flags, radix: 16)), must be 0x\(String(type.requiredFlags, radix: 16))",
                 specReference: version == .v5 ? "MQTT-2.1.3-1" : "MQTT-2.2.2-1, MQTT-2.2.2-2")
         } else if version == .v5 && !isMinimal {
             // MQTT 3.1.1 has no such rule and takes it.
             header.problem = MQTTWireError(
                 code: .malformedRemainingLength, offset: streamOffset + headerLength - 1, packetType: type,
-                reason: "the remaining length \(remaining) is encoded in \(headerLength - 1) bytes, more than it needs",
+                describedBy: "the remaining length \(remaining) is encoded in \(headerLength - 1) bytes, more than it needs",
                 specReference: "MQTT-1.5.5-1")
         }
         return header
@@ -218,7 +219,7 @@ extension MQTTDecoder {
         decoder.append(bytes)
         guard let packet = try decoder.next() else {
             throw MQTTWireError(code: .truncatedPacket, offset: decoder.offset + decoder.bufferedByteCount,
-                                reason: "the bytes end inside the packet")
+                                describedBy: "the bytes end inside the packet")
         }
         guard decoder.bufferedByteCount == 0 else {
             throw MQTTWireError(code: .trailingBytes, offset: decoder.offset, packetType: packet.type,

@@ -12,7 +12,13 @@ public struct MQTTWireError: Error, Sendable, Hashable, CustomStringConvertible 
     /// The packet the violation was found in, when its fixed header was read.
     public let packetType: PacketType?
     /// A sentence for people: what was expected and what was found.
-    public let reason: String
+    public var reason: String {
+        switch reasonText {
+        case .written(let text): text
+        case .deferred(let write): write()
+        }
+    }
+    private let reasonText: ReasonText
     /// The normative statement of the specification that the input breaks, such as
     /// `MQTT-3.3.1-4`, or a section reference where the statement has no identifier.
     public let specReference: String?
@@ -24,10 +30,31 @@ public struct MQTTWireError: Error, Sendable, Hashable, CustomStringConvertible 
         code: Code, offset: Int, packetType: PacketType? = nil, reason: String,
         specReference: String? = nil, isRecoverable: Bool = false
     ) {
+        self.init(code: code, offset: offset, packetType: packetType, reasonText: .written(reason),
+                  specReference: specReference, isRecoverable: isRecoverable)
+    }
+
+    /// An error whose reason is written only when it is read: the decoders meet broken streams
+    /// (and fuzzers, millions of them) and throw far more errors than anyone reads.
+    public init(
+        code: Code, offset: Int, packetType: PacketType? = nil, describedBy reason: @autoclosure @escaping @Sendable () -> String,
+        specReference: String? = nil, isRecoverable: Bool = false
+    ) {
+        self.init(code: code, offset: offset, packetType: packetType, reasonText: .deferred(reason),
+                  specReference: specReference, isRecoverable: isRecoverable)
+    }
+
+    private enum ReasonText: Sendable {
+        case written(String)
+        case deferred(@Sendable () -> String)
+    }
+
+    private init(code: Code, offset: Int, packetType: PacketType?, reasonText: ReasonText, specReference: String?,
+                 isRecoverable: Bool) {
         self.code = code
         self.offset = offset
         self.packetType = packetType
-        self.reason = reason
+        self.reasonText = reasonText
         self.specReference = specReference
         self.isRecoverable = isRecoverable
     }
@@ -51,7 +78,7 @@ public struct MQTTWireError: Error, Sendable, Hashable, CustomStringConvertible 
 
     func with(packetType: PacketType, recoverable: Bool) -> MQTTWireError {
         MQTTWireError(
-            code: code, offset: offset, packetType: self.packetType ?? packetType, reason: reason,
+            code: code, offset: offset, packetType: self.packetType ?? packetType, reasonText: reasonText,
             specReference: specReference, isRecoverable: recoverable)
     }
 

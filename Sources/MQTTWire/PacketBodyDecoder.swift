@@ -99,7 +99,8 @@ enum PacketBodyDecoder {
         let start = reader.offset
         let code = ReasonCode(try reader.readByte("reason code"))
         guard ReasonCode.allowed(in: reader.type, version: version).contains(code.rawValue) else {
-            throw reader.error(.invalidReasonCode, at: start, "\(code) may not appear in \(reader.type)",
+            let type = reader.type
+            throw reader.error(.invalidReasonCode, at: start, "\(code) may not appear in \(type)",
                                spec: version == .v5 ? "MQTT 5.0 §2.4" : "MQTT 3.1.1 §3.2.2.3, MQTT-3.9.3-2")
         }
         return code
@@ -122,8 +123,8 @@ enum PacketBodyDecoder {
         }
         let flagsOffset = reader.offset
         let flags = try reader.readByte("connect flags")
-        func flagError(_ reason: String, _ spec: String) -> MQTTWireError {
-            reader.error(.invalidConnectFlags, at: flagsOffset, reason, spec: spec)
+        func flagError(_ reason: @autoclosure @escaping @Sendable () -> String, _ spec: String) -> MQTTWireError {
+            reader.error(.invalidConnectFlags, at: flagsOffset, reason(), spec: spec)
         }
         if flags & 0x01 != 0 { throw flagError("reserved connect flag bit 0 is set", "MQTT-3.1.2-3") }
         let hasWill = flags & 0x04 != 0

@@ -7,8 +7,8 @@ enum PropertyRules {
     static func check(_ property: MQTTProperty, at offset: Int, context: PropertyContext, type: PacketType)
         throws(MQTTWireError)
     {
-        func invalid(_ reason: String, _ spec: String) -> MQTTWireError {
-            MQTTWireError(code: .invalidPropertyValue, offset: offset, packetType: type, reason: reason, specReference: spec)
+        func invalid(_ reason: @autoclosure @escaping @Sendable () -> String, _ spec: String) -> MQTTWireError {
+            MQTTWireError(code: .invalidPropertyValue, offset: offset, packetType: type, describedBy: reason(), specReference: spec)
         }
         switch property {
         case .payloadFormatIndicator(let v) where v > 1:

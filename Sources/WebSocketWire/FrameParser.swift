@@ -117,7 +117,7 @@ public struct WebSocketFrameParser: Sendable {
             guard value & (1 << 63) == 0 else {
                 let error = WebSocketWireError(
                     code: .lengthTopBitSet, offset: streamOffset + 2,
-                    reason: "64-bit payload length 0x\(String(value, radix: 16)) has its most significant bit set",
+                    describedBy: "64-bit payload length 0x\(String(value, radix: 16)) has its most significant bit set",
                     specReference: "RFC 6455 §5.2", isRecoverable: false)
                 brokenStream = error
                 throw error
@@ -181,28 +181,28 @@ public struct WebSocketFrameParser: Sendable {
         if !configuration.allowedReservedBits.isSuperset(of: reserved) {
             return WebSocketWireError(
                 code: .reservedBitsSet, offset: offset,
-                reason: "reserved bits 0x\(String(reserved.rawValue, radix: 16)) set without a negotiated extension",
+                describedBy: "reserved bits 0x\(String(reserved.rawValue, radix: 16)) set without a negotiated extension",
                 specReference: "RFC 6455 §5.2")
         }
         guard let opcode = WebSocketOpcode(encodedWebSocketOpcode: opcodeBits),
               [0x0, 0x1, 0x2, 0x8, 0x9, 0xA].contains(opcodeBits) else {
-            return WebSocketWireError(code: .unknownOpcode, offset: offset, reason: "opcode 0x\(String(opcodeBits, radix: 16)) is reserved",
+            return WebSocketWireError(code: .unknownOpcode, offset: offset, describedBy: "opcode 0x\(String(opcodeBits, radix: 16)) is reserved",
                                       specReference: "RFC 6455 §5.2")
         }
         if opcode.isControlOpcode {
             if length > 125 {
                 return WebSocketWireError(code: .controlFrameTooLong, offset: offset,
-                                          reason: "\(opcode) frame of \(length) bytes; control frames carry at most 125",
+                                          describedBy: "\(opcode) frame of \(length) bytes; control frames carry at most 125",
                                           specReference: "RFC 6455 §5.5")
             }
             if first & 0x80 == 0 {
                 return WebSocketWireError(code: .fragmentedControlFrame, offset: offset,
-                                          reason: "\(opcode) frame without FIN", specReference: "RFC 6455 §5.5")
+                                          describedBy: "\(opcode) frame without FIN", specReference: "RFC 6455 §5.5")
             }
         }
         if length > configuration.maximumFrameSize {
             return WebSocketWireError(code: .frameTooLarge, offset: offset,
-                                      reason: "frame payload of \(length) bytes exceeds the maximum of \(configuration.maximumFrameSize)")
+                                      describedBy: "frame payload of \(length) bytes exceeds the maximum of \(configuration.maximumFrameSize)")
         }
         return nil
     }

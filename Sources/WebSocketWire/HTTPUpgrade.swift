@@ -1,5 +1,10 @@
 import COpenSSL
 import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 public import NIOCore
 public import NIOHTTP1
 
@@ -119,7 +124,7 @@ public enum HTTPHeadParser {
         let parts = lines[0].text.split(separator: " ", omittingEmptySubsequences: false)
         guard parts.count == 3, !parts[0].isEmpty, !parts[1].isEmpty else {
             throw WebSocketWireError(code: .malformedStartLine, offset: streamOffset,
-                                     reason: "request line \"\(lines[0].text.prefix(80))\" is not METHOD SP target SP version",
+                                     describedBy: "request line \"\(lines[0].text.prefix(80))\" is not METHOD SP target SP version",
                                      specReference: "RFC 9112 §3")
         }
         let version = try httpVersion(parts[2], offset: streamOffset + parts[0].utf8.count + parts[1].utf8.count + 2)
@@ -142,7 +147,7 @@ public enum HTTPHeadParser {
         // HTTPResponseStatus traps on a negative code (found by the http-upgrade fuzz target).
         guard parts.count >= 2, isDigits(parts[1], count: 3), let code = Int(parts[1]) else {
             throw WebSocketWireError(code: .malformedStartLine, offset: streamOffset,
-                                     reason: "status line \"\(lines[0].text.prefix(80))\" is not version SP 3-digit-code SP reason",
+                                     describedBy: "status line \"\(lines[0].text.prefix(80))\" is not version SP 3-digit-code SP reason",
                                      specReference: "RFC 9112 §4")
         }
         let version = try httpVersion(parts[0], offset: streamOffset)
@@ -164,6 +169,15 @@ public enum HTTPHeadParser {
     private static func head(_ buffer: ByteBuffer, streamOffset: Int, maximumHeadSize: Int) throws(WebSocketWireError)
         -> ([Line], Int)?
     {
+        // The bytes are searched for the blank line first and made into lines only once the head
+        // is whole: a head arriving in many small pieces is searched again at each piece.
+        guard headIsComplete(buffer, maximumHeadSize: maximumHeadSize) else {
+            if buffer.readableBytes >= maximumHeadSize {
+                throw WebSocketWireError(code: .headTooLarge, offset: streamOffset + maximumHeadSize,
+                                         describedBy: "no end of the HTTP head within \(maximumHeadSize) bytes")
+            }
+            return nil
+        }
         let view = buffer.readableBytesView
         let limit = min(view.endIndex, view.startIndex + maximumHeadSize)
         var lines: [Line] = []
@@ -186,9 +200,33 @@ public enum HTTPHeadParser {
         }
         if view.count >= maximumHeadSize {
             throw WebSocketWireError(code: .headTooLarge, offset: streamOffset + maximumHeadSize,
-                                     reason: "no end of the HTTP head within \(maximumHeadSize) bytes")
+                                     describedBy: "no end of the HTTP head within \(maximumHeadSize) bytes")
         }
         return nil
+    }
+
+    /// Whether the first `maximumHeadSize` bytes hold a blank line after a non-blank one
+    /// (lines ending in LF or CRLF, as `head` reads them).
+    private static func headIsComplete(_ buffer: ByteBuffer, maximumHeadSize: Int) -> Bool {
+        buffer.withUnsafeReadableBytes { bytes in
+            guard let base = bytes.baseAddress else { return false }
+            let count = min(bytes.count, maximumHeadSize)
+            var lineStart = 0
+            var sawLine = false
+            while lineStart < count {
+                guard let found = memchr(base + lineStart, Int32(UInt8(ascii: "\n")), count - lineStart) else { return false }
+                let index = base.distance(to: UnsafeRawPointer(found))
+                var end = index
+                if end > lineStart && bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
+                if end > lineStart {
+                    sawLine = true
+                } else if sawLine {
+                    return true
+                }
+                lineStart = index + 1
+            }
+            return false
+        }
     }
 
     /// Exactly `count` ASCII digits: no sign, no space (Int() would take "-01" and "+1").
@@ -201,7 +239,7 @@ public enum HTTPHeadParser {
         let digits = text.hasPrefix("HTTP/") ? text.dropFirst(5).split(separator: ".", omittingEmptySubsequences: false) : []
         guard digits.count == 2, digits.allSatisfy({ isDigits($0, count: 1) }),
               let major = Int(digits[0]), let minor = Int(digits[1]) else {
-            throw WebSocketWireError(code: .malformedStartLine, offset: offset, reason: "\"\(text)\" is not an HTTP version",
+            throw WebSocketWireError(code: .malformedStartLine, offset: offset, describedBy: "\"\(text)\" is not an HTTP version",
                                      specReference: "RFC 9112 §2.3")
         }
         return HTTPVersion(major: major, minor: minor)
@@ -212,16 +250,16 @@ public enum HTTPHeadParser {
         for line in lines {
             if line.text.first == " " || line.text.first == "\t" {
                 throw WebSocketWireError(code: .malformedHeader, offset: line.offset,
-                                         reason: "obsolete line folding", specReference: "RFC 9112 §5.2")
+                                         describedBy: "obsolete line folding", specReference: "RFC 9112 §5.2")
             }
             guard let colon = line.text.firstIndex(of: ":") else {
                 throw WebSocketWireError(code: .malformedHeader, offset: line.offset,
-                                         reason: "header line without a colon", specReference: "RFC 9112 §5")
+                                         describedBy: "header line without a colon", specReference: "RFC 9112 §5")
             }
             let name = line.text[line.text.startIndex..<colon]
             guard !name.isEmpty, name.allSatisfy(isTokenCharacter) else {
                 throw WebSocketWireError(code: .malformedHeader, offset: line.offset,
-                                         reason: "header name \"\(name)\" is not a token (whitespace before the colon?)",
+                                         describedBy: "header name \"\(name)\" is not a token (whitespace before the colon?)",
                                          specReference: "RFC 9112 §5.1")
             }
             let value = line.text[line.text.index(after: colon)...].trimmingOWS()

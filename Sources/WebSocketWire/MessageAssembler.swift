@@ -122,7 +122,7 @@ public struct WebSocketMessageAssembler {
         if frame.opcode.isControlOpcode {
             if frame.rsv1 {
                 throw WebSocketWireError(code: .compressedControlFrame, offset: parsed.offset,
-                                         reason: "RSV1 set on a \(frame.opcode) frame", specReference: "RFC 7692 §6.1")
+                                         describedBy: "RSV1 set on a \(frame.opcode) frame", specReference: "RFC 7692 §6.1")
             }
             switch frame.opcode {
             case .ping: return .ping(frame.data, frame: parsed)
@@ -144,11 +144,11 @@ public struct WebSocketMessageAssembler {
         if frame.opcode == .continuation {
             guard let existing = partial else {
                 throw WebSocketWireError(code: .unexpectedContinuation, offset: parsed.offset,
-                                         reason: "continuation frame with no message to continue", specReference: "RFC 6455 §5.4")
+                                         describedBy: "continuation frame with no message to continue", specReference: "RFC 6455 §5.4")
             }
             if frame.rsv1 {
                 throw WebSocketWireError(code: .compressedContinuation, offset: parsed.offset,
-                                         reason: "RSV1 set on a continuation frame", specReference: "RFC 7692 §6.1")
+                                         describedBy: "RSV1 set on a continuation frame", specReference: "RFC 7692 §6.1")
             }
             current = existing
             partial = nil
@@ -163,12 +163,12 @@ public struct WebSocketMessageAssembler {
             if partial != nil {
                 partial = nil
                 throw WebSocketWireError(code: .expectedContinuation, offset: parsed.offset,
-                                         reason: "\(frame.opcode) frame inside an unfinished fragmented message",
+                                         describedBy: "\(frame.opcode) frame inside an unfinished fragmented message",
                                          specReference: "RFC 6455 §5.4")
             }
             if frame.rsv1 && inflater == nil {
                 throw WebSocketWireError(code: .reservedBitsSet, offset: parsed.offset,
-                                         reason: "RSV1 set but permessage-deflate was not negotiated", specReference: "RFC 6455 §5.2")
+                                         describedBy: "RSV1 set but permessage-deflate was not negotiated", specReference: "RFC 6455 §5.2")
             }
             guard frame.length <= configuration.maximumMessageSize else { throw tooLarge(parsed) }
             current = Partial(opcode: frame.opcode, data: frame.data, frameCount: 1, start: parsed.offset,
@@ -178,7 +178,7 @@ public struct WebSocketMessageAssembler {
             let bad = frame.data.withUnsafeReadableBytes { current.utf8.validate($0) }
             if let bad {
                 throw WebSocketWireError(code: .invalidUTF8, offset: parsed.payloadOffset + bad,
-                                         reason: "text message is not UTF-8", specReference: "RFC 6455 §8.1")
+                                         describedBy: "text message is not UTF-8", specReference: "RFC 6455 §8.1")
             }
         }
         guard frame.fin else {
@@ -192,14 +192,14 @@ public struct WebSocketMessageAssembler {
                 let bad = data.withUnsafeReadableBytes { current.utf8.validate($0) }
                 if bad != nil {
                     throw WebSocketWireError(code: .invalidUTF8, offset: current.start,
-                                             reason: "inflated text message is not UTF-8 (byte \(bad ?? 0) of the message)",
+                                             describedBy: "inflated text message is not UTF-8 (byte \(bad ?? 0) of the message)",
                                              specReference: "RFC 6455 §8.1")
                 }
             }
         }
         if current.opcode == .text && !current.utf8.isComplete {
             throw WebSocketWireError(code: .invalidUTF8, offset: parsed.endOffset,
-                                     reason: "text message ends inside a UTF-8 sequence", specReference: "RFC 6455 §8.1")
+                                     describedBy: "text message ends inside a UTF-8 sequence", specReference: "RFC 6455 §8.1")
         }
         return .message(WebSocketMessage(
             opcode: current.opcode, data: data, frameCount: current.frameCount,
@@ -218,18 +218,18 @@ public struct WebSocketMessageAssembler {
         case 0: return WebSocketClose(code: nil, reason: "")
         case 1:
             throw WebSocketWireError(code: .invalidClosePayload, offset: parsed.payloadOffset,
-                                     reason: "close payload of one byte", specReference: "RFC 6455 §5.5.1")
+                                     describedBy: "close payload of one byte", specReference: "RFC 6455 §5.5.1")
         default:
             let code = data.readInteger(as: UInt16.self) ?? 0
             guard WebSocketClose.isSendable(code) else {
                 throw WebSocketWireError(code: .invalidCloseCode, offset: parsed.payloadOffset,
-                                         reason: "close code \(code) may not be sent", specReference: "RFC 6455 §7.4.1")
+                                         describedBy: "close code \(code) may not be sent", specReference: "RFC 6455 §7.4.1")
             }
             var validator = UTF8Validator()
             let bad = data.withUnsafeReadableBytes { validator.validate($0) }
             if bad != nil || !validator.isComplete {
                 throw WebSocketWireError(code: .invalidUTF8, offset: parsed.payloadOffset + 2 + (bad ?? data.readableBytes),
-                                         reason: "close reason is not UTF-8", specReference: "RFC 6455 §5.5.1")
+                                         describedBy: "close reason is not UTF-8", specReference: "RFC 6455 §5.5.1")
             }
             return WebSocketClose(code: code, reason: String(buffer: data))
         }

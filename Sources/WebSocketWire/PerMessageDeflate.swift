@@ -55,10 +55,17 @@ public final class PerMessageDeflateInflater {
             // A 15-bit window inflates what any smaller negotiated window compressed.
             decompressor = try ZlibDecompressor(algorithm: zlibStream ? .zlib : .deflate, windowSize: 15)
         } catch {
-            throw WebSocketWireError(code: .compressionError, offset: 0, reason: "zlib could not start: \(error)")
+            throw WebSocketWireError(code: .compressionError, offset: 0, describedBy: "zlib could not start: \(error)")
         }
         resetsAfterMessage = noContextTakeover
         appendsTail = !zlibStream
+    }
+
+    /// Forgets the context, as a new inflater would start (zlib's inflateReset: cheaper than a new one).
+    public func reset() throws(WebSocketWireError) {
+        do { try decompressor.reset() } catch {
+            throw WebSocketWireError(code: .compressionError, offset: 0, reason: "zlib could not reset")
+        }
     }
 
     /// Whether a zlib-stream piece is complete: it ends with the sync-flush marker.
@@ -81,7 +88,7 @@ public final class PerMessageDeflateInflater {
                 if output.writableBytes == 0 {
                     guard output.capacity < limit else {
                         throw WebSocketWireError(code: .messageTooLarge, offset: offset,
-                                                 reason: "message inflates past the maximum of \(maximumSize) bytes")
+                                                 describedBy: "message inflates past the maximum of \(maximumSize) bytes")
                     }
                     output.reserveCapacity(min(limit, output.capacity * 2))
                 }
@@ -98,15 +105,15 @@ public final class PerMessageDeflateInflater {
             throw error
         } catch {
             throw WebSocketWireError(code: .compressionError, offset: offset,
-                                     reason: "permessage-deflate data does not inflate (\(error))", specReference: "RFC 7692 §7.2.3")
+                                     describedBy: "permessage-deflate data does not inflate (\(error))", specReference: "RFC 7692 §7.2.3")
         }
         guard output.readableBytes <= maximumSize else {
             throw WebSocketWireError(code: .messageTooLarge, offset: offset,
-                                     reason: "message inflates past the maximum of \(maximumSize) bytes")
+                                     describedBy: "message inflates past the maximum of \(maximumSize) bytes")
         }
         if resetsAfterMessage {
             do { try decompressor.reset() } catch {
-                throw WebSocketWireError(code: .compressionError, offset: offset, reason: "zlib could not reset")
+                throw WebSocketWireError(code: .compressionError, offset: offset, describedBy: "zlib could not reset")
             }
         }
         return output
@@ -144,7 +151,7 @@ public struct ZlibStreamWriter {
         do {
             compressor = try ZlibCompressor(algorithm: .zlib)
         } catch {
-            throw WebSocketWireError(code: .compressionError, offset: 0, reason: "zlib could not start: \(error)")
+            throw WebSocketWireError(code: .compressionError, offset: 0, describedBy: "zlib could not start: \(error)")
         }
     }
 
@@ -154,7 +161,7 @@ public struct ZlibStreamWriter {
         do {
             try compressor.deflate(from: &input, to: &output, flush: .sync)
         } catch {
-            throw WebSocketWireError(code: .compressionError, offset: 0, reason: "zlib could not compress: \(error)")
+            throw WebSocketWireError(code: .compressionError, offset: 0, describedBy: "zlib could not compress: \(error)")
         }
         return output
     }
