@@ -6,12 +6,28 @@ public enum IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .v4(let value):
-            return [24, 16, 8, 0].map { String((value >> $0) & 0xFF) }.joined(separator: ".")
+        case .v4:
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(15)
+            writeDecimal(to: &bytes)
+            return String(decoding: bytes, as: UTF8.self)
         case .v6(let high, let low):
             let groups = [48, 32, 16, 0].map { UInt16(truncatingIfNeeded: high >> $0) }
                 + [48, 32, 16, 0].map { UInt16(truncatingIfNeeded: low >> $0) }
             return Self.compress(groups)
+        }
+    }
+
+    /// An IPv4 address in dotted decimal, appended without making a String per octet (every
+    /// decoded packet names its endpoints); an IPv6 address as `description` gives it.
+    func writeDecimal(to bytes: inout [UInt8]) {
+        guard case .v4(let value) = self else {
+            bytes.append(contentsOf: description.utf8)
+            return
+        }
+        for shift in [24, 16, 8, 0] as [UInt32] {
+            if shift != 24 { bytes.append(UInt8(ascii: ".")) }
+            appendDecimal(Int((value >> shift) & 0xFF), to: &bytes)
         }
     }
 
@@ -63,7 +79,12 @@ public struct Endpoint: Sendable, Hashable, Comparable, CustomStringConvertible 
     /// `1.2.3.4:80`, `[::1]:80`.
     public var description: String {
         if case .v6 = address { return "[\(address)]:\(port)" }
-        return "\(address):\(port)"
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(21)
+        address.writeDecimal(to: &bytes)
+        bytes.append(UInt8(ascii: ":"))
+        appendDecimal(Int(port), to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     public static func < (lhs: Endpoint, rhs: Endpoint) -> Bool { (lhs.address, lhs.port) < (rhs.address, rhs.port) }
@@ -85,4 +106,10 @@ public struct Endpoint: Sendable, Hashable, Comparable, CustomStringConvertible 
             break
         }
     }
+}
+
+/// `value` (0 or more) in decimal digits.
+func appendDecimal(_ value: Int, to bytes: inout [UInt8]) {
+    if value >= 10 { appendDecimal(value / 10, to: &bytes) }
+    bytes.append(UInt8(ascii: "0") + UInt8(value % 10))
 }

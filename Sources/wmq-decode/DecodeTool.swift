@@ -156,6 +156,10 @@ struct Decode: ParsableCommand {
         var startTime: Double?
         var errors = 0
         var jsonArrayStarted = false
+        // JSON Lines to a file or a pipe read in bulk are written on a second thread; a live
+        // stream (stdin, a terminal) writes each line when its frame is read, so it does not.
+        let background = format == .jsonl && !stats && !streams ? BackgroundLines(showsSecrets: noRedact) : nil
+        defer { background?.finish() }
 
         func emit(_ events: [CaptureEvent]) {
             for event in events {
@@ -170,7 +174,9 @@ struct Decode: ParsableCommand {
                 case .text:
                     for line in TextRecord.lines(event, startTime: startTime ?? event.time, verbose: verbose) { output.line(line) }
                 case .jsonl:
-                    output.line { DecodeRecord.json(event, showsSecrets: noRedact).write(to: &$0) }
+                    if let background { background.add(event) } else {
+                        output.line { DecodeRecord.json(event, showsSecrets: noRedact).write(to: &$0) }
+                    }
                 case .json:
                     output.line((jsonArrayStarted ? "," : "[") + DecodeRecord.json(event, showsSecrets: noRedact).description)
                     jsonArrayStarted = true
@@ -196,7 +202,9 @@ struct Decode: ParsableCommand {
                     .init(key: "offset", value: .number(String(error.offset))),
                     .init(key: "message", value: .string(error.description)),
                 ])
-                if !stats {
+                if let background {
+                    background.add(line: record.description)
+                } else if !stats {
                     output.line(format == .json ? (jsonArrayStarted ? "," : "[") + record.description : record.description)
                     jsonArrayStarted = true
                 }
@@ -226,6 +234,7 @@ struct Decode: ParsableCommand {
                 if error.layer == .file && (format == .text || stats) { StandardError.write("wmq-decode: \(capture): \(error)\n") }
             })
         }
+        background?.finish()
         progress.done()
         if format == .json && !stats { output.line(jsonArrayStarted ? "]" : "[]") }
         if format == .har {
