@@ -73,7 +73,11 @@ public struct CaptureDissector {
         case gap(FlowDirection, Int)
     }
 
-    private struct Tracked {
+    /// A class, so that a connection's state is changed where it lives: a struct moved out
+    /// of the dictionary and back for every segment was copied, with every buffer of its
+    /// decoders retained and released. (So a copy of a CaptureDissector shares its
+    /// connections; none is ever copied.)
+    private final class Tracked {
         var connection: Connection
         var dissector: ConnectionDissector?
         var ignored = false
@@ -82,6 +86,10 @@ public struct CaptureDissector {
         /// TLS decrypted with the key log: its plaintext is what the rest of the pipeline sees.
         var tls: TLSDecryptor?
         var sawData = false
+
+        init(connection: Connection) {
+            self.connection = connection
+        }
     }
 
     public let options: Options
@@ -135,10 +143,9 @@ public struct CaptureDissector {
     public mutating func finish(frame: Int, time: Double) -> [CaptureEvent] {
         var events: [CaptureEvent] = []
         for id in tracked.keys.sorted() {
-            guard var entry = tracked.removeValue(forKey: id) else { continue }
-            defer { tracked[id] = entry }
+            guard let entry = tracked[id] else { continue }
             guard entry.dissector == nil, !entry.ignored else { continue }
-            events += decide(&entry, frame: frame, time: time, final: true)
+            events += decide(entry, frame: frame, time: time, final: true)
         }
         return events + translate(tracker.finish(frame: frame, time: time))
     }
@@ -150,9 +157,7 @@ public struct CaptureDissector {
             case .opened(let connection):
                 tracked[connection.id] = Tracked(connection: connection)
             case .data(let id, let direction, let bytes, let frame, let time):
-                // Moved out of the dictionary while it works, so that its decoders'
-                // buffers are not shared, and not copied at the next append.
-                guard var entry = tracked.removeValue(forKey: id) else { continue }
+                guard let entry = tracked[id] else { continue }
                 if !entry.sawData {
                     entry.sawData = true
                     if let keyLog = options.keyLog, direction == .clientToServer, TLSDecryptor.looksLikeClientHello(bytes) {
@@ -165,7 +170,7 @@ public struct CaptureDissector {
                     for output in outputs {
                         switch output {
                         case .plaintext(let plain):
-                            events += receive(.data(direction, plain), entry: &entry, frame: frame, time: time)
+                            events += receive(.data(direction, plain), entry: entry, frame: frame, time: time)
                         case .problem(let reason):
                             events.append(CaptureEvent(connection: entry.connection, direction: direction, frame: frame, time: time,
                                                        kind: .dissected(DissectorEvent(direction: direction.stream,
@@ -173,11 +178,10 @@ public struct CaptureDissector {
                         }
                     }
                 } else {
-                    events += receive(.data(direction, bytes), entry: &entry, frame: frame, time: time)
+                    events += receive(.data(direction, bytes), entry: entry, frame: frame, time: time)
                 }
-                tracked[id] = entry
             case .gap(let id, let direction, let count, let frame, let time):
-                guard var entry = tracked.removeValue(forKey: id) else { continue }
+                guard let entry = tracked[id] else { continue }
                 if !entry.ignored {
                     events.append(CaptureEvent(connection: entry.connection, direction: direction, frame: frame, time: time,
                                                kind: .gap(bytes: count)))
@@ -190,13 +194,12 @@ public struct CaptureDissector {
                     }
                     entry.tls = tls
                 } else {
-                    events += receive(.gap(direction, count), entry: &entry, frame: frame, time: time)
+                    events += receive(.gap(direction, count), entry: entry, frame: frame, time: time)
                 }
-                tracked[id] = entry
             case .closed(let id, let reason, let frame, let time):
-                guard var entry = tracked.removeValue(forKey: id) else { continue }
+                guard let entry = tracked.removeValue(forKey: id) else { continue }
                 if entry.dissector == nil && !entry.ignored {
-                    events += decide(&entry, frame: frame, time: time, final: true)
+                    events += decide(entry, frame: frame, time: time, final: true)
                 }
                 if !entry.ignored {
                     events.append(CaptureEvent(connection: entry.connection, direction: nil, frame: frame, time: time,
@@ -207,20 +210,19 @@ public struct CaptureDissector {
         return events
     }
 
-    private mutating func receive(_ item: Pending, entry: inout Tracked, frame: Int, time: Double) -> [CaptureEvent] {
+    private mutating func receive(_ item: Pending, entry: Tracked, frame: Int, time: Double) -> [CaptureEvent] {
         if entry.ignored { return [] }
         guard entry.dissector != nil else {
             entry.pending.append(item)
             if case .data(_, let bytes) = item { entry.pendingBytes += bytes.readableBytes }
-            return decide(&entry, frame: frame, time: time, final: false)
+            return decide(entry, frame: frame, time: time, final: false)
         }
-        return run(item, entry: &entry, frame: frame, time: time)
+        return run(item, entry: entry, frame: frame, time: time)
     }
 
-    private func run(_ item: Pending, entry: inout Tracked, frame: Int, time: Double) -> [CaptureEvent] {
-        // Moved out (not copied) for the same reason as the entry itself.
-        guard var dissector = entry.dissector else { return [] }
-        entry.dissector = nil
+    private func run(_ item: Pending, entry: Tracked, frame: Int, time: Double) -> [CaptureEvent] {
+        // Moved out (not copied) while it works: no retain and release of its buffers.
+        guard var dissector = entry.dissector.take() else { return [] }
         var events: [CaptureEvent] = []
         switch item {
         case .data(let direction, let bytes):
@@ -231,13 +233,13 @@ public struct CaptureDissector {
         case .gap(let direction, let count):
             dissector.lost(count, direction: direction.stream)
         }
-        entry.dissector = dissector
+        entry.dissector = consume dissector
         return events
     }
 
     /// Decides what the connection carries once its first bytes say so (or, with
     /// `final`, on whatever it showed).
-    private func decide(_ entry: inout Tracked, frame: Int, time: Double, final: Bool) -> [CaptureEvent] {
+    private func decide(_ entry: Tracked, frame: Int, time: Double, final: Bool) -> [CaptureEvent] {
         let connection = entry.connection
         let clientBytes = firstBytes(of: entry, direction: .clientToServer)
         let serverBytes = firstBytes(of: entry, direction: .serverToClient)
@@ -260,7 +262,7 @@ public struct CaptureDissector {
                 if clientBytes.first == 0x10 { joinMidstream = false }
             }
         } else if let record = Self.tlsRecord(clientBytes) ?? Self.tlsRecord(serverBytes) {
-            return ignore(&entry, frame: frame, time: time,
+            return ignore(entry, frame: frame, time: time,
                           reason: "TLS (\(record)), encrypted: give its key log with --keylog, or capture the plain side with wmq-capture proxy")
         } else if !connection.joinedMidstream && clientBytes.starts(with: Array("GET ".utf8)) {
             transport = .webSocket(expectsHandshake: true)
@@ -282,7 +284,7 @@ public struct CaptureDissector {
                 joinMidstream = true
             } else if final || entry.pendingBytes >= options.detectionWindow {
                 let sample = (clientBytes.isEmpty ? serverBytes : clientBytes).prefix(8)
-                return ignore(&entry, frame: frame, time: time,
+                return ignore(entry, frame: frame, time: time,
                               reason: "neither WebSocket nor MQTT (first bytes \(Hex.string(sample))); --assume PORT=ws-mqtt|mqtt forces it")
             }
         }
@@ -293,7 +295,7 @@ public struct CaptureDissector {
             dissector.annotates = options.annotates
             dissector.annotatesMessages = options.annotatesMessages
             dissector.reportsMessages = options.reportsMessages
-            entry.dissector = dissector
+            entry.dissector = consume dissector
         } catch {
             entry.ignored = true
             return []
@@ -307,12 +309,12 @@ public struct CaptureDissector {
         let pending = entry.pending
         entry.pending = []
         entry.pendingBytes = 0
-        for item in pending { events += run(item, entry: &entry, frame: frame, time: time) }
+        for item in pending { events += run(item, entry: entry, frame: frame, time: time) }
         return events
     }
 
     /// Marks a connection as not decoded and says why, once.
-    private func ignore(_ entry: inout Tracked, frame: Int, time: Double, reason: String) -> [CaptureEvent] {
+    private func ignore(_ entry: Tracked, frame: Int, time: Double, reason: String) -> [CaptureEvent] {
         entry.ignored = true
         entry.pending = []
         entry.pendingBytes = 0
