@@ -35,6 +35,15 @@ public struct CaptureEvent: Sendable {
     }
 }
 
+extension CaptureEvent {
+    /// Makes the Works annotation left for later (``CaptureDissector/Options/defersWorksAnnotation``), if any.
+    public mutating func completeAnnotation() {
+        guard case .dissected(var dissected) = kind, dissected.deferredWorks != nil else { return }
+        dissected.completeAnnotation()
+        kind = .dissected(dissected)
+    }
+}
+
 /// From TCP segments to annotated events: follows connections (``ConnectionTracker``),
 /// recognises what each carries from its first bytes, never from the port alone (HTTP
 /// Upgrade on any port, MQTT by its CONNECT, heuristics for connections joined midstream,
@@ -55,6 +64,9 @@ public struct CaptureDissector {
         public var keyLog: TLSKeyLog?
         /// Whether PUBLISH payloads are annotated (`--stats` does without).
         public var annotates = true
+        /// Whether the Works annotation of PUBLISH payloads is left to the consumer of the
+        /// events (``CaptureEvent/completeAnnotation()``), which may make it on another thread.
+        public var defersWorksAnnotation = false
         /// Whether the JSON messages of connections that do not carry MQTT are annotated (and
         /// counted by dialect in `--stats`); the HAR export does without.
         public var annotatesMessages = true
@@ -293,6 +305,7 @@ public struct CaptureDissector {
             var dissector = try ConnectionDissector(transport: transport, redactor: options.redactor,
                                                     reportsFrames: options.reportsFrames)
             dissector.annotates = options.annotates
+            dissector.defersWorksAnnotation = options.defersWorksAnnotation
             dissector.annotatesMessages = options.annotatesMessages
             dissector.reportsMessages = options.reportsMessages
             entry.dissector = consume dissector

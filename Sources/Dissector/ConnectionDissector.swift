@@ -27,11 +27,37 @@ public struct DissectorEvent: Sendable {
     /// Framing anomalies around an MQTT packet: split across WebSocket messages, text
     /// frames, masking broken.
     public var warnings: [String]
+    /// A Works annotation left for later (``ConnectionDissector/defersWorksAnnotation``):
+    /// ``completeAnnotation()`` makes it, on any thread.
+    public var deferredWorks: DeferredWorksAnnotation?
 
     public init(direction: StreamDirection, kind: Kind, warnings: [String]) {
         self.direction = direction
         self.kind = kind
         self.warnings = warnings
+    }
+}
+
+/// What the Works annotation of a PUBLISH needs besides the packet: it depends on nothing else
+/// of the connection, so it can be made later and elsewhere (wmq-decode makes it on the thread
+/// that writes the JSON Lines).
+public struct DeferredWorksAnnotation: Sendable {
+    let redactor: Redactor?
+    /// Below `likely` confidence, only payloads that are Works messages themselves are annotated.
+    let onlyWorksKinds: Bool
+
+    func annotate(_ publish: PublishPacket) -> AnnotatedMessage? {
+        let candidate = WorksDialect().annotate(publish, redactor: redactor)
+        return !onlyWorksKinds || ConnectionDissector.worksKinds.contains(candidate.kind) ? candidate : nil
+    }
+}
+
+extension DissectorEvent {
+    /// Makes the Works annotation that was left for later, if any.
+    public mutating func completeAnnotation() {
+        guard let deferred = deferredWorks.take(), case .mqtt(let packet, let range, nil) = kind,
+              case .publish(let publish) = packet else { return }
+        kind = .mqtt(packet, range: range, annotation: deferred.annotate(publish))
     }
 }
 
@@ -64,6 +90,9 @@ public struct ConnectionDissector {
     public let reportsFrames: Bool
     /// Whether PUBLISH payloads are annotated (statistics do without).
     public var annotates = true
+    /// Whether the Works annotation of PUBLISH payloads is left to the events' consumer
+    /// (``DissectorEvent/completeAnnotation()``), which may make it on another thread.
+    public var defersWorksAnnotation = false
     /// Whether JSON messages of connections without MQTT are annotated and their secrets redacted.
     public var annotatesMessages = true
     /// Whether WebSocket messages that carry MQTT are reported too (as `.webSocketMessage`,
@@ -285,19 +314,22 @@ public struct ConnectionDissector {
                     worksConfidence = max(worksConfidence, dialect.detect(DetectionEvidence(mqttPackets: [packet])))
                 }
                 var annotation: AnnotatedMessage?
+                var deferred: DeferredWorksAnnotation?
                 if annotates, case .publish(let publish) = packet {
                     if ChatTopicDialect.recognises(topic: publish.topicName) {
                         var chat = ChatTopicDialect().annotate(publish, redactor: redactor)
                         chatReplies.follow(publish, annotation: &chat)
                         annotation = chat
                     } else {
-                        let candidate = dialect.annotate(publish, redactor: redactor)
-                        if worksConfidence >= .likely || Self.worksKinds.contains(candidate.kind) { annotation = candidate }
+                        let works = DeferredWorksAnnotation(redactor: redactor, onlyWorksKinds: worksConfidence < .likely)
+                        if defersWorksAnnotation { deferred = works } else { annotation = works.annotate(publish) }
                     }
                 }
-                events.append(DissectorEvent(direction: direction,
-                                             kind: .mqtt(shown, range: side.mqtt.lastPacketRange, annotation: annotation),
-                                             warnings: packetWarnings))
+                var event = DissectorEvent(direction: direction,
+                                           kind: .mqtt(shown, range: side.mqtt.lastPacketRange, annotation: annotation),
+                                           warnings: packetWarnings)
+                event.deferredWorks = deferred
+                events.append(event)
             } catch {
                 events.append(DissectorEvent(direction: direction, kind: .error(layer: "MQTT", description: "\(error)"), warnings: warnings))
                 if !error.isRecoverable {

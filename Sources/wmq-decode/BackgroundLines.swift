@@ -2,9 +2,10 @@ import CommandLineSupport
 import Dissector
 import Foundation
 
-/// Writes JSON Lines on a second thread while the capture is decoded on the first: turning
-/// events into JSON and writing them out is a third of the work of `--format jsonl`, and
-/// the decoding (TCP, WebSocket, MQTT, annotation) cannot be split. Events go over in
+/// Writes JSON Lines on a second thread while the capture is decoded on the first: the Works
+/// annotation of PUBLISH payloads (left for later by the dissector), turning events into JSON
+/// and writing them out are two thirds of the work of `--format jsonl`, and the decoding
+/// (TCP, WebSocket, MQTT, the stateful dialects) cannot be split. Events go over in
 /// batches, in order, with the error records between them; at most `maximumQueued` batches
 /// wait, so memory stays bounded when the disk is slower than the decoder.
 final class BackgroundLines: @unchecked Sendable {  // `queue` and `finished` are guarded by `condition`
@@ -28,7 +29,8 @@ final class BackgroundLines: @unchecked Sendable {  // `queue` and `finished` ar
                 for item in items {
                     switch item {
                     case .events(let events):
-                        for event in events {
+                        for var event in events {
+                            event.completeAnnotation()
                             output.line { DecodeRecord.json(event, showsSecrets: showsSecrets).write(to: &$0) }
                         }
                     case .line(let text):
@@ -48,18 +50,18 @@ final class BackgroundLines: @unchecked Sendable {  // `queue` and `finished` ar
     /// An event to write, after those given before it.
     func add(_ event: CaptureEvent) {
         batch.append(event)
-        if batch.count >= batchSize { send(.events(takeBatch())) }
+        if batch.count >= batchSize { sendBatch() }
     }
 
     /// A line written as it is, after the events given before it.
     func add(line: String) {
-        if !batch.isEmpty { send(.events(takeBatch())) }
+        if !batch.isEmpty { sendBatch() }
         send(.line(line))
     }
 
     /// Writes what is left and waits until all of it is written.
     func finish() {
-        if !batch.isEmpty { send(.events(takeBatch())) }
+        if !batch.isEmpty { sendBatch() }
         condition.lock()
         finished = true
         condition.broadcast()
@@ -67,9 +69,22 @@ final class BackgroundLines: @unchecked Sendable {  // `queue` and `finished` ar
         condition.unlock()
     }
 
-    private func takeBatch() -> [CaptureEvent] {
-        defer { batch = []; batch.reserveCapacity(batchSize) }
-        return batch
+    /// Sends the batch; when the writing thread is behind, this thread makes the batch's
+    /// Works annotations itself first, so that the two share the work whatever its mix.
+    private func sendBatch() {
+        var events = batch
+        batch = []
+        batch.reserveCapacity(batchSize)
+        if backlog() >= 1 {
+            for index in events.indices { events[index].completeAnnotation() }
+        }
+        send(.events(events))
+    }
+
+    private func backlog() -> Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return queue.count
     }
 
     private func send(_ item: Item) {

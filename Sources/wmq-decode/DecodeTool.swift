@@ -159,6 +159,7 @@ struct Decode: ParsableCommand {
         // JSON Lines to a file or a pipe read in bulk are written on a second thread; a live
         // stream (stdin, a terminal) writes each line when its frame is read, so it does not.
         let background = format == .jsonl && !stats && !streams ? BackgroundLines(showsSecrets: noRedact) : nil
+        options.defersWorksAnnotation = background != nil
         defer { background?.finish() }
 
         func emit(_ events: [CaptureEvent]) {
