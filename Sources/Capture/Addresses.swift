@@ -20,7 +20,7 @@ public enum IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible {
 
     /// An IPv4 address in dotted decimal, appended without making a String per octet (every
     /// decoded packet names its endpoints); an IPv6 address as `description` gives it.
-    func writeDecimal(to bytes: inout [UInt8]) {
+    public func writeDecimal(to bytes: inout [UInt8]) {
         guard case .v4(let value) = self else {
             bytes.append(contentsOf: description.utf8)
             return

@@ -99,7 +99,7 @@ public indirect enum JSONValue: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// A JSON string: runs that need no escape are copied as they are.
-    static func writeString(_ text: String, to out: inout [UInt8]) {
+    public static func writeString(_ text: String, to out: inout [UInt8]) {
         out.append(0x22)
         var text = text
         text.withUTF8 { bytes in

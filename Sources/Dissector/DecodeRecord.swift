@@ -263,3 +263,200 @@ public enum DecodeRecord {
         return .object(members)
     }
 }
+
+extension DecodeRecord {
+    /// The JSON Lines record of `event` written straight into `out`: the bytes of
+    /// `json(event).write(to:)` (a test holds the two equal on every event of every committed
+    /// capture), without the tree of strings and arrays for the events captures are mostly
+    /// made of, PUBLISH packets and their acknowledgements; other events go through the tree.
+    public static func write(_ event: CaptureEvent, showsSecrets: Bool = false, to out: inout [UInt8]) {
+        guard case .dissected(let dissected) = event.kind, case .mqtt(let packet, let range, let annotation) = dissected.kind,
+              dissected.warnings.isEmpty, let direction = event.direction, event.time.isFinite, event.time.magnitude < 9e12
+        else {
+            json(event, showsSecrets: showsSecrets).write(to: &out)
+            return
+        }
+        var record = RecordWriter(out: out)
+        out = []
+        switch packet {
+        case .publish(let p) where p.properties.isEmpty:
+            record.header(event, direction: direction, type: "PUBLISH", range: range)
+            record.key("topic")
+            record.string(p.topicName)
+            record.key("qos")
+            record.number(Int(p.qos.rawValue))
+            record.key("dup")
+            record.bool(p.dup)
+            record.key("retain")
+            record.bool(p.retain)
+            if let id = p.packetIdentifier {
+                record.key("packetId")
+                record.number(Int(id))
+            }
+            record.key("payloadLength")
+            record.number(p.payload.readableBytes)
+        case .puback(let p) where p.properties.isEmpty, .pubrec(let p) where p.properties.isEmpty,
+             .pubrel(let p) where p.properties.isEmpty, .pubcomp(let p) where p.properties.isEmpty:
+            record.header(event, direction: direction, type: packet.type.description, range: range)
+            record.key("packetId")
+            record.number(Int(p.packetIdentifier))
+            record.key("reasonCode")
+            record.number(Int(p.reasonCode.rawValue))
+            if let name = p.reasonCode.name {
+                record.key("reasonName")
+                record.string(name)
+            }
+        default:
+            out = record.out
+            json(event, showsSecrets: showsSecrets).write(to: &out)
+            return
+        }
+        if let annotation {
+            record.key(dynamic: annotation.dialect)
+            record.annotation(annotation)
+        }
+        record.out.append(UInt8(ascii: "}"))
+        out = record.out
+    }
+
+    /// Writes an object's members one by one, commas included.
+    private struct RecordWriter {
+        var out: [UInt8]
+        private var first = true
+
+        init(out: [UInt8]) {
+            self.out = out
+        }
+
+        mutating func key(_ name: StaticString) {
+            out.append(first ? UInt8(ascii: "{") : UInt8(ascii: ","))
+            first = false
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+            out.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+        }
+
+        mutating func key(dynamic name: String) {
+            out.append(first ? UInt8(ascii: "{") : UInt8(ascii: ","))
+            first = false
+            JSONValue.writeString(name, to: &out)
+            out.append(UInt8(ascii: ":"))
+        }
+
+        mutating func string(_ text: String) { JSONValue.writeString(text, to: &out) }
+
+        mutating func number(_ value: Int) {
+            if value < 0 {
+                out.append(UInt8(ascii: "-"))
+                digits(value.magnitude)
+            } else {
+                digits(UInt(value))
+            }
+        }
+
+        private mutating func digits(_ value: UInt, minimumCount: Int = 1) {
+            var buffer: (UInt64, UInt64, UInt64) = (0, 0, 0)
+            withUnsafeMutableBytes(of: &buffer) { bytes in
+                var index = bytes.count
+                var rest = value
+                repeat {
+                    index -= 1
+                    bytes[index] = UInt8(ascii: "0") + UInt8(rest % 10)
+                    rest /= 10
+                } while rest > 0 || bytes.count - index < minimumCount
+                out.append(contentsOf: bytes[index...])
+            }
+        }
+
+        mutating func bool(_ value: Bool) {
+            if value {
+                out.append(contentsOf: [UInt8(ascii: "t"), UInt8(ascii: "r"), UInt8(ascii: "u"), UInt8(ascii: "e")])
+            } else {
+                out.append(contentsOf: [UInt8(ascii: "f"), UInt8(ascii: "a"), UInt8(ascii: "l"), UInt8(ascii: "s"), UInt8(ascii: "e")])
+            }
+        }
+
+        /// `formatTime` without its strings: the caller checked the time is finite and small.
+        mutating func time(_ time: Double) {
+            let micros = Int64((time * 1_000_000).rounded())
+            if micros < 0 { out.append(UInt8(ascii: "-")) }
+            digits(UInt(micros.magnitude / 1_000_000))
+            out.append(UInt8(ascii: "."))
+            digits(UInt(micros.magnitude % 1_000_000), minimumCount: 6)
+        }
+
+        mutating func endpoint(_ endpoint: Endpoint) {
+            out.append(UInt8(ascii: "\""))
+            if case .v4 = endpoint.address {
+                endpoint.address.writeDecimal(to: &out)
+                out.append(UInt8(ascii: ":"))
+                digits(UInt(endpoint.port))
+            } else {
+                out.append(contentsOf: endpoint.description.utf8)
+            }
+            out.append(UInt8(ascii: "\""))
+        }
+
+        /// The members every MQTT packet record starts with, up to `streamOffset`.
+        mutating func header(_ event: CaptureEvent, direction: FlowDirection, type: String, range: Range<Int>) {
+            key("v")
+            number(DecodeRecord.schemaVersion)
+            key("event")
+            string("mqtt")
+            key("connection")
+            out.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: "c")])
+            number(event.connection.id)
+            out.append(UInt8(ascii: "\""))
+            key("time")
+            time(event.time)
+            key("frame")
+            number(event.frame)
+            key("direction")
+            string(direction == .clientToServer ? "c2s" : "s2c")
+            key("src")
+            endpoint(event.connection.source(of: direction))
+            key("dst")
+            endpoint(event.connection.destination(of: direction))
+            key("type")
+            string(type)
+            key("remainingLength")
+            number(DecodeRecord.remainingLength(total: range.count))
+            key("streamOffset")
+            number(range.lowerBound)
+        }
+
+        /// `DecodeRecord.works(annotation)`, written.
+        mutating func annotation(_ annotation: AnnotatedMessage) {
+            var nested = RecordWriter(out: out)
+            out = []
+            nested.key("kind")
+            nested.string(annotation.kind)
+            nested.key("summary")
+            nested.string(annotation.summary)
+            nested.key("fields")
+            if annotation.fields.isEmpty {
+                nested.out.append(contentsOf: [UInt8(ascii: "{"), UInt8(ascii: "}")])
+            } else {
+                var fields = RecordWriter(out: nested.out)
+                nested.out = []
+                for field in annotation.fields {
+                    fields.key(dynamic: field.name)
+                    fields.string(field.value)
+                }
+                fields.out.append(UInt8(ascii: "}"))
+                nested.out = fields.out
+            }
+            if !annotation.warnings.isEmpty {
+                nested.key("warnings")
+                nested.out.append(UInt8(ascii: "["))
+                for (index, warning) in annotation.warnings.enumerated() {
+                    if index > 0 { nested.out.append(UInt8(ascii: ",")) }
+                    nested.string(warning)
+                }
+                nested.out.append(UInt8(ascii: "]"))
+            }
+            nested.out.append(UInt8(ascii: "}"))
+            out = nested.out
+        }
+    }
+}

@@ -31,7 +31,7 @@ final class BackgroundLines: @unchecked Sendable {  // `queue` and `finished` ar
                     case .events(let events):
                         for var event in events {
                             event.completeAnnotation()
-                            output.line { DecodeRecord.json(event, showsSecrets: showsSecrets).write(to: &$0) }
+                            output.line { DecodeRecord.write(event, showsSecrets: showsSecrets, to: &$0) }
                         }
                     case .line(let text):
                         output.line(text)

@@ -176,7 +176,7 @@ struct Decode: ParsableCommand {
                     for line in TextRecord.lines(event, startTime: startTime ?? event.time, verbose: verbose) { output.line(line) }
                 case .jsonl:
                     if let background { background.add(event) } else {
-                        output.line { DecodeRecord.json(event, showsSecrets: noRedact).write(to: &$0) }
+                        output.line { DecodeRecord.write(event, showsSecrets: noRedact, to: &$0) }
                     }
                 case .json:
                     output.line((jsonArrayStarted ? "," : "[") + DecodeRecord.json(event, showsSecrets: noRedact).description)

@@ -1,6 +1,7 @@
 import Capture
 import Dialects
 import Dissector
+import Foundation
 import MQTTWire
 import NIOCore
 import Testing
@@ -23,6 +24,43 @@ struct DecodeOutputTests {
         CaptureEvent(connection: connection, direction: direction, frame: 1, time: time,
                      kind: .dissected(DissectorEvent(direction: direction == .clientToServer ? .clientToServer : .serverToClient,
                                                      kind: .mqtt(packet, range: 0..<2, annotation: nil), warnings: [])))
+    }
+
+    /// The record writer without the tree writes the tree's bytes: every event of every
+    /// committed capture (MQTT 3.1.1 and 5.0, Works annotations, handshakes, errors, the other
+    /// dialects), with and without secrets, plus hand-made records the captures lack.
+    @Test func directRecordsEqualTheTree() throws {
+        let captures = URL(fileURLWithPath: SampleCapture.path).deletingLastPathComponent()
+        let files = try FileManager.default.contentsOfDirectory(atPath: captures.path).sorted()
+        var events: [CaptureEvent] = []
+        for file in files {
+            let path = captures.appendingPathComponent(file).path
+            let options = CaptureDissector.Options(redactor: Redactor(key: [1]))
+            if file.hasSuffix(".har") {
+                let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+                events += try HARInput.events(from: ByteBuffer(bytes: bytes), options: options)
+            } else if file.hasSuffix(".pcap") || file.hasSuffix(".pcapng") {
+                events += try SampleCapture.decode(path: path, options: options).events
+            }
+        }
+        let ack = PublishResponsePacket(packetIdentifier: 7, reasonCode: ReasonCode(0x10))
+        for (time, packet) in [(-1.5, MQTTPacket.pubrec(ack)), (0.000_001, .pubcomp(ack)),
+                               (1e13, .puback(ack))] {
+            events.append(Self.mqtt(packet, .serverToClient, at: time))
+        }
+        let publishes = events.filter {
+            if case .dissected(let event) = $0.kind, case .mqtt(.publish, _, _) = event.kind { true } else { false }
+        }
+        #expect(publishes.count > 100)
+        for event in events {
+            for showsSecrets in [false, true] {
+                var tree: [UInt8] = []
+                DecodeRecord.json(event, showsSecrets: showsSecrets).write(to: &tree)
+                var direct: [UInt8] = Array("x".utf8)
+                DecodeRecord.write(event, showsSecrets: showsSecrets, to: &direct)
+                #expect(direct == Array("x".utf8) + tree, "\(String(decoding: tree, as: UTF8.self))")
+            }
+        }
     }
 
     /// A PINGREQ held behind a gap and delivered after its PINGRESP does not make a
