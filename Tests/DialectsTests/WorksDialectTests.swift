@@ -1,4 +1,4 @@
-import Dialects
+@testable import Dialects
 import MQTTWire
 import NIOCore
 import NIOHTTP1
@@ -169,5 +169,47 @@ struct RedactionTests {
         #expect(!redactor.redact(json: json).description.contains("\"t\""))
         let connect = ConnectPacket(clientIdentifier: "c", username: "u", password: ByteBuffer(string: "hunter2"))
         #expect(redactor.redact(connect: connect).password != ByteBuffer(string: "hunter2"))
+    }
+}
+
+@Suite("Works timestamps")
+struct WorksTimestampTests {
+    /// The text the timestamps were written as before they were written as bytes: String(value)
+    /// with zeros in front (the sign counted) — the oracle for every value, extremes included.
+    static func reference(_ milliseconds: Int64) -> String {
+        let seconds = Int64((Double(milliseconds) / 1000).rounded(.down))
+        let millis = milliseconds - seconds * 1000
+        let days = Int64((Double(seconds) / 86_400).rounded(.down))
+        let secondOfDay = seconds - days * 86_400
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        func pad(_ value: Int64, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(secondOfDay / 3600, 2)):\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2)).\(pad(millis, 3))Z"
+    }
+
+    @Test func knownInstants() {
+        #expect(WorksDialect.timestamp(1_700_000_000_123) == "2023-11-14T22:13:20.123Z")
+        #expect(WorksDialect.timestamp(0) == "1970-01-01T00:00:00.000Z")
+        #expect(WorksDialect.timestamp(-1) == "1969-12-31T23:59:59.999Z")
+    }
+
+    @Test func everyValueAsBefore() {
+        var generator = SystemRandomNumberGenerator()
+        var values: [Int64] = [0, 1, -1, 999, 1000, -1000, 86_399_999, -62_135_596_800_001, -62_167_219_200_000,
+                               -100_000_000_000_000, 253_402_300_799_999, 9_000_000_000_000_000, -9_000_000_000_000_000]
+        for _ in 0..<20_000 { values.append(Int64.random(in: -80_000_000_000_000...80_000_000_000_000, using: &generator)) }
+        for value in values {
+            #expect(WorksDialect.timestamp(value) == Self.reference(value), "\(value)")
+        }
     }
 }

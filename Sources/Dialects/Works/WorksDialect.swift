@@ -146,11 +146,38 @@ public struct WorksDialect: MQTTDialect {
         let day = doy - (153 * mp + 2) / 5 + 1
         let month = mp < 10 ? mp + 3 : mp - 9
         let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
-        func pad(_ value: Int64, _ width: Int) -> String {
-            let text = String(value)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
+        // Written as bytes: one string per timestamp, not one per part.
+        var text: [UInt8] = []
+        text.reserveCapacity(24)
+        // String(value) padded with zeros in front to `width` (the sign counts, as it always did).
+        func digits(_ value: Int64, _ width: Int) {
+            var divisor: UInt64 = 1
+            var count = value < 0 ? 2 : 1
+            while divisor <= value.magnitude / 10 { divisor *= 10; count += 1 }
+            for _ in count..<max(count, width) { text.append(UInt8(ascii: "0")) }
+            if value < 0 { text.append(UInt8(ascii: "-")) }
+            var rest = value.magnitude
+            while divisor > 0 {
+                text.append(UInt8(ascii: "0") + UInt8(rest / divisor))
+                rest %= divisor
+                divisor /= 10
+            }
         }
-        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(secondOfDay / 3600, 2)):\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2)).\(pad(millis, 3))Z"
+        digits(year, 4)
+        text.append(UInt8(ascii: "-"))
+        digits(month, 2)
+        text.append(UInt8(ascii: "-"))
+        digits(day, 2)
+        text.append(UInt8(ascii: "T"))
+        digits(secondOfDay / 3600, 2)
+        text.append(UInt8(ascii: ":"))
+        digits(secondOfDay / 60 % 60, 2)
+        text.append(UInt8(ascii: ":"))
+        digits(secondOfDay % 60, 2)
+        text.append(UInt8(ascii: "."))
+        digits(millis, 3)
+        text.append(UInt8(ascii: "Z"))
+        return String(decoding: text, as: UTF8.self)
     }
 
     /// Text on one line: newlines shown as ⏎, cut at `limit` characters with an ellipsis.

@@ -63,35 +63,44 @@ public struct WorksNotification: Sendable, Hashable {
     public var senderName: String? { locArgs.first }
     public var text: String? { locArgs.count > 1 ? locArgs[1] : nil }
 
-    static let modelledKeys: Set<String> = [
-        "nType", "chNo", "chType", "chTitle", "loc-key", "extras", "fromUserNo", "createTime", "notification-id",
-        "messageNo", "userNo", "domain_id", "badge", "token",
-    ]
-
     init(_ members: [JSONMember], object: JSONValue) {
-        type = NotificationType(rawValue: Int(object["nType"]?.intValue ?? -1))
-        channelNumber = object["chNo"]?.intValue
-        channelType = object["chType"]?.intValue.map { ChannelType(rawValue: Int($0)) }
-        channelTitle = object["chTitle"]?.stringValue
-        locKey = object["loc-key"]?.stringValue.map(LocKey.init(rawValue:))
-        fromUserNumber = object["fromUserNo"]?.intValue
-        createTime = object["createTime"]?.intValue
-        notificationID = object["notification-id"]?.stringValue
-        messageNumber = object["messageNo"]?.intValue
-        userNumber = object["userNo"]?.intValue
-        domainID = object["domain_id"]?.intValue
-        badge = object["badge"]?.intValue
-        token = object["token"]?.stringValue
+        // One pass over the members, not a search per field: the first of a repeated key counts
+        // (as `object[key]` reads it), the others are dropped like it.
+        var seen: UInt16 = 0
+        func first(_ field: UInt16) -> Bool {
+            defer { seen |= 1 << field }
+            return seen & (1 << field) == 0
+        }
+        var notificationType: Int64?
         // loc-args0…N in numeric order, wherever they stand in the object.
         var args: [(Int, String)] = []
         var others: [JSONMember] = []
         for member in members {
-            if member.key.hasPrefix("loc-args"), let index = Int(member.key.dropFirst(8)) {
-                args.append((index, member.value.stringValue ?? member.value.description))
-            } else if !Self.modelledKeys.contains(member.key) {
-                others.append(member)
+            let value = member.value
+            switch member.key {
+            case "nType": if first(0) { notificationType = value.intValue }
+            case "chNo": if first(1) { channelNumber = value.intValue }
+            case "chType": if first(2) { channelType = value.intValue.map { ChannelType(rawValue: Int($0)) } }
+            case "chTitle": if first(3) { channelTitle = value.stringValue }
+            case "loc-key": if first(4) { locKey = value.stringValue.map(LocKey.init(rawValue:)) }
+            case "fromUserNo": if first(5) { fromUserNumber = value.intValue }
+            case "createTime": if first(6) { createTime = value.intValue }
+            case "notification-id": if first(7) { notificationID = value.stringValue }
+            case "messageNo": if first(8) { messageNumber = value.intValue }
+            case "userNo": if first(9) { userNumber = value.intValue }
+            case "domain_id": if first(10) { domainID = value.intValue }
+            case "badge": if first(11) { badge = value.intValue }
+            case "token": if first(12) { token = value.stringValue }
+            case "extras": break  // read below
+            default:
+                if member.key.hasPrefix("loc-args"), let index = Int(member.key.dropFirst(8)) {
+                    args.append((index, value.stringValue ?? value.description))
+                } else {
+                    others.append(member)
+                }
             }
         }
+        type = NotificationType(rawValue: Int(notificationType ?? -1))
         locArgs = args.sorted { $0.0 < $1.0 }.map(\.1)
         otherFields = others
         switch object["extras"] {
