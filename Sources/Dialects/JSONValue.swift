@@ -104,10 +104,28 @@ public indirect enum JSONValue: Sendable, Hashable, CustomStringConvertible {
         var text = text
         text.withUTF8 { bytes in
             var runStart = 0
-            for index in 0..<bytes.count {
+            var index = 0
+            while index < bytes.count {
+                // Eight bytes at a time while none of them needs an escape (SWAR: a byte below
+                // 0x20, or equal to '"' or '\\', sets its top bit in `special`); most strings
+                // have no escape at all.
+                if index + 8 <= bytes.count, let base = bytes.baseAddress {
+                    let word = UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)
+                    let ones: UInt64 = 0x0101_0101_0101_0101
+                    let high: UInt64 = 0x8080_8080_8080_8080
+                    let quote = word ^ (ones &* 0x22)
+                    let backslash = word ^ (ones &* 0x5C)
+                    let special = ((word &- ones &* 0x20) | (quote &- ones) | (backslash &- ones)) & ~word & high
+                    if special == 0 {
+                        index += 8
+                        continue
+                    }
+                }
                 let byte = bytes[index]
+                index += 1
                 guard byte == 0x22 || byte == 0x5C || byte < 0x20 else { continue }
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index]))
+                let position = index - 1
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<position]))
                 switch byte {
                 case 0x22: out.append(contentsOf: [0x5C, 0x22])
                 case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
@@ -118,7 +136,7 @@ public indirect enum JSONValue: Sendable, Hashable, CustomStringConvertible {
                     let hex = Array("0123456789abcdef".utf8)
                     out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]])
                 }
-                runStart = index + 1
+                runStart = index
             }
             out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<bytes.count]))
         }

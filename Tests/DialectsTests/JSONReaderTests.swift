@@ -1,4 +1,5 @@
 import Dialects
+import Foundation
 import NIOCore
 import Testing
 
@@ -49,5 +50,38 @@ struct JSONReaderTests {
     @Test func nestingIsBounded() {
         let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
         #expect { _ = try JSONReader.parse(deep) } throws: { ($0 as? JSONError)?.reason.contains("nesting") == true }
+    }
+}
+
+@Suite("JSON string writing")
+struct JSONStringWritingTests {
+    /// One character at a time: the oracle for the writer that skips eight bytes at a time.
+    static func reference(_ text: String) -> [UInt8] {
+        var out: [UInt8] = [0x22]
+        for byte in text.utf8 {
+            switch byte {
+            case 0x22: out += [0x5C, 0x22]
+            case 0x5C: out += [0x5C, 0x5C]
+            case 0x0A: out += [0x5C, 0x6E]
+            case 0x0D: out += [0x5C, 0x72]
+            case 0x09: out += [0x5C, 0x74]
+            case ..<0x20: out += Array(String(format: "\\u%04x", byte).utf8)
+            default: out.append(byte)
+            }
+        }
+        return out + [0x22]
+    }
+
+    @Test func escapesAtEveryPositionOfAWord() {
+        var generator = SystemRandomNumberGenerator()
+        let pieces = ["a", "\"", "\\", "\n", "\u{01}", "\u{1F}", " ", "~", "\u{7F}", "é", "日本", "😀", "\t", "\r", "/"]
+        for length in 0..<40 {
+            for _ in 0..<200 {
+                let text = (0..<length).map { _ in pieces.randomElement(using: &generator) ?? "a" }.joined()
+                var out: [UInt8] = []
+                JSONValue.writeString(text, to: &out)
+                #expect(out == Self.reference(text), "\(text.debugDescription)")
+            }
+        }
     }
 }
