@@ -132,20 +132,7 @@ public struct WorksDialect: MQTTDialect {
 
     /// Epoch milliseconds as UTC ISO 8601 with milliseconds.
     static func timestamp(_ milliseconds: Int64) -> String {
-        let seconds = Int64((Double(milliseconds) / 1000).rounded(.down))
-        let millis = milliseconds - seconds * 1000
-        // Civil from days (Howard Hinnant's algorithm): no Foundation needed in the codec.
-        let days = Int64((Double(seconds) / 86_400).rounded(.down))
-        let secondOfDay = seconds - days * 86_400
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = doy - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        let (year, month, day, secondOfDay, millis) = civilTime(milliseconds)
         // Written as bytes: one string per timestamp, not one per part.
         var text: [UInt8] = []
         text.reserveCapacity(24)
@@ -178,6 +165,27 @@ public struct WorksDialect: MQTTDialect {
         digits(millis, 3)
         text.append(UInt8(ascii: "Z"))
         return String(decoding: text, as: UTF8.self)
+    }
+
+    /// Epoch milliseconds as the UTC calendar date, the second of the day and the milliseconds.
+    static func civilTime(_ milliseconds: Int64)
+        -> (year: Int64, month: Int64, day: Int64, secondOfDay: Int64, millis: Int64)
+    {
+        let seconds = Int64((Double(milliseconds) / 1000).rounded(.down))
+        let millis = milliseconds - seconds * 1000
+        // Civil from days (Howard Hinnant's algorithm): no Foundation needed in the codec.
+        let days = Int64((Double(seconds) / 86_400).rounded(.down))
+        let secondOfDay = seconds - days * 86_400
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        return (year, month, day, secondOfDay, millis)
     }
 
     /// Text on one line: newlines shown as ⏎, cut at `limit` characters with an ellipsis.
