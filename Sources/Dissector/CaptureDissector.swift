@@ -55,7 +55,7 @@ public struct CaptureDissector {
         case mqtt
     }
 
-    public struct Options {
+    public struct Options: Sendable {
         public var redactor: Redactor?
         public var reportsFrames = false
         /// WebSocket messages carrying MQTT reported as messages too (HAR export).
@@ -110,7 +110,12 @@ public struct CaptureDissector {
 
     public init(options: Options) {
         self.options = options
-        tracker = ConnectionTracker(limits: options.limits, serverPorts: Set(options.assumptions.keys))
+        tracker = Self.tracker(options: options)
+    }
+
+    /// The connection tracker these options ask for (connections on assumed ports are servers).
+    static func tracker(options: Options) -> ConnectionTracker {
+        ConnectionTracker(limits: options.limits, serverPorts: Set(options.assumptions.keys))
     }
 
     /// Decodes a whole capture as it is read, the loop wmq-decode runs: `frameRead` sees
@@ -153,16 +158,24 @@ public struct CaptureDissector {
     /// The end of the capture: undecided connections are decided on what they showed,
     /// and every connection is closed.
     public mutating func finish(frame: Int, time: Double) -> [CaptureEvent] {
+        decideUndecided(frame: frame, time: time) + translate(tracker.finish(frame: frame, time: time))
+    }
+
+    /// Connections whose kind is still undecided at the end of the capture are decided on
+    /// what they showed.
+    mutating func decideUndecided(frame: Int, time: Double) -> [CaptureEvent] {
         var events: [CaptureEvent] = []
         for id in tracked.keys.sorted() {
             guard let entry = tracked[id] else { continue }
             guard entry.dissector == nil, !entry.ignored else { continue }
             events += decide(entry, frame: frame, time: time, final: true)
         }
-        return events + translate(tracker.finish(frame: frame, time: time))
+        return events
     }
 
-    private mutating func translate(_ flowEvents: [FlowEvent]) -> [CaptureEvent] {
+    /// Events of a connection tracker kept outside (``ParallelStatistics`` runs one tracker
+    /// for several dissectors, each given the events of its own connections).
+    mutating func translate(_ flowEvents: [FlowEvent]) -> [CaptureEvent] {
         var events: [CaptureEvent] = []
         for flowEvent in flowEvents {
             switch flowEvent {

@@ -53,6 +53,15 @@ public struct DecodeStatistics {
 
     public init() {}
 
+    /// Adds the statistics of other connections (kept apart, as ``ParallelStatistics`` does):
+    /// each connection's own numbers come from one side only.
+    public mutating func merge(_ other: DecodeStatistics) {
+        connections.merge(other.connections) { mine, _ in mine }
+        totalPackets += other.totalPackets
+        totalMessages += other.totalMessages
+        totalErrors += other.totalErrors
+    }
+
     /// CONNECTs per client id beyond the first: reconnections seen in the capture.
     public var reconnects: [String: Int] {
         var counts: [String: Int] = [:]

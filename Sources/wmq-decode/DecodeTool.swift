@@ -221,7 +221,16 @@ struct Decode: ParsableCommand {
                 throw unreadableInput("wmq-decode", "\(capture): \(error)")
             }
         }
-        if let reader {
+        func failed(_ error: CaptureError) {
+            report(error)
+            if error.layer == .file && (format == .text || stats) { StandardError.write("wmq-decode: \(capture): \(error)\n") }
+        }
+        if let reader, stats, format != .har {
+            // Only numbers come out: connections are shared out between two threads.
+            statistics.merge(ParallelStatistics.statistics(of: reader, options: options, frameRead: { _ in
+                progress.update(reader.fileOffset)
+            }, failed: failed))
+        } else if let reader {
             CaptureDissector.decode(reader, options: options, frameRead: { frame in
                 if startTime == nil { startTime = frame.time }
                 progress.update(reader.fileOffset)
@@ -230,10 +239,7 @@ struct Decode: ParsableCommand {
                 // A live pipe (tcpdump -U -w - | wmq-decode -) or a person watching: show each
                 // packet when its frame is read, not when 64 KiB of output have gathered.
                 if streams { output.flush() }
-            }, failed: { error in
-                report(error)
-                if error.layer == .file && (format == .text || stats) { StandardError.write("wmq-decode: \(capture): \(error)\n") }
-            })
+            }, failed: failed)
         }
         background?.finish()
         progress.done()

@@ -94,3 +94,35 @@ struct DecodeOutputTests {
         #expect(stats.openFlows == 1)
     }
 }
+
+@Suite("Statistics on two threads")
+struct ParallelStatisticsTests {
+    /// Connections shared out between two threads give the numbers of one thread: every
+    /// committed capture (one to four connections each), whole and cut short.
+    @Test func equalToOneThread() throws {
+        let captures = URL(fileURLWithPath: SampleCapture.path).deletingLastPathComponent()
+        let files = try FileManager.default.contentsOfDirectory(atPath: captures.path).sorted()
+            .filter { $0.hasSuffix(".pcap") || $0.hasSuffix(".pcapng") }
+        #expect(files.count >= 10)
+        var connectionsSeen = 0
+        for file in files {
+            let bytes = Array(try Data(contentsOf: captures.appendingPathComponent(file)))
+            for length in [bytes.count, bytes.count * 2 / 3, bytes.count / 3] {
+                let image = Array(bytes.prefix(length))
+                let options = CaptureDissector.Options(redactor: Redactor(key: [1]))
+                var single = DecodeStatistics()
+                var singleErrors = 0
+                CaptureDissector.decode(try PcapReader(bytes: image), options: options,
+                                        decoded: { $0.forEach { single.add($0) } }, failed: { _ in singleErrors += 1 })
+                var parallelErrors = 0
+                let parallel = ParallelStatistics.statistics(of: try PcapReader(bytes: image), options: options,
+                                                             failed: { _ in parallelErrors += 1 })
+                #expect(parallel.json().description == single.json().description, "\(file), \(length) bytes")
+                #expect(parallel.text() == single.text(), "\(file), \(length) bytes")
+                #expect(parallelErrors == singleErrors)
+                if length == bytes.count { connectionsSeen += single.connections.count }
+            }
+        }
+        #expect(connectionsSeen >= 15)
+    }
+}

@@ -1,0 +1,133 @@
+public import Capture
+import Foundation
+
+/// `--stats` of a capture on two threads. One connection tracker follows every connection;
+/// the connections are then shared out by their id (even ones stay on the reading thread,
+/// odd ones go to a second thread), each side with its own dissector and statistics, merged
+/// at the end. A connection's numbers depend only on its own events in their own order, so
+/// they are those of one thread (a test holds the two equal on every committed capture);
+/// a capture of one connection gains nothing.
+public enum ParallelStatistics {
+    /// The statistics of a whole capture, read to its end; `failed` gets every capture error
+    /// (a file error ends the reading), `frameRead` sees each frame.
+    public static func statistics(of reader: PcapReader, options: CaptureDissector.Options,
+                                  frameRead: (CapturedFrame) -> Void = { _ in },
+                                  failed: (CaptureError) -> Void) -> DecodeStatistics {
+        let worker = StatisticsWorker(options: options)
+        var decoder = PacketDecoder()
+        var tracker = CaptureDissector.tracker(options: options)
+        var dissector = CaptureDissector(options: options)
+        var statistics = DecodeStatistics()
+        var last = (frame: 0, time: 0.0)
+        func keep(_ flowEvents: [FlowEvent]) -> [FlowEvent] {
+            var mine: [FlowEvent] = []
+            for event in flowEvents {
+                if event.connectionID % 2 == 0 { mine.append(event) } else { worker.add(event) }
+            }
+            return mine
+        }
+        while true {
+            do {
+                guard let frame = try reader.next() else { break }
+                last = (frame.number, frame.time)
+                frameRead(frame)
+                if let segment = try decoder.segment(from: frame) {
+                    let mine = keep(tracker.process(segment))
+                    if !mine.isEmpty { for event in dissector.translate(mine) { statistics.add(event) } }
+                }
+            } catch {
+                failed(error)
+                if error.layer == .file { break }
+            }
+        }
+        // As CaptureDissector.finish: undecided connections are decided, then all are closed.
+        for event in dissector.decideUndecided(frame: last.frame, time: last.time) { statistics.add(event) }
+        let closing = tracker.finish(frame: last.frame, time: last.time)
+        let theirs = closing.filter { $0.connectionID % 2 != 0 }
+        for event in dissector.translate(closing.filter { $0.connectionID % 2 == 0 }) { statistics.add(event) }
+        statistics.merge(worker.finish(frame: last.frame, time: last.time, closing: theirs))
+        return statistics
+    }
+}
+
+extension FlowEvent {
+    var connectionID: Int {
+        switch self {
+        case .opened(let connection): connection.id
+        case .data(let id, _, _, _, _), .gap(let id, _, _, _, _), .closed(let id, _, _, _): id
+        }
+    }
+}
+
+/// The second thread of ``ParallelStatistics``: flow events in, in batches (at most
+/// `maximumQueued` waiting, so memory stays bounded), statistics out at the end.
+private final class StatisticsWorker: @unchecked Sendable {  // the state below is guarded by `condition`
+    private let condition = NSCondition()
+    private var queue: [[FlowEvent]] = []
+    private var closing: (frame: Int, time: Double, events: [FlowEvent])?
+    private var result: DecodeStatistics?
+    private var batch: [FlowEvent] = []
+    private let batchSize = 256
+    private let maximumQueued = 8
+
+    init(options: CaptureDissector.Options) {
+        let thread = Thread { [self] in
+            var dissector = CaptureDissector(options: options)
+            var statistics = DecodeStatistics()
+            while true {
+                let (batches, end) = self.take()
+                for batch in batches {
+                    for event in dissector.translate(batch) { statistics.add(event) }
+                }
+                if let end {
+                    for event in dissector.decideUndecided(frame: end.frame, time: end.time) { statistics.add(event) }
+                    for event in dissector.translate(end.events) { statistics.add(event) }
+                    break
+                }
+            }
+            self.condition.lock()
+            self.result = statistics
+            self.condition.broadcast()
+            self.condition.unlock()
+        }
+        thread.start()
+    }
+
+    func add(_ event: FlowEvent) {
+        batch.append(event)
+        if batch.count >= batchSize { send() }
+    }
+
+    /// The statistics of this thread's connections, once it has decided and closed them.
+    func finish(frame: Int, time: Double, closing events: [FlowEvent]) -> DecodeStatistics {
+        if !batch.isEmpty { send() }
+        condition.lock()
+        defer { condition.unlock() }
+        closing = (frame, time, events)
+        condition.broadcast()
+        while result == nil { condition.wait() }
+        return result ?? DecodeStatistics()
+    }
+
+    private func send() {
+        let events = batch
+        batch = []
+        batch.reserveCapacity(batchSize)
+        condition.lock()
+        while queue.count >= maximumQueued { condition.wait() }
+        queue.append(events)
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// What is queued, and the end once it has come and the queue is drained.
+    private func take() -> ([[FlowEvent]], (frame: Int, time: Double, events: [FlowEvent])?) {
+        condition.lock()
+        defer { condition.unlock() }
+        while queue.isEmpty && closing == nil { condition.wait() }
+        let batches = queue
+        queue = []
+        condition.broadcast()
+        return (batches, batches.isEmpty ? closing : nil)
+    }
+}
