@@ -59,38 +59,39 @@ extension FlowEvent {
     }
 }
 
-/// The second thread of ``ParallelStatistics``: flow events in, in batches (at most
-/// `maximumQueued` waiting, so memory stays bounded), statistics out at the end.
-private final class StatisticsWorker: @unchecked Sendable {  // the state below is guarded by `condition`
-    private let condition = NSCondition()
-    private var queue: [[FlowEvent]] = []
-    private var closing: (frame: Int, time: Double, events: [FlowEvent])?
-    private var result: DecodeStatistics?
+/// The second thread of ``ParallelStatistics``: flow events in, in batches (at most eight
+/// waiting, so memory stays bounded), statistics out at the end.
+private final class StatisticsWorker {
+    private enum Item {
+        case events([FlowEvent])
+        /// The end of the capture at `frame`: undecided connections are decided, then `closing` closes the rest.
+        case end(frame: Int, time: Double, closing: [FlowEvent])
+    }
+
+    private let queue = Handoff<Item>(capacity: 8)
+    private let result = Handoff<DecodeStatistics>(capacity: 1)
     private var batch: [FlowEvent] = []
     private let batchSize = 256
-    private let maximumQueued = 8
 
     init(options: CaptureDissector.Options) {
-        let thread = Thread { [self] in
+        let queue = queue
+        let result = result
+        Thread {
             var dissector = CaptureDissector(options: options)
             var statistics = DecodeStatistics()
-            while true {
-                let (batches, end) = self.take()
-                for batch in batches {
-                    for event in dissector.translate(batch) { statistics.add(event) }
-                }
-                if let end {
-                    for event in dissector.decideUndecided(frame: end.frame, time: end.time) { statistics.add(event) }
-                    for event in dissector.translate(end.events) { statistics.add(event) }
-                    break
+            while let items = queue.takeAll() {
+                for item in items {
+                    switch item {
+                    case .events(let events):
+                        for event in dissector.translate(events) { statistics.add(event) }
+                    case .end(let frame, let time, let closing):
+                        for event in dissector.decideUndecided(frame: frame, time: time) { statistics.add(event) }
+                        for event in dissector.translate(closing) { statistics.add(event) }
+                    }
                 }
             }
-            self.condition.lock()
-            self.result = statistics
-            self.condition.broadcast()
-            self.condition.unlock()
-        }
-        thread.start()
+            result.put(statistics)
+        }.start()
     }
 
     func add(_ event: FlowEvent) {
@@ -101,33 +102,15 @@ private final class StatisticsWorker: @unchecked Sendable {  // the state below 
     /// The statistics of this thread's connections, once it has decided and closed them.
     func finish(frame: Int, time: Double, closing events: [FlowEvent]) -> DecodeStatistics {
         if !batch.isEmpty { send() }
-        condition.lock()
-        defer { condition.unlock() }
-        closing = (frame, time, events)
-        condition.broadcast()
-        while result == nil { condition.wait() }
-        return result ?? DecodeStatistics()
+        queue.put(.end(frame: frame, time: time, closing: events))
+        queue.close()
+        return result.takeAll()?.first ?? DecodeStatistics()
     }
 
     private func send() {
         let events = batch
         batch = []
         batch.reserveCapacity(batchSize)
-        condition.lock()
-        while queue.count >= maximumQueued { condition.wait() }
-        queue.append(events)
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    /// What is queued, and the end once it has come and the queue is drained.
-    private func take() -> ([[FlowEvent]], (frame: Int, time: Double, events: [FlowEvent])?) {
-        condition.lock()
-        defer { condition.unlock() }
-        while queue.isEmpty && closing == nil { condition.wait() }
-        let batches = queue
-        queue = []
-        condition.broadcast()
-        return (batches, batches.isEmpty ? closing : nil)
+        queue.put(.events(events))
     }
 }

@@ -6,26 +6,26 @@ import Foundation
 /// annotation of PUBLISH payloads (left for later by the dissector), turning events into JSON
 /// and writing them out are two thirds of the work of `--format jsonl`, and the decoding
 /// (TCP, WebSocket, MQTT, the stateful dialects) cannot be split. Events go over in
-/// batches, in order, with the error records between them; at most `maximumQueued` batches
-/// wait, so memory stays bounded when the disk is slower than the decoder.
-final class BackgroundLines: @unchecked Sendable {  // `queue` and `finished` are guarded by `condition`
-    enum Item: Sendable {
+/// batches, in order, with the error records between them; at most four batches wait, so
+/// memory stays bounded when the disk is slower than the decoder.
+final class BackgroundLines {
+    private enum Item {
         case events([CaptureEvent])
         case line(String)
     }
 
-    private let condition = NSCondition()
-    private var queue: [Item] = []
-    private var finished = false
-    private var done = false
+    private let queue = Handoff<Item>(capacity: 4)
+    private let written = Handoff<Void>(capacity: 1)
     private var batch: [CaptureEvent] = []
     private let batchSize = 256
-    private let maximumQueued = 4
+    private var finished = false
 
     init(showsSecrets: Bool) {
-        let thread = Thread { [self] in
+        let queue = queue
+        let written = written
+        Thread {
             let output = OutputBuffer()
-            while let items = self.take() {
+            while let items = queue.takeAll() {
                 for item in items {
                     switch item {
                     case .events(let events):
@@ -39,12 +39,8 @@ final class BackgroundLines: @unchecked Sendable {  // `queue` and `finished` ar
                 }
             }
             output.flush()
-            self.condition.lock()
-            self.done = true
-            self.condition.broadcast()
-            self.condition.unlock()
-        }
-        thread.start()
+            written.put(())
+        }.start()
     }
 
     /// An event to write, after those given before it.
@@ -56,17 +52,16 @@ final class BackgroundLines: @unchecked Sendable {  // `queue` and `finished` ar
     /// A line written as it is, after the events given before it.
     func add(line: String) {
         if !batch.isEmpty { sendBatch() }
-        send(.line(line))
+        queue.put(.line(line))
     }
 
     /// Writes what is left and waits until all of it is written.
     func finish() {
-        if !batch.isEmpty { sendBatch() }
-        condition.lock()
+        guard !finished else { return }
         finished = true
-        condition.broadcast()
-        while !done { condition.wait() }
-        condition.unlock()
+        if !batch.isEmpty { sendBatch() }
+        queue.close()
+        _ = written.takeAll()
     }
 
     /// Sends the batch; when the writing thread is behind, this thread makes the batch's
@@ -75,35 +70,9 @@ final class BackgroundLines: @unchecked Sendable {  // `queue` and `finished` ar
         var events = batch
         batch = []
         batch.reserveCapacity(batchSize)
-        if backlog() >= 1 {
+        if queue.backlog >= 1 {
             for index in events.indices { events[index].completeAnnotation() }
         }
-        send(.events(events))
-    }
-
-    private func backlog() -> Int {
-        condition.lock()
-        defer { condition.unlock() }
-        return queue.count
-    }
-
-    private func send(_ item: Item) {
-        condition.lock()
-        while queue.count >= maximumQueued { condition.wait() }
-        queue.append(item)
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    /// Everything queued, or nil once finished and drained.
-    private func take() -> [Item]? {
-        condition.lock()
-        defer { condition.unlock() }
-        while queue.isEmpty && !finished { condition.wait() }
-        if queue.isEmpty { return nil }
-        let items = queue
-        queue = []
-        condition.broadcast()
-        return items
+        queue.put(.events(events))
     }
 }

@@ -126,3 +126,26 @@ struct ParallelStatisticsTests {
         #expect(connectionsSeen >= 15)
     }
 }
+
+@Suite("Handoff between threads")
+struct HandoffTests {
+    /// Everything put comes out once, in order, and no more than the capacity ever waits.
+    @Test func inOrderAndBounded() {
+        let handoff = Handoff<Int>(capacity: 3)
+        let count = 20_000
+        let producer = Thread {
+            for value in 0..<count { handoff.put(value) }
+            handoff.close()
+        }
+        producer.start()
+        var received: [Int] = []
+        var largest = 0
+        while let values = handoff.takeAll() {
+            largest = max(largest, values.count)
+            received += values
+        }
+        #expect(received == Array(0..<count))
+        #expect(largest <= 3)
+        #expect(handoff.takeAll() == nil)
+    }
+}
