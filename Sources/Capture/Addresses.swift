@@ -1,3 +1,4 @@
+import ByteStream
 public import NIOCore
 /// An IPv4 or IPv6 address.
 public enum IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible {
@@ -20,14 +21,14 @@ public enum IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible {
 
     /// An IPv4 address in dotted decimal, appended without making a String per octet (every
     /// decoded packet names its endpoints); an IPv6 address as `description` gives it.
-    public func writeDecimal(to bytes: inout [UInt8]) {
+    func writeDecimal(to bytes: inout [UInt8]) {
         guard case .v4(let value) = self else {
             bytes.append(contentsOf: description.utf8)
             return
         }
         for shift in [24, 16, 8, 0] as [UInt32] {
             if shift != 24 { bytes.append(UInt8(ascii: ".")) }
-            appendDecimal(Int((value >> shift) & 0xFF), to: &bytes)
+            DecimalText.append(UInt64((value >> shift) & 0xFF), to: &bytes)
         }
     }
 
@@ -78,13 +79,22 @@ public struct Endpoint: Sendable, Hashable, Comparable, CustomStringConvertible 
 
     /// `1.2.3.4:80`, `[::1]:80`.
     public var description: String {
-        if case .v6 = address { return "[\(address)]:\(port)" }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(21)
+        write(to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// `description`'s text appended as UTF-8, for records written in bulk: an IPv4 endpoint
+    /// without a String made for it.
+    public func write(to bytes: inout [UInt8]) {
+        guard case .v4 = address else {
+            bytes.append(contentsOf: "[\(address)]:\(port)".utf8)
+            return
+        }
         address.writeDecimal(to: &bytes)
         bytes.append(UInt8(ascii: ":"))
-        appendDecimal(Int(port), to: &bytes)
-        return String(decoding: bytes, as: UTF8.self)
+        DecimalText.append(UInt64(port), to: &bytes)
     }
 
     public static func < (lhs: Endpoint, rhs: Endpoint) -> Bool { (lhs.address, lhs.port) < (rhs.address, rhs.port) }
@@ -106,10 +116,4 @@ public struct Endpoint: Sendable, Hashable, Comparable, CustomStringConvertible 
             break
         }
     }
-}
-
-/// `value` (0 or more) in decimal digits.
-func appendDecimal(_ value: Int, to bytes: inout [UInt8]) {
-    if value >= 10 { appendDecimal(value / 10, to: &bytes) }
-    bytes.append(UInt8(ascii: "0") + UInt8(value % 10))
 }

@@ -1,3 +1,4 @@
+import ByteStream
 import Capture
 public import Dialects
 public import MQTTWire
@@ -345,28 +346,7 @@ extension DecodeRecord {
 
         mutating func string(_ text: String) { JSONValue.writeString(text, to: &out) }
 
-        mutating func number(_ value: Int) {
-            if value < 0 {
-                out.append(UInt8(ascii: "-"))
-                digits(value.magnitude)
-            } else {
-                digits(UInt(value))
-            }
-        }
-
-        private mutating func digits(_ value: UInt, minimumCount: Int = 1) {
-            var buffer: (UInt64, UInt64, UInt64) = (0, 0, 0)
-            withUnsafeMutableBytes(of: &buffer) { bytes in
-                var index = bytes.count
-                var rest = value
-                repeat {
-                    index -= 1
-                    bytes[index] = UInt8(ascii: "0") + UInt8(rest % 10)
-                    rest /= 10
-                } while rest > 0 || bytes.count - index < minimumCount
-                out.append(contentsOf: bytes[index...])
-            }
-        }
+        mutating func number(_ value: Int) { DecimalText.append(Int64(value), to: &out) }
 
         mutating func bool(_ value: Bool) {
             if value {
@@ -380,20 +360,14 @@ extension DecodeRecord {
         mutating func time(_ time: Double) {
             let micros = Int64((time * 1_000_000).rounded())
             if micros < 0 { out.append(UInt8(ascii: "-")) }
-            digits(UInt(micros.magnitude / 1_000_000))
+            DecimalText.append(micros.magnitude / 1_000_000, to: &out)
             out.append(UInt8(ascii: "."))
-            digits(UInt(micros.magnitude % 1_000_000), minimumCount: 6)
+            DecimalText.append(micros.magnitude % 1_000_000, minimumDigits: 6, to: &out)
         }
 
         mutating func endpoint(_ endpoint: Endpoint) {
             out.append(UInt8(ascii: "\""))
-            if case .v4 = endpoint.address {
-                endpoint.address.writeDecimal(to: &out)
-                out.append(UInt8(ascii: ":"))
-                digits(UInt(endpoint.port))
-            } else {
-                out.append(contentsOf: endpoint.description.utf8)
-            }
+            endpoint.write(to: &out)
             out.append(UInt8(ascii: "\""))
         }
 

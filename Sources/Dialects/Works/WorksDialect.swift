@@ -1,3 +1,4 @@
+import ByteStream
 public import MQTTWire
 import NIOCore
 
@@ -136,33 +137,19 @@ public struct WorksDialect: MQTTDialect {
         // Written as bytes: one string per timestamp, not one per part.
         var text: [UInt8] = []
         text.reserveCapacity(24)
-        // String(value) padded with zeros in front to `width` (the sign counts, as it always did).
-        func digits(_ value: Int64, _ width: Int) {
-            var divisor: UInt64 = 1
-            var count = value < 0 ? 2 : 1
-            while divisor <= value.magnitude / 10 { divisor *= 10; count += 1 }
-            for _ in count..<max(count, width) { text.append(UInt8(ascii: "0")) }
-            if value < 0 { text.append(UInt8(ascii: "-")) }
-            var rest = value.magnitude
-            while divisor > 0 {
-                text.append(UInt8(ascii: "0") + UInt8(rest / divisor))
-                rest %= divisor
-                divisor /= 10
-            }
-        }
-        digits(year, 4)
+        DecimalText.append(year, width: 4, to: &text)
         text.append(UInt8(ascii: "-"))
-        digits(month, 2)
+        DecimalText.append(month, width: 2, to: &text)
         text.append(UInt8(ascii: "-"))
-        digits(day, 2)
+        DecimalText.append(day, width: 2, to: &text)
         text.append(UInt8(ascii: "T"))
-        digits(secondOfDay / 3600, 2)
+        DecimalText.append(secondOfDay / 3600, width: 2, to: &text)
         text.append(UInt8(ascii: ":"))
-        digits(secondOfDay / 60 % 60, 2)
+        DecimalText.append(secondOfDay / 60 % 60, width: 2, to: &text)
         text.append(UInt8(ascii: ":"))
-        digits(secondOfDay % 60, 2)
+        DecimalText.append(secondOfDay % 60, width: 2, to: &text)
         text.append(UInt8(ascii: "."))
-        digits(millis, 3)
+        DecimalText.append(millis, width: 3, to: &text)
         text.append(UInt8(ascii: "Z"))
         return String(decoding: text, as: UTF8.self)
     }
