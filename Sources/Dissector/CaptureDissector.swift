@@ -124,22 +124,33 @@ public struct CaptureDissector {
     /// file error ends the reading; the frames before it are decoded).
     public static func decode(_ reader: PcapReader, options: Options, frameRead: (CapturedFrame) -> Void = { _ in },
                               decoded: ([CaptureEvent]) -> Void, failed: (CaptureError) -> Void) {
-        var decoder = PacketDecoder()
         var dissector = CaptureDissector(options: options)
+        let last = readSegments(of: reader, frameRead: frameRead, failed: failed) { segment in
+            decoded(segment.map { dissector.process($0) } ?? [])
+        }
+        decoded(dissector.finish(frame: last.frame, time: last.time))
+    }
+
+    /// Reads a capture to its end, giving `segment` the TCP segment of each frame (nil for a
+    /// frame that holds none, or after a capture error, which `failed` got first; a file error
+    /// ends the reading). Returns the last frame read, where the capture ends.
+    static func readSegments(of reader: PcapReader, frameRead: (CapturedFrame) -> Void, failed: (CaptureError) -> Void,
+                             segment: (TCPSegment?) -> Void) -> (frame: Int, time: Double) {
+        var decoder = PacketDecoder()
         var last = (frame: 0, time: 0.0)
         while true {
             do {
                 guard let frame = try reader.next() else { break }
                 last = (frame.number, frame.time)
                 frameRead(frame)
-                if let segment = try decoder.segment(from: frame) { decoded(dissector.process(segment)) } else { decoded([]) }
+                segment(try decoder.segment(from: frame))
             } catch {
                 failed(error)
                 if error.layer == .file { break }
-                decoded([])
+                segment(nil)
             }
         }
-        decoded(dissector.finish(frame: last.frame, time: last.time))
+        return last
     }
 
     /// Every event of a capture, as wmq-decode sees them, with the capture errors met on

@@ -14,31 +14,16 @@ public enum ParallelStatistics {
                                   frameRead: (CapturedFrame) -> Void = { _ in },
                                   failed: (CaptureError) -> Void) -> DecodeStatistics {
         let worker = StatisticsWorker(options: options)
-        var decoder = PacketDecoder()
         var tracker = CaptureDissector.tracker(options: options)
         var dissector = CaptureDissector(options: options)
         var statistics = DecodeStatistics()
-        var last = (frame: 0, time: 0.0)
-        func keep(_ flowEvents: [FlowEvent]) -> [FlowEvent] {
+        let last = CaptureDissector.readSegments(of: reader, frameRead: frameRead, failed: failed) { segment in
+            guard let segment else { return }
             var mine: [FlowEvent] = []
-            for event in flowEvents {
+            for event in tracker.process(segment) {
                 if event.connectionID % 2 == 0 { mine.append(event) } else { worker.add(event) }
             }
-            return mine
-        }
-        while true {
-            do {
-                guard let frame = try reader.next() else { break }
-                last = (frame.number, frame.time)
-                frameRead(frame)
-                if let segment = try decoder.segment(from: frame) {
-                    let mine = keep(tracker.process(segment))
-                    if !mine.isEmpty { for event in dissector.translate(mine) { statistics.add(event) } }
-                }
-            } catch {
-                failed(error)
-                if error.layer == .file { break }
-            }
+            if !mine.isEmpty { for event in dissector.translate(mine) { statistics.add(event) } }
         }
         // As CaptureDissector.finish: undecided connections are decided, then all are closed.
         for event in dissector.decideUndecided(frame: last.frame, time: last.time) { statistics.add(event) }

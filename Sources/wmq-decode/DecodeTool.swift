@@ -225,7 +225,7 @@ struct Decode: ParsableCommand {
             report(error)
             if error.layer == .file && (format == .text || stats) { StandardError.write("wmq-decode: \(capture): \(error)\n") }
         }
-        if let reader, stats, format != .har {
+        if let reader, stats {
             // Only numbers come out: connections are shared out between two threads.
             statistics.merge(ParallelStatistics.statistics(of: reader, options: options, frameRead: { _ in
                 progress.update(reader.fileOffset)
