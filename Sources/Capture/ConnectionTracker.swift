@@ -67,15 +67,32 @@ public struct ConnectionTracker {
         }
     }
 
-    private struct State {
-        var connection: Connection
+    /// A class, so that a connection's state is changed where it lives (one dictionary
+    /// look-up per segment, no copy of its reassemblers moved out and back).
+    private final class State {
+        let connection: Connection
         var toServer: TCPDirectionReassembler
         var toClient: TCPDirectionReassembler
-        var clientInitialSequence: UInt32?
+        let clientInitialSequence: UInt32?
         var reset = false
         var lastFrame: Int
         var closed: Bool { reset || (toServer.isFinished && toClient.isFinished) }
         var pendingBytes: Int { toServer.pendingBytes + toClient.pendingBytes }
+
+        init(connection: Connection, maximumPendingBytes: Int, clientInitialSequence: UInt32?, lastFrame: Int) {
+            self.connection = connection
+            toServer = TCPDirectionReassembler(maximumPendingBytes: maximumPendingBytes)
+            toClient = TCPDirectionReassembler(maximumPendingBytes: maximumPendingBytes)
+            self.clientInitialSequence = clientInitialSequence
+            self.lastFrame = lastFrame
+        }
+
+        /// Delivers what waits behind holes in both directions, after gaps.
+        func flush(emit: (FlowEvent) -> Void) {
+            let id = connection.id
+            toServer.flush { emit(FlowEvent($0, connection: id, direction: .clientToServer)) }
+            toClient.flush { emit(FlowEvent($0, connection: id, direction: .serverToClient)) }
+        }
     }
 
     public let limits: Limits
@@ -101,66 +118,70 @@ public struct ConnectionTracker {
     public private(set) var pendingByteCount = 0
 
     public mutating func process(_ segment: TCPSegment) -> [FlowEvent] {
-        let key = Key(segment.source, segment.destination)
         var events: [FlowEvent] = []
+        process(segment) { events.append($0) }
+        return events
+    }
+
+    /// Takes the next segment of the capture; `emit` gets the events it caused, in order.
+    public mutating func process(_ segment: TCPSegment, emit: (FlowEvent) -> Void) {
+        let key = Key(segment.source, segment.destination)
         let isOpeningSYN = segment.flags.contains(.syn) && !segment.flags.contains(.ack)
-        if let state = states[key] {
+        var found = states[key]
+        if let state = found {
             // `states` holds open connections only. The same SYN again is a retransmission;
             // any other opening SYN on this address pair starts a new connection (port
             // reuse, or the real start of one joined midstream).
             if isOpeningSYN && !(segment.source == state.connection.client && state.clientInitialSequence == segment.sequence) {
-                flushAndClose(state, reason: .reused, frame: segment.frame, time: segment.time, into: &events)
+                close(state, reason: .reused, frame: segment.frame, time: segment.time, emit: emit)
                 states[key] = nil
+                found = nil
             }
         } else if recentlyClosed.contains(key) {
-            guard isOpeningSYN else { return [] }  // a late segment of a connection that ended
+            guard isOpeningSYN else { return }  // a late segment of a connection that ended
             recentlyClosed.remove(key)
         }
-        if states[key] == nil {
-            if states.count >= limits.maximumConnections { evictLeastRecent(into: &events, frame: segment.frame, time: segment.time) }
+        let state: State
+        if let found {
+            state = found
+        } else {
+            if states.count >= limits.maximumConnections { evictLeastRecent(frame: segment.frame, time: segment.time, emit: emit) }
             let (client, server, midstream) = roles(of: segment)
             let connection = Connection(id: nextID, client: client, server: server, joinedMidstream: midstream,
                                         firstFrame: segment.frame, firstTime: segment.time)
             nextID += 1
-            states[key] = State(connection: connection,
-                                toServer: TCPDirectionReassembler(maximumPendingBytes: limits.maximumPendingBytes),
-                                toClient: TCPDirectionReassembler(maximumPendingBytes: limits.maximumPendingBytes),
-                                clientInitialSequence: isOpeningSYN ? segment.sequence : nil, lastFrame: segment.frame)
-            events.append(.opened(connection))
+            state = State(connection: connection, maximumPendingBytes: limits.maximumPendingBytes,
+                          clientInitialSequence: isOpeningSYN ? segment.sequence : nil, lastFrame: segment.frame)
+            states[key] = state
+            emit(.opened(connection))
         }
-        // Moved out while it works: a copy would share the reassemblers' buffers.
-        guard var state = states.removeValue(forKey: key) else { return events }
         state.lastFrame = segment.frame
-        let direction: FlowDirection = segment.source == state.connection.client ? .clientToServer : .serverToClient
+        let id = state.connection.id
         let pendingBefore = state.pendingBytes
-        let outputs = direction == .clientToServer ? state.toServer.receive(segment) : state.toClient.receive(segment)
+        if segment.source == state.connection.client {
+            state.toServer.receive(segment) { emit(FlowEvent($0, connection: id, direction: .clientToServer)) }
+        } else {
+            state.toClient.receive(segment) { emit(FlowEvent($0, connection: id, direction: .serverToClient)) }
+        }
         pendingByteCount += state.pendingBytes - pendingBefore
-        append(outputs, connection: state.connection.id, direction: direction, into: &events)
         if segment.flags.contains(.rst) {
             state.reset = true
-            flushAndClose(state, reason: .reset, frame: segment.frame, time: segment.time, into: &events)
-            rememberClosed(key)
-        } else if state.closed {
-            flushAndClose(state, reason: .fin, frame: segment.frame, time: segment.time, into: &events)
-            rememberClosed(key)
-        } else {
-            states[key] = state
         }
-        if pendingByteCount > limits.maximumTotalPendingBytes { giveUpHoles(into: &events) }
-        return events
+        if state.closed {
+            close(state, reason: state.reset ? .reset : .fin, frame: segment.frame, time: segment.time, emit: emit)
+            states[key] = nil
+            rememberClosed(key)
+        }
+        if pendingByteCount > limits.maximumTotalPendingBytes { giveUpHoles(emit: emit) }
     }
 
     /// Over the budget for bytes waiting behind holes: the connections holding the most
     /// deliver what they hold, after gaps, until the total is within the budget.
-    private mutating func giveUpHoles(into events: inout [FlowEvent]) {
+    private mutating func giveUpHoles(emit: (FlowEvent) -> Void) {
         while pendingByteCount > limits.maximumTotalPendingBytes,
-              let (key, largest) = states.max(by: { $0.value.pendingBytes < $1.value.pendingBytes }), largest.pendingBytes > 0 {
-            var state = largest
-            states[key] = nil
-            pendingByteCount -= state.pendingBytes
-            append(state.toServer.flush(), connection: state.connection.id, direction: .clientToServer, into: &events)
-            append(state.toClient.flush(), connection: state.connection.id, direction: .serverToClient, into: &events)
-            states[key] = state
+              let largest = states.values.max(by: { $0.pendingBytes < $1.pendingBytes }), largest.pendingBytes > 0 {
+            pendingByteCount -= largest.pendingBytes
+            largest.flush(emit: emit)
         }
     }
 
@@ -168,7 +189,7 @@ public struct ConnectionTracker {
     public mutating func finish(frame: Int, time: Double) -> [FlowEvent] {
         var events: [FlowEvent] = []
         for (key, state) in states.sorted(by: { $0.value.connection.id < $1.value.connection.id }) {
-            flushAndClose(state, reason: .endOfCapture, frame: frame, time: time, into: &events)
+            close(state, reason: .endOfCapture, frame: frame, time: time) { events.append($0) }
             states[key] = nil
         }
         return events
@@ -186,25 +207,11 @@ public struct ConnectionTracker {
         return a.port >= b.port ? (a, b, true) : (b, a, true)
     }
 
-    private func append(_ outputs: [TCPDirectionReassembler.Output], connection: Int, direction: FlowDirection,
-                        into events: inout [FlowEvent]) {
-        for output in outputs {
-            switch output {
-            case .data(let bytes, let frame, let time):
-                events.append(.data(connection: connection, direction: direction, bytes: bytes, frame: frame, time: time))
-            case .gap(let bytes, let frame, let time):
-                events.append(.gap(connection: connection, direction: direction, bytes: bytes, frame: frame, time: time))
-            }
-        }
-    }
-
-    private mutating func flushAndClose(_ state: State, reason: FlowEvent.CloseReason, frame: Int, time: Double,
-                                        into events: inout [FlowEvent]) {
-        var state = state
+    private mutating func close(_ state: State, reason: FlowEvent.CloseReason, frame: Int, time: Double,
+                                emit: (FlowEvent) -> Void) {
         pendingByteCount -= state.pendingBytes
-        append(state.toServer.flush(), connection: state.connection.id, direction: .clientToServer, into: &events)
-        append(state.toClient.flush(), connection: state.connection.id, direction: .serverToClient, into: &events)
-        events.append(.closed(connection: state.connection.id, reason: reason, frame: frame, time: time))
+        state.flush(emit: emit)
+        emit(.closed(connection: state.connection.id, reason: reason, frame: frame, time: time))
     }
 
     private mutating func rememberClosed(_ key: Key) {
@@ -220,12 +227,23 @@ public struct ConnectionTracker {
         }
     }
 
-    private mutating func evictLeastRecent(into events: inout [FlowEvent], frame: Int, time: Double) {
+    private mutating func evictLeastRecent(frame: Int, time: Double, emit: (FlowEvent) -> Void) {
         // Closed connections keep no state, so every connection here is open: close the
         // least recently active one.
         guard let (key, state) = states.min(by: { $0.value.lastFrame < $1.value.lastFrame }) else { return }
-        flushAndClose(state, reason: .evicted, frame: frame, time: time, into: &events)
+        close(state, reason: .evicted, frame: frame, time: time, emit: emit)
         states[key] = nil
         rememberClosed(key)
+    }
+}
+
+extension FlowEvent {
+    init(_ output: TCPDirectionReassembler.Output, connection: Int, direction: FlowDirection) {
+        switch output {
+        case .data(let bytes, let frame, let time):
+            self = .data(connection: connection, direction: direction, bytes: bytes, frame: frame, time: time)
+        case .gap(let bytes, let frame, let time):
+            self = .gap(connection: connection, direction: direction, bytes: bytes, frame: frame, time: time)
+        }
     }
 }

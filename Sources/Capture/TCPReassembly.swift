@@ -40,7 +40,8 @@ struct TCPDirectionReassembler {
         self.maximumPendingBytes = maximumPendingBytes
     }
 
-    mutating func receive(_ segment: TCPSegment) -> [Output] {
+    /// Takes a segment of this direction; `emit` gets what it completed, in stream order.
+    mutating func receive(_ segment: TCPSegment, emit: (Output) -> Void) {
         var sequence = segment.sequence
         if segment.flags.contains(.syn) {
             sequence &+= 1
@@ -48,32 +49,39 @@ struct TCPDirectionReassembler {
         }
         let length = segment.payload.readableBytes
         if segment.flags.contains(.fin) { finSequence = sequence &+ UInt32(truncatingIfNeeded: length) }
-        guard length > 0 else { return [] }
+        guard length > 0 else { return }
         guard let next = nextSequence else {
             // The capture starts inside the connection: this segment is where we join.
             nextSequence = sequence
-            return receive(data: segment.payload, sequence: sequence, frame: segment.frame, time: segment.time)
+            receive(data: segment.payload, sequence: sequence, frame: segment.frame, time: segment.time, emit: emit)
+            return
         }
         // Entirely before what was delivered: a retransmission.
-        if sequenceDistance(from: next, to: sequence &+ UInt32(truncatingIfNeeded: length)) <= 0 { return [] }
-        return receive(data: segment.payload, sequence: sequence, frame: segment.frame, time: segment.time)
+        if sequenceDistance(from: next, to: sequence &+ UInt32(truncatingIfNeeded: length)) <= 0 { return }
+        if sequence == next && pending.isEmpty {
+            // The next bytes of the stream with nothing waiting, most segments: delivered as
+            // they are, what queueing and delivering them would give.
+            nextSequence = next &+ UInt32(truncatingIfNeeded: length)
+            deliveredBytes += length
+            emit(.data(segment.payload, frame: segment.frame, time: segment.time))
+            return
+        }
+        receive(data: segment.payload, sequence: sequence, frame: segment.frame, time: segment.time, emit: emit)
     }
 
-    private mutating func receive(data: ByteBuffer, sequence: UInt32, frame: Int, time: Double) -> [Output] {
+    private mutating func receive(data: ByteBuffer, sequence: UInt32, frame: Int, time: Double, emit: (Output) -> Void) {
         let index = pending.firstIndex { sequenceDistance(from: sequence, to: $0.sequence) > 0 } ?? pending.endIndex
         pending.insert(Pending(sequence: sequence, bytes: data, frame: frame, time: time), at: index)
         pendingBytes += data.readableBytes
-        var out = deliver()
+        deliver(emit: emit)
         // Too much waiting behind a hole: give the hole up as lost.
         while pendingBytes > maximumPendingBytes, !pending.isEmpty {
-            out += skipToFirstPending()
+            skipToFirstPending(emit: emit)
         }
-        return out
     }
 
     /// Delivers every pending segment that continues the stream.
-    private mutating func deliver() -> [Output] {
-        var out: [Output] = []
+    private mutating func deliver(emit: (Output) -> Void) {
         while let first = pending.first, let next = nextSequence {
             let distance = sequenceDistance(from: next, to: first.sequence)
             guard distance <= 0 else { break }
@@ -85,24 +93,23 @@ struct TCPDirectionReassembler {
                 ?? ByteBuffer()
             nextSequence = next &+ UInt32(truncatingIfNeeded: fresh.readableBytes)
             deliveredBytes += fresh.readableBytes
-            out.append(.data(fresh, frame: first.frame, time: first.time))
+            emit(.data(fresh, frame: first.frame, time: first.time))
         }
-        return out
     }
 
-    private mutating func skipToFirstPending() -> [Output] {
-        guard let first = pending.first, let next = nextSequence else { return [] }
+    private mutating func skipToFirstPending(emit: (Output) -> Void) {
+        guard let first = pending.first, let next = nextSequence else { return }
         let missing = sequenceDistance(from: next, to: first.sequence)
-        guard missing > 0 else { return deliver() }
-        nextSequence = first.sequence
-        return [.gap(bytes: missing, frame: first.frame, time: first.time)] + deliver()
+        if missing > 0 {
+            nextSequence = first.sequence
+            emit(.gap(bytes: missing, frame: first.frame, time: first.time))
+        }
+        deliver(emit: emit)
     }
 
     /// The connection ended (or the capture did): whatever waits behind holes is
     /// delivered after gaps.
-    mutating func flush() -> [Output] {
-        var out: [Output] = []
-        while !pending.isEmpty { out += skipToFirstPending() }
-        return out
+    mutating func flush(emit: (Output) -> Void) {
+        while !pending.isEmpty { skipToFirstPending(emit: emit) }
     }
 }

@@ -107,6 +107,8 @@ public struct CaptureDissector {
     public let options: Options
     private var tracker: ConnectionTracker
     private var tracked: [Int: Tracked] = [:]
+    /// The flow events of the segment being processed; kept, empty, so that its storage is reused.
+    private var flowEvents: [FlowEvent] = []
 
     public init(options: Options) {
         self.options = options
@@ -125,8 +127,12 @@ public struct CaptureDissector {
     public static func decode(_ reader: PcapReader, options: Options, frameRead: (CapturedFrame) -> Void = { _ in },
                               decoded: ([CaptureEvent]) -> Void, failed: (CaptureError) -> Void) {
         var dissector = CaptureDissector(options: options)
+        // One array for the events of every frame, emptied (its storage kept) after each.
+        var events: [CaptureEvent] = []
         let last = readSegments(of: reader, frameRead: frameRead, failed: failed) { segment in
-            decoded(segment.map { dissector.process($0) } ?? [])
+            if let segment { dissector.process(segment) { events.append($0) } }
+            decoded(events)
+            events.removeAll(keepingCapacity: true)
         }
         decoded(dissector.finish(frame: last.frame, time: last.time))
     }
@@ -163,31 +169,44 @@ public struct CaptureDissector {
     }
 
     public mutating func process(_ segment: TCPSegment) -> [CaptureEvent] {
-        translate(tracker.process(segment))
+        var events: [CaptureEvent] = []
+        process(segment) { events.append($0) }
+        return events
+    }
+
+    /// Takes the next TCP segment of the capture; `emit` gets the events it completed, in
+    /// order, as they are found (no array gathers them).
+    public mutating func process(_ segment: TCPSegment, emit: (consuming CaptureEvent) -> Void) {
+        var flowEvents: [FlowEvent] = []
+        swap(&flowEvents, &self.flowEvents)
+        tracker.process(segment) { flowEvents.append($0) }
+        translate(flowEvents, emit: emit)
+        flowEvents.removeAll(keepingCapacity: true)
+        swap(&flowEvents, &self.flowEvents)
     }
 
     /// The end of the capture: undecided connections are decided on what they showed,
     /// and every connection is closed.
     public mutating func finish(frame: Int, time: Double) -> [CaptureEvent] {
-        decideUndecided(frame: frame, time: time) + translate(tracker.finish(frame: frame, time: time))
+        var events: [CaptureEvent] = []
+        decideUndecided(frame: frame, time: time) { events.append($0) }
+        translate(tracker.finish(frame: frame, time: time)) { events.append($0) }
+        return events
     }
 
     /// Connections whose kind is still undecided at the end of the capture are decided on
     /// what they showed.
-    mutating func decideUndecided(frame: Int, time: Double) -> [CaptureEvent] {
-        var events: [CaptureEvent] = []
+    mutating func decideUndecided(frame: Int, time: Double, emit: (consuming CaptureEvent) -> Void) {
         for id in tracked.keys.sorted() {
             guard let entry = tracked[id] else { continue }
             guard entry.dissector == nil, !entry.ignored else { continue }
-            events += decide(entry, frame: frame, time: time, final: true)
+            decide(entry, frame: frame, time: time, final: true, emit: emit)
         }
-        return events
     }
 
     /// Events of a connection tracker kept outside (``ParallelStatistics`` runs one tracker
     /// for several dissectors, each given the events of its own connections).
-    mutating func translate(_ flowEvents: [FlowEvent]) -> [CaptureEvent] {
-        var events: [CaptureEvent] = []
+    mutating func translate(_ flowEvents: [FlowEvent], emit: (consuming CaptureEvent) -> Void) {
         for flowEvent in flowEvents {
             switch flowEvent {
             case .opened(let connection):
@@ -206,76 +225,74 @@ public struct CaptureDissector {
                     for output in outputs {
                         switch output {
                         case .plaintext(let plain):
-                            events += receive(.data(direction, plain), entry: entry, frame: frame, time: time)
+                            receive(.data(direction, plain), entry: entry, frame: frame, time: time, emit: emit)
                         case .problem(let reason):
-                            events.append(CaptureEvent(connection: entry.connection, direction: direction, frame: frame, time: time,
-                                                       kind: .dissected(DissectorEvent(direction: direction.stream,
-                                                                                       kind: .error(layer: "TLS", description: reason), warnings: []))))
+                            emit(CaptureEvent(connection: entry.connection, direction: direction, frame: frame, time: time,
+                                              kind: .dissected(DissectorEvent(direction: direction.stream,
+                                                                              kind: .error(layer: "TLS", description: reason), warnings: []))))
                         }
                     }
                 } else {
-                    events += receive(.data(direction, bytes), entry: entry, frame: frame, time: time)
+                    receive(.data(direction, bytes), entry: entry, frame: frame, time: time, emit: emit)
                 }
             case .gap(let id, let direction, let count, let frame, let time):
                 guard let entry = tracked[id] else { continue }
                 if !entry.ignored {
-                    events.append(CaptureEvent(connection: entry.connection, direction: direction, frame: frame, time: time,
-                                               kind: .gap(bytes: count)))
+                    emit(CaptureEvent(connection: entry.connection, direction: direction, frame: frame, time: time,
+                                      kind: .gap(bytes: count)))
                 }
                 if var tls = entry.tls {
                     for case .problem(let reason) in tls.lost(fromClient: direction == .clientToServer) {
-                        events.append(CaptureEvent(connection: entry.connection, direction: direction, frame: frame, time: time,
-                                                   kind: .dissected(DissectorEvent(direction: direction.stream,
-                                                                                   kind: .error(layer: "TLS", description: reason), warnings: []))))
+                        emit(CaptureEvent(connection: entry.connection, direction: direction, frame: frame, time: time,
+                                          kind: .dissected(DissectorEvent(direction: direction.stream,
+                                                                          kind: .error(layer: "TLS", description: reason), warnings: []))))
                     }
                     entry.tls = tls
                 } else {
-                    events += receive(.gap(direction, count), entry: entry, frame: frame, time: time)
+                    receive(.gap(direction, count), entry: entry, frame: frame, time: time, emit: emit)
                 }
             case .closed(let id, let reason, let frame, let time):
                 guard let entry = tracked.removeValue(forKey: id) else { continue }
                 if entry.dissector == nil && !entry.ignored {
-                    events += decide(entry, frame: frame, time: time, final: true)
+                    decide(entry, frame: frame, time: time, final: true, emit: emit)
                 }
                 if !entry.ignored {
-                    events.append(CaptureEvent(connection: entry.connection, direction: nil, frame: frame, time: time,
-                                               kind: .closed(reason: reason.rawValue)))
+                    emit(CaptureEvent(connection: entry.connection, direction: nil, frame: frame, time: time,
+                                      kind: .closed(reason: reason.rawValue)))
                 }
             }
         }
-        return events
     }
 
-    private mutating func receive(_ item: Pending, entry: Tracked, frame: Int, time: Double) -> [CaptureEvent] {
-        if entry.ignored { return [] }
+    private mutating func receive(_ item: Pending, entry: Tracked, frame: Int, time: Double, emit: (consuming CaptureEvent) -> Void) {
+        if entry.ignored { return }
         guard entry.dissector != nil else {
             entry.pending.append(item)
             if case .data(_, let bytes) = item { entry.pendingBytes += bytes.readableBytes }
-            return decide(entry, frame: frame, time: time, final: false)
+            decide(entry, frame: frame, time: time, final: false, emit: emit)
+            return
         }
-        return run(item, entry: entry, frame: frame, time: time)
+        run(item, entry: entry, frame: frame, time: time, emit: emit)
     }
 
-    private func run(_ item: Pending, entry: Tracked, frame: Int, time: Double) -> [CaptureEvent] {
+    private func run(_ item: Pending, entry: Tracked, frame: Int, time: Double, emit: (consuming CaptureEvent) -> Void) {
         // Moved out (not copied) while it works: no retain and release of its buffers.
-        guard var dissector = entry.dissector.take() else { return [] }
-        var events: [CaptureEvent] = []
+        guard var dissector = entry.dissector.take() else { return }
         switch item {
         case .data(let direction, let bytes):
-            for event in dissector.feed(bytes, direction: direction.stream, time: time) {
-                events.append(CaptureEvent(connection: entry.connection, direction: direction, frame: frame, time: time,
-                                           kind: .dissected(event)))
+            let connection = entry.connection
+            dissector.feed(bytes, direction: direction.stream, time: time) { event in
+                emit(CaptureEvent(connection: connection, direction: direction, frame: frame, time: time, kind: .dissected(event)))
             }
         case .gap(let direction, let count):
             dissector.lost(count, direction: direction.stream)
         }
         entry.dissector = consume dissector
-        return events
     }
 
     /// Decides what the connection carries once its first bytes say so (or, with
     /// `final`, on whatever it showed).
-    private func decide(_ entry: Tracked, frame: Int, time: Double, final: Bool) -> [CaptureEvent] {
+    private func decide(_ entry: Tracked, frame: Int, time: Double, final: Bool, emit: (consuming CaptureEvent) -> Void) {
         let connection = entry.connection
         let clientBytes = firstBytes(of: entry, direction: .clientToServer)
         let serverBytes = firstBytes(of: entry, direction: .serverToClient)
@@ -298,7 +315,7 @@ public struct CaptureDissector {
                 if clientBytes.first == 0x10 { joinMidstream = false }
             }
         } else if let record = Self.tlsRecord(clientBytes) ?? Self.tlsRecord(serverBytes) {
-            return ignore(entry, frame: frame, time: time,
+            return ignore(entry, frame: frame, time: time, emit: emit,
                           reason: "TLS (\(record)), encrypted: give its key log with --keylog, or capture the plain side with wmq-capture proxy")
         } else if !connection.joinedMidstream && clientBytes.starts(with: Array("GET ".utf8)) {
             transport = .webSocket(expectsHandshake: true)
@@ -309,7 +326,7 @@ public struct CaptureDissector {
         } else if connection.joinedMidstream || final || entry.pendingBytes >= options.detectionWindow {
             // No beginning to go by: try the shapes of WebSocket frames, then of MQTT packets.
             let needed = final ? 1 : min(options.detectionWindow, 64)
-            guard final || clientBytes.count >= needed || serverBytes.count >= needed else { return [] }
+            guard final || clientBytes.count >= needed || serverBytes.count >= needed else { return }
             if Self.framesPlausible(serverBytes, .serverToClient, final: final) || Self.framesPlausible(clientBytes, .clientToServer, final: final) {
                 transport = .webSocket(expectsHandshake: false)
                 (name, how) = ("ws-mqtt", "WebSocket frames seen midstream")
@@ -320,11 +337,11 @@ public struct CaptureDissector {
                 joinMidstream = true
             } else if final || entry.pendingBytes >= options.detectionWindow {
                 let sample = (clientBytes.isEmpty ? serverBytes : clientBytes).prefix(8)
-                return ignore(entry, frame: frame, time: time,
+                return ignore(entry, frame: frame, time: time, emit: emit,
                               reason: "neither WebSocket nor MQTT (first bytes \(Hex.string(sample))); --assume PORT=ws-mqtt|mqtt forces it")
             }
         }
-        guard let transport else { return [] }
+        guard let transport else { return }
         do {
             var dissector = try ConnectionDissector(transport: transport, redactor: options.redactor,
                                                     reportsFrames: options.reportsFrames)
@@ -335,10 +352,9 @@ public struct CaptureDissector {
             entry.dissector = consume dissector
         } catch {
             entry.ignored = true
-            return []
+            return
         }
-        var events = [CaptureEvent(connection: connection, direction: nil, frame: frame, time: time,
-                                   kind: .opened(protocol: name, how: how))]
+        emit(CaptureEvent(connection: connection, direction: nil, frame: frame, time: time, kind: .opened(protocol: name, how: how)))
         if joinMidstream {
             entry.dissector?.lost(nil, direction: .clientToServer)
             entry.dissector?.lost(nil, direction: .serverToClient)
@@ -346,16 +362,15 @@ public struct CaptureDissector {
         let pending = entry.pending
         entry.pending = []
         entry.pendingBytes = 0
-        for item in pending { events += run(item, entry: entry, frame: frame, time: time) }
-        return events
+        for item in pending { run(item, entry: entry, frame: frame, time: time, emit: emit) }
     }
 
     /// Marks a connection as not decoded and says why, once.
-    private func ignore(_ entry: Tracked, frame: Int, time: Double, reason: String) -> [CaptureEvent] {
+    private func ignore(_ entry: Tracked, frame: Int, time: Double, emit: (consuming CaptureEvent) -> Void, reason: String) {
         entry.ignored = true
         entry.pending = []
         entry.pendingBytes = 0
-        return [CaptureEvent(connection: entry.connection, direction: nil, frame: frame, time: time, kind: .ignored(reason: reason))]
+        emit(CaptureEvent(connection: entry.connection, direction: nil, frame: frame, time: time, kind: .ignored(reason: reason)))
     }
 
     /// The TLS record a connection opens with (a handshake, or application data when the

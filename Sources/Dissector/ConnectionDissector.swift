@@ -161,25 +161,43 @@ public struct ConnectionDissector {
 
     /// `time` (epoch seconds) of the bytes, when known: it times what dialects time (Discord's heartbeats).
     public mutating func feed(_ bytes: ByteBuffer, direction: StreamDirection, time: Double? = nil) -> [DissectorEvent] {
-        self.time = time
-        guard var side = takeSide(direction) else { return [] }
-        let events: [DissectorEvent]
-        switch transport {
-        case .webSocket: events = feedWebSocket(bytes, side: &side, direction: direction)
-        case .mqtt:
-            side.mqtt.append(bytes)
-            events = drainMQTT(side: &side, direction: direction, warnings: [])
-        }
-        putBack(side, direction)
+        var events: [DissectorEvent] = []
+        feed(bytes, direction: direction, time: time) { events.append($0) }
         return events
     }
 
-    private mutating func feedWebSocket(_ bytes: ByteBuffer, side: inout Side, direction: StreamDirection) -> [DissectorEvent] {
-        var events: [DissectorEvent] = []
-        func add(_ kind: DissectorEvent.Kind, _ warnings: [String] = []) {
-            events.append(DissectorEvent(direction: direction, kind: kind, warnings: warnings))
+    /// As ``feed(_:direction:time:)``, giving each event to `emit` as it is found instead of
+    /// gathering them in an array.
+    public mutating func feed(_ bytes: ByteBuffer, direction: StreamDirection, time: Double? = nil,
+                              emit: (consuming DissectorEvent) -> Void) {
+        self.time = time
+        guard var side = takeSide(direction) else { return }
+        switch transport {
+        case .webSocket: feedWebSocket(bytes, side: &side, direction: direction, emit: emit)
+        case .mqtt:
+            side.mqtt.append(bytes)
+            drainMQTT(side: &side, direction: direction, warnings: [], emit: emit)
         }
-        for event in side.webSocket.feed(bytes) {
+        putBack(side, direction)
+    }
+
+    /// The WebSocket events of the bytes being fed; kept, empty, between feeds so that its
+    /// storage is reused.
+    private var webSocketEvents: [WebSocketStreamDecoder.Event] = []
+
+    private mutating func feedWebSocket(_ bytes: ByteBuffer, side: inout Side, direction: StreamDirection,
+                                        emit: (consuming DissectorEvent) -> Void) {
+        func add(_ kind: DissectorEvent.Kind, _ warnings: [String] = []) {
+            emit(DissectorEvent(direction: direction, kind: kind, warnings: warnings))
+        }
+        var webSocketEvents: [WebSocketStreamDecoder.Event] = []
+        swap(&webSocketEvents, &self.webSocketEvents)
+        defer {
+            webSocketEvents.removeAll(keepingCapacity: true)
+            swap(&webSocketEvents, &self.webSocketEvents)
+        }
+        side.webSocket.feed(bytes, into: &webSocketEvents)
+        for event in webSocketEvents {
             switch event {
             case .request(let request):
                 self.request = request
@@ -220,7 +238,7 @@ public struct ConnectionDissector {
                 }
                 if carriesMQTT == true {
                     if reportsMessages { add(.webSocketMessage(message)) }
-                    events += mqttPackets(in: message, side: &side, direction: direction)
+                    mqttPackets(in: message, side: &side, direction: direction, emit: emit)
                 } else {
                     var shown = message
                     if zlibStream != nil, direction == .serverToClient, message.opcode == .binary {
@@ -250,7 +268,6 @@ public struct ConnectionDissector {
                 add(.resynchronized(layer: "WebSocket", skipped: skipped))
             }
         }
-        return events
     }
 
     /// The Discord gateway's `compress=zlib-stream`: the server's binary messages are one zlib
@@ -276,29 +293,31 @@ public struct ConnectionDissector {
         return jsonChats.annotate(json, time: time)
     }
 
-    private mutating func mqttPackets(in message: WebSocketMessage, side: inout Side, direction: StreamDirection) -> [DissectorEvent] {
+    private mutating func mqttPackets(in message: WebSocketMessage, side: inout Side, direction: StreamDirection,
+                                      emit: (consuming DissectorEvent) -> Void) {
         var warnings: [String] = []
         if message.opcode == .text { warnings.append("MQTT in a text frame (MQTT over WebSocket uses binary frames)") }
         if !message.anomalies.isEmpty { warnings.append("WebSocket: \(message.anomalies)") }
         side.mqtt.append(message.data)
-        let events = drainMQTT(side: &side, direction: direction, warnings: warnings)
+        drainMQTT(side: &side, direction: direction, warnings: warnings, emit: emit)
         if side.mqtt.bufferedByteCount > 0 {
             side.packetSpansMessages = true
             side.messageWarnings = warnings
         }
-        return events
     }
 
-    private mutating func drainMQTT(side: inout Side, direction: StreamDirection, warnings: [String]) -> [DissectorEvent] {
-        var events: [DissectorEvent] = []
+    private mutating func drainMQTT(side: inout Side, direction: StreamDirection, warnings: [String],
+                                    emit: (consuming DissectorEvent) -> Void) {
         let wasScanning = side.mqtt.isScanning
+        // Whether this drain gave anything yet: a resynchronisation is reported before its first packet only.
+        var gaveNothing = true
         while true {
             do {
                 guard let packet = try side.mqtt.next() else { break }
-                if wasScanning && events.isEmpty {
-                    events.append(DissectorEvent(direction: direction,
-                                                 kind: .resynchronized(layer: "MQTT", skipped: side.mqtt.skippedWhileScanning),
-                                                 warnings: []))
+                if wasScanning && gaveNothing {
+                    emit(DissectorEvent(direction: direction,
+                                        kind: .resynchronized(layer: "MQTT", skipped: side.mqtt.skippedWhileScanning),
+                                        warnings: []))
                 }
                 var packetWarnings = warnings
                 if side.packetSpansMessages {
@@ -329,9 +348,11 @@ public struct ConnectionDissector {
                                            kind: .mqtt(shown, range: side.mqtt.lastPacketRange, annotation: annotation),
                                            warnings: packetWarnings)
                 event.deferredWorks = deferred
-                events.append(event)
+                gaveNothing = false
+                emit(event)
             } catch {
-                events.append(DissectorEvent(direction: direction, kind: .error(layer: "MQTT", description: "\(error)"), warnings: warnings))
+                gaveNothing = false
+                emit(DissectorEvent(direction: direction, kind: .error(layer: "MQTT", description: "\(error)"), warnings: warnings))
                 if !error.isRecoverable {
                     // Packet boundaries are lost: find them again.
                     if case .mqtt = transport { side.mqtt.lost(0) } else { side.mqtt.reset() }
@@ -339,7 +360,6 @@ public struct ConnectionDissector {
                 }
             }
         }
-        return events
     }
 
     /// Annotation kinds that are Works messages in their own right.

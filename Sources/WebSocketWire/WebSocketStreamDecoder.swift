@@ -76,7 +76,14 @@ public struct WebSocketStreamDecoder {
     /// Feeds bytes and returns what they completed, in stream order.
     public mutating func feed(_ bytes: ByteBuffer) -> [Event] {
         var events: [Event] = []
-        if isStopped { return events }
+        feed(bytes, into: &events)
+        return events
+    }
+
+    /// Feeds bytes and appends what they completed to `events`, in stream order: a caller
+    /// that feeds many pieces reuses one array.
+    public mutating func feed(_ bytes: ByteBuffer, into events: inout [Event]) {
+        if isStopped { return }
         if var pending = scanning {
             pending.writeImmutableBuffer(bytes)
             let result = pending.withUnsafeReadableBytes {
@@ -89,13 +96,14 @@ public struct WebSocketStreamDecoder {
                 pending.moveReaderIndex(forwardBy: index)
                 frames = WebSocketFrameParser(configuration: frames.configuration, streamOffset: scanOffset + index)
                 scanning = nil
-                return events + feed(pending)
+                feed(pending, into: &events)
+                return
             case .notYet(let discardable):
                 pending.moveReaderIndex(forwardBy: discardable)
                 scanOffset += discardable
                 pending.discardReadBytes()
                 scanning = pending
-                return events
+                return
             }
         }
         if !headDone {
@@ -104,18 +112,18 @@ public struct WebSocketStreamDecoder {
                 let offset = frames.offset
                 let before = headBuffer.readableBytes
                 if direction == .serverToClient {
-                    guard let response = try HTTPHeadParser.parseResponse(&headBuffer, streamOffset: offset) else { return events }
+                    guard let response = try HTTPHeadParser.parseResponse(&headBuffer, streamOffset: offset) else { return }
                     events.append(.response(response))
                     guard response.status == .switchingProtocols else {
                         stop()
-                        return events
+                        return
                     }
                     // Frames in the same segment as the response may already be compressed.
                     if let deflate = PerMessageDeflateParameters(extensions: response.extensions) {
                         try enableDeflate(deflate)
                     }
                 } else {
-                    guard let request = try HTTPHeadParser.parseRequest(&headBuffer, streamOffset: offset) else { return events }
+                    guard let request = try HTTPHeadParser.parseRequest(&headBuffer, streamOffset: offset) else { return }
                     events.append(.request(request))
                 }
                 frames = WebSocketFrameParser(configuration: frames.configuration,
@@ -152,6 +160,5 @@ public struct WebSocketStreamDecoder {
                 events.append(.error(error))
             }
         }
-        return events
     }
 }

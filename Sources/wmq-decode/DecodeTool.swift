@@ -226,7 +226,7 @@ struct Decode: ParsableCommand {
             if error.layer == .file && (format == .text || stats) { StandardError.write("wmq-decode: \(capture): \(error)\n") }
         }
         if let reader, stats {
-            // Only numbers come out: connections are shared out between two threads.
+            // Only numbers come out: connections are shared out between two dissecting threads.
             statistics.merge(ParallelStatistics.statistics(of: reader, options: options, frameRead: { _ in
                 progress.update(reader.fileOffset)
             }, failed: failed))
