@@ -19,11 +19,11 @@ public struct DecodeStatistics {
             }
             return out
         }
-        public var mqttBytes: [FlowDirection: Int] = [:]
+        public var mqttBytes = ByDirection()
         /// WebSocket messages of a connection that does not carry MQTT, by what its dialect
         /// calls them (`onebot group-message`, `discord dispatch`; `text` when no dialect knew it).
         public var messages: [String: Int] = [:]
-        public var messageBytes: [FlowDirection: Int] = [:]
+        public var messageBytes = ByDirection()
         public var qos1Completed = 0
         public var qos2Completed = 0
         public var pingRoundTrips: [Double] = []
@@ -46,7 +46,22 @@ public struct DecodeStatistics {
         public var openFlows: Int { openQoS1.count + openQoS2.count }
     }
 
+    /// A count for each direction (kept in two fields: counting is a hot path, hashing was not free).
+    public struct ByDirection: Sendable, Equatable {
+        public var clientToServer = 0
+        public var serverToClient = 0
+
+        public subscript(direction: FlowDirection) -> Int {
+            get { direction == .clientToServer ? clientToServer : serverToClient }
+            set {
+                if direction == .clientToServer { clientToServer = newValue } else { serverToClient = newValue }
+            }
+        }
+    }
+
     public private(set) var connections: [Int: PerConnection] = [:]
+    /// The connection of the last event: most events follow one of the same connection.
+    private var recent: PerConnection?
     public private(set) var totalPackets = 0
     public private(set) var totalMessages = 0
     public private(set) var totalErrors = 0
@@ -73,11 +88,15 @@ public struct DecodeStatistics {
 
     public mutating func add(_ event: CaptureEvent) {
         let stats: PerConnection
-        if let known = connections[event.connection.id] {
+        if let recent, recent.connection.id == event.connection.id {
+            stats = recent
+        } else if let known = connections[event.connection.id] {
             stats = known
+            recent = known
         } else {
             stats = PerConnection(connection: event.connection)
             connections[event.connection.id] = stats
+            recent = stats
         }
         switch event.kind {
         case .opened(let proto, _): stats.protocolName = proto
@@ -99,13 +118,13 @@ public struct DecodeStatistics {
                 totalPackets += 1
                 stats.warnings += annotation?.warnings.count ?? 0
                 stats.packetCounts[Int(packet.type.rawValue)] += 1
-                if let direction = event.direction { stats.mqttBytes[direction, default: 0] += range.count }
+                if let direction = event.direction { stats.mqttBytes[direction] += range.count }
                 track(packet, direction: event.direction, time: event.time, stats: stats)
             case .webSocketMessage(let message, let annotation):
                 totalMessages += 1
                 stats.warnings += annotation?.warnings.count ?? 0
                 stats.messages[annotation.map { "\($0.dialect) \($0.kind)" } ?? DecodeRecord.opcodeName(message.opcode), default: 0] += 1
-                if let direction = event.direction { stats.messageBytes[direction, default: 0] += message.data.readableBytes }
+                if let direction = event.direction { stats.messageBytes[direction] += message.data.readableBytes }
             default: break
             }
         }
@@ -156,8 +175,8 @@ public struct DecodeStatistics {
                 .init(key: "server", value: .string(stats.connection.server.description)),
                 .init(key: "packets", value: .object(packets.keys.sorted().map { .init(key: $0, value: .number(String(packets[$0] ?? 0))) })),
                 .init(key: "bytes", value: .object([
-                    .init(key: "c2s", value: .number(String(stats.mqttBytes[.clientToServer] ?? 0))),
-                    .init(key: "s2c", value: .number(String(stats.mqttBytes[.serverToClient] ?? 0))),
+                    .init(key: "c2s", value: .number(String(stats.mqttBytes.clientToServer))),
+                    .init(key: "s2c", value: .number(String(stats.mqttBytes.serverToClient))),
                 ])),
                 .init(key: "qos1Completed", value: .number(String(stats.qos1Completed))),
                 .init(key: "qos2Completed", value: .number(String(stats.qos2Completed))),
@@ -178,7 +197,7 @@ public struct DecodeStatistics {
             if !stats.messages.isEmpty {
                 members.append(.init(key: "messages", value: .object(stats.messages.keys.sorted().map { .init(key: $0, value: .integer(stats.messages[$0] ?? 0)) })))
                 members.append(.init(key: "messageBytes", value: .members([
-                    "c2s": .integer(stats.messageBytes[.clientToServer] ?? 0), "s2c": .integer(stats.messageBytes[.serverToClient] ?? 0),
+                    "c2s": .integer(stats.messageBytes.clientToServer), "s2c": .integer(stats.messageBytes.serverToClient),
                 ])))
             }
             if let id = stats.clientIdentifier { members.append(.init(key: "clientId", value: .string(id))) }
@@ -206,12 +225,12 @@ public struct DecodeStatistics {
                 let counts = stats.packets
                 let packets = counts.keys.sorted().map { "\($0) \(counts[$0] ?? 0)" }.joined(separator: ", ")
                 lines.append("    packets: \(packets.isEmpty ? "none" : packets)")
-                lines.append("    MQTT bytes: \(stats.mqttBytes[.clientToServer] ?? 0) c→s, \(stats.mqttBytes[.serverToClient] ?? 0) s→c")
+                lines.append("    MQTT bytes: \(stats.mqttBytes.clientToServer) c→s, \(stats.mqttBytes.serverToClient) s→c")
                 lines.append("    QoS flows: \(stats.qos1Completed) QoS 1 and \(stats.qos2Completed) QoS 2 completed, \(stats.openFlows) open")
             } else {
                 let messages = stats.messages.keys.sorted().map { "\($0) \(stats.messages[$0] ?? 0)" }.joined(separator: ", ")
                 lines.append("    messages: \(messages)")
-                lines.append("    message bytes: \(stats.messageBytes[.clientToServer] ?? 0) c→s, \(stats.messageBytes[.serverToClient] ?? 0) s→c")
+                lines.append("    message bytes: \(stats.messageBytes.clientToServer) c→s, \(stats.messageBytes.serverToClient) s→c")
             }
             if !stats.pingRoundTrips.isEmpty {
                 let rtts = stats.pingRoundTrips.map { $0 * 1000 }

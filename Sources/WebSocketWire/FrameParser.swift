@@ -136,7 +136,11 @@ public struct WebSocketFrameParser: Sendable {
 
         var maskKey: WebSocketMaskingKey?
         if masked {
-            maskKey = input.slice(at: headerLength - 4, length: 4).flatMap { WebSocketMaskingKey($0.readableBytesView) }
+            // Read from raw bytes: NIO's initialiser is generic and not inlinable, and over a
+            // ByteBufferView each of its index steps was a call that retained the storage.
+            maskKey = input.withUnsafeReadableBytes {
+                WebSocketMaskingKey(UnsafeRawBufferPointer(rebasing: $0[(headerLength - 4)..<headerLength]))
+            }
         }
         switch configuration.direction {
         case .clientToServer where !masked: anomalies.insert(.unmaskedClientFrame)
