@@ -4,12 +4,24 @@ public import NIOCore
 /// parser in wmq reads from. It tracks the stream offset of the next unread byte, skips
 /// the rest of a rejected unit as its bytes arrive, and keeps memory bounded.
 ///
+/// Appended buffers are read where they are, not copied together: a unit that spans two of
+/// them is made contiguous by copying the unread rest of the first and as much of the next
+/// as it needs (at least ``mergeSize`` bytes, so that its header and body are not copied
+/// twice), and the next buffer is read in place again once the copy is read. A stream of
+/// TCP segments, each ending inside a frame, so has only the bytes around each boundary
+/// copied, not every segment.
+///
 /// Large appends are taken in windows of ``windowSize`` bytes: SwiftNIO slices that start
 /// more than 16 MiB into their storage are copies, so reading one huge buffer directly
 /// would copy every payload sliced from its tail. A window is copied at most once, in
 /// bulk, and payloads sliced from it share its storage.
 public struct StreamBuffer: Sendable {
     public static let windowSize = 1 << 20
+    /// The fewest bytes copied together when a unit spans two buffers.
+    public static let mergeSize = 1024
+    /// Put in place of what has been read, so that its storage is freed at once without
+    /// allocating an empty one.
+    @usableFromInline static let empty = ByteBuffer()
 
     /// The contiguous bytes parsers read from.
     @usableFromInline var buffer = ByteBuffer()
@@ -32,18 +44,16 @@ public struct StreamBuffer: Sendable {
     /// Whether a skip is still dropping bytes.
     @inlinable public var isSkipping: Bool { bytesToSkip > 0 }
 
-    /// Adds bytes. Small pieces are adopted when nothing is buffered, else copied; large
-    /// ones wait in windows.
+    /// Adds bytes. They are adopted as they are when nothing is buffered, else they wait
+    /// until the bytes before them are read (or a unit spanning them needs some).
     public mutating func append(_ bytes: ByteBuffer) {
-        if bytes.readableBytes > Self.windowSize || !backlog.isEmpty {
+        guard bytes.readableBytes > 0 else { return }
+        if buffer.readableBytes == 0 && backlog.isEmpty && bytes.readableBytes <= Self.windowSize {
+            buffer = bytes
+        } else {
             backlog.append(bytes)
             backlogBytes += bytes.readableBytes
             refill()
-        } else if buffer.readableBytes == 0 {
-            buffer = bytes
-        } else {
-            var bytes = bytes
-            buffer.writeBuffer(&bytes)
         }
         dropSkippedBytes()
     }
@@ -58,7 +68,7 @@ public struct StreamBuffer: Sendable {
     public mutating func ensureContiguous(_ count: Int) -> Bool {
         if buffer.readableBytes >= count { return true }
         guard backlogBytes > 0 else { return false }
-        while buffer.readableBytes < count && backlogBytes > 0 { moveWindow() }
+        gather(count)
         return buffer.readableBytes >= count
     }
 
@@ -111,7 +121,7 @@ public struct StreamBuffer: Sendable {
     /// (or the offset after what was forgotten).
     public mutating func reset(offset: Int? = nil) {
         _offset = offset ?? _offset + readableBytes + bytesToSkip
-        buffer.clear()
+        buffer = Self.empty
         backlog.removeAll()
         backlogBytes = 0
         bytesToSkip = 0
@@ -120,34 +130,47 @@ public struct StreamBuffer: Sendable {
     /// Frees the memory of what was read. Parsers call it when they need more bytes.
     public mutating func compact() {
         if buffer.readableBytes == 0 {
-            buffer.clear()
+            // Not cleared for reuse: payloads sliced from it may still share its storage,
+            // and then clearing would allocate another as large. What comes next is adopted.
+            buffer = Self.empty
             refill()
         } else if buffer.readerIndex > 65_536 && buffer.readerIndex > buffer.readableBytes {
             buffer.discardReadBytes()
         }
     }
 
+    /// Makes `count` bytes contiguous (when that many were received): the next buffer is
+    /// taken whole when nothing is left to read here, else the unread rest and the next
+    /// bytes are copied together, at least ``mergeSize`` of them.
     @usableFromInline
+    mutating func gather(_ count: Int) {
+        refill()
+        guard buffer.readableBytes < count, backlogBytes > 0 else { return }
+        let target = min(buffer.readableBytes + backlogBytes, max(count, Self.mergeSize))
+        var merged = ByteBufferAllocator().buffer(capacity: target)
+        merged.writeBuffer(&buffer)
+        while merged.readableBytes < target, var first = backlog.first {
+            let take = min(target - merged.readableBytes, first.readableBytes)
+            var piece = first.readSlice(length: take) ?? ByteBuffer()
+            merged.writeBuffer(&piece)
+            backlogBytes -= take
+            if first.readableBytes == 0 { backlog.removeFirst() } else { backlog[0] = first }
+        }
+        buffer = merged
+    }
+
+    /// Takes the next window of the backlog when nothing is left to read here.
     mutating func moveWindow() {
-        guard var first = backlog.first else { return }
+        guard buffer.readableBytes == 0, var first = backlog.first else { return }
         let take = min(Self.windowSize, first.readableBytes)
-        var window = first.readSlice(length: take) ?? ByteBuffer()
+        let window = first.readSlice(length: take) ?? ByteBuffer()
         if first.readableBytes == 0 {
             backlog.removeFirst()
         } else {
             backlog[0] = first
         }
         backlogBytes -= take
-        if buffer.readableBytes == 0 {
-            buffer = window
-        } else {
-            // A fresh buffer for the unread rest and the window: appending to the old
-            // storage would let it grow past 16 MiB, where slices are copies again.
-            var merged = ByteBufferAllocator().buffer(capacity: buffer.readableBytes + window.readableBytes)
-            merged.writeBuffer(&buffer)
-            merged.writeBuffer(&window)
-            buffer = merged
-        }
+        buffer = window
     }
 
     private mutating func refill() {

@@ -63,8 +63,7 @@ extension MQTTDecoder {
                 if same {
                     topic = cached
                 } else {
-                    guard let decoded = UTF8Check.string(from: topicBytes),
-                          TopicRules.wildcardIndex(inTopicName: decoded) == nil else { return .none }
+                    guard let decoded = UTF8Check.topicName(from: topicBytes) else { return .none }
                     topic = decoded
                 }
                 return .publish(flags: first & 0x0F, topic: topic, identifier: identifier, payloadStart: payloadStart,

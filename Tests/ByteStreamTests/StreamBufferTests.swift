@@ -65,6 +65,60 @@ struct StreamBufferTests {
         #expect(sharedStorage == (size + 300_000) / 300_001)
     }
 
+    /// A unit spanning two appended buffers is made contiguous by copying the rest of the
+    /// first and a little of the second (``StreamBuffer/mergeSize``), not the whole second
+    /// buffer: once that copy is read, the second buffer is read where it is.
+    @Test func aUnitSpanningTwoBuffersCopiesOnlyAroundTheBoundary() {
+        let first = ByteBuffer(bytes: (0..<100).map { UInt8($0) })
+        let second = ByteBuffer(bytes: (0..<10_000).map { UInt8(truncatingIfNeeded: 100 + $0) })
+        var stream = StreamBuffer()
+        stream.append(first)
+        stream.append(second)
+        #expect(stream.readableBytes == 10_100)
+        stream.consume(90)
+        let contiguous = stream.ensureContiguous(20)
+        #expect(contiguous)
+        #expect(stream.slice(at: 0, length: 20) == ByteBuffer(bytes: (90..<110).map { UInt8($0) }))
+        // The copy holds mergeSize bytes: 10 of the first buffer, the rest of the second.
+        stream.consume(StreamBuffer.mergeSize)
+        #expect(stream.offset == 90 + StreamBuffer.mergeSize)
+        let contiguousRest = stream.ensureContiguous(stream.readableBytes)
+        #expect(contiguousRest)
+        let secondStart = second.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+        let next = stream.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+        #expect(next == secondStart + UInt(StreamBuffer.mergeSize - 10), "read in place, not copied")
+        #expect(stream.byte(at: 0) == UInt8(truncatingIfNeeded: 90 + StreamBuffer.mergeSize))
+        #expect(stream.readableBytes == 10_100 - 90 - StreamBuffer.mergeSize)
+    }
+
+    /// Every byte comes out in order whatever the pieces and however much is asked at once.
+    @Test func randomPiecesAndReadsKeepTheStream() {
+        var generator = SystemRandomNumberGenerator()
+        let total = 200_000
+        let bytes = (0..<total).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 8) }
+        var stream = StreamBuffer()
+        var appended = 0
+        var read = 0
+        while read < total {
+            if appended < total, Int.random(in: 0..<3, using: &generator) > 0 {
+                let size = min(total - appended, [1, 3, 90, 1_500, 65_000].randomElement(using: &generator) ?? 1)
+                stream.append(ByteBuffer(bytes: bytes[appended..<(appended + size)]))
+                appended += size
+            }
+            let want = min(stream.readableBytes, Int.random(in: 0...3_000, using: &generator))
+            guard want > 0, stream.ensureContiguous(want), let slice = stream.slice(at: 0, length: want) else {
+                stream.compact()
+                continue
+            }
+            #expect(Array(slice.readableBytesView) == Array(bytes[read..<(read + want)]), "at \(read)")
+            stream.consume(want)
+            read += want
+            #expect(stream.offset == read)
+            if Int.random(in: 0..<4, using: &generator) == 0 { stream.compact() }
+        }
+        #expect(stream.readableBytes == 0)
+    }
+
     @Test func resetForgetsEverything() {
         var stream = StreamBuffer()
         stream.append(contentsOf: [1, 2, 3])
