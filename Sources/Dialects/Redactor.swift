@@ -7,7 +7,7 @@ public import NIOHTTP1
 /// always becomes the same `‹kind:8 hex›`, so two recordings redacted with one key can
 /// still be matched, while the secret itself cannot be read back (HMAC-SHA-256).
 public struct Redactor: Sendable {
-    private let key: [UInt8]
+    private let hash: KeyedHash
 
     /// JSON member names whose values are secrets.
     public static let secretJSONKeys: Set<String> = ["token", "password", "access_token", "cookie", "authorization"]
@@ -15,7 +15,7 @@ public struct Redactor: Sendable {
     public static let secretHeaders: [String] = ["Cookie", "Set-Cookie", "Authorization", "Proxy-Authorization"]
 
     public init(key: [UInt8]) {
-        self.key = key
+        hash = KeyedHash(key: key)
     }
 
     /// A redactor with a fresh random key: pseudonyms are stable within this process only.
@@ -25,17 +25,33 @@ public struct Redactor: Sendable {
     }
 
     public func pseudonym(_ secret: some Collection<UInt8>, kind: String) -> String {
-        let message = Array(secret)
-        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        _ = key.withUnsafeBufferPointer { keyBytes in
-            HMAC(EVP_sha256(), keyBytes.baseAddress, Int32(keyBytes.count), message, message.count, &digest, &length)
+        if let pseudonym = secret.withContiguousStorageIfAvailable({ pseudonym(bytes: UnsafeRawBufferPointer($0), kind: kind) }) {
+            return pseudonym
         }
-        let hex = digest.prefix(4).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
-        return "‹\(kind):\(hex)›"
+        return Array(secret).withUnsafeBytes { pseudonym(bytes: $0, kind: kind) }
     }
 
-    public func pseudonym(_ secret: String, kind: String) -> String { pseudonym(Array(secret.utf8), kind: kind) }
+    public func pseudonym(_ secret: String, kind: String) -> String {
+        var secret = secret
+        return secret.withUTF8 { pseudonym(bytes: UnsafeRawBufferPointer($0), kind: kind) }
+    }
+
+    /// `‹kind:…›` with the first four bytes of the secret's HMAC in hex.
+    private func pseudonym(bytes: UnsafeRawBufferPointer, kind: String) -> String {
+        let digest = hash.mac(bytes)
+        var text: [UInt8] = []
+        text.reserveCapacity(kind.utf8.count + 16)
+        text += "‹".utf8
+        text += kind.utf8
+        text.append(UInt8(ascii: ":"))
+        let hexDigits = Array("0123456789abcdef".utf8)
+        for byte in digest.prefix(4) {
+            text.append(hexDigits[Int(byte >> 4)])
+            text.append(hexDigits[Int(byte & 0x0F)])
+        }
+        text += "›".utf8
+        return String(decoding: text, as: UTF8.self)
+    }
 
     /// `A=1; B=2` → `A=‹cookie:…›; B=‹cookie:…›`: names stay readable, values do not.
     public func redact(cookieHeader: String) -> String {
@@ -99,5 +115,76 @@ public struct Redactor: Sendable {
             connect.password = ByteBuffer(string: pseudonym(password.readableBytesView, kind: "password"))
         }
         return connect
+    }
+}
+
+/// HMAC-SHA-256 under one key (RFC 2104) with the key's two padded blocks hashed once, when
+/// the redactor is made: OpenSSL 3's one-shot `HMAC()` looked the digest up and hashed the
+/// key again for every pseudonym, most of the time of a Works annotation.
+final class KeyedHash: @unchecked Sendable {
+    /// Digest contexts that have absorbed the key XOR ipad and XOR opad. Only ever read once
+    /// made (every MAC copies them into a context of its own), so sharing them between
+    /// threads is safe; nil if OpenSSL could not make them, and then `HMAC()` does it all.
+    private let contexts: (inner: OpaquePointer, outer: OpaquePointer)?
+    private let key: [UInt8]
+
+    init(key: [UInt8]) {
+        self.key = key
+        let blockSize = 64
+        var block = key
+        if block.count > blockSize {
+            // A key longer than a block is hashed first (RFC 2104 §2).
+            var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+            var length: UInt32 = 0
+            guard EVP_Digest(key, key.count, &digest, &length, EVP_sha256(), nil) == 1 else {
+                contexts = nil
+                return
+            }
+            block = Array(digest.prefix(Int(length)))
+        }
+        block += [UInt8](repeating: 0, count: blockSize - block.count)
+        let inner = Self.context(absorbing: block.map { $0 ^ 0x36 })
+        let outer = Self.context(absorbing: block.map { $0 ^ 0x5C })
+        if let inner, let outer {
+            contexts = (inner, outer)
+        } else {
+            EVP_MD_CTX_free(inner)
+            EVP_MD_CTX_free(outer)
+            contexts = nil
+        }
+    }
+
+    deinit {
+        if let contexts {
+            EVP_MD_CTX_free(contexts.inner)
+            EVP_MD_CTX_free(contexts.outer)
+        }
+    }
+
+    private static func context(absorbing block: [UInt8]) -> OpaquePointer? {
+        guard let context = EVP_MD_CTX_new() else { return nil }
+        guard EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1, EVP_DigestUpdate(context, block, block.count) == 1 else {
+            EVP_MD_CTX_free(context)
+            return nil
+        }
+        return context
+    }
+
+    /// The 32-byte HMAC-SHA-256 of `message`.
+    func mac(_ message: UnsafeRawBufferPointer) -> [UInt8] {
+        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        if let (inner, outer) = contexts, let context = EVP_MD_CTX_new() {
+            defer { EVP_MD_CTX_free(context) }
+            if EVP_MD_CTX_copy_ex(context, inner) == 1, EVP_DigestUpdate(context, message.baseAddress, message.count) == 1,
+               EVP_DigestFinal_ex(context, &digest, &length) == 1, EVP_MD_CTX_copy_ex(context, outer) == 1,
+               EVP_DigestUpdate(context, digest, Int(length)) == 1, EVP_DigestFinal_ex(context, &digest, &length) == 1 {
+                return Array(digest.prefix(Int(length)))
+            }
+        }
+        _ = key.withUnsafeBufferPointer { keyBytes in
+            HMAC(EVP_sha256(), keyBytes.baseAddress, Int32(keyBytes.count), message.baseAddress, message.count, &digest, &length)
+        }
+        return Array(digest.prefix(Int(length)))
     }
 }
