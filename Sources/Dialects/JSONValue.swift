@@ -8,7 +8,7 @@ import ByteStream
 /// Why our own reader and not Foundation's: `JSONSerialization` and `JSONDecoder` drop
 /// key order and duplicate keys, round numbers through `Double`, and report errors
 /// without a byte offset. Showing a payload exactly as sent is this toolkit's job.
-public indirect enum JSONValue: Sendable, Hashable, CustomStringConvertible {
+public enum JSONValue: Sendable, Hashable, CustomStringConvertible {
     case null
     case bool(Bool)
     /// The number's text as sent, e.g. `"1700000000123"` or `"-1.5e3"`.

@@ -333,8 +333,13 @@ extension DecodeRecord {
             out.append(first ? UInt8(ascii: "{") : UInt8(ascii: ","))
             first = false
             out.append(UInt8(ascii: "\""))
-            out.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
-            out.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+            raw(name)
+            raw("\":")
+        }
+
+        /// Bytes written as they are (no array literal, which would be allocated each time).
+        mutating func raw(_ text: StaticString) {
+            out.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
         }
 
         mutating func key(dynamic name: String) {
@@ -349,11 +354,7 @@ extension DecodeRecord {
         mutating func number(_ value: Int) { DecimalText.append(Int64(value), to: &out) }
 
         mutating func bool(_ value: Bool) {
-            if value {
-                out.append(contentsOf: [UInt8(ascii: "t"), UInt8(ascii: "r"), UInt8(ascii: "u"), UInt8(ascii: "e")])
-            } else {
-                out.append(contentsOf: [UInt8(ascii: "f"), UInt8(ascii: "a"), UInt8(ascii: "l"), UInt8(ascii: "s"), UInt8(ascii: "e")])
-            }
+            raw(value ? "true" : "false")
         }
 
         /// `formatTime` without its strings: the caller checked the time is finite and small.
@@ -378,7 +379,7 @@ extension DecodeRecord {
             key("event")
             string("mqtt")
             key("connection")
-            out.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: "c")])
+            raw("\"c")
             number(event.connection.id)
             out.append(UInt8(ascii: "\""))
             key("time")
@@ -409,7 +410,7 @@ extension DecodeRecord {
             nested.string(annotation.summary)
             nested.key("fields")
             if annotation.fields.isEmpty {
-                nested.out.append(contentsOf: [UInt8(ascii: "{"), UInt8(ascii: "}")])
+                nested.raw("{}")
             } else {
                 var fields = RecordWriter(out: nested.out)
                 nested.out = []

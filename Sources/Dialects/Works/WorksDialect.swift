@@ -45,8 +45,13 @@ public struct WorksDialect: MQTTDialect {
                 fields: [AnnotatedField("topic", publish.topicName)],
                 warnings: ["\(error)"])
         }
+        let topic = AnnotatedField("topic", publish.topicName)
+        if case .notification(let n) = payload {
+            // Most payloads: the topic goes first into a list made large enough once.
+            return annotate(n, redactor: redactor, leading: topic)
+        }
         var annotation = annotate(payload, redactor: redactor)
-        annotation.fields.insert(AnnotatedField("topic", publish.topicName), at: 0)
+        annotation.fields.insert(topic, at: 0)
         return annotation
     }
 
@@ -83,8 +88,12 @@ public struct WorksDialect: MQTTDialect {
         }
     }
 
-    private func annotate(_ n: WorksNotification, redactor: Redactor?) -> AnnotatedMessage {
-        var fields = [AnnotatedField("notification.type", "\(n.type)")]
+    /// `leading`: a field shown first (the PUBLISH's topic).
+    private func annotate(_ n: WorksNotification, redactor: Redactor?, leading: AnnotatedField? = nil) -> AnnotatedMessage {
+        var fields: [AnnotatedField] = []
+        fields.reserveCapacity(20 + n.locArgs.count + n.otherFields.count)
+        if let leading { fields.append(leading) }
+        fields.append(AnnotatedField("notification.type", "\(n.type)"))
         if let japanese = n.type.displayName?.japanese { fields.append(AnnotatedField("notification.type.ja", japanese)) }
         fields.appendIfPresent("loc-key", n.locKey.map { "\($0)" })
         fields.appendIfPresent("channel.number", n.channelNumber)
