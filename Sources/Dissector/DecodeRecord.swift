@@ -96,10 +96,10 @@ public enum DecodeRecord {
             out.append(.init(key: "problems", value: .array(problems.map { .string($0.description) })))
             return out
         case .frame(let frame):
-            return [.init(key: "type", value: .string(opcodeName(frame.frame.opcode))),
-                    .init(key: "fin", value: .bool(frame.frame.fin)),
+            return [.init(key: "type", value: .string(opcodeName(frame.opcode))),
+                    .init(key: "fin", value: .bool(frame.fin)),
                     .init(key: "masked", value: .bool(frame.maskKey != nil)),
-                    .init(key: "payloadLength", value: .number(String(frame.frame.length))),
+                    .init(key: "payloadLength", value: .number(String(frame.length))),
                     .init(key: "streamOffset", value: .number(String(frame.offset)))]
         case .mqtt(let packet, let range, let annotation):
             var out = mqttFields(packet, range: range, showsSecrets: showsSecrets)

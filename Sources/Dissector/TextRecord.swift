@@ -42,8 +42,8 @@ public enum TextRecord {
                 if verbose { lines += response.headers.map { "\(indent)\($0.name): \($0.value)" } }
                 lines += problems.map { "\(indent)✗ \($0)" }
             case .frame(let frame):
-                lines.append(head + "WebSocket frame \(DecodeRecord.opcodeName(frame.frame.opcode)) fin=\(frame.frame.fin ? 1 : 0)"
-                             + " \(frame.frame.length) bytes\(frame.maskKey == nil ? "" : " masked") @\(frame.offset)")
+                lines.append(head + "WebSocket frame \(DecodeRecord.opcodeName(frame.opcode)) fin=\(frame.fin ? 1 : 0)"
+                             + " \(frame.length) bytes\(frame.maskKey == nil ? "" : " masked") @\(frame.offset)")
             case .mqtt(let packet, let range, let annotation):
                 lines.append(head + "\(packet)")
                 if verbose {

@@ -6,12 +6,26 @@ public enum WebSocketFrameWriter {
     /// Appends `frame` to `buffer`, masking its payload with `maskKey` when given
     /// (clients must, servers must not). The frame's own `maskKey` is ignored.
     public static func write(_ frame: WebSocketFrame, maskKey: WebSocketMaskingKey? = nil, into buffer: inout ByteBuffer) {
-        var first = frame.opcode.encodedOpcodeByte
-        if frame.fin { first |= 0x80 }
-        first |= frame.reservedBits.rawValue
+        write(fin: frame.fin, reservedBits: frame.reservedBits, opcode: frame.opcode, data: frame.data, maskKey: maskKey, into: &buffer)
+    }
+
+    /// A parsed frame written again, with the key it was sent with.
+    public static func write(_ parsed: ParsedFrame, into buffer: inout ByteBuffer) {
+        var reserved: WebSocketFrame.ReservedBits = []
+        if parsed.rsv1 { reserved.insert(.rsv1) }
+        if parsed.rsv2 { reserved.insert(.rsv2) }
+        if parsed.rsv3 { reserved.insert(.rsv3) }
+        write(fin: parsed.fin, reservedBits: reserved, opcode: parsed.opcode, data: parsed.data, maskKey: parsed.maskKey, into: &buffer)
+    }
+
+    static func write(fin: Bool, reservedBits: WebSocketFrame.ReservedBits, opcode: WebSocketOpcode, data: ByteBuffer,
+                      maskKey: WebSocketMaskingKey?, into buffer: inout ByteBuffer) {
+        var first = opcode.encodedOpcodeByte
+        if fin { first |= 0x80 }
+        first |= reservedBits.rawValue
         buffer.writeInteger(first)
         let maskBit: UInt8 = maskKey == nil ? 0 : 0x80
-        let length = frame.data.readableBytes
+        let length = data.readableBytes
         switch length {
         case 0...125:
             buffer.writeInteger(maskBit | UInt8(length))
@@ -23,13 +37,13 @@ public enum WebSocketFrameWriter {
             buffer.writeInteger(UInt64(length))
         }
         guard let maskKey else {
-            var data = frame.data
+            var data = data
             buffer.writeBuffer(&data)
             return
         }
         buffer.writeBytes(maskKey)
         buffer.reserveCapacity(minimumWritableBytes: length)
-        frame.data.withUnsafeReadableBytes { source in
+        data.withUnsafeReadableBytes { source in
             buffer.withUnsafeMutableWritableBytes { destination in
                 if let from = source.baseAddress, let to = destination.baseAddress {
                     WebSocketMasking.apply(key: maskKey, source: from, destination: to, count: length)

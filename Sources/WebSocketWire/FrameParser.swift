@@ -33,18 +33,56 @@ public struct FrameAnomalies: OptionSet, Sendable, Hashable, CustomStringConvert
 }
 
 /// A frame read off the wire, with where it was and what was odd about it.
+///
+/// Its header fields are kept here rather than in NIO's `WebSocketFrame`, which keeps its
+/// payload in a storage object of its own: one more allocation for every frame a capture
+/// holds. ``frame`` makes that frame when it is wanted.
 public struct ParsedFrame: Sendable, Equatable {
-    /// The frame, its payload already unmasked. Its `maskKey` is nil so that
-    /// `unmaskedData` does not mask it again; the key that was sent is ``maskKey``.
-    public var frame: WebSocketFrame
+    public var fin: Bool
+    public var rsv1: Bool
+    public var rsv2: Bool
+    public var rsv3: Bool
+    public var opcode: WebSocketOpcode
+    /// The payload, already unmasked.
+    public var data: ByteBuffer
+    /// The key that was sent, if any.
     public var maskKey: WebSocketMaskingKey?
     /// Stream offset of the frame's first byte.
     public var offset: Int
     public var headerLength: Int
     public var anomalies: FrameAnomalies
 
+    public init(fin: Bool, rsv1: Bool = false, rsv2: Bool = false, rsv3: Bool = false, opcode: WebSocketOpcode,
+                data: ByteBuffer, maskKey: WebSocketMaskingKey?, offset: Int, headerLength: Int, anomalies: FrameAnomalies) {
+        self.fin = fin
+        self.rsv1 = rsv1
+        self.rsv2 = rsv2
+        self.rsv3 = rsv3
+        self.opcode = opcode
+        self.data = data
+        self.maskKey = maskKey
+        self.offset = offset
+        self.headerLength = headerLength
+        self.anomalies = anomalies
+    }
+
+    /// The frame as NIO's, its payload unmasked. Its `maskKey` is nil so that
+    /// `unmaskedData` does not mask it again; the key that was sent is ``maskKey``.
+    public var frame: WebSocketFrame {
+        WebSocketFrame(fin: fin, rsv1: rsv1, rsv2: rsv2, rsv3: rsv3, opcode: opcode, maskKey: nil, data: data)
+    }
+
+    /// Payload bytes.
+    public var length: Int { data.readableBytes }
+
+    /// Whether `other` is the same frame sent the same way (header bits, payload, key),
+    /// wherever it was.
+    public func isSameFrame(as other: ParsedFrame) -> Bool {
+        fin == other.fin && rsv1 == other.rsv1 && rsv2 == other.rsv2 && rsv3 == other.rsv3 && opcode == other.opcode
+            && maskKey == other.maskKey && data == other.data
+    }
     public var payloadOffset: Int { offset + headerLength }
-    public var endOffset: Int { offset + headerLength + frame.length }
+    public var endOffset: Int { offset + headerLength + data.readableBytes }
 }
 
 /// A passive, incremental RFC 6455 frame parser for one direction of a connection.
@@ -155,11 +193,9 @@ public struct WebSocketFrameParser: Sendable {
             // ensureContiguous(total) was checked above.
             payload = input.readSlice(length: length) ?? ByteBuffer()
         }
-        let frame = WebSocketFrame(
-            fin: first & 0x80 != 0, rsv1: first & 0x40 != 0, rsv2: first & 0x20 != 0, rsv3: first & 0x10 != 0,
-            opcode: WebSocketOpcode(encodedWebSocketOpcode: first & 0x0F) ?? .binary, maskKey: nil, data: payload)
-        return ParsedFrame(frame: frame, maskKey: maskKey, offset: streamOffset, headerLength: headerLength,
-                           anomalies: anomalies)
+        return ParsedFrame(fin: first & 0x80 != 0, rsv1: first & 0x40 != 0, rsv2: first & 0x20 != 0, rsv3: first & 0x10 != 0,
+                           opcode: WebSocketOpcode(encodedWebSocketOpcode: first & 0x0F) ?? .binary, data: payload,
+                           maskKey: maskKey, offset: streamOffset, headerLength: headerLength, anomalies: anomalies)
     }
 
     /// Reads `length` masked bytes from `input` into a new buffer, unmasked.

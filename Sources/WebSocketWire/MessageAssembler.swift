@@ -118,7 +118,7 @@ public struct WebSocketMessageAssembler {
 
     /// Takes the next frame; returns an event when the frame completes one.
     public mutating func push(_ parsed: ParsedFrame) throws(WebSocketWireError) -> WebSocketEvent? {
-        let frame = parsed.frame
+        let frame = parsed
         if frame.opcode.isControlOpcode {
             if frame.rsv1 {
                 throw WebSocketWireError(code: .compressedControlFrame, offset: parsed.offset,
@@ -139,7 +139,7 @@ public struct WebSocketMessageAssembler {
     }
 
     private mutating func pushData(_ parsed: ParsedFrame) throws(WebSocketWireError) -> WebSocketEvent? {
-        let frame = parsed.frame
+        let frame = parsed
         var current: Partial
         if frame.opcode == .continuation {
             guard let existing = partial else {
@@ -213,7 +213,7 @@ public struct WebSocketMessageAssembler {
 
     /// Reads and checks a Close frame's code and reason.
     static func close(from parsed: ParsedFrame) throws(WebSocketWireError) -> WebSocketClose {
-        var data = parsed.frame.data
+        var data = parsed.data
         switch data.readableBytes {
         case 0: return WebSocketClose(code: nil, reason: "")
         case 1:

@@ -238,8 +238,8 @@ struct RedactingStream {
     /// The frame re-encoded with its secrets replaced, or nil when it holds none: MQTT packets in
     /// binary frames, and the JSON of text frames (the chat protocols: Discord's IDENTIFY token).
     private func rewrite(_ parsed: ParsedFrame) -> [UInt8]? {
-        if parsed.frame.opcode == .text, parsed.frame.fin {
-            guard let json = try? JSONReader.parse(parsed.frame.data) else { return nil }
+        if parsed.opcode == .text, parsed.fin {
+            guard let json = try? JSONReader.parse(parsed.data) else { return nil }
             let clean = redactor.redact(json: json)
             guard clean != json else { return nil }
             var frame = parsed.frame
@@ -248,8 +248,8 @@ struct RedactingStream {
             WebSocketFrameWriter.write(frame, maskKey: parsed.maskKey, into: &out)
             return Array(out.readableBytesView)
         }
-        guard parsed.frame.opcode == .binary, parsed.frame.fin,
-              let packet = try? MQTTDecoder.decodePacket(parsed.frame.data)
+        guard parsed.opcode == .binary, parsed.fin,
+              let packet = try? MQTTDecoder.decodePacket(parsed.data)
         else { return nil }
         let redacted: MQTTPacket
         switch packet {
