@@ -58,6 +58,7 @@ public struct CapturedFrame: Sendable {
 /// Not Sendable: it owns a libpcap handle. One reader per file.
 public final class PcapReader {
     private let handle: OpaquePointer
+    static let fileBufferSize = 1 << 20
     public let path: String
     public let linkType: LinkType
     private var frameNumber = 0
@@ -67,7 +68,18 @@ public final class PcapReader {
 
     public init(path: String) throws(CaptureError) {
         var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
-        guard let handle = pcap_open_offline_with_tstamp_precision(path, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errorBuffer) else {
+        let opened: OpaquePointer?
+        if path != "-", let file = fopen(path, "rb") {
+            // libpcap reads through stdio, whose buffer is one page: a read() for every 4 KiB,
+            // a fifth of the time of `--stats`. A buffer of 1 MiB, set before any reading.
+            setvbuf(file, nil, _IOFBF, Self.fileBufferSize)
+            opened = pcap_fopen_offline_with_tstamp_precision(file, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errorBuffer)
+            if opened == nil { fclose(file) }
+        } else {
+            // Standard input, or a file fopen could not open: libpcap says why.
+            opened = pcap_open_offline_with_tstamp_precision(path, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errorBuffer)
+        }
+        guard let handle = opened else {
             throw CaptureError(layer: .file, offset: 0, reason: Self.explain(errorBuffer))
         }
         self.handle = handle
