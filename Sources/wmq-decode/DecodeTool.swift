@@ -100,12 +100,21 @@ struct Decode: ParsableCommand {
     func run() throws {
         // A HAR is JSON; anything else goes to libpcap, which knows pcap and pcapng.
         var harFile: ByteBuffer?
+        var isDirectory: ObjCBool = false
+        if capture != "-", FileManager.default.fileExists(atPath: capture, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw unreadableInput("wmq-decode", "\(capture): is a directory, not a capture file")
+        }
         if capture != "-", let handle = FileHandle(forReadingAtPath: capture) {
-            let start = handle.readData(ofLength: 64)
-            if HARInput.looksLikeHAR(start) {
-                harFile = ByteBuffer(bytes: start + handle.readDataToEndOfFile())
+            defer { try? handle.close() }
+            // The throwing reads: readData(ofLength:) traps when reading fails.
+            do {
+                let start = try handle.read(upToCount: 64) ?? Data()
+                if HARInput.looksLikeHAR(start) {
+                    harFile = ByteBuffer(bytes: start + (try handle.readToEnd() ?? Data()))
+                }
+            } catch {
+                throw unreadableInput("wmq-decode", "\(capture): cannot be read (\(error.localizedDescription))")
             }
-            try? handle.close()
         }
         var reader: PcapReader?
         if harFile == nil {

@@ -243,6 +243,10 @@ struct DecodeTests {
         #expect(notCapture.status == 3)
         #expect(notCapture.error.contains("not a pcap or pcapng file"))
         #expect(try Self.run(["/nonexistent/capture.pcap"]).status == 3)
+        // A directory is refused with a message (reading it once trapped in Foundation).
+        let directory = try Self.run([FileManager.default.temporaryDirectory.path])
+        #expect(directory.status == 3)
+        #expect(directory.error.contains("is a directory"), "\(directory.error)")
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-\(UUID().uuidString).pcap").path
         let writer = try PcapWriter(path: path, linkType: LinkType(rawValue: 147))
         writer.write([1, 2, 3], time: 0)
