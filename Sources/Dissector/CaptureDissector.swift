@@ -282,7 +282,7 @@ public struct CaptureDissector {
         case .data(let direction, let bytes):
             let connection = entry.connection
             dissector.feed(bytes, direction: direction.stream, time: time) { event in
-                emit(CaptureEvent(connection: connection, direction: direction, frame: frame, time: time, kind: .dissected(event)))
+                emit(CaptureEvent(connection: connection, direction: direction, frame: frame, time: time, kind: .dissected(consume event)))
             }
         case .gap(let direction, let count):
             dissector.lost(count, direction: direction.stream)

@@ -5,17 +5,19 @@ public import WebSocketWire
 
 /// What the dissector found, in the order the bytes showed it.
 public struct DissectorEvent: Sendable {
+    /// The rare large cases are `indirect`, so that the common ones (an MQTT packet) are not
+    /// moved about in a value as large as an HTTP head.
     public enum Kind: Sendable {
-        case request(HTTPUpgradeRequest)
-        case response(HTTPUpgradeResponse, problems: [WebSocketWireError])
+        indirect case request(HTTPUpgradeRequest)
+        indirect case response(HTTPUpgradeResponse, problems: [WebSocketWireError])
         case frame(ParsedFrame)
         /// An MQTT packet; `range` is its place in this direction's MQTT byte stream.
         case mqtt(MQTTPacket, range: Range<Int>, annotation: AnnotatedMessage?)
         /// A WebSocket message of a connection that does not carry MQTT (or, for a HAR export,
         /// one that does), with its annotation when a JSON dialect (OneBot v11) recognised it.
-        case webSocketMessage(WebSocketMessage, annotation: AnnotatedMessage? = nil)
+        indirect case webSocketMessage(WebSocketMessage, annotation: AnnotatedMessage? = nil)
         /// A control frame; `meaning` names a close code (RFC 6455's, or the dialect's own).
-        case webSocketControl(WebSocketEvent, meaning: String? = nil)
+        indirect case webSocketControl(WebSocketEvent, meaning: String? = nil)
         /// Packets or frames were found again after lost bytes; `skipped` bytes were passed over.
         case resynchronized(layer: String, skipped: Int)
         /// A violation, named by layer (`HTTP`, `WebSocket`, `MQTT`) and described with its offset.

@@ -118,15 +118,14 @@ public struct WebSocketMessageAssembler {
 
     /// Takes the next frame; returns an event when the frame completes one.
     public mutating func push(_ parsed: ParsedFrame) throws(WebSocketWireError) -> WebSocketEvent? {
-        let frame = parsed
-        if frame.opcode.isControlOpcode {
-            if frame.rsv1 {
+        if parsed.opcode.isControlOpcode {
+            if parsed.rsv1 {
                 throw WebSocketWireError(code: .compressedControlFrame, offset: parsed.offset,
-                                         describedBy: "RSV1 set on a \(frame.opcode) frame", specReference: "RFC 7692 §6.1")
+                                         describedBy: "RSV1 set on a \(parsed.opcode) frame", specReference: "RFC 7692 §6.1")
             }
-            switch frame.opcode {
-            case .ping: return .ping(frame.data, frame: parsed)
-            case .pong: return .pong(frame.data, frame: parsed)
+            switch parsed.opcode {
+            case .ping: return .ping(parsed.data, frame: parsed)
+            case .pong: return .pong(parsed.data, frame: parsed)
             default: return .close(try Self.close(from: parsed), frame: parsed)
             }
         }
@@ -139,14 +138,13 @@ public struct WebSocketMessageAssembler {
     }
 
     private mutating func pushData(_ parsed: ParsedFrame) throws(WebSocketWireError) -> WebSocketEvent? {
-        let frame = parsed
         var current: Partial
-        if frame.opcode == .continuation {
+        if parsed.opcode == .continuation {
             guard let existing = partial else {
                 throw WebSocketWireError(code: .unexpectedContinuation, offset: parsed.offset,
                                          describedBy: "continuation frame with no message to continue", specReference: "RFC 6455 §5.4")
             }
-            if frame.rsv1 {
+            if parsed.rsv1 {
                 throw WebSocketWireError(code: .compressedContinuation, offset: parsed.offset,
                                          describedBy: "RSV1 set on a continuation frame", specReference: "RFC 7692 §6.1")
             }
@@ -154,34 +152,34 @@ public struct WebSocketMessageAssembler {
             partial = nil
             current.frameCount += 1
             current.anomalies.formUnion(parsed.anomalies)
-            guard current.data.readableBytes + frame.length <= configuration.maximumMessageSize else {
+            guard current.data.readableBytes + parsed.length <= configuration.maximumMessageSize else {
                 throw tooLarge(parsed)
             }
-            var data = frame.data
+            var data = parsed.data
             current.data.writeBuffer(&data)
         } else {
             if partial != nil {
                 partial = nil
                 throw WebSocketWireError(code: .expectedContinuation, offset: parsed.offset,
-                                         describedBy: "\(frame.opcode) frame inside an unfinished fragmented message",
+                                         describedBy: "\(parsed.opcode) frame inside an unfinished fragmented message",
                                          specReference: "RFC 6455 §5.4")
             }
-            if frame.rsv1 && inflater == nil {
+            if parsed.rsv1 && inflater == nil {
                 throw WebSocketWireError(code: .reservedBitsSet, offset: parsed.offset,
                                          describedBy: "RSV1 set but permessage-deflate was not negotiated", specReference: "RFC 6455 §5.2")
             }
-            guard frame.length <= configuration.maximumMessageSize else { throw tooLarge(parsed) }
-            current = Partial(opcode: frame.opcode, data: frame.data, frameCount: 1, start: parsed.offset,
-                              compressed: frame.rsv1, anomalies: parsed.anomalies)
+            guard parsed.length <= configuration.maximumMessageSize else { throw tooLarge(parsed) }
+            current = Partial(opcode: parsed.opcode, data: parsed.data, frameCount: 1, start: parsed.offset,
+                              compressed: parsed.rsv1, anomalies: parsed.anomalies)
         }
         if current.opcode == .text && !current.compressed {
-            let bad = frame.data.withUnsafeReadableBytes { current.utf8.validate($0) }
+            let bad = parsed.data.withUnsafeReadableBytes { current.utf8.validate($0) }
             if let bad {
                 throw WebSocketWireError(code: .invalidUTF8, offset: parsed.payloadOffset + bad,
                                          describedBy: "text message is not UTF-8", specReference: "RFC 6455 §8.1")
             }
         }
-        guard frame.fin else {
+        guard parsed.fin else {
             partial = current
             return nil
         }

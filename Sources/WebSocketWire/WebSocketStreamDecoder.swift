@@ -5,12 +5,13 @@ import NIOWebSocket
 /// frames, then messages. Every step reports what it found; errors are reported as
 /// events and decoding goes on where the stream allows.
 public struct WebSocketStreamDecoder {
+    /// The rare large cases are `indirect`, so that frames and messages move in a small value.
     public enum Event: Equatable {
-        case request(HTTPUpgradeRequest)
-        case response(HTTPUpgradeResponse)
+        indirect case request(HTTPUpgradeRequest)
+        indirect case response(HTTPUpgradeResponse)
         case frame(ParsedFrame)
         case message(WebSocketMessage)
-        case control(WebSocketEvent)
+        indirect case control(WebSocketEvent)
         case error(WebSocketWireError)
         /// Frames were found again after lost bytes: `skipped` bytes at `offset` could not be read.
         case resynchronized(offset: Int, skipped: Int)
