@@ -66,7 +66,12 @@ public final class PcapReader {
     /// The file image behind a reader made with ``init(bytes:name:)``.
     private var memory: UnsafeMutableRawBufferPointer?
 
-    public init(path: String) throws(CaptureError) {
+    public convenience init(path: String) throws(CaptureError) {
+        try self.init(path: path, readsAhead: path != "-")
+    }
+
+    /// `readsAhead`: whether frames are read in batches (see ``aheadSize``); tests compare both ways.
+    init(path: String, readsAhead: Bool) throws(CaptureError) {
         var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
         let opened: OpaquePointer?
         if path != "-", let file = fopen(path, "rb") {
@@ -83,6 +88,7 @@ public final class PcapReader {
             throw CaptureError(layer: .file, offset: 0, reason: Self.explain(errorBuffer))
         }
         self.handle = handle
+        self.readsAhead = readsAhead
         self.path = path
         linkType = LinkType(rawValue: pcap_datalink(handle))
     }
@@ -105,6 +111,7 @@ public final class PcapReader {
         }
         self.handle = handle
         self.memory = memory
+        readsAhead = true
         path = name
         linkType = LinkType(rawValue: pcap_datalink(handle))
     }
@@ -117,6 +124,26 @@ public final class PcapReader {
     /// The next frame, nil at the end of the file. A damaged record ends the reading:
     /// the error says where, and the frames before it were all returned.
     public func next() throws(CaptureError) -> CapturedFrame? {
+        if readsAhead {
+            if aheadIndex == ahead.count { readAhead() }
+            if aheadIndex < ahead.count {
+                let frame = ahead[aheadIndex]
+                aheadIndex += 1
+                return CapturedFrame(number: frame.number, time: frame.time,
+                                     data: aheadBytes.getSlice(at: frame.start, length: frame.length) ?? ByteBuffer(),
+                                     originalLength: frame.originalLength, linkType: linkType)
+            }
+            if let error = aheadError.take() { throw error }
+            return nil
+        }
+        guard let (header, data) = try nextRecord() else { return nil }
+        return CapturedFrame(number: frameNumber, time: Self.time(of: header),
+                             data: ByteBuffer(bytes: UnsafeBufferPointer(start: data, count: Int(header.pointee.caplen))),
+                             originalLength: Int(header.pointee.len), linkType: linkType)
+    }
+
+    /// libpcap's next record: its header and bytes, valid until the next call.
+    private func nextRecord() throws(CaptureError) -> (UnsafeMutablePointer<pcap_pkthdr>, UnsafePointer<UInt8>)? {
         guard !failed else { return nil }
         var header: UnsafeMutablePointer<pcap_pkthdr>?
         var data: UnsafePointer<UInt8>?
@@ -125,11 +152,7 @@ public final class PcapReader {
         case 1:
             guard let header, let data else { return nil }
             frameNumber += 1
-            let captured = Int(header.pointee.caplen)
-            let time = Double(header.pointee.ts.tv_sec) + Double(header.pointee.ts.tv_usec) / 1e9
-            return CapturedFrame(
-                number: frameNumber, time: time, data: ByteBuffer(bytes: UnsafeBufferPointer(start: data, count: captured)),
-                originalLength: Int(header.pointee.len), linkType: linkType)
+            return (header, data)
         case PCAP_ERROR_BREAK:
             return nil
         default:
@@ -138,6 +161,51 @@ public final class PcapReader {
             throw CaptureError(layer: .file, frame: frameNumber + 1, offset: fileOffset,
                                reason: "after \(frameNumber) frame(s): \(Self.explain(message))")
         }
+    }
+
+    private static func time(of header: UnsafeMutablePointer<pcap_pkthdr>) -> Double {
+        Double(header.pointee.ts.tv_sec) + Double(header.pointee.ts.tv_usec) / 1e9
+    }
+
+    // Reading a file ahead: the bytes of up to 32 KiB of frames are copied into one buffer,
+    // and each frame is a slice of it. One allocation for dozens of frames instead of one
+    // per frame, and one free (often on another thread, which costs glibc a lock). A slice
+    // keeps its whole buffer alive, so the buffer is kept small: a connection holding on to
+    // part of a frame holds at most about as much as a large frame did before. Standard input
+    // is read frame by frame, so that a live pipe shows each frame as it comes.
+    static let aheadSize = 32 << 10
+    private let readsAhead: Bool
+    private struct AheadFrame {
+        var number: Int
+        var time: Double
+        var start: Int
+        var length: Int
+        var originalLength: Int
+    }
+    private var ahead: [AheadFrame] = []
+    private var aheadIndex = 0
+    private var aheadBytes = ByteBuffer()
+    /// An error met while reading ahead, thrown once the frames before it are returned.
+    private var aheadError: CaptureError?
+
+    private func readAhead() {
+        ahead.removeAll(keepingCapacity: true)
+        aheadIndex = 0
+        // A new buffer each time: the frames handed out share the old one.
+        var bytes = ByteBufferAllocator().buffer(capacity: Self.aheadSize)
+        while bytes.readableBytes < Self.aheadSize {
+            do {
+                guard let (header, data) = try nextRecord() else { break }
+                let length = Int(header.pointee.caplen)
+                ahead.append(AheadFrame(number: frameNumber, time: Self.time(of: header), start: bytes.writerIndex,
+                                        length: length, originalLength: Int(header.pointee.len)))
+                bytes.writeBytes(UnsafeRawBufferPointer(start: data, count: length))
+            } catch {
+                aheadError = error
+                break
+            }
+        }
+        aheadBytes = bytes
     }
 
     /// Where libpcap stands in the file (for standard input, the bytes read so far).

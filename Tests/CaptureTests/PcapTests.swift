@@ -1,4 +1,4 @@
-import Capture
+@testable import Capture
 import Foundation
 import NIOCore
 import Testing
@@ -159,6 +159,56 @@ struct PcapTests {
         #expect { _ = try decoder.segment(from: frame) } throws: { error in
             guard let error = error as? CaptureError else { return false }
             return error.layer == layer && error.frame == 1 && error.offset == offset
+        }
+    }
+}
+
+/// Files are read ahead, dozens of frames copied into one buffer and handed out as slices of
+/// it; standard input frame by frame. Both give the same frames, in the same order, with the
+/// same error at the same place when the file is cut short.
+@Suite("pcap reading ahead")
+struct PcapReadAheadTests {
+    static func frames(_ path: String, readsAhead: Bool) -> (frames: [CapturedFrame], error: String?) {
+        var frames: [CapturedFrame] = []
+        do {
+            let reader = try PcapReader(path: path, readsAhead: readsAhead)
+            while let frame = try reader.next() { frames.append(frame) }
+            // After an error or the end, nothing more comes.
+            if try reader.next() != nil { return (frames, "a frame after the end") }
+        } catch {
+            return (frames, "\(error)")
+        }
+        return (frames, nil)
+    }
+
+    @Test func readingAheadGivesTheFramesOneByOneReadingGives() throws {
+        var generator = SystemRandomNumberGenerator()
+        // Small frames, frames around the batch size and larger than it.
+        let sizes = (0..<400).map { index -> Int in
+            index % 50 == 7 ? [31_000, 33_000, 70_000].randomElement(using: &generator) ?? 70_000 : Int.random(in: 1...1_600, using: &generator)
+        }
+        let frames = sizes.enumerated().map { index, size in (0..<size).map { UInt8(truncatingIfNeeded: $0 &+ index) } }
+        let path = try PcapTests.write(frames, link: .ethernet)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let whole = try #require(FileManager.default.contents(atPath: path))
+        let cutPath = path + ".cut"
+        defer { try? FileManager.default.removeItem(atPath: cutPath) }
+        for cut in [whole.count, whole.count - 1, whole.count / 2, whole.count / 3 + 5, 24 + 16 + 3] {
+            try whole.prefix(cut).write(to: URL(fileURLWithPath: cutPath))
+            let ahead = Self.frames(cutPath, readsAhead: true)
+            let oneByOne = Self.frames(cutPath, readsAhead: false)
+            #expect(ahead.error == oneByOne.error, "cut at \(cut)")
+            #expect(ahead.frames.count == oneByOne.frames.count, "cut at \(cut)")
+            for (a, b) in zip(ahead.frames, oneByOne.frames) {
+                #expect(a.number == b.number && a.time == b.time && a.originalLength == b.originalLength && a.data == b.data,
+                        "frame \(b.number), cut at \(cut)")
+            }
+            if cut == whole.count {
+                #expect(ahead.error == nil && ahead.frames.count == frames.count)
+                #expect(ahead.frames.map { Array($0.data.readableBytesView) } == frames)
+            } else {
+                #expect(ahead.error != nil, "cut at \(cut)")
+            }
         }
     }
 }
