@@ -51,7 +51,7 @@ public struct StreamBuffer: Sendable {
         if buffer.readableBytes == 0 && backlog.isEmpty && bytes.readableBytes <= Self.windowSize {
             buffer = bytes
         } else {
-            backlog.append(bytes)
+            backlog.append(bytes.keptAlone())
             backlogBytes += bytes.readableBytes
             refill()
         }
@@ -127,7 +127,8 @@ public struct StreamBuffer: Sendable {
         bytesToSkip = 0
     }
 
-    /// Frees the memory of what was read. Parsers call it when they need more bytes.
+    /// Frees the memory of what was read. Parsers call it whenever they need more bytes, so
+    /// that what waits for them does not keep more memory alive than it needs.
     public mutating func compact() {
         if buffer.readableBytes == 0 {
             // Not cleared for reuse: payloads sliced from it may still share its storage,
@@ -136,6 +137,10 @@ public struct StreamBuffer: Sendable {
             refill()
         } else if buffer.readerIndex > 65_536 && buffer.readerIndex > buffer.readableBytes {
             buffer.discardReadBytes()
+        } else {
+            // An adopted buffer is often a slice of a larger one (a frame read ahead with
+            // others): the rest of a unit waiting for more bytes, maybe for long, is copied out.
+            buffer = buffer.keptAlone()
         }
     }
 
@@ -187,5 +192,19 @@ public struct StreamBuffer: Sendable {
             consume(now)
             bytesToSkip -= now
         }
+    }
+}
+
+extension ByteBuffer {
+    /// These bytes where a parser can keep them for later without keeping much more memory
+    /// alive: as they are when they fill most of their storage (or are large), else copied
+    /// into a storage of their own. A slice of a few hundred bytes can stand for a buffer of
+    /// 32 KiB (a capture's frames are read ahead together); held by each of thousands of
+    /// connections, or by each of thousands of pieces waiting, that would add up.
+    public func keptAlone() -> ByteBuffer {
+        if readableBytes >= 8192 || readableBytes * 2 >= storageCapacity { return self }
+        var copy = ByteBufferAllocator().buffer(capacity: readableBytes)
+        copy.writeImmutableBuffer(self)
+        return copy
     }
 }

@@ -1,3 +1,4 @@
+import ByteStream
 public import NIOCore
 
 /// TCP header flags.
@@ -184,7 +185,7 @@ public struct PacketDecoder {
             }
             return PendingDatagram(header: header, firstFrame: frame)
         }()
-        pending.pieces.append((offset, bytes))
+        pending.pieces.append((offset, bytes.keptAlone()))
         if last { pending.totalLength = offset + bytes.readableBytes }
         guard let total = pending.totalLength, total <= 65_535 else {
             fragments[key] = pending

@@ -1,3 +1,4 @@
+import ByteStream
 import NIOCore
 
 /// Which way bytes flow in a connection.
@@ -71,7 +72,9 @@ struct TCPDirectionReassembler {
 
     private mutating func receive(data: ByteBuffer, sequence: UInt32, frame: Int, time: Double, emit: (Output) -> Void) {
         let index = pending.firstIndex { sequenceDistance(from: sequence, to: $0.sequence) > 0 } ?? pending.endIndex
-        pending.insert(Pending(sequence: sequence, bytes: data, frame: frame, time: time), at: index)
+        // Kept alone: waiting segments are counted by their bytes, not by the frames read
+        // ahead with them that a slice would keep alive.
+        pending.insert(Pending(sequence: sequence, bytes: data.keptAlone(), frame: frame, time: time), at: index)
         pendingBytes += data.readableBytes
         deliver(emit: emit)
         // Too much waiting behind a hole: give the hole up as lost.

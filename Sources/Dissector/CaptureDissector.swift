@@ -267,7 +267,12 @@ public struct CaptureDissector {
     private mutating func receive(_ item: Pending, entry: Tracked, frame: Int, time: Double, emit: (consuming CaptureEvent) -> Void) {
         if entry.ignored { return }
         guard entry.dissector != nil else {
-            entry.pending.append(item)
+            // Kept alone: a connection waiting to be recognised holds its first bytes only.
+            if case .data(let direction, let bytes) = item {
+                entry.pending.append(.data(direction, bytes.keptAlone()))
+            } else {
+                entry.pending.append(item)
+            }
             if case .data(_, let bytes) = item { entry.pendingBytes += bytes.readableBytes }
             decide(entry, frame: frame, time: time, final: false, emit: emit)
             return

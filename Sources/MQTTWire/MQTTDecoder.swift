@@ -113,13 +113,18 @@ public struct MQTTDecoder: Sendable {
     /// The next complete packet, `nil` when more bytes are needed, or the error of the
     /// next packet.
     public mutating func next() throws(MQTTWireError) -> MQTTPacket? {
-        if isScanning && !scan() { return nil }
-        if usesFastPath && !isBroken && !input.isSkipping, let packet = fastNext() { return packet }
-        if let brokenStream { throw brokenStream }
-        guard !input.isSkipping, let header = try readFixedHeader() else {
+        guard let packet = try decodeNext() else {
             input.compact()
             return nil
         }
+        return packet
+    }
+
+    private mutating func decodeNext() throws(MQTTWireError) -> MQTTPacket? {
+        if isScanning && !scan() { return nil }
+        if usesFastPath && !isBroken && !input.isSkipping, let packet = fastNext() { return packet }
+        if let brokenStream { throw brokenStream }
+        guard !input.isSkipping, let header = try readFixedHeader() else { return nil }
         let start = input.offset
         let total = header.headerLength + header.remainingLength
         if let problem = header.problem {

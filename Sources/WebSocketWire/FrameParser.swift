@@ -129,14 +129,19 @@ public struct WebSocketFrameParser: Sendable {
     }
 
     public mutating func next() throws(WebSocketWireError) -> ParsedFrame? {
+        guard let frame = try parseNext() else {
+            input.compact()
+            return nil
+        }
+        return frame
+    }
+
+    private mutating func parseNext() throws(WebSocketWireError) -> ParsedFrame? {
         if let brokenStream { throw brokenStream }
         guard !input.isSkipping else { return nil }
         _ = input.ensureContiguous(min(14, input.readableBytes))
         let available = input.readableBytes
-        guard available >= 2 else {
-            input.compact()
-            return nil
-        }
+        guard available >= 2 else { return nil }
         let streamOffset = input.offset
         let first = input.byte(at: 0) ?? 0
         let second = input.byte(at: 1) ?? 0

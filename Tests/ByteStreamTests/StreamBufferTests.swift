@@ -119,6 +119,48 @@ struct StreamBufferTests {
         #expect(stream.readableBytes == 0)
     }
 
+    /// Whether nothing but `buffer` holds its storage: writing to it then moves nothing.
+    static func isAlone(_ buffer: inout ByteBuffer) -> Bool {
+        let before = buffer.withVeryUnsafeBytes { UInt(bitPattern: $0.baseAddress) }
+        let readerIndex = UInt(buffer.readerIndex)
+        let after = buffer.withUnsafeMutableReadableBytes { UInt(bitPattern: $0.baseAddress) - readerIndex }
+        return before == after
+    }
+
+    /// Bytes kept for later do not keep a much larger storage alive: a small slice is copied,
+    /// a large one, or one that fills most of its storage, is kept as it is.
+    @Test func keptAloneCopiesOnlySmallSlicesOfLargeStorage() {
+        var big = ByteBuffer(bytes: (0..<32_768).map { UInt8(truncatingIfNeeded: $0) })
+        let small = big.getSlice(at: 1_000, length: 300) ?? ByteBuffer()
+        let kept = small.keptAlone()
+        #expect(kept == small)
+        #expect(kept.storageCapacity < 1_024)
+        let large = big.getSlice(at: 0, length: 20_000) ?? ByteBuffer()
+        #expect(large.keptAlone().withUnsafeReadableBytes { $0.baseAddress } == large.withUnsafeReadableBytes { $0.baseAddress })
+        let whole = ByteBuffer(bytes: [1, 2, 3])
+        #expect(whole.keptAlone().withUnsafeReadableBytes { $0.baseAddress } == whole.withUnsafeReadableBytes { $0.baseAddress })
+        #expect(!Self.isAlone(&big), "the large slice still shares it")
+    }
+
+    /// What a stream keeps while its parser waits for more bytes does not hold on to the large
+    /// buffers its pieces were sliced from: neither the rest of an adopted piece once compacted,
+    /// nor a small piece waiting behind it.
+    @Test func waitingBytesDoNotKeepTheirSourceAlive() {
+        var first = ByteBuffer(bytes: [UInt8](repeating: 1, count: 32_768))
+        var second = ByteBuffer(bytes: [UInt8](repeating: 2, count: 32_768))
+        var stream = StreamBuffer()
+        stream.append(first.getSlice(at: 0, length: 500) ?? ByteBuffer())
+        stream.append(second.getSlice(at: 100, length: 200) ?? ByteBuffer())
+        stream.consume(400)
+        stream.compact()
+        #expect(Self.isAlone(&first))
+        #expect(Self.isAlone(&second))
+        #expect(stream.readableBytes == 300)
+        let contiguous = stream.ensureContiguous(300)
+        #expect(contiguous)
+        #expect(stream.slice(at: 0, length: 300) == ByteBuffer(bytes: [UInt8](repeating: 1, count: 100) + [UInt8](repeating: 2, count: 200)))
+    }
+
     @Test func resetForgetsEverything() {
         var stream = StreamBuffer()
         stream.append(contentsOf: [1, 2, 3])

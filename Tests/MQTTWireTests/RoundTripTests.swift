@@ -107,3 +107,22 @@ struct FastPathTests {
         #expect { _ = try decoder.next() } throws: { ($0 as? MQTTWireError)?.code == malformed.code }
     }
 }
+
+/// A decoder waiting for the rest of a packet keeps only the bytes it has, not the larger
+/// buffer they were sliced from.
+@Suite("Decoder memory")
+struct DecoderMemoryTests {
+    @Test func aPartialPacketDoesNotKeepItsSourceAlive() throws {
+        let packet = try encode(.publish(PublishPacket(topicName: "a/b", payload: ByteBuffer(bytes: [UInt8](repeating: 7, count: 300)))))
+        var big = ByteBuffer(bytes: [UInt8](repeating: 0, count: 32_768))
+        big.setBytes(packet, at: 2_000)
+        var decoder = MQTTDecoder()
+        decoder.append(big.getSlice(at: 2_000, length: 100) ?? ByteBuffer())
+        #expect(try decoder.next() == nil)
+        let before = big.withVeryUnsafeBytes { UInt(bitPattern: $0.baseAddress) }
+        let after = big.withUnsafeMutableReadableBytes { UInt(bitPattern: $0.baseAddress) }
+        #expect(before == after, "the decoder still shares the source buffer")
+        decoder.append(contentsOf: packet.dropFirst(100))
+        #expect(try decoder.next() == .publish(PublishPacket(topicName: "a/b", payload: ByteBuffer(bytes: [UInt8](repeating: 7, count: 300)))))
+    }
+}

@@ -160,3 +160,28 @@ struct FrameParserTests {
         }
     }
 }
+
+/// A parser waiting for the rest of a frame keeps only the bytes it has, not the larger
+/// buffer they were sliced from (a capture's frames are read ahead 32 KiB at a time).
+@Suite("Frame parser memory")
+struct FrameParserMemoryTests {
+    static func isAlone(_ buffer: inout ByteBuffer) -> Bool {
+        let before = buffer.withVeryUnsafeBytes { UInt(bitPattern: $0.baseAddress) }
+        let readerIndex = UInt(buffer.readerIndex)
+        let after = buffer.withUnsafeMutableReadableBytes { UInt(bitPattern: $0.baseAddress) - readerIndex }
+        return before == after
+    }
+
+    @Test func aPartialFrameDoesNotKeepItsSourceAlive() throws {
+        var big = ByteBuffer(bytes: [UInt8](repeating: 0x61, count: 32_768))
+        big.setBytes([0x82, 0x7E, 0x00, 0xC8], at: 1_000)  // binary, FIN, 200 bytes, unmasked
+        var parser = WebSocketFrameParser(configuration: .init(direction: .serverToClient))
+        parser.append(big.getSlice(at: 1_000, length: 100) ?? ByteBuffer())
+        #expect(try parser.next() == nil)
+        #expect(Self.isAlone(&big))
+        parser.append(ByteBuffer(bytes: [UInt8](repeating: 0x62, count: 104)))
+        let frame = try #require(try parser.next())
+        #expect(frame.length == 200)
+        #expect(frame.data.getBytes(at: frame.data.readerIndex + 95, length: 2) == [0x61, 0x62])
+    }
+}
