@@ -85,6 +85,8 @@ public struct ReplayScript: Sendable {
     public private(set) var states: [ConnectionState]
     /// What happened on each connection, both ways, pings included: what ``Matcher`` compares.
     public private(set) var timelines: [[RecordedMessage]]
+    /// QoS 1 and 2 PUBLISHes sent on each connection so far: what the peer has to acknowledge.
+    public private(set) var acknowledgeablesSent: [Int]
     private var arrived: [Int]
     private var cursor = 0
     private var started: ContinuousClock.Instant?
@@ -126,6 +128,7 @@ public struct ReplayScript: Sendable {
         recordedFlows = connections.map { Matcher.flows(of: $0.messages) }
         states = Array(repeating: .waiting, count: connections.count)
         timelines = Array(repeating: [], count: connections.count)
+        acknowledgeablesSent = Array(repeating: 0, count: connections.count)
         arrived = Array(repeating: 0, count: connections.count)
         lastSent = Array(repeating: nil, count: connections.count)
         identifiers = Array(repeating: [:], count: connections.count)
@@ -306,6 +309,7 @@ public struct ReplayScript: Sendable {
     }
 
     private mutating func sent(_ packet: MQTTPacket, on index: Int, now: ContinuousClock.Instant) -> Action {
+        if case .publish(let publish) = packet, publish.qos != .atMostOnce { acknowledgeablesSent[index] += 1 }
         timelines[index].append(RecordedMessage(direction: role == .client ? .clientToServer : .serverToClient,
                                                 time: seconds(now), packet: packet))
         lastSent[index] = now

@@ -79,7 +79,7 @@ public final class ReplayServer: Sendable {
     /// Listens; ``run()`` plays.
     public static func start(_ recording: Recording, connections selected: [RecordedConnection],
                              webSocket: (host: String, port: Int)?, tcp: (host: String, port: Int)?, options: ReplayOptions,
-                             progress: (@Sendable (Int, Bool) -> Void)? = nil,
+                             progress: (@Sendable (ReplayProgress) -> Void)? = nil,
                              group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws(ReplayError) -> ReplayServer {
         var playable: [RecordedConnection] = []
         var skipped: [ConnectionReport] = []
@@ -145,7 +145,7 @@ extension Replayer {
         }
         let gate = ProgressGate()
         let server = try await ReplayServer.start(recording, connections: playable, webSocket: ("127.0.0.1", 0), tcp: nil, options: options,
-                                                  progress: { position, finished in gate.update(position, finished: finished) }, group: group)
+                                                  progress: { gate.update($0) }, group: group)
         guard let port = server.webSocketPort else { throw ReplayError(.connection, "the loopback listener has no port") }
         let clientNotes = NIOLockedValueBox<[Int: [String]]>([:])
         // The clients keep the recorded times under the pace too, from the timeline's start.
@@ -203,7 +203,15 @@ extension Replayer {
         let client = WorksClient(configuration: WorksClientConfiguration(webSocket: settings, mqtt: mqtt),
                                  logger: Logger(label: "wmq.replay.check", factory: { _ in SwiftLogNoOpLogHandler() }),
                                  redactor: nil, eventLoopGroup: group)
-        let drain = Task { for await _ in client.events {} }
+        // QoS 1 and 2 PUBLISHes received: the client acknowledges each in the same turn.
+        let acknowledgeablesReceived = NIOLockedValueBox(0)
+        let drain = Task {
+            for await event in client.events {
+                if case .packet(.publish(let publish), .received) = event, publish.qos != .atMostOnce {
+                    acknowledgeablesReceived.withLockedValue { $0 += 1 }
+                }
+            }
+        }
         defer { drain.cancel() }
         var notes: [String] = []
         var connected = false
@@ -240,6 +248,15 @@ extension Replayer {
             case .publish(let publish):
                 Task { try? await client.publish(topic: publish.topicName, payload: publish.payload, qos: publish.qos, retain: publish.retain) }
             case .disconnect:
+                // The recording's acknowledgements before the DISCONNECT are awaited (that is what
+                // opened the gate), but not those the client owes beyond them: it first gets what
+                // the server sent, so that its DISCONNECT does not race its own acknowledgements
+                // and the comparison does not depend on the machine's speed.
+                let owed = gate.acknowledgeablesSent(connection: index)
+                let deadline = ContinuousClock.now + .seconds(2)
+                while acknowledgeablesReceived.withLockedValue({ $0 }) < owed, ContinuousClock.now < deadline {
+                    try? await Task.sleep(for: .milliseconds(1))
+                }
                 await client.disconnect()
                 connected = false
             default:
@@ -258,14 +275,23 @@ final class ProgressGate: Sendable {
     private struct State {
         var position = 0
         var finished = false
+        var acknowledgeablesSent: [Int] = []
         var waiters: [(Int, CheckedContinuation<Bool, Never>)] = []
     }
 
     private let state = NIOLockedValueBox(State())
 
-    func update(_ position: Int, finished: Bool) {
+    /// QoS 1 and 2 PUBLISHes the script has sent on connection `index` so far.
+    func acknowledgeablesSent(connection index: Int) -> Int {
+        state.withLockedValue { $0.acknowledgeablesSent.indices.contains(index) ? $0.acknowledgeablesSent[index] : 0 }
+    }
+
+    func update(_ progress: ReplayProgress) {
+        let position = progress.position
+        let finished = progress.finished
         let ready: [(CheckedContinuation<Bool, Never>, Bool)] = state.withLockedValue { state in
             state.position = position
+            state.acknowledgeablesSent = progress.acknowledgeablesSent
             state.finished = state.finished || finished
             var ready: [(CheckedContinuation<Bool, Never>, Bool)] = []
             state.waiters.removeAll { wanted, waiter in

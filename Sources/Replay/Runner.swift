@@ -93,6 +93,14 @@ struct RunOutcome: Sendable {
 
 /// Plays a ``ReplayScript`` over live connections: one loop reads every event (connections
 /// opened, packets, closes, timers) from one stream, so the script needs no lock.
+/// Where a served script stands: its position in the timeline, whether it is done, and the
+/// QoS 1 and 2 PUBLISHes it has sent on each connection.
+public struct ReplayProgress: Sendable {
+    public var position: Int
+    public var finished: Bool
+    public var acknowledgeablesSent: [Int]
+}
+
 final class ScriptRunner: @unchecked Sendable {
     enum Event: Sendable {
         case accepted(link: Int, PacketLink, PacketLink.Inbound, RecordedConnection.Transport)
@@ -117,12 +125,12 @@ final class ScriptRunner: @unchecked Sendable {
     private let nextLink = NIOLockedValueBox(1_000_000)
     /// Our connections (client role) are opened with it.
     private let open: (@Sendable (Int) async throws(ReplayError) -> (PacketLink, PacketLink.Inbound))?
-    /// Told the script's position after every event (check gates its client on it).
-    private let progress: (@Sendable (Int, Bool) -> Void)?
+    /// Told the script's progress after every event (check gates its client on it).
+    private let progress: (@Sendable (ReplayProgress) -> Void)?
 
     init(script: ReplayScript, options: ReplayOptions,
          open: (@Sendable (Int) async throws(ReplayError) -> (PacketLink, PacketLink.Inbound))? = nil,
-         progress: (@Sendable (Int, Bool) -> Void)? = nil) {
+         progress: (@Sendable (ReplayProgress) -> Void)? = nil) {
         self.script = script
         self.options = options
         self.open = open
@@ -158,7 +166,8 @@ final class ScriptRunner: @unchecked Sendable {
         var everConnected = script.role == .client
         var iterator = events.makeAsyncIterator()
         loop: while true {
-            progress?(script.position, script.isFinished)
+            progress?(ReplayProgress(position: script.position, finished: script.isFinished,
+                                     acknowledgeablesSent: script.acknowledgeablesSent))
             let now = ContinuousClock.now
             if script.isFinished && finishedAt == nil { finishedAt = now }
             if let finishedAt, now >= finishedAt + options.settle { break }
@@ -230,7 +239,7 @@ final class ScriptRunner: @unchecked Sendable {
             if script.isFinished && finishedAt == nil { finishedAt = when }
         }
         wake?.cancel()
-        progress?(script.position, true)
+        progress?(ReplayProgress(position: script.position, finished: true, acknowledgeablesSent: script.acknowledgeablesSent))
         for link in links.values { await link.close() }
         links = [:]
         return RunOutcome(timelines: script.timelines, notes: notes, connectionNotes: connectionNotes, packets: packets,
