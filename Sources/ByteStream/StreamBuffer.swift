@@ -197,12 +197,12 @@ public struct StreamBuffer: Sendable {
 
 extension ByteBuffer {
     /// These bytes where a parser can keep them for later without keeping much more memory
-    /// alive: as they are when they fill most of their storage (or are large), else copied
-    /// into a storage of their own. A slice of a few hundred bytes can stand for a buffer of
-    /// 32 KiB (a capture's frames are read ahead together); held by each of thousands of
-    /// connections, or by each of thousands of pieces waiting, that would add up.
+    /// alive: as they are when their storage is small, or they are large or fill most of it,
+    /// else copied into a storage of their own. A slice of a few hundred bytes can stand for a
+    /// buffer of 32 KiB (a capture's frames are read ahead together); held by each of thousands
+    /// of connections, or by each of thousands of pieces waiting, that would add up.
     public func keptAlone() -> ByteBuffer {
-        if readableBytes >= 8192 || readableBytes * 2 >= storageCapacity { return self }
+        if storageCapacity <= 16_384 || readableBytes >= 8192 || readableBytes * 2 >= storageCapacity { return self }
         var copy = ByteBufferAllocator().buffer(capacity: readableBytes)
         copy.writeImmutableBuffer(self)
         return copy
