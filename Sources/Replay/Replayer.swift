@@ -287,15 +287,13 @@ final class ProgressGate: Sendable {
     }
 
     func update(_ progress: ReplayProgress) {
-        let position = progress.position
-        let finished = progress.finished
         let ready: [(CheckedContinuation<Bool, Never>, Bool)] = state.withLockedValue { state in
-            state.position = position
+            state.position = progress.position
             state.acknowledgeablesSent = progress.acknowledgeablesSent
-            state.finished = state.finished || finished
+            state.finished = state.finished || progress.finished
             var ready: [(CheckedContinuation<Bool, Never>, Bool)] = []
             state.waiters.removeAll { wanted, waiter in
-                if wanted <= position { ready.append((waiter, true)); return true }
+                if wanted <= progress.position { ready.append((waiter, true)); return true }
                 if state.finished { ready.append((waiter, false)); return true }
                 return false
             }

@@ -91,8 +91,6 @@ struct RunOutcome: Sendable {
     var played: Duration
 }
 
-/// Plays a ``ReplayScript`` over live connections: one loop reads every event (connections
-/// opened, packets, closes, timers) from one stream, so the script needs no lock.
 /// Where a served script stands: its position in the timeline, whether it is done, and the
 /// QoS 1 and 2 PUBLISHes it has sent on each connection.
 public struct ReplayProgress: Sendable {
@@ -101,6 +99,8 @@ public struct ReplayProgress: Sendable {
     public var acknowledgeablesSent: [Int]
 }
 
+/// Plays a ``ReplayScript`` over live connections: one loop reads every event (connections
+/// opened, packets, closes, timers) from one stream, so the script needs no lock.
 final class ScriptRunner: @unchecked Sendable {
     enum Event: Sendable {
         case accepted(link: Int, PacketLink, PacketLink.Inbound, RecordedConnection.Transport)
