@@ -1,3 +1,4 @@
+import ByteStream
 /// A typed decoding or encoding error: what went wrong (``code``), at which byte of the
 /// stream (``offset``), in which packet, and the normative statement it breaks.
 ///
@@ -12,13 +13,8 @@ public struct MQTTWireError: Error, Sendable, Hashable, CustomStringConvertible 
     /// The packet the violation was found in, when its fixed header was read.
     public let packetType: PacketType?
     /// A sentence for people: what was expected and what was found.
-    public var reason: String {
-        switch reasonText {
-        case .written(let text): text
-        case .deferred(let write): write()
-        }
-    }
-    private let reasonText: ReasonText
+    public var reason: String { reasonText.text }
+    private let reasonText: DeferredText
     /// The normative statement of the specification that the input breaks, such as
     /// `MQTT-3.3.1-4`, or a section reference where the statement has no identifier.
     public let specReference: String?
@@ -30,7 +26,7 @@ public struct MQTTWireError: Error, Sendable, Hashable, CustomStringConvertible 
         code: Code, offset: Int, packetType: PacketType? = nil, reason: String,
         specReference: String? = nil, isRecoverable: Bool = false
     ) {
-        self.init(code: code, offset: offset, packetType: packetType, reasonText: .written(reason),
+        self.init(code: code, offset: offset, packetType: packetType, reasonText: DeferredText(reason),
                   specReference: specReference, isRecoverable: isRecoverable)
     }
 
@@ -40,16 +36,11 @@ public struct MQTTWireError: Error, Sendable, Hashable, CustomStringConvertible 
         code: Code, offset: Int, packetType: PacketType? = nil, describedBy reason: @autoclosure @escaping @Sendable () -> String,
         specReference: String? = nil, isRecoverable: Bool = false
     ) {
-        self.init(code: code, offset: offset, packetType: packetType, reasonText: .deferred(reason),
+        self.init(code: code, offset: offset, packetType: packetType, reasonText: DeferredText(deferred: reason),
                   specReference: specReference, isRecoverable: isRecoverable)
     }
 
-    private enum ReasonText: Sendable {
-        case written(String)
-        case deferred(@Sendable () -> String)
-    }
-
-    private init(code: Code, offset: Int, packetType: PacketType?, reasonText: ReasonText, specReference: String?,
+    private init(code: Code, offset: Int, packetType: PacketType?, reasonText: DeferredText, specReference: String?,
                  isRecoverable: Bool) {
         self.code = code
         self.offset = offset

@@ -1,3 +1,4 @@
+import ByteStream
 /// A typed WebSocket or HTTP Upgrade error: the violation (``code``), the stream offset
 /// of the byte where it was found, and the RFC section it breaks.
 ///
@@ -7,34 +8,24 @@ public struct WebSocketWireError: Error, Sendable, Hashable, CustomStringConvert
     /// Offset in this direction's byte stream; for message-level errors, the offset of
     /// the frame that completed or broke the message.
     public let offset: Int
-    public var reason: String {
-        switch reasonText {
-        case .written(let text): text
-        case .deferred(let write): write()
-        }
-    }
-    private let reasonText: ReasonText
+    public var reason: String { reasonText.text }
+    private let reasonText: DeferredText
     public let specReference: String?
     /// `true` when the parser knows where the next frame starts and can go on.
     public let isRecoverable: Bool
 
     public init(code: Code, offset: Int, reason: String, specReference: String? = nil, isRecoverable: Bool = true) {
-        self.init(code: code, offset: offset, reasonText: .written(reason), specReference: specReference, isRecoverable: isRecoverable)
+        self.init(code: code, offset: offset, reasonText: DeferredText(reason), specReference: specReference, isRecoverable: isRecoverable)
     }
 
     /// An error whose reason is written only when it is read: parsers meeting broken streams
     /// (and fuzzers, millions of them) throw far more errors than anyone reads.
     public init(code: Code, offset: Int, describedBy reason: @autoclosure @escaping @Sendable () -> String,
                 specReference: String? = nil, isRecoverable: Bool = true) {
-        self.init(code: code, offset: offset, reasonText: .deferred(reason), specReference: specReference, isRecoverable: isRecoverable)
+        self.init(code: code, offset: offset, reasonText: DeferredText(deferred: reason), specReference: specReference, isRecoverable: isRecoverable)
     }
 
-    private enum ReasonText: Sendable {
-        case written(String)
-        case deferred(@Sendable () -> String)
-    }
-
-    private init(code: Code, offset: Int, reasonText: ReasonText, specReference: String?, isRecoverable: Bool) {
+    private init(code: Code, offset: Int, reasonText: DeferredText, specReference: String?, isRecoverable: Bool) {
         self.code = code
         self.offset = offset
         self.reasonText = reasonText
