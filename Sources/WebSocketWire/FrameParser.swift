@@ -81,6 +81,7 @@ public struct ParsedFrame: Sendable, Equatable {
         fin == other.fin && rsv1 == other.rsv1 && rsv2 == other.rsv2 && rsv3 == other.rsv3 && opcode == other.opcode
             && maskKey == other.maskKey && data == other.data
     }
+
     public var payloadOffset: Int { offset + headerLength }
     public var endOffset: Int { offset + headerLength + data.readableBytes }
 }

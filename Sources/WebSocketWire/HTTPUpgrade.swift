@@ -172,10 +172,7 @@ public enum HTTPHeadParser {
         // The bytes are searched for the blank line first and made into lines only once the head
         // is whole: a head arriving in many small pieces is searched again at each piece.
         guard headIsComplete(buffer, maximumHeadSize: maximumHeadSize) else {
-            if buffer.readableBytes >= maximumHeadSize {
-                throw WebSocketWireError(code: .headTooLarge, offset: streamOffset + maximumHeadSize,
-                                         describedBy: "no end of the HTTP head within \(maximumHeadSize) bytes")
-            }
+            if buffer.readableBytes >= maximumHeadSize { throw tooLarge(streamOffset: streamOffset, maximumHeadSize) }
             return nil
         }
         let view = buffer.readableBytesView
@@ -198,11 +195,13 @@ public enum HTTPHeadParser {
             let text = String(decoding: view[start..<end], as: UTF8.self)
             lines.append(Line(text: text[...], offset: streamOffset + start - view.startIndex))
         }
-        if view.count >= maximumHeadSize {
-            throw WebSocketWireError(code: .headTooLarge, offset: streamOffset + maximumHeadSize,
-                                     describedBy: "no end of the HTTP head within \(maximumHeadSize) bytes")
-        }
+        if view.count >= maximumHeadSize { throw tooLarge(streamOffset: streamOffset, maximumHeadSize) }
         return nil
+    }
+
+    private static func tooLarge(streamOffset: Int, _ maximumHeadSize: Int) -> WebSocketWireError {
+        WebSocketWireError(code: .headTooLarge, offset: streamOffset + maximumHeadSize,
+                           describedBy: "no end of the HTTP head within \(maximumHeadSize) bytes")
     }
 
     /// Whether the first `maximumHeadSize` bytes hold a blank line after a non-blank one

@@ -61,10 +61,11 @@ public final class PerMessageDeflateInflater {
         appendsTail = !zlibStream
     }
 
-    /// Forgets the context, as a new inflater would start (zlib's inflateReset: cheaper than a new one).
-    public func reset() throws(WebSocketWireError) {
+    /// Forgets the context, as a new inflater would start (zlib's inflateReset: cheaper than a
+    /// new one); `offset` is where a failure is reported.
+    public func reset(offset: Int = 0) throws(WebSocketWireError) {
         do { try decompressor.reset() } catch {
-            throw WebSocketWireError(code: .compressionError, offset: 0, reason: "zlib could not reset")
+            throw WebSocketWireError(code: .compressionError, offset: offset, reason: "zlib could not reset")
         }
     }
 
@@ -111,11 +112,7 @@ public final class PerMessageDeflateInflater {
             throw WebSocketWireError(code: .messageTooLarge, offset: offset,
                                      describedBy: "message inflates past the maximum of \(maximumSize) bytes")
         }
-        if resetsAfterMessage {
-            do { try decompressor.reset() } catch {
-                throw WebSocketWireError(code: .compressionError, offset: offset, describedBy: "zlib could not reset")
-            }
-        }
+        if resetsAfterMessage { try reset(offset: offset) }
         return output
     }
 }
