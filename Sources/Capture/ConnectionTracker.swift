@@ -87,6 +87,16 @@ public struct ConnectionTracker {
             self.lastFrame = lastFrame
         }
 
+        /// Takes a segment of either direction; `emit` gets what it completed.
+        func receive(_ segment: TCPSegment, emit: (FlowEvent) -> Void) {
+            let id = connection.id
+            if segment.source == connection.client {
+                toServer.receive(segment) { emit(FlowEvent($0, connection: id, direction: .clientToServer)) }
+            } else {
+                toClient.receive(segment) { emit(FlowEvent($0, connection: id, direction: .serverToClient)) }
+            }
+        }
+
         /// Delivers what waits behind holes in both directions, after gaps.
         func flush(emit: (FlowEvent) -> Void) {
             let id = connection.id
@@ -156,13 +166,8 @@ public struct ConnectionTracker {
             emit(.opened(connection))
         }
         state.lastFrame = segment.frame
-        let id = state.connection.id
         let pendingBefore = state.pendingBytes
-        if segment.source == state.connection.client {
-            state.toServer.receive(segment) { emit(FlowEvent($0, connection: id, direction: .clientToServer)) }
-        } else {
-            state.toClient.receive(segment) { emit(FlowEvent($0, connection: id, direction: .serverToClient)) }
-        }
+        state.receive(segment, emit: emit)
         pendingByteCount += state.pendingBytes - pendingBefore
         if segment.flags.contains(.rst) {
             state.reset = true

@@ -267,13 +267,14 @@ public struct CaptureDissector {
     private mutating func receive(_ item: Pending, entry: Tracked, frame: Int, time: Double, emit: (consuming CaptureEvent) -> Void) {
         if entry.ignored { return }
         guard entry.dissector != nil else {
-            // Kept alone: a connection waiting to be recognised holds its first bytes only.
-            if case .data(let direction, let bytes) = item {
+            switch item {
+            case .data(let direction, let bytes):
+                // Kept alone: a connection waiting to be recognised holds its first bytes only.
                 entry.pending.append(.data(direction, bytes.keptAlone()))
-            } else {
+                entry.pendingBytes += bytes.readableBytes
+            case .gap:
                 entry.pending.append(item)
             }
-            if case .data(_, let bytes) = item { entry.pendingBytes += bytes.readableBytes }
             decide(entry, frame: frame, time: time, final: false, emit: emit)
             return
         }

@@ -3,7 +3,7 @@ import Foundation
 /// Items handed from one thread to another, in order: `put` waits while `capacity` items
 /// wait (so memory stays bounded when the taker is slower), `takeAll` waits until there is
 /// something and takes all of it, `close` says nothing more comes. An item changes hands: the
-/// thread that put it does not touch it again. wmq-decode's second thread is fed this way.
+/// thread that put it does not touch it again. wmq-decode's other threads are fed this way.
 public final class Handoff<Item>: @unchecked Sendable {  // `items` and `closed` are guarded by `condition`
     private let condition = NSCondition()
     private var items: [Item] = []
