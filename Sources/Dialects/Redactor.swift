@@ -1,3 +1,4 @@
+import ByteStream
 import COpenSSL
 public import MQTTWire
 import NIOCore
@@ -44,11 +45,7 @@ public struct Redactor: Sendable {
         text += "‹".utf8
         text += kind.utf8
         text.append(UInt8(ascii: ":"))
-        let hexDigits = Array("0123456789abcdef".utf8)
-        for byte in digest.prefix(4) {
-            text.append(hexDigits[Int(byte >> 4)])
-            text.append(hexDigits[Int(byte & 0x0F)])
-        }
+        for byte in digest.prefix(4) { Hex.append(byte, to: &text) }
         text += "›".utf8
         return String(decoding: text, as: UTF8.self)
     }
