@@ -282,18 +282,17 @@ public struct CaptureDissector {
     }
 
     private func run(_ item: Pending, entry: Tracked, frame: Int, time: Double, emit: (consuming CaptureEvent) -> Void) {
-        // Moved out (not copied) while it works: no retain and release of its buffers.
-        guard var dissector = entry.dissector.take() else { return }
+        // Changed where it lives: neither copied (a retain and release of every buffer in it)
+        // nor moved out and back (a memcpy of the whole dissector).
         switch item {
         case .data(let direction, let bytes):
             let connection = entry.connection
-            dissector.feed(bytes, direction: direction.stream, time: time) { event in
+            entry.dissector?.feed(bytes, direction: direction.stream, time: time) { event in
                 emit(CaptureEvent(connection: connection, direction: direction, frame: frame, time: time, kind: .dissected(consume event)))
             }
         case .gap(let direction, let count):
-            dissector.lost(count, direction: direction.stream)
+            entry.dissector?.lost(count, direction: direction.stream)
         }
-        entry.dissector = consume dissector
     }
 
     /// Decides what the connection carries once its first bytes say so (or, with

@@ -172,7 +172,11 @@ public struct WebSocketFrameParser: Sendable {
         }
         guard available >= headerLength else { return nil }
         let total = headerLength &+ length
-        if let problem = headerProblem(first: first, length: length) {
+        // The common frame (a data frame, no reserved bit, not too long) passes without the
+        // full check, whose optional error result is copied out even when nil.
+        let opcodeBits = first & 0x0F
+        let plain = first & 0x70 == 0 && opcodeBits <= 0x2 && length <= configuration.maximumFrameSize
+        if !plain, let problem = headerProblem(first: first, length: length) {
             input.skip(total)
             throw problem
         }

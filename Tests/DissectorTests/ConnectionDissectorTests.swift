@@ -38,6 +38,36 @@ struct ConnectionDissectorTests {
         #expect(try Self.packets(records, chunk: 7) == whole)
     }
 
+    /// A copy of a dissector is a value: its decoders' state (here, half a packet in each
+    /// direction) goes on separately from the original's, whichever is fed first.
+    @Test func aCopyDecodesOnItsOwn() throws {
+        let records = try SampleCapture.streams()
+        let whole = try Self.packets(records, chunk: .max)
+        var original = try ConnectionDissector(redactor: Redactor(key: [1]))
+        var seen: [String] = []
+        func feed(_ dissector: inout ConnectionDissector, _ bytes: ByteBuffer, _ direction: StreamDirection) -> [String] {
+            dissector.feed(bytes, direction: direction).compactMap { event in
+                if case .mqtt(let packet, _, let annotation) = event.kind { return "\(packet) \(annotation?.summary ?? "")" }
+                return nil
+            }
+        }
+        // Every record cut in two: the copy is made between the halves, its half fed first.
+        for (direction, record) in records {
+            let half = record.readableBytes / 2
+            let first = record.getSlice(at: record.readerIndex, length: half) ?? ByteBuffer()
+            let second = record.getSlice(at: record.readerIndex + half, length: record.readableBytes - half) ?? ByteBuffer()
+            seen += feed(&original, first, direction)
+            var copy = original
+            let fromCopy = feed(&copy, second, direction)
+            let fromOriginal = feed(&original, second, direction)
+            #expect(fromCopy == fromOriginal)
+            seen += fromOriginal
+            // The copy went on past this record; the original was not moved by it.
+            _ = feed(&copy, ByteBuffer(bytes: [0x82, 0x7E]), direction)
+        }
+        #expect(seen == whole)
+    }
+
     static func serverStream(_ frames: [(WebSocketFrame, WebSocketMaskingKey?)]) -> ByteBuffer {
         var out = ByteBuffer(string: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Protocol: mqtt\r\n\r\n")
