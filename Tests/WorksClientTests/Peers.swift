@@ -128,18 +128,38 @@ struct TestCertificates {
 /// Stopped by its process id; the same ports and persistence survive ``restart()``.
 final class Mosquitto {
     let directory: URL
-    let tcpPort: Int
-    let webSocketPort: Int
-    let secureWebSocketPort: Int?
+    private(set) var tcpPort = 0
+    private(set) var webSocketPort = 0
+    private(set) var secureWebSocketPort: Int?
     private var process: Process?
 
     init(certificates: TestCertificates? = nil, persistence: Bool = false) throws {
         guard let executable = Peers.executable("mosquitto") else { throw Peers.Missing(description: "mosquitto is not installed (make deps)") }
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-mosquitto-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        tcpPort = try Peers.freePort()
-        webSocketPort = try Peers.freePort()
-        secureWebSocketPort = certificates == nil ? nil : try Peers.freePort()
+        self.executable = executable
+        self.certificates = certificates
+        self.persistence = persistence
+        // A free port can be taken by another test between freePort() and mosquitto's bind:
+        // the broker then exits at once, and is started again on other ports.
+        for attempt in 1... {
+            tcpPort = try Peers.freePort()
+            webSocketPort = try Peers.freePort()
+            secureWebSocketPort = certificates == nil ? nil : try Peers.freePort()
+            try writeConfiguration()
+            do {
+                try start()
+                return
+            } catch is Exited where attempt < 3 {
+                continue
+            }
+        }
+    }
+
+    private let certificates: TestCertificates?
+    private let persistence: Bool
+
+    private func writeConfiguration() throws {
         var lines = [
             "allow_anonymous true",
             // As root, mosquitto would switch to its own user and lose access to this directory.
@@ -160,8 +180,6 @@ final class Mosquitto {
                       "cafile \(certificates.caFile)", "certfile \(certificates.certificateFile)", "keyfile \(certificates.keyFile)"]
         }
         try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: directory.appendingPathComponent("mosquitto.conf"))
-        self.executable = executable
-        try start()
     }
 
     private let executable: String
@@ -180,12 +198,21 @@ final class Mosquitto {
         self.process = process
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
-            if !process.isRunning { break }
+            if !process.isRunning {
+                process.waitUntilExit()
+                self.process = nil
+                throw Exited(description: "mosquitto exited with status \(process.terminationStatus): \(self.log)")
+            }
             if Peers.accepts(port: webSocketPort) && (secureWebSocketPort.map(Peers.accepts(port:)) ?? true) { return }
             usleep(20_000)
         }
         stop()
-        throw Peers.Missing(description: "mosquitto did not start: \(self.log)")
+        throw Peers.Missing(description: "mosquitto did not accept connections within 10 s: \(self.log)")
+    }
+
+    /// The broker stopped on its own while starting (a port taken, a bad configuration).
+    struct Exited: Error, CustomStringConvertible {
+        let description: String
     }
 
     /// SIGTERM, SIGKILL after 1 s (its websockets listener can take 5 s to say goodbye).
