@@ -33,10 +33,11 @@ public struct DissectorEvent: Sendable {
     /// ``completeAnnotation()`` makes it, on any thread.
     public var deferredWorks: DeferredWorksAnnotation?
 
-    public init(direction: StreamDirection, kind: Kind, warnings: [String]) {
+    public init(direction: StreamDirection, kind: Kind, warnings: [String], deferredWorks: DeferredWorksAnnotation? = nil) {
         self.direction = direction
         self.kind = kind
         self.warnings = warnings
+        self.deferredWorks = deferredWorks
     }
 }
 
@@ -196,92 +197,89 @@ public struct ConnectionDissector {
         }
     }
 
-    /// The WebSocket events of the bytes being fed; kept, empty, between feeds so that its
-    /// storage is reused.
-    private var webSocketEvents: [WebSocketStreamDecoder.Event] = []
-
     private mutating func feedWebSocket(_ bytes: ByteBuffer, side: Side, direction: StreamDirection,
                                         emit: (consuming DissectorEvent) -> Void) {
+        // Each event is handled as the decoder finds it. Handling one changes only this
+        // dissector and the other direction's side (the client's decoder when the server's
+        // response arrives, the server's MQTT version when the client's CONNECT does).
+        side.webSocket.feed(bytes) { event in
+            handle(event, side: side, direction: direction, emit: emit)
+        }
+    }
+
+    private mutating func handle(_ event: consuming WebSocketStreamDecoder.Event, side: Side, direction: StreamDirection,
+                                 emit: (consuming DissectorEvent) -> Void) {
         func add(_ kind: DissectorEvent.Kind, _ warnings: [String] = []) {
             emit(DissectorEvent(direction: direction, kind: kind, warnings: warnings))
         }
-        var webSocketEvents: [WebSocketStreamDecoder.Event] = []
-        swap(&webSocketEvents, &self.webSocketEvents)
-        defer {
-            webSocketEvents.removeAll(keepingCapacity: true)
-            swap(&webSocketEvents, &self.webSocketEvents)
-        }
-        side.webSocket.feed(bytes, into: &webSocketEvents)
-        for event in webSocketEvents {
-            switch event {
-            case .request(let request):
-                self.request = request
-                worksConfidence = max(worksConfidence, dialect.detect(DetectionEvidence(request: request)))
-                if request.target.contains("compress=zlib-stream") { zlibStream = try? ZlibStreamReader() }
-                var shown = request
-                if let redactor {
-                    shown.headers = redactor.redact(headers: request.headers)
-                    shown.target = redactor.redact(target: request.target)
-                }
-                add(.request(shown))
-            case .response(let response):
-                let problems = request.map { WebSocketHandshake.problems(request: $0, response: response) } ?? []
-                var shown = response
-                if let redactor { shown.headers = redactor.redact(headers: response.headers) }
-                if response.status != .switchingProtocols {
-                    // Refused: both directions go on in HTTP, which is not decoded.
-                    self.side(.clientToServer).webSocket.stop()
-                } else if let chosen = response.subprotocol {
-                    carriesMQTT = Self.mqttSubprotocols.contains(chosen.lowercased())
-                }
-                if let deflate = PerMessageDeflateParameters(extensions: response.extensions) {
-                    do {
-                        // The server's own decoder turned it on when it read the response.
-                        try self.side(.clientToServer).webSocket.enableDeflate(deflate)
-                    } catch {
-                        add(.error(layer: "WebSocket", description: "\(error)"))
-                    }
-                }
-                add(.response(shown, problems: problems))
-            case .frame(let frame):
-                if reportsFrames { add(.frame(frame)) }
-            case .message(let message):
-                if carriesMQTT == nil {
-                    // No subprotocol was chosen: MQTT if the client opens with a CONNECT.
-                    carriesMQTT = direction == .clientToServer && message.data.readableBytes > 0
-                        && message.data.getInteger(at: message.data.readerIndex, as: UInt8.self) == 0x10
-                }
-                if carriesMQTT == true {
-                    if reportsMessages { add(.webSocketMessage(message)) }
-                    mqttPackets(in: message, side: side, direction: direction, emit: emit)
-                } else {
-                    var shown = message
-                    if zlibStream != nil, direction == .serverToClient, message.opcode == .binary {
-                        // Discord's zlib-stream: pieces are shown once whole, as the text they inflate to.
-                        do {
-                            guard let text = try zlibStream?.read(message.data, offset: message.range.lowerBound) else { continue }
-                            shown.data = text
-                            shown.opcode = .text
-                            shown.wasCompressed = true
-                        } catch {
-                            add(.error(layer: "zlib-stream", description: "\(error)"))
-                        }
-                    }
-                    let annotation = annotatesMessages ? annotateJSON(&shown) : nil
-                    add(.webSocketMessage(shown, annotation: annotation))
-                }
-            case .control(let control):
-                var meaning: String?
-                if case .close(let close, _) = control, let code = close.code {
-                    // The dialect's name for its own codes, else RFC 6455's.
-                    meaning = (carriesMQTT == true ? nil : jsonChats.closeCodeName(code)) ?? WebSocketClose.name(of: code)
-                }
-                add(.webSocketControl(control, meaning: meaning))
-            case .error(let error):
-                add(.error(layer: Self.layer(of: error), description: "\(error)"))
-            case .resynchronized(_, let skipped):
-                add(.resynchronized(layer: "WebSocket", skipped: skipped))
+        switch consume event {
+        case .request(let request):
+            self.request = request
+            worksConfidence = max(worksConfidence, dialect.detect(DetectionEvidence(request: request)))
+            if request.target.contains("compress=zlib-stream") { zlibStream = try? ZlibStreamReader() }
+            var shown = request
+            if let redactor {
+                shown.headers = redactor.redact(headers: request.headers)
+                shown.target = redactor.redact(target: request.target)
             }
+            add(.request(shown))
+        case .response(let response):
+            let problems = request.map { WebSocketHandshake.problems(request: $0, response: response) } ?? []
+            var shown = response
+            if let redactor { shown.headers = redactor.redact(headers: response.headers) }
+            if response.status != .switchingProtocols {
+                // Refused: both directions go on in HTTP, which is not decoded.
+                self.side(.clientToServer).webSocket.stop()
+            } else if let chosen = response.subprotocol {
+                carriesMQTT = Self.mqttSubprotocols.contains(chosen.lowercased())
+            }
+            if let deflate = PerMessageDeflateParameters(extensions: response.extensions) {
+                do {
+                    // The server's own decoder turned it on when it read the response.
+                    try self.side(.clientToServer).webSocket.enableDeflate(deflate)
+                } catch {
+                    add(.error(layer: "WebSocket", description: "\(error)"))
+                }
+            }
+            add(.response(shown, problems: problems))
+        case .frame(let frame):
+            if reportsFrames { add(.frame(frame)) }
+        case .message(let message):
+            if carriesMQTT == nil {
+                // No subprotocol was chosen: MQTT if the client opens with a CONNECT.
+                carriesMQTT = direction == .clientToServer && message.data.readableBytes > 0
+                    && message.data.getInteger(at: message.data.readerIndex, as: UInt8.self) == 0x10
+            }
+            if carriesMQTT == true {
+                if reportsMessages { add(.webSocketMessage(message)) }
+                mqttPackets(in: message, side: side, direction: direction, emit: emit)
+            } else {
+                var shown = message
+                if zlibStream != nil, direction == .serverToClient, message.opcode == .binary {
+                    // Discord's zlib-stream: pieces are shown once whole, as the text they inflate to.
+                    do {
+                        guard let text = try zlibStream?.read(message.data, offset: message.range.lowerBound) else { return }
+                        shown.data = text
+                        shown.opcode = .text
+                        shown.wasCompressed = true
+                    } catch {
+                        add(.error(layer: "zlib-stream", description: "\(error)"))
+                    }
+                }
+                let annotation = annotatesMessages ? annotateJSON(&shown) : nil
+                add(.webSocketMessage(shown, annotation: annotation))
+            }
+        case .control(let control):
+            var meaning: String?
+            if case .close(let close, _) = control, let code = close.code {
+                // The dialect's name for its own codes, else RFC 6455's.
+                meaning = (carriesMQTT == true ? nil : jsonChats.closeCodeName(code)) ?? WebSocketClose.name(of: code)
+            }
+            add(.webSocketControl(control, meaning: meaning))
+        case .error(let error):
+            add(.error(layer: Self.layer(of: error), description: "\(error)"))
+        case .resynchronized(_, let skipped):
+            add(.resynchronized(layer: "WebSocket", skipped: skipped))
         }
     }
 
@@ -328,7 +326,7 @@ public struct ConnectionDissector {
         var gaveNothing = true
         while true {
             do {
-                guard let packet = try side.mqtt.next() else { break }
+                guard var shown = try side.mqtt.next() else { break }
                 if wasScanning && gaveNothing {
                     emit(DissectorEvent(direction: direction,
                                         kind: .resynchronized(layer: "MQTT", skipped: side.mqtt.skippedWhileScanning),
@@ -340,16 +338,17 @@ public struct ConnectionDissector {
                     side.packetSpansMessages = false
                     side.messageWarnings = []
                 }
-                var shown = packet
-                if case .connect(let connect) = packet {
+                // The packet is changed in place and moved into its event, never copied: a
+                // copy retains every buffer and string in it.
+                if case .connect(let connect) = shown {
                     // The server's packets are decoded with the version the client asked for.
                     if direction == .clientToServer { self.side(.serverToClient).mqtt.version = connect.protocolVersion }
+                    worksConfidence = max(worksConfidence, dialect.detect(DetectionEvidence(mqttPackets: [shown])))
                     if let redactor { shown = .connect(redactor.redact(connect: connect)) }
-                    worksConfidence = max(worksConfidence, dialect.detect(DetectionEvidence(mqttPackets: [packet])))
                 }
                 var annotation: AnnotatedMessage?
                 var deferred: DeferredWorksAnnotation?
-                if annotates, case .publish(let publish) = packet {
+                if annotates, case .publish(let publish) = shown {
                     if ChatTopicDialect.recognises(topic: publish.topicName) {
                         var chat = ChatTopicDialect().annotate(publish, redactor: redactor)
                         chatReplies.follow(publish, annotation: &chat)
@@ -359,12 +358,10 @@ public struct ConnectionDissector {
                         if defersWorksAnnotation { deferred = works } else { annotation = works.annotate(publish) }
                     }
                 }
-                var event = DissectorEvent(direction: direction,
-                                           kind: .mqtt(shown, range: side.mqtt.lastPacketRange, annotation: annotation),
-                                           warnings: packetWarnings)
-                event.deferredWorks = deferred
                 gaveNothing = false
-                emit(event)
+                emit(DissectorEvent(direction: direction,
+                                    kind: .mqtt(consume shown, range: side.mqtt.lastPacketRange, annotation: annotation),
+                                    warnings: packetWarnings, deferredWorks: deferred))
             } catch {
                 gaveNothing = false
                 emit(DissectorEvent(direction: direction, kind: .error(layer: "MQTT", description: "\(error)"), warnings: warnings))

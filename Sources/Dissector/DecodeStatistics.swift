@@ -86,7 +86,9 @@ public struct DecodeStatistics {
         return counts.filter { $0.value > 1 }.mapValues { $0 - 1 }
     }
 
-    public mutating func add(_ event: CaptureEvent) {
+    /// Consuming, and its parts taken apart by consuming switches: the packets in it are
+    /// moved, not copied (a copy retains every buffer and string in a packet).
+    public mutating func add(_ event: consuming CaptureEvent) {
         let stats: PerConnection
         if let recent, recent.connection.id == event.connection.id {
             stats = recent
@@ -98,7 +100,10 @@ public struct DecodeStatistics {
             connections[event.connection.id] = stats
             recent = stats
         }
-        switch event.kind {
+        let direction = event.direction
+        let time = event.time
+        let kind = event.kind
+        switch consume kind {
         case .opened(let proto, _): stats.protocolName = proto
         case .gap(let bytes):
             stats.gaps += 1
@@ -107,7 +112,8 @@ public struct DecodeStatistics {
         case .ignored: stats.protocolName = "not decoded"
         case .dissected(let dissected):
             stats.warnings += dissected.warnings.count
-            switch dissected.kind {
+            let dissectedKind = dissected.kind
+            switch consume dissectedKind {
             case .error:
                 stats.errors += 1
                 totalErrors += 1
@@ -118,13 +124,13 @@ public struct DecodeStatistics {
                 totalPackets += 1
                 stats.warnings += annotation?.warnings.count ?? 0
                 stats.packetCounts[Int(packet.type.rawValue)] += 1
-                if let direction = event.direction { stats.mqttBytes[direction] += range.count }
-                track(packet, direction: event.direction, time: event.time, stats: stats)
+                if let direction { stats.mqttBytes[direction] += range.count }
+                track(packet, direction: direction, time: time, stats: stats)
             case .webSocketMessage(let message, let annotation):
                 totalMessages += 1
                 stats.warnings += annotation?.warnings.count ?? 0
                 stats.messages[annotation.map { "\($0.dialect) \($0.kind)" } ?? DecodeRecord.opcodeName(message.opcode), default: 0] += 1
-                if let direction = event.direction { stats.messageBytes[direction] += message.data.readableBytes }
+                if let direction { stats.messageBytes[direction] += message.data.readableBytes }
             default: break
             }
         }

@@ -74,7 +74,7 @@ extension MQTTDecoder {
         }
         let packet: MQTTPacket
         let total: Int
-        switch scan {
+        switch consume scan {
         case .none:
             return nil
         case .ack(let type, let identifier, let size):

@@ -117,11 +117,12 @@ public struct WebSocketMessageAssembler {
     public var isInsideMessage: Bool { partial != nil }
 
     /// Takes the next frame; returns an event when the frame completes one.
-    public mutating func push(_ parsed: ParsedFrame) throws(WebSocketWireError) -> WebSocketEvent? {
-        if parsed.opcode.isControlOpcode {
+    public mutating func push(_ parsed: consuming ParsedFrame) throws(WebSocketWireError) -> WebSocketEvent? {
+        let opcode = parsed.opcode
+        if opcode.isControlOpcode {
             if parsed.rsv1 {
                 throw WebSocketWireError(code: .compressedControlFrame, offset: parsed.offset,
-                                         describedBy: "RSV1 set on a \(parsed.opcode) frame", specReference: "RFC 7692 §6.1")
+                                         describedBy: "RSV1 set on a \(opcode) frame", specReference: "RFC 7692 §6.1")
             }
             switch parsed.opcode {
             case .ping: return .ping(parsed.data, frame: parsed)
@@ -130,14 +131,22 @@ public struct WebSocketMessageAssembler {
             }
         }
         do {
-            return try pushData(parsed)
+            return try pushData(consume parsed)
         } catch {
             partial = nil
             throw error
         }
     }
 
-    private mutating func pushData(_ parsed: ParsedFrame) throws(WebSocketWireError) -> WebSocketEvent? {
+    private mutating func pushData(_ parsed: consuming ParsedFrame) throws(WebSocketWireError) -> WebSocketEvent? {
+        // The common case, a whole binary message in one uncompressed frame, is the message
+        // itself: nothing to gather or validate (what the general path below also finds).
+        if case .none = partial, parsed.fin && parsed.opcode == .binary && !parsed.rsv1
+            && parsed.length <= configuration.maximumMessageSize {
+            return .message(WebSocketMessage(opcode: .binary, data: parsed.data, frameCount: 1,
+                                             range: parsed.offset..<parsed.endOffset, wasCompressed: false,
+                                             anomalies: parsed.anomalies))
+        }
         var current: Partial
         if parsed.opcode == .continuation {
             guard let existing = partial else {
@@ -160,8 +169,9 @@ public struct WebSocketMessageAssembler {
         } else {
             if partial != nil {
                 partial = nil
+                let opcode = parsed.opcode
                 throw WebSocketWireError(code: .expectedContinuation, offset: parsed.offset,
-                                         describedBy: "\(parsed.opcode) frame inside an unfinished fragmented message",
+                                         describedBy: "\(opcode) frame inside an unfinished fragmented message",
                                          specReference: "RFC 6455 §5.4")
             }
             if parsed.rsv1 && inflater == nil {

@@ -84,6 +84,12 @@ public struct WebSocketStreamDecoder {
     /// Feeds bytes and appends what they completed to `events`, in stream order: a caller
     /// that feeds many pieces reuses one array.
     public mutating func feed(_ bytes: ByteBuffer, into events: inout [Event]) {
+        feed(bytes) { events.append($0) }
+    }
+
+    /// Feeds bytes and gives each event they complete to `emit`, in stream order, as it is
+    /// found: handed on, not copied out of an array.
+    public mutating func feed(_ bytes: ByteBuffer, emit: (consuming Event) -> Void) {
         if isStopped { return }
         if var pending = scanning {
             pending.writeImmutableBuffer(bytes)
@@ -93,11 +99,11 @@ public struct WebSocketStreamDecoder {
             }
             switch result {
             case .found(let index):
-                events.append(.resynchronized(offset: scanStart, skipped: scanOffset + index - scanStart))
+                emit(.resynchronized(offset: scanStart, skipped: scanOffset + index - scanStart))
                 pending.moveReaderIndex(forwardBy: index)
                 frames = WebSocketFrameParser(configuration: frames.configuration, streamOffset: scanOffset + index)
                 scanning = nil
-                feed(pending, into: &events)
+                feed(pending, emit: emit)
                 return
             case .notYet(let discardable):
                 pending.moveReaderIndex(forwardBy: discardable)
@@ -114,7 +120,7 @@ public struct WebSocketStreamDecoder {
                 let before = headBuffer.readableBytes
                 if direction == .serverToClient {
                     guard let response = try HTTPHeadParser.parseResponse(&headBuffer, streamOffset: offset) else { return }
-                    events.append(.response(response))
+                    emit(.response(response))
                     guard response.status == .switchingProtocols else {
                         stop()
                         return
@@ -125,12 +131,12 @@ public struct WebSocketStreamDecoder {
                     }
                 } else {
                     guard let request = try HTTPHeadParser.parseRequest(&headBuffer, streamOffset: offset) else { return }
-                    events.append(.request(request))
+                    emit(.request(request))
                 }
                 frames = WebSocketFrameParser(configuration: frames.configuration,
                                               streamOffset: offset + before - headBuffer.readableBytes)
             } catch {
-                events.append(.error(error))
+                emit(.error(error))
                 frames = WebSocketFrameParser(configuration: frames.configuration, streamOffset: frames.offset)
             }
             headDone = true
@@ -142,23 +148,25 @@ public struct WebSocketStreamDecoder {
         while true {
             do {
                 guard let frame = try frames.next() else { break }
-                if reportsFrames { events.append(.frame(frame)) }
+                if reportsFrames { emit(.frame(frame)) }
                 do {
-                    switch try assembler.push(frame) {
-                    case .message(let message)?: events.append(.message(message))
-                    case let control?: events.append(.control(control))
-                    case nil: break
+                    let event = try assembler.push(frame)
+                    // Consumed: the message is moved on, not copied.
+                    switch consume event {
+                    case .some(.message(let message)): emit(.message(message))
+                    case .some(let control): emit(.control(control))
+                    case .none: break
                     }
                 } catch {
-                    events.append(.error(error))
+                    emit(.error(error))
                 }
             } catch {
                 if !error.isRecoverable {
-                    if !reportedBrokenStream { events.append(.error(error)) }
+                    if !reportedBrokenStream { emit(.error(error)) }
                     reportedBrokenStream = true
                     break
                 }
-                events.append(.error(error))
+                emit(.error(error))
             }
         }
     }
