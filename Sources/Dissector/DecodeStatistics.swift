@@ -102,8 +102,7 @@ public struct DecodeStatistics {
         }
         let direction = event.direction
         let time = event.time
-        let kind = event.kind
-        switch consume kind {
+        switch event.kind {
         case .opened(let proto, _): stats.protocolName = proto
         case .gap(let bytes):
             stats.gaps += 1
@@ -112,8 +111,7 @@ public struct DecodeStatistics {
         case .ignored: stats.protocolName = "not decoded"
         case .dissected(let dissected):
             stats.warnings += dissected.warnings.count
-            let dissectedKind = dissected.kind
-            switch consume dissectedKind {
+            switch dissected.kind {
             case .error:
                 stats.errors += 1
                 totalErrors += 1

@@ -46,7 +46,20 @@ public struct ParsedFrame: Sendable, Equatable {
     /// The payload, already unmasked.
     public var data: ByteBuffer
     /// The key that was sent, if any.
-    public var maskKey: WebSocketMaskingKey?
+    public var maskKey: WebSocketMaskingKey? {
+        get {
+            guard isMasked else { return nil }
+            return WebSocketMaskingKey((0..<4).map { UInt8(truncatingIfNeeded: maskValue >> UInt32($0 * 8)) })
+        }
+        set {
+            isMasked = newValue != nil
+            maskValue = newValue.map(WebSocketMasking.value(of:)) ?? 0
+        }
+    }
+    /// Whether the frame was masked, and its key as ``WebSocketMasking/value(of:)`` gives it:
+    /// kept as a number, since NIO's key is made by a generic initialiser.
+    public private(set) var isMasked: Bool
+    private var maskValue: UInt32
     /// Stream offset of the frame's first byte.
     public var offset: Int
     public var headerLength: Int
@@ -60,7 +73,24 @@ public struct ParsedFrame: Sendable, Equatable {
         self.rsv3 = rsv3
         self.opcode = opcode
         self.data = data
-        self.maskKey = maskKey
+        isMasked = maskKey != nil
+        maskValue = maskKey.map(WebSocketMasking.value(of:)) ?? 0
+        self.offset = offset
+        self.headerLength = headerLength
+        self.anomalies = anomalies
+    }
+
+    /// A parsed frame, its key (if `isMasked`) given as ``WebSocketMasking/value(of:)`` would.
+    init(fin: Bool, rsv1: Bool, rsv2: Bool, rsv3: Bool, opcode: WebSocketOpcode, data: ByteBuffer,
+         isMasked: Bool, maskValue: UInt32, offset: Int, headerLength: Int, anomalies: FrameAnomalies) {
+        self.fin = fin
+        self.rsv1 = rsv1
+        self.rsv2 = rsv2
+        self.rsv3 = rsv3
+        self.opcode = opcode
+        self.data = data
+        self.isMasked = isMasked
+        self.maskValue = isMasked ? maskValue : 0
         self.offset = offset
         self.headerLength = headerLength
         self.anomalies = anomalies
@@ -79,7 +109,7 @@ public struct ParsedFrame: Sendable, Equatable {
     /// wherever it was.
     public func isSameFrame(as other: ParsedFrame) -> Bool {
         fin == other.fin && rsv1 == other.rsv1 && rsv2 == other.rsv2 && rsv3 == other.rsv3 && opcode == other.opcode
-            && maskKey == other.maskKey && data == other.data
+            && isMasked == other.isMasked && maskValue == other.maskValue && data == other.data
     }
 
     public var payloadOffset: Int { offset + headerLength }
@@ -182,12 +212,12 @@ public struct WebSocketFrameParser: Sendable {
         }
         guard input.ensureContiguous(total) else { return nil }
 
-        var maskKey: WebSocketMaskingKey?
+        var maskValue: UInt32 = 0
         if masked {
             // Read from raw bytes: NIO's initialiser is generic and not inlinable, and over a
             // ByteBufferView each of its index steps was a call that retained the storage.
-            maskKey = input.withUnsafeReadableBytes {
-                WebSocketMaskingKey(UnsafeRawBufferPointer(rebasing: $0[(headerLength - 4)..<headerLength]))
+            maskValue = input.withUnsafeReadableBytes { raw in
+                raw.baseAddress.map { WebSocketMasking.value(at: $0 + (headerLength - 4)) } ?? 0
             }
         }
         switch configuration.direction {
@@ -197,25 +227,26 @@ public struct WebSocketFrameParser: Sendable {
         }
         input.consume(headerLength)
         let payload: ByteBuffer
-        if let maskKey, length > 0 {
-            payload = Self.unmask(&input, length: length, key: maskKey)
+        if masked, length > 0 {
+            payload = Self.unmask(&input, length: length, keyValue: maskValue)
         } else {
             // ensureContiguous(total) was checked above.
             payload = input.readSlice(length: length) ?? ByteBuffer()
         }
         return ParsedFrame(fin: first & 0x80 != 0, rsv1: first & 0x40 != 0, rsv2: first & 0x20 != 0, rsv3: first & 0x10 != 0,
                            opcode: WebSocketOpcode(encodedWebSocketOpcode: first & 0x0F) ?? .binary, data: payload,
-                           maskKey: maskKey, offset: streamOffset, headerLength: headerLength, anomalies: anomalies)
+                           isMasked: masked, maskValue: maskValue, offset: streamOffset, headerLength: headerLength,
+                           anomalies: anomalies)
     }
 
     /// Reads `length` masked bytes from `input` into a new buffer, unmasked.
     @inline(__always)
-    static func unmask(_ input: inout StreamBuffer, length: Int, key: WebSocketMaskingKey) -> ByteBuffer {
+    static func unmask(_ input: inout StreamBuffer, length: Int, keyValue: UInt32) -> ByteBuffer {
         var output = ByteBufferAllocator().buffer(capacity: length)
         input.withUnsafeReadableBytes { source in
             output.withUnsafeMutableWritableBytes { destination in
                 if let from = source.baseAddress, let to = destination.baseAddress {
-                    WebSocketMasking.apply(key: key, source: from, destination: to, count: length)
+                    WebSocketMasking.apply(keyValue: keyValue, source: from, destination: to, count: length)
                 }
             }
         }

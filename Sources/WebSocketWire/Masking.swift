@@ -14,14 +14,35 @@ public enum WebSocketMasking {
         key: WebSocketMaskingKey, phase: Int = 0, source: UnsafeRawPointer, destination: UnsafeMutableRawPointer,
         count: Int
     ) -> Int {
-        let k0 = UInt64(key[(phase + 0) & 3])
-        let k1 = UInt64(key[(phase + 1) & 3])
-        let k2 = UInt64(key[(phase + 2) & 3])
-        let k3 = UInt64(key[(phase + 3) & 3])
-        // Little- or big-endian, the byte at address n of the word is key[(phase + n) % 4]
-        // once the word is built in memory order.
-        let pattern32 = UInt32(k0) | UInt32(k1) << 8 | UInt32(k2) << 16 | UInt32(k3) << 24
-        let pattern = UInt64(UInt32(littleEndian: pattern32)) | UInt64(UInt32(littleEndian: pattern32)) << 32
+        apply(keyValue: value(of: key), phase: phase, source: source, destination: destination, count: count)
+    }
+
+    /// The key's four bytes as one number, the first in the low byte (what ``apply(keyValue:phase:source:destination:count:)`` takes).
+    @inline(__always)
+    public static func value(of key: WebSocketMaskingKey) -> UInt32 {
+        UInt32(key[0]) | UInt32(key[1]) << 8 | UInt32(key[2]) << 16 | UInt32(key[3]) << 24
+    }
+
+    /// The key read from the four bytes at `bytes`, as ``value(of:)`` gives it. A parser reads
+    /// keys this way: NIO's initialiser is generic and not inlinable, a call through witness
+    /// tables for every masked frame.
+    @inline(__always)
+    public static func value(at bytes: UnsafeRawPointer) -> UInt32 {
+        UInt32(littleEndian: bytes.loadUnaligned(as: UInt32.self))
+    }
+
+    /// As ``apply(key:phase:source:destination:count:)``, with the key as ``value(of:)`` gives it.
+    @inline(__always)
+    @discardableResult
+    public static func apply(
+        keyValue: UInt32, phase: Int = 0, source: UnsafeRawPointer, destination: UnsafeMutableRawPointer, count: Int
+    ) -> Int {
+        // The key from byte `phase` on, as a number with its first byte low; in memory (little-
+        // or big-endian alike) the word's byte n is then key[(phase + n) % 4].
+        let shift = UInt32((phase & 3) * 8)
+        let rotated = shift == 0 ? keyValue : keyValue >> shift | keyValue << (32 - shift)
+        let pattern32 = UInt32(littleEndian: rotated)
+        let pattern = UInt64(pattern32) | UInt64(pattern32) << 32
         var index = 0
         while index + 32 <= count {
             // Four words per turn lets the compiler keep the loads in flight.
@@ -38,7 +59,8 @@ public enum WebSocketMasking {
         }
         while index < count {
             let byte = source.load(fromByteOffset: index, as: UInt8.self)
-            destination.storeBytes(of: byte ^ key[(phase + index) & 3], toByteOffset: index, as: UInt8.self)
+            let keyByte = UInt8(truncatingIfNeeded: keyValue >> UInt32(((phase + index) & 3) * 8))
+            destination.storeBytes(of: byte ^ keyByte, toByteOffset: index, as: UInt8.self)
             index += 1
         }
         return (phase + count) & 3

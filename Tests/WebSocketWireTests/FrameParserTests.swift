@@ -61,16 +61,21 @@ struct FrameParserTests {
         var rng = SystemRandomNumberGenerator()
         var stream = ByteBuffer()
         var expected: [[UInt8]] = []
+        var keys: [WebSocketMaskingKey?] = []
         for length in Array(0...140) + [65_535, 65_536, 70_001] {
             let payload = (0..<length).map { _ in UInt8.random(in: 0...255, using: &rng) }
             expected.append(payload)
-            let key = WebSocketMaskingKey.random()
+            let key = length % 2 == 0 ? WebSocketMaskingKey.random() : nil
+            keys.append(key)
             let frame = WebSocketFrame(fin: true, opcode: .binary, data: ByteBuffer(bytes: payload))
-            WebSocketFrameWriter.write(frame, maskKey: length % 2 == 0 ? key : nil, into: &stream)
+            WebSocketFrameWriter.write(frame, maskKey: key, into: &stream)
         }
         let bytes = Array(stream.readableBytesView)
         let frames = try parseAll(bytes, chunk: 997)
         #expect(frames.map { Array($0.frame.data.readableBytesView) } == expected)
+        // The key is kept as read, and given back as NIO's.
+        #expect(frames.map(\.maskKey) == keys)
+        #expect(frames.map(\.isMasked) == keys.map { $0 != nil })
         #expect(frames.last?.endOffset == bytes.count)
     }
 
