@@ -94,7 +94,12 @@ public struct WebSocketMessageAssembler {
 
     public let configuration: Configuration
     private var inflater: PerMessageDeflateInflater?
-    private var partial: Partial?
+    private var partial: Partial? {
+        didSet { assembling = partial != nil }
+    }
+    /// Whether `partial` holds a message: a test of it copied the optional (through the
+    /// runtime's generic witness) for every frame.
+    private var assembling = false
 
     private struct Partial {
         var opcode: WebSocketOpcode
@@ -114,10 +119,19 @@ public struct WebSocketMessageAssembler {
     }
 
     /// Whether a fragmented message is waiting for more frames.
-    public var isInsideMessage: Bool { partial != nil }
+    public var isInsideMessage: Bool { assembling }
 
     /// Takes the next frame; returns an event when the frame completes one.
     public mutating func push(_ parsed: consuming ParsedFrame) throws(WebSocketWireError) -> WebSocketEvent? {
+        var completed: WebSocketMessage?
+        if let control = try push(parsed, message: { completed = $0 }) { return control }
+        return completed.map { .message($0) }
+    }
+
+    /// Takes the next frame: a data message it completes goes to `message` (handed on as it
+    /// is, not wrapped in an event to be taken apart again), a control frame's event is returned.
+    public mutating func push(_ parsed: consuming ParsedFrame,
+                              message: (consuming WebSocketMessage) -> Void) throws(WebSocketWireError) -> WebSocketEvent? {
         let opcode = parsed.opcode
         if opcode.isControlOpcode {
             if parsed.rsv1 {
@@ -131,21 +145,24 @@ public struct WebSocketMessageAssembler {
             }
         }
         do {
-            return try pushData(consume parsed)
+            try pushData(consume parsed, message: message)
+            return nil
         } catch {
             partial = nil
             throw error
         }
     }
 
-    private mutating func pushData(_ parsed: consuming ParsedFrame) throws(WebSocketWireError) -> WebSocketEvent? {
+    private mutating func pushData(_ parsed: consuming ParsedFrame,
+                                   message: (consuming WebSocketMessage) -> Void) throws(WebSocketWireError) {
         // The common case, a whole binary message in one uncompressed frame, is the message
         // itself: nothing to gather or validate (what the general path below also finds).
-        if case .none = partial, parsed.fin && parsed.opcode == .binary && !parsed.rsv1
+        if !assembling && parsed.fin && parsed.opcode == .binary && !parsed.rsv1
             && parsed.length <= configuration.maximumMessageSize {
-            return .message(WebSocketMessage(opcode: .binary, data: parsed.data, frameCount: 1,
-                                             range: parsed.offset..<parsed.endOffset, wasCompressed: false,
-                                             anomalies: parsed.anomalies))
+            message(WebSocketMessage(opcode: .binary, data: parsed.data, frameCount: 1,
+                                     range: parsed.offset..<parsed.endOffset, wasCompressed: false,
+                                     anomalies: parsed.anomalies))
+            return
         }
         var current: Partial
         if parsed.opcode == .continuation {
@@ -167,7 +184,7 @@ public struct WebSocketMessageAssembler {
             var data = parsed.data
             current.data.writeBuffer(&data)
         } else {
-            if partial != nil {
+            if assembling {
                 partial = nil
                 let opcode = parsed.opcode
                 throw WebSocketWireError(code: .expectedContinuation, offset: parsed.offset,
@@ -191,7 +208,7 @@ public struct WebSocketMessageAssembler {
         }
         guard parsed.fin else {
             partial = current
-            return nil
+            return
         }
         var data = current.data
         if current.compressed, let inflater {
@@ -209,7 +226,7 @@ public struct WebSocketMessageAssembler {
             throw WebSocketWireError(code: .invalidUTF8, offset: parsed.endOffset,
                                      describedBy: "text message ends inside a UTF-8 sequence", specReference: "RFC 6455 §8.1")
         }
-        return .message(WebSocketMessage(
+        message(WebSocketMessage(
             opcode: current.opcode, data: data, frameCount: current.frameCount,
             range: current.start..<parsed.endOffset, wasCompressed: current.compressed, anomalies: current.anomalies))
     }

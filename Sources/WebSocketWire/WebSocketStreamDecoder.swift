@@ -150,12 +150,10 @@ public struct WebSocketStreamDecoder {
                 guard let frame = try frames.next() else { break }
                 if reportsFrames { emit(.frame(frame)) }
                 do {
-                    let event = try assembler.push(frame)
-                    // Consumed: the message is moved on, not copied.
-                    switch consume event {
-                    case .some(.message(let message)): emit(.message(message))
-                    case .some(let control): emit(.control(control))
-                    case .none: break
+                    // A message is handed on as the assembler completes it, not taken out of
+                    // an optional event (which the compiler copied, and destroyed generically).
+                    if let control = try assembler.push(frame, message: { emit(.message($0)) }) {
+                        emit(.control(control))
                     }
                 } catch {
                     emit(.error(error))
