@@ -67,17 +67,9 @@ public struct ParsedFrame: Sendable, Equatable {
 
     public init(fin: Bool, rsv1: Bool = false, rsv2: Bool = false, rsv3: Bool = false, opcode: WebSocketOpcode,
                 data: ByteBuffer, maskKey: WebSocketMaskingKey?, offset: Int, headerLength: Int, anomalies: FrameAnomalies) {
-        self.fin = fin
-        self.rsv1 = rsv1
-        self.rsv2 = rsv2
-        self.rsv3 = rsv3
-        self.opcode = opcode
-        self.data = data
-        isMasked = maskKey != nil
-        maskValue = maskKey.map(WebSocketMasking.value(of:)) ?? 0
-        self.offset = offset
-        self.headerLength = headerLength
-        self.anomalies = anomalies
+        self.init(fin: fin, rsv1: rsv1, rsv2: rsv2, rsv3: rsv3, opcode: opcode, data: data, isMasked: maskKey != nil,
+                  maskValue: maskKey.map(WebSocketMasking.value(of:)) ?? 0, offset: offset, headerLength: headerLength,
+                  anomalies: anomalies)
     }
 
     /// A parsed frame, its key (if `isMasked`) given as ``WebSocketMasking/value(of:)`` would.
