@@ -86,8 +86,9 @@ public struct DecodeStatistics {
         return counts.filter { $0.value > 1 }.mapValues { $0 - 1 }
     }
 
-    /// Consuming, and its parts taken apart by consuming switches: the packets in it are
-    /// moved, not copied (a copy retains every buffer and string in a packet).
+    /// Consuming: the caller hands its event over. Its kind is switched on where it lies;
+    /// taking it apart into locals first copied the MQTT case (every buffer and string in the
+    /// packet retained) through the runtime's generic tuple copy.
     public mutating func add(_ event: consuming CaptureEvent) {
         let stats: PerConnection
         if let recent, recent.connection.id == event.connection.id {

@@ -59,7 +59,7 @@ public struct ParsedFrame: Sendable, Equatable {
     /// Whether the frame was masked, and its key as ``WebSocketMasking/value(of:)`` gives it:
     /// kept as a number, since NIO's key is made by a generic initialiser.
     public private(set) var isMasked: Bool
-    private var maskValue: UInt32
+    private(set) var maskValue: UInt32
     /// Stream offset of the frame's first byte.
     public var offset: Int
     public var headerLength: Int

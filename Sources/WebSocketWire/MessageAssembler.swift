@@ -138,7 +138,7 @@ public struct WebSocketMessageAssembler {
                 throw WebSocketWireError(code: .compressedControlFrame, offset: parsed.offset,
                                          describedBy: "RSV1 set on a \(opcode) frame", specReference: "RFC 7692 §6.1")
             }
-            switch parsed.opcode {
+            switch opcode {
             case .ping: return .ping(parsed.data, frame: parsed)
             case .pong: return .pong(parsed.data, frame: parsed)
             default: return .close(try Self.close(from: parsed), frame: parsed)

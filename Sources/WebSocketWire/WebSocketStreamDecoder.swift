@@ -77,14 +77,8 @@ public struct WebSocketStreamDecoder {
     /// Feeds bytes and returns what they completed, in stream order.
     public mutating func feed(_ bytes: ByteBuffer) -> [Event] {
         var events: [Event] = []
-        feed(bytes, into: &events)
-        return events
-    }
-
-    /// Feeds bytes and appends what they completed to `events`, in stream order: a caller
-    /// that feeds many pieces reuses one array.
-    public mutating func feed(_ bytes: ByteBuffer, into events: inout [Event]) {
         feed(bytes) { events.append($0) }
+        return events
     }
 
     /// Feeds bytes and gives each event they complete to `emit`, in stream order, as it is
