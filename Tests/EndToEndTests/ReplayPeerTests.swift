@@ -9,7 +9,7 @@ import Testing
 final class Background: @unchecked Sendable {  // output is guarded by the lock
     let process = Process()
     private let lock = NSLock()
-    private var collected = ""
+    private var collected: [UInt8] = []
     /// The process's standard input.
     let input = Pipe()
 
@@ -20,22 +20,34 @@ final class Background: @unchecked Sendable {  // output is guarded by the lock
         process.standardOutput = pipe
         process.standardError = pipe
         process.standardInput = input
-        pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            guard !data.isEmpty, let self else { return }
-            self.lock.withLock { self.collected += String(decoding: data, as: UTF8.self) }
-        }
         // A child inherits the spawning thread's blocked signals, and the test runner's threads
         // block SIGINT and SIGTERM: unblocked, the peers can be stopped (and tcpdump told to finish).
-        var unblocked = sigset_t()
-        var previous = sigset_t()
-        sigemptyset(&unblocked)
-        pthread_sigmask(SIG_SETMASK, &unblocked, &previous)
-        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
-        try process.run()
+        do {
+            var unblocked = sigset_t()
+            var previous = sigset_t()
+            sigemptyset(&unblocked)
+            pthread_sigmask(SIG_SETMASK, &unblocked, &previous)
+            defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+            try process.run()
+        }
+        // Read by a thread of its own with plain blocking reads, until the pipe's end of file.
+        // Not `readabilityHandler`: that is a libdispatch read source, and libdispatch on Linux
+        // can corrupt its epoll bookkeeping when many are set up and torn down at once, as the
+        // parallel suites do (swift-corelibs-libdispatch#949); a crash inside libdispatch ended
+        // one CI run of these tests.
+        let reading = pipe.fileHandleForReading
+        Thread.detachNewThread { [self] in
+            var buffer = [UInt8](repeating: 0, count: 16_384)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(reading.fileDescriptor, $0.baseAddress, $0.count) }
+                if count < 0 && errno == EINTR { continue }
+                guard count > 0 else { break }
+                lock.withLock { collected += buffer[..<count] }
+            }
+        }
     }
 
-    var output: String { lock.withLock { collected } }
+    var output: String { lock.withLock { String(decoding: collected, as: UTF8.self) } }
 
     /// Writes a line to the process's standard input.
     func send(_ line: String) {
