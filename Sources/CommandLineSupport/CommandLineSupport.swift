@@ -97,6 +97,12 @@ public final class OutputBuffer {
         if buffer.count >= 1 << 16 { flush() }
     }
 
+    /// Appends bytes that are already whole lines.
+    public func write(_ bytes: [UInt8]) {
+        buffer.append(contentsOf: bytes)
+        if buffer.count >= 1 << 16 { flush() }
+    }
+
     public func flush() {
         guard !buffer.isEmpty else { return }
         buffer.withUnsafeBytes { bytes in

@@ -39,15 +39,20 @@ public struct Redactor: Sendable {
 
     /// `‹kind:…›` with the first four bytes of the secret's HMAC in hex.
     private func pseudonym(bytes: UnsafeRawBufferPointer, kind: String) -> String {
-        let digest = hash.mac(bytes)
         var text: [UInt8] = []
         text.reserveCapacity(kind.utf8.count + 16)
+        appendPseudonym(of: bytes, kind: kind, to: &text)
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    /// The pseudonym of `secret` appended as UTF-8, for records written as bytes.
+    public func appendPseudonym(of secret: UnsafeRawBufferPointer, kind: String, to text: inout [UInt8]) {
+        let digest = hash.mac(secret)
         text += "‹".utf8
         text += kind.utf8
         text.append(UInt8(ascii: ":"))
         for byte in digest.prefix(4) { Hex.append(byte, to: &text) }
         text += "›".utf8
-        return String(decoding: text, as: UTF8.self)
     }
 
     /// `A=1; B=2` → `A=‹cookie:…›; B=‹cookie:…›`: names stay readable, values do not.

@@ -53,6 +53,13 @@ public struct DeferredWorksAnnotation: Sendable {
         let candidate = WorksDialect().annotate(publish, redactor: redactor)
         return !onlyWorksKinds || ConnectionDissector.worksKinds.contains(candidate.kind) ? candidate : nil
     }
+
+    /// The JSON of `annotate(publish)` appended straight from the payload, when it is a
+    /// notification (a Works kind, so `onlyWorksKinds` keeps it) of the common shape; false,
+    /// with nothing written, otherwise.
+    func writeJSON(_ publish: PublishPacket, to out: inout [UInt8]) -> Bool {
+        WorksDialect().writeAnnotationJSON(of: publish, redactor: redactor, to: &out)
+    }
 }
 
 extension DissectorEvent {

@@ -274,7 +274,7 @@ extension DecodeRecord {
         guard case .dissected(let dissected) = event.kind, case .mqtt(let packet, let range, let annotation) = dissected.kind,
               dissected.warnings.isEmpty, let direction = event.direction, event.time.isFinite, event.time.magnitude < 9e12
         else {
-            json(event, showsSecrets: showsSecrets).write(to: &out)
+            writeTree(event, showsSecrets: showsSecrets, to: &out)
             return
         }
         var record = RecordWriter(out: out)
@@ -309,15 +309,42 @@ extension DecodeRecord {
             }
         default:
             out = record.out
-            json(event, showsSecrets: showsSecrets).write(to: &out)
+            writeTree(event, showsSecrets: showsSecrets, to: &out)
             return
         }
         if let annotation {
             record.key(dynamic: annotation.dialect)
             record.annotation(annotation)
+        } else if let deferred = dissected.deferredWorks, case .publish(let publish) = packet {
+            // A Works annotation left for later is written straight from the payload when it
+            // can be, else made and written.
+            let mark = record.out.count
+            record.raw(",\"works\":")
+            if !deferred.writeJSON(publish, to: &record.out) {
+                record.out.removeSubrange(mark...)
+                if let annotation = deferred.annotate(publish) {
+                    record.key(dynamic: annotation.dialect)
+                    record.annotation(annotation)
+                }
+            }
         }
         record.out.append(UInt8(ascii: "}"))
         out = record.out
+    }
+
+    /// An annotation's JSON object, as records hold it under the dialect's name.
+    public static func writeAnnotation(_ annotation: AnnotatedMessage, to out: inout [UInt8]) {
+        var record = RecordWriter(out: out)
+        out = []
+        record.annotation(annotation)
+        out = record.out
+    }
+
+    /// The record through the tree of values, with any Works annotation left for later made first.
+    private static func writeTree(_ event: CaptureEvent, showsSecrets: Bool, to out: inout [UInt8]) {
+        var event = event
+        event.completeAnnotation()
+        json(event, showsSecrets: showsSecrets).write(to: &out)
     }
 
     /// Writes an object's members one by one, commas included.

@@ -1,10 +1,12 @@
 import Dialects
+import Dissector
 import MQTTWire
 import NIOCore
 
 /// Works payloads (PUBLISH payloads of the notification service) through the JSON
 /// reader, the payload model, the annotator and detection. Oracles: whatever the reader
-/// reads, written back as JSON, reads back equal; annotation and detection take any bytes.
+/// reads, written back as JSON, reads back equal; annotation and detection take any bytes;
+/// a notification written straight as JSON is written as its annotation is.
 enum WorksHarness {
     /// A fixed key, so that pseudonyms are the same on every run.
     static let redactor = Redactor(key: Array("wmq".utf8))
@@ -22,7 +24,22 @@ enum WorksHarness {
         guard !annotation.summary.isEmpty else {
             throw OracleViolation(target: "works", oracle: "every annotation has a summary", detail: "kind \(annotation.kind)")
         }
-        _ = dialect.annotate(publish, redactor: nil)
+        try writesDirectlyAsAnnotated(publish, annotation, redactor: redactor)
+        try writesDirectlyAsAnnotated(publish, dialect.annotate(publish, redactor: nil), redactor: nil)
         _ = dialect.detect(DetectionEvidence(mqttPackets: [.publish(publish)]))
+    }
+
+    /// Oracle: the JSON that `wmq-decode --format jsonl` writes straight from a notification
+    /// payload is the JSON of its annotation, byte for byte.
+    static func writesDirectlyAsAnnotated(_ publish: PublishPacket, _ annotation: AnnotatedMessage,
+                                          redactor: Redactor?) throws(OracleViolation) {
+        var direct: [UInt8] = []
+        guard WorksDialect().writeAnnotationJSON(of: publish, redactor: redactor, to: &direct) else { return }
+        var long: [UInt8] = []
+        DecodeRecord.writeAnnotation(annotation, to: &long)
+        if direct != long {
+            throw OracleViolation(target: "works", oracle: "the direct notification JSON equals the annotation's",
+                                  detail: "direct \(String(decoding: direct, as: UTF8.self)), annotated \(String(decoding: long, as: UTF8.self))")
+        }
     }
 }

@@ -11,6 +11,8 @@ import Foundation
 final class BackgroundLines {
     private enum Item {
         case events([CaptureEvent])
+        /// Lines the decoding thread wrote itself, newlines included.
+        case lines([UInt8])
         case line(String)
     }
 
@@ -19,8 +21,10 @@ final class BackgroundLines {
     private var batch: [CaptureEvent] = []
     private let batchSize = 256
     private var finished = false
+    private let showsSecrets: Bool
 
     init(showsSecrets: Bool) {
+        self.showsSecrets = showsSecrets
         let queue = queue
         let written = written
         Thread {
@@ -29,10 +33,11 @@ final class BackgroundLines {
                 for item in items {
                     switch item {
                     case .events(let events):
-                        for var event in events {
-                            event.completeAnnotation()
+                        for event in events {
                             output.line { DecodeRecord.write(event, showsSecrets: showsSecrets, to: &$0) }
                         }
+                    case .lines(let bytes):
+                        output.write(bytes)
                     case .line(let text):
                         output.line(text)
                     }
@@ -64,15 +69,23 @@ final class BackgroundLines {
         _ = written.takeAll()
     }
 
-    /// Sends the batch; when the writing thread is behind, this thread makes the batch's
-    /// Works annotations itself first, so that the two share the work whatever its mix.
+    /// Sends the batch; when the writing thread is behind, this thread writes the batch's
+    /// lines itself (Works annotations included), so that the two share the work whatever
+    /// its mix.
     private func sendBatch() {
-        var events = batch
+        let events = batch
         batch = []
         batch.reserveCapacity(batchSize)
         if queue.backlog >= 1 {
-            for index in events.indices { events[index].completeAnnotation() }
+            var lines: [UInt8] = []
+            lines.reserveCapacity(events.count * 512)
+            for event in events {
+                DecodeRecord.write(event, showsSecrets: showsSecrets, to: &lines)
+                lines.append(0x0A)
+            }
+            queue.put(.lines(lines))
+        } else {
+            queue.put(.events(events))
         }
-        queue.put(.events(events))
     }
 }

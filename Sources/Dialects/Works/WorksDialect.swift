@@ -142,10 +142,16 @@ public struct WorksDialect: MQTTDialect {
 
     /// Epoch milliseconds as UTC ISO 8601 with milliseconds.
     static func timestamp(_ milliseconds: Int64) -> String {
-        let (year, month, day, secondOfDay, millis) = civilTime(milliseconds)
         // Written as bytes: one string per timestamp, not one per part.
         var text: [UInt8] = []
         text.reserveCapacity(24)
+        appendTimestamp(milliseconds, to: &text)
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    /// ``timestamp(_:)`` appended as bytes.
+    static func appendTimestamp(_ milliseconds: Int64, to text: inout [UInt8]) {
+        let (year, month, day, secondOfDay, millis) = civilTime(milliseconds)
         DecimalText.append(year, width: 4, to: &text)
         text.append(UInt8(ascii: "-"))
         DecimalText.append(month, width: 2, to: &text)
@@ -160,7 +166,6 @@ public struct WorksDialect: MQTTDialect {
         text.append(UInt8(ascii: "."))
         DecimalText.append(millis, width: 3, to: &text)
         text.append(UInt8(ascii: "Z"))
-        return String(decoding: text, as: UTF8.self)
     }
 
     /// Epoch milliseconds as the UTC calendar date, the second of the day and the milliseconds.

@@ -1,0 +1,418 @@
+import ByteStream
+public import MQTTWire
+import NIOCore
+
+extension WorksDialect {
+    /// Appends the JSON object of `annotate(publish, redactor:)` (kind, summary, fields,
+    /// warnings: the bytes `DecodeRecord` writes for that annotation) straight from the payload,
+    /// for the payload nearly every Works PUBLISH carries: one flat notification object of
+    /// strings and numbers, without escapes, `extras` or fields the model does not name.
+    /// Anything else answers `false` with nothing written, and the caller annotates the long
+    /// way. Made for `wmq-decode --format jsonl`, where building the annotation's strings was
+    /// half of all the work; a test and the works fuzz target hold both ways byte-equal.
+    public func writeAnnotationJSON(of publish: PublishPacket, redactor: Redactor?, to out: inout [UInt8]) -> Bool {
+        publish.payload.withUnsafeReadableBytes { payload in
+            guard let notification = FlatNotification(payload), notification.isShortEnough else { return false }
+            notification.write(topic: publish.topicName, redactor: redactor, to: &out)
+            return true
+        }
+    }
+}
+
+/// A notification payload read in place: where each field's value lies in the payload.
+private struct FlatNotification {
+    enum Value {
+        case string(Range<Int>)
+        case number(Range<Int>)
+        /// true, false or null: neither a string nor a number to the model.
+        case literal
+    }
+
+    let bytes: UnsafeRawBufferPointer
+    // The first of each modelled key, as `WorksNotification` takes it.
+    var type: Value?
+    var channelNumber: Value?
+    var channelType: Value?
+    var channelTitle: Value?
+    var locKey: Value?
+    var fromUser: Value?
+    var createTime: Value?
+    var notificationID: Value?
+    var messageNumber: Value?
+    var user: Value?
+    var domain: Value?
+    var badge: Value?
+    var token: Value?
+    /// `loc-argsN` values by N, in order.
+    var arguments: [(index: Int, value: Value)] = []
+
+    /// nil unless `bytes` is a JSON object of the shape this fast path writes.
+    init?(_ bytes: UnsafeRawBufferPointer) {
+        self.bytes = bytes
+        var index = 0
+        skipWhitespace(&index)
+        guard index < bytes.count, bytes[index] == UInt8(ascii: "{") else { return nil }
+        index += 1
+        while true {
+            skipWhitespace(&index)
+            guard let key = string(&index) else { return nil }
+            skipWhitespace(&index)
+            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { return nil }
+            index += 1
+            skipWhitespace(&index)
+            guard let value = value(&index), take(key, value) else { return nil }
+            skipWhitespace(&index)
+            guard index < bytes.count else { return nil }
+            if bytes[index] == UInt8(ascii: ",") {
+                index += 1
+            } else if bytes[index] == UInt8(ascii: "}") {
+                index += 1
+                break
+            } else {
+                return nil
+            }
+        }
+        skipWhitespace(&index)
+        guard index == bytes.count, type != nil else { return nil }
+    }
+
+    // MARK: Reading
+
+    private func skipWhitespace(_ index: inout Int) {
+        while index < bytes.count {
+            let byte = bytes[index]
+            guard byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 else { return }
+            index += 1
+        }
+    }
+
+    /// A string without escapes or control characters, in valid UTF-8: the range of its text.
+    private func string(_ index: inout Int) -> Range<Int>? {
+        guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { return nil }
+        let start = index + 1
+        var end = start
+        var high: UInt8 = 0
+        while end < bytes.count {
+            let byte = bytes[end]
+            if byte == UInt8(ascii: "\"") { break }
+            guard byte != UInt8(ascii: "\\"), byte >= 0x20 else { return nil }
+            high |= byte
+            end += 1
+        }
+        guard end < bytes.count else { return nil }
+        if high >= 0x80 {
+            var validator = UTF8Validator()
+            guard validator.validate(UnsafeRawBufferPointer(rebasing: bytes[start..<end])) == nil, validator.isComplete else {
+                return nil
+            }
+        }
+        index = end + 1
+        return start..<end
+    }
+
+    private func value(_ index: inout Int) -> Value? {
+        guard index < bytes.count else { return nil }
+        switch bytes[index] {
+        case UInt8(ascii: "\""):
+            return string(&index).map { .string($0) }
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return number(&index).map { .number($0) }
+        case UInt8(ascii: "t"):
+            return literal("true", &index) ? .literal : nil
+        case UInt8(ascii: "f"):
+            return literal("false", &index) ? .literal : nil
+        case UInt8(ascii: "n"):
+            return literal("null", &index) ? .literal : nil
+        default:
+            return nil  // objects and arrays: the long way
+        }
+    }
+
+    /// A number by the grammar `JSONReader` reads.
+    private func number(_ index: inout Int) -> Range<Int>? {
+        let start = index
+        var at = index
+        func digits() -> Int {
+            let from = at
+            while at < bytes.count, bytes[at] >= 0x30, bytes[at] <= 0x39 { at += 1 }
+            return at - from
+        }
+        func next(is byte: UInt8) -> Bool { at < bytes.count && bytes[at] == byte }
+        if next(is: UInt8(ascii: "-")) { at += 1 }
+        if next(is: UInt8(ascii: "0")) {
+            at += 1
+        } else if digits() == 0 {
+            return nil
+        }
+        if next(is: UInt8(ascii: ".")) {
+            at += 1
+            guard digits() > 0 else { return nil }
+        }
+        if next(is: UInt8(ascii: "e")) || next(is: UInt8(ascii: "E")) {
+            at += 1
+            if next(is: UInt8(ascii: "+")) || next(is: UInt8(ascii: "-")) { at += 1 }
+            guard digits() > 0 else { return nil }
+        }
+        index = at
+        return start..<at
+    }
+
+    private func literal(_ word: StaticString, _ index: inout Int) -> Bool {
+        let count = word.utf8CodeUnitCount
+        guard index + count <= bytes.count, matches(at: index, word) else { return false }
+        index += count
+        return true
+    }
+
+    private func text(_ range: Range<Int>) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[range]) }
+
+    private func key(_ range: Range<Int>, is name: StaticString) -> Bool {
+        range.count == name.utf8CodeUnitCount && matches(at: range.lowerBound, name)
+    }
+
+    /// Whether the bytes at `index` are `word`'s (the caller checked they are in the payload).
+    private func matches(at index: Int, _ word: StaticString) -> Bool {
+        for offset in 0..<word.utf8CodeUnitCount where bytes[index + offset] != word.utf8Start[offset] { return false }
+        return true
+    }
+
+    /// Files a member under its key; false for a member the fast path does not write
+    /// (`extras`, fields the model keeps as "other", a repeated `loc-args` index).
+    private mutating func take(_ key: Range<Int>, _ value: Value) -> Bool {
+        func first(_ slot: inout Value?) -> Bool {
+            if slot == nil { slot = value }
+            return true
+        }
+        switch key.count {
+        case 4: if self.key(key, is: "chNo") { return first(&channelNumber) }
+        case 5:
+            if self.key(key, is: "nType") { return first(&type) }
+            if self.key(key, is: "token") { return first(&token) }
+            if self.key(key, is: "badge") { return first(&badge) }
+        case 6:
+            if self.key(key, is: "chType") { return first(&channelType) }
+            if self.key(key, is: "userNo") { return first(&user) }
+        case 7:
+            if self.key(key, is: "chTitle") { return first(&channelTitle) }
+            if self.key(key, is: "loc-key") { return first(&locKey) }
+        case 9:
+            if self.key(key, is: "messageNo") { return first(&messageNumber) }
+            if self.key(key, is: "domain_id") { return first(&domain) }
+        case 10:
+            if self.key(key, is: "fromUserNo") { return first(&fromUser) }
+            if self.key(key, is: "createTime") { return first(&createTime) }
+        case 15: if self.key(key, is: "notification-id") { return first(&notificationID) }
+        default: break
+        }
+        // `loc-args` and what `Int` reads after it; the value shown as its text.
+        guard key.count > 8, self.key(key.lowerBound..<(key.lowerBound + 8), is: "loc-args"),
+              let index = Self.integer(text(key.lowerBound + 8..<key.upperBound)).flatMap({ Int(exactly: $0) }) else {
+            return false
+        }
+        if case .literal = value { return false }
+        guard !arguments.contains(where: { $0.index == index }) else { return false }
+        let position = arguments.firstIndex { $0.index > index } ?? arguments.endIndex
+        arguments.insert((index, value), at: position)
+        return true
+    }
+
+    /// `Int64(text)`: an optional sign, then decimal digits, without overflow.
+    static func integer(_ text: UnsafeRawBufferPointer) -> Int64? {
+        var index = 0
+        var negative = false
+        if let sign = text.first, sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-") {
+            negative = sign == UInt8(ascii: "-")
+            index = 1
+        }
+        guard index < text.count else { return nil }
+        var value: Int64 = 0
+        while index < text.count {
+            let digit = text[index] &- UInt8(ascii: "0")
+            guard digit < 10 else { return nil }
+            let (times, overflow) = value.multipliedReportingOverflow(by: 10)
+            let (next, overflow2) = negative ? times.subtractingReportingOverflow(Int64(digit))
+                : times.addingReportingOverflow(Int64(digit))
+            guard !overflow, !overflow2 else { return nil }
+            value = next
+            index += 1
+        }
+        return value
+    }
+
+    /// `JSONValue.intValue`: a number's or a string's text as an integer.
+    private func intValue(_ value: Value?) -> Int64? {
+        switch value {
+        case .string(let range)?, .number(let range)?: Self.integer(text(range))
+        default: nil
+        }
+    }
+
+    /// `JSONValue.stringValue`: strings only.
+    private func stringValue(_ value: Value?) -> Range<Int>? {
+        if case .string(let range)? = value { return range }
+        return nil
+    }
+
+    // MARK: Writing
+
+    /// The bytes of `DecodeRecord`'s writing of `WorksDialect.annotate`'s notification: every
+    /// string of the payload is written as it lies (it has no escapes, so its JSON is itself).
+    func write(topic: String, redactor: Redactor?, to out: inout [UInt8]) {
+        let type = NotificationType(rawValue: Int(intValue(self.type) ?? -1))
+        let typeName = type.displayName
+        let channelNumber = intValue(self.channelNumber)
+        let channelType = intValue(self.channelType).map { ChannelType(rawValue: Int($0)) }
+        let title = stringValue(channelTitle)
+        let locKey = stringValue(self.locKey).map { LocKey(rawValue: String(decoding: text($0), as: UTF8.self)) }
+        let sender = arguments.first?.value
+        let message = arguments.count > 1 ? arguments[1].value : nil
+
+        // The summary's one-line forms of the title and the text are the strings themselves
+        // when short; longer ones are cut by characters, which only the long way does.
+        func raw(_ value: Value) -> Range<Int> {
+            switch value {
+            case .string(let range), .number(let range): range
+            case .literal: 0..<0  // never filed: take(_:_:) refuses literal arguments
+            }
+        }
+        append("{\"kind\":\"notification\",\"summary\":\"", to: &out)
+        if let locKey { out.append(contentsOf: locKey.rawValue.utf8) } else {
+            append("nType ", to: &out)
+            DecimalText.append(Int64(type.rawValue), to: &out)
+        }
+        append(" · channel ", to: &out)
+        if let channelNumber { DecimalText.append(channelNumber, to: &out) } else { out.append(UInt8(ascii: "?")) }
+        if let title, !title.isEmpty {
+            append(" 「", to: &out)
+            out.append(contentsOf: text(title))
+            append("」", to: &out)
+        }
+        if let channelType {
+            append(" (", to: &out)
+            if let name = channelType.displayName { out.append(contentsOf: name.english.utf8) } else {
+                append("type ", to: &out)
+                DecimalText.append(Int64(channelType.rawValue), to: &out)
+            }
+            out.append(UInt8(ascii: ")"))
+        }
+        append(" · ", to: &out)
+        if let sender { out.append(contentsOf: text(raw(sender))) } else { out.append(UInt8(ascii: "?")) }
+        append(": ", to: &out)
+        if let message {
+            out.append(contentsOf: text(raw(message)))
+        } else {
+            out.append(UInt8(ascii: "["))
+            if let typeName { out.append(contentsOf: typeName.english.utf8) } else {
+                append("type ", to: &out)
+                DecimalText.append(Int64(type.rawValue), to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+
+        append("\",\"fields\":{\"topic\":", to: &out)
+        JSONValue.writeString(topic, to: &out)
+        append(",\"notification.type\":\"", to: &out)
+        code(type, to: &out)
+        out.append(UInt8(ascii: "\""))
+        if let typeName {
+            append(",\"notification.type.ja\":\"", to: &out)
+            out.append(contentsOf: typeName.japanese.utf8)
+            out.append(UInt8(ascii: "\""))
+        }
+        if let locKey {
+            append(",\"loc-key\":\"", to: &out)
+            code(locKey, to: &out)
+            out.append(UInt8(ascii: "\""))
+        }
+        number("channel.number", channelNumber, to: &out)
+        if let channelType {
+            append(",\"channel.type\":\"", to: &out)
+            code(channelType, to: &out)
+            out.append(UInt8(ascii: "\""))
+        }
+        field("channel.title", title, to: &out)
+        field("sender.name", sender.map(raw), to: &out)
+        number("sender.user", intValue(fromUser), to: &out)
+        field("text", message.map(raw), to: &out)
+        for (position, argument) in arguments.enumerated().dropFirst(2) {
+            append(",\"loc-args", to: &out)
+            DecimalText.append(Int64(position), to: &out)
+            append("\":\"", to: &out)
+            out.append(contentsOf: text(raw(argument.value)))
+            out.append(UInt8(ascii: "\""))
+        }
+        if let created = intValue(createTime) {
+            append(",\"created\":\"", to: &out)
+            WorksDialect.appendTimestamp(created, to: &out)
+            out.append(UInt8(ascii: "\""))
+        }
+        field("notification.id", stringValue(notificationID), to: &out)
+        number("message.number", intValue(messageNumber), to: &out)
+        number("user", intValue(user), to: &out)
+        number("domain", intValue(domain), to: &out)
+        number("badge", intValue(badge), to: &out)
+        if let token = stringValue(token) {
+            append(",\"token\":\"", to: &out)
+            if let redactor { redactor.appendPseudonym(of: text(token), kind: "token", to: &out) } else {
+                out.append(contentsOf: text(token))
+            }
+            out.append(UInt8(ascii: "\""))
+        }
+        out.append(UInt8(ascii: "}"))
+        if typeName == nil {
+            append(",\"warnings\":[\"notification type ", to: &out)
+            DecimalText.append(Int64(type.rawValue), to: &out)
+            append(" is not in the code table\"]", to: &out)
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// Whether the summary can show the title and the text as they are: `WorksDialect.oneLine`
+    /// gives a string back unchanged when it is short enough in bytes (line breaks are escaped
+    /// in JSON, so a string without escapes has none).
+    var isShortEnough: Bool {
+        let title = stringValue(channelTitle)?.count ?? 0
+        let message: Int
+        switch arguments.count > 1 ? arguments[1].value : nil {
+        case .string(let range)?, .number(let range)?: message = range.count
+        default: message = 0
+        }
+        return title <= 40 && message <= 200
+    }
+
+    private func append(_ text: StaticString, to out: inout [UInt8]) {
+        out.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    /// A code's description (`1 (message)` or `unknown(77)`).
+    private func code<Code: WorksCode>(_ code: Code, to out: inout [UInt8]) {
+        if let name = code.displayName {
+            out.append(contentsOf: code.rawValue.description.utf8)
+            append(" (", to: &out)
+            out.append(contentsOf: name.english.utf8)
+            out.append(UInt8(ascii: ")"))
+        } else {
+            append("unknown(", to: &out)
+            out.append(contentsOf: code.rawValue.description.utf8)
+            out.append(UInt8(ascii: ")"))
+        }
+    }
+
+    private func field(_ name: StaticString, _ value: Range<Int>?, to out: inout [UInt8]) {
+        guard let value else { return }
+        append(",\"", to: &out)
+        append(name, to: &out)
+        append("\":\"", to: &out)
+        out.append(contentsOf: text(value))
+        out.append(UInt8(ascii: "\""))
+    }
+
+    private func number(_ name: StaticString, _ value: Int64?, to out: inout [UInt8]) {
+        guard let value else { return }
+        append(",\"", to: &out)
+        append(name, to: &out)
+        append("\":\"", to: &out)
+        DecimalText.append(value, to: &out)
+        out.append(UInt8(ascii: "\""))
+    }
+}
