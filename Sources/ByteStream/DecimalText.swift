@@ -13,7 +13,8 @@ public enum DecimalText {
                 rest /= 10
             } while rest > 0
             for _ in (buffer.count - index)..<max(buffer.count - index, minimumDigits) { bytes.append(UInt8(ascii: "0")) }
-            bytes.append(contentsOf: buffer[index...])
+            // As typed bytes: appending the raw slice went through the generic element-wise copy.
+            bytes.append(contentsOf: UnsafeMutableRawBufferPointer(rebasing: buffer[index...]).assumingMemoryBound(to: UInt8.self))
         }
     }
 
