@@ -20,7 +20,23 @@ extension WorksCode {
     public var isKnown: Bool { displayName != nil }
     /// `1 (message)`, or `unknown(77)`.
     public var description: String {
-        displayName.map { "\(rawValue) (\($0.english))" } ?? "unknown(\(rawValue))"
+        var text: [UInt8] = []
+        appendDescription(to: &text)
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    /// ``description`` appended as UTF-8, for records written as bytes.
+    public func appendDescription(to text: inout [UInt8]) {
+        if let name = displayName {
+            text += rawValue.description.utf8
+            text += " (".utf8
+            text += name.english.utf8
+            text.append(UInt8(ascii: ")"))
+        } else {
+            text += "unknown(".utf8
+            text += rawValue.description.utf8
+            text.append(UInt8(ascii: ")"))
+        }
     }
 }
 

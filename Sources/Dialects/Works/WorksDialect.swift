@@ -118,13 +118,13 @@ public struct WorksDialect: MQTTDialect {
         if !n.type.isKnown { warnings.append("notification type \(n.type.rawValue) is not in the code table") }
 
         var channel = "channel \(n.channelNumber.map(String.init) ?? "?")"
-        if let title = n.channelTitle, !title.isEmpty { channel += " 「\(Self.oneLine(title, limit: 40))」" }
+        if let title = n.channelTitle, !title.isEmpty { channel += " 「\(Self.oneLine(title, limit: Self.summaryTitleLimit))」" }
         if let type = n.channelType { channel += " (\(type.displayName?.english ?? "type \(type.rawValue)"))" }
         let body: String
         if let sticker = n.sticker {
             body = "\(sticker)"
         } else if let text = n.text {
-            body = Self.oneLine(text)
+            body = Self.oneLine(text, limit: Self.summaryTextLimit)
         } else {
             body = "[\(n.type.displayName?.english ?? "type \(n.type.rawValue)")]"
         }
@@ -189,8 +189,13 @@ public struct WorksDialect: MQTTDialect {
         return (year, month, day, secondOfDay, millis)
     }
 
+    /// How many characters of a channel title a notification's summary shows.
+    static let summaryTitleLimit = 40
+    /// How many characters of a message text a summary shows.
+    static let summaryTextLimit = 200
+
     /// Text on one line: newlines shown as ⏎, cut at `limit` characters with an ellipsis.
-    static func oneLine(_ text: String, limit: Int = 200) -> String {
+    static func oneLine(_ text: String, limit: Int = summaryTextLimit) -> String {
         // Most texts are short and on one line: a byte scan settles it without the
         // Character-level work below.
         let utf8 = text.utf8

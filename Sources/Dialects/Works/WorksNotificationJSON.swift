@@ -43,8 +43,8 @@ private struct FlatNotification {
     var domain: Value?
     var badge: Value?
     var token: Value?
-    /// `loc-argsN` values by N, in order.
-    var arguments: [(index: Int, value: Value)] = []
+    /// `loc-argsN` values by N, in order: the text of each (a string's, or a number's as written).
+    var arguments: [(index: Int, text: Range<Int>)] = []
 
     /// nil unless `bytes` is a JSON object of the shape this fast path writes.
     init?(_ bytes: UnsafeRawBufferPointer) {
@@ -209,10 +209,14 @@ private struct FlatNotification {
               let index = Self.integer(text(key.lowerBound + 8..<key.upperBound)).flatMap({ Int(exactly: $0) }) else {
             return false
         }
-        if case .literal = value { return false }
+        let argument: Range<Int>
+        switch value {
+        case .string(let range), .number(let range): argument = range
+        case .literal: return false  // shown as `true`, `false` or `null` by the long way
+        }
         guard !arguments.contains(where: { $0.index == index }) else { return false }
         let position = arguments.firstIndex { $0.index > index } ?? arguments.endIndex
-        arguments.insert((index, value), at: position)
+        arguments.insert((index, argument), at: position)
         return true
     }
 
@@ -264,17 +268,11 @@ private struct FlatNotification {
         let channelType = intValue(self.channelType).map { ChannelType(rawValue: Int($0)) }
         let title = stringValue(channelTitle)
         let locKey = stringValue(self.locKey).map { LocKey(rawValue: String(decoding: text($0), as: UTF8.self)) }
-        let sender = arguments.first?.value
-        let message = arguments.count > 1 ? arguments[1].value : nil
+        let sender = arguments.first?.text
+        let message = arguments.count > 1 ? arguments[1].text : nil
 
         // The summary's one-line forms of the title and the text are the strings themselves
-        // when short; longer ones are cut by characters, which only the long way does.
-        func raw(_ value: Value) -> Range<Int> {
-            switch value {
-            case .string(let range), .number(let range): range
-            case .literal: 0..<0  // never filed: take(_:_:) refuses literal arguments
-            }
-        }
+        // (``isShortEnough``).
         append("{\"kind\":\"notification\",\"summary\":\"", to: &out)
         if let locKey { out.append(contentsOf: locKey.rawValue.utf8) } else {
             append("nType ", to: &out)
@@ -296,10 +294,10 @@ private struct FlatNotification {
             out.append(UInt8(ascii: ")"))
         }
         append(" · ", to: &out)
-        if let sender { out.append(contentsOf: text(raw(sender))) } else { out.append(UInt8(ascii: "?")) }
+        if let sender { out.append(contentsOf: text(sender)) } else { out.append(UInt8(ascii: "?")) }
         append(": ", to: &out)
         if let message {
-            out.append(contentsOf: text(raw(message)))
+            out.append(contentsOf: text(message))
         } else {
             out.append(UInt8(ascii: "["))
             if let typeName { out.append(contentsOf: typeName.english.utf8) } else {
@@ -312,7 +310,7 @@ private struct FlatNotification {
         append("\",\"fields\":{\"topic\":", to: &out)
         JSONValue.writeString(topic, to: &out)
         append(",\"notification.type\":\"", to: &out)
-        code(type, to: &out)
+        type.appendDescription(to: &out)
         out.append(UInt8(ascii: "\""))
         if let typeName {
             append(",\"notification.type.ja\":\"", to: &out)
@@ -321,24 +319,24 @@ private struct FlatNotification {
         }
         if let locKey {
             append(",\"loc-key\":\"", to: &out)
-            code(locKey, to: &out)
+            locKey.appendDescription(to: &out)
             out.append(UInt8(ascii: "\""))
         }
         number("channel.number", channelNumber, to: &out)
         if let channelType {
             append(",\"channel.type\":\"", to: &out)
-            code(channelType, to: &out)
+            channelType.appendDescription(to: &out)
             out.append(UInt8(ascii: "\""))
         }
         field("channel.title", title, to: &out)
-        field("sender.name", sender.map(raw), to: &out)
+        field("sender.name", sender, to: &out)
         number("sender.user", intValue(fromUser), to: &out)
-        field("text", message.map(raw), to: &out)
+        field("text", message, to: &out)
         for (position, argument) in arguments.enumerated().dropFirst(2) {
             append(",\"loc-args", to: &out)
             DecimalText.append(Int64(position), to: &out)
             append("\":\"", to: &out)
-            out.append(contentsOf: text(raw(argument.value)))
+            out.append(contentsOf: text(argument.text))
             out.append(UInt8(ascii: "\""))
         }
         if let created = intValue(createTime) {
@@ -372,30 +370,12 @@ private struct FlatNotification {
     /// in JSON, so a string without escapes has none).
     var isShortEnough: Bool {
         let title = stringValue(channelTitle)?.count ?? 0
-        let message: Int
-        switch arguments.count > 1 ? arguments[1].value : nil {
-        case .string(let range)?, .number(let range)?: message = range.count
-        default: message = 0
-        }
-        return title <= 40 && message <= 200
+        let message = arguments.count > 1 ? arguments[1].text.count : 0
+        return title <= WorksDialect.summaryTitleLimit && message <= WorksDialect.summaryTextLimit
     }
 
     private func append(_ text: StaticString, to out: inout [UInt8]) {
         out.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
-    }
-
-    /// A code's description (`1 (message)` or `unknown(77)`).
-    private func code<Code: WorksCode>(_ code: Code, to out: inout [UInt8]) {
-        if let name = code.displayName {
-            out.append(contentsOf: code.rawValue.description.utf8)
-            append(" (", to: &out)
-            out.append(contentsOf: name.english.utf8)
-            out.append(UInt8(ascii: ")"))
-        } else {
-            append("unknown(", to: &out)
-            out.append(contentsOf: code.rawValue.description.utf8)
-            out.append(UInt8(ascii: ")"))
-        }
     }
 
     private func field(_ name: StaticString, _ value: Range<Int>?, to out: inout [UInt8]) {
