@@ -205,13 +205,13 @@ let package = Package(
         // Front ends.
         .target(
             name: "CommandLineSupport",
-            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["ByteStream", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: frontEndSettings
         ),
         .executableTarget(
             name: "wmq-decode",
             dependencies: [
-                "Capture", "Dialects", "Dissector", "CommandLineSupport",
+                "ByteStream", "Capture", "Dialects", "Dissector", "CommandLineSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -322,7 +322,7 @@ let package = Package(
         .testTarget(
             name: "DialectsTests",
             dependencies: [
-                "Dialects", "MQTTWire", "WebSocketWire",
+                "Dialects", "MQTTWire", "WebSocketWire", "ByteStream",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
@@ -330,7 +330,7 @@ let package = Package(
         .testTarget(
             name: "DissectorTests",
             dependencies: [
-                "Dissector", "Fuzzing", "Dialects", "MQTTWire", "WebSocketWire", "Capture",
+                "Dissector", "Fuzzing", "Dialects", "MQTTWire", "WebSocketWire", "Capture", "ByteStream",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
             ]

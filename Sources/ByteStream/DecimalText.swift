@@ -1,34 +1,43 @@
-/// Numbers as ASCII decimal digits appended to a byte array: records written in bulk (JSON
+/// Numbers as ASCII decimal digits appended to a ``ByteWriter``: records written in bulk (JSON
 /// Lines, timestamps, endpoints) without a String made per number.
 public enum DecimalText {
     /// `value`'s digits, with zeros in front up to `minimumDigits`.
-    public static func append(_ value: UInt64, minimumDigits: Int = 1, to bytes: inout [UInt8]) {
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // room for UInt64.max's 20 digits
-        withUnsafeMutableBytes(of: &digits) { buffer in
-            var index = buffer.count
-            var rest = value
-            repeat {
-                index -= 1
-                buffer[index] = UInt8(ascii: "0") + UInt8(rest % 10)
-                rest /= 10
-            } while rest > 0
-            for _ in (buffer.count - index)..<max(buffer.count - index, minimumDigits) { bytes.append(UInt8(ascii: "0")) }
-            // As typed bytes: appending the raw slice went through the generic element-wise copy.
-            bytes.append(contentsOf: UnsafeMutableRawBufferPointer(rebasing: buffer[index...]).assumingMemoryBound(to: UInt8.self))
+    public static func append(_ value: UInt64, minimumDigits: Int = 1, to out: inout ByteWriter) {
+        var digits = 1
+        var power: UInt64 = 10
+        while digits < 20, value >= power {
+            digits += 1
+            power = power &* 10
         }
+        let width = max(digits, minimumDigits)
+        out.reserve(width)
+        // Straight into the writer's memory, last digit first.
+        let start = out.base + out.used
+        var index = width
+        var rest = value
+        repeat {
+            index -= 1
+            start[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
+            rest /= 10
+        } while rest > 0
+        while index > 0 {
+            index -= 1
+            start[index] = UInt8(ascii: "0")
+        }
+        out.used &+= width
     }
 
     /// `String(value)` with zeros in front up to `width` characters, the sign counted among them
     /// (`-5` at width 4 is `00-5`, as such padding has always read).
-    public static func append(_ value: Int64, width: Int = 1, to bytes: inout [UInt8]) {
+    public static func append(_ value: Int64, width: Int = 1, to out: inout ByteWriter) {
         var count = value < 0 ? 2 : 1
         var rest = value.magnitude
         while rest >= 10 {
             rest /= 10
             count += 1
         }
-        for _ in count..<max(count, width) { bytes.append(UInt8(ascii: "0")) }
-        if value < 0 { bytes.append(UInt8(ascii: "-")) }
-        append(value.magnitude, to: &bytes)
+        for _ in count..<max(count, width) { out.append(UInt8(ascii: "0")) }
+        if value < 0 { out.append(UInt8(ascii: "-")) }
+        append(value.magnitude, to: &out)
     }
 }

@@ -2,16 +2,16 @@
 public enum Hex {
     /// `separator` between bytes: `"10 29 00"` with a space, `"102900"` with none.
     public static func string(_ bytes: some Sequence<UInt8>, separator: String = " ") -> String {
-        var text: [UInt8] = []
-        for (index, byte) in bytes.enumerated() {
-            if index > 0 { text += separator.utf8 }
-            append(byte, to: &text)
-        }
-        return String(decoding: text, as: UTF8.self)
+        String(writing: { text in
+            for (index, byte) in bytes.enumerated() {
+                if index > 0 { text.append(contentsOf: separator) }
+                append(byte, to: &text)
+            }
+        })
     }
 
     /// `byte`'s two digits appended as ASCII: for text written as bytes (pseudonyms, JSON escapes).
-    public static func append(_ byte: UInt8, to text: inout [UInt8]) {
+    public static func append(_ byte: UInt8, to text: inout ByteWriter) {
         text.append(digit(byte >> 4))
         text.append(digit(byte & 0x0F))
     }

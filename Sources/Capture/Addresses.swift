@@ -1,4 +1,4 @@
-import ByteStream
+public import ByteStream
 public import NIOCore
 /// An IPv4 or IPv6 address.
 public enum IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible {
@@ -8,10 +8,7 @@ public enum IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .v4:
-            var bytes: [UInt8] = []
-            bytes.reserveCapacity(15)
-            writeDecimal(to: &bytes)
-            return String(decoding: bytes, as: UTF8.self)
+            return String(writing: { writeDecimal(to: &$0) }, capacity: 16)
         case .v6(let high, let low):
             let groups = [48, 32, 16, 0].map { UInt16(truncatingIfNeeded: high >> $0) }
                 + [48, 32, 16, 0].map { UInt16(truncatingIfNeeded: low >> $0) }
@@ -21,9 +18,9 @@ public enum IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible {
 
     /// An IPv4 address in dotted decimal, appended without making a String per octet (every
     /// decoded packet names its endpoints); an IPv6 address as `description` gives it.
-    func writeDecimal(to bytes: inout [UInt8]) {
+    func writeDecimal(to bytes: inout ByteWriter) {
         guard case .v4(let value) = self else {
-            bytes.append(contentsOf: description.utf8)
+            bytes.append(contentsOf: description)
             return
         }
         for shift in [24, 16, 8, 0] as [UInt32] {
@@ -79,17 +76,14 @@ public struct Endpoint: Sendable, Hashable, Comparable, CustomStringConvertible 
 
     /// `1.2.3.4:80`, `[::1]:80`.
     public var description: String {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(21)
-        write(to: &bytes)
-        return String(decoding: bytes, as: UTF8.self)
+        String(writing: { write(to: &$0) }, capacity: 24)
     }
 
     /// `description`'s text appended as UTF-8, for records written in bulk: an IPv4 endpoint
     /// without a String made for it.
-    public func write(to bytes: inout [UInt8]) {
+    public func write(to bytes: inout ByteWriter) {
         guard case .v4 = address else {
-            bytes.append(contentsOf: "[\(address)]:\(port)".utf8)
+            bytes.append(contentsOf: "[\(address)]:\(port)")
             return
         }
         address.writeDecimal(to: &bytes)

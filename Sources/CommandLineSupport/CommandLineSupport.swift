@@ -1,4 +1,5 @@
 public import ArgumentParser
+public import ByteStream
 import Foundation
 
 /// The exit codes every wmq tool documents.
@@ -70,13 +71,12 @@ public enum StandardError {
     public static var isTerminal: Bool { isatty(2) == 1 }
 }
 
-/// Standard output, buffered: one write per 64 KiB instead of one per line.
+/// Standard output, buffered: one write per 64 KiB or more instead of one per line.
 public final class OutputBuffer {
-    private var buffer: [UInt8] = []
+    private var buffer = ByteWriter(capacity: 1 << 17)
+    private static let flushSize = 1 << 16
 
-    public init() {
-        buffer.reserveCapacity(1 << 16)
-    }
+    public init() {}
 
     deinit {
         flush()
@@ -85,35 +85,44 @@ public final class OutputBuffer {
     public static var isTerminal: Bool { isatty(1) == 1 }
 
     public func line(_ text: String) {
-        buffer.append(contentsOf: text.utf8)
+        buffer.append(contentsOf: text)
         buffer.append(0x0A)
-        if buffer.count >= 1 << 16 { flush() }
+        if buffer.count >= Self.flushSize { flush() }
     }
 
     /// Appends a line that the caller writes straight into the buffer, as UTF-8.
-    public func line(_ write: (inout [UInt8]) -> Void) {
+    public func line(_ write: (inout ByteWriter) -> Void) {
         write(&buffer)
         buffer.append(0x0A)
-        if buffer.count >= 1 << 16 { flush() }
+        if buffer.count >= Self.flushSize { flush() }
     }
 
-    /// Appends bytes that are already whole lines.
-    public func write(_ bytes: [UInt8]) {
-        buffer.append(contentsOf: bytes)
-        if buffer.count >= 1 << 16 { flush() }
+    /// Appends bytes that are already whole lines: a large block goes out as it is, after
+    /// what the buffer holds, instead of being copied into it.
+    public func write(_ bytes: UnsafeRawBufferPointer) {
+        if bytes.count >= Self.flushSize {
+            flush()
+            Self.writeOut(bytes)
+            return
+        }
+        buffer.append(bytes)
+        if buffer.count >= Self.flushSize { flush() }
     }
 
     public func flush() {
         guard !buffer.isEmpty else { return }
-        buffer.withUnsafeBytes { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let written = Foundation.write(1, bytes.baseAddress.map { $0 + offset }, bytes.count - offset)
-                if written <= 0 { break }
-                offset += written
-            }
+        buffer.withUnsafeBytes { Self.writeOut($0) }
+        buffer.removeAll()
+    }
+
+    private static func writeOut(_ bytes: UnsafeRawBufferPointer) {
+        var offset = 0
+        while offset < bytes.count {
+            let written = Foundation.write(1, bytes.baseAddress.map { $0 + offset }, bytes.count - offset)
+            if written < 0, errno == EINTR { continue }
+            if written <= 0 { break }
+            offset += written
         }
-        buffer.removeAll(keepingCapacity: true)
     }
 }
 

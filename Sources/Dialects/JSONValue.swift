@@ -1,5 +1,5 @@
 public import NIOCore
-import ByteStream
+public import ByteStream
 
 /// A JSON value that keeps what a dissector must show: object keys in wire order
 /// (duplicates included), numbers as their exact text (Works ids pass 2^53), and the
@@ -60,17 +60,20 @@ public enum JSONValue: Sendable, Hashable, CustomStringConvertible {
 
     /// Compact JSON text, keys in their original order.
     public var description: String {
-        var out: [UInt8] = []
-        write(to: &out)
-        return String(decoding: out, as: UTF8.self)
+        String(writing: { write(to: &$0) }, capacity: 256)
+    }
+
+    /// Appends compact JSON as UTF-8 bytes.
+    public func write(to out: inout [UInt8]) {
+        out.append(writing: { write(to: &$0) })
     }
 
     /// Appends compact JSON as UTF-8 bytes: the fast way to stream many values out.
-    public func write(to out: inout [UInt8]) {
+    public func write(to out: inout ByteWriter) {
         switch self {
-        case .null: Self.append("null", to: &out)
-        case .bool(let value): Self.append(value ? "true" : "false", to: &out)
-        case .number(let text): out.append(contentsOf: text.utf8)
+        case .null: out.append("null")
+        case .bool(let value): out.append(value ? "true" : "false")
+        case .number(let text): out.append(contentsOf: text)
         case .string(let text): JSONValue.writeString(text, to: &out)
         case .array(let items):
             out.append(0x5B)
@@ -91,55 +94,51 @@ public enum JSONValue: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// A literal's bytes, with no array made for them (a record has a few booleans, and a value
-    /// is written per record).
-    @inline(__always)
-    static func append(_ literal: StaticString, to out: inout [UInt8]) {
-        out.append(contentsOf: UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+    /// A JSON string: runs that need no escape are copied as they are.
+    public static func writeString(_ text: String, to out: inout ByteWriter) {
+        var text = text
+        text.withUTF8 { writeString(UnsafeRawBufferPointer($0), to: &out) }
     }
 
-    /// A JSON string: runs that need no escape are copied as they are.
-    public static func writeString(_ text: String, to out: inout [UInt8]) {
+    /// A JSON string of UTF-8 `bytes` (the caller vouches they are UTF-8).
+    public static func writeString(_ bytes: UnsafeRawBufferPointer, to out: inout ByteWriter) {
         out.append(0x22)
-        var text = text
-        text.withUTF8 { bytes in
-            var runStart = 0
-            var index = 0
-            while index < bytes.count {
-                // Eight bytes at a time while none of them needs an escape (SWAR: a byte below
-                // 0x20, or equal to '"' or '\\', sets its top bit in `special`); most strings
-                // have no escape at all.
-                if index + 8 <= bytes.count, let base = bytes.baseAddress {
-                    let word = UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)
-                    let ones: UInt64 = 0x0101_0101_0101_0101
-                    let high: UInt64 = 0x8080_8080_8080_8080
-                    let quote = word ^ (ones &* 0x22)
-                    let backslash = word ^ (ones &* 0x5C)
-                    let special = ((word &- ones &* 0x20) | (quote &- ones) | (backslash &- ones)) & ~word & high
-                    if special == 0 {
-                        index += 8
-                        continue
-                    }
+        var runStart = 0
+        var index = 0
+        while index < bytes.count {
+            // Eight bytes at a time while none of them needs an escape (SWAR: a byte below
+            // 0x20, or equal to '"' or '\\', sets its top bit in `special`); most strings
+            // have no escape at all.
+            if index + 8 <= bytes.count, let base = bytes.baseAddress {
+                let word = UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)
+                let ones: UInt64 = 0x0101_0101_0101_0101
+                let high: UInt64 = 0x8080_8080_8080_8080
+                let quote = word ^ (ones &* 0x22)
+                let backslash = word ^ (ones &* 0x5C)
+                let special = ((word &- ones &* 0x20) | (quote &- ones) | (backslash &- ones)) & ~word & high
+                if special == 0 {
+                    index += 8
+                    continue
                 }
-                let byte = bytes[index]
-                index += 1
-                guard byte == 0x22 || byte == 0x5C || byte < 0x20 else { continue }
-                let position = index - 1
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<position]))
-                switch byte {
-                case 0x22: out.append(contentsOf: [0x5C, 0x22])
-                case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
-                case 0x0A: out.append(contentsOf: [0x5C, 0x6E])
-                case 0x0D: out.append(contentsOf: [0x5C, 0x72])
-                case 0x09: out.append(contentsOf: [0x5C, 0x74])
-                default:
-                    out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30])
-                    Hex.append(byte, to: &out)
-                }
-                runStart = index
             }
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<bytes.count]))
+            let byte = bytes[index]
+            index += 1
+            guard byte == 0x22 || byte == 0x5C || byte < 0x20 else { continue }
+            let position = index - 1
+            out.append(UnsafeRawBufferPointer(rebasing: bytes[runStart..<position]))
+            switch byte {
+            case 0x22: out.append("\\\"")
+            case 0x5C: out.append("\\\\")
+            case 0x0A: out.append("\\n")
+            case 0x0D: out.append("\\r")
+            case 0x09: out.append("\\t")
+            default:
+                out.append("\\u00")
+                Hex.append(byte, to: &out)
+            }
+            runStart = index
         }
+        out.append(UnsafeRawBufferPointer(rebasing: bytes[runStart..<bytes.count]))
         out.append(0x22)
     }
 }

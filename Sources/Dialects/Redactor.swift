@@ -1,4 +1,4 @@
-import ByteStream
+public import ByteStream
 import COpenSSL
 public import MQTTWire
 import NIOCore
@@ -39,20 +39,22 @@ public struct Redactor: Sendable {
 
     /// `‹kind:…›` with the first four bytes of the secret's HMAC in hex.
     private func pseudonym(bytes: UnsafeRawBufferPointer, kind: String) -> String {
-        var text: [UInt8] = []
-        text.reserveCapacity(kind.utf8.count + 16)
-        appendPseudonym(of: bytes, kind: kind, to: &text)
-        return String(decoding: text, as: UTF8.self)
+        String(writing: { appendPseudonym(of: bytes, kind: kind, to: &$0) }, capacity: kind.utf8.count + 16)
     }
 
     /// The pseudonym of `secret` appended as UTF-8, for records written as bytes.
-    public func appendPseudonym(of secret: UnsafeRawBufferPointer, kind: String, to text: inout [UInt8]) {
-        let digest = hash.mac(secret)
-        text += "‹".utf8
-        text += kind.utf8
+    public func appendPseudonym(of secret: UnsafeRawBufferPointer, kind: String, to text: inout ByteWriter) {
+        var digest: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &digest) { digest in
+            hash.mac(secret, into: digest.baseAddress!.assumingMemoryBound(to: UInt8.self))
+        }
+        text.append("‹")
+        text.append(contentsOf: kind)
         text.append(UInt8(ascii: ":"))
-        for byte in digest.prefix(4) { Hex.append(byte, to: &text) }
-        text += "›".utf8
+        withUnsafeBytes(of: digest) { digest in
+            for byte in digest.prefix(4) { Hex.append(byte, to: &text) }
+        }
+        text.append("›")
     }
 
     /// `A=1; B=2` → `A=‹cookie:…›; B=‹cookie:…›`: names stay readable, values do not.
@@ -121,72 +123,56 @@ public struct Redactor: Sendable {
 }
 
 /// HMAC-SHA-256 under one key (RFC 2104) with the key's two padded blocks hashed once, when
-/// the redactor is made: OpenSSL 3's one-shot `HMAC()` looked the digest up and hashed the
-/// key again for every pseudonym, most of the time of a Works annotation.
-final class KeyedHash: @unchecked Sendable {
-    /// Digest contexts that have absorbed the key XOR ipad and XOR opad. Only ever read once
-    /// made (every MAC copies them into a context of its own), so sharing them between
-    /// threads is safe; nil if OpenSSL could not make them, and then `HMAC()` does it all.
-    private let contexts: (inner: OpaquePointer, outer: OpaquePointer)?
-    private let key: [UInt8]
+/// the redactor is made. The two states are plain `SHA256_CTX` values that every MAC copies on
+/// its stack: OpenSSL 3's one-shot `HMAC()` looked the digest up and hashed the key again for
+/// every pseudonym, and even copying prepared `EVP_MD_CTX`s allocated and went through the
+/// provider each time, most of the time of a Works annotation. The low-level SHA-256 calls are
+/// deprecated in OpenSSL 3 but kept (the shim silences the warning); a test holds the MACs to
+/// RFC 4231's vectors.
+final class KeyedHash: Sendable {
+    /// States that have absorbed the key XOR ipad and XOR opad; only ever read once made.
+    private let inner: SHA256_CTX
+    private let outer: SHA256_CTX
 
     init(key: [UInt8]) {
-        self.key = key
         let blockSize = 64
         var block = key
         if block.count > blockSize {
             // A key longer than a block is hashed first (RFC 2104 §2).
-            var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-            var length: UInt32 = 0
-            guard EVP_Digest(key, key.count, &digest, &length, EVP_sha256(), nil) == 1 else {
-                contexts = nil
-                return
-            }
-            block = Array(digest.prefix(Int(length)))
+            var digest = [UInt8](repeating: 0, count: Int(SHA256_DIGEST_LENGTH))
+            var state = SHA256_CTX()
+            SHA256_Init(&state)
+            SHA256_Update(&state, key, key.count)
+            SHA256_Final(&digest, &state)
+            block = digest
         }
         block += [UInt8](repeating: 0, count: blockSize - block.count)
-        let inner = Self.context(absorbing: block.map { $0 ^ 0x36 })
-        let outer = Self.context(absorbing: block.map { $0 ^ 0x5C })
-        if let inner, let outer {
-            contexts = (inner, outer)
-        } else {
-            EVP_MD_CTX_free(inner)
-            EVP_MD_CTX_free(outer)
-            contexts = nil
-        }
+        inner = Self.state(absorbing: block.map { $0 ^ 0x36 })
+        outer = Self.state(absorbing: block.map { $0 ^ 0x5C })
     }
 
-    deinit {
-        if let contexts {
-            EVP_MD_CTX_free(contexts.inner)
-            EVP_MD_CTX_free(contexts.outer)
-        }
-    }
-
-    private static func context(absorbing block: [UInt8]) -> OpaquePointer? {
-        guard let context = EVP_MD_CTX_new() else { return nil }
-        guard EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1, EVP_DigestUpdate(context, block, block.count) == 1 else {
-            EVP_MD_CTX_free(context)
-            return nil
-        }
-        return context
+    private static func state(absorbing block: [UInt8]) -> SHA256_CTX {
+        var state = SHA256_CTX()
+        SHA256_Init(&state)
+        SHA256_Update(&state, block, block.count)
+        return state
     }
 
     /// The 32-byte HMAC-SHA-256 of `message`.
     func mac(_ message: UnsafeRawBufferPointer) -> [UInt8] {
-        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        if let (inner, outer) = contexts, let context = EVP_MD_CTX_new() {
-            defer { EVP_MD_CTX_free(context) }
-            if EVP_MD_CTX_copy_ex(context, inner) == 1, EVP_DigestUpdate(context, message.baseAddress, message.count) == 1,
-               EVP_DigestFinal_ex(context, &digest, &length) == 1, EVP_MD_CTX_copy_ex(context, outer) == 1,
-               EVP_DigestUpdate(context, digest, Int(length)) == 1, EVP_DigestFinal_ex(context, &digest, &length) == 1 {
-                return Array(digest.prefix(Int(length)))
-            }
+        [UInt8](unsafeUninitializedCapacity: 32) { digest, count in
+            mac(message, into: digest.baseAddress!)
+            count = 32
         }
-        _ = key.withUnsafeBufferPointer { keyBytes in
-            HMAC(EVP_sha256(), keyBytes.baseAddress, Int32(keyBytes.count), message.baseAddress, message.count, &digest, &length)
-        }
-        return Array(digest.prefix(Int(length)))
+    }
+
+    /// The MAC's 32 bytes written to `digest`, nothing allocated.
+    func mac(_ message: UnsafeRawBufferPointer, into digest: UnsafeMutablePointer<UInt8>) {
+        var state = inner
+        SHA256_Update(&state, message.baseAddress, message.count)
+        SHA256_Final(digest, &state)
+        state = outer
+        SHA256_Update(&state, digest, 32)
+        SHA256_Final(digest, &state)
     }
 }

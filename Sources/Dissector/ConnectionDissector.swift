@@ -1,3 +1,4 @@
+import ByteStream
 public import Dialects
 public import MQTTWire
 public import NIOCore
@@ -57,7 +58,7 @@ public struct DeferredWorksAnnotation: Sendable {
     /// The JSON of `annotate(publish)` appended straight from the payload, when it is a
     /// notification (a Works kind, so `onlyWorksKinds` keeps it) of the common shape; false,
     /// with nothing written, otherwise.
-    func writeJSON(_ publish: PublishPacket, to out: inout [UInt8]) -> Bool {
+    func writeJSON(_ publish: PublishPacket, to out: inout ByteWriter) -> Bool {
         WorksDialect().writeAnnotationJSON(of: publish, redactor: redactor, to: &out)
     }
 }

@@ -1,4 +1,4 @@
-import ByteStream
+public import ByteStream
 import Capture
 public import Dialects
 public import MQTTWire
@@ -266,126 +266,107 @@ public enum DecodeRecord {
 }
 
 extension DecodeRecord {
+    /// The JSON Lines record of `event` appended to `out`.
+    public static func write(_ event: CaptureEvent, showsSecrets: Bool = false, to out: inout [UInt8]) {
+        out.append(writing: { write(event, showsSecrets: showsSecrets, to: &$0) })
+    }
+
     /// The JSON Lines record of `event` written straight into `out`: the bytes of
     /// `json(event).write(to:)` (a test holds the two equal on every event of every committed
     /// capture), without the tree of strings and arrays for the events captures are mostly
     /// made of, PUBLISH packets and their acknowledgements; other events go through the tree.
-    public static func write(_ event: CaptureEvent, showsSecrets: Bool = false, to out: inout [UInt8]) {
+    public static func write(_ event: CaptureEvent, showsSecrets: Bool = false, to out: inout ByteWriter) {
         guard case .dissected(let dissected) = event.kind, case .mqtt(let packet, let range, let annotation) = dissected.kind,
               dissected.warnings.isEmpty, let direction = event.direction, event.time.isFinite, event.time.magnitude < 9e12
         else {
             writeTree(event, showsSecrets: showsSecrets, to: &out)
             return
         }
-        var record = RecordWriter(out: out)
-        out = []
+        var record = RecordWriter()
         switch packet {
         case .publish(let p) where p.properties.isEmpty:
-            record.header(event, direction: direction, type: "PUBLISH", range: range)
-            record.key("topic")
-            record.string(p.topicName)
-            record.key("qos")
-            record.number(Int(p.qos.rawValue))
-            record.key("dup")
-            record.bool(p.dup)
-            record.key("retain")
-            record.bool(p.retain)
+            record.header(event, direction: direction, type: "PUBLISH", range: range, to: &out)
+            record.key("topic", to: &out)
+            JSONValue.writeString(p.topicName, to: &out)
+            record.key("qos", to: &out)
+            DecimalText.append(UInt64(p.qos.rawValue), to: &out)
+            record.key("dup", to: &out)
+            out.append(p.dup ? "true" : "false")
+            record.key("retain", to: &out)
+            out.append(p.retain ? "true" : "false")
             if let id = p.packetIdentifier {
-                record.key("packetId")
-                record.number(Int(id))
+                record.key("packetId", to: &out)
+                DecimalText.append(UInt64(id), to: &out)
             }
-            record.key("payloadLength")
-            record.number(p.payload.readableBytes)
+            record.key("payloadLength", to: &out)
+            DecimalText.append(UInt64(p.payload.readableBytes), to: &out)
         case .puback(let p) where p.properties.isEmpty, .pubrec(let p) where p.properties.isEmpty,
              .pubrel(let p) where p.properties.isEmpty, .pubcomp(let p) where p.properties.isEmpty:
-            record.header(event, direction: direction, type: packet.type.description, range: range)
-            record.key("packetId")
-            record.number(Int(p.packetIdentifier))
-            record.key("reasonCode")
-            record.number(Int(p.reasonCode.rawValue))
+            record.header(event, direction: direction, type: packet.type.description, range: range, to: &out)
+            record.key("packetId", to: &out)
+            DecimalText.append(UInt64(p.packetIdentifier), to: &out)
+            record.key("reasonCode", to: &out)
+            DecimalText.append(UInt64(p.reasonCode.rawValue), to: &out)
             if let name = p.reasonCode.name {
-                record.key("reasonName")
-                record.string(name)
+                record.key("reasonName", to: &out)
+                JSONValue.writeString(name, to: &out)
             }
         default:
-            out = record.out
             writeTree(event, showsSecrets: showsSecrets, to: &out)
             return
         }
         if let annotation {
-            record.key(dynamic: annotation.dialect)
-            record.annotation(annotation)
+            record.key(dynamic: annotation.dialect, to: &out)
+            RecordWriter.annotation(annotation, to: &out)
         } else if let deferred = dissected.deferredWorks, case .publish(let publish) = packet {
             // A Works annotation left for later is written straight from the payload when it
             // can be, else made and written.
-            let mark = record.out.count
-            record.raw(",\"works\":")
-            if !deferred.writeJSON(publish, to: &record.out) {
-                record.out.removeSubrange(mark...)
+            let mark = out.count
+            out.append(",\"works\":")
+            if !deferred.writeJSON(publish, to: &out) {
+                out.truncate(to: mark)
                 if let annotation = deferred.annotate(publish) {
-                    record.key(dynamic: annotation.dialect)
-                    record.annotation(annotation)
+                    record.key(dynamic: annotation.dialect, to: &out)
+                    RecordWriter.annotation(annotation, to: &out)
                 }
             }
         }
-        record.out.append(UInt8(ascii: "}"))
-        out = record.out
+        out.append(UInt8(ascii: "}"))
     }
 
     /// An annotation's JSON object, as records hold it under the dialect's name.
-    public static func writeAnnotation(_ annotation: AnnotatedMessage, to out: inout [UInt8]) {
-        var record = RecordWriter(out: out)
-        out = []
-        record.annotation(annotation)
-        out = record.out
+    public static func writeAnnotation(_ annotation: AnnotatedMessage, to out: inout ByteWriter) {
+        RecordWriter.annotation(annotation, to: &out)
     }
 
     /// The record through the tree of values, with any Works annotation left for later made first.
-    private static func writeTree(_ event: CaptureEvent, showsSecrets: Bool, to out: inout [UInt8]) {
+    private static func writeTree(_ event: CaptureEvent, showsSecrets: Bool, to out: inout ByteWriter) {
         var event = event
         event.completeAnnotation()
         json(event, showsSecrets: showsSecrets).write(to: &out)
     }
 
-    /// Writes an object's members one by one, commas included.
+    /// Writes an object's members one by one: the brace or comma in front of each key.
     private struct RecordWriter {
-        var out: [UInt8]
         private var first = true
 
-        init(out: [UInt8]) {
-            self.out = out
-        }
-
-        mutating func key(_ name: StaticString) {
+        mutating func key(_ name: StaticString, to out: inout ByteWriter) {
             out.append(first ? UInt8(ascii: "{") : UInt8(ascii: ","))
             first = false
             out.append(UInt8(ascii: "\""))
-            raw(name)
-            raw("\":")
+            out.append(name)
+            out.append("\":")
         }
 
-        /// Bytes written as they are (no array literal, which would be allocated each time).
-        mutating func raw(_ text: StaticString) {
-            out.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
-        }
-
-        mutating func key(dynamic name: String) {
+        mutating func key(dynamic name: String, to out: inout ByteWriter) {
             out.append(first ? UInt8(ascii: "{") : UInt8(ascii: ","))
             first = false
             JSONValue.writeString(name, to: &out)
             out.append(UInt8(ascii: ":"))
         }
 
-        mutating func string(_ text: String) { JSONValue.writeString(text, to: &out) }
-
-        mutating func number(_ value: Int) { DecimalText.append(Int64(value), to: &out) }
-
-        mutating func bool(_ value: Bool) {
-            raw(value ? "true" : "false")
-        }
-
         /// `formatTime` without its strings: the caller checked the time is finite and small.
-        mutating func time(_ time: Double) {
+        static func time(_ time: Double, to out: inout ByteWriter) {
             let micros = Int64((time * 1_000_000).rounded())
             if micros < 0 { out.append(UInt8(ascii: "-")) }
             DecimalText.append(micros.magnitude / 1_000_000, to: &out)
@@ -393,72 +374,69 @@ extension DecodeRecord {
             DecimalText.append(micros.magnitude % 1_000_000, minimumDigits: 6, to: &out)
         }
 
-        mutating func endpoint(_ endpoint: Endpoint) {
+        static func endpoint(_ endpoint: Endpoint, to out: inout ByteWriter) {
             out.append(UInt8(ascii: "\""))
             endpoint.write(to: &out)
             out.append(UInt8(ascii: "\""))
         }
 
         /// The members every MQTT packet record starts with, up to `streamOffset`.
-        mutating func header(_ event: CaptureEvent, direction: FlowDirection, type: String, range: Range<Int>) {
-            key("v")
-            number(DecodeRecord.schemaVersion)
-            key("event")
-            string("mqtt")
-            key("connection")
-            raw("\"c")
-            number(event.connection.id)
+        mutating func header(_ event: CaptureEvent, direction: FlowDirection, type: String, range: Range<Int>,
+                             to out: inout ByteWriter) {
+            key("v", to: &out)
+            DecimalText.append(UInt64(DecodeRecord.schemaVersion), to: &out)
+            key("event", to: &out)
+            out.append("\"mqtt\"")
+            key("connection", to: &out)
+            out.append("\"c")
+            DecimalText.append(Int64(event.connection.id), to: &out)
             out.append(UInt8(ascii: "\""))
-            key("time")
-            time(event.time)
-            key("frame")
-            number(event.frame)
-            key("direction")
-            string(direction == .clientToServer ? "c2s" : "s2c")
-            key("src")
-            endpoint(event.connection.source(of: direction))
-            key("dst")
-            endpoint(event.connection.destination(of: direction))
-            key("type")
-            string(type)
-            key("remainingLength")
-            number(DecodeRecord.remainingLength(total: range.count))
-            key("streamOffset")
-            number(range.lowerBound)
+            key("time", to: &out)
+            Self.time(event.time, to: &out)
+            key("frame", to: &out)
+            DecimalText.append(Int64(event.frame), to: &out)
+            key("direction", to: &out)
+            out.append(direction == .clientToServer ? "\"c2s\"" : "\"s2c\"")
+            key("src", to: &out)
+            Self.endpoint(event.connection.source(of: direction), to: &out)
+            key("dst", to: &out)
+            Self.endpoint(event.connection.destination(of: direction), to: &out)
+            key("type", to: &out)
+            JSONValue.writeString(type, to: &out)
+            key("remainingLength", to: &out)
+            DecimalText.append(Int64(DecodeRecord.remainingLength(total: range.count)), to: &out)
+            key("streamOffset", to: &out)
+            DecimalText.append(Int64(range.lowerBound), to: &out)
         }
 
         /// `DecodeRecord.works(annotation)`, written.
-        mutating func annotation(_ annotation: AnnotatedMessage) {
-            var nested = RecordWriter(out: out)
-            out = []
-            nested.key("kind")
-            nested.string(annotation.kind)
-            nested.key("summary")
-            nested.string(annotation.summary)
-            nested.key("fields")
+        static func annotation(_ annotation: AnnotatedMessage, to out: inout ByteWriter) {
+            var nested = RecordWriter()
+            nested.key("kind", to: &out)
+            JSONValue.writeString(annotation.kind, to: &out)
+            nested.key("summary", to: &out)
+            JSONValue.writeString(annotation.summary, to: &out)
+            nested.key("fields", to: &out)
             if annotation.fields.isEmpty {
-                nested.raw("{}")
+                out.append("{}")
             } else {
-                var fields = RecordWriter(out: nested.out)
-                nested.out = []
+                var fields = RecordWriter()
                 for field in annotation.fields {
-                    fields.key(dynamic: field.name)
-                    fields.string(field.value)
+                    fields.key(dynamic: field.name, to: &out)
+                    JSONValue.writeString(field.value, to: &out)
                 }
-                fields.out.append(UInt8(ascii: "}"))
-                nested.out = fields.out
+                out.append(UInt8(ascii: "}"))
             }
             if !annotation.warnings.isEmpty {
-                nested.key("warnings")
-                nested.out.append(UInt8(ascii: "["))
+                nested.key("warnings", to: &out)
+                out.append(UInt8(ascii: "["))
                 for (index, warning) in annotation.warnings.enumerated() {
-                    if index > 0 { nested.out.append(UInt8(ascii: ",")) }
-                    nested.string(warning)
+                    if index > 0 { out.append(UInt8(ascii: ",")) }
+                    JSONValue.writeString(warning, to: &out)
                 }
-                nested.out.append(UInt8(ascii: "]"))
+                out.append(UInt8(ascii: "]"))
             }
-            nested.out.append(UInt8(ascii: "}"))
-            out = nested.out
+            out.append(UInt8(ascii: "}"))
         }
     }
 }

@@ -1,3 +1,4 @@
+import ByteStream
 import Dialects
 import Dissector
 import MQTTWire
@@ -33,10 +34,12 @@ enum WorksHarness {
     /// payload is the JSON of its annotation, byte for byte.
     static func writesDirectlyAsAnnotated(_ publish: PublishPacket, _ annotation: AnnotatedMessage,
                                           redactor: Redactor?) throws(OracleViolation) {
-        var direct: [UInt8] = []
-        guard WorksDialect().writeAnnotationJSON(of: publish, redactor: redactor, to: &direct) else { return }
-        var long: [UInt8] = []
-        DecodeRecord.writeAnnotation(annotation, to: &long)
+        var writer = ByteWriter()
+        guard WorksDialect().writeAnnotationJSON(of: publish, redactor: redactor, to: &writer) else { return }
+        let direct = writer.bytes
+        writer.removeAll()
+        DecodeRecord.writeAnnotation(annotation, to: &writer)
+        let long = writer.bytes
         if direct != long {
             throw OracleViolation(target: "works", oracle: "the direct notification JSON equals the annotation's",
                                   detail: "direct \(String(decoding: direct, as: UTF8.self)), annotated \(String(decoding: long, as: UTF8.self))")

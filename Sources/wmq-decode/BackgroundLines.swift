@@ -1,3 +1,4 @@
+import ByteStream
 import CommandLineSupport
 import Dissector
 import Foundation
@@ -12,7 +13,7 @@ final class BackgroundLines {
     private enum Item {
         case events([CaptureEvent])
         /// Lines the decoding thread wrote itself, newlines included.
-        case lines([UInt8])
+        case lines(WrittenLines)
         case line(String)
     }
 
@@ -36,8 +37,8 @@ final class BackgroundLines {
                         for event in events {
                             output.line { DecodeRecord.write(event, showsSecrets: showsSecrets, to: &$0) }
                         }
-                    case .lines(let bytes):
-                        output.write(bytes)
+                    case .lines(let lines):
+                        lines.writer.withUnsafeBytes { output.write($0) }
                     case .line(let text):
                         output.line(text)
                     }
@@ -77,15 +78,24 @@ final class BackgroundLines {
         batch = []
         batch.reserveCapacity(batchSize)
         if queue.backlog >= 1 {
-            var lines: [UInt8] = []
-            lines.reserveCapacity(events.count * 512)
+            let lines = WrittenLines(capacity: events.count * 1024)
             for event in events {
-                DecodeRecord.write(event, showsSecrets: showsSecrets, to: &lines)
-                lines.append(0x0A)
+                DecodeRecord.write(event, showsSecrets: showsSecrets, to: &lines.writer)
+                lines.writer.append(0x0A)
             }
             queue.put(.lines(lines))
         } else {
             queue.put(.events(events))
         }
+    }
+}
+
+/// A block of lines on its way from the decoding thread to the writing one: made by the one,
+/// then only read by the other.
+private final class WrittenLines: @unchecked Sendable {
+    var writer: ByteWriter
+
+    init(capacity: Int) {
+        writer = ByteWriter(capacity: capacity)
     }
 }

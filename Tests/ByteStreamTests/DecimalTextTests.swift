@@ -15,7 +15,7 @@ struct DecimalTextTests {
         for value in unsigned {
             for minimum in [1, 3, 6, 25] {
                 var bytes: [UInt8] = [0x78]
-                DecimalText.append(value, minimumDigits: minimum, to: &bytes)
+                bytes.append(writing: { DecimalText.append(value, minimumDigits: minimum, to: &$0) })
                 let text = String(value)
                 #expect(bytes == [0x78] + Array((String(repeating: "0", count: max(0, minimum - text.count)) + text).utf8))
             }
@@ -23,7 +23,7 @@ struct DecimalTextTests {
         for value in signed {
             for width in [1, 2, 4] {
                 var bytes: [UInt8] = []
-                DecimalText.append(value, width: width, to: &bytes)
+                bytes.append(writing: { DecimalText.append(value, width: width, to: &$0) })
                 let text = String(value)
                 #expect(bytes == Array((String(repeating: "0", count: max(0, width - text.count)) + text).utf8))
             }

@@ -1,3 +1,4 @@
+import ByteStream
 import Dialects
 import Foundation
 import NIOCore
@@ -79,7 +80,7 @@ struct JSONStringWritingTests {
             for _ in 0..<200 {
                 let text = (0..<length).map { _ in pieces.randomElement(using: &generator) ?? "a" }.joined()
                 var out: [UInt8] = []
-                JSONValue.writeString(text, to: &out)
+                out.append(writing: { JSONValue.writeString(text, to: &$0) })
                 #expect(out == Self.reference(text), "\(text.debugDescription)")
             }
         }

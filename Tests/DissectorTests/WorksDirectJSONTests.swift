@@ -1,3 +1,4 @@
+import ByteStream
 import Capture
 import Dialects
 import Dissector
@@ -18,15 +19,17 @@ struct WorksDirectJSONTests {
     static func direct(_ payload: String, topic: String = "notification/7", redactor: Redactor? = redactor,
                        sourceLocation: SourceLocation = #_sourceLocation) -> String? {
         let publish = PublishPacket(qos: .atLeastOnce, topicName: topic, packetIdentifier: 1, payload: ByteBuffer(string: payload))
-        var direct: [UInt8] = Array("x".utf8)
-        let wrote = WorksDialect().writeAnnotationJSON(of: publish, redactor: redactor, to: &direct)
+        var writer = ByteWriter()
+        writer.append("x")
+        let wrote = WorksDialect().writeAnnotationJSON(of: publish, redactor: redactor, to: &writer)
+        let direct = writer.bytes
         guard wrote else {
             #expect(direct == Array("x".utf8), "declined, yet wrote", sourceLocation: sourceLocation)
             return nil
         }
-        var long: [UInt8] = Array("x".utf8)
-        DecodeRecord.writeAnnotation(WorksDialect().annotate(publish, redactor: redactor), to: &long)
-        #expect(String(decoding: direct, as: UTF8.self) == String(decoding: long, as: UTF8.self), sourceLocation: sourceLocation)
+        writer.truncate(to: 1)
+        DecodeRecord.writeAnnotation(WorksDialect().annotate(publish, redactor: redactor), to: &writer)
+        #expect(String(decoding: direct, as: UTF8.self) == String(decoding: writer.bytes, as: UTF8.self), sourceLocation: sourceLocation)
         return String(decoding: direct.dropFirst(), as: UTF8.self)
     }
 
@@ -83,9 +86,10 @@ struct WorksDirectJSONTests {
         var bytes = Array(#"{"nType":1,"chTitle":"ab"}"#.utf8)
         bytes[bytes.count - 3] = 0xC3  // a lead byte with no continuation
         let publish = PublishPacket(qos: .atMostOnce, topicName: "t", payload: ByteBuffer(bytes: bytes))
-        var out: [UInt8] = []
+        var out = ByteWriter()
         #expect(!WorksDialect().writeAnnotationJSON(of: publish, redactor: nil, to: &out))
-        #expect(out.isEmpty)
+        let written = out.count
+        #expect(written == 0)
     }
 
     /// JSON Lines records of every committed capture decoded with the Works annotation left for
@@ -108,7 +112,7 @@ struct WorksDirectJSONTests {
                 #expect(String(decoding: record, as: UTF8.self) == String(decoding: tree, as: UTF8.self), "\(file)")
                 if case .dissected(let dissected) = event.kind, dissected.deferredWorks != nil,
                    case .mqtt(.publish(let publish), _, _) = dissected.kind {
-                    var bytes: [UInt8] = []
+                    var bytes = ByteWriter()
                     if WorksDialect().writeAnnotationJSON(of: publish, redactor: Self.redactor, to: &bytes) { direct += 1 }
                 }
             }

@@ -1,3 +1,5 @@
+public import ByteStream
+
 /// A display name in the two languages Works users read.
 public struct DisplayName: Sendable, Hashable {
     public let english: String
@@ -20,21 +22,19 @@ extension WorksCode {
     public var isKnown: Bool { displayName != nil }
     /// `1 (message)`, or `unknown(77)`.
     public var description: String {
-        var text: [UInt8] = []
-        appendDescription(to: &text)
-        return String(decoding: text, as: UTF8.self)
+        String(writing: { appendDescription(to: &$0) })
     }
 
     /// ``description`` appended as UTF-8, for records written as bytes.
-    public func appendDescription(to text: inout [UInt8]) {
+    public func appendDescription(to text: inout ByteWriter) {
         if let name = displayName {
-            text += rawValue.description.utf8
-            text += " (".utf8
-            text += name.english.utf8
+            text.append(contentsOf: rawValue.description)
+            text.append(" (")
+            text.append(contentsOf: name.english)
             text.append(UInt8(ascii: ")"))
         } else {
-            text += "unknown(".utf8
-            text += rawValue.description.utf8
+            text.append("unknown(")
+            text.append(contentsOf: rawValue.description)
             text.append(UInt8(ascii: ")"))
         }
     }

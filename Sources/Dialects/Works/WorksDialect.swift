@@ -143,14 +143,11 @@ public struct WorksDialect: MQTTDialect {
     /// Epoch milliseconds as UTC ISO 8601 with milliseconds.
     static func timestamp(_ milliseconds: Int64) -> String {
         // Written as bytes: one string per timestamp, not one per part.
-        var text: [UInt8] = []
-        text.reserveCapacity(24)
-        appendTimestamp(milliseconds, to: &text)
-        return String(decoding: text, as: UTF8.self)
+        String(writing: { appendTimestamp(milliseconds, to: &$0) }, capacity: 24)
     }
 
     /// ``timestamp(_:)`` appended as bytes.
-    static func appendTimestamp(_ milliseconds: Int64, to text: inout [UInt8]) {
+    static func appendTimestamp(_ milliseconds: Int64, to text: inout ByteWriter) {
         let (year, month, day, secondOfDay, millis) = civilTime(milliseconds)
         DecimalText.append(year, width: 4, to: &text)
         text.append(UInt8(ascii: "-"))

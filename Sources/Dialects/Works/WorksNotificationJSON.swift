@@ -1,4 +1,4 @@
-import ByteStream
+public import ByteStream
 public import MQTTWire
 import NIOCore
 
@@ -10,7 +10,7 @@ extension WorksDialect {
     /// Anything else answers `false` with nothing written, and the caller annotates the long
     /// way. Made for `wmq-decode --format jsonl`, where building the annotation's strings was
     /// half of all the work; a test and the works fuzz target hold both ways byte-equal.
-    public func writeAnnotationJSON(of publish: PublishPacket, redactor: Redactor?, to out: inout [UInt8]) -> Bool {
+    public func writeAnnotationJSON(of publish: PublishPacket, redactor: Redactor?, to out: inout ByteWriter) -> Bool {
         publish.payload.withUnsafeReadableBytes { payload in
             guard let notification = FlatNotification(payload), notification.isShortEnough else { return false }
             notification.write(topic: publish.topicName, redactor: redactor, to: &out)
@@ -261,7 +261,7 @@ private struct FlatNotification {
 
     /// The bytes of `DecodeRecord`'s writing of `WorksDialect.annotate`'s notification: every
     /// string of the payload is written as it lies (it has no escapes, so its JSON is itself).
-    func write(topic: String, redactor: Redactor?, to out: inout [UInt8]) {
+    func write(topic: String, redactor: Redactor?, to out: inout ByteWriter) {
         let type = NotificationType(rawValue: Int(intValue(self.type) ?? -1))
         let typeName = type.displayName
         let channelNumber = intValue(self.channelNumber)
@@ -273,58 +273,58 @@ private struct FlatNotification {
 
         // The summary's one-line forms of the title and the text are the strings themselves
         // (``isShortEnough``).
-        append("{\"kind\":\"notification\",\"summary\":\"", to: &out)
-        if let locKey { out.append(contentsOf: locKey.rawValue.utf8) } else {
-            append("nType ", to: &out)
+        out.append("{\"kind\":\"notification\",\"summary\":\"")
+        if let locKey { out.append(contentsOf: locKey.rawValue) } else {
+            out.append("nType ")
             DecimalText.append(Int64(type.rawValue), to: &out)
         }
-        append(" · channel ", to: &out)
+        out.append(" · channel ")
         if let channelNumber { DecimalText.append(channelNumber, to: &out) } else { out.append(UInt8(ascii: "?")) }
         if let title, !title.isEmpty {
-            append(" 「", to: &out)
-            out.append(contentsOf: text(title))
-            append("」", to: &out)
+            out.append(" 「")
+            out.append(text(title))
+            out.append("」")
         }
         if let channelType {
-            append(" (", to: &out)
-            if let name = channelType.displayName { out.append(contentsOf: name.english.utf8) } else {
-                append("type ", to: &out)
+            out.append(" (")
+            if let name = channelType.displayName { out.append(contentsOf: name.english) } else {
+                out.append("type ")
                 DecimalText.append(Int64(channelType.rawValue), to: &out)
             }
             out.append(UInt8(ascii: ")"))
         }
-        append(" · ", to: &out)
-        if let sender { out.append(contentsOf: text(sender)) } else { out.append(UInt8(ascii: "?")) }
-        append(": ", to: &out)
+        out.append(" · ")
+        if let sender { out.append(text(sender)) } else { out.append(UInt8(ascii: "?")) }
+        out.append(": ")
         if let message {
-            out.append(contentsOf: text(message))
+            out.append(text(message))
         } else {
             out.append(UInt8(ascii: "["))
-            if let typeName { out.append(contentsOf: typeName.english.utf8) } else {
-                append("type ", to: &out)
+            if let typeName { out.append(contentsOf: typeName.english) } else {
+                out.append("type ")
                 DecimalText.append(Int64(type.rawValue), to: &out)
             }
             out.append(UInt8(ascii: "]"))
         }
 
-        append("\",\"fields\":{\"topic\":", to: &out)
+        out.append("\",\"fields\":{\"topic\":")
         JSONValue.writeString(topic, to: &out)
-        append(",\"notification.type\":\"", to: &out)
+        out.append(",\"notification.type\":\"")
         type.appendDescription(to: &out)
         out.append(UInt8(ascii: "\""))
         if let typeName {
-            append(",\"notification.type.ja\":\"", to: &out)
-            out.append(contentsOf: typeName.japanese.utf8)
+            out.append(",\"notification.type.ja\":\"")
+            out.append(contentsOf: typeName.japanese)
             out.append(UInt8(ascii: "\""))
         }
         if let locKey {
-            append(",\"loc-key\":\"", to: &out)
+            out.append(",\"loc-key\":\"")
             locKey.appendDescription(to: &out)
             out.append(UInt8(ascii: "\""))
         }
         number("channel.number", channelNumber, to: &out)
         if let channelType {
-            append(",\"channel.type\":\"", to: &out)
+            out.append(",\"channel.type\":\"")
             channelType.appendDescription(to: &out)
             out.append(UInt8(ascii: "\""))
         }
@@ -333,14 +333,14 @@ private struct FlatNotification {
         number("sender.user", intValue(fromUser), to: &out)
         field("text", message, to: &out)
         for (position, argument) in arguments.enumerated().dropFirst(2) {
-            append(",\"loc-args", to: &out)
+            out.append(",\"loc-args")
             DecimalText.append(Int64(position), to: &out)
-            append("\":\"", to: &out)
-            out.append(contentsOf: text(argument.text))
+            out.append("\":\"")
+            out.append(text(argument.text))
             out.append(UInt8(ascii: "\""))
         }
         if let created = intValue(createTime) {
-            append(",\"created\":\"", to: &out)
+            out.append(",\"created\":\"")
             WorksDialect.appendTimestamp(created, to: &out)
             out.append(UInt8(ascii: "\""))
         }
@@ -350,17 +350,17 @@ private struct FlatNotification {
         number("domain", intValue(domain), to: &out)
         number("badge", intValue(badge), to: &out)
         if let token = stringValue(token) {
-            append(",\"token\":\"", to: &out)
+            out.append(",\"token\":\"")
             if let redactor { redactor.appendPseudonym(of: text(token), kind: "token", to: &out) } else {
-                out.append(contentsOf: text(token))
+                out.append(text(token))
             }
             out.append(UInt8(ascii: "\""))
         }
         out.append(UInt8(ascii: "}"))
         if typeName == nil {
-            append(",\"warnings\":[\"notification type ", to: &out)
+            out.append(",\"warnings\":[\"notification type ")
             DecimalText.append(Int64(type.rawValue), to: &out)
-            append(" is not in the code table\"]", to: &out)
+            out.append(" is not in the code table\"]")
         }
         out.append(UInt8(ascii: "}"))
     }
@@ -374,24 +374,20 @@ private struct FlatNotification {
         return title <= WorksDialect.summaryTitleLimit && message <= WorksDialect.summaryTextLimit
     }
 
-    private func append(_ text: StaticString, to out: inout [UInt8]) {
-        out.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
-    }
-
-    private func field(_ name: StaticString, _ value: Range<Int>?, to out: inout [UInt8]) {
+    private func field(_ name: StaticString, _ value: Range<Int>?, to out: inout ByteWriter) {
         guard let value else { return }
-        append(",\"", to: &out)
-        append(name, to: &out)
-        append("\":\"", to: &out)
-        out.append(contentsOf: text(value))
+        out.append(",\"")
+        out.append(name)
+        out.append("\":\"")
+        out.append(text(value))
         out.append(UInt8(ascii: "\""))
     }
 
-    private func number(_ name: StaticString, _ value: Int64?, to out: inout [UInt8]) {
+    private func number(_ name: StaticString, _ value: Int64?, to out: inout ByteWriter) {
         guard let value else { return }
-        append(",\"", to: &out)
-        append(name, to: &out)
-        append("\":\"", to: &out)
+        out.append(",\"")
+        out.append(name)
+        out.append("\":\"")
         DecimalText.append(value, to: &out)
         out.append(UInt8(ascii: "\""))
     }
