@@ -292,7 +292,7 @@ let package = Package(
         .executableTarget(
             name: "wmq-bench",
             dependencies: [
-                "MQTTWire", "WebSocketWire", "Capture", "Dissector",
+                "ByteStream", "MQTTWire", "WebSocketWire", "Capture", "Dissector", "Dialects",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -1,7 +1,9 @@
 // wmq-bench: throughput of the wire codecs on one core. Run through `Tools/bench codecs`
 // (release build). Each figure is the best of several runs over the same input; every
 // run consumes each decoded value so the work cannot be optimised away.
+import ByteStream
 import Capture
+import Dialects
 import Dissector
 import MQTTWire
 import NIOCore
@@ -86,6 +88,36 @@ func runPipeline(_ path: String) throws {
             }
             return n
         }
+    }
+    // What `wmq-decode --format jsonl` to a file does on its two threads, one at a time: decode
+    // with the Works annotation left for later, then write every record.
+    var options = CaptureDissector.Options(redactor: Redactor(key: Array("bench".utf8)))
+    options.defersWorksAnnotation = true
+    var events: [CaptureEvent] = []
+    try time("+ WebSocket, MQTT, Works annotation deferred (jsonl's decoding thread)") {
+        let reader = try PcapReader(path: path)
+        var decoder = PacketDecoder()
+        var dissector = CaptureDissector(options: options)
+        events = []
+        while let frame = try reader.next() {
+            if let segment = try decoder.segment(from: frame) { events += dissector.process(segment) }
+        }
+        return events.count
+    }
+    var written = 0
+    time("JSON Lines records of those events, to memory (jsonl's writing)") {
+        var out = ByteWriter(capacity: 1 << 17)
+        var memory = DecodeRecord.HeaderMemory()
+        written = 0
+        for event in events {
+            DecodeRecord.write(event, memory: &memory, to: &out)
+            out.append(0x0A)
+            if out.count >= 1 << 16 {
+                written += out.count
+                out.removeAll()
+            }
+        }
+        return written + out.count
     }
 }
 

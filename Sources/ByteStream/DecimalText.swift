@@ -3,6 +3,23 @@
 public enum DecimalText {
     /// `value`'s digits, with zeros in front up to `minimumDigits`.
     public static func append(_ value: UInt64, minimumDigits: Int = 1, to out: inout ByteWriter) {
+        if minimumDigits > 1, minimumDigits <= 20 {
+            // Padded fields (timestamps, fractions) are mostly as wide as asked: the digits are
+            // written at that width first, and kept unless the value needs more.
+            out.reserve(minimumDigits)
+            let start = out.base + out.used
+            var rest = value
+            var index = minimumDigits
+            repeat {
+                index -= 1
+                start[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
+                rest /= 10
+            } while index > 0
+            if rest == 0 {
+                out.used &+= minimumDigits
+                return
+            }
+        }
         var digits = 1
         var power: UInt64 = 10
         while digits < 20, value >= power {
@@ -30,6 +47,10 @@ public enum DecimalText {
     /// `String(value)` with zeros in front up to `width` characters, the sign counted among them
     /// (`-5` at width 4 is `00-5`, as such padding has always read).
     public static func append(_ value: Int64, width: Int = 1, to out: inout ByteWriter) {
+        if value >= 0 {
+            append(UInt64(value), minimumDigits: width, to: &out)
+            return
+        }
         var count = value < 0 ? 2 : 1
         var rest = value.magnitude
         while rest >= 10 {

@@ -37,9 +37,24 @@ public struct UTF8Validator: Sendable, Hashable {
                 upper = 0xBF
                 switch lead {
                 case 0x00...0x7F: index += 1; continue
-                case 0xC2...0xDF: pending = 1
+                case 0xC2...0xDF:
+                    // A whole sequence in these bytes is checked at once (the common case: CJK
+                    // text is mostly three-byte sequences); one cut by the end goes byte by byte.
+                    if index + 1 < count {
+                        guard bytes[index + 1] & 0xC0 == 0x80 else { return index + 1 }
+                        index += 2
+                        continue
+                    }
+                    pending = 1
                 case 0xE0: pending = 2; lower = 0xA0
-                case 0xE1...0xEC, 0xEE...0xEF: pending = 2
+                case 0xE1...0xEC, 0xEE...0xEF:
+                    if index + 2 < count {
+                        guard bytes[index + 1] & 0xC0 == 0x80 else { return index + 1 }
+                        guard bytes[index + 2] & 0xC0 == 0x80 else { return index + 2 }
+                        index += 3
+                        continue
+                    }
+                    pending = 2
                 case 0xED: pending = 2; upper = 0x9F
                 case 0xF0: pending = 3; lower = 0x90
                 case 0xF1...0xF3: pending = 3

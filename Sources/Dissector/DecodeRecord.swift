@@ -271,11 +271,67 @@ extension DecodeRecord {
         out.append(writing: { write(event, showsSecrets: showsSecrets, to: &$0) })
     }
 
+    /// The JSON Lines record of `event`, without a ``HeaderMemory`` kept between records.
+    public static func write(_ event: CaptureEvent, showsSecrets: Bool = false, to out: inout ByteWriter) {
+        var memory = HeaderMemory()
+        write(event, showsSecrets: showsSecrets, memory: &memory, to: &out)
+    }
+
+    /// What a thread that writes many records keeps between them: the members of an MQTT
+    /// packet's record that only depend on its connection and direction (the connection id,
+    /// direction, source and destination), written once per connection instead of once per
+    /// packet from the endpoints' numbers. A few dozen connections are kept, by id.
+    public struct HeaderMemory {
+        fileprivate struct Entry {
+            let id: Int
+            let client: Endpoint
+            let server: Endpoint
+            /// `{"v":1,"event":"mqtt","connection":"c1","time":`
+            let opening: [UInt8]
+            /// `,"direction":"c2s","src":"…","dst":"…","type":"`, client to server, then server to client.
+            let clientToServer: [UInt8]
+            let serverToClient: [UInt8]
+        }
+
+        private var entries: [Entry?] = Array(repeating: nil, count: 64)
+
+        public init() {}
+
+        /// The connection's entry, written now unless it is kept.
+        fileprivate mutating func entry(for connection: Connection) -> Entry {
+            let slot = connection.id & (entries.count - 1)
+            if let entry = entries[slot], entry.id == connection.id, entry.client == connection.client,
+               entry.server == connection.server {
+                return entry
+            }
+            func members(_ direction: FlowDirection) -> [UInt8] {
+                var out = ByteWriter(capacity: 128)
+                out.append(direction == .clientToServer ? ",\"direction\":\"c2s\",\"src\":\"" : ",\"direction\":\"s2c\",\"src\":\"")
+                connection.source(of: direction).write(to: &out)
+                out.append("\",\"dst\":\"")
+                connection.destination(of: direction).write(to: &out)
+                out.append("\",\"type\":\"")
+                return out.bytes
+            }
+            var opening = ByteWriter(capacity: 64)
+            opening.append("{\"v\":")
+            DecimalText.append(UInt64(DecodeRecord.schemaVersion), to: &opening)
+            opening.append(",\"event\":\"mqtt\",\"connection\":\"c")
+            DecimalText.append(Int64(connection.id), to: &opening)
+            opening.append("\",\"time\":")
+            let entry = Entry(id: connection.id, client: connection.client, server: connection.server, opening: opening.bytes,
+                              clientToServer: members(.clientToServer), serverToClient: members(.serverToClient))
+            entries[slot] = entry
+            return entry
+        }
+    }
+
     /// The JSON Lines record of `event` written straight into `out`: the bytes of
     /// `json(event).write(to:)` (a test holds the two equal on every event of every committed
     /// capture), without the tree of strings and arrays for the events captures are mostly
     /// made of, PUBLISH packets and their acknowledgements; other events go through the tree.
-    public static func write(_ event: CaptureEvent, showsSecrets: Bool = false, to out: inout ByteWriter) {
+    public static func write(_ event: CaptureEvent, showsSecrets: Bool = false, memory: inout HeaderMemory,
+                             to out: inout ByteWriter) {
         guard case .dissected(let dissected) = event.kind, case .mqtt(let packet, let range, let annotation) = dissected.kind,
               dissected.warnings.isEmpty, let direction = event.direction, event.time.isFinite, event.time.magnitude < 9e12
         else {
@@ -285,7 +341,7 @@ extension DecodeRecord {
         var record = RecordWriter()
         switch packet {
         case .publish(let p) where p.properties.isEmpty:
-            record.header(event, direction: direction, type: "PUBLISH", range: range, to: &out)
+            record.header(event, direction: direction, type: "PUBLISH", range: range, memory: &memory, to: &out)
             record.key("topic", to: &out)
             JSONValue.writeString(p.topicName, to: &out)
             record.key("qos", to: &out)
@@ -302,7 +358,7 @@ extension DecodeRecord {
             DecimalText.append(UInt64(p.payload.readableBytes), to: &out)
         case .puback(let p) where p.properties.isEmpty, .pubrec(let p) where p.properties.isEmpty,
              .pubrel(let p) where p.properties.isEmpty, .pubcomp(let p) where p.properties.isEmpty:
-            record.header(event, direction: direction, type: packet.type.description, range: range, to: &out)
+            record.header(event, direction: direction, type: packet.type.description, range: range, memory: &memory, to: &out)
             record.key("packetId", to: &out)
             DecimalText.append(UInt64(p.packetIdentifier), to: &out)
             record.key("reasonCode", to: &out)
@@ -374,38 +430,22 @@ extension DecodeRecord {
             DecimalText.append(micros.magnitude % 1_000_000, minimumDigits: 6, to: &out)
         }
 
-        static func endpoint(_ endpoint: Endpoint, to out: inout ByteWriter) {
-            out.append(UInt8(ascii: "\""))
-            endpoint.write(to: &out)
-            out.append(UInt8(ascii: "\""))
-        }
-
-        /// The members every MQTT packet record starts with, up to `streamOffset`.
+        /// The members every MQTT packet record starts with, up to `streamOffset`: those of the
+        /// connection and direction as `memory` keeps them. `type` is a packet type's name,
+        /// which needs no escapes.
         mutating func header(_ event: CaptureEvent, direction: FlowDirection, type: String, range: Range<Int>,
-                             to out: inout ByteWriter) {
-            key("v", to: &out)
-            DecimalText.append(UInt64(DecodeRecord.schemaVersion), to: &out)
-            key("event", to: &out)
-            out.append("\"mqtt\"")
-            key("connection", to: &out)
-            out.append("\"c")
-            DecimalText.append(Int64(event.connection.id), to: &out)
-            out.append(UInt8(ascii: "\""))
-            key("time", to: &out)
+                             memory: inout HeaderMemory, to out: inout ByteWriter) {
+            let entry = memory.entry(for: event.connection)
+            first = false
+            out.append(contentsOf: entry.opening)
             Self.time(event.time, to: &out)
-            key("frame", to: &out)
+            out.append(",\"frame\":")
             DecimalText.append(Int64(event.frame), to: &out)
-            key("direction", to: &out)
-            out.append(direction == .clientToServer ? "\"c2s\"" : "\"s2c\"")
-            key("src", to: &out)
-            Self.endpoint(event.connection.source(of: direction), to: &out)
-            key("dst", to: &out)
-            Self.endpoint(event.connection.destination(of: direction), to: &out)
-            key("type", to: &out)
-            JSONValue.writeString(type, to: &out)
-            key("remainingLength", to: &out)
+            out.append(contentsOf: direction == .clientToServer ? entry.clientToServer : entry.serverToClient)
+            out.append(contentsOf: type)
+            out.append("\",\"remainingLength\":")
             DecimalText.append(Int64(DecodeRecord.remainingLength(total: range.count)), to: &out)
-            key("streamOffset", to: &out)
+            out.append(",\"streamOffset\":")
             DecimalText.append(Int64(range.lowerBound), to: &out)
         }
 

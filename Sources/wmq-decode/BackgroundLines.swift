@@ -20,6 +20,8 @@ final class BackgroundLines {
     private let queue = Handoff<Item>(capacity: 4)
     private let written = Handoff<Void>(capacity: 1)
     private var batch: [CaptureEvent] = []
+    /// The decoding thread's own, for the lines it writes itself.
+    private var memory = DecodeRecord.HeaderMemory()
     private let batchSize = 256
     private var finished = false
     private let showsSecrets: Bool
@@ -30,12 +32,13 @@ final class BackgroundLines {
         let written = written
         Thread {
             let output = OutputBuffer()
+            var memory = DecodeRecord.HeaderMemory()
             while let items = queue.takeAll() {
                 for item in items {
                     switch item {
                     case .events(let events):
                         for event in events {
-                            output.line { DecodeRecord.write(event, showsSecrets: showsSecrets, to: &$0) }
+                            output.line { DecodeRecord.write(event, showsSecrets: showsSecrets, memory: &memory, to: &$0) }
                         }
                     case .lines(let lines):
                         lines.writer.withUnsafeBytes { output.write($0) }
@@ -80,7 +83,7 @@ final class BackgroundLines {
         if queue.backlog >= 1 {
             let lines = WrittenLines(capacity: events.count * 1024)
             for event in events {
-                DecodeRecord.write(event, showsSecrets: showsSecrets, to: &lines.writer)
+                DecodeRecord.write(event, showsSecrets: showsSecrets, memory: &memory, to: &lines.writer)
                 lines.writer.append(0x0A)
             }
             queue.put(.lines(lines))

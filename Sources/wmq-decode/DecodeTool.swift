@@ -165,6 +165,7 @@ struct Decode: ParsableCommand {
         var startTime: Double?
         var errors = 0
         var jsonArrayStarted = false
+        var memory = DecodeRecord.HeaderMemory()
         // JSON Lines to a file or a pipe read in bulk are written on a second thread; a live
         // stream (stdin, a terminal) writes each line when its frame is read, so it does not.
         let background = format == .jsonl && !stats && !streams ? BackgroundLines(showsSecrets: noRedact) : nil
@@ -185,7 +186,7 @@ struct Decode: ParsableCommand {
                     for line in TextRecord.lines(event, startTime: startTime ?? event.time, verbose: verbose) { output.line(line) }
                 case .jsonl:
                     if let background { background.add(event) } else {
-                        output.line { DecodeRecord.write(event, showsSecrets: noRedact, to: &$0) }
+                        output.line { DecodeRecord.write(event, showsSecrets: noRedact, memory: &memory, to: &$0) }
                     }
                 case .json:
                     output.line((jsonArrayStarted ? "," : "[") + DecodeRecord.json(event, showsSecrets: noRedact).description)

@@ -27,16 +27,22 @@ extension WorksCode {
 
     /// ``description`` appended as UTF-8, for records written as bytes.
     public func appendDescription(to text: inout ByteWriter) {
-        if let name = displayName {
+        appendDescription(name: displayName, to: &text)
+    }
+
+    /// ``description`` appended, with the ``displayName`` the caller already looked up.
+    public func appendDescription(name: DisplayName?, to text: inout ByteWriter) {
+        if name == nil { text.append("unknown(") }
+        if let number = rawValue as? Int {
+            DecimalText.append(Int64(number), to: &text)
+        } else {
             text.append(contentsOf: rawValue.description)
+        }
+        if let name {
             text.append(" (")
             text.append(contentsOf: name.english)
-            text.append(UInt8(ascii: ")"))
-        } else {
-            text.append("unknown(")
-            text.append(contentsOf: rawValue.description)
-            text.append(UInt8(ascii: ")"))
         }
+        text.append(UInt8(ascii: ")"))
     }
 }
 

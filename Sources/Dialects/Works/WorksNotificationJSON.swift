@@ -43,8 +43,25 @@ private struct FlatNotification {
     var domain: Value?
     var badge: Value?
     var token: Value?
-    /// `loc-argsN` values by N, in order: the text of each (a string's, or a number's as written).
-    var arguments: [(index: Int, text: Range<Int>)] = []
+    /// `loc-args0` and `loc-args1`: the text of each (a string's, or a number's as written).
+    /// Nearly every notification has those two and no other, and keeping them apart from an
+    /// array spares an allocation per notification.
+    var argument0: Range<Int>?
+    var argument1: Range<Int>?
+    /// All the `loc-argsN` by N, in order, once one of them is neither 0 nor 1.
+    var allArguments: [(index: Int, text: Range<Int>)]?
+
+    /// The first `loc-args` in index order: the sender's name.
+    var sender: Range<Int>? {
+        if let allArguments { return allArguments.first?.text }
+        return argument0 ?? argument1
+    }
+
+    /// The second `loc-args` in index order: the text.
+    var message: Range<Int>? {
+        if let allArguments { return allArguments.count > 1 ? allArguments[1].text : nil }
+        return argument0 != nil ? argument1 : nil
+    }
 
     /// nil unless `bytes` is a JSON object of the shape this fast path writes.
     init?(_ bytes: UnsafeRawBufferPointer) {
@@ -88,19 +105,35 @@ private struct FlatNotification {
 
     /// A string without escapes or control characters, in valid UTF-8: the range of its text.
     private func string(_ index: inout Int) -> Range<Int>? {
-        guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { return nil }
+        guard index < bytes.count, bytes[index] == UInt8(ascii: "\""), let base = bytes.baseAddress else { return nil }
         let start = index + 1
         var end = start
-        var high: UInt8 = 0
+        var high: UInt64 = 0
+        // Eight bytes at a time up to the first quote, backslash or control character (SWAR,
+        // as `JSONValue.writeString` finds them: the lowest flagged byte is the first such).
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let tops: UInt64 = 0x8080_8080_8080_8080
+        while end + 8 <= bytes.count {
+            let word = UnsafeRawPointer(base + end).loadUnaligned(as: UInt64.self)
+            let special = ((word &- ones &* 0x20) | ((word ^ (ones &* 0x22)) &- ones) | ((word ^ (ones &* 0x5C)) &- ones)) & ~word & tops
+            if special != 0 {
+                let ordinary = special.trailingZeroBitCount / 8
+                high |= word & ((1 << (UInt64(ordinary) * 8)) &- 1)
+                end += ordinary
+                break
+            }
+            high |= word
+            end += 8
+        }
         while end < bytes.count {
             let byte = bytes[end]
             if byte == UInt8(ascii: "\"") { break }
             guard byte != UInt8(ascii: "\\"), byte >= 0x20 else { return nil }
-            high |= byte
+            high |= UInt64(byte)
             end += 1
         }
         guard end < bytes.count else { return nil }
-        if high >= 0x80 {
+        if high & tops != 0 {
             var validator = UTF8Validator()
             guard validator.validate(UnsafeRawBufferPointer(rebasing: bytes[start..<end])) == nil, validator.isComplete else {
                 return nil
@@ -214,9 +247,21 @@ private struct FlatNotification {
         case .string(let range), .number(let range): argument = range
         case .literal: return false  // shown as `true`, `false` or `null` by the long way
         }
-        guard !arguments.contains(where: { $0.index == index }) else { return false }
-        let position = arguments.firstIndex { $0.index > index } ?? arguments.endIndex
-        arguments.insert((index, argument), at: position)
+        if allArguments == nil, index == 0 || index == 1 {
+            if index == 0 {
+                guard argument0 == nil else { return false }
+                argument0 = argument
+            } else {
+                guard argument1 == nil else { return false }
+                argument1 = argument
+            }
+            return true
+        }
+        var all = allArguments ?? [argument0.map { (0, $0) }, argument1.map { (1, $0) }].compactMap { $0 }
+        guard !all.contains(where: { $0.index == index }) else { return false }
+        let position = all.firstIndex { $0.index > index } ?? all.endIndex
+        all.insert((index, argument), at: position)
+        allArguments = all
         return true
     }
 
@@ -266,15 +311,17 @@ private struct FlatNotification {
         let typeName = type.displayName
         let channelNumber = intValue(self.channelNumber)
         let channelType = intValue(self.channelType).map { ChannelType(rawValue: Int($0)) }
+        let channelName = channelType?.displayName
         let title = stringValue(channelTitle)
-        let locKey = stringValue(self.locKey).map { LocKey(rawValue: String(decoding: text($0), as: UTF8.self)) }
-        let sender = arguments.first?.text
-        let message = arguments.count > 1 ? arguments[1].text : nil
+        let locKeyText = stringValue(self.locKey)
+        let locKey = locKeyText.map { LocKey(rawValue: String(decoding: text($0), as: UTF8.self)) }
+        let sender = self.sender
+        let message = self.message
 
         // The summary's one-line forms of the title and the text are the strings themselves
         // (``isShortEnough``).
         out.append("{\"kind\":\"notification\",\"summary\":\"")
-        if let locKey { out.append(contentsOf: locKey.rawValue) } else {
+        if let locKeyText { out.append(text(locKeyText)) } else {
             out.append("nType ")
             DecimalText.append(Int64(type.rawValue), to: &out)
         }
@@ -287,7 +334,7 @@ private struct FlatNotification {
         }
         if let channelType {
             out.append(" (")
-            if let name = channelType.displayName { out.append(contentsOf: name.english) } else {
+            if let channelName { out.append(contentsOf: channelName.english) } else {
                 out.append("type ")
                 DecimalText.append(Int64(channelType.rawValue), to: &out)
             }
@@ -310,7 +357,7 @@ private struct FlatNotification {
         out.append("\",\"fields\":{\"topic\":")
         JSONValue.writeString(topic, to: &out)
         out.append(",\"notification.type\":\"")
-        type.appendDescription(to: &out)
+        type.appendDescription(name: typeName, to: &out)
         out.append(UInt8(ascii: "\""))
         if let typeName {
             out.append(",\"notification.type.ja\":\"")
@@ -325,14 +372,14 @@ private struct FlatNotification {
         number("channel.number", channelNumber, to: &out)
         if let channelType {
             out.append(",\"channel.type\":\"")
-            channelType.appendDescription(to: &out)
+            channelType.appendDescription(name: channelName, to: &out)
             out.append(UInt8(ascii: "\""))
         }
         field("channel.title", title, to: &out)
         field("sender.name", sender, to: &out)
         number("sender.user", intValue(fromUser), to: &out)
         field("text", message, to: &out)
-        for (position, argument) in arguments.enumerated().dropFirst(2) {
+        for (position, argument) in (allArguments ?? []).enumerated().dropFirst(2) {
             out.append(",\"loc-args")
             DecimalText.append(Int64(position), to: &out)
             out.append("\":\"")
@@ -370,7 +417,7 @@ private struct FlatNotification {
     /// in JSON, so a string without escapes has none).
     var isShortEnough: Bool {
         let title = stringValue(channelTitle)?.count ?? 0
-        let message = arguments.count > 1 ? arguments[1].text.count : 0
+        let message = self.message?.count ?? 0
         return title <= WorksDialect.summaryTitleLimit && message <= WorksDialect.summaryTextLimit
     }
 
