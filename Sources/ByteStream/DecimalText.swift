@@ -1,6 +1,9 @@
 /// Numbers as ASCII decimal digits appended to a ``ByteWriter``: records written in bulk (JSON
 /// Lines, timestamps, endpoints) without a String made per number.
 public enum DecimalText {
+    /// `00` to `99`: two digits per division.
+    private static let pairs: StaticString = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
+
     /// `value`'s digits, with zeros in front up to `minimumDigits`.
     public static func append(_ value: UInt64, minimumDigits: Int = 1, to out: inout ByteWriter) {
         if minimumDigits > 1, minimumDigits <= 20 {
@@ -28,15 +31,27 @@ public enum DecimalText {
         }
         let width = max(digits, minimumDigits)
         out.reserve(width)
-        // Straight into the writer's memory, last digit first.
+        // Straight into the writer's memory, the last two digits first.
         let start = out.base + out.used
+        let table = pairs.utf8Start
         var index = width
         var rest = value
-        repeat {
+        while rest >= 100 {
+            let pair = Int(truncatingIfNeeded: rest % 100) &* 2
+            rest /= 100
+            index -= 2
+            start[index] = table[pair]
+            start[index + 1] = table[pair + 1]
+        }
+        if rest >= 10 {
+            let pair = Int(truncatingIfNeeded: rest) &* 2
+            index -= 2
+            start[index] = table[pair]
+            start[index + 1] = table[pair + 1]
+        } else {
             index -= 1
-            start[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
-            rest /= 10
-        } while rest > 0
+            start[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest)
+        }
         while index > 0 {
             index -= 1
             start[index] = UInt8(ascii: "0")

@@ -280,49 +280,72 @@ extension DecodeRecord {
     /// What a thread that writes many records keeps between them: the members of an MQTT
     /// packet's record that only depend on its connection and direction (the connection id,
     /// direction, source and destination), written once per connection instead of once per
-    /// packet from the endpoints' numbers. A few dozen connections are kept, by id.
+    /// packet from the endpoints' numbers. A few dozen connections are kept, by id, in one
+    /// block of bytes (arrays per connection cost a retain and a release each time).
     public struct HeaderMemory {
-        fileprivate struct Entry {
-            let id: Int
-            let client: Endpoint
-            let server: Endpoint
-            /// `{"v":1,"event":"mqtt","connection":"c1","time":`
-            let opening: [UInt8]
-            /// `,"direction":"c2s","src":"…","dst":"…","type":"`, client to server, then server to client.
-            let clientToServer: [UInt8]
-            let serverToClient: [UInt8]
+        private struct Key: Equatable {
+            var id: Int
+            var client: Endpoint
+            var server: Endpoint
         }
 
-        private var entries: [Entry?] = Array(repeating: nil, count: 64)
+        /// Each slot's bytes: `{"v":1,"event":"mqtt","connection":"c1","time":`, then
+        /// `,"direction":"c2s","src":"…","dst":"…","type":"` client to server, then server to
+        /// client, each in a region of its own.
+        private static let slots = 64
+        private static let openingSize = 80
+        private static let membersSize = 160
+        private static let slotSize = openingSize + 2 * membersSize
+        private var keys: [Key?] = Array(repeating: nil, count: slots)
+        private var lengths: [Int] = Array(repeating: 0, count: slots * 3)
+        private var text: [UInt8] = Array(repeating: 0, count: slots * slotSize)
+
+        /// Where part 0 (the opening), 1 (client to server) or 2 (server to client) lies in a slot.
+        private static func region(_ part: Int) -> (start: Int, size: Int) {
+            part == 0 ? (0, openingSize) : (openingSize + (part - 1) * membersSize, membersSize)
+        }
 
         public init() {}
 
-        /// The connection's entry, written now unless it is kept.
-        fileprivate mutating func entry(for connection: Connection) -> Entry {
-            let slot = connection.id & (entries.count - 1)
-            if let entry = entries[slot], entry.id == connection.id, entry.client == connection.client,
-               entry.server == connection.server {
-                return entry
-            }
-            func members(_ direction: FlowDirection) -> [UInt8] {
-                var out = ByteWriter(capacity: 128)
-                out.append(direction == .clientToServer ? ",\"direction\":\"c2s\",\"src\":\"" : ",\"direction\":\"s2c\",\"src\":\"")
-                connection.source(of: direction).write(to: &out)
-                out.append("\",\"dst\":\"")
-                connection.destination(of: direction).write(to: &out)
-                out.append("\",\"type\":\"")
-                return out.bytes
-            }
-            var opening = ByteWriter(capacity: 64)
+        /// The connection's slot, written now unless it is kept; nil if its members do not
+        /// fit (they always do; the record is then written without the memory).
+        fileprivate mutating func slot(for connection: Connection) -> Int? {
+            let slot = connection.id & (Self.slots - 1)
+            let key = Key(id: connection.id, client: connection.client, server: connection.server)
+            if keys[slot] == key { return slot }
+            var opening = ByteWriter(capacity: 80)
             opening.append("{\"v\":")
             DecimalText.append(UInt64(DecodeRecord.schemaVersion), to: &opening)
             opening.append(",\"event\":\"mqtt\",\"connection\":\"c")
             DecimalText.append(Int64(connection.id), to: &opening)
             opening.append("\",\"time\":")
-            let entry = Entry(id: connection.id, client: connection.client, server: connection.server, opening: opening.bytes,
-                              clientToServer: members(.clientToServer), serverToClient: members(.serverToClient))
-            entries[slot] = entry
-            return entry
+            func members(_ direction: FlowDirection) -> ByteWriter {
+                var out = ByteWriter(capacity: 160)
+                out.append(direction == .clientToServer ? ",\"direction\":\"c2s\",\"src\":\"" : ",\"direction\":\"s2c\",\"src\":\"")
+                connection.source(of: direction).write(to: &out)
+                out.append("\",\"dst\":\"")
+                connection.destination(of: direction).write(to: &out)
+                out.append("\",\"type\":\"")
+                return out
+            }
+            let parts = [opening.bytes, members(.clientToServer).bytes, members(.serverToClient).bytes]
+            keys[slot] = nil
+            for (index, part) in parts.enumerated() {
+                let region = Self.region(index)
+                guard part.count <= region.size else { return nil }
+                let start = slot * Self.slotSize + region.start
+                text.replaceSubrange(start..<(start + part.count), with: part)
+                lengths[slot * 3 + index] = part.count
+            }
+            keys[slot] = key
+            return slot
+        }
+
+        /// Part 0 (the opening), 1 (client to server) or 2 (server to client) of a slot.
+        fileprivate func write(part: Int, slot: Int, to out: inout ByteWriter) {
+            let start = slot * Self.slotSize + Self.region(part).start
+            let count = lengths[slot * 3 + part]
+            text.withUnsafeBytes { out.append(UnsafeRawBufferPointer(rebasing: $0[start..<(start + count)])) }
         }
     }
 
@@ -435,13 +458,29 @@ extension DecodeRecord {
         /// which needs no escapes.
         mutating func header(_ event: CaptureEvent, direction: FlowDirection, type: String, range: Range<Int>,
                              memory: inout HeaderMemory, to out: inout ByteWriter) {
-            let entry = memory.entry(for: event.connection)
             first = false
-            out.append(contentsOf: entry.opening)
+            let slot = memory.slot(for: event.connection)
+            if let slot {
+                memory.write(part: 0, slot: slot, to: &out)
+            } else {
+                out.append("{\"v\":")
+                DecimalText.append(UInt64(DecodeRecord.schemaVersion), to: &out)
+                out.append(",\"event\":\"mqtt\",\"connection\":\"c")
+                DecimalText.append(Int64(event.connection.id), to: &out)
+                out.append("\",\"time\":")
+            }
             Self.time(event.time, to: &out)
             out.append(",\"frame\":")
             DecimalText.append(Int64(event.frame), to: &out)
-            out.append(contentsOf: direction == .clientToServer ? entry.clientToServer : entry.serverToClient)
+            if let slot {
+                memory.write(part: direction == .clientToServer ? 1 : 2, slot: slot, to: &out)
+            } else {
+                out.append(direction == .clientToServer ? ",\"direction\":\"c2s\",\"src\":\"" : ",\"direction\":\"s2c\",\"src\":\"")
+                event.connection.source(of: direction).write(to: &out)
+                out.append("\",\"dst\":\"")
+                event.connection.destination(of: direction).write(to: &out)
+                out.append("\",\"type\":\"")
+            }
             out.append(contentsOf: type)
             out.append("\",\"remainingLength\":")
             DecimalText.append(Int64(DecodeRecord.remainingLength(total: range.count)), to: &out)
