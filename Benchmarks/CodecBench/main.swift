@@ -93,17 +93,21 @@ func runPipeline(_ path: String) throws {
     // with the Works annotation left for later, then write every record.
     var options = CaptureDissector.Options(redactor: Redactor(key: Array("bench".utf8)))
     options.defersWorksAnnotation = true
-    var events: [CaptureEvent] = []
-    try time("+ WebSocket, MQTT, Works annotation deferred (jsonl's decoding thread)") {
+    func decode(_ each: ([CaptureEvent]) -> Void) throws {
         let reader = try PcapReader(path: path)
         var decoder = PacketDecoder()
         var dissector = CaptureDissector(options: options)
-        events = []
         while let frame = try reader.next() {
-            if let segment = try decoder.segment(from: frame) { events += dissector.process(segment) }
+            if let segment = try decoder.segment(from: frame) { each(dissector.process(segment)) }
         }
-        return events.count
     }
+    try time("+ WebSocket, MQTT, Works annotation deferred (jsonl's decoding thread)") {
+        var n = 0
+        try decode { n += $0.count }
+        return n
+    }
+    var events: [CaptureEvent] = []
+    try decode { events += $0 }
     var written = 0
     time("JSON Lines records of those events, to memory (jsonl's writing)") {
         var out = ByteWriter(capacity: 1 << 17)

@@ -86,6 +86,17 @@ public struct DecodeStatistics {
         return counts.filter { $0.value > 1 }.mapValues { $0 - 1 }
     }
 
+    /// The errors `event` reports, as ``totalErrors`` counts them: for a tool that shows
+    /// records, not statistics, and only needs to know whether the capture had errors.
+    public static func errorCount(of event: borrowing CaptureEvent) -> Int {
+        guard case .dissected(let dissected) = event.kind else { return 0 }
+        switch dissected.kind {
+        case .error: return 1
+        case .response(_, let problems): return problems.count
+        default: return 0
+        }
+    }
+
     /// Consuming: the caller hands its event over. Its kind is switched on where it lies;
     /// taking it apart into locals first copied the MQTT case (every buffer and string in the
     /// packet retained) through the runtime's generic tuple copy.

@@ -172,9 +172,11 @@ struct Decode: ParsableCommand {
         options.defersWorksAnnotation = background != nil
         defer { background?.finish() }
 
+        // Statistics are kept for --stats; records only need to know whether there were errors.
+        var recordedErrors = 0
         func emit(_ events: [CaptureEvent]) {
             for event in events {
-                statistics.add(event)
+                if stats { statistics.add(event) } else { recordedErrors += DecodeStatistics.errorCount(of: event) }
                 if format == .har {
                     // A HAR holds whole connections: only --connection applies.
                     if filter.connections.isEmpty || filter.connections.contains(event.connection.id) { har.add(event) }
@@ -268,7 +270,7 @@ struct Decode: ParsableCommand {
             }
         }
         output.flush()
-        if errors + statistics.totalErrors > 0 { throw ExitCode(ToolExit.foundErrors) }
+        if errors + statistics.totalErrors + recordedErrors > 0 { throw ExitCode(ToolExit.foundErrors) }
     }
 }
 

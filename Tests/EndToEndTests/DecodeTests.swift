@@ -236,6 +236,11 @@ struct DecodeTests {
         #expect(run.status == 1)
         #expect(run.output.contains("✗ MQTT invalidQoS in PUBLISH at byte 4: PUBLISH with QoS 3 [MQTT-3.3.1-4]"))
         #expect(run.output.contains("Alice Smith: [sticker line 11537/52002734]"))
+        // JSON Lines to a pipe (written on the second thread, no statistics kept) exit alike.
+        let lines = try Self.run([path, "--format", "jsonl"])
+        #expect(lines.status == 1)
+        #expect(lines.output.contains(#""event":"error","connection":"c1""#))
+        #expect(lines.output.contains(#""sender.name":"Alice Smith""#))
     }
 
     @Test func unreadableInputIsExit3() throws {
