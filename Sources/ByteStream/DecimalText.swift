@@ -23,13 +23,7 @@ public enum DecimalText {
                 return
             }
         }
-        var digits = 1
-        var power: UInt64 = 10
-        while digits < 20, value >= power {
-            digits += 1
-            power = power &* 10
-        }
-        let width = max(digits, minimumDigits)
+        let width = max(digitCount(value), minimumDigits)
         out.reserve(width)
         // Straight into the writer's memory, the last two digits first.
         let start = out.base + out.used
@@ -57,6 +51,31 @@ public enum DecimalText {
             start[index] = UInt8(ascii: "0")
         }
         out.used &+= width
+    }
+
+    /// How many decimal digits `value` has: a few comparisons and divisions by constants,
+    /// whatever its size.
+    static func digitCount(_ value: UInt64) -> Int {
+        var rest = value
+        var count = 1
+        if rest >= 10_000_000_000_000_000 {
+            rest /= 10_000_000_000_000_000
+            count += 16
+        }
+        if rest >= 100_000_000 {
+            rest /= 100_000_000
+            count += 8
+        }
+        if rest >= 10_000 {
+            rest /= 10_000
+            count += 4
+        }
+        if rest >= 100 {
+            rest /= 100
+            count += 2
+        }
+        if rest >= 10 { count += 1 }
+        return count
     }
 
     /// `String(value)` with zeros in front up to `width` characters, the sign counted among them

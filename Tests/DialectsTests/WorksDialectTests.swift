@@ -191,6 +191,47 @@ struct WorksTimestampTests {
         #expect(WorksDialect.timestamp(-1) == "1969-12-31T23:59:59.999Z")
     }
 
+    /// The civil date of random instants from year -2000 to 4000 against one counted by walking
+    /// whole years and months from 1970 (proleptic Gregorian, as ISO 8601 has it), with the
+    /// extremes of Int64, where dividing as Doubles once went wrong, kept in range.
+    @Test func civilTimeAgainstCountedDays() {
+        var generator = SystemRandomNumberGenerator()
+        func isLeap(_ year: Int64) -> Bool { year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) }
+        var values: [Int64] = [0, -1, 86_399_999, 86_400_000, -86_400_000, -86_400_001]
+        for _ in 0..<500 { values.append(Int64.random(in: -125_000_000_000_000...64_000_000_000_000, using: &generator)) }
+        for value in values {
+            var days = value / 86_400_000
+            var rest = value % 86_400_000
+            if rest < 0 {
+                days -= 1
+                rest += 86_400_000
+            }
+            var year: Int64 = 1970
+            while days < 0 {
+                year -= 1
+                days += isLeap(year) ? 366 : 365
+            }
+            while days >= (isLeap(year) ? 366 : 365) {
+                days -= isLeap(year) ? 366 : 365
+                year += 1
+            }
+            let lengths: [Int64] = [31, isLeap(year) ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+            var month: Int64 = 1
+            while days >= lengths[Int(month - 1)] {
+                days -= lengths[Int(month - 1)]
+                month += 1
+            }
+            let civil = WorksDialect.civilTime(value)
+            #expect(civil.year == year && civil.month == month && civil.day == days + 1, "\(value)")
+            #expect(civil.secondOfDay == rest / 1000 && civil.millis == rest % 1000, "\(value)")
+        }
+        for extreme in [Int64.max, Int64.min, Int64.max - 1, Int64.min + 1] {
+            let civil = WorksDialect.civilTime(extreme)
+            #expect((0..<1000).contains(civil.millis) && (0..<86_400).contains(civil.secondOfDay), "\(extreme)")
+            #expect((1...12).contains(civil.month) && (1...31).contains(civil.day), "\(extreme)")
+        }
+    }
+
     @Test func everyValueAsBefore() {
         var generator = SystemRandomNumberGenerator()
         var values: [Int64] = [0, 1, -1, 999, 1000, -1000, 86_399_999, -62_135_596_800_001, -62_167_219_200_000,

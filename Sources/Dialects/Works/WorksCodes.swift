@@ -32,12 +32,19 @@ extension WorksCode {
 
     /// ``description`` appended, with the ``displayName`` the caller already looked up.
     public func appendDescription(name: DisplayName?, to text: inout ByteWriter) {
-        if name == nil { text.append("unknown(") }
-        if let number = rawValue as? Int {
-            DecimalText.append(Int64(number), to: &text)
-        } else {
-            text.append(contentsOf: rawValue.description)
+        Self.appendDescription(name: name, to: &text) { text in
+            if let number = rawValue as? Int {
+                DecimalText.append(Int64(number), to: &text)
+            } else {
+                text.append(contentsOf: rawValue.description)
+            }
         }
+    }
+
+    /// ``description``'s form around the raw value, which `raw` writes.
+    public static func appendDescription(name: DisplayName?, to text: inout ByteWriter, raw: (inout ByteWriter) -> Void) {
+        if name == nil { text.append("unknown(") }
+        raw(&text)
         if let name {
             text.append(" (")
             text.append(contentsOf: name.english)
@@ -111,6 +118,22 @@ public struct LocKey: WorksCode {
         "REV_NOTE_WRITE": .init("note written", "ノート作成"),
         "REV_GROUP_CALL_INVITE": .init("group call invitation", "グループ通話への招待"),
     ]
+}
+
+extension LocKey {
+    /// The names by the keys' UTF-8, for a key read in place from a payload.
+    private static let namesByUTF8: [(key: [UInt8], name: DisplayName)] = names.map { (Array($0.key.utf8), $0.value) }
+
+    /// The display name of the key whose UTF-8 is `key`: as `LocKey(rawValue:).displayName`
+    /// gives it, without a String made and hashed.
+    static func displayName(utf8 key: UnsafeRawBufferPointer) -> DisplayName? {
+        namesByUTF8.withUnsafeBufferPointer { entries in
+            for index in entries.indices where entries[index].key.count == key.count {
+                if entries[index].key.withUnsafeBytes({ $0.elementsEqual(key) }) { return entries[index].name }
+            }
+            return nil
+        }
+    }
 }
 
 /// `stkType` of a sticker.

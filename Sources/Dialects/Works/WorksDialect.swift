@@ -169,11 +169,15 @@ public struct WorksDialect: MQTTDialect {
     static func civilTime(_ milliseconds: Int64)
         -> (year: Int64, month: Int64, day: Int64, secondOfDay: Int64, millis: Int64)
     {
-        let seconds = Int64((Double(milliseconds) / 1000).rounded(.down))
-        let millis = milliseconds - seconds * 1000
+        // Floor division in integers: exact for every value (dividing as Doubles was not past
+        // 2^53, and took a conversion each way for every timestamp written).
+        let (secondsQuotient, millisRemainder) = milliseconds.quotientAndRemainder(dividingBy: 1000)
+        let seconds = millisRemainder < 0 ? secondsQuotient - 1 : secondsQuotient
+        let millis = millisRemainder < 0 ? millisRemainder + 1000 : millisRemainder
         // Civil from days (Howard Hinnant's algorithm): no Foundation needed in the codec.
-        let days = Int64((Double(seconds) / 86_400).rounded(.down))
-        let secondOfDay = seconds - days * 86_400
+        let (daysQuotient, secondsRemainder) = seconds.quotientAndRemainder(dividingBy: 86_400)
+        let days = secondsRemainder < 0 ? daysQuotient - 1 : daysQuotient
+        let secondOfDay = secondsRemainder < 0 ? secondsRemainder + 86_400 : secondsRemainder
         let z = days + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
         let doe = z - era * 146_097

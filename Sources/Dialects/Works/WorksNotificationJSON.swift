@@ -314,7 +314,7 @@ private struct FlatNotification {
         let channelName = channelType?.displayName
         let title = stringValue(channelTitle)
         let locKeyText = stringValue(self.locKey)
-        let locKey = locKeyText.map { LocKey(rawValue: String(decoding: text($0), as: UTF8.self)) }
+        let locKeyName = locKeyText.flatMap { LocKey.displayName(utf8: text($0)) }
         let sender = self.sender
         let message = self.message
 
@@ -364,9 +364,9 @@ private struct FlatNotification {
             out.append(contentsOf: typeName.japanese)
             out.append(UInt8(ascii: "\""))
         }
-        if let locKey {
+        if let locKeyText {
             out.append(",\"loc-key\":\"")
-            locKey.appendDescription(to: &out)
+            LocKey.appendDescription(name: locKeyName, to: &out) { $0.append(text(locKeyText)) }
             out.append(UInt8(ascii: "\""))
         }
         number("channel.number", channelNumber, to: &out)
