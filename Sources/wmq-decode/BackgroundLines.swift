@@ -37,8 +37,10 @@ final class BackgroundLines {
                 for item in items {
                     switch item {
                     case .events(let events):
-                        for event in events {
-                            output.line { DecodeRecord.write(event, showsSecrets: showsSecrets, memory: &memory, to: &$0) }
+                        // By index: the event is read where it lies, not copied out (retaining
+                        // every buffer and string in it) by the array's iterator.
+                        for index in events.indices {
+                            output.line { DecodeRecord.write(events[index], showsSecrets: showsSecrets, memory: &memory, to: &$0) }
                         }
                     case .lines(let lines):
                         lines.writer.withUnsafeBytes { output.write($0) }
@@ -83,8 +85,8 @@ final class BackgroundLines {
         batch.reserveCapacity(batchSize)
         if queue.backlog >= 2 {
             let lines = WrittenLines(capacity: events.count * 1024)
-            for event in events {
-                DecodeRecord.write(event, showsSecrets: showsSecrets, memory: &memory, to: &lines.writer)
+            for index in events.indices {
+                DecodeRecord.write(events[index], showsSecrets: showsSecrets, memory: &memory, to: &lines.writer)
                 lines.writer.append(0x0A)
             }
             queue.put(.lines(lines))

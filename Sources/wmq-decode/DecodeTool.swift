@@ -174,6 +174,9 @@ struct Decode: ParsableCommand {
 
         // Statistics are kept for --stats; records only need to know whether there were errors.
         var recordedErrors = 0
+        // The flags as plain values: reading an ArgumentParser property wrapper per event
+        // looked up its generic metadata each time.
+        let stats = self.stats, noRedact = self.noRedact, verbose = self.verbose
         func emit(_ events: [CaptureEvent]) {
             for event in events {
                 if stats { statistics.add(event) } else { recordedErrors += DecodeStatistics.errorCount(of: event) }
