@@ -126,15 +126,26 @@ public struct CaptureDissector {
     /// file error ends the reading; the frames before it are decoded).
     public static func decode(_ reader: PcapReader, options: Options, frameRead: (CapturedFrame) -> Void = { _ in },
                               decoded: ([CaptureEvent]) -> Void, failed: (CaptureError) -> Void) {
-        var dissector = CaptureDissector(options: options)
         // One array for the events of every frame, emptied (its storage kept) after each.
         var events: [CaptureEvent] = []
-        let last = readSegments(of: reader, frameRead: frameRead, failed: failed) { segment in
-            if let segment { dissector.process(segment) { events.append($0) } }
+        decode(reader, options: options, frameRead: frameRead, event: { events.append($0) }, frameDone: {
             decoded(events)
             events.removeAll(keepingCapacity: true)
+        }, failed: failed)
+    }
+
+    /// The same loop with each event handed over as it is found (`frameDone` after each
+    /// frame's, and after the end's): a consumer that keeps the events (wmq-decode's writing
+    /// thread) then takes them without a copy, which would retain every buffer and string in them.
+    public static func decode(_ reader: PcapReader, options: Options, frameRead: (CapturedFrame) -> Void = { _ in },
+                              event: (consuming CaptureEvent) -> Void, frameDone: () -> Void, failed: (CaptureError) -> Void) {
+        var dissector = CaptureDissector(options: options)
+        let last = readSegments(of: reader, frameRead: frameRead, failed: failed) { segment in
+            if let segment { dissector.process(segment, emit: event) }
+            frameDone()
         }
-        decoded(dissector.finish(frame: last.frame, time: last.time))
+        for end in dissector.finish(frame: last.frame, time: last.time) { event(end) }
+        frameDone()
     }
 
     /// Reads a capture to its end, giving `segment` the TCP segment of each frame (nil for a

@@ -55,7 +55,7 @@ final class BackgroundLines {
     }
 
     /// An event to write, after those given before it.
-    func add(_ event: CaptureEvent) {
+    func add(_ event: consuming CaptureEvent) {
         batch.append(event)
         if batch.count >= batchSize { sendBatch() }
     }

@@ -178,27 +178,31 @@ struct Decode: ParsableCommand {
         // looked up its generic metadata each time.
         let stats = self.stats, noRedact = self.noRedact, verbose = self.verbose
         func emit(_ events: [CaptureEvent]) {
-            for event in events {
-                if stats { statistics.add(event) } else { recordedErrors += DecodeStatistics.errorCount(of: event) }
-                if format == .har {
-                    // A HAR holds whole connections: only --connection applies.
-                    if filter.connections.isEmpty || filter.connections.contains(event.connection.id) { har.add(event) }
-                    continue
+            for event in events { emit(event) }
+        }
+        func emit(_ event: consuming CaptureEvent) {
+            if stats { statistics.add(copy event) } else { recordedErrors += DecodeStatistics.errorCount(of: event) }
+            if format == .har {
+                // A HAR holds whole connections: only --connection applies.
+                if filter.connections.isEmpty || filter.connections.contains(event.connection.id) { har.add(event) }
+                return
+            }
+            guard !stats, filter.keeps(event, startTime: startTime ?? event.time) else { return }
+            switch format {
+            case .text:
+                for line in TextRecord.lines(event, startTime: startTime ?? event.time, verbose: verbose) { output.line(line) }
+            case .jsonl:
+                if let background {
+                    background.add(consume event)
+                } else {
+                    let record = copy event
+                    output.line { DecodeRecord.write(record, showsSecrets: noRedact, memory: &memory, to: &$0) }
                 }
-                guard !stats, filter.keeps(event, startTime: startTime ?? event.time) else { continue }
-                switch format {
-                case .text:
-                    for line in TextRecord.lines(event, startTime: startTime ?? event.time, verbose: verbose) { output.line(line) }
-                case .jsonl:
-                    if let background { background.add(event) } else {
-                        output.line { DecodeRecord.write(event, showsSecrets: noRedact, memory: &memory, to: &$0) }
-                    }
-                case .json:
-                    output.line((jsonArrayStarted ? "," : "[") + DecodeRecord.json(event, showsSecrets: noRedact).description)
-                    jsonArrayStarted = true
-                case .har:
-                    break
-                }
+            case .json:
+                output.line((jsonArrayStarted ? "," : "[") + DecodeRecord.json(event, showsSecrets: noRedact).description)
+                jsonArrayStarted = true
+            case .har:
+                break
             }
         }
 
@@ -249,8 +253,7 @@ struct Decode: ParsableCommand {
             CaptureDissector.decode(reader, options: options, frameRead: { frame in
                 if startTime == nil { startTime = frame.time }
                 progress.update(reader.fileOffset)
-            }, decoded: { events in
-                emit(events)
+            }, event: { emit($0) }, frameDone: {
                 // A live pipe (tcpdump -U -w - | wmq-decode -) or a person watching: show each
                 // packet when its frame is read, not when 64 KiB of output have gathered.
                 if streams { output.flush() }
