@@ -66,147 +66,46 @@ private struct FlatNotification {
     /// nil unless `bytes` is a JSON object of the shape this fast path writes.
     init?(_ bytes: UnsafeRawBufferPointer) {
         self.bytes = bytes
+        guard Self.read(into: &self) else { return nil }
+    }
+
+    /// Reads the members into `notification`, in place: the reading is done by a
+    /// ``PayloadReader``, which holds only the bytes, because calling methods of this struct
+    /// (over 300 bytes of fields) from its own initialiser copied all of it for every call.
+    private static func read(into notification: inout FlatNotification) -> Bool {
+        let reader = PayloadReader(bytes: notification.bytes)
+        let bytes = notification.bytes
         var index = 0
-        skipWhitespace(&index)
-        guard index < bytes.count, bytes[index] == UInt8(ascii: "{") else { return nil }
+        reader.skipWhitespace(&index)
+        guard index < bytes.count, bytes[index] == UInt8(ascii: "{") else { return false }
         index += 1
         while true {
-            skipWhitespace(&index)
-            guard let key = string(&index) else { return nil }
-            skipWhitespace(&index)
-            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { return nil }
+            reader.skipWhitespace(&index)
+            guard let key = reader.string(&index) else { return false }
+            reader.skipWhitespace(&index)
+            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { return false }
             index += 1
-            skipWhitespace(&index)
-            guard let value = value(&index), take(key, value) else { return nil }
-            skipWhitespace(&index)
-            guard index < bytes.count else { return nil }
+            reader.skipWhitespace(&index)
+            guard let value = reader.value(&index), notification.take(key, value) else { return false }
+            reader.skipWhitespace(&index)
+            guard index < bytes.count else { return false }
             if bytes[index] == UInt8(ascii: ",") {
                 index += 1
             } else if bytes[index] == UInt8(ascii: "}") {
                 index += 1
                 break
             } else {
-                return nil
+                return false
             }
         }
-        skipWhitespace(&index)
-        guard index == bytes.count, type != nil else { return nil }
-    }
-
-    // MARK: Reading
-
-    private func skipWhitespace(_ index: inout Int) {
-        while index < bytes.count {
-            let byte = bytes[index]
-            guard byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 else { return }
-            index += 1
-        }
-    }
-
-    /// A string without escapes or control characters, in valid UTF-8: the range of its text.
-    private func string(_ index: inout Int) -> Range<Int>? {
-        guard index < bytes.count, bytes[index] == UInt8(ascii: "\""), let base = bytes.baseAddress else { return nil }
-        let start = index + 1
-        var end = start
-        var high: UInt64 = 0
-        // Eight bytes at a time up to the first quote, backslash or control character (SWAR,
-        // as `JSONValue.writeString` finds them: the lowest flagged byte is the first such).
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let tops: UInt64 = 0x8080_8080_8080_8080
-        while end + 8 <= bytes.count {
-            let word = UnsafeRawPointer(base + end).loadUnaligned(as: UInt64.self)
-            let special = ((word &- ones &* 0x20) | ((word ^ (ones &* 0x22)) &- ones) | ((word ^ (ones &* 0x5C)) &- ones)) & ~word & tops
-            if special != 0 {
-                let ordinary = special.trailingZeroBitCount / 8
-                high |= word & ((1 << (UInt64(ordinary) * 8)) &- 1)
-                end += ordinary
-                break
-            }
-            high |= word
-            end += 8
-        }
-        while end < bytes.count {
-            let byte = bytes[end]
-            if byte == UInt8(ascii: "\"") { break }
-            guard byte != UInt8(ascii: "\\"), byte >= 0x20 else { return nil }
-            high |= UInt64(byte)
-            end += 1
-        }
-        guard end < bytes.count else { return nil }
-        if high & tops != 0 {
-            var validator = UTF8Validator()
-            guard validator.validate(UnsafeRawBufferPointer(rebasing: bytes[start..<end])) == nil, validator.isComplete else {
-                return nil
-            }
-        }
-        index = end + 1
-        return start..<end
-    }
-
-    private func value(_ index: inout Int) -> Value? {
-        guard index < bytes.count else { return nil }
-        switch bytes[index] {
-        case UInt8(ascii: "\""):
-            return string(&index).map { .string($0) }
-        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return number(&index).map { .number($0) }
-        case UInt8(ascii: "t"):
-            return literal("true", &index) ? .literal : nil
-        case UInt8(ascii: "f"):
-            return literal("false", &index) ? .literal : nil
-        case UInt8(ascii: "n"):
-            return literal("null", &index) ? .literal : nil
-        default:
-            return nil  // objects and arrays: the long way
-        }
-    }
-
-    /// A number by the grammar `JSONReader` reads.
-    private func number(_ index: inout Int) -> Range<Int>? {
-        let start = index
-        var at = index
-        func digits() -> Int {
-            let from = at
-            while at < bytes.count, bytes[at] >= 0x30, bytes[at] <= 0x39 { at += 1 }
-            return at - from
-        }
-        func next(is byte: UInt8) -> Bool { at < bytes.count && bytes[at] == byte }
-        if next(is: UInt8(ascii: "-")) { at += 1 }
-        if next(is: UInt8(ascii: "0")) {
-            at += 1
-        } else if digits() == 0 {
-            return nil
-        }
-        if next(is: UInt8(ascii: ".")) {
-            at += 1
-            guard digits() > 0 else { return nil }
-        }
-        if next(is: UInt8(ascii: "e")) || next(is: UInt8(ascii: "E")) {
-            at += 1
-            if next(is: UInt8(ascii: "+")) || next(is: UInt8(ascii: "-")) { at += 1 }
-            guard digits() > 0 else { return nil }
-        }
-        index = at
-        return start..<at
-    }
-
-    private func literal(_ word: StaticString, _ index: inout Int) -> Bool {
-        let count = word.utf8CodeUnitCount
-        guard index + count <= bytes.count, matches(at: index, word) else { return false }
-        index += count
-        return true
+        reader.skipWhitespace(&index)
+        return index == bytes.count && notification.type != nil
     }
 
     private func text(_ range: Range<Int>) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[range]) }
 
     private func key(_ range: Range<Int>, is name: StaticString) -> Bool {
-        range.count == name.utf8CodeUnitCount && matches(at: range.lowerBound, name)
-    }
-
-    /// Whether the bytes at `index` are `word`'s (the caller checked they are in the payload).
-    private func matches(at index: Int, _ word: StaticString) -> Bool {
-        for offset in 0..<word.utf8CodeUnitCount where bytes[index + offset] != word.utf8Start[offset] { return false }
-        return true
+        PayloadReader(bytes: bytes).key(range, is: name)
     }
 
     /// Files a member under its key; false for a member the fast path does not write
@@ -437,5 +336,122 @@ private struct FlatNotification {
         out.append("\":\"")
         DecimalText.append(value, to: &out)
         out.append(UInt8(ascii: "\""))
+    }
+}
+
+/// The JSON reading of a notification payload: only the bytes, cheap to pass around.
+private struct PayloadReader {
+    let bytes: UnsafeRawBufferPointer
+
+    func skipWhitespace(_ index: inout Int) {
+        while index < bytes.count {
+            let byte = bytes[index]
+            guard byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 else { return }
+            index += 1
+        }
+    }
+
+    /// A string without escapes or control characters, in valid UTF-8: the range of its text.
+    func string(_ index: inout Int) -> Range<Int>? {
+        guard index < bytes.count, bytes[index] == UInt8(ascii: "\""), let base = bytes.baseAddress else { return nil }
+        let start = index + 1
+        var end = start
+        var high: UInt64 = 0
+        // Eight bytes at a time up to the first quote, backslash or control character (SWAR,
+        // as `JSONValue.writeString` finds them: the lowest flagged byte is the first such).
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let tops: UInt64 = 0x8080_8080_8080_8080
+        while end + 8 <= bytes.count {
+            let word = UnsafeRawPointer(base + end).loadUnaligned(as: UInt64.self)
+            let special = ((word &- ones &* 0x20) | ((word ^ (ones &* 0x22)) &- ones) | ((word ^ (ones &* 0x5C)) &- ones)) & ~word & tops
+            if special != 0 {
+                let ordinary = special.trailingZeroBitCount / 8
+                high |= word & ((1 << (UInt64(ordinary) * 8)) &- 1)
+                end += ordinary
+                break
+            }
+            high |= word
+            end += 8
+        }
+        while end < bytes.count {
+            let byte = bytes[end]
+            if byte == UInt8(ascii: "\"") { break }
+            guard byte != UInt8(ascii: "\\"), byte >= 0x20 else { return nil }
+            high |= UInt64(byte)
+            end += 1
+        }
+        guard end < bytes.count else { return nil }
+        if high & tops != 0 {
+            var validator = UTF8Validator()
+            guard validator.validate(UnsafeRawBufferPointer(rebasing: bytes[start..<end])) == nil, validator.isComplete else {
+                return nil
+            }
+        }
+        index = end + 1
+        return start..<end
+    }
+
+    func value(_ index: inout Int) -> FlatNotification.Value? {
+        guard index < bytes.count else { return nil }
+        switch bytes[index] {
+        case UInt8(ascii: "\""):
+            return string(&index).map { .string($0) }
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return number(&index).map { .number($0) }
+        case UInt8(ascii: "t"):
+            return literal("true", &index) ? .literal : nil
+        case UInt8(ascii: "f"):
+            return literal("false", &index) ? .literal : nil
+        case UInt8(ascii: "n"):
+            return literal("null", &index) ? .literal : nil
+        default:
+            return nil  // objects and arrays: the long way
+        }
+    }
+
+    /// A number by the grammar `JSONReader` reads.
+    func number(_ index: inout Int) -> Range<Int>? {
+        let start = index
+        var at = index
+        func digits() -> Int {
+            let from = at
+            while at < bytes.count, bytes[at] >= 0x30, bytes[at] <= 0x39 { at += 1 }
+            return at - from
+        }
+        func next(is byte: UInt8) -> Bool { at < bytes.count && bytes[at] == byte }
+        if next(is: UInt8(ascii: "-")) { at += 1 }
+        if next(is: UInt8(ascii: "0")) {
+            at += 1
+        } else if digits() == 0 {
+            return nil
+        }
+        if next(is: UInt8(ascii: ".")) {
+            at += 1
+            guard digits() > 0 else { return nil }
+        }
+        if next(is: UInt8(ascii: "e")) || next(is: UInt8(ascii: "E")) {
+            at += 1
+            if next(is: UInt8(ascii: "+")) || next(is: UInt8(ascii: "-")) { at += 1 }
+            guard digits() > 0 else { return nil }
+        }
+        index = at
+        return start..<at
+    }
+
+    func literal(_ word: StaticString, _ index: inout Int) -> Bool {
+        let count = word.utf8CodeUnitCount
+        guard index + count <= bytes.count, matches(at: index, word) else { return false }
+        index += count
+        return true
+    }
+
+    func key(_ range: Range<Int>, is name: StaticString) -> Bool {
+        range.count == name.utf8CodeUnitCount && matches(at: range.lowerBound, name)
+    }
+
+    /// Whether the bytes at `index` are `word`'s (the caller checked they are in the payload).
+    func matches(at index: Int, _ word: StaticString) -> Bool {
+        for offset in 0..<word.utf8CodeUnitCount where bytes[index + offset] != word.utf8Start[offset] { return false }
+        return true
     }
 }
