@@ -58,23 +58,17 @@ public enum DecimalText {
     static func digitCount(_ value: UInt64) -> Int {
         var rest = value
         var count = 1
-        if rest >= 10_000_000_000_000_000 {
-            rest /= 10_000_000_000_000_000
-            count += 16
+        @inline(__always) func step(_ power: UInt64, _ digits: Int) {
+            if rest >= power {
+                rest /= power
+                count += digits
+            }
         }
-        if rest >= 100_000_000 {
-            rest /= 100_000_000
-            count += 8
-        }
-        if rest >= 10_000 {
-            rest /= 10_000
-            count += 4
-        }
-        if rest >= 100 {
-            rest /= 100
-            count += 2
-        }
-        if rest >= 10 { count += 1 }
+        step(10_000_000_000_000_000, 16)
+        step(100_000_000, 8)
+        step(10_000, 4)
+        step(100, 2)
+        step(10, 1)
         return count
     }
 
