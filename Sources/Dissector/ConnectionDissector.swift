@@ -356,14 +356,16 @@ public struct ConnectionDissector {
                 }
                 var annotation: AnnotatedMessage?
                 var deferred: DeferredWorksAnnotation?
-                if annotates, case .publish(let publish) = shown {
-                    if ChatTopicDialect.recognises(topic: publish.topicName) {
+                if annotates, let topic = shown.publishTopic {
+                    let works = DeferredWorksAnnotation(redactor: redactor, onlyWorksKinds: worksConfidence < .likely)
+                    if ChatTopicDialect.recognises(topic: topic), case .publish(let publish) = shown {
                         var chat = ChatTopicDialect().annotate(publish, redactor: redactor)
                         chatReplies.follow(publish, annotation: &chat)
                         annotation = chat
-                    } else {
-                        let works = DeferredWorksAnnotation(redactor: redactor, onlyWorksKinds: worksConfidence < .likely)
-                        if defersWorksAnnotation { deferred = works } else { annotation = works.annotate(publish) }
+                    } else if defersWorksAnnotation {
+                        deferred = works
+                    } else if case .publish(let publish) = shown {
+                        annotation = works.annotate(publish)
                     }
                 }
                 gaveNothing = false

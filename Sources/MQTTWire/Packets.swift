@@ -39,6 +39,13 @@ public enum MQTTPacket: Sendable, Hashable {
         }
     }
 
+    /// A PUBLISH packet's topic name, read where it lies: binding the packet to a local to ask
+    /// copies it, retaining its payload.
+    public var publishTopic: String? {
+        if case .publish(let p) = self { return p.topicName }
+        return nil
+    }
+
     /// The packet identifier, for the packet types that carry one.
     public var packetIdentifier: UInt16? {
         switch self {
