@@ -52,10 +52,6 @@ public struct ByteWriter: ~Copyable {
         used &+= bytes.count
     }
 
-    @inlinable @inline(__always) public mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) {
-        append(UnsafeRawBufferPointer(bytes))
-    }
-
     /// A literal's UTF-8.
     @inlinable @inline(__always) public mutating func append(_ text: StaticString) {
         text.withUTF8Buffer { append(UnsafeRawBufferPointer($0)) }

@@ -79,14 +79,10 @@ public enum DecimalText {
             append(UInt64(value), minimumDigits: width, to: &out)
             return
         }
-        var count = value < 0 ? 2 : 1
-        var rest = value.magnitude
-        while rest >= 10 {
-            rest /= 10
-            count += 1
-        }
+        // Negative: the sign counts towards the width, and the zeros go in front of it.
+        let count = digitCount(value.magnitude) + 1
         for _ in count..<max(count, width) { out.append(UInt8(ascii: "0")) }
-        if value < 0 { out.append(UInt8(ascii: "-")) }
+        out.append(UInt8(ascii: "-"))
         append(value.magnitude, to: &out)
     }
 }

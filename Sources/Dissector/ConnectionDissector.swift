@@ -357,15 +357,17 @@ public struct ConnectionDissector {
                 var annotation: AnnotatedMessage?
                 var deferred: DeferredWorksAnnotation?
                 if annotates, let topic = shown.publishTopic {
-                    let works = DeferredWorksAnnotation(redactor: redactor, onlyWorksKinds: worksConfidence < .likely)
                     if ChatTopicDialect.recognises(topic: topic), case .publish(let publish) = shown {
                         var chat = ChatTopicDialect().annotate(publish, redactor: redactor)
                         chatReplies.follow(publish, annotation: &chat)
                         annotation = chat
-                    } else if defersWorksAnnotation {
-                        deferred = works
-                    } else if case .publish(let publish) = shown {
-                        annotation = works.annotate(publish)
+                    } else {
+                        let works = DeferredWorksAnnotation(redactor: redactor, onlyWorksKinds: worksConfidence < .likely)
+                        if defersWorksAnnotation {
+                            deferred = works
+                        } else if case .publish(let publish) = shown {
+                            annotation = works.annotate(publish)
+                        }
                     }
                 }
                 gaveNothing = false

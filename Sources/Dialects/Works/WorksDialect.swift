@@ -171,13 +171,13 @@ public struct WorksDialect: MQTTDialect {
     {
         // Floor division in integers: exact for every value (dividing as Doubles was not past
         // 2^53, and took a conversion each way for every timestamp written).
-        let (secondsQuotient, millisRemainder) = milliseconds.quotientAndRemainder(dividingBy: 1000)
-        let seconds = millisRemainder < 0 ? secondsQuotient - 1 : secondsQuotient
-        let millis = millisRemainder < 0 ? millisRemainder + 1000 : millisRemainder
+        func floorDivision(_ value: Int64, by divisor: Int64) -> (quotient: Int64, remainder: Int64) {
+            let (quotient, remainder) = value.quotientAndRemainder(dividingBy: divisor)
+            return remainder < 0 ? (quotient - 1, remainder + divisor) : (quotient, remainder)
+        }
+        let (seconds, millis) = floorDivision(milliseconds, by: 1000)
         // Civil from days (Howard Hinnant's algorithm): no Foundation needed in the codec.
-        let (daysQuotient, secondsRemainder) = seconds.quotientAndRemainder(dividingBy: 86_400)
-        let days = secondsRemainder < 0 ? daysQuotient - 1 : daysQuotient
-        let secondOfDay = secondsRemainder < 0 ? secondsRemainder + 86_400 : secondsRemainder
+        let (days, secondOfDay) = floorDivision(seconds, by: 86_400)
         let z = days + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
         let doe = z - era * 146_097
