@@ -74,28 +74,75 @@ struct InputCursor {
     var rest: ArraySlice<UInt8> { bytes[min(index, bytes.count)...] }
 }
 
-/// Chunk sizes for feeding a stream in pieces, derived from a seed byte: sizes 1...64,
-/// cycled, so that one-byte feeding and odd splits both happen.
-func chunkSizes(seed: UInt8) -> [Int] {
-    var rng = SplitMix64(seed: UInt64(seed) &+ 1)
-    return (0..<8).map { _ in Int(rng.next() % 64) + 1 }
+/// Chunk sizes for feeding a stream in pieces: eight sizes of 1...64 bytes, cycled, so that
+/// one-byte feeding and odd splits both happen. They are packed into one word (six bits
+/// each), so that cutting a stream allocates nothing: the codec targets run each input in
+/// a few microseconds, and every allocation costs AddressSanitizer's allocator and
+/// quarantine.
+struct ChunkSizes: Sendable, Equatable {
+    private let packed: UInt64
+
+    /// Sizes derived from a seed byte of the input.
+    init(seed: UInt8) {
+        var rng = SplitMix64(seed: UInt64(seed) &+ 1)
+        var packed: UInt64 = 0
+        for slot in 0..<8 { packed |= (rng.next() % 64) << UInt64(slot * 6) }
+        self.packed = packed
+    }
+
+    /// The given sizes (each 1...64), cycled through the eight slots.
+    init(_ sizes: [Int]) {
+        precondition(!sizes.isEmpty && sizes.allSatisfy { (1...64).contains($0) }, "chunk sizes are 1...64")
+        var packed: UInt64 = 0
+        for slot in 0..<8 { packed |= UInt64(sizes[slot % sizes.count] - 1) << UInt64(slot * 6) }
+        self.packed = packed
+    }
+
+    /// The size of the `turn`th piece.
+    func size(turn: Int) -> Int {
+        Int((packed >> UInt64((turn & 7) * 6)) & 63) + 1
+    }
+
+    /// The first eight sizes, for messages.
+    var sizes: [Int] { (0..<8).map(size(turn:)) }
 }
 
-/// `buffer` cut into slices of `sizes` (cycled), or whole when `sizes` is nil. Slices
-/// share the buffer's storage: feeding them allocates nothing, which keeps the harnesses
-/// fast under AddressSanitizer.
-func pieces(of buffer: ByteBuffer, sizes: [Int]?) -> [ByteBuffer] {
-    guard let sizes else { return [buffer] }
-    var out: [ByteBuffer] = []
+/// Calls `body` with `buffer` cut into slices of `sizes` (cycled), or whole when `sizes` is
+/// nil. Slices share the buffer's storage: feeding them allocates nothing.
+func forEachPiece<Failure: Error>(of buffer: ByteBuffer, sizes: ChunkSizes?,
+                                  _ body: (ByteBuffer) throws(Failure) -> Void) throws(Failure) {
+    guard let sizes else {
+        try body(buffer)
+        return
+    }
     var start = 0
     var turn = 0
     while start < buffer.readableBytes {
-        let length = min(sizes[turn % sizes.count], buffer.readableBytes - start)
-        if let slice = buffer.getSlice(at: buffer.readerIndex + start, length: length) { out.append(slice) }
+        let length = min(sizes.size(turn: turn), buffer.readableBytes - start)
+        if let slice = buffer.getSlice(at: buffer.readerIndex + start, length: length) { try body(slice) }
         start += length
         turn += 1
     }
-    return out
+}
+
+/// Compares the answers of a later pass over an input (chunked, or by another path) with the
+/// first pass's, one by one as they come, without building a second list: the list is built
+/// only to describe a difference.
+struct AnswerComparison<Answer: Equatable> {
+    let expected: [Answer]
+    private(set) var count = 0
+    private(set) var differs = false
+
+    init(expecting expected: [Answer]) { self.expected = expected }
+
+    mutating func take(_ answer: Answer) {
+        if !differs {
+            if count < expected.count && expected[count] == answer { count += 1 } else { differs = true }
+        }
+    }
+
+    /// Whether every answer came, in order, and no other.
+    var matches: Bool { !differs && count == expected.count }
 }
 
 /// "item N: expected …, got …" for the first place two answer lists differ.

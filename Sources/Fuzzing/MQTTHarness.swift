@@ -35,18 +35,26 @@ enum MQTTHarness {
         let seed = cursor.byte()
         let version: ProtocolVersion = [.v3_1_1, .v5, .v3_1, .v3_1_1][Int(flags & 3)]
         let scansFirst = flags & 4 != 0
-        let stream = cursor.rest
+        let stream = ByteBuffer(bytes: cursor.rest)
         let oneShot = try decode(stream, version: version, scansFirst: scansFirst, target: "mqtt-chunked")
-        let pieces = try decode(stream, version: version, scansFirst: scansFirst, chunkSizes: chunkSizes(seed: seed),
-                                target: "mqtt-chunked")
-        if pieces != oneShot {
-            throw OracleViolation(target: "mqtt-chunked", oracle: "chunked decoding equals one-shot decoding",
-                                  detail: firstDifference(oneShot, pieces))
+        let sizes = ChunkSizes(seed: seed)
+        var pieces = AnswerComparison(expecting: oneShot)
+        try decode(stream, version: version, scansFirst: scansFirst, chunkSizes: sizes, target: "mqtt-chunked") {
+            pieces.take($0)
         }
-        let fullPath = try decode(stream, version: version, scansFirst: scansFirst, fastPath: false, target: "mqtt-chunked")
-        if fullPath != oneShot {
+        if !pieces.matches {
+            let answers = try decode(stream, version: version, scansFirst: scansFirst, chunkSizes: sizes, target: "mqtt-chunked")
+            throw OracleViolation(target: "mqtt-chunked", oracle: "chunked decoding equals one-shot decoding",
+                                  detail: firstDifference(oneShot, answers))
+        }
+        var fullPath = AnswerComparison(expecting: oneShot)
+        try decode(stream, version: version, scansFirst: scansFirst, fastPath: false, target: "mqtt-chunked") {
+            fullPath.take($0)
+        }
+        if !fullPath.matches {
+            let answers = try decode(stream, version: version, scansFirst: scansFirst, fastPath: false, target: "mqtt-chunked")
             throw OracleViolation(target: "mqtt-chunked", oracle: "the fast path decodes like the full path",
-                                  detail: firstDifference(oneShot, fullPath))
+                                  detail: firstDifference(oneShot, answers))
         }
     }
 
@@ -63,50 +71,82 @@ enum MQTTHarness {
         }
     }
 
-    static func decode(_ stream: ArraySlice<UInt8>, version: ProtocolVersion, scansFirst: Bool = false,
-                       chunkSizes: [Int]? = nil, fastPath: Bool = true, target: String) throws(OracleViolation) -> [Outcome]
+    /// Everything the decoder answers for `stream`, in order.
+    static func decode(_ stream: ByteBuffer, version: ProtocolVersion, scansFirst: Bool = false,
+                       chunkSizes: ChunkSizes? = nil, fastPath: Bool = true, target: String) throws(OracleViolation) -> [Outcome]
+    {
+        var outcomes: [Outcome] = []
+        outcomes.reserveCapacity(16)
+        try decode(stream, version: version, scansFirst: scansFirst, chunkSizes: chunkSizes, fastPath: fastPath,
+                   target: target) { outcomes.append($0) }
+        return outcomes
+    }
+
+    /// Feeds `stream` to a decoder (whole, or cut into `chunkSizes`) and hands each answer
+    /// to `answer` as it comes, so that a pass compared with another builds no list.
+    static func decode(_ stream: ByteBuffer, version: ProtocolVersion, scansFirst: Bool = false,
+                       chunkSizes: ChunkSizes? = nil, fastPath: Bool = true, target: String,
+                       answer: (consuming Outcome) -> Void) throws(OracleViolation)
     {
         var decoder = MQTTDecoder(configuration: .init(maximumPacketSize: maximumPacketSize, version: version))
         decoder.usesFastPath = fastPath
         if scansFirst { decoder.lost(nil) }
-        var outcomes: [Outcome] = []
-        for piece in pieces(of: ByteBuffer(bytes: stream), sizes: chunkSizes) {
+        var count = 0
+        var last = "-"
+        var finished = false
+        try forEachPiece(of: stream, sizes: chunkSizes) { (piece: ByteBuffer) throws(OracleViolation) in
+            if finished { return }
             decoder.append(piece)
             while true {
                 // Every packet is at least two bytes and every recoverable error skips
                 // its packet, so there are never more answers than bytes.
-                guard outcomes.count <= stream.count else {
+                guard count <= stream.readableBytes else {
                     throw OracleViolation(target: target, oracle: "the decoder makes progress",
-                                          detail: "\(outcomes.count) answers from \(stream.count) bytes; last: \(outcomes.last.map { "\($0)" } ?? "-")")
+                                          detail: "\(count) answers from \(stream.readableBytes) bytes; last: \(last)")
                 }
-                do {
+                do throws(MQTTWireError) {
                     guard let packet = try decoder.next() else { break }
-                    outcomes.append(.packet(packet, range: decoder.lastPacketRange, version: decoder.version))
+                    count += 1
+                    let outcome = Outcome.packet(packet, range: decoder.lastPacketRange, version: decoder.version)
+                    if count > stream.readableBytes { last = "\(outcome)" }
+                    answer(outcome)
                 } catch {
-                    outcomes.append(.error(error))
-                    if !error.isRecoverable { return outcomes }
+                    count += 1
+                    if count > stream.readableBytes { last = "error \(error)" }
+                    answer(.error(error))
+                    if !error.isRecoverable {
+                        finished = true
+                        return
+                    }
                 }
             }
         }
-        return outcomes
+    }
+
+    /// For tests: the answers for bytes, whole or cut into pieces of `chunkSizes`.
+    static func decode(_ stream: ArraySlice<UInt8>, version: ProtocolVersion, chunkSizes: [Int]? = nil,
+                       target: String) throws(OracleViolation) -> [Outcome] {
+        try decode(ByteBuffer(bytes: stream), version: version, chunkSizes: chunkSizes.map(ChunkSizes.init), target: target)
     }
 
     /// Every packet decoded from `stream`, encoded again one after the other, decodes
     /// back to the same packets (one buffer and one decoder for all, which keeps the
     /// harness fast; a mismatch is then narrowed down to its packet).
-    static func roundTrips(_ stream: ArraySlice<UInt8>, version: ProtocolVersion, target: String) throws(OracleViolation) {
-        var packets: [(MQTTPacket, ProtocolVersion)] = []
-        for case .packet(let packet, _, let packetVersion) in try decode(stream, version: version, target: target) {
-            packets.append((packet, packetVersion))
-        }
-        guard !packets.isEmpty else { return }
-        var encoded = ByteBuffer()
-        for (packet, packetVersion) in packets {
+    static func roundTrips(_ bytes: ArraySlice<UInt8>, version: ProtocolVersion, target: String) throws(OracleViolation) {
+        let stream = ByteBuffer(bytes: bytes)
+        let outcomes = try decode(stream, version: version, target: target)
+        // Re-encoded packets take about the room they took in the input.
+        var encoded = ByteBufferAllocator().buffer(capacity: 0)
+        var packets = 0
+        for case .packet(let packet, _, let packetVersion) in outcomes {
+            if packets == 0 { encoded.reserveCapacity(stream.readableBytes + 64) }
             try encode(packet, version: packetVersion, into: &encoded, target: target)
+            packets += 1
         }
+        guard packets > 0 else { return }
         var decoder = MQTTDecoder(configuration: .init(maximumPacketSize: maximumPacketSize, version: version))
         decoder.append(encoded)
-        for (packet, packetVersion) in packets {
+        for case .packet(let packet, _, let packetVersion) in outcomes {
             let back = try? decoder.next()
             guard back == packet else {
                 // Narrow it down: the packet alone.

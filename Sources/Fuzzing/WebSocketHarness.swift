@@ -28,12 +28,17 @@ enum WebSocketHarness {
         let flags = cursor.byte()
         let seed = cursor.byte()
         let setup = StreamSetup(flags: flags)
-        let stream = cursor.rest
-        let oneShot = try events(stream, setup: setup, chunkSizes: nil)
-        let pieces = try events(stream, setup: setup, chunkSizes: chunkSizes(seed: seed))
-        if pieces != oneShot {
+        let stream = ByteBuffer(bytes: cursor.rest)
+        var oneShot: [WebSocketStreamDecoder.Event] = []
+        oneShot.reserveCapacity(16)
+        try feed(stream, setup: setup, chunkSizes: nil) { oneShot.append($0) }
+        let sizes = ChunkSizes(seed: seed)
+        var pieces = AnswerComparison(expecting: oneShot)
+        try feed(stream, setup: setup, chunkSizes: sizes) { pieces.take($0) }
+        if !pieces.matches {
+            let events = try events(stream, setup: setup, chunkSizes: sizes)
             throw OracleViolation(target: "websocket", oracle: "chunked decoding equals one-shot decoding",
-                                  detail: firstDifference(oneShot, pieces))
+                                  detail: firstDifference(oneShot, events))
         }
         try roundTrips(oneShot, setup: setup)
     }
@@ -54,9 +59,25 @@ enum WebSocketHarness {
         }
     }
 
-    static func events(_ stream: ArraySlice<UInt8>, setup: StreamSetup, chunkSizes: [Int]?) throws(OracleViolation)
+    /// Every event of `stream`, fed whole or cut into pieces of `chunkSizes`.
+    static func events(_ stream: ByteBuffer, setup: StreamSetup, chunkSizes: ChunkSizes?) throws(OracleViolation)
         -> [WebSocketStreamDecoder.Event]
     {
+        var events: [WebSocketStreamDecoder.Event] = []
+        try feed(stream, setup: setup, chunkSizes: chunkSizes) { events.append($0) }
+        return events
+    }
+
+    /// For tests: every event of bytes fed whole.
+    static func events(_ stream: ArraySlice<UInt8>, setup: StreamSetup) throws(OracleViolation) -> [WebSocketStreamDecoder.Event] {
+        try events(ByteBuffer(bytes: stream), setup: setup, chunkSizes: nil)
+    }
+
+    /// Feeds `stream` to a decoder set up as `setup` (whole, or cut into `chunkSizes`) and
+    /// hands each event to `emit` as it comes, so that a pass compared with another builds
+    /// no list.
+    static func feed(_ stream: ByteBuffer, setup: StreamSetup, chunkSizes: ChunkSizes?,
+                     emit: (consuming WebSocketStreamDecoder.Event) -> Void) throws(OracleViolation) {
         var decoder: WebSocketStreamDecoder
         do {
             decoder = try WebSocketStreamDecoder(direction: setup.direction, expectsHead: setup.expectsHead,
@@ -66,28 +87,22 @@ enum WebSocketHarness {
             throw OracleViolation(target: "websocket", oracle: "setup", detail: "\(error)")
         }
         if setup.scansFirst { decoder.lost(nil) }
-        var events: [WebSocketStreamDecoder.Event] = []
-        for piece in pieces(of: ByteBuffer(bytes: stream), sizes: chunkSizes) {
-            events += decoder.feed(piece)
-        }
-        return events
+        forEachPiece(of: stream, sizes: chunkSizes) { piece in decoder.feed(piece, emit: emit) }
     }
 
     /// The frame writer's bytes for the parsed frames, one after the other, parse back to
     /// the same frames (one buffer and one parser for all, which keeps the harness fast; a
     /// mismatch is then narrowed down to its frame).
     static func roundTrips(_ events: [WebSocketStreamDecoder.Event], setup: StreamSetup) throws(OracleViolation) {
-        var wire = ByteBuffer()
-        var frames: [ParsedFrame] = []
-        for case .frame(let parsed) in events {
-            WebSocketFrameWriter.write(parsed, into: &wire)
-            frames.append(parsed)
-        }
-        guard !frames.isEmpty else { return }
+        var size = 0
+        for case .frame(let parsed) in events { size += parsed.headerLength + parsed.length }
+        guard size > 0 else { return }
+        var wire = ByteBufferAllocator().buffer(capacity: size)
+        for case .frame(let parsed) in events { WebSocketFrameWriter.write(parsed, into: &wire) }
         var parser = WebSocketFrameParser(configuration: .init(
             maximumFrameSize: maximumSize, direction: setup.direction, allowedReservedBits: [.rsv1, .rsv2, .rsv3]))
         parser.append(wire)
-        for parsed in frames {
+        for case .frame(let parsed) in events {
             let back = try? parser.next()
             guard let back, back.isSameFrame(as: parsed) else {
                 try roundTrip(parsed, setup: setup)

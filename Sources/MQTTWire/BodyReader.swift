@@ -32,20 +32,23 @@ struct BodyReader {
               spec: "MQTT 3.1.1 §2.2.3")
     }
 
+    // Field names are written only for an error: some are made from a property's name, and
+    // making them for every field read allocated, an error or not.
+
     @inline(__always)
-    mutating func readByte(_ field: String) throws(MQTTWireError) -> UInt8 {
-        guard let value = buffer.readInteger(as: UInt8.self) else { throw truncated(field, needs: 1) }
+    mutating func readByte(_ field: @autoclosure () -> String) throws(MQTTWireError) -> UInt8 {
+        guard let value = buffer.readInteger(as: UInt8.self) else { throw truncated(field(), needs: 1) }
         return value
     }
 
     @inline(__always)
-    mutating func readUInt16(_ field: String) throws(MQTTWireError) -> UInt16 {
-        guard let value = buffer.readInteger(as: UInt16.self) else { throw truncated(field, needs: 2) }
+    mutating func readUInt16(_ field: @autoclosure () -> String) throws(MQTTWireError) -> UInt16 {
+        guard let value = buffer.readInteger(as: UInt16.self) else { throw truncated(field(), needs: 2) }
         return value
     }
 
-    mutating func readUInt32(_ field: String) throws(MQTTWireError) -> UInt32 {
-        guard let value = buffer.readInteger(as: UInt32.self) else { throw truncated(field, needs: 4) }
+    mutating func readUInt32(_ field: @autoclosure () -> String) throws(MQTTWireError) -> UInt32 {
+        guard let value = buffer.readInteger(as: UInt32.self) else { throw truncated(field(), needs: 4) }
         return value
     }
 
@@ -63,40 +66,42 @@ struct BodyReader {
 
     /// A variable byte integer (MQTT 5.0 §1.5.5; only MQTT 5 has them inside packets): at
     /// most four bytes, and no more than the value needs.
-    mutating func readVariableByteInteger(_ field: String) throws(MQTTWireError) -> UInt32 {
+    mutating func readVariableByteInteger(_ field: @autoclosure () -> String) throws(MQTTWireError) -> UInt32 {
         let start = offset
         var value: UInt32 = 0
         for index in 0..<4 {
-            guard let byte = buffer.readInteger(as: UInt8.self) else { throw truncated(field, needs: index + 1) }
+            guard let byte = buffer.readInteger(as: UInt8.self) else { throw truncated(field(), needs: index + 1) }
             value |= UInt32(byte & 0x7F) << (7 * UInt32(index))
             if byte & 0x80 == 0 {
                 if index > 0 && byte == 0 {
-                    let value = value
+                    let (name, value) = (field(), value)
                     throw error(.malformedVariableByteInteger, at: start,
-                                "\(field) \(value) is encoded in \(index + 1) bytes, more than it needs", spec: "MQTT-1.5.5-1")
+                                "\(name) \(value) is encoded in \(index + 1) bytes, more than it needs", spec: "MQTT-1.5.5-1")
                 }
                 return value
             }
         }
-        throw error(.malformedVariableByteInteger, at: start, "\(field) runs past four bytes", spec: "MQTT 5.0 §1.5.5")
+        let name = field()
+        throw error(.malformedVariableByteInteger, at: start, "\(name) runs past four bytes", spec: "MQTT 5.0 §1.5.5")
     }
 
     /// Binary data: a two-byte length, then that many bytes, as a slice of the input.
-    mutating func readBinary(_ field: String) throws(MQTTWireError) -> ByteBuffer {
-        let length = Int(try readUInt16("\(field) length"))
-        guard let slice = buffer.readSlice(length: length) else { throw truncated(field, needs: length) }
+    mutating func readBinary(_ field: @autoclosure () -> String) throws(MQTTWireError) -> ByteBuffer {
+        let length = Int(try readUInt16("\(field()) length"))
+        guard let slice = buffer.readSlice(length: length) else { throw truncated(field(), needs: length) }
         return slice
     }
 
     /// A UTF-8 encoded string (§1.5.3 / §1.5.4): well-formed, no U+0000.
     @inline(__always)
-    mutating func readString(_ field: String) throws(MQTTWireError) -> String {
-        let length = Int(try readUInt16("\(field) length"))
-        guard length <= buffer.readableBytes else { throw truncated(field, needs: length) }
+    mutating func readString(_ field: @autoclosure () -> String) throws(MQTTWireError) -> String {
+        let length = Int(try readUInt16("\(field()) length"))
+        guard length <= buffer.readableBytes else { throw truncated(field(), needs: length) }
         let start = offset
         let decoded: String? = buffer.withUnsafeReadableBytes { UTF8Check.string(from: UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
         guard let decoded else {
             let bytes = buffer.withUnsafeReadableBytes { Array($0[0..<length]) }
+            let field = field()
             if let nul = bytes.firstIndex(of: 0) {
                 throw error(.nullCharacterInString, at: start + nul, "\(field) contains U+0000", spec: "MQTT-1.5.3-2")
             }
@@ -143,37 +148,36 @@ struct BodyReader {
     }
 
     private mutating func readPropertyValue(_ identifier: MQTTProperty.Identifier) throws(MQTTWireError) -> MQTTProperty {
-        let name = "\(identifier)"
         switch identifier {
-        case .payloadFormatIndicator: return .payloadFormatIndicator(try readByte(name))
-        case .messageExpiryInterval: return .messageExpiryInterval(try readUInt32(name))
-        case .contentType: return .contentType(try readString(name))
-        case .responseTopic: return .responseTopic(try readString(name))
-        case .correlationData: return .correlationData(try readBinary(name))
-        case .subscriptionIdentifier: return .subscriptionIdentifier(try readVariableByteInteger(name))
-        case .sessionExpiryInterval: return .sessionExpiryInterval(try readUInt32(name))
-        case .assignedClientIdentifier: return .assignedClientIdentifier(try readString(name))
-        case .serverKeepAlive: return .serverKeepAlive(try readUInt16(name))
-        case .authenticationMethod: return .authenticationMethod(try readString(name))
-        case .authenticationData: return .authenticationData(try readBinary(name))
-        case .requestProblemInformation: return .requestProblemInformation(try readByte(name))
-        case .willDelayInterval: return .willDelayInterval(try readUInt32(name))
-        case .requestResponseInformation: return .requestResponseInformation(try readByte(name))
-        case .responseInformation: return .responseInformation(try readString(name))
-        case .serverReference: return .serverReference(try readString(name))
-        case .reasonString: return .reasonString(try readString(name))
-        case .receiveMaximum: return .receiveMaximum(try readUInt16(name))
-        case .topicAliasMaximum: return .topicAliasMaximum(try readUInt16(name))
-        case .topicAlias: return .topicAlias(try readUInt16(name))
-        case .maximumQoS: return .maximumQoS(try readByte(name))
-        case .retainAvailable: return .retainAvailable(try readByte(name))
+        case .payloadFormatIndicator: return .payloadFormatIndicator(try readByte(identifier.description))
+        case .messageExpiryInterval: return .messageExpiryInterval(try readUInt32(identifier.description))
+        case .contentType: return .contentType(try readString(identifier.description))
+        case .responseTopic: return .responseTopic(try readString(identifier.description))
+        case .correlationData: return .correlationData(try readBinary(identifier.description))
+        case .subscriptionIdentifier: return .subscriptionIdentifier(try readVariableByteInteger(identifier.description))
+        case .sessionExpiryInterval: return .sessionExpiryInterval(try readUInt32(identifier.description))
+        case .assignedClientIdentifier: return .assignedClientIdentifier(try readString(identifier.description))
+        case .serverKeepAlive: return .serverKeepAlive(try readUInt16(identifier.description))
+        case .authenticationMethod: return .authenticationMethod(try readString(identifier.description))
+        case .authenticationData: return .authenticationData(try readBinary(identifier.description))
+        case .requestProblemInformation: return .requestProblemInformation(try readByte(identifier.description))
+        case .willDelayInterval: return .willDelayInterval(try readUInt32(identifier.description))
+        case .requestResponseInformation: return .requestResponseInformation(try readByte(identifier.description))
+        case .responseInformation: return .responseInformation(try readString(identifier.description))
+        case .serverReference: return .serverReference(try readString(identifier.description))
+        case .reasonString: return .reasonString(try readString(identifier.description))
+        case .receiveMaximum: return .receiveMaximum(try readUInt16(identifier.description))
+        case .topicAliasMaximum: return .topicAliasMaximum(try readUInt16(identifier.description))
+        case .topicAlias: return .topicAlias(try readUInt16(identifier.description))
+        case .maximumQoS: return .maximumQoS(try readByte(identifier.description))
+        case .retainAvailable: return .retainAvailable(try readByte(identifier.description))
         case .userProperty:
             let key = try readString("user property name")
             return .userProperty(name: key, value: try readString("user property value"))
-        case .maximumPacketSize: return .maximumPacketSize(try readUInt32(name))
-        case .wildcardSubscriptionAvailable: return .wildcardSubscriptionAvailable(try readByte(name))
-        case .subscriptionIdentifierAvailable: return .subscriptionIdentifierAvailable(try readByte(name))
-        case .sharedSubscriptionAvailable: return .sharedSubscriptionAvailable(try readByte(name))
+        case .maximumPacketSize: return .maximumPacketSize(try readUInt32(identifier.description))
+        case .wildcardSubscriptionAvailable: return .wildcardSubscriptionAvailable(try readByte(identifier.description))
+        case .subscriptionIdentifierAvailable: return .subscriptionIdentifierAvailable(try readByte(identifier.description))
+        case .sharedSubscriptionAvailable: return .sharedSubscriptionAvailable(try readByte(identifier.description))
         }
     }
 }

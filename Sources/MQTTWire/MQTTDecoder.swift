@@ -133,9 +133,10 @@ public struct MQTTDecoder: Sendable {
         }
         guard total <= configuration.maximumPacketSize else {
             input.skip(total)
+            let maximum = configuration.maximumPacketSize
             throw MQTTWireError(
                 code: .packetTooLarge, offset: start, packetType: header.type,
-                reason: "packet of \(total) bytes exceeds the maximum of \(configuration.maximumPacketSize)",
+                describedBy: "packet of \(total) bytes exceeds the maximum of \(maximum)",
                 specReference: "MQTT-3.2.2-15", isRecoverable: true)
         }
         guard input.ensureContiguous(total), let type = header.type else { return nil }

@@ -120,32 +120,74 @@ public struct ReasonCode: RawRepresentable, Sendable, Hashable, CustomStringConv
         return name.map { "\(hex) \($0)" } ?? "unknown(\(hex))"
     }
 
-    /// The codes each MQTT 5.0 packet may carry (§3.x.2.1 of each packet).
-    static func allowed(in type: PacketType, version: ProtocolVersion) -> Set<UInt8> {
+    /// The codes each packet may carry (MQTT 5.0: §3.x.2.1 of each packet; MQTT 3.1.1: CONNACK's
+    /// return codes and SUBACK's). The sets are built once: a `Set` literal here was built, and
+    /// hashed into, for every acknowledgement read or written.
+    static func allowed(in type: PacketType, version: ProtocolVersion) -> ReasonCodeSet {
         if version != .v5 {
             switch type {
-            case .connack: return [0, 1, 2, 3, 4, 5]
-            case .suback: return [0, 1, 2, 0x80]
-            default: return []
+            case .connack: return ReasonCodeSet.v3ConnAck
+            case .suback: return ReasonCodeSet.v3SubAck
+            default: return ReasonCodeSet()
             }
         }
         switch type {
-        case .connack:
-            return [
-                0x00, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A, 0x8C, 0x90,
-                0x95, 0x97, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9F,
-            ]
-        case .puback, .pubrec: return [0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99]
-        case .pubrel, .pubcomp: return [0x00, 0x92]
-        case .suback: return [0x00, 0x01, 0x02, 0x80, 0x83, 0x87, 0x8F, 0x91, 0x97, 0x9E, 0xA1, 0xA2]
-        case .unsuback: return [0x00, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91]
-        case .disconnect:
-            return [
-                0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8B, 0x8D, 0x8E, 0x8F, 0x90, 0x93,
-                0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9E, 0x9F, 0xA0, 0xA1, 0xA2,
-            ]
-        case .auth: return [0x00, 0x18, 0x19]
-        default: return []
+        case .connack: return ReasonCodeSet.connAck
+        case .puback, .pubrec: return ReasonCodeSet.pubAck
+        case .pubrel, .pubcomp: return ReasonCodeSet.pubRel
+        case .suback: return ReasonCodeSet.subAck
+        case .unsuback: return ReasonCodeSet.unsubAck
+        case .disconnect: return ReasonCodeSet.disconnect
+        case .auth: return ReasonCodeSet.auth
+        default: return ReasonCodeSet()
         }
     }
+}
+
+/// A set of reason code values as 256 bits.
+struct ReasonCodeSet: Sendable {
+    private var low: (UInt64, UInt64) = (0, 0)
+    private var high: (UInt64, UInt64) = (0, 0)
+
+    init() {}
+
+    init(_ codes: [UInt8]) {
+        for code in codes { insert(code) }
+    }
+
+    private mutating func insert(_ code: UInt8) {
+        let bit = UInt64(1) << UInt64(code & 63)
+        switch code >> 6 {
+        case 0: low.0 |= bit
+        case 1: low.1 |= bit
+        case 2: high.0 |= bit
+        default: high.1 |= bit
+        }
+    }
+
+    func contains(_ code: UInt8) -> Bool {
+        let word = switch code >> 6 {
+        case 0: low.0
+        case 1: low.1
+        case 2: high.0
+        default: high.1
+        }
+        return word & (UInt64(1) << UInt64(code & 63)) != 0
+    }
+
+    static let v3ConnAck = ReasonCodeSet([0, 1, 2, 3, 4, 5])
+    static let v3SubAck = ReasonCodeSet([0, 1, 2, 0x80])
+    static let connAck = ReasonCodeSet([
+        0x00, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A, 0x8C, 0x90,
+        0x95, 0x97, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9F,
+    ])
+    static let pubAck = ReasonCodeSet([0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99])
+    static let pubRel = ReasonCodeSet([0x00, 0x92])
+    static let subAck = ReasonCodeSet([0x00, 0x01, 0x02, 0x80, 0x83, 0x87, 0x8F, 0x91, 0x97, 0x9E, 0xA1, 0xA2])
+    static let unsubAck = ReasonCodeSet([0x00, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91])
+    static let disconnect = ReasonCodeSet([
+        0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8B, 0x8D, 0x8E, 0x8F, 0x90, 0x93,
+        0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9E, 0x9F, 0xA0, 0xA1, 0xA2,
+    ])
+    static let auth = ReasonCodeSet([0x00, 0x18, 0x19])
 }

@@ -79,6 +79,33 @@ struct OracleTests {
         #expect(firstDifference([1, 2, 3], [1, 5]) == "item 1: expected 2, got 5 (3 vs 2 items)")
     }
 
+    @Test func answerComparisonNoticesAnyDifference() {
+        func compare(_ expected: [Int], _ answers: [Int]) -> Bool {
+            var comparison = AnswerComparison(expecting: expected)
+            for answer in answers { comparison.take(answer) }
+            return comparison.matches
+        }
+        #expect(compare([1, 2, 3], [1, 2, 3]))
+        #expect(compare([], []))
+        #expect(!compare([1, 2, 3], [1, 2]))  // one missing
+        #expect(!compare([1, 2], [1, 2, 3]))  // one more
+        #expect(!compare([1, 2, 3], [1, 5, 3]))  // one different
+        #expect(!compare([], [1]))
+    }
+
+    @Test func chunkSizesAreTheSeedsSizesCycled() {
+        let sizes = ChunkSizes(seed: 7)
+        #expect(sizes.sizes.allSatisfy { (1...64).contains($0) })
+        #expect((0..<16).map(sizes.size(turn:)) == sizes.sizes + sizes.sizes)
+        // Derived as before the sizes were packed, so committed inputs are cut as they were.
+        var rng = SplitMix64(seed: 8)
+        #expect(sizes.sizes == (0..<8).map { _ in Int(rng.next() % 64) + 1 })
+        #expect(ChunkSizes([1, 64]).sizes == [1, 64, 1, 64, 1, 64, 1, 64])
+        var pieces: [Int] = []
+        forEachPiece(of: ByteBuffer(repeating: 0, count: 130), sizes: ChunkSizes([64])) { pieces.append($0.readableBytes) }
+        #expect(pieces == [64, 64, 2])
+    }
+
     @Test func jsonOracleRejectsWhatDoesNotReadBack() {
         #expect(throws: Never.self) { try JSONHarness.readsBack(.object([.init(key: "a", value: .number("1"))]), target: "test") }
         // A number that is not JSON is written as is and cannot be read back.
@@ -162,7 +189,7 @@ struct CorpusGeneratorTests {
             var cursor = InputCursor(seed)
             let setup = WebSocketHarness.StreamSetup(flags: cursor.byte())
             _ = cursor.byte()
-            guard let events = try? WebSocketHarness.events(cursor.rest, setup: setup, chunkSizes: nil) else { continue }
+            guard let events = try? WebSocketHarness.events(cursor.rest, setup: setup) else { continue }
             for event in events {
                 switch event {
                 case .frame(let frame): if frame.maskKey == nil { unmasked += 1 } else { masked += 1 }

@@ -297,3 +297,43 @@ struct TopicMatchingTests {
         }
     }
 }
+
+@Suite("Reason codes each packet may carry")
+struct AllowedReasonCodeTests {
+    /// Decodes `prefix` followed by `code` (and a zero property length in MQTT 5) and tells
+    /// whether the decoder took the code.
+    static func accepts(_ prefix: [UInt8], code: UInt8, version: ProtocolVersion) -> Bool {
+        var decoder = MQTTDecoder(configuration: .init(version: version, followsConnect: false))
+        var bytes = prefix + [code]
+        if version == .v5 { bytes.append(0) }
+        bytes[1] = UInt8(bytes.count - 2)
+        decoder.append(contentsOf: bytes)
+        do {
+            return try decoder.next() != nil
+        } catch {
+            #expect(error.code == .invalidReasonCode, "\(error)")
+            return false
+        }
+    }
+
+    /// Every byte value, against the lists of the specifications.
+    @Test(arguments: [
+        // PUBACK and PUBREC (MQTT 5.0 §3.4.2.1, §3.5.2.1)
+        ([0x40, 0, 0x00, 0x01], ProtocolVersion.v5, [0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99]),
+        ([0x50, 0, 0x00, 0x01], .v5, [0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99]),
+        // PUBREL (§3.6.2.1)
+        ([0x62, 0, 0x00, 0x01], .v5, [0x00, 0x92]),
+        // CONNACK (§3.2.2.2; MQTT 3.1.1 §3.2.2.3 has return codes 0 to 5)
+        ([0x20, 0, 0x00], .v5, [0x00, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A, 0x8C, 0x90,
+                                0x95, 0x97, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9F]),
+        ([0x20, 0, 0x00], .v3_1_1, [0, 1, 2, 3, 4, 5]),
+        // SUBACK (MQTT 3.1.1 §3.9.3)
+        ([0x90, 0, 0x00, 0x01], .v3_1_1, [0x00, 0x01, 0x02, 0x80]),
+        // AUTH (§3.15.2.1)
+        ([0xF0, 0], .v5, [0x00, 0x18, 0x19]),
+    ] as [([UInt8], ProtocolVersion, [Int])])
+    func everyCode(prefix: [UInt8], version: ProtocolVersion, allowed: [Int]) {
+        let accepted = (0...255).filter { Self.accepts(prefix, code: UInt8($0), version: version) }
+        #expect(accepted == allowed)
+    }
+}
