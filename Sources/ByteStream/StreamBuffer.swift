@@ -67,7 +67,9 @@ public struct StreamBuffer: Sendable {
     @inlinable
     public mutating func ensureContiguous(_ count: Int) -> Bool {
         if buffer.readableBytes >= count { return true }
-        guard backlogBytes > 0 else { return false }
+        // Nothing is copied before the whole unit is here: copying what had come each time
+        // more came copied a unit arriving in many pieces over and over, once per piece.
+        guard backlogBytes > 0, buffer.readableBytes + backlogBytes >= count else { return false }
         gather(count)
         return buffer.readableBytes >= count
     }

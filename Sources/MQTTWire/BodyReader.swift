@@ -27,9 +27,12 @@ struct BodyReader {
         MQTTWireError(code: code, offset: offset ?? self.offset, packetType: type, describedBy: reason(), specReference: spec)
     }
 
+    /// A field cut short, the error broken packets meet most: written from values, without
+    /// an allocation (DeferredText.Values).
     func truncated(_ field: String, needs: Int) -> MQTTWireError {
-        error(.truncatedPacket, "\(field) needs \(needs) byte(s), \(buffer.readableBytes) left in the packet",
-              spec: "MQTT 3.1.1 §2.2.3")
+        MQTTWireError(code: .truncatedPacket, offset: offset, packetType: type, values: .init(field, needs, buffer.readableBytes),
+                      describedBy: { "\($0.text) needs \($0.first) byte(s), \($0.second) left in the packet" },
+                      specReference: "MQTT 3.1.1 §2.2.3")
     }
 
     // Field names are written only for an error: some are made from a property's name, and
@@ -118,8 +121,10 @@ struct BodyReader {
 
     func expectEnd() throws(MQTTWireError) {
         guard buffer.readableBytes == 0 else {
-            throw error(.trailingBytes, "\(buffer.readableBytes) byte(s) after the last field of \(type)",
-                        spec: "MQTT 3.1.1 §2.2.3")
+            throw MQTTWireError(code: .trailingBytes, offset: offset, packetType: type,
+                                values: .init(type.description, buffer.readableBytes),
+                                describedBy: { "\($0.first) byte(s) after the last field of \($0.text)" },
+                                specReference: "MQTT 3.1.1 §2.2.3")
         }
     }
 

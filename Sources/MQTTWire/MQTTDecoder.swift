@@ -133,10 +133,10 @@ public struct MQTTDecoder: Sendable {
         }
         guard total <= configuration.maximumPacketSize else {
             input.skip(total)
-            let maximum = configuration.maximumPacketSize
             throw MQTTWireError(
                 code: .packetTooLarge, offset: start, packetType: header.type,
-                describedBy: "packet of \(total) bytes exceeds the maximum of \(maximum)",
+                values: .init("", total, configuration.maximumPacketSize),
+                describedBy: { "packet of \($0.first) bytes exceeds the maximum of \($0.second)" },
                 specReference: "MQTT-3.2.2-15", isRecoverable: true)
         }
         guard input.ensureContiguous(total), let type = header.type else { return nil }
@@ -192,24 +192,27 @@ public struct MQTTDecoder: Sendable {
         var header = FixedHeader(
             type: PacketType(rawValue: first >> 4), flags: flags, headerLength: headerLength,
             remainingLength: remaining)
+        // These are the errors a broken stream meets most: their reasons are written from
+        // values, without an allocation (DeferredText.Values).
         guard let type = header.type, type != .auth || version == .v5 else {
-            let version = version
             header.problem = MQTTWireError(
-                code: .invalidPacketType, offset: streamOffset,
-                describedBy: "packet type \(first >> 4) is reserved in MQTT \(version)",
+                code: .invalidPacketType, offset: streamOffset, values: .init(version.description, Int(first >> 4)),
+                describedBy: { "packet type \($0.first) is reserved in MQTT \($0.text)" },
                 specReference: version == .v5 ? "MQTT 5.0 §2.1.2" : "MQTT 3.1.1 §2.2.1")
             return header
         }
         if type != .publish && flags != type.requiredFlags {
             header.problem = MQTTWireError(
                 code: .invalidFixedHeaderFlags, offset: streamOffset, packetType: type,
-                describedBy: "\(type) flags are 0x\(String(flags, radix: 16)), must be 0x\(String(type.requiredFlags, radix: 16))",
+                values: .init(type.description, Int(flags), Int(type.requiredFlags)),
+                describedBy: { "\($0.text) flags are 0x\(String($0.first, radix: 16)), must be 0x\(String($0.second, radix: 16))" },
                 specReference: version == .v5 ? "MQTT-2.1.3-1" : "MQTT-2.2.2-1, MQTT-2.2.2-2")
         } else if version == .v5 && !isMinimal {
             // MQTT 3.1.1 has no such rule and takes it.
             header.problem = MQTTWireError(
                 code: .malformedRemainingLength, offset: streamOffset + headerLength - 1, packetType: type,
-                describedBy: "the remaining length \(remaining) is encoded in \(headerLength - 1) bytes, more than it needs",
+                values: .init("", remaining, headerLength - 1),
+                describedBy: { "the remaining length \($0.first) is encoded in \($0.second) bytes, more than it needs" },
                 specReference: "MQTT-1.5.5-1")
         }
         return header

@@ -40,6 +40,17 @@ public struct MQTTWireError: Error, Sendable, Hashable, CustomStringConvertible 
                   specReference: specReference, isRecoverable: isRecoverable)
     }
 
+    /// An error whose reason `format` writes from `values` only when it is read, with no
+    /// allocation: `format` captures nothing (see ``DeferredText/Values``).
+    init(
+        code: Code, offset: Int, packetType: PacketType? = nil, values: DeferredText.Values,
+        describedBy format: @escaping @Sendable (DeferredText.Values) -> String,
+        specReference: String? = nil, isRecoverable: Bool = false
+    ) {
+        self.init(code: code, offset: offset, packetType: packetType, reasonText: DeferredText(values, format: format),
+                  specReference: specReference, isRecoverable: isRecoverable)
+    }
+
     private init(code: Code, offset: Int, packetType: PacketType?, reasonText: DeferredText, specReference: String?,
                  isRecoverable: Bool) {
         self.code = code

@@ -247,35 +247,43 @@ public struct WebSocketFrameParser: Sendable {
         return output
     }
 
+    /// An opcode as NIO's description names it, for error reasons.
+    static func opcodeName(_ bits: Int) -> String {
+        WebSocketOpcode(encodedWebSocketOpcode: UInt8(truncatingIfNeeded: bits)).map { "\($0)" } ?? "opcode \(bits)"
+    }
+
+    // The header errors are the ones a broken stream meets most: their reasons are written
+    // from values, without an allocation (DeferredText.Values).
     private func headerProblem(first: UInt8, length: Int) -> WebSocketWireError? {
         let opcodeBits = first & 0x0F
         let reserved = WebSocketFrame.ReservedBits(rawValue: first & 0x70)
         let offset = input.offset
         if !configuration.allowedReservedBits.isSuperset(of: reserved) {
             return WebSocketWireError(
-                code: .reservedBitsSet, offset: offset,
-                describedBy: "reserved bits 0x\(String(reserved.rawValue, radix: 16)) set without a negotiated extension",
+                code: .reservedBitsSet, offset: offset, values: .init("", Int(reserved.rawValue)),
+                describedBy: { "reserved bits 0x\(String($0.first, radix: 16)) set without a negotiated extension" },
                 specReference: "RFC 6455 §5.2")
         }
         guard let opcode = WebSocketOpcode(encodedWebSocketOpcode: opcodeBits),
               [0x0, 0x1, 0x2, 0x8, 0x9, 0xA].contains(opcodeBits) else {
-            return WebSocketWireError(code: .unknownOpcode, offset: offset, describedBy: "opcode 0x\(String(opcodeBits, radix: 16)) is reserved",
+            return WebSocketWireError(code: .unknownOpcode, offset: offset, values: .init("", Int(opcodeBits)),
+                                      describedBy: { "opcode 0x\(String($0.first, radix: 16)) is reserved" },
                                       specReference: "RFC 6455 §5.2")
         }
         if opcode.isControlOpcode {
             if length > 125 {
-                return WebSocketWireError(code: .controlFrameTooLong, offset: offset,
-                                          describedBy: "\(opcode) frame of \(length) bytes; control frames carry at most 125",
+                return WebSocketWireError(code: .controlFrameTooLong, offset: offset, values: .init("", Int(opcodeBits), length),
+                                          describedBy: { "\(Self.opcodeName($0.first)) frame of \($0.second) bytes; control frames carry at most 125" },
                                           specReference: "RFC 6455 §5.5")
             }
             if first & 0x80 == 0 {
-                return WebSocketWireError(code: .fragmentedControlFrame, offset: offset,
-                                          describedBy: "\(opcode) frame without FIN", specReference: "RFC 6455 §5.5")
+                return WebSocketWireError(code: .fragmentedControlFrame, offset: offset, values: .init("", Int(opcodeBits)),
+                                          describedBy: { "\(Self.opcodeName($0.first)) frame without FIN" }, specReference: "RFC 6455 §5.5")
             }
         }
         if length > configuration.maximumFrameSize {
-            return WebSocketWireError(code: .frameTooLarge, offset: offset,
-                                      describedBy: "frame payload of \(length) bytes exceeds the maximum of \(configuration.maximumFrameSize)")
+            return WebSocketWireError(code: .frameTooLarge, offset: offset, values: .init("", length, configuration.maximumFrameSize),
+                                      describedBy: { "frame payload of \($0.first) bytes exceeds the maximum of \($0.second)" })
         }
         return nil
     }

@@ -135,8 +135,9 @@ public struct WebSocketMessageAssembler {
         let opcode = parsed.opcode
         if opcode.isControlOpcode {
             if parsed.rsv1 {
-                throw WebSocketWireError(code: .compressedControlFrame, offset: parsed.offset,
-                                         describedBy: "RSV1 set on a \(opcode) frame", specReference: "RFC 7692 §6.1")
+                throw WebSocketWireError(code: .compressedControlFrame, offset: parsed.offset, values: .init("", Int(UInt8(webSocketOpcode: opcode))),
+                                         describedBy: { "RSV1 set on a \(WebSocketFrameParser.opcodeName($0.first)) frame" },
+                                         specReference: "RFC 7692 §6.1")
             }
             switch opcode {
             case .ping: return .ping(parsed.data, frame: parsed)
@@ -186,9 +187,8 @@ public struct WebSocketMessageAssembler {
         } else {
             if assembling {
                 partial = nil
-                let opcode = parsed.opcode
-                throw WebSocketWireError(code: .expectedContinuation, offset: parsed.offset,
-                                         describedBy: "\(opcode) frame inside an unfinished fragmented message",
+                throw WebSocketWireError(code: .expectedContinuation, offset: parsed.offset, values: .init("", Int(UInt8(webSocketOpcode: parsed.opcode))),
+                                         describedBy: { "\(WebSocketFrameParser.opcodeName($0.first)) frame inside an unfinished fragmented message" },
                                          specReference: "RFC 6455 §5.4")
             }
             if parsed.rsv1 && inflater == nil {
@@ -232,8 +232,8 @@ public struct WebSocketMessageAssembler {
     }
 
     private func tooLarge(_ parsed: ParsedFrame) -> WebSocketWireError {
-        WebSocketWireError(code: .messageTooLarge, offset: parsed.offset,
-                           reason: "message exceeds the maximum of \(configuration.maximumMessageSize) bytes")
+        WebSocketWireError(code: .messageTooLarge, offset: parsed.offset, values: .init("", configuration.maximumMessageSize),
+                           describedBy: { "message exceeds the maximum of \($0.first) bytes" })
     }
 
     /// Reads and checks a Close frame's code and reason.
@@ -247,8 +247,8 @@ public struct WebSocketMessageAssembler {
         default:
             let code = data.readInteger(as: UInt16.self) ?? 0
             guard WebSocketClose.isSendable(code) else {
-                throw WebSocketWireError(code: .invalidCloseCode, offset: parsed.payloadOffset,
-                                         describedBy: "close code \(code) may not be sent", specReference: "RFC 6455 §7.4.1")
+                throw WebSocketWireError(code: .invalidCloseCode, offset: parsed.payloadOffset, values: .init("", Int(code)),
+                                         describedBy: { "close code \($0.first) may not be sent" }, specReference: "RFC 6455 §7.4.1")
             }
             var validator = UTF8Validator()
             let bad = data.withUnsafeReadableBytes { validator.validate($0) }

@@ -25,6 +25,15 @@ public struct WebSocketWireError: Error, Sendable, Hashable, CustomStringConvert
         self.init(code: code, offset: offset, reasonText: DeferredText(deferred: reason), specReference: specReference, isRecoverable: isRecoverable)
     }
 
+    /// An error whose reason `format` writes from `values` only when it is read, with no
+    /// allocation: `format` captures nothing (see ``DeferredText/Values``).
+    init(code: Code, offset: Int, values: DeferredText.Values,
+                describedBy format: @escaping @Sendable (DeferredText.Values) -> String,
+                specReference: String? = nil, isRecoverable: Bool = true) {
+        self.init(code: code, offset: offset, reasonText: DeferredText(values, format: format), specReference: specReference,
+                  isRecoverable: isRecoverable)
+    }
+
     private init(code: Code, offset: Int, reasonText: DeferredText, specReference: String?, isRecoverable: Bool) {
         self.code = code
         self.offset = offset

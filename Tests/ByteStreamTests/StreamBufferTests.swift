@@ -91,6 +91,22 @@ struct StreamBufferTests {
         #expect(stream.readableBytes == 10_100 - 90 - StreamBuffer.mergeSize)
     }
 
+    /// A unit arriving in many pieces is made contiguous once, when its last byte is here:
+    /// asking for it before leaves the pieces where they are.
+    @Test func aUnitInManyPiecesIsCopiedOnceWhole() {
+        var stream = StreamBuffer()
+        let bytes = (0..<1_000).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+        for (index, byte) in bytes.enumerated() {
+            stream.append(contentsOf: [byte])
+            let whole = stream.ensureContiguous(bytes.count)
+            #expect(whole == (index == bytes.count - 1))
+            let contiguous = stream.withUnsafeReadableBytes { $0.count }
+            #expect(contiguous == (whole ? bytes.count : 1), "after byte \(index)")
+            if !whole { stream.compact() }
+        }
+        #expect(stream.slice(at: 0, length: bytes.count).map { Array($0.readableBytesView) } == bytes)
+    }
+
     /// Every byte comes out in order whatever the pieces and however much is asked at once.
     @Test func randomPiecesAndReadsKeepTheStream() {
         var generator = SystemRandomNumberGenerator()

@@ -337,3 +337,47 @@ struct AllowedReasonCodeTests {
         #expect(accepted == allowed)
     }
 }
+
+@Suite("Error reasons")
+struct ErrorReasonTests {
+    static func firstError(_ hex: String, version: ProtocolVersion = .v3_1_1) -> MQTTWireError? {
+        var decoder = MQTTDecoder(configuration: .init(version: version, followsConnect: false))
+        decoder.append(contentsOf: hex.split(separator: " ").compactMap { UInt8($0, radix: 16) })
+        do {
+            _ = try decoder.next()
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    /// The reasons written from values (not from a capturing closure) say what they said.
+    @Test(arguments: [
+        ("60 02 00 01", ProtocolVersion.v3_1_1, "PUBREL flags are 0x0, must be 0x2"),
+        ("F0 00", .v3_1_1, "packet type 15 is reserved in MQTT 3.1.1"),
+        ("40 81 00", .v5, "the remaining length 1 is encoded in 2 bytes, more than it needs"),
+        ("40 01 00", .v3_1_1, "packet identifier needs 2 byte(s), 1 left in the packet"),
+        ("40 03 00 01 07", .v3_1_1, "1 byte(s) after the last field of PUBACK"),
+    ] as [(String, ProtocolVersion, String)])
+    func reason(hex: String, version: ProtocolVersion, expected: String) {
+        #expect(Self.firstError(hex, version: version)?.reason == expected)
+    }
+
+    @Test func packetTooLargeNamesBothSizes() {
+        var decoder = MQTTDecoder(configuration: .init(maximumPacketSize: 10))
+        decoder.append(contentsOf: [0x30, 0x0A])
+        #expect(throws: MQTTWireError.self) { _ = try decoder.next() }
+        do {
+            _ = try decoder.next()
+        } catch {
+            Issue.record("the packet was skipped whole, yet: \(error)")
+        }
+        var again = MQTTDecoder(configuration: .init(maximumPacketSize: 10))
+        again.append(contentsOf: [0x30, 0x0A])
+        do {
+            _ = try again.next()
+        } catch {
+            #expect(error.reason == "packet of 12 bytes exceeds the maximum of 10")
+        }
+    }
+}

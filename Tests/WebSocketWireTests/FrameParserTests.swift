@@ -129,6 +129,20 @@ struct FrameParserTests {
         }
     }
 
+    /// The header errors' reasons, written from values when read, say what they said.
+    @Test(arguments: [
+        ("C1 00", "reserved bits 0x40 set without a negotiated extension"),
+        ("8B 00", "opcode 0xb is reserved"),
+        ("89 7E 00 7E", "WebSocketOpcode.ping frame of 126 bytes; control frames carry at most 125"),
+        ("08 00", "WebSocketOpcode.connectionClose frame without FIN"),
+        ("82 05 01 02 03 04 05", "frame payload of 5 bytes exceeds the maximum of 4"),
+    ])
+    func headerErrorReasons(hex: String, reason: String) {
+        var parser = WebSocketFrameParser(configuration: .init(maximumFrameSize: 4))
+        parser.append(contentsOf: hexBytes(hex))
+        #expect { _ = try parser.next() } throws: { ($0 as? WebSocketWireError)?.reason == reason }
+    }
+
     /// A frame with a bad header is skipped whole and the next frame parses.
     @Test func recoversAfterABadFrame() throws {
         var parser = WebSocketFrameParser()
