@@ -167,7 +167,9 @@ public struct WebSocketMessageAssembler {
         }
         var current: Partial
         if parsed.opcode == .continuation {
-            guard let existing = partial else {
+            // Taken out, not copied: a second reference to the gathered bytes would make the
+            // write below copy them all again for every fragment.
+            guard assembling, let existing = partial.take() else {
                 throw WebSocketWireError(code: .unexpectedContinuation, offset: parsed.offset,
                                          describedBy: "continuation frame with no message to continue", specReference: "RFC 6455 §5.4")
             }
@@ -176,7 +178,6 @@ public struct WebSocketMessageAssembler {
                                          describedBy: "RSV1 set on a continuation frame", specReference: "RFC 7692 §6.1")
             }
             current = existing
-            partial = nil
             current.frameCount += 1
             current.anomalies.formUnion(parsed.anomalies)
             guard current.data.readableBytes + parsed.length <= configuration.maximumMessageSize else {
@@ -207,6 +208,14 @@ public struct WebSocketMessageAssembler {
             }
         }
         guard parsed.fin else {
+            if current.frameCount == 1 {
+                // The first fragment's payload is a slice of the input: the message gets a
+                // buffer of its own, with room for the next fragments to be written in place.
+                let capacity = min(configuration.maximumMessageSize, max(2 * current.data.readableBytes, 256))
+                var own = ByteBufferAllocator().buffer(capacity: capacity)
+                own.writeImmutableBuffer(current.data)
+                current.data = own
+            }
             partial = current
             return
         }

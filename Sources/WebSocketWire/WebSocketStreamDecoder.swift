@@ -108,6 +108,8 @@ public struct WebSocketStreamDecoder {
             }
         }
         if !headDone {
+            // Room for a usual head at once, rather than growing it piece by piece.
+            if headBuffer.capacity == 0 { headBuffer.reserveCapacity(1024) }
             headBuffer.writeImmutableBuffer(bytes)
             do {
                 let offset = frames.offset
