@@ -15,6 +15,14 @@ let fuzzMode = Context.environment["WMQ_FUZZ"]
 let coverageFlags: [SwiftSetting] = [
     .unsafeFlags(["-sanitize=address", "-sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp"]),
 ]
+/// The codec build leaves out trace-cmp. Swift compares enum tags and bounds everywhere, and
+/// the callbacks were a fifth of a codec run; the codec targets have dictionaries of their
+/// magic values instead. Measured from the generated seeds, two minutes each, both builds
+/// side by side: without trace-cmp mqtt5 reached 2,553 edges against 2,465, websocket 1,055
+/// against 1,038, mqtt-chunked 2,281 against 2,275 (docs/fuzzing.md).
+let codecCoverageFlags: [SwiftSetting] = fuzzMode == "codecs"
+    ? [.unsafeFlags(["-sanitize=address", "-sanitize-coverage=edge,inline-8bit-counters,pc-table"])]
+    : coverageFlags
 let frontEndSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
@@ -27,7 +35,7 @@ let frontEndSettings: [SwiftSetting] = [
 let pipelineSettings: [SwiftSetting] = fuzzMode == nil
     ? [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))] : []
 /// The codecs' settings: coverage-instrumented in every fuzz build.
-let codecSettings = frontEndSettings + (fuzzMode == nil ? [] : coverageFlags)
+let codecSettings = frontEndSettings + (fuzzMode == nil ? [] : codecCoverageFlags)
 /// The other parsers' settings: coverage-instrumented in the fuzz build of all targets.
 let strictSettings = frontEndSettings + (fuzzMode == nil || fuzzMode == "codecs" ? [] : coverageFlags)
 

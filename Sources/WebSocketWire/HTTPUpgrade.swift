@@ -278,10 +278,17 @@ public enum WebSocketHandshake {
     static let guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
     /// `Sec-WebSocket-Accept` for a key: base64(SHA-1(key + GUID)).
+    /// Hashed with a plain `SHA_CTX` on the stack: OpenSSL 3's one-shot `SHA1` fetched its
+    /// algorithm and allocated a context for every key (a dozen allocations per handshake).
     public static func acceptValue(forKey key: String) -> String {
-        let input = Array((key + guid).utf8)
+        var context = SHA_CTX()
+        SHA1_Init(&context)
+        var key = key
+        key.withUTF8 { _ = SHA1_Update(&context, $0.baseAddress, $0.count) }
+        var salt = guid
+        salt.withUTF8 { _ = SHA1_Update(&context, $0.baseAddress, $0.count) }
         var digest = [UInt8](repeating: 0, count: Int(SHA_DIGEST_LENGTH))
-        _ = SHA1(input, input.count, &digest)
+        _ = SHA1_Final(&digest, &context)
         return Data(digest).base64EncodedString()
     }
 
