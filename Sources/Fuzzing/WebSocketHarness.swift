@@ -29,9 +29,7 @@ enum WebSocketHarness {
         let seed = cursor.byte()
         let setup = StreamSetup(flags: flags)
         let stream = ByteBuffer(bytes: cursor.rest)
-        var oneShot: [WebSocketStreamDecoder.Event] = []
-        oneShot.reserveCapacity(16)
-        try feed(stream, setup: setup, chunkSizes: nil) { oneShot.append($0) }
+        let oneShot = try events(stream, setup: setup, chunkSizes: nil)
         let sizes = ChunkSizes(seed: seed)
         var pieces = AnswerComparison(expecting: oneShot)
         try feed(stream, setup: setup, chunkSizes: sizes) { pieces.take($0) }
@@ -64,6 +62,7 @@ enum WebSocketHarness {
         -> [WebSocketStreamDecoder.Event]
     {
         var events: [WebSocketStreamDecoder.Event] = []
+        events.reserveCapacity(16)
         try feed(stream, setup: setup, chunkSizes: chunkSizes) { events.append($0) }
         return events
     }

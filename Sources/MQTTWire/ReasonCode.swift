@@ -144,35 +144,18 @@ public struct ReasonCode: RawRepresentable, Sendable, Hashable, CustomStringConv
     }
 }
 
-/// A set of reason code values as 256 bits.
+/// A set of reason code values as 256 bits: four words, the code's top two bits choosing one.
 struct ReasonCodeSet: Sendable {
-    private var low: (UInt64, UInt64) = (0, 0)
-    private var high: (UInt64, UInt64) = (0, 0)
+    private var words = SIMD4<UInt64>()
 
     init() {}
 
     init(_ codes: [UInt8]) {
-        for code in codes { insert(code) }
-    }
-
-    private mutating func insert(_ code: UInt8) {
-        let bit = UInt64(1) << UInt64(code & 63)
-        switch code >> 6 {
-        case 0: low.0 |= bit
-        case 1: low.1 |= bit
-        case 2: high.0 |= bit
-        default: high.1 |= bit
-        }
+        for code in codes { words[Int(code >> 6)] |= UInt64(1) << UInt64(code & 63) }
     }
 
     func contains(_ code: UInt8) -> Bool {
-        let word = switch code >> 6 {
-        case 0: low.0
-        case 1: low.1
-        case 2: high.0
-        default: high.1
-        }
-        return word & (UInt64(1) << UInt64(code & 63)) != 0
+        words[Int(code >> 6)] & (UInt64(1) << UInt64(code & 63)) != 0
     }
 
     static let v3ConnAck = ReasonCodeSet([0, 1, 2, 3, 4, 5])

@@ -28,8 +28,8 @@ public struct WebSocketWireError: Error, Sendable, Hashable, CustomStringConvert
     /// An error whose reason `format` writes from `values` only when it is read, with no
     /// allocation: `format` captures nothing (see ``DeferredText/Values``).
     init(code: Code, offset: Int, values: DeferredText.Values,
-                describedBy format: @escaping @Sendable (DeferredText.Values) -> String,
-                specReference: String? = nil, isRecoverable: Bool = true) {
+         describedBy format: @escaping @Sendable (DeferredText.Values) -> String,
+         specReference: String? = nil, isRecoverable: Bool = true) {
         self.init(code: code, offset: offset, reasonText: DeferredText(values, format: format), specReference: specReference,
                   isRecoverable: isRecoverable)
     }
