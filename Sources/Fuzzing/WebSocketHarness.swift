@@ -38,7 +38,7 @@ enum WebSocketHarness {
             throw OracleViolation(target: "websocket", oracle: "chunked decoding equals one-shot decoding",
                                   detail: firstDifference(oneShot, events))
         }
-        try roundTrips(oneShot, setup: setup)
+        try roundTrips(oneShot, setup: setup, size: stream.readableBytes)
     }
 
     struct StreamSetup {
@@ -91,13 +91,16 @@ enum WebSocketHarness {
 
     /// The frame writer's bytes for the parsed frames, one after the other, parse back to
     /// the same frames (one buffer and one parser for all, which keeps the harness fast; a
-    /// mismatch is then narrowed down to its frame).
-    static func roundTrips(_ events: [WebSocketStreamDecoder.Event], setup: StreamSetup) throws(OracleViolation) {
-        var size = 0
-        for case .frame(let parsed) in events { size += parsed.headerLength + parsed.length }
-        guard size > 0 else { return }
-        var wire = ByteBufferAllocator().buffer(capacity: size)
-        for case .frame(let parsed) in events { WebSocketFrameWriter.write(parsed, into: &wire) }
+    /// mismatch is then narrowed down to its frame). `size`, the bytes the frames came from,
+    /// is room enough for them written back: the writer uses the shortest length field, never
+    /// longer than the one the frame came with.
+    static func roundTrips(_ events: [WebSocketStreamDecoder.Event], setup: StreamSetup, size: Int) throws(OracleViolation) {
+        var wire = ByteBufferAllocator().buffer(capacity: 0)
+        for case .frame(let parsed) in events {
+            if wire.capacity == 0 { wire.reserveCapacity(size) }
+            WebSocketFrameWriter.write(parsed, into: &wire)
+        }
+        guard wire.readableBytes > 0 else { return }
         var parser = WebSocketFrameParser(configuration: .init(
             maximumFrameSize: maximumSize, direction: setup.direction, allowedReservedBits: [.rsv1, .rsv2, .rsv3]))
         parser.append(wire)
