@@ -256,7 +256,7 @@ public enum HTTPHeadParser {
                                          describedBy: "header line without a colon", specReference: "RFC 9112 §5")
             }
             let name = line.text[line.text.startIndex..<colon]
-            guard !name.isEmpty, name.allSatisfy(isTokenCharacter) else {
+            guard !name.isEmpty, name.utf8.allSatisfy(isTokenByte) else {
                 throw WebSocketWireError(code: .malformedHeader, offset: line.offset,
                                          describedBy: "header name \"\(name)\" is not a token (whitespace before the colon?)",
                                          specReference: "RFC 9112 §5.1")
@@ -267,9 +267,21 @@ public enum HTTPHeadParser {
         return headers
     }
 
-    private static func isTokenCharacter(_ character: Character) -> Bool {
-        guard let ascii = character.asciiValue, ascii > 0x20, ascii < 0x7F else { return false }
-        return !"\"(),/:;<=>?@[\\]{}".contains(character)
+    /// A `tchar` of RFC 9110 §5.6.2: visible ASCII but the delimiters. Names are checked byte by
+    /// byte: their Characters are such ASCII exactly when their bytes are, and walking the
+    /// Characters, with a search of the delimiters' string for each, was a fifth of an
+    /// http-upgrade fuzz run.
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        guard byte > 0x20, byte < 0x7F else { return false }
+        switch byte {
+        case UInt8(ascii: "\""), UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: ","), UInt8(ascii: "/"),
+             UInt8(ascii: ":"), UInt8(ascii: ";"), UInt8(ascii: "<"), UInt8(ascii: "="), UInt8(ascii: ">"),
+             UInt8(ascii: "?"), UInt8(ascii: "@"), UInt8(ascii: "["), UInt8(ascii: "\\"), UInt8(ascii: "]"),
+             UInt8(ascii: "{"), UInt8(ascii: "}"):
+            return false
+        default:
+            return true
+        }
     }
 }
 

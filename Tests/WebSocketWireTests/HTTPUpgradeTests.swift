@@ -97,6 +97,23 @@ struct HTTPUpgradeTests {
         }
     }
 
+    /// Header names are tokens (RFC 9110 §5.6.2): every byte value, alone as a name, is taken
+    /// exactly when it is a `tchar`, and a name that is not ASCII is refused.
+    @Test func headerNamesAreTokens() throws {
+        let tchars = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
+        for byte in UInt8.min...UInt8.max where byte != UInt8(ascii: ":") && byte != 0x0A && byte != 0x0D {
+            var bytes = ByteBuffer(string: "GET /x HTTP/1.1\r\nA")
+            bytes.writeInteger(byte)
+            bytes.writeString("b: v\r\n\r\n")
+            let taken = (try? HTTPHeadParser.parseRequest(&bytes)) != nil
+            #expect(taken == tchars.contains(byte), "byte 0x\(String(byte, radix: 16))")
+        }
+        for name in ["Ab\u{301}", "Ä", "A\u{7F}b", "A b"] {
+            var bytes = ByteBuffer(string: "GET /x HTTP/1.1\r\n\(name): v\r\n\r\n")
+            #expect(throws: WebSocketWireError.self) { _ = try HTTPHeadParser.parseRequest(&bytes) }
+        }
+    }
+
     /// A status code is three digits: "-01" passed a length check and made NIO's
     /// HTTPResponseStatus trap (found by the http-upgrade fuzz target).
     @Test(arguments: ["HTTP/1.1 -01\n\n", "HTTP/1.1 +01 OK\r\n\r\n", "HTTP/1.1 1O1 OK\r\n\r\n", "HTTP/70000.1 101 OK\r\n\r\n"])
