@@ -114,6 +114,20 @@ struct HTTPUpgradeTests {
         }
     }
 
+    /// Header values lose their optional white space (SP, HTAB) at both ends, Character by
+    /// Character: a space that a combining mark follows is one Character with it, and stays.
+    @Test(arguments: [
+        (" \t v a l \t ", "v a l"), ("v", "v"), ("   ", ""), ("\t", ""), ("", ""),
+        (" \u{301}x ", " \u{301}x"), (" Ä ", "Ä"), ("\t\u{1F600} ", "\u{1F600}"),
+    ])
+    func headerValuesLoseOptionalWhiteSpace(raw: String, expected: String) throws {
+        var bytes = ByteBuffer(string: "GET /x HTTP/1.1\r\nX-Value:\(raw)\r\nSec-WebSocket-Extensions:\(raw),x\r\n\r\n")
+        let request = try #require(try HTTPHeadParser.parseRequest(&bytes))
+        #expect(request.headers.first(name: "X-Value") == expected)
+        // The extensions' items are trimmed again; an empty one is dropped.
+        #expect(request.extensions.map(\.name) == (expected.isEmpty ? ["x"] : [expected, "x"]))
+    }
+
     /// A status code is three digits: "-01" passed a length check and made NIO's
     /// HTTPResponseStatus trap (found by the http-upgrade fuzz target).
     @Test(arguments: ["HTTP/1.1 -01\n\n", "HTTP/1.1 +01 OK\r\n\r\n", "HTTP/1.1 1O1 OK\r\n\r\n", "HTTP/70000.1 101 OK\r\n\r\n"])
