@@ -49,6 +49,7 @@ public final class PerMessageDeflateInflater {
     private let resetsAfterMessage: Bool
     private let appendsTail: Bool
     private static let tail: [UInt8] = [0x00, 0x00, 0xFF, 0xFF]
+    private static let tailBuffer = ByteBuffer(bytes: tail)
 
     public init(noContextTakeover: Bool, zlibStream: Bool = false) throws(WebSocketWireError) {
         do {
@@ -74,16 +75,35 @@ public final class PerMessageDeflateInflater {
         buffer.readableBytes >= 4 && buffer.getBytes(at: buffer.writerIndex - 4, length: 4) == tail
     }
 
-    /// Inflates one message's compressed payload (the fragments joined), appending the
-    /// 00 00 FF FF tail that the sender removed (RFC 7692 §7.2.2).
+    /// Inflates one message's compressed payload (the fragments joined), then the 00 00 FF FF
+    /// tail that the sender removed (RFC 7692 §7.2.2). The tail goes to zlib after the message
+    /// rather than appended to it: a message's bytes are shared with the frame they came in, so
+    /// appending copied every message first. zlib inflates a stream in any cut alike.
     public func inflate(_ compressed: ByteBuffer, maximumSize: Int, offset: Int) throws(WebSocketWireError) -> ByteBuffer {
-        var input = compressed
-        if appendsTail { input.writeBytes(Self.tail) }
         // Room for one byte past the maximum: a message of exactly `maximumSize` bytes fills
         // the buffer without being too large (the deflate fuzz target found such messages
-        // refused); the check after the loop tells the two apart.
+        // refused); the check at the end tells the two apart.
         let limit = maximumSize < Int.max ? maximumSize + 1 : Int.max
         var output = ByteBufferAllocator().buffer(capacity: max(256, min(limit, compressed.readableBytes * 4)))
+        if compressed.readableBytes > 0 {
+            var input = compressed
+            try inflate(&input, into: &output, limit: limit, maximumSize: maximumSize, offset: offset)
+        }
+        if appendsTail {
+            var tail = Self.tailBuffer
+            try inflate(&tail, into: &output, limit: limit, maximumSize: maximumSize, offset: offset)
+        }
+        guard output.readableBytes <= maximumSize else {
+            throw WebSocketWireError(code: .messageTooLarge, offset: offset,
+                                     describedBy: "message inflates past the maximum of \(maximumSize) bytes")
+        }
+        if resetsAfterMessage { try reset(offset: offset) }
+        return output
+    }
+
+    /// Inflates all of `input` into `output`, which grows up to `limit` bytes.
+    private func inflate(_ input: inout ByteBuffer, into output: inout ByteBuffer, limit: Int, maximumSize: Int,
+                         offset: Int) throws(WebSocketWireError) {
         do {
             while true {
                 if output.writableBytes == 0 {
@@ -108,12 +128,6 @@ public final class PerMessageDeflateInflater {
             throw WebSocketWireError(code: .compressionError, offset: offset,
                                      describedBy: "permessage-deflate data does not inflate (\(error))", specReference: "RFC 7692 §7.2.3")
         }
-        guard output.readableBytes <= maximumSize else {
-            throw WebSocketWireError(code: .messageTooLarge, offset: offset,
-                                     describedBy: "message inflates past the maximum of \(maximumSize) bytes")
-        }
-        if resetsAfterMessage { try reset(offset: offset) }
-        return output
     }
 }
 

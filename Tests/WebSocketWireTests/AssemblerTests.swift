@@ -188,6 +188,38 @@ struct AssemblerTests {
         }
     }
 
+    /// The 00 00 FF FF tail goes to zlib after the message, not appended to it: an empty
+    /// message, messages sharing their context, and one that ends in a final block (the tail
+    /// then follows the end of the stream) all inflate as before, and the caller's bytes are
+    /// left as they were.
+    @Test func tailIsInflatedAfterTheMessage() throws {
+        func deflated(_ text: String, with compressor: ZlibCompressor, flush: CompressNIOFlush = .sync) throws -> ByteBuffer {
+            var input = ByteBuffer(string: text)
+            var output = ByteBufferAllocator().buffer(capacity: compressor.maxSize(from: input) + 16)
+            try compressor.deflate(from: &input, to: &output, flush: flush)
+            if flush == .sync { output.moveWriterIndex(to: output.writerIndex - 4) }
+            return output
+        }
+        let inflater = try PerMessageDeflateInflater(noContextTakeover: false)
+        let compressor = try ZlibCompressor(algorithm: .deflate)
+        let empty = try deflated("", with: compressor)
+        #expect(empty.readableBytes <= 1)
+        #expect(try inflater.inflate(empty, maximumSize: 100, offset: 0).readableBytes == 0)
+
+        let first = try deflated("hello hello hello", with: compressor)
+        let copy = first
+        #expect(String(buffer: try inflater.inflate(first, maximumSize: 100, offset: 0)) == "hello hello hello")
+        #expect(first == copy && first.readableBytes == copy.readableBytes)
+        // The second message refers back to the first (context takeover).
+        let second = try deflated("hello hello hello", with: compressor)
+        #expect(second.readableBytes < first.readableBytes)
+        #expect(String(buffer: try inflater.inflate(second, maximumSize: 100, offset: 0)) == "hello hello hello")
+
+        let finished = try deflated("the end", with: try ZlibCompressor(algorithm: .deflate), flush: .finish)
+        let fresh = try PerMessageDeflateInflater(noContextTakeover: true)
+        #expect(String(buffer: try fresh.inflate(finished, maximumSize: 100, offset: 0)) == "the end")
+    }
+
     @Test func extensionNegotiationIsRead() {
         let extensions = WebSocketExtension.parse(["permessage-deflate; client_max_window_bits=10; server_no_context_takeover, x-other"])
         #expect(extensions.map(\.name) == ["permessage-deflate", "x-other"])
