@@ -127,9 +127,9 @@ public struct MQTTDecoder: Sendable {
         guard !input.isSkipping, let header = try readFixedHeader() else { return nil }
         let start = input.offset
         let total = header.headerLength + header.remainingLength
-        if header.problem != .none {
+        if let problem = header.problem {
             input.skip(total)
-            throw Self.headerError(header, at: start, version: version)
+            throw Self.headerError(problem, of: header, at: start, version: version)
         }
         guard total <= configuration.maximumPacketSize else {
             input.skip(total)
@@ -163,24 +163,25 @@ public struct MQTTDecoder: Sendable {
     /// bytes) was copied whole at every step back to the throw, and under AddressSanitizer
     /// each of those copies was a checked `memcpy` (a fifth of a fuzz run on broken streams).
     private struct FixedHeader {
-        enum Problem { case none, invalidType, invalidFlags, nonMinimalLength }
+        enum Problem { case invalidType, invalidFlags, nonMinimalLength }
         var first: UInt8
         var headerLength: Int
         var remainingLength: Int
-        var problem = Problem.none
+        var problem: Problem?
 
         var type: PacketType? { PacketType(rawValue: first >> 4) }
         var flags: UInt8 { first & 0x0F }
     }
 
-    /// The error of a header whose `problem` is not `.none`, the header starting at `start`. These
+    /// The error of `problem` in `header`, the header starting at `start`. These
     /// are the errors a broken stream meets most: their reasons are written from values,
     /// without an allocation (DeferredText.Values). Static, so that calling it from a mutating
     /// method does not copy the decoder (224 bytes, another checked copy under AddressSanitizer).
-    private static func headerError(_ header: FixedHeader, at start: Int, version: ProtocolVersion) -> MQTTWireError {
+    private static func headerError(_ problem: FixedHeader.Problem, of header: FixedHeader, at start: Int,
+                                    version: ProtocolVersion) -> MQTTWireError {
         let first = header.first
-        switch header.problem {
-        case .none, .invalidType:
+        switch problem {
+        case .invalidType:
             return MQTTWireError(
                 code: .invalidPacketType, offset: start, packetType: header.type ?? .connect,
                 values: .init(version.description, Int(first >> 4)),

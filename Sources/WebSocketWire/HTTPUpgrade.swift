@@ -271,7 +271,7 @@ public enum HTTPHeadParser {
     /// byte: their Characters are such ASCII exactly when their bytes are, and walking the
     /// Characters, with a search of the delimiters' string for each, was a fifth of an
     /// http-upgrade fuzz run.
-    static func isTokenByte(_ byte: UInt8) -> Bool {
+    private static func isTokenByte(_ byte: UInt8) -> Bool {
         guard byte > 0x20, byte < 0x7F else { return false }
         switch byte {
         case UInt8(ascii: "\""), UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: ","), UInt8(ascii: "/"),
