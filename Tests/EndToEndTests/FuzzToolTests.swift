@@ -39,6 +39,35 @@ struct FuzzToolTests {
         #expect(replay.lines.last == "mqtt5: \(seeds.count) inputs, 0 oracle violations")
     }
 
+    /// --rounds runs the inputs again and prints how many runs a second the harness made.
+    @Test func replayRounds() throws {
+        let corpus = DecodeTests.root.appendingPathComponent("corpora/deflate").path
+        let inputs = try files(under: corpus)
+        let replay = try Self.fuzz(["replay", "deflate", corpus, "--rounds", "3"])
+        #expect(replay.status == 0, "\(replay.error)")
+        #expect(replay.lines.first == "deflate: \(inputs) inputs, 0 oracle violations")
+        let timed = try #require(replay.lines.last)
+        // The two rounds after the first are timed.
+        #expect(timed.hasPrefix("deflate: \(2 * inputs) runs in "), "\(timed)")
+        let rate = timed.split(separator: " ").dropLast().last.flatMap { Int($0) }
+        #expect((rate ?? 0) > 0, "\(timed)")
+        let none = try Self.fuzz(["replay", "deflate", corpus, "--rounds", "0"])
+        #expect(none.status == 2)
+        #expect(none.error.contains("--rounds must be at least 1"))
+    }
+
+    private func files(under path: String) throws -> Int {
+        let enumerator = FileManager.default.enumerator(atPath: path)
+        var count = 0
+        while let relative = enumerator?.nextObject() as? String {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: "\(path)/\(relative)", isDirectory: &isDirectory), !isDirectory.boolValue {
+                count += 1
+            }
+        }
+        return count
+    }
+
     @Test func usageErrorsAndMissingFuzzer() throws {
         let unknown = try Self.fuzz(["replay", "nope", "."])
         #expect(unknown.status == 2)
