@@ -49,7 +49,10 @@ public final class PerMessageDeflateInflater {
     private let resetsAfterMessage: Bool
     private let appendsTail: Bool
     private static let tail: [UInt8] = [0x00, 0x00, 0xFF, 0xFF]
-    private static let tailBuffer = ByteBuffer(bytes: tail)
+    /// The tail, this inflater's own: zlib reads its input through a mutable pointer, so a
+    /// buffer shared with anyone (a static one) was copied first, an allocation per message.
+    /// Only `inflate` touches it, and winds it back after each use.
+    private var tailBuffer = ByteBuffer(bytes: tail)
 
     public init(noContextTakeover: Bool, zlibStream: Bool = false) throws(WebSocketWireError) {
         do {
@@ -90,8 +93,8 @@ public final class PerMessageDeflateInflater {
             try inflate(&input, into: &output, limit: limit, maximumSize: maximumSize, offset: offset)
         }
         if appendsTail {
-            var tail = Self.tailBuffer
-            try inflate(&tail, into: &output, limit: limit, maximumSize: maximumSize, offset: offset)
+            defer { tailBuffer.moveReaderIndex(to: 0) }
+            try inflate(&tailBuffer, into: &output, limit: limit, maximumSize: maximumSize, offset: offset)
         }
         guard output.readableBytes <= maximumSize else {
             throw WebSocketWireError(code: .messageTooLarge, offset: offset,
