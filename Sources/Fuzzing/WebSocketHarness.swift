@@ -266,22 +266,25 @@ enum WebSocketHarness {
                 throw OracleViolation(target: "deflate", oracle: "inflated size within the limit",
                                       detail: "\(output.readableBytes) > \(limit)")
             }
-            try reinflates(output, streams: streams)
+            try reinflates(consume output, streams: streams)
         }
     }
 
     /// zlib deflates `text` (sync flush, tail removed, as a sender does) and a fresh
-    /// inflater gives `text` back.
-    static func reinflates(_ text: ByteBuffer, streams: ZlibStreams) throws(OracleViolation) {
+    /// inflater gives `text` back. zlib reads through a mutable pointer, so both buffers are
+    /// handed over rather than shared, which would copy them first.
+    static func reinflates(_ text: consuming ByteBuffer, streams: ZlibStreams) throws(OracleViolation) {
         do {
-            var input = text
+            let start = text.readerIndex
             let compressor = streams.compressor
             try compressor.reset()
-            var compressed = ByteBufferAllocator().buffer(capacity: compressor.maxSize(from: input) + 16)
-            try compressor.deflate(from: &input, to: &compressed, flush: .sync)
+            var compressed = ByteBufferAllocator().buffer(capacity: compressor.maxSize(from: text) + 16)
+            // Deflating reads the bytes and moves the reader index past them; they stay.
+            try compressor.deflate(from: &text, to: &compressed, flush: .sync)
+            text.moveReaderIndex(to: start)
             compressed.moveWriterIndex(to: compressed.writerIndex - 4)
             try streams.checker.reset()
-            let back = try streams.checker.inflate(compressed, maximumSize: max(1, text.readableBytes), offset: 0)
+            let back = try streams.checker.inflate(consume compressed, maximumSize: max(1, text.readableBytes), offset: 0)
             guard back == text else {
                 throw OracleViolation(target: "deflate", oracle: "inflate(deflate(text)) == text",
                                       detail: "\(text.readableBytes) bytes came back as \(back.readableBytes)")

@@ -219,9 +219,12 @@ public struct WebSocketMessageAssembler {
             partial = current
             return
         }
+        // Taken out of `current`: zlib reads through a mutable pointer, so a second reference
+        // to the gathered fragments made the inflater copy them first.
         var data = current.data
+        current.data = ByteBuffer()
         if current.compressed, let inflater {
-            data = try inflater.inflate(data, maximumSize: configuration.maximumMessageSize, offset: current.start)
+            data = try inflater.inflate(consume data, maximumSize: configuration.maximumMessageSize, offset: current.start)
             if current.opcode == .text {
                 let bad = data.withUnsafeReadableBytes { current.utf8.validate($0) }
                 if bad != nil {

@@ -82,15 +82,17 @@ public final class PerMessageDeflateInflater {
     /// tail that the sender removed (RFC 7692 §7.2.2). The tail goes to zlib after the message
     /// rather than appended to it: a message's bytes are shared with the frame they came in, so
     /// appending copied every message first. zlib inflates a stream in any cut alike.
-    public func inflate(_ compressed: ByteBuffer, maximumSize: Int, offset: Int) throws(WebSocketWireError) -> ByteBuffer {
+    ///
+    /// zlib reads `compressed` through a mutable pointer: bytes that someone else still holds
+    /// (a frame's payload, a caller's copy) are copied first, bytes handed over are not.
+    public func inflate(_ compressed: consuming ByteBuffer, maximumSize: Int, offset: Int) throws(WebSocketWireError) -> ByteBuffer {
         // Room for one byte past the maximum: a message of exactly `maximumSize` bytes fills
         // the buffer without being too large (the deflate fuzz target found such messages
         // refused); the check at the end tells the two apart.
         let limit = maximumSize < Int.max ? maximumSize + 1 : Int.max
         var output = ByteBufferAllocator().buffer(capacity: max(256, min(limit, compressed.readableBytes * 4)))
         if compressed.readableBytes > 0 {
-            var input = compressed
-            try inflate(&input, into: &output, limit: limit, maximumSize: maximumSize, offset: offset)
+            try inflate(&compressed, into: &output, limit: limit, maximumSize: maximumSize, offset: offset)
         }
         if appendsTail {
             defer { tailBuffer.moveReaderIndex(to: 0) }
