@@ -65,7 +65,7 @@ extension WebSocketHandshakeHead {
 }
 
 /// The client's opening handshake (RFC 6455 §4.1).
-public struct HTTPUpgradeRequest: WebSocketHandshakeHead, Equatable {
+public struct HTTPUpgradeRequest: WebSocketHandshakeHead, Equatable, Sendable {
     public var method: HTTPMethod
     public var target: String
     public var version: HTTPVersion
@@ -86,7 +86,7 @@ public struct HTTPUpgradeRequest: WebSocketHandshakeHead, Equatable {
 }
 
 /// The server's answer (RFC 6455 §4.2.2).
-public struct HTTPUpgradeResponse: WebSocketHandshakeHead, Equatable {
+public struct HTTPUpgradeResponse: WebSocketHandshakeHead, Equatable, Sendable {
     public var version: HTTPVersion
     public var status: HTTPResponseStatus
     public var reasonPhrase: String

@@ -6,7 +6,7 @@ import NIOWebSocket
 /// events and decoding goes on where the stream allows.
 public struct WebSocketStreamDecoder {
     /// The rare large cases are `indirect`, so that frames and messages move in a small value.
-    public enum Event: Equatable {
+    public enum Event: Equatable, Sendable {
         indirect case request(HTTPUpgradeRequest)
         indirect case response(HTTPUpgradeResponse)
         case frame(ParsedFrame)

@@ -93,6 +93,36 @@ struct OracleTests {
         #expect(!compare([], [1]))
     }
 
+    /// Each call starts from an empty list; the room is kept for the next call; a call inside
+    /// another (as runs in parallel) gets a list of its own.
+    @Test func spareListIsEmptyEachTimeAndKeepsItsRoom() throws {
+        let spare = SpareList<Int>()
+        let first = try spare.withEmptyList { (list: inout [Int]) throws(OracleViolation) in
+            #expect(list.isEmpty)
+            list.append(contentsOf: 0..<1000)
+            let inner = try spare.withEmptyList { (other: inout [Int]) throws(OracleViolation) in
+                #expect(other.isEmpty)
+                other.append(1)
+                return other.capacity
+            }
+            #expect(inner < 1000)
+            return list.capacity
+        }
+        let second = try spare.withEmptyList { (list: inout [Int]) throws(OracleViolation) in
+            #expect(list.isEmpty)
+            return list.capacity
+        }
+        #expect(second == first)
+        // A violation thrown inside still gives the list back.
+        #expect(throws: OracleViolation.self) {
+            try spare.withEmptyList { (list: inout [Int]) throws(OracleViolation) in
+                list.append(1)
+                throw OracleViolation(target: "test", oracle: "thrown", detail: "")
+            }
+        }
+        #expect(try spare.withEmptyList { (list: inout [Int]) throws(OracleViolation) in list.isEmpty && list.capacity >= 1 })
+    }
+
     @Test func chunkSizesAreTheSeedsSizesCycled() {
         let sizes = ChunkSizes(seed: 7)
         #expect(sizes.sizes.allSatisfy { (1...64).contains($0) })
