@@ -148,9 +148,9 @@ struct AnswerComparison<Answer: Equatable> {
 
 /// A harness's answer list, kept from one run to the next with its capacity: a fuzz input can
 /// hold thousands of frames, and growing a fresh list for each run copied the answers again and
-/// again, into fresh pages. `websocket`: median 1.15× over eight alternating pairs of `wmq-fuzz
-/// replay websocket corpora/websocket --rounds 20`; `mqtt-chunked`'s lists are shorter, and it
-/// did not move (0.99×), so it builds its own. The list is taken out while a run uses it, so
+/// again, into fresh pages. `websocket`: median 1.12× over twenty alternating pairs of `wmq-fuzz
+/// replay websocket corpora/websocket --rounds 20` (0.80–1.53×); `mqtt-chunked`'s lists are
+/// shorter, and it did not move (0.99×), so it builds its own. The list is taken out while a run uses it, so
 /// that harnesses run in parallel (as the tests run them) each have one.
 final class SpareList<Element: Sendable>: Sendable {
     private let spare = Mutex<[Element]>([])
