@@ -50,9 +50,11 @@ extension CaptureEvent {
 /// `assume` to force), and runs a ``ConnectionDissector`` on each.
 public struct CaptureDissector {
     /// What `--assume PORT=…` forces for connections on a server port.
-    public enum Assumption: String, Sendable, Hashable {
+    public enum Assumption: String, Sendable, Hashable, CaseIterable {
         case webSocketMQTT = "ws-mqtt"
         case mqtt
+        /// MQTT 5.0 straight over TCP (packets read as 5.0 until a CONNECT says otherwise).
+        case mqtt5
     }
 
     public struct Options: Sendable {
@@ -74,6 +76,10 @@ public struct CaptureDissector {
         public var limits = ConnectionTracker.Limits()
         /// Bytes looked at before deciding what a connection joined midstream carries.
         public var detectionWindow = 2048
+        /// Bytes a connection may hold while a unit that began within the detection window
+        /// is still arriving (a first PUBLISH of tens of kilobytes): past it, it is decided on
+        /// what it showed.
+        public var maximumUndecidedBytes = 1 << 20
 
         public init(redactor: Redactor?) {
             self.redactor = redactor
@@ -81,7 +87,8 @@ public struct CaptureDissector {
     }
 
     private enum Pending {
-        case data(FlowDirection, ByteBuffer)
+        /// Bytes, with the frame (and its time) that brought them.
+        case data(FlowDirection, ByteBuffer, frame: Int, time: Double)
         case gap(FlowDirection, Int)
     }
 
@@ -98,6 +105,13 @@ public struct CaptureDissector {
         /// TLS decrypted with the key log: its plaintext is what the rest of the pipeline sees.
         var tls: TLSDecryptor?
         var sawData = false
+        /// Client and server are the other way round from the tracker's guess (no SYN seen;
+        /// the bytes showed who asks and who answers).
+        var swapped = false
+        /// Directions that had sent nothing when the connection was recognised by its units'
+        /// shapes: their first bytes are looked at for where the first unit starts.
+        var awaitingStart: Set<FlowDirection> = []
+        var readingKind: ConnectionDetection.Reading.Kind?
 
         init(connection: Connection) {
             self.connection = connection
@@ -107,6 +121,9 @@ public struct CaptureDissector {
     public let options: Options
     private var tracker: ConnectionTracker
     private var tracked: [Int: Tracked] = [:]
+    /// What connections decided on strong evidence taught about their server ports, for
+    /// connections to the same port that the capture joined midstream.
+    private var learned: [UInt16: ConnectionDetection.Hint] = [:]
     /// The flow events of the segment being processed; kept, empty, so that its storage is reused.
     private var flowEvents: [FlowEvent] = []
 
@@ -222,8 +239,9 @@ public struct CaptureDissector {
             switch flowEvent {
             case .opened(let connection):
                 tracked[connection.id] = Tracked(connection: connection)
-            case .data(let id, let direction, let bytes, let frame, let time):
+            case .data(let id, let flowDirection, let bytes, let frame, let time):
                 guard let entry = tracked[id] else { continue }
+                let direction = entry.swapped ? flowDirection.reversed : flowDirection
                 if !entry.sawData {
                     entry.sawData = true
                     if let keyLog = options.keyLog, direction == .clientToServer, TLSDecryptor.looksLikeClientHello(bytes) {
@@ -236,7 +254,7 @@ public struct CaptureDissector {
                     for output in outputs {
                         switch output {
                         case .plaintext(let plain):
-                            receive(.data(direction, plain), entry: entry, frame: frame, time: time, emit: emit)
+                            receive(.data(direction, plain, frame: frame, time: time), entry: entry, frame: frame, time: time, emit: emit)
                         case .problem(let reason):
                             emit(CaptureEvent(connection: entry.connection, direction: direction, frame: frame, time: time,
                                               kind: .dissected(DissectorEvent(direction: direction.stream,
@@ -244,10 +262,11 @@ public struct CaptureDissector {
                         }
                     }
                 } else {
-                    receive(.data(direction, bytes), entry: entry, frame: frame, time: time, emit: emit)
+                    receive(.data(direction, bytes, frame: frame, time: time), entry: entry, frame: frame, time: time, emit: emit)
                 }
-            case .gap(let id, let direction, let count, let frame, let time):
+            case .gap(let id, let flowDirection, let count, let frame, let time):
                 guard let entry = tracked[id] else { continue }
+                let direction = entry.swapped ? flowDirection.reversed : flowDirection
                 if !entry.ignored {
                     emit(CaptureEvent(connection: entry.connection, direction: direction, frame: frame, time: time,
                                       kind: .gap(bytes: count)))
@@ -279,9 +298,9 @@ public struct CaptureDissector {
         if entry.ignored { return }
         guard entry.dissector != nil else {
             switch item {
-            case .data(let direction, let bytes):
+            case .data(let direction, let bytes, let frame, let time):
                 // Kept alone: a connection waiting to be recognised holds its first bytes only.
-                entry.pending.append(.data(direction, bytes.keptAlone()))
+                entry.pending.append(.data(direction, bytes.keptAlone(), frame: frame, time: time))
                 entry.pendingBytes += bytes.readableBytes
             case .gap:
                 entry.pending.append(item)
@@ -289,14 +308,31 @@ public struct CaptureDissector {
             decide(entry, frame: frame, time: time, final: false, emit: emit)
             return
         }
+        if case .data(let direction, var bytes, let itemFrame, let itemTime) = item, entry.awaitingStart.contains(direction),
+           let kind = entry.readingKind {
+            entry.awaitingStart.remove(direction)
+            let first = Array(bytes.readableBytesView.prefix(options.detectionWindow))
+            if let start = ConnectionDetection.firstUnit(in: first, kind: kind, direction: direction.stream) {
+                if let event = entry.dissector?.begin(direction.stream, atStreamOffset: start) {
+                    emit(CaptureEvent(connection: entry.connection, direction: direction, frame: frame, time: time, kind: .dissected(event)))
+                }
+                bytes.moveReaderIndex(forwardBy: start)
+            } else {
+                entry.dissector?.lost(nil, direction: direction.stream)
+            }
+            run(.data(direction, bytes, frame: itemFrame, time: itemTime), entry: entry, frame: frame, time: time, emit: emit)
+            return
+        }
         run(item, entry: entry, frame: frame, time: time, emit: emit)
     }
 
+    /// Decodes an item; bytes decoded late (held while the connection was undecided) keep
+    /// the frame and time that brought them, so each event names the frame that completed it.
     private func run(_ item: Pending, entry: Tracked, frame: Int, time: Double, emit: (consuming CaptureEvent) -> Void) {
         // Changed where it lives: neither copied (a retain and release of every buffer in it)
         // nor moved out and back (a memcpy of the whole dissector).
         switch item {
-        case .data(let direction, let bytes):
+        case .data(let direction, let bytes, let frame, let time):
             let connection = entry.connection
             entry.dissector?.feed(bytes, direction: direction.stream, time: time) { event in
                 emit(CaptureEvent(connection: connection, direction: direction, frame: frame, time: time, kind: .dissected(consume event)))
@@ -306,79 +342,179 @@ public struct CaptureDissector {
         }
     }
 
-    /// Decides what the connection carries once its first bytes say so (or, with
-    /// `final`, on whatever it showed).
-    private func decide(_ entry: Tracked, frame: Int, time: Double, final: Bool, emit: (consuming CaptureEvent) -> Void) {
-        let connection = entry.connection
-        let clientBytes = firstBytes(of: entry, direction: .clientToServer)
-        let serverBytes = firstBytes(of: entry, direction: .serverToClient)
-        var transport: ConnectionDissector.Transport?
-        var name = ""
-        var how = ""
-        var joinMidstream = connection.joinedMidstream || entry.pending.contains { if case .gap = $0 { true } else { false } }
-
-        if let assumption = options.assumptions[connection.server.port] {
-            how = "assumed for port \(connection.server.port)"
-            switch assumption {
-            case .webSocketMQTT:
-                let hasHandshake = clientBytes.starts(with: Array("GET ".utf8))
-                transport = .webSocket(expectsHandshake: hasHandshake && !joinMidstream)
-                if hasHandshake { joinMidstream = false }
-                name = "ws-mqtt"
-            case .mqtt:
-                transport = .mqtt
-                name = "mqtt"
-                if clientBytes.first == 0x10 { joinMidstream = false }
-            }
-        } else if let record = Self.tlsRecord(clientBytes) ?? Self.tlsRecord(serverBytes) {
-            return ignore(entry, frame: frame, time: time, emit: emit,
-                          reason: "TLS (\(record)), encrypted: give its key log with --keylog, or capture the plain side with wmq-capture proxy")
-        } else if !connection.joinedMidstream && clientBytes.starts(with: Array("GET ".utf8)) {
-            transport = .webSocket(expectsHandshake: true)
-            (name, how) = ("websocket", "HTTP Upgrade")
-        } else if !connection.joinedMidstream && Self.looksLikeConnect(clientBytes) {
-            transport = .mqtt
-            (name, how) = ("mqtt", "MQTT CONNECT")
-        } else if connection.joinedMidstream || final || entry.pendingBytes >= options.detectionWindow {
-            // No beginning to go by: try the shapes of WebSocket frames, then of MQTT packets.
-            let needed = final ? 1 : min(options.detectionWindow, 64)
-            guard final || clientBytes.count >= needed || serverBytes.count >= needed else { return }
-            if Self.framesPlausible(serverBytes, .serverToClient, final: final) || Self.framesPlausible(clientBytes, .clientToServer, final: final) {
-                transport = .webSocket(expectsHandshake: false)
-                (name, how) = ("ws-mqtt", "WebSocket frames seen midstream")
-                joinMidstream = true
-            } else if Self.packetsPlausible(serverBytes, final: final) || Self.packetsPlausible(clientBytes, final: final) {
-                transport = .mqtt
-                (name, how) = ("mqtt", "MQTT packets seen midstream")
-                joinMidstream = true
-            } else if final || entry.pendingBytes >= options.detectionWindow {
-                let sample = (clientBytes.isEmpty ? serverBytes : clientBytes).prefix(8)
-                return ignore(entry, frame: frame, time: time, emit: emit,
-                              reason: "neither WebSocket nor MQTT (first bytes \(Hex.string(sample))); --assume PORT=ws-mqtt|mqtt forces it")
+    /// Decides what the connection carries once its first bytes say so (or, with `final`,
+    /// on whatever it showed): ``ConnectionDetection``'s rules, `--assume`, and what the
+    /// capture taught about the server port. Once decided, every byte held since the start
+    /// is decoded, each with the frame that brought it.
+    private mutating func decide(_ entry: Tracked, frame: Int, time: Double, final: Bool, emit: (consuming CaptureEvent) -> Void) {
+        let port = entry.connection.server.port
+        let assumption = options.assumptions[port]
+        let hint: ConnectionDetection.Hint? = switch assumption {
+        case .webSocketMQTT: .webSocket
+        case .mqtt: .mqtt(nil)
+        case .mqtt5: .mqtt(.v5)
+        case nil: learned[port]
+        }
+        let budgetReached = entry.pendingBytes >= options.maximumUndecidedBytes
+            || (entry.pendingBytes >= options.detectionWindow && !unitStillArriving(entry))
+        let detection = ConnectionDetection(
+            client: side(of: entry, .clientToServer), server: side(of: entry, .serverToClient),
+            final: final, budgetReached: budgetReached, hint: hint,
+            rolesGuessed: entry.connection.joinedMidstream && assumption == nil)
+        var decision = detection.decide()
+        if let assumption, decision.verdict != .handshake && decision.verdict != .connect {
+            // Forced: the connection is read as assumed, from where its units chain if they do.
+            switch decision.verdict {
+            case .units(let reading) where reading.kind.isMQTT == (assumption != .webSocketMQTT): break
+            case .undecided where !final && !budgetReached: return
+            default:
+                decision.verdict = .units(ConnectionDetection.Reading(
+                    kind: assumption == .webSocketMQTT ? .webSocket(carriesMQTT: true) : .mqtt(assumption == .mqtt5 ? .v5 : .v3_1_1),
+                    clientStart: nil, serverStart: nil, units: 0, skipped: 0))
             }
         }
-        guard let transport else { return }
+        if decision.rolesSwapped { swapRoles(entry) }
+        let connection = entry.connection
+        var transport: ConnectionDissector.Transport
+        var name: String
+        var how: String
+        var version: ProtocolVersion?
+        var reading: ConnectionDetection.Reading?
+        switch decision.verdict {
+        case .undecided:
+            return
+        case .other(let reason):
+            return ignore(entry, frame: frame, time: time, emit: emit, reason: reason)
+        case .handshake:
+            transport = .webSocket(expectsHandshake: true)
+            (name, how) = ("websocket", "HTTP Upgrade")
+            learned[connection.server.port] = .webSocket
+        case .connect:
+            transport = .mqtt
+            (name, how) = ("mqtt", "MQTT CONNECT")
+            learned[connection.server.port] = .mqtt(nil)
+        case .units(let found):
+            reading = found
+            switch found.kind {
+            case .webSocket(let carriesMQTT):
+                transport = .webSocket(expectsHandshake: false)
+                (name, how) = carriesMQTT == false ? ("ws", "WebSocket frames seen midstream")
+                    : ("ws-mqtt", "WebSocket frames seen midstream")
+            case .mqtt(let found):
+                transport = .mqtt
+                version = found
+                (name, how) = ("mqtt", found == .v5 ? "MQTT 5.0 packets seen midstream" : "MQTT packets seen midstream")
+            }
+            if assumption != nil { how = "assumed for port \(port)" }
+        }
+        if decision.rolesSwapped { how += "; client and server told by the bytes" }
         do {
             var dissector = try ConnectionDissector(transport: transport, redactor: options.redactor,
-                                                    reportsFrames: options.reportsFrames)
+                                                    reportsFrames: options.reportsFrames, mqttVersion: version)
             dissector.annotates = options.annotates
             dissector.defersWorksAnnotation = options.defersWorksAnnotation
             dissector.annotatesMessages = options.annotatesMessages
             dissector.reportsMessages = options.reportsMessages
+            if case .webSocket(let carriesMQTT)? = reading?.kind { dissector.assumeCarriesMQTT(carriesMQTT ?? true) }
             entry.dissector = consume dissector
         } catch {
             entry.ignored = true
             return
         }
         emit(CaptureEvent(connection: connection, direction: nil, frame: frame, time: time, kind: .opened(protocol: name, how: how)))
-        if joinMidstream {
-            entry.dissector?.lost(nil, direction: .clientToServer)
-            entry.dissector?.lost(nil, direction: .serverToClient)
-        }
         let pending = entry.pending
         entry.pending = []
         entry.pendingBytes = 0
-        for item in pending { run(item, entry: entry, frame: frame, time: time, emit: emit) }
+        // Where each direction starts: a handshake or CONNECT starts the stream; units found
+        // by their shapes start where the detection found the first; a direction joined
+        // midstream with none found starts at the next boundary a scan finds.
+        var skip: [FlowDirection: Int] = [:]
+        if let reading {
+            for direction in [FlowDirection.clientToServer, .serverToClient] {
+                if let start = direction == .clientToServer ? reading.clientStart : reading.serverStart {
+                    skip[direction] = start
+                    if let event = entry.dissector?.begin(direction.stream, atStreamOffset: start) {
+                        emit(CaptureEvent(connection: connection, direction: direction, frame: frame, time: time, kind: .dissected(event)))
+                    }
+                } else if !startsAtStreamStart(pending, direction, connection: connection) {
+                    if firstBytes(of: entry, pending: pending, direction: direction, limit: 2).isEmpty {
+                        entry.awaitingStart.insert(direction)
+                        entry.readingKind = reading.kind
+                    } else {
+                        entry.dissector?.lost(nil, direction: direction.stream)
+                    }
+                }
+            }
+        }
+        var sawData: Set<FlowDirection> = []
+        for item in pending {
+            switch item {
+            case .gap(let direction, _):
+                // A gap before the first unit found is behind the start already.
+                if skip[direction] != nil && !sawData.contains(direction) { continue }
+                run(item, entry: entry, frame: frame, time: time, emit: emit)
+            case .data(let direction, var bytes, let itemFrame, let itemTime):
+                sawData.insert(direction)
+                if let left = skip[direction], left > 0 {
+                    let dropped = min(left, bytes.readableBytes)
+                    bytes.moveReaderIndex(forwardBy: dropped)
+                    skip[direction] = left - dropped
+                    if bytes.readableBytes == 0 { continue }
+                }
+                run(.data(direction, bytes, frame: itemFrame, time: itemTime), entry: entry, frame: frame, time: time, emit: emit)
+            }
+        }
+    }
+
+    /// Whether a unit whose header began within the detection window is still arriving in
+    /// either direction (the detection then waits for it, up to ``Options/maximumUndecidedBytes``).
+    private func unitStillArriving(_ entry: Tracked) -> Bool {
+        for direction in [FlowDirection.clientToServer, .serverToClient] {
+            let bytes = firstBytes(of: entry, direction: direction, limit: options.detectionWindow + 16)
+            guard bytes.count >= 2 else { continue }
+            let mqtt = bytes.withUnsafeBytes { PacketBoundaryScan.header(in: $0, at: 0, version: .v5) }
+            if case .valid(let total) = mqtt, total > bytes.count { return true }
+            let frame = bytes.withUnsafeBytes {
+                FrameBoundaryScan.header(in: $0, at: 0, direction: direction.stream, allowsRSV1: true)
+            }
+            if case .valid(let total) = frame, total > bytes.count { return true }
+        }
+        return false
+    }
+
+    /// What the detection sees of one direction.
+    private func side(of entry: Tracked, _ direction: FlowDirection) -> ConnectionDetection.Side {
+        let limit = max(options.detectionWindow, entry.pendingBytes)
+        return ConnectionDetection.Side(bytes: firstBytes(of: entry, direction: direction, limit: limit),
+                                        fromStart: startsAtStreamStart(entry.pending, direction, connection: entry.connection))
+    }
+
+    /// Whether the bytes held for a direction begin its stream: the SYN was seen and no gap came first.
+    private func startsAtStreamStart(_ pending: [Pending], _ direction: FlowDirection, connection: Connection) -> Bool {
+        guard !connection.joinedMidstream else { return false }
+        for item in pending {
+            switch item {
+            case .gap(let itemDirection, _) where itemDirection == direction: return false
+            case .data(let itemDirection, _, _, _) where itemDirection == direction: return true
+            default: continue
+            }
+        }
+        return true
+    }
+
+    /// The evidence showed client and server the other way round: the connection's roles
+    /// and its held bytes' directions are turned.
+    private func swapRoles(_ entry: Tracked) {
+        entry.swapped.toggle()
+        var connection = entry.connection
+        (connection.client, connection.server) = (connection.server, connection.client)
+        entry.connection = connection
+        entry.pending = entry.pending.map { item in
+            switch item {
+            case .data(let direction, let bytes, let frame, let time): .data(direction.reversed, bytes, frame: frame, time: time)
+            case .gap(let direction, let count): .gap(direction.reversed, count)
+            }
+        }
     }
 
     /// Marks a connection as not decoded and says why, once.
@@ -389,57 +525,30 @@ public struct CaptureDissector {
         emit(CaptureEvent(connection: entry.connection, direction: nil, frame: frame, time: time, kind: .ignored(reason: reason)))
     }
 
-    /// The TLS record a connection opens with (a handshake, or application data when the
-    /// capture joined it late): content type 20–23, version 3.x, a length up to 2^14 + 2048.
-    static func tlsRecord(_ bytes: [UInt8]) -> String? {
-        guard bytes.count >= 5, (20...23).contains(bytes[0]), bytes[1] == 3, bytes[2] <= 4 else { return nil }
-        let length = Int(bytes[3]) << 8 | Int(bytes[4])
-        guard length > 0, length <= 18_432 else { return nil }
-        switch bytes[0] {
-        case 22: return "handshake record"
-        case 23: return "application data"
-        case 21: return "alert"
-        default: return "change cipher spec"
-        }
-    }
-
-    private func firstBytes(of entry: Tracked, direction: FlowDirection) -> [UInt8] {
+    /// The first bytes held for a direction, up to `limit`: from its first data, up to a gap
+    /// that follows (bytes after a hole do not continue those before it).
+    private func firstBytes(of entry: Tracked, pending: [Pending]? = nil, direction: FlowDirection, limit: Int) -> [UInt8] {
         var bytes: [UInt8] = []
-        for item in entry.pending {
-            guard case .data(let itemDirection, let data) = item, itemDirection == direction else { continue }
-            bytes += data.readableBytesView.prefix(options.detectionWindow - bytes.count)
-            if bytes.count >= options.detectionWindow { break }
+        for item in pending ?? entry.pending {
+            switch item {
+            case .gap(let itemDirection, _) where itemDirection == direction && !bytes.isEmpty:
+                return bytes
+            case .data(let itemDirection, let data, _, _) where itemDirection == direction:
+                bytes += data.readableBytesView.prefix(limit - bytes.count)
+                if bytes.count >= limit { return bytes }
+            default:
+                continue
+            }
         }
         return bytes
     }
+}
 
-    static func looksLikeConnect(_ bytes: [UInt8]) -> Bool {
-        guard bytes.first == 0x10, bytes.count >= 8 else { return false }
-        var index = 1
-        while index < min(bytes.count, 5), bytes[index] & 0x80 != 0 { index += 1 }
-        let nameStart = index + 1
-        guard nameStart + 6 <= bytes.count else { return false }
-        let name = Array(bytes[nameStart..<min(bytes.count, nameStart + 8)])
-        return name.starts(with: [0x00, 0x04] + Array("MQTT".utf8)) || name.starts(with: [0x00, 0x06] + Array("MQIsdp".utf8))
-    }
-
-    /// `final`: the connection has ended, so a frame ending exactly at the end counts.
-    static func framesPlausible(_ bytes: [UInt8], _ direction: StreamDirection, final: Bool) -> Bool {
-        guard bytes.count >= 2 else { return false }
-        let result = bytes.withUnsafeBytes { FrameBoundaryScan.find(in: $0, direction: direction, endOfStream: final) }
-        // Frames must be found near the start; junk before them is what joining midstream cut.
-        if case .found(let index) = result { return index < max(64, bytes.count / 2) }
-        return false
-    }
-
-    static func packetsPlausible(_ bytes: [UInt8], final: Bool) -> Bool {
-        guard bytes.count >= 2 else { return false }
-        let result = bytes.withUnsafeBytes { PacketBoundaryScan.find(in: $0, version: .v3_1_1, endOfStream: final) }
-        if case .found(let index) = result { return index < max(64, bytes.count / 2) }
-        return false
-    }
+extension ConnectionDetection.Reading.Kind {
+    var isMQTT: Bool { if case .mqtt = self { true } else { false } }
 }
 
 extension FlowDirection {
     var stream: StreamDirection { self == .clientToServer ? .clientToServer : .serverToClient }
+    var reversed: FlowDirection { self == .clientToServer ? .serverToClient : .clientToServer }
 }

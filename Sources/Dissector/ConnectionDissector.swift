@@ -136,8 +136,10 @@ public struct ConnectionDissector {
     /// themselves are annotated, so other MQTT traffic is not flagged as broken Works.
     public private(set) var worksConfidence = DetectionConfidence.none
 
+    /// - Parameter mqttVersion: the MQTT version to read packets with until a CONNECT says
+    ///   otherwise (what `--assume PORT=mqtt5` or the packets of a connection joined midstream tell).
     public init(transport: Transport = .webSocket(expectsHandshake: true), redactor: Redactor?,
-                reportsFrames: Bool = false) throws(WebSocketWireError) {
+                reportsFrames: Bool = false, mqttVersion: ProtocolVersion? = nil) throws(WebSocketWireError) {
         self.transport = transport
         dialect = WorksDialect()
         self.redactor = redactor
@@ -155,8 +157,33 @@ public struct ConnectionDissector {
         var serverStream = try WebSocketStreamDecoder(direction: .serverToClient, expectsHead: expectsHead)
         clientStream.reportsFrames = reportsFrames
         serverStream.reportsFrames = reportsFrames
-        client = Side(webSocket: clientStream, mqtt: MQTTDecoder())
-        server = Side(webSocket: serverStream, mqtt: MQTTDecoder())
+        let mqttConfiguration = MQTTDecoder.Configuration(version: mqttVersion ?? .v3_1_1)
+        client = Side(webSocket: clientStream, mqtt: MQTTDecoder(configuration: mqttConfiguration))
+        server = Side(webSocket: serverStream, mqtt: MQTTDecoder(configuration: mqttConfiguration))
+    }
+
+    /// Says whether the WebSocket messages carry MQTT, for a connection joined midstream
+    /// whose handshake (and subprotocol) the capture does not hold.
+    public mutating func assumeCarriesMQTT(_ value: Bool) {
+        carriesMQTT = value
+    }
+
+    /// The capture joined this direction midstream and its first unit (frame or packet)
+    /// starts at stream offset `offset`: the bytes fed next start at the beginning of the
+    /// stream, and those before `offset` are passed over (reported when there are any).
+    public mutating func begin(_ direction: StreamDirection, atStreamOffset offset: Int) -> DissectorEvent? {
+        let side = side(direction)
+        switch transport {
+        case .webSocket:
+            side.webSocket.begin(atStreamOffset: offset)
+            side.mqtt.reset()
+            side.packetSpansMessages = false
+        case .mqtt:
+            side.mqtt.reset(streamOffset: offset)
+        }
+        guard offset > 0 else { return nil }
+        let layer = transport == .mqtt ? "MQTT" : "WebSocket"
+        return DissectorEvent(direction: direction, kind: .resynchronized(layer: layer, skipped: offset), warnings: [])
     }
 
     /// A direction's side, to be changed: this dissector's own, copied first if a copy of the

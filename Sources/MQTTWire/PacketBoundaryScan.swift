@@ -14,8 +14,10 @@ public enum PacketBoundaryScan {
         }
     }
 
-    static func header(in bytes: UnsafeRawBufferPointer, at index: Int, version: ProtocolVersion,
-                       maximumPacketSize: Int) -> BoundaryScan.Header {
+    /// Whether a fixed header that is plausible for its type starts at `index` (the rule the
+    /// scan applies at each offset; the dissector's detection chains it from a known start).
+    public static func header(in bytes: UnsafeRawBufferPointer, at index: Int, version: ProtocolVersion,
+                              maximumPacketSize: Int = 268_435_460) -> BoundaryScan.Header {
         guard index + 2 <= bytes.count else { return .incomplete }
         let first = bytes[index]
         guard let type = PacketType(rawValue: first >> 4), type != .auth || version == .v5 else { return .invalid }

@@ -17,8 +17,10 @@ public enum FrameBoundaryScan {
         }
     }
 
-    static func header(in bytes: UnsafeRawBufferPointer, at index: Int, direction: StreamDirection, allowsRSV1: Bool,
-                       maximumFrameSize: Int) -> BoundaryScan.Header {
+    /// Whether a plausible frame header starts at `index` (the rule the scan applies at each
+    /// offset; the dissector's detection chains it from a known start).
+    public static func header(in bytes: UnsafeRawBufferPointer, at index: Int, direction: StreamDirection, allowsRSV1: Bool,
+                              maximumFrameSize: Int = 1 << 26) -> BoundaryScan.Header {
         guard index + 2 <= bytes.count else { return .incomplete }
         let first = bytes[index]
         let second = bytes[index + 1]

@@ -63,6 +63,18 @@ public struct WebSocketStreamDecoder {
         scanStart = next
     }
 
+    /// Starts decoding at a frame boundary the caller found (a capture that joined the
+    /// connection midstream, whose first unit starts at `offset`): no head is expected and
+    /// the bytes given next are taken to start there.
+    public mutating func begin(atStreamOffset offset: Int) {
+        headDone = true
+        headBuffer = ByteBuffer()
+        frames = WebSocketFrameParser(configuration: frames.configuration, streamOffset: offset)
+        assembler = (try? WebSocketMessageAssembler(configuration: assembler.configuration)) ?? assembler
+        reportedBrokenStream = false
+        scanning = nil
+    }
+
     /// Set when the upgrade was refused: what follows is HTTP (a body, more requests),
     /// not WebSocket, and is not decoded.
     public private(set) var isStopped = false
