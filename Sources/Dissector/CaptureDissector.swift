@@ -80,6 +80,9 @@ public struct CaptureDissector {
         /// is still arriving (a first PUBLISH of tens of kilobytes): past it, it is decided on
         /// what it showed.
         public var maximumUndecidedBytes = 1 << 20
+        /// Bytes all undecided connections may hold together: past it, the connection that
+        /// adds more is decided on what it showed.
+        public var maximumTotalUndecidedBytes = 64 << 20
 
         public init(redactor: Redactor?) {
             self.redactor = redactor
@@ -112,6 +115,8 @@ public struct CaptureDissector {
         /// shapes: their first bytes are looked at for where the first unit starts.
         var awaitingStart: Set<FlowDirection> = []
         var readingKind: ConnectionDetection.Reading.Kind?
+        /// Held bytes at which an undecided connection is looked at again.
+        var nextLook = 0
 
         init(connection: Connection) {
             self.connection = connection
@@ -124,6 +129,8 @@ public struct CaptureDissector {
     /// What connections decided on strong evidence taught about their server ports, for
     /// connections to the same port that the capture joined midstream.
     private var learned: [UInt16: ConnectionDetection.Hint] = [:]
+    /// Bytes held by undecided connections, all together (bounded by ``Options/maximumTotalUndecidedBytes``).
+    private var undecidedBytes = 0
     /// The flow events of the segment being processed; kept, empty, so that its storage is reused.
     private var flowEvents: [FlowEvent] = []
 
@@ -283,6 +290,16 @@ public struct CaptureDissector {
                 }
             case .closed(let id, let reason, let frame, let time):
                 guard let entry = tracked.removeValue(forKey: id) else { continue }
+                undecidedBytes -= entry.dissector == nil ? entry.pendingBytes : 0
+                if let version = entry.dissector?.connectVersion {
+                    // What the CONNECT said: later connections to the port joined midstream are read so.
+                    let port = entry.connection.server.port
+                    switch entry.dissector?.transport {
+                    case .webSocket?: learned[port] = .webSocket(version)
+                    case .mqtt?: learned[port] = .mqtt(version)
+                    case nil: break
+                    }
+                }
                 if entry.dissector == nil && !entry.ignored {
                     decide(entry, frame: frame, time: time, final: true, emit: emit)
                 }
@@ -302,6 +319,14 @@ public struct CaptureDissector {
                 // Kept alone: a connection waiting to be recognised holds its first bytes only.
                 entry.pending.append(.data(direction, bytes.keptAlone(), frame: frame, time: time))
                 entry.pendingBytes += bytes.readableBytes
+                undecidedBytes += bytes.readableBytes
+                // Past the detection window, a connection is looked at again each time its
+                // bytes double, not for every segment.
+                if entry.pendingBytes >= options.detectionWindow && entry.pendingBytes < entry.nextLook
+                    && entry.pendingBytes < options.maximumUndecidedBytes && undecidedBytes <= options.maximumTotalUndecidedBytes {
+                    return
+                }
+                entry.nextLook = entry.pendingBytes * 2
             case .gap:
                 entry.pending.append(item)
             }
@@ -350,13 +375,16 @@ public struct CaptureDissector {
         let port = entry.connection.server.port
         let assumption = options.assumptions[port]
         let hint: ConnectionDetection.Hint? = switch assumption {
-        case .webSocketMQTT: .webSocket
+        case .webSocketMQTT: .webSocket(nil)
         case .mqtt: .mqtt(nil)
         case .mqtt5: .mqtt(.v5)
         case nil: learned[port]
         }
-        let budgetReached = entry.pendingBytes >= options.maximumUndecidedBytes
-            || (entry.pendingBytes >= options.detectionWindow && !unitStillArriving(entry))
+        // A connection that starts with its SYN must say what it is at once; one joined
+        // midstream may be inside a large message, whose end may be far.
+        let midstream = entry.connection.joinedMidstream || entry.pending.contains { if case .gap = $0 { true } else { false } }
+        let budgetReached = entry.pendingBytes >= options.maximumUndecidedBytes || undecidedBytes > options.maximumTotalUndecidedBytes
+            || (!midstream && entry.pendingBytes >= options.detectionWindow && !unitStillArriving(entry))
         let detection = ConnectionDetection(
             client: side(of: entry, .clientToServer), server: side(of: entry, .serverToClient),
             final: final, budgetReached: budgetReached, hint: hint,
@@ -369,7 +397,7 @@ public struct CaptureDissector {
             case .undecided where !final && !budgetReached: return
             default:
                 decision.verdict = .units(ConnectionDetection.Reading(
-                    kind: assumption == .webSocketMQTT ? .webSocket(carriesMQTT: true) : .mqtt(assumption == .mqtt5 ? .v5 : .v3_1_1),
+                    kind: assumption == .webSocketMQTT ? .webSocket(carriesMQTT: true, version: nil) : .mqtt(assumption == .mqtt5 ? .v5 : .v3_1_1),
                     clientStart: nil, serverStart: nil, units: 0, skipped: 0))
             }
         }
@@ -388,7 +416,7 @@ public struct CaptureDissector {
         case .handshake:
             transport = .webSocket(expectsHandshake: true)
             (name, how) = ("websocket", "HTTP Upgrade")
-            learned[connection.server.port] = .webSocket
+            learned[connection.server.port] = .webSocket(nil)
         case .connect:
             transport = .mqtt
             (name, how) = ("mqtt", "MQTT CONNECT")
@@ -396,8 +424,9 @@ public struct CaptureDissector {
         case .units(let found):
             reading = found
             switch found.kind {
-            case .webSocket(let carriesMQTT):
+            case .webSocket(let carriesMQTT, let found):
                 transport = .webSocket(expectsHandshake: false)
+                version = found
                 (name, how) = carriesMQTT == false ? ("ws", "WebSocket frames seen midstream")
                     : ("ws-mqtt", "WebSocket frames seen midstream")
             case .mqtt(let found):
@@ -415,7 +444,7 @@ public struct CaptureDissector {
             dissector.defersWorksAnnotation = options.defersWorksAnnotation
             dissector.annotatesMessages = options.annotatesMessages
             dissector.reportsMessages = options.reportsMessages
-            if case .webSocket(let carriesMQTT)? = reading?.kind { dissector.assumeCarriesMQTT(carriesMQTT ?? true) }
+            if case .webSocket(let carriesMQTT, _)? = reading?.kind { dissector.assumeCarriesMQTT(carriesMQTT ?? true) }
             entry.dissector = consume dissector
         } catch {
             entry.ignored = true
@@ -423,6 +452,7 @@ public struct CaptureDissector {
         }
         emit(CaptureEvent(connection: connection, direction: nil, frame: frame, time: time, kind: .opened(protocol: name, how: how)))
         let pending = entry.pending
+        undecidedBytes -= entry.pendingBytes
         entry.pending = []
         entry.pendingBytes = 0
         // Where each direction starts: a handshake or CONNECT starts the stream; units found
@@ -518,7 +548,8 @@ public struct CaptureDissector {
     }
 
     /// Marks a connection as not decoded and says why, once.
-    private func ignore(_ entry: Tracked, frame: Int, time: Double, emit: (consuming CaptureEvent) -> Void, reason: String) {
+    private mutating func ignore(_ entry: Tracked, frame: Int, time: Double, emit: (consuming CaptureEvent) -> Void, reason: String) {
+        undecidedBytes -= entry.pendingBytes
         entry.ignored = true
         entry.pending = []
         entry.pendingBytes = 0

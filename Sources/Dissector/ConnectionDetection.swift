@@ -23,7 +23,7 @@ struct ConnectionDetection {
     /// What the capture already taught about the connection's server port, or what
     /// `--assume` says of it.
     enum Hint: Sendable, Hashable {
-        case webSocket
+        case webSocket(ProtocolVersion?)
         case mqtt(ProtocolVersion?)
     }
 
@@ -31,7 +31,7 @@ struct ConnectionDetection {
     struct Reading: Equatable {
         enum Kind: Equatable {
             /// WebSocket frames; `carriesMQTT` from their payloads (nil when no data frame was seen).
-            case webSocket(carriesMQTT: Bool?)
+            case webSocket(carriesMQTT: Bool?, version: ProtocolVersion?)
             case mqtt(ProtocolVersion)
         }
 
@@ -41,6 +41,7 @@ struct ConnectionDetection {
         var serverStart: Int?
         /// Complete units that parsed, both directions together.
         var units: Int
+        var v5Evidence = 0
         /// Bytes passed over before the first unit, both directions together.
         var skipped: Int
         /// A direction's bytes end inside a unit.
@@ -81,7 +82,7 @@ struct ConnectionDetection {
     /// shapes alone (fewer will do when the capture taught what the server port carries).
     static let unitsNeeded = 3
     /// How far into a direction joined midstream the first unit may start.
-    static let maximumSkip = 4096
+    static let maximumSkip = 1 << 20
 
     func decide() -> Decision {
         let asGiven = decide(client: client, server: server)
@@ -126,6 +127,10 @@ struct ConnectionDetection {
         if Self.startsWithConnect(client.bytes) && (client.fromStart || Self.connectParses(client.bytes)) {
             return Decision(verdict: .connect)
         }
+        // The server's 101 response, its request before the capture began: frames follow it.
+        if let verdict = upgradeResponseVerdict(client: client, server: server) {
+            return Decision(verdict: verdict)
+        }
         if let name = Self.signedProtocol(client: client.bytes, server: server.bytes) {
             return Decision(verdict: .other(name))
         }
@@ -153,6 +158,36 @@ struct ConnectionDetection {
         }
         if upgradesToWebSocket { return .handshake }
         return .other("HTTP (\(requestLine)) without a WebSocket upgrade")
+    }
+
+    /// A connection whose captured bytes begin with the server's `101 Switching Protocols`
+    /// to WebSocket: frames follow the head in both directions.
+    private func upgradeResponseVerdict(client: Side, server: Side) -> Verdict? {
+        let bytes = server.bytes
+        guard bytes.starts(with: Array("HTTP/1.1 101".utf8)) || bytes.starts(with: Array("HTTP/1.0 101".utf8)) else { return nil }
+        guard let headEnd = Self.headEnd(bytes) else { return final || budgetReached ? .other("HTTP (101 response cut short)") : .undecided }
+        let lines = String(decoding: bytes[..<headEnd], as: UTF8.self).lowercased().split(separator: "\r\n")
+        guard lines.contains(where: { $0.hasPrefix("upgrade:") && $0.contains("websocket") }) else { return nil }
+        var carriesMQTT: Bool?
+        if let line = lines.first(where: { $0.hasPrefix("sec-websocket-protocol:") }) {
+            let chosen = line.dropFirst("sec-websocket-protocol:".count).trimmingCharacters(in: .whitespaces)
+            carriesMQTT = ConnectionDissector.mqttSubprotocols.contains(chosen)
+        }
+        let rest = Array(bytes[headEnd...])
+        let serverChain = Self.bestChain(rest, fromStart: true) { Self.webSocketChain(rest, from: $0, direction: .serverToClient) }
+        let clientChain = Self.bestChain(client.bytes, fromStart: false) {
+            Self.webSocketChain(client.bytes, from: $0, direction: .clientToServer)
+        }
+        if carriesMQTT == nil {
+            let mqtt = (serverChain?.mqttPayloads ?? 0) + (clientChain?.mqttPayloads ?? 0)
+            let other = (serverChain?.textPayloads ?? 0) + (clientChain?.textPayloads ?? 0)
+            carriesMQTT = mqtt + other == 0 ? nil : mqtt > other
+        }
+        let version: ProtocolVersion? = (serverChain?.v5Evidence ?? 0) + (clientChain?.v5Evidence ?? 0) > 0 ? .v5 : nil
+        return .units(Reading(kind: .webSocket(carriesMQTT: carriesMQTT, version: version),
+                              clientStart: clientChain.map { Self.firstMessageFrame(client.bytes, from: $0.start, direction: .clientToServer) },
+                              serverStart: headEnd + (serverChain.map { Self.firstMessageFrame(rest, from: $0.start, direction: .serverToClient) } ?? 0),
+                              units: Self.unitsNeeded, skipped: 0))
     }
 
     static let httpMethods = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE"]
@@ -372,7 +407,8 @@ struct ConnectionDetection {
 
     /// Packet types each side sends.
     static func sends(_ type: PacketType, from direction: StreamDirection) -> Bool {
-        switch type {
+        if direction == .unknown { return true }
+        return switch type {
         case .connect, .subscribe, .unsubscribe, .pingreq: direction == .clientToServer
         case .connack, .suback, .unsuback, .pingresp: direction == .serverToClient
         default: true
@@ -387,8 +423,12 @@ struct ConnectionDetection {
         var endsInsideUnit = false
         /// A unit did not parse or did not follow: the run stops short of the bytes' end.
         var broken = false
+        /// Data frames whose payloads are MQTT packets, and those that are not.
         var mqttPayloads = 0
         var textPayloads = 0
+        /// Units that only MQTT 5.0 reads so: packets that parse only as 5.0, or PUBLISHes with
+        /// properties (which 3.1.1 would read as payload).
+        var v5Evidence = 0
     }
 
     static func mqttChain(_ bytes: [UInt8], from start: Int, version: ProtocolVersion, direction: StreamDirection) -> Chain {
@@ -413,6 +453,7 @@ struct ConnectionDetection {
                     chain.broken = true
                     return chain
                 }
+                if version == .v5, case .publish(let publish) = packet, !publish.properties.isEmpty { chain.v5Evidence += 1 }
                 chain.units += 1
                 index += total
             }
@@ -499,18 +540,24 @@ struct ConnectionDetection {
         return payload
     }
 
+    /// Counts a data frame's payload as MQTT (whole packets that parse, one after another)
+    /// or as something else (text, or binary of another kind: zlib, JSON…).
     private static func classifyPayload(_ bytes: [UInt8], frameAt index: Int, total: Int, chain: inout Chain) {
         let opcode = bytes[index] & 0x0F
         // Compressed (RSV1) payloads cannot be read here.
         guard bytes[index] & 0x40 == 0 else { return }
-        let payload = framePayload(bytes, frameAt: index, total: total, limit: 16)
+        let payload = framePayload(bytes, frameAt: index, total: total, limit: 4096)
         guard !payload.isEmpty else { return }
         if opcode == 1 {
             chain.textPayloads += 1
             return
         }
-        let header = payload.withUnsafeBytes { PacketBoundaryScan.header(in: $0, at: 0, version: .v5) }
-        if header != .invalid { chain.mqttPayloads += 1 } else { chain.textPayloads += isText(payload) ? 1 : 0 }
+        let v3 = mqttChain(payload, from: 0, version: .v3_1_1, direction: .unknown)
+        let v5 = mqttChain(payload, from: 0, version: .v5, direction: .unknown)
+        let readsAsV3 = !v3.broken && (v3.units > 0 || v3.endsInsideUnit)
+        let readsAsV5 = !v5.broken && (v5.units > 0 || v5.endsInsideUnit)
+        if readsAsV3 || readsAsV5 { chain.mqttPayloads += 1 } else { chain.textPayloads += 1 }
+        if readsAsV5 && (!readsAsV3 || v5.v5Evidence > 0) { chain.v5Evidence += 1 }
     }
 
     static func isText(_ bytes: [UInt8]) -> Bool {
@@ -548,9 +595,13 @@ struct ConnectionDetection {
         }
         // The run must explain at least as many bytes as it passes over: a short run at the
         // end of another protocol's bytes is chance.
-        for start in 0..<min((bytes.count + 1) / 2, maximumSkip) {
+        // A capture that joined inside a large message passes over its rest: then several
+        // whole units must follow.
+        for start in 0..<min(bytes.count - 1, maximumSkip) {
             let chain = make(start)
-            if !chain.broken && (chain.units > 0 || (chain.endsInsideUnit && start == 0)) { return chain }
+            guard !chain.broken, chain.units > 0 || (chain.endsInsideUnit && start == 0) else { continue }
+            let endsExactly = !chain.endsInsideUnit && chain.units >= 2
+            if start == 0 || bytes.count - start >= start || chain.units >= unitsNeeded || endsExactly { return chain }
         }
         return nil
     }
@@ -581,8 +632,11 @@ struct ConnectionDetection {
             var kind = kind
             if case .webSocket = kind {
                 let mqtt = (clientChain?.mqttPayloads ?? 0) + (serverChain?.mqttPayloads ?? 0)
-                let text = (clientChain?.textPayloads ?? 0) + (serverChain?.textPayloads ?? 0)
-                kind = .webSocket(carriesMQTT: mqtt > 0 ? true : (text > 0 ? false : nil))
+                let other = (clientChain?.textPayloads ?? 0) + (serverChain?.textPayloads ?? 0)
+                let v5 = (clientChain?.v5Evidence ?? 0) + (serverChain?.v5Evidence ?? 0)
+                var version: ProtocolVersion? = v5 > 0 ? .v5 : nil
+                if v5 == 0, case .webSocket(let hinted)? = hint { version = hinted }
+                kind = .webSocket(carriesMQTT: mqtt + other == 0 ? nil : mqtt > other, version: version)
             }
             var clientStart = clientChain?.start
             var serverStart = serverChain?.start
@@ -590,12 +644,16 @@ struct ConnectionDetection {
                 clientStart = clientStart.map { firstMessageFrame(client.bytes, from: $0, direction: .clientToServer) }
                 serverStart = serverStart.map { firstMessageFrame(server.bytes, from: $0, direction: .serverToClient) }
             }
+            let evidence = (clientChain?.v5Evidence ?? 0) + (serverChain?.v5Evidence ?? 0)
             candidates.append(Reading(kind: kind, clientStart: clientStart, serverStart: serverStart,
                                       units: (clientChain?.units ?? 0) + (serverChain?.units ?? 0),
+                                      v5Evidence: evidence,
                                       skipped: (clientChain?.start ?? 0) + (serverChain?.start ?? 0),
                                       endsInsideUnit: clientChain?.endsInsideUnit == true || serverChain?.endsInsideUnit == true))
         }
-        consider(.webSocket(carriesMQTT: nil)) { side, direction, start in webSocketChain(side.bytes, from: start, direction: direction) }
+        consider(.webSocket(carriesMQTT: nil, version: nil)) { side, direction, start in
+            webSocketChain(side.bytes, from: start, direction: direction)
+        }
         for version in [ProtocolVersion.v3_1_1, .v5] {
             consider(.mqtt(version)) { side, direction, start in mqttChain(side.bytes, from: start, version: version, direction: direction) }
         }
@@ -608,9 +666,12 @@ struct ConnectionDetection {
             case (.mqtt(let version), .mqtt(let hinted5)?): hinted = hinted5 == nil || hinted5 == version ? 1 : 0
             default: break
             }
-            return (-reading.skipped, reading.units, hinted)
+            let v5 = reading.kind == .mqtt(.v5) ? reading.v5Evidence : 0
+            return (-reading.skipped, reading.units, hinted * 1000 + v5)
         }
-        return candidates.enumerated().max { a, b in
+        // A reading that is evidence enough beats one that is not, whatever it passed over.
+        let convincing = candidates.filter { isConvincing($0, client: client, server: server, hint: hint, final: final) }
+        return (convincing.isEmpty ? candidates : convincing).enumerated().max { a, b in
             let (ra, rb) = (rank(a.element), rank(b.element))
             if ra != rb { return ra < rb }
             return a.offset > b.offset

@@ -128,6 +128,8 @@ public struct ConnectionDissector {
     /// For WebSocket: whether the messages are MQTT. Decided by the subprotocol the server
     /// chose, else by the first client message (a CONNECT); assumed when joined midstream.
     public private(set) var carriesMQTT: Bool?
+    /// The MQTT version the client's CONNECT asked for, once one was read.
+    public private(set) var connectVersion: ProtocolVersion?
     private var client: Side
     private var server: Side
     private var request: HTTPUpgradeRequest?
@@ -377,7 +379,10 @@ public struct ConnectionDissector {
                 // copy retains every buffer and string in it.
                 if case .connect(let connect) = shown {
                     // The server's packets are decoded with the version the client asked for.
-                    if direction == .clientToServer { self.side(.serverToClient).mqtt.version = connect.protocolVersion }
+                    if direction == .clientToServer {
+                        self.side(.serverToClient).mqtt.version = connect.protocolVersion
+                        connectVersion = connect.protocolVersion
+                    }
                     worksConfidence = max(worksConfidence, dialect.detect(DetectionEvidence(mqttPackets: [shown])))
                     if let redactor { shown = .connect(redactor.redact(connect: connect)) }
                 }

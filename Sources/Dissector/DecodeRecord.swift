@@ -37,7 +37,11 @@ public enum DecodeRecord {
         case .closed(let reason):
             members.append(.init(key: "reason", value: .string(reason)))
         case .ignored(let reason):
-            members.append(.init(key: "reason", value: .string(reason)))
+            members += [
+                .init(key: "reason", value: .string(reason)),
+                .init(key: "client", value: .string(event.connection.client.description)),
+                .init(key: "server", value: .string(event.connection.server.description)),
+            ]
         case .dissected(let dissected):
             members += fields(of: dissected, showsSecrets: showsSecrets)
             if !dissected.warnings.isEmpty {
