@@ -33,12 +33,17 @@ public struct DissectorEvent: Sendable {
     /// A Works annotation left for later (``ConnectionDissector/defersWorksAnnotation``):
     /// ``completeAnnotation()`` makes it, on any thread.
     public var deferredWorks: DeferredWorksAnnotation?
+    /// For an MQTT 5.0 PUBLISH that named its topic by a Topic Alias only: the alias. The
+    /// packet's topic is then the one the alias stands for on this connection and direction.
+    public var topicFromAlias: UInt16?
 
-    public init(direction: StreamDirection, kind: Kind, warnings: [String], deferredWorks: DeferredWorksAnnotation? = nil) {
+    public init(direction: StreamDirection, kind: Kind, warnings: [String], deferredWorks: DeferredWorksAnnotation? = nil,
+                topicFromAlias: UInt16? = nil) {
         self.direction = direction
         self.kind = kind
         self.warnings = warnings
         self.deferredWorks = deferredWorks
+        self.topicFromAlias = topicFromAlias
     }
 }
 
@@ -96,6 +101,8 @@ public struct ConnectionDissector {
         /// Bytes of an MQTT packet left over at the end of the last WebSocket message.
         var packetSpansMessages = false
         var messageWarnings: [String] = []
+        /// MQTT 5.0 Topic Aliases this direction's sender set (§3.3.2.3.4): alias to topic.
+        var topicAliases: [UInt16: String] = [:]
 
         init(webSocket: WebSocketStreamDecoder, mqtt: MQTTDecoder) {
             self.webSocket = webSocket
@@ -106,6 +113,7 @@ public struct ConnectionDissector {
             let copy = Side(webSocket: webSocket, mqtt: mqtt)
             copy.packetSpansMessages = packetSpansMessages
             copy.messageWarnings = messageWarnings
+            copy.topicAliases = topicAliases
             return copy
         }
     }
@@ -377,7 +385,26 @@ public struct ConnectionDissector {
                 }
                 // The packet is changed in place and moved into its event, never copied: a
                 // copy retains every buffer and string in it.
+                var topicFromAlias: UInt16?
+                if case .publish(var publish) = shown, let alias = publish.properties.topicAlias {
+                    // Aliases are per connection and direction: set by a PUBLISH with a topic,
+                    // used by one without.
+                    if publish.topicName.isEmpty {
+                        if let topic = side.topicAliases[alias] {
+                            publish.topicName = topic
+                            topicFromAlias = alias
+                            shown = .publish(publish)
+                        } else {
+                            packetWarnings.append("Topic Alias \(alias) was not set on this connection before [MQTT-3.3.2-7]")
+                        }
+                    } else {
+                        side.topicAliases[alias] = publish.topicName
+                    }
+                }
                 if case .connect(let connect) = shown {
+                    // A new session: the aliases of the last one are gone.
+                    side.topicAliases = [:]
+                    self.side(.serverToClient).topicAliases = [:]
                     // The server's packets are decoded with the version the client asked for.
                     if direction == .clientToServer {
                         self.side(.serverToClient).mqtt.version = connect.protocolVersion
@@ -405,9 +432,16 @@ public struct ConnectionDissector {
                 gaveNothing = false
                 emit(DissectorEvent(direction: direction,
                                     kind: .mqtt(consume shown, range: side.mqtt.lastPacketRange, annotation: annotation),
-                                    warnings: packetWarnings, deferredWorks: deferred))
+                                    warnings: packetWarnings, deferredWorks: deferred, topicFromAlias: topicFromAlias))
             } catch {
                 gaveNothing = false
+                if direction == .clientToServer, error.packetType == .connect {
+                    // A CONNECT that broke a rule still named its version (the decoder took it
+                    // from the protocol level): the server's packets are read with it too.
+                    let asked = side.mqtt.version
+                    self.side(.serverToClient).mqtt.version = asked
+                    connectVersion = asked
+                }
                 emit(DissectorEvent(direction: direction, kind: .error(layer: "MQTT", description: "\(error)"), warnings: warnings))
                 if !error.isRecoverable {
                     // Packet boundaries are lost: find them again.

@@ -107,6 +107,8 @@ public enum DecodeRecord {
                     .init(key: "streamOffset", value: .number(String(frame.offset)))]
         case .mqtt(let packet, let range, let annotation):
             var out = mqttFields(packet, range: range, showsSecrets: showsSecrets)
+            // The topic shown is the one the alias stands for; the packet itself carried none.
+            if let alias = event.topicFromAlias { out.append(.init(key: "topicFromAlias", value: .number(String(alias)))) }
             if let annotation { out.append(.init(key: annotation.dialect, value: works(annotation))) }
             return out
         case .webSocketMessage(let message, let annotation):

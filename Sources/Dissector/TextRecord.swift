@@ -45,7 +45,7 @@ public enum TextRecord {
                 lines.append(head + "WebSocket frame \(DecodeRecord.opcodeName(frame.opcode)) fin=\(frame.fin ? 1 : 0)"
                              + " \(frame.length) bytes\(frame.maskKey == nil ? "" : " masked") @\(frame.offset)")
             case .mqtt(let packet, let range, let annotation):
-                lines.append(head + "\(packet)")
+                lines.append(head + "\(packet)" + (dissected.topicFromAlias.map { " (topic from alias \($0))" } ?? ""))
                 if verbose {
                     for member in DecodeRecord.mqttFields(packet, range: range, showsSecrets: false).dropFirst() {
                         lines.append("\(indent)\(member.key) = \(member.value.stringValue ?? member.value.description)")

@@ -152,8 +152,22 @@ public struct MQTTDecoder: Sendable {
             }
             return packet
         } catch {
-            throw error.with(packetType: type, recoverable: true)
+            let failed = error.with(packetType: type, recoverable: true, version: version)
+            // A CONNECT that breaks a rule still says, by its protocol level, how the
+            // packets after it are written: one bad property must not make the rest of
+            // the connection read as another version.
+            if type == .connect, configuration.followsConnect, let level = Self.protocolLevel(ofConnectBody: body),
+               let asked = ProtocolVersion(rawValue: level) {
+                version = asked
+            }
+            throw failed
         }
+    }
+
+    /// The protocol level of a CONNECT body (after its protocol name), if the bytes reach it.
+    public static func protocolLevel(ofConnectBody body: ByteBuffer) -> UInt8? {
+        guard let nameLength = body.getInteger(at: body.readerIndex, as: UInt16.self) else { return nil }
+        return body.getInteger(at: body.readerIndex + 2 + Int(nameLength), as: UInt8.self)
     }
 
     // MARK: Fixed header
@@ -183,9 +197,9 @@ public struct MQTTDecoder: Sendable {
         switch problem {
         case .invalidType:
             return MQTTWireError(
-                code: .invalidPacketType, offset: start, packetType: header.type ?? .connect,
+                code: .invalidPacketType, offset: start, packetType: header.type == .auth ? .auth : nil,
                 values: .init(version.description, Int(first >> 4)),
-                describedBy: { "packet type \($0.first) is reserved in MQTT \($0.text)" },
+                describedBy: { "reserved packet type \($0.first) (MQTT \($0.text))" },
                 specReference: version == .v5 ? "MQTT 5.0 §2.1.2" : "MQTT 3.1.1 §2.2.1", isRecoverable: true)
         case .invalidFlags:
             let type = header.type ?? .connect

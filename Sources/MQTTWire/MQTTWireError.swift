@@ -78,10 +78,18 @@ public struct MQTTWireError: Error, Sendable, Hashable, CustomStringConvertible 
         return text
     }
 
-    func with(packetType: PacketType, recoverable: Bool) -> MQTTWireError {
+    func with(packetType: PacketType, recoverable: Bool, version: ProtocolVersion = .v3_1_1) -> MQTTWireError {
         MQTTWireError(
             code: code, offset: offset, packetType: self.packetType ?? packetType, reasonText: reasonText,
-            specReference: specReference, isRecoverable: recoverable)
+            specReference: specReference.map { Self.reference($0, in: version) }, isRecoverable: recoverable)
+    }
+
+    /// A reference written for both versions, as the version read cites it: the packet
+    /// layout rules shared by 3.1.1 and 5.0 are §2.2.3 in the one and §2.1.4 in the other.
+    static func reference(_ reference: String, in version: ProtocolVersion) -> String {
+        guard version == .v5, reference.hasPrefix("MQTT 3.1.1 ") else { return reference }
+        if reference == "MQTT 3.1.1 §2.2.3" { return "MQTT 5.0 §2.1.4" }
+        return reference
     }
 
     /// The kinds of violation. New codes may be added in minor releases.

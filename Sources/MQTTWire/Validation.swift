@@ -12,7 +12,9 @@ enum PropertyRules {
         }
         switch property {
         case .payloadFormatIndicator(let v) where v > 1:
-            throw invalid("Payload Format Indicator \(v) is neither 0 nor 1", "MQTT 5.0 §3.3.2.3.2")
+            // The Will's own property (§3.1.3.2.3) or the PUBLISH's (§3.3.2.3.2).
+            throw invalid("Payload Format Indicator \(v) is neither 0 nor 1",
+                          context == .will ? "MQTT 5.0 §3.1.3.2.3" : "MQTT 5.0 §3.3.2.3.2")
         case .requestProblemInformation(let v) where v > 1:
             throw invalid("Request Problem Information \(v) is neither 0 nor 1", "MQTT 5.0 §3.1.2.11.7")
         case .requestResponseInformation(let v) where v > 1:

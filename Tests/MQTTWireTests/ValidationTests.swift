@@ -354,7 +354,7 @@ struct ErrorReasonTests {
     /// The reasons written from values (not from a capturing closure) say what they said.
     @Test(arguments: [
         ("60 02 00 01", ProtocolVersion.v3_1_1, "PUBREL flags are 0x0, must be 0x2"),
-        ("F0 00", .v3_1_1, "packet type 15 is reserved in MQTT 3.1.1"),
+        ("F0 00", .v3_1_1, "reserved packet type 15 (MQTT 3.1.1)"),
         ("40 81 00", .v5, "the remaining length 1 is encoded in 2 bytes, more than it needs"),
         ("40 01 00", .v3_1_1, "packet identifier needs 2 byte(s), 1 left in the packet"),
         ("40 03 00 01 07", .v3_1_1, "1 byte(s) after the last field of PUBACK"),
