@@ -76,6 +76,9 @@ public struct ConnectionTracker {
         let clientInitialSequence: UInt32?
         var reset = false
         var lastFrame: Int
+        /// Neighbours in the list of open connections by last activity (``ConnectionTracker/touch(_:)``).
+        var older: State?
+        var newer: State?
         var closed: Bool { reset || (toServer.isFinished && toClient.isFinished) }
         var pendingBytes: Int { toServer.pendingBytes + toClient.pendingBytes }
 
@@ -109,6 +112,11 @@ public struct ConnectionTracker {
     /// Ports assumed to be servers' (from `--assume`), for connections joined midstream.
     public var serverPorts: Set<UInt16>
     private var states: [Key: State] = [:]
+    /// Open connections from the least to the most recently active, so that the one to
+    /// evict is found at once, not by a scan of all of them (which made a capture of many
+    /// connections quadratic).
+    private var oldest: State?
+    private var newest: State?
     private var nextID = 1
     /// Address pairs of connections that ended, so that their late retransmissions and
     /// ACKs are ignored instead of opening a new connection; first in, first out, at
@@ -144,7 +152,7 @@ public struct ConnectionTracker {
             // reuse, or the real start of one joined midstream).
             if isOpeningSYN && !(segment.source == state.connection.client && state.clientInitialSequence == segment.sequence) {
                 close(state, reason: .reused, frame: segment.frame, time: segment.time, emit: emit)
-                states[key] = nil
+                remove(key, state)
                 found = nil
             }
         } else if recentlyClosed.contains(key) {
@@ -166,6 +174,7 @@ public struct ConnectionTracker {
             emit(.opened(connection))
         }
         state.lastFrame = segment.frame
+        touch(state)
         let pendingBefore = state.pendingBytes
         state.receive(segment, emit: emit)
         pendingByteCount += state.pendingBytes - pendingBefore
@@ -174,7 +183,7 @@ public struct ConnectionTracker {
         }
         if state.closed {
             close(state, reason: state.reset ? .reset : .fin, frame: segment.frame, time: segment.time, emit: emit)
-            states[key] = nil
+            remove(key, state)
             rememberClosed(key)
         }
         if pendingByteCount > limits.maximumTotalPendingBytes { giveUpHoles(emit: emit) }
@@ -195,7 +204,7 @@ public struct ConnectionTracker {
         var events: [FlowEvent] = []
         for (key, state) in states.sorted(by: { $0.value.connection.id < $1.value.connection.id }) {
             close(state, reason: .endOfCapture, frame: frame, time: time) { events.append($0) }
-            states[key] = nil
+            remove(key, state)
         }
         return events
     }
@@ -234,11 +243,37 @@ public struct ConnectionTracker {
 
     private mutating func evictLeastRecent(frame: Int, time: Double, emit: (FlowEvent) -> Void) {
         // Closed connections keep no state, so every connection here is open: close the
-        // least recently active one.
-        guard let (key, state) = states.min(by: { $0.value.lastFrame < $1.value.lastFrame }) else { return }
+        // least recently active one, the oldest in the list.
+        guard let state = oldest else { return }
+        let key = Key(state.connection.client, state.connection.server)
         close(state, reason: .evicted, frame: frame, time: time, emit: emit)
-        states[key] = nil
+        remove(key, state)
         rememberClosed(key)
+    }
+
+    /// Moves a connection to the most recent end of the activity list.
+    private mutating func touch(_ state: State) {
+        guard newest !== state else { return }
+        unlink(state)
+        state.older = newest
+        newest?.newer = state
+        newest = state
+        if oldest == nil { oldest = state }
+    }
+
+    private mutating func unlink(_ state: State) {
+        state.older?.newer = state.newer
+        state.newer?.older = state.older
+        if oldest === state { oldest = state.newer }
+        if newest === state { newest = state.older }
+        state.older = nil
+        state.newer = nil
+    }
+
+    /// Forgets an open connection: its entry and its place in the activity list.
+    private mutating func remove(_ key: Key, _ state: State) {
+        states[key] = nil
+        unlink(state)
     }
 }
 

@@ -178,9 +178,13 @@ struct IgnoredConnectionTests {
         #expect(reasons.first == "TLS (handshake record), encrypted: give its key log with --keylog, or capture the plain side with wmq-capture proxy", "\(reasons)")
     }
 
+    /// Known protocols are named; unknown bytes are shown.
     @Test func otherProtocolsAreReportedWithTheirFirstBytes() throws {
-        let path = try Self.capture(Array("SSH-2.0-OpenSSH_9.2\r\n".utf8))
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        #expect(try Self.reasons(path) == ["neither WebSocket nor MQTT (first bytes 53 53 48 2d 32 2e 30 2d); --assume PORT=ws-mqtt|mqtt forces it"])
+        let ssh = try Self.capture(Array("SSH-2.0-OpenSSH_9.2\r\n".utf8))
+        defer { try? FileManager.default.removeItem(atPath: ssh) }
+        #expect(try Self.reasons(ssh) == ["SSH (SSH-2.0-OpenSSH_9.2)"])
+        let unknown = try Self.capture([0x7F, 0x45, 0x4C, 0x46, 0x02, 0x01, 0x01, 0x00, 0x99])
+        defer { try? FileManager.default.removeItem(atPath: unknown) }
+        #expect(try Self.reasons(unknown) == ["neither WebSocket nor MQTT (first bytes 7f 45 4c 46 02 01 01 00); --assume PORT=ws-mqtt|mqtt forces it"])
     }
 }

@@ -369,13 +369,14 @@ struct ErrorReasonTests {
         ("60 02 00 01", ProtocolVersion.v3_1_1, MQTTWireError.Code.invalidFixedHeaderFlags, 0, PacketType.pubrel,
          "MQTT-2.2.2-1, MQTT-2.2.2-2"),
         ("A0 05 00 01 00 01 61", .v5, .invalidFixedHeaderFlags, 0, .unsubscribe, "MQTT-2.1.3-1"),
-        ("00 00", .v3_1_1, .invalidPacketType, 0, .connect, "MQTT 3.1.1 §2.2.1"),
+        // Type 0 is no packet type: the error names none (it was once called a CONNECT).
+        ("00 00", .v3_1_1, .invalidPacketType, 0, nil, "MQTT 3.1.1 §2.2.1"),
         ("F0 00", .v3_1_1, .invalidPacketType, 0, .auth, "MQTT 3.1.1 §2.2.1"),
-        ("00 00", .v5, .invalidPacketType, 0, .connect, "MQTT 5.0 §2.1.2"),
+        ("00 00", .v5, .invalidPacketType, 0, nil, "MQTT 5.0 §2.1.2"),
         ("40 82 00 00 01", .v5, .malformedRemainingLength, 2, .puback, "MQTT-1.5.5-1"),
-    ] as [(String, ProtocolVersion, MQTTWireError.Code, Int, PacketType, String)])
+    ] as [(String, ProtocolVersion, MQTTWireError.Code, Int, PacketType?, String)])
     func fixedHeaderErrorFields(hex: String, version: ProtocolVersion, code: MQTTWireError.Code, offset: Int,
-                                type: PacketType, spec: String) throws {
+                                type: PacketType?, spec: String) throws {
         var decoder = MQTTDecoder(configuration: .init(version: version, followsConnect: false))
         decoder.append(contentsOf: hex.split(separator: " ").compactMap { UInt8($0, radix: 16) } + [0xC0, 0x00])
         do {
