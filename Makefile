@@ -1,7 +1,7 @@
 # wmq — see README.md. Every target installs what is missing first.
 SWIFT ?= swift
 .DEFAULT_GOAL := demo
-.PHONY: deps peers build demo test replay bench fuzz fuzz-check sample clean
+.PHONY: deps peers build demo test decode-differential replay bench fuzz fuzz-check sample clean
 
 deps:
 	@Tools/setup
@@ -22,7 +22,15 @@ demo: build
 test: peers
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	$(MAKE) --no-print-directory decode-differential
 	Tools/replay-captures --bin "$$($(SWIFT) build --show-bin-path)"
+
+# wmq-decode against the truth and tshark on generated real-world traffic: other protocols,
+# midstream connections, MQTT 5.0 recovery, topic aliases, every capture cut, 100,000
+# connections (Tools/make-decode-corpus, Tools/compare-tshark --suite; docs/decoding.md).
+decode-differential: build
+	Tools/make-decode-corpus .build/decode-corpus
+	Tools/compare-tshark --suite .build/decode-corpus --wmq-decode "$$($(SWIFT) build --show-bin-path)/wmq-decode"
 
 # Every recording in captures/ replayed with wmq-replay check and drive against wmq-mock (docs/replay-in-ci.md).
 replay: build
