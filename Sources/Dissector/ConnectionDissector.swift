@@ -404,9 +404,11 @@ public struct ConnectionDissector {
                 if case .connect(let connect) = shown {
                     // A new session: the aliases of the last one are gone.
                     side.topicAliases = [:]
-                    self.side(.serverToClient).topicAliases = [:]
                     // The server's packets are decoded with the version the client asked for.
+                    // (Only the other side is asked for here: asking for this one while its
+                    // decoder runs would copy it, `side` being a second reference.)
                     if direction == .clientToServer {
+                        self.side(.serverToClient).topicAliases = [:]
                         self.side(.serverToClient).mqtt.version = connect.protocolVersion
                         connectVersion = connect.protocolVersion
                     }

@@ -150,6 +150,9 @@ enum MQTTHarness {
         var decoder = MQTTDecoder(configuration: .init(maximumPacketSize: maximumPacketSize, version: version))
         decoder.append(encoded)
         for (packet, packetVersion) in decoded {
+            // The version in force for each packet, as the first pass had it: a CONNECT that
+            // failed to decode still set it (by its protocol level), and is not re-encoded.
+            decoder.version = packetVersion
             let back = try? decoder.next()
             guard back == packet else {
                 // Narrow it down: the packet alone.

@@ -15,8 +15,9 @@ struct Decode: ParsableCommand {
             Reads a pcap or pcapng file (or - for standard input) or a HAR file with WebSocket
             messages (Chrome DevTools' _webSocketMessages), follows every TCP connection,
             recognises WebSocket by its HTTP Upgrade on any port and MQTT by its CONNECT (or, for
-            connections the capture joined midstream, by the shape of their frames; --assume forces
-            it), reassembles WebSocket messages and MQTT packets however they were cut, and prints
+            connections the capture joined midstream, by frames or packets that chain exactly in
+            both directions; --assume forces it), names other protocols (TLS, SSH, HTTP, …) and
+            leaves them out, reassembles WebSocket messages and MQTT packets however they were cut, and prints
             each MQTT packet with its Works annotation: channel, sender, text or sticker.
 
             Cookies, Authorization headers, CONNECT passwords and token fields are replaced by keyed
@@ -47,8 +48,8 @@ struct Decode: ParsableCommand {
     var stats = false
 
     @Option(name: .customLong("assume"), parsing: .singleValue,
-            help: ArgumentHelp("Treat connections to PORT as ws-mqtt or mqtt (for captures without the handshake).",
-                               valueName: "PORT=ws-mqtt|mqtt"))
+            help: ArgumentHelp("Treat connections to PORT as ws-mqtt, mqtt (3.1.1) or mqtt5 (for captures without the handshake).",
+                               valueName: "PORT=ws-mqtt|mqtt|mqtt5"))
     var assumptions: [String] = []
 
     @Option(name: .customLong("connection"), parsing: .singleValue, help: "Only this connection (c3 or 3); repeatable.")
@@ -82,7 +83,7 @@ struct Decode: ParsableCommand {
         for assumption in assumptions {
             let parts = assumption.split(separator: "=")
             guard parts.count == 2, UInt16(parts[0]) != nil, CaptureDissector.Assumption(rawValue: String(parts[1])) != nil else {
-                throw ValidationError("--assume takes PORT=ws-mqtt or PORT=mqtt, not \"\(assumption)\"")
+                throw ValidationError("--assume takes PORT=ws-mqtt, PORT=mqtt or PORT=mqtt5, not \"\(assumption)\"")
             }
         }
         for connection in connections where Int(connection.hasPrefix("c") ? String(connection.dropFirst()) : connection) == nil {
