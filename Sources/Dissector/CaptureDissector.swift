@@ -36,6 +36,17 @@ public struct CaptureEvent: Sendable {
 }
 
 extension CaptureEvent {
+    /// Payload bytes the event holds (a PUBLISH's payload, a WebSocket message, inflated
+    /// when it was compressed): what a consumer that batches events bounds.
+    public var heldBytes: Int {
+        guard case .dissected(let dissected) = kind else { return 0 }
+        switch dissected.kind {
+        case .mqtt(.publish(let publish), _, _): return publish.payload.readableBytes
+        case .webSocketMessage(let message, _): return message.data.readableBytes
+        default: return 0
+        }
+    }
+
     /// Makes the Works annotation left for later (``CaptureDissector/Options/defersWorksAnnotation``), if any.
     public mutating func completeAnnotation() {
         guard case .dissected(var dissected) = kind, dissected.deferredWorks != nil else { return }
@@ -83,6 +94,8 @@ public struct CaptureDissector {
         /// Bytes all undecided connections may hold together: past it, the connection that
         /// adds more is decided on what it showed.
         public var maximumTotalUndecidedBytes = 64 << 20
+        /// What compressed WebSocket messages may inflate to (`--max-inflate`).
+        public var inflation = ConnectionDissector.InflationLimits()
 
         public init(redactor: Redactor?) {
             self.redactor = redactor
@@ -439,7 +452,8 @@ public struct CaptureDissector {
         if decision.rolesSwapped { how += "; client and server told by the bytes" }
         do {
             var dissector = try ConnectionDissector(transport: transport, redactor: options.redactor,
-                                                    reportsFrames: options.reportsFrames, mqttVersion: version)
+                                                    reportsFrames: options.reportsFrames, mqttVersion: version,
+                                                    inflation: options.inflation)
             dissector.annotates = options.annotates
             dissector.defersWorksAnnotation = options.defersWorksAnnotation
             dissector.annotatesMessages = options.annotatesMessages

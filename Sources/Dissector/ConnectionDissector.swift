@@ -88,6 +88,18 @@ public struct ConnectionDissector {
         case mqtt
     }
 
+    /// What a compressed WebSocket message may inflate to: a message, and all the messages of
+    /// one direction of the connection together. Past either, the message is not inflated and
+    /// an error says so; the rest of the connection is still read.
+    public struct InflationLimits: Sendable, Hashable {
+        public var perMessage: Int
+        public var perDirection: Int
+        public init(perMessage: Int = 16 << 20, perDirection: Int = 256 << 20) {
+            self.perMessage = perMessage
+            self.perDirection = perDirection
+        }
+    }
+
     /// WebSocket subprotocols that carry MQTT (MQTT 3.1.1 and 5.0 §6; `mqttv3.1` for 3.1).
     public static let mqttSubprotocols: Set<String> = ["mqtt", "mqttv3.1", "mqttv5"]
 
@@ -149,7 +161,8 @@ public struct ConnectionDissector {
     /// - Parameter mqttVersion: the MQTT version to read packets with until a CONNECT says
     ///   otherwise (what `--assume PORT=mqtt5` or the packets of a connection joined midstream tell).
     public init(transport: Transport = .webSocket(expectsHandshake: true), redactor: Redactor?,
-                reportsFrames: Bool = false, mqttVersion: ProtocolVersion? = nil) throws(WebSocketWireError) {
+                reportsFrames: Bool = false, mqttVersion: ProtocolVersion? = nil,
+                inflation: InflationLimits = InflationLimits()) throws(WebSocketWireError) {
         self.transport = transport
         dialect = WorksDialect()
         self.redactor = redactor
@@ -163,8 +176,12 @@ public struct ConnectionDissector {
             expectsHead = false
             carriesMQTT = true
         }
-        var clientStream = try WebSocketStreamDecoder(direction: .clientToServer, expectsHead: expectsHead)
-        var serverStream = try WebSocketStreamDecoder(direction: .serverToClient, expectsHead: expectsHead)
+        var clientStream = try WebSocketStreamDecoder(direction: .clientToServer, expectsHead: expectsHead,
+                                                      maximumMessageSize: inflation.perMessage,
+                                                      maximumInflatedBytes: inflation.perDirection)
+        var serverStream = try WebSocketStreamDecoder(direction: .serverToClient, expectsHead: expectsHead,
+                                                      maximumMessageSize: inflation.perMessage,
+                                                      maximumInflatedBytes: inflation.perDirection)
         clientStream.reportsFrames = reportsFrames
         serverStream.reportsFrames = reportsFrames
         let mqttConfiguration = MQTTDecoder.Configuration(version: mqttVersion ?? .v3_1_1)

@@ -56,7 +56,8 @@ public enum HARInput {
         var out = [CaptureEvent(connection: connection, direction: nil, frame: 0, time: firstTime,
                                 kind: .opened(protocol: "websocket", how: "HAR entry"))]
         guard var dissector = try? ConnectionDissector(transport: .webSocket(expectsHandshake: true), redactor: options.redactor,
-                                                       reportsFrames: options.reportsFrames) else { return out }
+                                                       reportsFrames: options.reportsFrames, inflation: options.inflation)
+        else { return out }
         dissector.annotates = options.annotates
         dissector.annotatesMessages = options.annotatesMessages
         dissector.reportsMessages = options.reportsMessages

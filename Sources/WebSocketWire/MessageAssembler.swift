@@ -83,17 +83,24 @@ public struct WebSocketMessageAssembler {
         public var direction: StreamDirection
         /// Set when permessage-deflate was negotiated in the handshake.
         public var deflate: PerMessageDeflateParameters?
+        /// Bytes all of this direction's compressed messages may inflate to together: a small
+        /// capture of deflate bombs must not take gigabytes. Past it, messages are not
+        /// inflated (an error each) and the rest of the stream is still read.
+        public var maximumInflatedBytes: Int
 
         public init(maximumMessageSize: Int = 1 << 26, direction: StreamDirection = .unknown,
-                    deflate: PerMessageDeflateParameters? = nil) {
+                    deflate: PerMessageDeflateParameters? = nil, maximumInflatedBytes: Int = .max) {
             self.maximumMessageSize = maximumMessageSize
             self.direction = direction
             self.deflate = deflate
+            self.maximumInflatedBytes = maximumInflatedBytes
         }
     }
 
     public let configuration: Configuration
     private var inflater: PerMessageDeflateInflater?
+    /// Bytes this direction's compressed messages inflated to so far.
+    public private(set) var inflatedBytes = 0
     private var partial: Partial? {
         didSet { assembling = partial != nil }
     }
@@ -224,7 +231,21 @@ public struct WebSocketMessageAssembler {
         var data = current.data
         current.data = ByteBuffer()
         if current.compressed, let inflater {
-            data = try inflater.inflate(consume data, maximumSize: configuration.maximumMessageSize, offset: current.start)
+            let left = configuration.maximumInflatedBytes - inflatedBytes
+            guard left > 0 else {
+                throw WebSocketWireError(code: .messageTooLarge, offset: current.start,
+                                         values: .init("", configuration.maximumInflatedBytes),
+                                         describedBy: { "not inflated: this direction's messages already inflated to the limit of \($0.first) bytes" })
+            }
+            do {
+                data = try inflater.inflate(consume data, maximumSize: min(configuration.maximumMessageSize, left), offset: current.start)
+            } catch where error.code == .messageTooLarge && left < configuration.maximumMessageSize {
+                inflatedBytes = configuration.maximumInflatedBytes
+                throw WebSocketWireError(code: .messageTooLarge, offset: current.start,
+                                         values: .init("", configuration.maximumInflatedBytes),
+                                         describedBy: { "message inflates past what is left of this direction's limit of \($0.first) inflated bytes" })
+            }
+            inflatedBytes += data.readableBytes
             if current.opcode == .text {
                 let bad = data.withUnsafeReadableBytes { current.utf8.validate($0) }
                 if bad != nil {

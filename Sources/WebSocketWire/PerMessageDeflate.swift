@@ -53,6 +53,13 @@ public final class PerMessageDeflateInflater {
     /// buffer shared with anyone (a static one) was copied first, an allocation per message.
     /// Only `inflate` touches it, and winds it back after each use.
     private var tailBuffer = ByteBuffer(bytes: tail)
+    /// Where the compression context was lost (a message inflated past what is followed, with
+    /// context takeover): later messages cannot be inflated.
+    private var contextLostAt: Int?
+    /// What a message past its maximum is still inflated to, its bytes dropped, so that the
+    /// context stays right for the messages after it (a deflate bomb of a 64 MiB frame could
+    /// otherwise cost a minute of zlib).
+    public static let maximumDroppedBytes = 1 << 30
 
     public init(noContextTakeover: Bool, zlibStream: Bool = false) throws(WebSocketWireError) {
         do {
@@ -85,38 +92,60 @@ public final class PerMessageDeflateInflater {
     ///
     /// zlib reads `compressed` through a mutable pointer: bytes that someone else still holds
     /// (a frame's payload, a caller's copy) are copied first, bytes handed over are not.
+    ///
+    /// A message that inflates past `maximumSize` is an error, and none of it is kept; it is
+    /// still inflated (its bytes dropped as they come, up to ``maximumDroppedBytes``) so that,
+    /// with context takeover, the messages after it inflate right.
     public func inflate(_ compressed: consuming ByteBuffer, maximumSize: Int, offset: Int) throws(WebSocketWireError) -> ByteBuffer {
+        if let lost = contextLostAt {
+            throw WebSocketWireError(code: .compressionError, offset: offset, values: .init("", lost),
+                                     describedBy: { "not inflated: the compression context was lost at byte \($0.first)" })
+        }
         // Room for one byte past the maximum: a message of exactly `maximumSize` bytes fills
         // the buffer without being too large (the deflate fuzz target found such messages
         // refused); the check at the end tells the two apart.
         let limit = maximumSize < Int.max ? maximumSize + 1 : Int.max
         var output = ByteBufferAllocator().buffer(capacity: max(256, min(limit, compressed.readableBytes * 4)))
-        if compressed.readableBytes > 0 {
-            try inflate(&compressed, into: &output, limit: limit, maximumSize: maximumSize, offset: offset)
-        }
-        if appendsTail {
-            defer { tailBuffer.moveReaderIndex(to: 0) }
-            try inflate(&tailBuffer, into: &output, limit: limit, maximumSize: maximumSize, offset: offset)
-        }
-        guard output.readableBytes <= maximumSize else {
-            throw WebSocketWireError(code: .messageTooLarge, offset: offset,
-                                     describedBy: "message inflates past the maximum of \(maximumSize) bytes")
+        var dropped = 0
+        do {
+            if compressed.readableBytes > 0 {
+                try inflate(&compressed, into: &output, limit: limit, dropped: &dropped, offset: offset)
+            }
+            if appendsTail {
+                defer { tailBuffer.moveReaderIndex(to: 0) }
+                try inflate(&tailBuffer, into: &output, limit: limit, dropped: &dropped, offset: offset)
+            }
+        } catch {
+            // What zlib was given is no longer the sender's context.
+            if resetsAfterMessage { try? reset(offset: offset) } else { contextLostAt = offset }
+            throw error
         }
         if resetsAfterMessage { try reset(offset: offset) }
+        guard dropped == 0 && output.readableBytes <= maximumSize else {
+            let total = dropped + output.readableBytes
+            throw WebSocketWireError(code: .messageTooLarge, offset: offset, values: .init("", total, maximumSize),
+                                     describedBy: { "message inflates to \($0.first) bytes, past the maximum of \($0.second): not kept" })
+        }
         return output
     }
 
-    /// Inflates all of `input` into `output`, which grows up to `limit` bytes.
-    private func inflate(_ input: inout ByteBuffer, into output: inout ByteBuffer, limit: Int, maximumSize: Int,
+    /// Inflates all of `input` into `output`, which grows up to `limit` bytes; past it, the
+    /// bytes are dropped (counted in `dropped`) as zlib makes them.
+    private func inflate(_ input: inout ByteBuffer, into output: inout ByteBuffer, limit: Int, dropped: inout Int,
                          offset: Int) throws(WebSocketWireError) {
         do {
             while true {
                 if output.writableBytes == 0 {
-                    guard output.capacity < limit else {
-                        throw WebSocketWireError(code: .messageTooLarge, offset: offset,
-                                                 describedBy: "message inflates past the maximum of \(maximumSize) bytes")
+                    if output.capacity < limit {
+                        output.reserveCapacity(min(limit, output.capacity * 2))
+                    } else {
+                        dropped += output.readableBytes
+                        guard dropped <= Self.maximumDroppedBytes else {
+                            throw WebSocketWireError(code: .messageTooLarge, offset: offset, values: .init("", Self.maximumDroppedBytes),
+                                                     describedBy: { "message inflates past \($0.first) bytes: not inflated further" })
+                        }
+                        output.clear()
                     }
-                    output.reserveCapacity(min(limit, output.capacity * 2))
                 }
                 do {
                     try decompressor.inflate(from: &input, to: &output)

@@ -32,20 +32,23 @@ public struct WebSocketStreamDecoder {
 
     /// - Parameter expectsHead: whether the stream starts with the HTTP handshake (false
     ///   for a capture that starts mid-connection).
+    /// - Parameter maximumInflatedBytes: what all this direction's compressed messages may
+    ///   inflate to together (``WebSocketMessageAssembler/Configuration/maximumInflatedBytes``).
     public init(direction: StreamDirection, expectsHead: Bool = true, maximumFrameSize: Int = 1 << 26,
-                maximumMessageSize: Int = 1 << 26) throws(WebSocketWireError) {
+                maximumMessageSize: Int = 1 << 26, maximumInflatedBytes: Int = .max) throws(WebSocketWireError) {
         self.direction = direction
         self.headDone = !expectsHead
         frames = WebSocketFrameParser(configuration: .init(maximumFrameSize: maximumFrameSize, direction: direction))
         assembler = try WebSocketMessageAssembler(configuration: .init(maximumMessageSize: maximumMessageSize,
-                                                                       direction: direction))
+                                                                       direction: direction, maximumInflatedBytes: maximumInflatedBytes))
     }
 
     /// Sets up permessage-deflate once the handshake negotiated it.
     public mutating func enableDeflate(_ parameters: PerMessageDeflateParameters) throws(WebSocketWireError) {
         frames.configuration.allowedReservedBits = .rsv1
         assembler = try WebSocketMessageAssembler(configuration: .init(
-            maximumMessageSize: assembler.configuration.maximumMessageSize, direction: direction, deflate: parameters))
+            maximumMessageSize: assembler.configuration.maximumMessageSize, direction: direction, deflate: parameters,
+            maximumInflatedBytes: assembler.configuration.maximumInflatedBytes))
     }
 
     /// Bytes of this direction were lost (`count` of them, or an unknown number when the

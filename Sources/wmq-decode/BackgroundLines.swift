@@ -7,7 +7,8 @@ import Foundation
 /// annotation of PUBLISH payloads (left for later by the dissector), turning events into JSON
 /// and writing them out are two thirds of the work of `--format jsonl`, and the decoding
 /// (TCP, WebSocket, MQTT, the stateful dialects) cannot be split. Events go over in
-/// batches, in order, with the error records between them; at most four batches wait, so
+/// batches, in order, with the error records between them; at most four batches wait, and a
+/// batch holds at most 256 events and about 4 MiB of payloads (large or inflated messages), so
 /// memory stays bounded when the disk is slower than the decoder.
 final class BackgroundLines {
     private enum Item {
@@ -24,6 +25,9 @@ final class BackgroundLines {
     /// The decoding thread's own, for the lines it writes itself.
     private var memory = DecodeRecord.HeaderMemory()
     private let batchSize = 256
+    /// Payload bytes the batch being gathered holds, and the most it may.
+    private var batchBytes = 0
+    private let batchByteLimit = 4 << 20
     private var finished = false
     private let showsSecrets: Bool
 
@@ -59,8 +63,9 @@ final class BackgroundLines {
 
     /// An event to write, after those given before it.
     func add(_ event: consuming CaptureEvent) {
+        batchBytes += event.heldBytes
         batch.append(event)
-        if batch.count >= batchSize { sendBatch() }
+        if batch.count >= batchSize || batchBytes >= batchByteLimit { sendBatch() }
     }
 
     /// A line written as it is, after the events given before it.
@@ -85,6 +90,7 @@ final class BackgroundLines {
     private func sendBatch() {
         let events = batch
         batch = []
+        batchBytes = 0
         batch.reserveCapacity(batchSize)
         if queue.backlog >= 2 {
             let lines = spareLines.take(capacity: events.count * 1024)

@@ -76,6 +76,20 @@ struct Decode: ParsableCommand {
     @Option(help: "Key for the redaction pseudonyms: the same key gives the same pseudonyms across runs. Default: random.")
     var redactionKey: String?
 
+    @Option(name: .customLong("max-inflate"),
+            help: ArgumentHelp("What permessage-deflate may inflate to, in MiB: one message, and all the messages of one direction of a connection (a deflate bomb is an error past it, and the rest is still decoded).",
+                               valueName: "MESSAGE[,DIRECTION]"))
+    var maxInflate: String = "16,256"
+
+    /// `--max-inflate` as byte counts.
+    var inflationLimits: ConnectionDissector.InflationLimits? {
+        let parts = maxInflate.split(separator: ",", omittingEmptySubsequences: false).map { Int($0) }
+        guard (1...2).contains(parts.count), let message = parts[0], message > 0, message <= 1024 else { return nil }
+        let direction = parts.count == 2 ? parts[1] : max(message, 256)
+        guard let direction, direction >= message, direction <= 1 << 20 else { return nil }
+        return .init(perMessage: message << 20, perDirection: direction << 20)
+    }
+
     static func main() { mainWithToolExitCodes() }
 
     func validate() throws {
@@ -85,6 +99,9 @@ struct Decode: ParsableCommand {
             guard parts.count == 2, UInt16(parts[0]) != nil, CaptureDissector.Assumption(rawValue: String(parts[1])) != nil else {
                 throw ValidationError("--assume takes PORT=ws-mqtt, PORT=mqtt or PORT=mqtt5, not \"\(assumption)\"")
             }
+        }
+        if inflationLimits == nil {
+            throw ValidationError("--max-inflate takes MiB for a message (1 to 1024), then optionally for a direction (at least as many), e.g. 16,256, not \"\(maxInflate)\"")
         }
         for connection in connections where Int(connection.hasPrefix("c") ? String(connection.dropFirst()) : connection) == nil {
             throw ValidationError("--connection takes a connection id such as c3, not \"\(connection)\"")
@@ -145,6 +162,7 @@ struct Decode: ParsableCommand {
             }
         }
         var har = HAROutput(redactor: options.redactor)
+        if let inflationLimits { options.inflation = inflationLimits }
         for assumption in assumptions {
             let parts = assumption.split(separator: "=")
             if let port = UInt16(parts[0]), let kind = CaptureDissector.Assumption(rawValue: String(parts[1])) {

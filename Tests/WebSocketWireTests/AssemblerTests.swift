@@ -220,6 +220,45 @@ struct AssemblerTests {
         #expect(String(buffer: try fresh.inflate(finished, maximumSize: 100, offset: 0)) == "the end")
     }
 
+    /// A deflate bomb with context takeover: the message past the maximum is an error and none
+    /// of it is kept, but it is inflated through (its bytes dropped), so that the message after
+    /// it, which refers back into it, still inflates right. The direction's own limit counts
+    /// what was kept.
+    @Test func aBombIsDroppedAndTheContextKept() throws {
+        func deflated(_ bytes: ByteBuffer, with compressor: ZlibCompressor) throws -> ByteBuffer {
+            var input = bytes
+            var output = ByteBufferAllocator().buffer(capacity: compressor.maxSize(from: input) + 16)
+            try compressor.deflate(from: &input, to: &output, flush: .sync)
+            output.moveWriterIndex(to: output.writerIndex - 4)
+            return output
+        }
+        let compressor = try ZlibCompressor(algorithm: .deflate)
+        let bomb = try deflated(ByteBuffer(repeating: 0x5A, count: 3_000_000), with: compressor)
+        #expect(bomb.readableBytes < 10_000)
+        let after = try deflated(ByteBuffer(repeating: 0x5A, count: 1_000), with: compressor)
+        let inflater = try PerMessageDeflateInflater(noContextTakeover: false)
+        do {
+            _ = try inflater.inflate(bomb, maximumSize: 100_000, offset: 7)
+            Issue.record("the bomb inflated")
+        } catch {
+            #expect(error.code == .messageTooLarge)
+            #expect(error.description.contains("inflates to 3000000 bytes"), "\(error)")
+        }
+        let text = try inflater.inflate(after, maximumSize: 100_000, offset: 8)
+        #expect(text.readableBytes == 1_000 && text.readableBytesView.allSatisfy { $0 == 0x5A })
+
+        // The direction's limit: 1,500 kept bytes, then messages are not inflated.
+        var wire = ByteBuffer()
+        let small = try deflated(ByteBuffer(repeating: 0x41, count: 1_000), with: try ZlibCompressor(algorithm: .deflate))
+        for _ in 0..<3 {
+            WebSocketFrameWriter.write(WebSocketFrame(fin: true, rsv1: true, opcode: .binary, data: small), into: &wire)
+        }
+        let hex = wire.readableBytesView.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        let parameters = PerMessageDeflateParameters(serverNoContextTakeover: true, clientNoContextTakeover: true)
+        let events = try assemble(hex, configuration: .init(deflate: parameters, maximumInflatedBytes: 1_500))
+        #expect(errors(events).map(\.code) == [.messageTooLarge, .messageTooLarge])
+    }
+
     @Test func extensionNegotiationIsRead() {
         let extensions = WebSocketExtension.parse(["permessage-deflate; client_max_window_bits=10; server_no_context_takeover, x-other"])
         #expect(extensions.map(\.name) == ["permessage-deflate", "x-other"])
