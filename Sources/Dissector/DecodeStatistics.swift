@@ -65,6 +65,10 @@ public struct DecodeStatistics {
     public private(set) var totalPackets = 0
     public private(set) var totalMessages = 0
     public private(set) var totalErrors = 0
+    /// Connections not decoded (another protocol, TLS without its keys…), counted by what they
+    /// were: kept as counts, not per connection, so that a capture of many such connections
+    /// costs no memory per connection.
+    public private(set) var ignored: [String: Int] = [:]
 
     public init() {}
 
@@ -72,6 +76,7 @@ public struct DecodeStatistics {
     /// each connection's own numbers come from one side only.
     public mutating func merge(_ other: DecodeStatistics) {
         connections.merge(other.connections) { mine, _ in mine }
+        ignored.merge(other.ignored, uniquingKeysWith: +)
         totalPackets += other.totalPackets
         totalMessages += other.totalMessages
         totalErrors += other.totalErrors
@@ -120,7 +125,11 @@ public struct DecodeStatistics {
             stats.gaps += 1
             stats.gapBytes += bytes
         case .closed(let reason): stats.closeReason = reason
-        case .ignored: stats.protocolName = "not decoded"
+        case .ignored(let reason):
+            // Its few events before the decision (a gap) are dropped with it.
+            connections[event.connection.id] = nil
+            recent = nil
+            ignored[Self.kind(ofIgnored: reason), default: 0] += 1
         case .dissected(let dissected):
             stats.warnings += dissected.warnings.count
             switch dissected.kind {
@@ -180,6 +189,14 @@ public struct DecodeStatistics {
         }
     }
 
+    /// What an ignored connection was, from its reason: the protocol named before any detail
+    /// (`SSH`, `TLS`, `HTTP`), or `other`.
+    static func kind(ofIgnored reason: String) -> String {
+        var name = reason.prefix { $0 != "(" && $0 != "," }
+        while name.last == " " { name = name.dropLast() }
+        return name.hasPrefix("neither") || name.hasPrefix("a text protocol") || name.isEmpty ? "other" : String(name)
+    }
+
     public func json() -> JSONValue {
         let list = connections.keys.sorted().compactMap { connections[$0] }.map { stats -> JSONValue in
             let packets = stats.packets
@@ -228,6 +245,7 @@ public struct DecodeStatistics {
             .init(key: "errors", value: .number(String(totalErrors))),
             .init(key: "reconnects", value: .object(reconnects.keys.sorted().map { .init(key: $0, value: .number(String(reconnects[$0] ?? 0))) })),
             .init(key: "connections", value: .array(list)),
+            .init(key: "ignored", value: .object(ignored.keys.sorted().map { .init(key: $0, value: .integer(ignored[$0] ?? 0)) })),
         ])
     }
 
@@ -256,6 +274,9 @@ public struct DecodeStatistics {
             lines.append("    anomalies: \(stats.warnings) warning(s), \(stats.errors) error(s), \(stats.gaps) gap(s) (\(stats.gapBytes) bytes)")
         }
         for (id, count) in reconnects.sorted(by: { $0.key < $1.key }) { lines.append("client \"\(id)\" reconnected \(count) time(s)") }
+        if !ignored.isEmpty {
+            lines.append("not decoded: " + ignored.keys.sorted().map { "\($0) \(ignored[$0] ?? 0)" }.joined(separator: ", "))
+        }
         lines.append("\(connections.count) connection(s), \(totalPackets) MQTT packet(s)"
                      + (totalMessages > 0 ? ", \(totalMessages) other WebSocket message(s)" : "") + ", \(totalErrors) error(s)")
         return lines

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Pushes Works-like notifications through mosquitto over WebSocket until about MB
-megabytes have crossed the wire, for the decode benchmark's large capture.
+megabytes have crossed the wire, for the decode benchmark's large capture. With --generic,
+generic JSON chat messages instead (rooms, users, text, attachments; 80 B to 150 KB), as other
+chat systems send them: not Works notifications.
 
-Usage: bulk.py WS_PORT MB
+Usage: bulk.py WS_PORT MB [--generic]
 """
 import json
+import random
 import sys
 import time
 
@@ -27,15 +30,41 @@ def client(client_id, port):
     return c
 
 
-def main(port, megabytes):
+WORDS = ("hello team the release is ready please review ship it later today tomorrow meeting notes "
+         "デプロイ 完了 しました 確認 お願いします 👍 🎉 café naïve").split()
+
+
+def generic_message(index, rng):
+    """A generic chat message: mostly short, some long, a few very long (pasted logs, data URLs)."""
+    roll = rng.random()
+    words = 8 if roll < 0.7 else (400 if roll < 0.97 else 20000)
+    text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, words)))
+    message = {"id": "m-%08d" % index, "room": "room-%d" % (index % 37), "user": {"id": index % 211, "name": "user %d" % (index % 211)},
+               "sentAt": "2026-11-20T10:%02d:%02d.%03dZ" % (index // 60000 % 60, index // 1000 % 60, index % 1000),
+               "text": text, "mentions": [index % 211] if index % 7 == 0 else [], "edited": index % 11 == 0}
+    if index % 13 == 0:
+        message["attachments"] = [{"type": "image", "url": "https://cdn.example/%d.png" % index, "size": rng.randint(1000, 90000)}]
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def main(port, megabytes, generic=False):
     subscriber = client("wmq-bench-sub", port)
-    subscriber.subscribe("notification/#", qos=1)
+    subscriber.subscribe("chat/#" if generic else "notification/#", qos=1)
     publisher = client("wmq-bench-pub", port)
     time.sleep(0.2)
     target = megabytes * 1_000_000 // 2  # every message crosses the wire twice
     sent = 0
     index = 0
+    rng = random.Random(8)
     while sent < target:
+        if generic:
+            payload = generic_message(index, rng)
+            info = publisher.publish("chat/%s/messages" % ("room-%d" % (index % 37)), payload, qos=index % 2)
+            sent += len(payload) + 40
+            index += 1
+            if index % 2000 == 0:
+                info.wait_for_publish(10)
+            continue
         payload = json.dumps({
             "nType": 1 if index % 5 else 18, "chNo": 300000000 + index % 977, "chType": 2, "chTitle": "開発チーム",
             "loc-key": "REV_MSG", "loc-args0": "田中 太郎", "loc-args1": "明日のリリースの件 #%d" % index,
@@ -60,4 +89,4 @@ def main(port, megabytes):
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]))
+    main(int(sys.argv[1]), int(sys.argv[2]), "--generic" in sys.argv[3:])
