@@ -56,6 +56,9 @@ public struct DeferredWorksAnnotation: Sendable {
     let onlyWorksKinds: Bool
 
     func annotate(_ publish: PublishPacket) -> AnnotatedMessage? {
+        // Below `likely`, a payload that cannot be a Works kind would be annotated only to be
+        // dropped: tell so from its top-level keys first.
+        if onlyWorksKinds && !WorksPayload.mayBeWorksKind(publish.payload) { return nil }
         let candidate = WorksDialect().annotate(publish, redactor: redactor)
         return !onlyWorksKinds || ConnectionDissector.worksKinds.contains(candidate.kind) ? candidate : nil
     }

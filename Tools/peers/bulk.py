@@ -37,7 +37,7 @@ WORDS = ("hello team the release is ready please review ship it later today tomo
 def generic_message(index, rng):
     """A generic chat message: mostly short, some long, a few very long (pasted logs, data URLs)."""
     roll = rng.random()
-    words = 8 if roll < 0.7 else (400 if roll < 0.97 else 20000)
+    words = 8 if roll < 0.8 else (400 if roll < 0.995 else 20000)
     text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, words)))
     message = {"id": "m-%08d" % index, "room": "room-%d" % (index % 37), "user": {"id": index % 211, "name": "user %d" % (index % 211)},
                "sentAt": "2026-11-20T10:%02d:%02d.%03dZ" % (index // 60000 % 60, index // 1000 % 60, index % 1000),

@@ -198,4 +198,94 @@ public enum WorksPayload: Sendable, Hashable {
     public static func parse(_ payload: ByteBuffer) throws(JSONError) -> WorksPayload {
         WorksPayload(json: try JSONReader.parse(payload))
     }
+
+    /// Whether the payload may be one of the Works kinds (a notification, a read receipt, a
+    /// channel message): false only when it is not a JSON object with `nType`, `command` or
+    /// `msgTypeCode` among its top-level keys, told by a scan of those keys that builds no
+    /// value. Generic JSON of other MQTT traffic (chat messages of tens of kilobytes) is then
+    /// passed over instead of read into a tree, written back and cut to a summary that nobody
+    /// shows. Anything the scan is unsure of (an escaped key, odd syntax) says true, and the
+    /// full reader decides.
+    public static func mayBeWorksKind(_ payload: ByteBuffer) -> Bool {
+        payload.withUnsafeReadableBytes { TopLevelKeyScan.mayHaveWorksKey($0) }
+    }
+}
+
+/// The top-level keys of a JSON object, scanned in place (see ``WorksPayload/mayBeWorksKind(_:)``).
+enum TopLevelKeyScan {
+    static func mayHaveWorksKey(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var index = 0
+        let count = bytes.count
+        func skipSpace() {
+            while index < count, bytes[index] == 0x20 || bytes[index] == 0x0A || bytes[index] == 0x0D || bytes[index] == 0x09 {
+                index += 1
+            }
+        }
+        /// Past a string whose opening quote is at `index`; false if it does not end.
+        func skipString() -> Bool {
+            index += 1
+            while index < count {
+                switch bytes[index] {
+                case UInt8(ascii: "\\"): index += 2
+                case UInt8(ascii: "\""):
+                    index += 1
+                    return true
+                default: index += 1
+                }
+            }
+            return false
+        }
+        skipSpace()
+        guard index < count, bytes[index] == UInt8(ascii: "{") else { return false }
+        index += 1
+        while true {
+            skipSpace()
+            guard index < count else { return true }
+            if bytes[index] == UInt8(ascii: "}") { return false }
+            guard bytes[index] == UInt8(ascii: "\"") else { return true }
+            let keyStart = index + 1
+            guard skipString() else { return true }
+            let key = UnsafeRawBufferPointer(rebasing: bytes[keyStart..<(index - 1)])
+            if key.contains(UInt8(ascii: "\\")) { return true }
+            if key.elementsEqual("nType".utf8) || key.elementsEqual("command".utf8) || key.elementsEqual("msgTypeCode".utf8) {
+                return true
+            }
+            skipSpace()
+            guard index < count, bytes[index] == UInt8(ascii: ":") else { return true }
+            index += 1
+            skipSpace()
+            // The value, skipped: nested containers by their depth, strings whole.
+            var depth = 0
+            while index < count {
+                let byte = bytes[index]
+                if byte == UInt8(ascii: "\"") {
+                    guard skipString() else { return true }
+                    if depth == 0 { break }
+                    continue
+                }
+                if byte == UInt8(ascii: "{") || byte == UInt8(ascii: "[") {
+                    depth += 1
+                } else if byte == UInt8(ascii: "}") || byte == UInt8(ascii: "]") {
+                    if depth == 0 { break }
+                    depth -= 1
+                    if depth == 0 {
+                        index += 1
+                        break
+                    }
+                } else if byte == UInt8(ascii: ","), depth == 0 {
+                    break
+                }
+                index += 1
+            }
+            skipSpace()
+            guard index < count else { return true }
+            if bytes[index] == UInt8(ascii: ",") {
+                index += 1
+            } else if bytes[index] == UInt8(ascii: "}") {
+                return false
+            } else {
+                return true
+            }
+        }
+    }
 }
