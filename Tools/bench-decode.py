@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""The decode benchmark (run by `Tools/bench decode`): wmq-decode against tshark on one
-large capture, in the same run. Throughput is capture bytes per second of wall time;
-peak memory is each child's maximum resident set size. Every command runs RUNS times
-(default 3), the commands taking turns, and the best time of each counts: a slow spell of
-the machine then falls on all of them alike.
+"""The decode benchmark (run by `Tools/bench decode`): wmq-decode against tshark on each
+capture, in the same run. Throughput is capture bytes per second of wall time; peak memory
+is each child's maximum resident set size. Every command runs RUNS times (default 3), the
+commands taking turns, and the best time of each counts: a slow spell of the machine then
+falls on all of them alike. The targets (docs/decoding.md): JSON Lines at least 10× tshark's
+throughput and --stats at least 30× on every capture of traffic, peak memory at most 64 MB;
+on a capture of many connections (named many-connections*, one packet each), under 10 s and
+256 MB, tshark's time shown beside.
 
-  Tools/bench-decode.py CAPTURE WMQ_DECODE [RUNS]
+  Tools/bench-decode.py WMQ_DECODE [--runs N] CAPTURE...
 """
 import os
 import subprocess
@@ -41,7 +44,12 @@ def count_lines(path):
         return sum(1 for _ in f)
 
 
-def main(capture, wmq, runs):
+TARGETS = {"wmq-decode --stats": 30.0, "wmq-decode --format jsonl to a file": 10.0}
+PEAK_MB = 64.0
+
+
+def bench(capture, wmq, runs):
+    """Prints one capture's figures; returns the targets it missed."""
     size = os.path.getsize(capture)
     lua = "lua_script:" + os.path.join(HERE, "tshark", "mqtt-over-websocket.lua")
     work = tempfile.mkdtemp()
@@ -67,9 +75,43 @@ def main(capture, wmq, runs):
         print("  %-55s %7.2f s  %8.1f MB/s  peak RSS %6.1f MB  (%d output lines; runs %s)"
               % (name, best, size / best / 1e6, peaks[name] / 1024, count_lines(os.path.join(work, "%d.out" % index)), spread))
     tshark_seconds = min(times[cases[0][0]])
+    missed = []
+    if os.path.basename(capture).startswith("many-connections"):
+        for name, _ in cases[1:]:
+            seconds, peak = min(times[name]), peaks[name] / 1024
+            met = seconds < 10 and peak < 256
+            print("  %s: %.2f s and %.0f MB for the connections (target under 10 s and 256 MB; tshark %.2f s): %s"
+                  % (name, seconds, peak, tshark_seconds, "met" if met else "NOT MET"))
+            if not met:
+                missed.append("%s on %s" % (name, os.path.basename(capture)))
+        return missed
     for name, _ in cases[1:]:
-        print("  %s: %.1f× tshark's throughput" % (name, tshark_seconds / min(times[name])))
+        ratio = tshark_seconds / min(times[name])
+        peak = peaks[name] / 1024
+        met = ratio >= TARGETS[name] and peak <= PEAK_MB
+        print("  %s: %.1f× tshark's throughput (target %.0f×, peak %.0f MB of %.0f): %s"
+              % (name, ratio, TARGETS[name], peak, PEAK_MB, "met" if met else "NOT MET"))
+        if not met:
+            missed.append("%s on %s" % (name, os.path.basename(capture)))
+    return missed
+
+
+def main(arguments):
+    if len(arguments) < 2 or arguments[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        return 0 if arguments and arguments[0] in ("-h", "--help") else 2
+    wmq = arguments.pop(0)
+    runs = 3
+    if "--runs" in arguments:
+        at = arguments.index("--runs")
+        runs = int(arguments[at + 1])
+        del arguments[at:at + 2]
+    missed = []
+    for capture in arguments:
+        missed += bench(capture, wmq, runs)
+    print("targets: %s" % ("all met" if not missed else "not met: " + "; ".join(missed)))
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 3)
+    sys.exit(main(sys.argv[1:]))

@@ -25,6 +25,11 @@ enum WorksHarness {
         guard !annotation.summary.isEmpty else {
             throw OracleViolation(target: "works", oracle: "every annotation has a summary", detail: "kind \(annotation.kind)")
         }
+        // The key scan that lets generic JSON pass unannotated never passes over a Works kind.
+        if !WorksPayload.mayBeWorksKind(payload) && ["notification", "read-receipt", "channel-message"].contains(annotation.kind) {
+            throw OracleViolation(target: "works", oracle: "a payload the key scan passes over is no Works kind",
+                                  detail: "annotated as \(annotation.kind)")
+        }
         try writesDirectlyAsAnnotated(publish, annotation, redactor: redactor)
         try writesDirectlyAsAnnotated(publish, dialect.annotate(publish, redactor: nil), redactor: nil)
         _ = dialect.detect(DetectionEvidence(mqttPackets: [.publish(publish)]))

@@ -236,7 +236,8 @@ public struct MQTTDecoder: Sendable {
             let error = MQTTWireError(
                 code: .malformedRemainingLength, offset: streamOffset + 4,
                 packetType: PacketType(rawValue: first >> 4),
-                describedBy: "the remaining length runs past four bytes", specReference: "MQTT 3.1.1 §2.2.3, MQTT 5.0 §1.5.5")
+                describedBy: "the remaining length runs past four bytes",
+                specReference: version == .v5 ? "MQTT 5.0 §1.5.5" : "MQTT 3.1.1 §2.2.3")
             brokenStream = error
             throw error
         }

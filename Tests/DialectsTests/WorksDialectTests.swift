@@ -242,3 +242,37 @@ struct WorksTimestampTests {
         }
     }
 }
+
+/// The scan of top-level keys that lets generic JSON pass unannotated: it may say "maybe"
+/// wrongly (the full reader then decides), never "no" for a Works kind. The fuzz target
+/// `works` checks the same on every input it makes.
+@Suite("Works key scan")
+struct WorksKeyScanTests {
+    @Test(arguments: [
+        (#"{"nType":1,"loc-key":"REV_MSG"}"#, true),
+        (#" { "room" : "a", "command" : 93004 }"#, true),
+        (#"{"msgTypeCode":1}"#, true),
+        (#"{"text":"{\"nType\":1}","user":{"nType":1},"list":[{"msgTypeCode":1},"]"]}"#, false),
+        (#"{"id":"m-1","room":"room-3","text":"hello } { ] [ \\ \" done","n":12.5,"ok":true,"x":null}"#, false),
+        (#"[{"nType":1}]"#, false),
+        (#""nType""#, false),
+        (#"{}"#, false),
+        (#"{"n\u0054ype":1}"#, true),     // an escaped key: the reader decides
+        (#"{"a":1 "b":2}"#, true),         // broken syntax: the reader decides
+        (#"{"a":"unterminated"#, true),
+    ])
+    func scan(json: String, expected: Bool) {
+        #expect(WorksPayload.mayBeWorksKind(ByteBuffer(string: json)) == expected, "\(json)")
+    }
+
+    /// Never "no" for what the full reader routes to a Works kind.
+    @Test func neverPassesOverAWorksKind() throws {
+        let samples = [#"{"nType":18,"chNo":3}"#, #"{"x":[1,{"y":"}"}],"command":93004,"chNo":1}"#, #"{"a":{"b":{"c":[]}},"msgTypeCode":2}"#]
+        for sample in samples {
+            let payload = ByteBuffer(string: sample)
+            let kind = try WorksPayload.parse(payload)
+            if case .other = kind { Issue.record("\(sample) is no Works kind") }
+            #expect(WorksPayload.mayBeWorksKind(payload))
+        }
+    }
+}

@@ -1,3 +1,4 @@
+import Foundation
 import MQTTWire
 import NIOCore
 import Testing
@@ -408,5 +409,52 @@ struct ErrorReasonTests {
         } catch {
             #expect(error.reason == "packet of 12 bytes exceeds the maximum of 10")
         }
+    }
+}
+
+/// An MQTT 5.0 stream's errors cite MQTT 5.0, never a 3.1.1 section: every input of the
+/// committed mqtt5 corpus (valid and broken packets), decoded as 5.0 whole and with each
+/// byte from the tenth on flipped.
+@Suite("MQTT 5.0 errors cite 5.0")
+struct Version5CitationTests {
+    static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("corpora/mqtt5")
+
+    static func errors(_ bytes: [UInt8]) -> [MQTTWireError] {
+        var decoder = MQTTDecoder(configuration: .init(version: .v5, followsConnect: false))
+        decoder.append(contentsOf: bytes)
+        var errors: [MQTTWireError] = []
+        for _ in 0..<10_000 {
+            do {
+                guard try decoder.next() != nil else { break }
+            } catch {
+                errors.append(error)
+                if !error.isRecoverable { break }
+            }
+        }
+        return errors
+    }
+
+    @Test func noCitationOf311() throws {
+        let files = try FileManager.default.contentsOfDirectory(at: Self.corpus, includingPropertiesForKeys: nil)
+            .filter { !$0.hasDirectoryPath }.sorted { $0.path < $1.path }
+        #expect(files.count > 50)
+        var checked = 0
+        for file in files.prefix(200) {
+            let bytes = Array(try Data(contentsOf: file))
+            var inputs = [bytes]
+            for index in stride(from: 10, to: min(bytes.count, 60), by: 7) {
+                var flipped = bytes
+                flipped[index] ^= 0xFF
+                inputs.append(flipped)
+            }
+            for input in inputs {
+                for error in Self.errors(input) {
+                    checked += 1
+                    #expect(error.specReference?.contains("3.1.1") != true, "\(file.lastPathComponent): \(error)")
+                }
+            }
+        }
+        #expect(checked > 100)
     }
 }
