@@ -224,7 +224,7 @@ let package = Package(
         .executableTarget(
             name: "wmq-decode",
             dependencies: [
-                "ByteStream", "Capture", "Dialects", "Dissector", "CommandLineSupport",
+                "ByteStream", "Capture", "Dialects", "Dissector", "CommandLineSupport", "MQTTWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

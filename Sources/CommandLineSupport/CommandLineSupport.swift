@@ -1,6 +1,7 @@
 public import ArgumentParser
 public import ByteStream
 import Foundation
+import Synchronization
 
 /// The exit codes every wmq tool documents.
 public enum ToolExit {
@@ -12,6 +13,8 @@ public enum ToolExit {
     public static let usage: Int32 = 2
     /// The input could not be read.
     public static let unreadableInput: Int32 = 3
+    /// Stopped by Ctrl-C or SIGTERM after writing what was done (128 + SIGINT, as shells report it).
+    public static let interrupted: Int32 = 130
 }
 
 extension ParsableCommand {
@@ -164,6 +167,38 @@ public final class TerminationSignals: @unchecked Sendable {  // the sources are
     public func cancel() {
         for source in sources { source.cancel() }
     }
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM as a flag for a tool that works through a file in a loop:
+/// the loop asks ``isRequested`` and ends where it is, and the tool then writes what it has
+/// (closes a JSON array, prints the statistics so far) instead of being killed mid-output.
+public final class Interruption {
+    /// Set from the signal sources' queue, read by the loop.
+    private final class Flag: Sendable {
+        let value = Atomic<Bool>(false)
+    }
+
+    private let flag: Flag
+    private let sources: [any DispatchSourceSignal]
+
+    /// Starts listening: from now on SIGINT and SIGTERM set the flag instead of ending the process.
+    public init() {
+        let flag = Flag()
+        self.flag = flag
+        sources = [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { flag.value.store(true, ordering: .relaxed) }
+            source.resume()
+            return source
+        }
+    }
+
+    deinit {
+        for source in sources { source.cancel() }
+    }
+
+    public var isRequested: Bool { flag.value.load(ordering: .relaxed) }
 }
 
 /// The lines of standard input, trimmed, blank ones left out. Read on a thread of its own:

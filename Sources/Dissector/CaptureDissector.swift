@@ -162,10 +162,11 @@ public struct CaptureDissector {
     /// (empty for most) and at the end those of the end, `failed` every capture error (a
     /// file error ends the reading; the frames before it are decoded).
     public static func decode(_ reader: PcapReader, options: Options, frameRead: (CapturedFrame) -> Void = { _ in },
+                              stop: () -> Bool = { false },
                               decoded: ([CaptureEvent]) -> Void, failed: (CaptureError) -> Void) {
         // One array for the events of every frame, emptied (its storage kept) after each.
         var events: [CaptureEvent] = []
-        decode(reader, options: options, frameRead: frameRead, event: { events.append($0) }, frameDone: {
+        decode(reader, options: options, frameRead: frameRead, stop: stop, event: { events.append($0) }, frameDone: {
             decoded(events)
             events.removeAll(keepingCapacity: true)
         }, failed: failed)
@@ -174,10 +175,13 @@ public struct CaptureDissector {
     /// The same loop with each event handed over as it is found (`frameDone` after each
     /// frame's, and after the end's): a consumer that keeps the events (wmq-decode's writing
     /// thread) then takes them without a copy, which would retain every buffer and string in them.
+    /// `stop` is asked before each frame: true ends the reading there (Ctrl-C), and the
+    /// capture is finished as if it ended.
     public static func decode(_ reader: PcapReader, options: Options, frameRead: (CapturedFrame) -> Void = { _ in },
+                              stop: () -> Bool = { false },
                               event: (consuming CaptureEvent) -> Void, frameDone: () -> Void, failed: (CaptureError) -> Void) {
         var dissector = CaptureDissector(options: options)
-        let last = readSegments(of: reader, frameRead: frameRead, failed: failed) { segment in
+        let last = readSegments(of: reader, frameRead: frameRead, stop: stop, failed: failed) { segment in
             if let segment { dissector.process(segment, emit: event) }
             frameDone()
         }
@@ -188,11 +192,12 @@ public struct CaptureDissector {
     /// Reads a capture to its end, giving `segment` the TCP segment of each frame (nil for a
     /// frame that holds none, or after a capture error, which `failed` got first; a file error
     /// ends the reading). Returns the last frame read, where the capture ends.
-    static func readSegments(of reader: PcapReader, frameRead: (CapturedFrame) -> Void, failed: (CaptureError) -> Void,
+    static func readSegments(of reader: PcapReader, frameRead: (CapturedFrame) -> Void, stop: () -> Bool = { false },
+                             failed: (CaptureError) -> Void,
                              segment: (TCPSegment?) -> Void) -> (frame: Int, time: Double) {
         var decoder = PacketDecoder()
         var last = (frame: 0, time: 0.0)
-        while true {
+        while !stop() {
             do {
                 guard let frame = try reader.next() else { break }
                 last = (frame.number, frame.time)

@@ -13,10 +13,11 @@ public enum ParallelStatistics {
     /// (a file error ends the reading), `frameRead` sees each frame.
     public static func statistics(of reader: PcapReader, options: CaptureDissector.Options,
                                   frameRead: (CapturedFrame) -> Void = { _ in },
+                                  stop: () -> Bool = { false },
                                   failed: (CaptureError) -> Void) -> DecodeStatistics {
         let workers = [StatisticsWorker(options: options), StatisticsWorker(options: options)]
         var tracker = CaptureDissector.tracker(options: options)
-        let last = CaptureDissector.readSegments(of: reader, frameRead: frameRead, failed: failed) { segment in
+        let last = CaptureDissector.readSegments(of: reader, frameRead: frameRead, stop: stop, failed: failed) { segment in
             guard let segment else { return }
             tracker.process(segment) { event in workers[event.connectionID % 2].add(event) }
         }

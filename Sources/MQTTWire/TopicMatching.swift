@@ -14,6 +14,13 @@ public enum TopicMatching {
         }
     }
 
+    /// Why `filter` is no valid topic filter (MQTT §4.7.1: `#` last and alone in its level,
+    /// `+` alone in its level, at least one character), with the normative statement; nil
+    /// when it is valid.
+    public static func problem(inFilter filter: String) -> String? {
+        TopicRules.filterProblem(filter).map { "\($0.reason) [\($0.spec)]" }
+    }
+
     static let slash = UInt8(ascii: "/")
     static let plus = UInt8(ascii: "+")
     static let hash = UInt8(ascii: "#")

@@ -99,6 +99,9 @@ public struct TOMLTable: Sendable, Hashable {
     var isExplicit = false
     /// Whether it is an inline table or was created by a dotted key inside one (closed to later additions).
     var isSealed = false
+    /// Whether a dotted key of a key/value line defined it (`apple.color = …`): a `[header]`
+    /// may not define it again, though it may add sub-tables to it (TOML 1.0, Tables).
+    var isDottedDefined = false
 
     public init() {}
 
@@ -169,10 +172,15 @@ private struct Parser {
             guard let byte = peek else { return root }
             switch byte {
             case UInt8(ascii: "#"): try comment()
-            case 0x0A: advance()
+            case 0x0A:
+                // A blank line is its own end: what follows starts the next line (asking for
+                // the end of the line after it refused a table header after a blank line).
+                advance()
+                continue
             case 0x0D:
                 guard peek(1) == 0x0A else { throw error("a carriage return not followed by a line feed") }
                 advance(); advance()
+                continue
             case UInt8(ascii: "["): try header()
             default: try keyValue(into: current)
             }
@@ -262,6 +270,8 @@ private struct Parser {
                     var element = TOMLTable()
                     element.isExplicit = true
                     table.set(last, .table(element), line: headerLine)
+                case .table(let existing)? where existing.isDottedDefined:
+                    throw fail("[\(name)] is already defined by a dotted key")
                 case .table(var existing)? where !existing.isExplicit && !existing.isSealed:
                     existing.isExplicit = true
                     table.set(last, .table(existing), line: headerLine)
@@ -279,7 +289,10 @@ private struct Parser {
     /// Walks `path` from `table`, creating implicit tables on the way, and calls `body` with
     /// the table that holds the last key. An array of tables on the way stands for its last
     /// element.
-    static func descend(_ table: inout TOMLTable, path: ArraySlice<String>, walked: [String],
+    /// `dottedFrom`: for a key/value line, where its dotted key begins in `path` (after the
+    /// current table's own path): the tables it walks from there are defined by it, and may
+    /// not be tables a `[header]` defined.
+    static func descend(_ table: inout TOMLTable, path: ArraySlice<String>, walked: [String], dottedFrom: Int? = nil,
                         body: (inout TOMLTable, [String]) throws(TOMLError) -> Void) throws(TOMLError) {
         guard path.count > 1, let first = path.first else {
             try body(&table, walked + path)
@@ -287,16 +300,21 @@ private struct Parser {
         }
         let rest = path.dropFirst()
         let here = walked + [first]
+        let byDottedKey = dottedFrom.map { walked.count >= $0 } ?? false
         switch table[first] {
         case nil:
             var child = TOMLTable()
-            try descend(&child, path: rest, walked: here, body: body)
+            child.isDottedDefined = byDottedKey
+            try descend(&child, path: rest, walked: here, dottedFrom: dottedFrom, body: body)
             table.set(first, .table(child), line: 0)
         case .table(var child)?:
             if child.isSealed {
                 throw TOMLError(line: 0, column: 0, reason: "'\(here.joined(separator: "."))' is an inline table and cannot be extended")
             }
-            try descend(&child, path: rest, walked: here, body: body)
+            if byDottedKey && child.isExplicit {
+                throw TOMLError(line: 0, column: 0, reason: "'\(here.joined(separator: "."))' is defined by a [table] header: a dotted key cannot add to it")
+            }
+            try descend(&child, path: rest, walked: here, dottedFrom: dottedFrom, body: body)
             table.set(first, .table(child), line: 0)
         case .array(var elements)? where table.isArrayOfTables(first):
             guard case .table(var last)? = elements.last else { return }
@@ -321,7 +339,7 @@ private struct Parser {
         let value = try self.value()
         let full = tablePath + path
         do {
-            try Self.descend(&root, path: full[...], walked: []) { (table, walked) throws(TOMLError) in
+            try Self.descend(&root, path: full[...], walked: [], dottedFrom: tablePath.count) { (table, walked) throws(TOMLError) in
                 let last = full[full.count - 1]
                 guard table[last] == nil else { throw TOMLError(line: 0, column: 0, reason: "'\(walked.joined(separator: "."))' is defined twice") }
                 table.set(last, value, line: keyLine)

@@ -4,6 +4,7 @@ import CommandLineSupport
 import Dialects
 import Dissector
 import Foundation
+import MQTTWire
 import NIOCore
 
 @main
@@ -61,10 +62,12 @@ struct Decode: ParsableCommand {
     @Option(name: .customLong("topic"), parsing: .singleValue, help: "Only PUBLISH packets whose topic matches this MQTT filter; repeatable.")
     var topics: [String] = []
 
-    @Option(help: "Only events at or after this many seconds from the first frame.")
+    // Taken whatever they start with, so that a negative number gets its own message rather
+    // than ArgumentParser's "Missing value".
+    @Option(parsing: .unconditional, help: "Only events at or after this many seconds from the first frame.")
     var from: Double?
 
-    @Option(help: "Only events at or before this many seconds from the first frame.")
+    @Option(parsing: .unconditional, help: "Only events at or before this many seconds from the first frame.")
     var to: Double?
 
     @Flag(help: "Show cookies, tokens and passwords as captured.")
@@ -99,6 +102,19 @@ struct Decode: ParsableCommand {
             guard parts.count == 2, UInt16(parts[0]) != nil, CaptureDissector.Assumption(rawValue: String(parts[1])) != nil else {
                 throw ValidationError("--assume takes PORT=ws-mqtt, PORT=mqtt or PORT=mqtt5, not \"\(assumption)\"")
             }
+        }
+        for topic in topics {
+            if let problem = TopicMatching.problem(inFilter: topic) {
+                throw ValidationError("--topic \"\(topic)\" is not a topic filter: \(problem)")
+            }
+        }
+        for (name, value) in [("--from", from), ("--to", to)] {
+            if let value, !(value >= 0) || !value.isFinite {
+                throw ValidationError("\(name) takes seconds from the first frame, 0 or more, not \(value)")
+            }
+        }
+        if let from, let to, from > to {
+            throw ValidationError("--from \(from) is after --to \(to): no event could be shown")
         }
         if inflationLimits == nil {
             throw ValidationError("--max-inflate takes MiB for a message (1 to 1024), then optionally for a direction (at least as many), e.g. 16,256, not \"\(maxInflate)\"")
@@ -136,9 +152,18 @@ struct Decode: ParsableCommand {
         }
         var reader: PcapReader?
         if harFile == nil {
+            if capture != "-", let size = (try? FileManager.default.attributesOfItem(atPath: capture))?[.size] as? Int, size == 0 {
+                throw unreadableInput("wmq-decode", "\(capture): empty file (0 bytes), no capture in it")
+            }
             do {
                 reader = try PcapReader(path: capture)
             } catch {
+                if capture == "-" && error.reason.contains("only got 0") {
+                    throw unreadableInput("wmq-decode", "standard input is empty: no capture came")
+                }
+                if capture == "-" && error.reason.hasPrefix("not a pcap or pcapng") {
+                    throw unreadableInput("wmq-decode", "standard input: \(error.reason); a HAR file is read from its path (wmq-decode session.har)")
+                }
                 throw unreadableInput("wmq-decode", "\(capture): \(error)")
             }
             if let linkType = reader?.linkType, !linkType.isSupported {
@@ -196,10 +221,13 @@ struct Decode: ParsableCommand {
         // The flags as plain values: reading an ArgumentParser property wrapper per event
         // looked up its generic metadata each time.
         let stats = self.stats, noRedact = self.noRedact, verbose = self.verbose
+        // The highest connection number met, to say so when --connection names none of them.
+        var lastConnection = 0
         func emit(_ events: [CaptureEvent]) {
             for event in events { emit(event) }
         }
         func emit(_ event: consuming CaptureEvent) {
+            lastConnection = max(lastConnection, event.connection.id)
             if stats { statistics.add(copy event) } else { recordedErrors += DecodeStatistics.errorCount(of: event) }
             if format == .har {
                 // A HAR holds whole connections: only --connection applies.
@@ -263,16 +291,22 @@ struct Decode: ParsableCommand {
             report(error)
             if error.layer == .file && (format == .text || stats) { StandardError.write("wmq-decode: \(capture): \(error)\n") }
         }
+        // Ctrl-C or SIGTERM end the reading where it is: what was decoded is written out as
+        // usual (a JSON array closed, the statistics so far), then exit 130.
+        let interruption = Interruption()
+        var lastFrame = 0
         if let reader, stats {
             // Only numbers come out: connections are shared out between two dissecting threads.
-            statistics.merge(ParallelStatistics.statistics(of: reader, options: options, frameRead: { _ in
+            statistics.merge(ParallelStatistics.statistics(of: reader, options: options, frameRead: { frame in
+                lastFrame = frame.number
                 progress.update(reader.fileOffset)
-            }, failed: failed))
+            }, stop: { interruption.isRequested }, failed: failed))
         } else if let reader {
             CaptureDissector.decode(reader, options: options, frameRead: { frame in
                 if startTime == nil { startTime = frame.time }
+                lastFrame = frame.number
                 progress.update(reader.fileOffset)
-            }, event: { emit($0) }, frameDone: {
+            }, stop: { interruption.isRequested }, event: { emit($0) }, frameDone: {
                 // A live pipe (tcpdump -U -w - | wmq-decode -) or a person watching: show each
                 // packet when its frame is read, not when 64 KiB of output have gathered.
                 if streams { output.flush() }
@@ -295,6 +329,15 @@ struct Decode: ParsableCommand {
             }
         }
         output.flush()
+        if !stats, format != .har, let missing = filter.connections.filter({ $0 > lastConnection }).min() {
+            StandardError.write("wmq-decode: \(capture): no connection c\(missing); "
+                                + (lastConnection == 0 ? "it has none\n"
+                                   : lastConnection == 1 ? "it has c1 only\n" : "it has c1 to c\(lastConnection)\n"))
+        }
+        if interruption.isRequested {
+            StandardError.write("wmq-decode: interrupted after frame \(lastFrame): what was decoded before it is written above\n")
+            throw ExitCode(ToolExit.interrupted)
+        }
         if errors + statistics.totalErrors + recordedErrors > 0 { throw ExitCode(ToolExit.foundErrors) }
     }
 }

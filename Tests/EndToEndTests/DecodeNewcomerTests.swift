@@ -1,0 +1,98 @@
+import Capture
+import Foundation
+import Testing
+
+/// What a newcomer trips over with wmq-decode: each message and exit code as a user meets it.
+@Suite("wmq-decode for a newcomer")
+struct DecodeNewcomerTests {
+    typealias Run = DecodeTests.Run
+
+    @Test func anEmptyFileSaysSo() throws {
+        let path = try DecodeTests.temporary(Data())
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let run = try DecodeTests.run([path])
+        #expect(run.status == 3)
+        #expect(run.error.contains("empty file (0 bytes)"), "\(run.error)")
+        #expect(!run.error.contains("truncated dump file"))
+        let piped = try DecodeTests.run(["-"], stdin: Data())
+        #expect(piped.status == 3)
+        #expect(piped.error.contains("standard input is empty"), "\(piped.error)")
+    }
+
+    @Test func aHAROnStandardInputIsToldToComeByPath() throws {
+        let har = try Data(contentsOf: DecodeTests.root.appendingPathComponent("captures/works-sample.har"))
+        let run = try DecodeTests.run(["-"], stdin: har)
+        #expect(run.status == 3)
+        #expect(run.error.contains("a HAR file is read from its path"), "\(run.error)")
+    }
+
+    @Test(arguments: [
+        (["--topic", "a/#/b"], "is not a topic filter"),
+        (["--topic", "a+/b"], "is not a topic filter"),
+        (["--from", "5", "--to", "1"], "is after --to"),
+        (["--from", "-1"], "--from takes seconds from the first frame, 0 or more"),
+        (["--to", "-0.5"], "--to takes seconds from the first frame, 0 or more"),
+    ])
+    func silentNoOpsAreUsageErrors(arguments: [String], message: String) throws {
+        let run = try DecodeTests.run([DecodeTests.sample] + arguments)
+        #expect(run.status == 2, "\(arguments): \(run.error)")
+        #expect(run.error.contains(message), "\(run.error)")
+        #expect(!run.error.contains("Missing value"))
+    }
+
+    @Test func anUnknownConnectionIsNamed() throws {
+        let run = try DecodeTests.run([DecodeTests.sample, "--connection", "c9", "--format", "jsonl"])
+        #expect(run.status == 0)
+        #expect(run.output.isEmpty)
+        #expect(run.error.contains("no connection c9; it has c1 only"), "\(run.error)")
+    }
+
+    /// A capture that takes a while to decode: many one-packet connections.
+    static func longCapture() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-long-\(UUID().uuidString).pcap").path
+        let writer = try PcapWriter(path: path)
+        let server = Endpoint(address: .v4(0xC633_6414), port: 1883)
+        for index in 0..<150_000 {
+            let client = Endpoint(address: .v4(0x0A00_0000 | UInt32(index)), port: UInt16(40_000 + index % 20_000))
+            let frame = SyntheticPacket.tcp(from: client, to: server, sequence: 1, flags: [.ack, .psh], payload: [0xC0, 0x00])
+            writer.write(frame, time: 1_700_000_000 + Double(index) / 1000)
+        }
+        writer.flush()
+        return path
+    }
+
+    /// Ctrl-C (or a CI timeout's SIGTERM) ends the reading; what was decoded is written out
+    /// whole: a JSON array closed, the statistics so far. Exit 130.
+    @Test(arguments: [(["--format", "json"], "SIGINT"), (["--stats", "--format", "jsonl"], "SIGTERM")])
+    func interruptedOutputIsWhole(arguments: [String], signalName: String) throws {
+        let path = try Self.longCapture()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: DecodeTests.binary())
+        process.arguments = [path] + arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Both pipes are drained while it runs; the signal comes once output has begun.
+        nonisolated(unsafe) var output = Data()  // written by the reading thread only, read after it joined
+        let reader = Thread { output = out.fileHandleForReading.readDataToEndOfFile() }
+        reader.start()
+        Thread.sleep(forTimeInterval: 0.6)
+        kill(process.processIdentifier, signalName == "SIGINT" ? SIGINT : SIGTERM)
+        let error = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        while !reader.isFinished { Thread.sleep(forTimeInterval: 0.01) }
+        #expect(process.terminationStatus == 130, "\(String(decoding: error, as: UTF8.self))")
+        #expect(String(decoding: error, as: UTF8.self).contains("interrupted after frame"))
+        let parsed = try JSONSerialization.jsonObject(with: output)
+        if arguments.contains("--stats") {
+            #expect((parsed as? [String: Any])?["event"] as? String == "stats")
+        } else {
+            let records = try #require(parsed as? [[String: Any]])
+            #expect(!records.isEmpty)
+            #expect(records.count < 150_000 * 2, "it stopped early")
+        }
+    }
+}
