@@ -218,7 +218,10 @@ let package = Package(
         // Front ends.
         .target(
             name: "CommandLineSupport",
-            dependencies: ["ByteStream", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "ByteStream", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: frontEndSettings
         ),
         .executableTarget(

@@ -25,7 +25,26 @@ public struct NotificationBuilder: Sendable {
         return ByteBuffer(bytes: bytes)
     }
 
+    /// What is wrong with a notification request, before anything is built: a channel that is
+    /// no number, a sender that is no text, neither text nor sticker.
+    public static func check(_ request: JSONValue) throws(Refusal) {
+        guard request.members != nil else { throw Refusal(description: "a notification is a JSON object") }
+        if let channel = request["channel"], channel.intValue == nil {
+            throw Refusal(description: "\"channel\" is a channel number, such as 300012345, not \(channel)")
+        }
+        if let sender = request["sender"], sender.stringValue == nil {
+            throw Refusal(description: "\"sender\" is a name in quotes, not \(sender)")
+        }
+        if let sticker = request["sticker"] {
+            guard sticker.members != nil else { throw Refusal(description: "\"sticker\" is an object: {\"type\", \"package\", \"id\"}") }
+        } else {
+            guard let text = request["text"] else { throw Refusal(description: "a notification needs \"text\" or \"sticker\"") }
+            guard text.stringValue != nil else { throw Refusal(description: "\"text\" is text in quotes, not \(text)") }
+        }
+    }
+
     public mutating func payload(from request: JSONValue, now milliseconds: Int64) throws(Refusal) -> ByteBuffer {
+        try Self.check(request)
         guard let members = request.members else { throw Refusal(description: "a notification is a JSON object") }
         counter += 1
         var out: [JSONMember] = []

@@ -86,7 +86,15 @@ public struct Scenario: Sendable {
     }
 
     static func step(_ json: JSONValue, line: Int) throws(ParseError) -> Step {
-        if let notify = json["notify"] { return .notify(notify) }
+        if let notify = json["notify"] {
+            // Refused at start, as a bad line is, not when the step comes.
+            do {
+                try NotificationBuilder.check(notify)
+            } catch {
+                throw ParseError(line: line, reason: "\"notify\": \(error.description)")
+            }
+            return .notify(notify)
+        }
         if let read = json["read"] {
             guard let channel = read["channel"]?.intValue, let reader = read["reader"]?.intValue, let serial = read["upTo"]?.intValue else {
                 throw ParseError(line: line, reason: "\"read\" takes {\"channel\", \"reader\", \"upTo\"} numbers")

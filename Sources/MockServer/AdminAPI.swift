@@ -134,12 +134,20 @@ extension MockBroker {
             let payload = try notificationBuilder(request)
             let topic = request["topic"]?.stringValue ?? "notification"
             let sessions: Int
-            if let client = request["client"]?.stringValue {
-                sessions = push(topic: topic, payload: payload, to: client) ? 1 : 0
+            if let client = request["client"] {
+                guard let id = client.stringValue else { return .error(400, "\"client\" is a client id in quotes, not \(client)") }
+                guard push(topic: topic, payload: payload, to: id) else {
+                    let connected = connectedClients
+                    return .error(404, "no client \"\(id)\" is connected" + (connected.isEmpty ? "" : "; connected: \(connected.joined(separator: ", "))"))
+                }
+                sessions = 1
             } else {
                 sessions = pushToAll(topic: topic, payload: payload)
             }
-            return AdminResponse(status: 200, json: .object([JSONMember(key: "sessions", value: .number(String(sessions)))]))
+            var members = [JSONMember(key: "sessions", value: .number(String(sessions)))]
+            // Nobody was connected: kept for the next client (Works mode).
+            if sessions == 0 { members.append(JSONMember(key: "held", value: .integer(heldQueue.count))) }
+            return AdminResponse(status: 200, json: .object(members))
         } catch let error as NotificationBuilder.Refusal {
             return .error(400, error.description)
         } catch {
@@ -190,8 +198,9 @@ extension MockBroker {
           "channel": {"type": "integer"}, "sender": {"type": "string"}, "text": {"type": "string"},
           "sticker": {"type": "object", "properties": {"type": {"type": "string"}, "package": {"type": "string"}, "id": {"type": "string"}}},
           "client": {"type": "string"}, "topic": {"type": "string"}}}}}},
-        "responses": {"200": {"description": "How many sessions it went to", "content": {"application/json": {"schema": {"type": "object",
-          "properties": {"sessions": {"type": "integer"}}}}}}, "400": {"description": "Not a notification"}}}},
+        "responses": {"200": {"description": "How many sessions it went to; with none connected, how many notifications are held for the next client", "content": {"application/json": {"schema": {"type": "object",
+          "properties": {"sessions": {"type": "integer"}, "held": {"type": "integer"}}}}}}, "400": {"description": "Not a notification"},
+          "404": {"description": "No such client connected"}}}},
       "/api/publish": {"post": {"summary": "Publish as the broker, to every matching subscription",
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["topic"], "properties": {
           "topic": {"type": "string"}, "payload": {}, "qos": {"type": "integer", "minimum": 0, "maximum": 2}, "retain": {"type": "boolean"}}}}}},

@@ -283,10 +283,33 @@ public actor MockBroker {
     @discardableResult
     public func pushToAll(topic: String = "notification", payload: ByteBuffer) -> Int {
         let clients = core.connectedClients
+        if clients.isEmpty && configuration.mode == .works {
+            // Nobody yet: kept for the sessions that connect later, as the service delivers
+            // what waited for a user when they come online (the oldest go past the bound).
+            heldQueue.append((topic, payload))
+            if heldQueue.count > Self.maximumHeld { heldQueue.removeFirst(heldQueue.count - Self.maximumHeld) }
+        }
         for client in clients {
             perform(core.push(PublishPacket(qos: .atLeastOnce, topicName: topic, payload: payload), to: client, now: .now))
         }
         return clients.count
+    }
+
+    /// Works notifications pushed while no client was connected, for the next that connects.
+    var heldQueue: [(topic: String, payload: ByteBuffer)] = []
+    public static let maximumHeld = 100
+    /// How many notifications wait for a client to connect.
+    public var heldNotifications: Int { heldQueue.count }
+
+    /// A client's session began: what was held goes to it (Works mode).
+    private func deliverHeld(to connection: BrokerCore.ConnectionID) {
+        guard !heldQueue.isEmpty, let client = core.clientID(of: connection) else { return }
+        let waiting = heldQueue
+        heldQueue = []
+        logger.info("held notifications delivered", metadata: ["client": "\(client)", "count": "\(waiting.count)"])
+        for (topic, payload) in waiting {
+            perform(core.push(PublishPacket(qos: .atLeastOnce, topicName: topic, payload: payload), to: client, now: .now))
+        }
     }
 
     public var connectedClients: [String] { core.connectedClients.sorted() }
@@ -475,6 +498,10 @@ public actor MockBroker {
                 if case .connack(let connack) = packet, connack.reasonCode.rawValue == 0, let scenario = configuration.scenario {
                     Task { await self.play(scenario, on: id) }
                 }
+                if case .connack(let connack) = packet, connack.reasonCode.rawValue == 0, !heldQueue.isEmpty {
+                    // After the CONNACK is on its way.
+                    Task { await self.deliverHeld(to: id) }
+                }
                 switch packet {
                 case .puback, .pubrec, .pubcomp:
                     let delay = delaysAcknowledgements ? max(plays[id]?.acknowledgementDelay ?? .zero, acknowledgementDelay) : .zero
@@ -661,7 +688,13 @@ private final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelH
             } else if head.headers.contains(name: "Upgrade") {
                 response = AdminResponse(status: 400, text: "offer Sec-WebSocket-Protocol: mqtt\n")
             } else {
-                response = AdminResponse(status: 404, text: "wmq-mock: MQTT over WebSocket here; the admin API under /api/ (GET /api/openapi.json)\n")
+                let host = head.headers.first(name: "Host") ?? "127.0.0.1"
+                let endpoint = configuration.mode == .works ? configuration.path : "/mqtt"
+                response = AdminResponse(status: 404, text: """
+                    wmq-mock: this is an MQTT-over-WebSocket endpoint: connect ws://\(host)\(endpoint) with the WebSocket \
+                    subprotocol mqtt. The page is at http://\(host)/ and the admin API under /api/ (GET /api/openapi.json).
+
+                    """)
             }
             writeResponse(response, version: head.version, keepAlive: false, on: context.channel)
         }

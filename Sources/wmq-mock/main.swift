@@ -158,7 +158,12 @@ struct Mock: AsyncParsableCommand {
     /// A file's text, parsed; a file that cannot be read or parsed ends wmq-mock with exit code 3,
     /// named with the reason.
     static func load<T>(_ path: String, _ parse: (String) throws -> T) throws -> T {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw unreadableInput("wmq-mock", "cannot read \(path)") }
+        let text: String
+        do {
+            text = try readTextFile(path)
+        } catch {
+            throw unreadableInput("wmq-mock", error.reason)
+        }
         do {
             return try parse(text)
         } catch {
@@ -270,21 +275,34 @@ struct Mock: AsyncParsableCommand {
             }
             return MockBroker.ListenerOptions(accepting: accepting, acceptDelay: delay)
         }
-        do {
-            for listener in settings.webSocket {
+        for listener in settings.webSocket {
+            do {
                 let port = try await broker.listenWebSocket(host: listener.host, port: listener.port, options: options(listener))
+                let base = "\(Self.hostForURL(listener.host == "0.0.0.0" || listener.host == "::" ? "127.0.0.1" : listener.host)):\(port)"
                 Self.announce("ws://\(Self.hostForURL(listener.host)):\(port)\(works ? settings.path : "")")
+                // What a frontend developer needs first: where to look, and what to connect to.
+                Self.say("  page     http://\(base)/")
+                Self.say("  clients  ws://\(base)\(works ? settings.path : "/mqtt (any path)"), subprotocol mqtt"
+                         + (works && required != nil ? ", with the configured cookies" : ""))
+            } catch {
+                throw unreadableInput("wmq-mock", NetworkErrorText.listening(error, host: listener.host, port: listener.port, option: "--ws"))
             }
-            for listener in settings.tcp {
+        }
+        for listener in settings.tcp {
+            do {
                 let port = try await broker.listenTCP(host: listener.host, port: listener.port, options: options(listener))
                 Self.announce("mqtt://\(Self.hostForURL(listener.host)):\(port)")
+            } catch {
+                throw unreadableInput("wmq-mock", NetworkErrorText.listening(error, host: listener.host, port: listener.port, option: "--tcp"))
             }
-            if let listener = settings.admin {
+        }
+        if let listener = settings.admin {
+            do {
                 let port = try await broker.listenAdmin(host: listener.host, port: listener.port)
                 Self.announce("http://\(Self.hostForURL(listener.host)):\(port)/")
+            } catch {
+                throw unreadableInput("wmq-mock", NetworkErrorText.listening(error, host: listener.host, port: listener.port, option: "--admin"))
             }
-        } catch {
-            throw unreadableInput("wmq-mock", "cannot listen: \(error)")
         }
 
         let signals = TerminationSignals()
@@ -300,7 +318,7 @@ struct Mock: AsyncParsableCommand {
                 let bound = try await listen(host, port)
                 Self.announce("ws://\(Self.hostForURL(host)):\(bound)\(path)")
             } catch {
-                throw unreadableInput("wmq-mock", "cannot listen on \(address): \(error)")
+                throw unreadableInput("wmq-mock", NetworkErrorText.listening(error, host: host, port: port, option: "--\(option)"))
             }
         }
         var oneBot: OneBotMock?
@@ -357,7 +375,11 @@ struct Mock: AsyncParsableCommand {
     }
 
     static func announce(_ url: String) {
-        FileHandle.standardOutput.write(Data("listening \(url)\n".utf8))
+        say("listening \(url)")
+    }
+
+    static func say(_ line: String) {
+        FileHandle.standardOutput.write(Data("\(line)\n".utf8))
     }
 
     static func hostForURL(_ host: String) -> String { host.contains(":") ? "[\(host)]" : host }
@@ -390,7 +412,13 @@ struct Mock: AsyncParsableCommand {
                 do {
                     let payload = try builder.payload(from: json, now: Int64(Date().timeIntervalSince1970 * 1000))
                     let count = await broker.pushToAll(payload: payload)
-                    logger.info("notification pushed", metadata: ["sessions": "\(count)"])
+                    if count == 0 {
+                        let held = await broker.heldNotifications
+                        logger.notice("no client is connected: the notification is kept for the next that connects",
+                                      metadata: ["held": "\(held)"])
+                    } else {
+                        logger.info("notification pushed", metadata: ["sessions": "\(count)"])
+                    }
                 } catch {
                     logger.warning("not a notification: \(error)")
                 }

@@ -317,6 +317,36 @@ struct AdminAPITests {
         await client.disconnect()
     }
 
+    /// The newcomer's cases: a channel that is no number, an unknown client, no text; a
+    /// notification pushed before anyone connects is kept for the first client that does.
+    @Test func notifyRefusesWhatItCannotSendAndKeepsWhatNobodyReceived() async throws {
+        let broker = MockBroker(configuration: .init(mode: .works), logger: quiet)
+        let port = try await broker.listenWebSocket(host: "127.0.0.1", port: 0)
+        defer { Task { await broker.stop() } }
+        let (badChannel, why) = await request("POST", "/api/notify", port: port, body: #"{"channel": "abc", "text": "hi"}"#)
+        #expect(badChannel == 400 && why.contains("channel number"), "\(why)")
+        #expect(await request("POST", "/api/notify", port: port, body: #"{"channel": 3, "text": 5}"#).0 == 400)
+        let (unknown, unknownWhy) = await request("POST", "/api/notify", port: port, body: #"{"client": "nobody", "text": "hi"}"#)
+        #expect(unknown == 404 && unknownWhy.contains("no client") && unknownWhy.contains("nobody"), "\(unknownWhy)")
+
+        // Nobody connected: held, and said so.
+        #expect(await request("POST", "/api/notify", port: port, body: #"{"channel": 3, "text": "waited 1"}"#) == (200, "{\"sessions\":0,\"held\":1}\n"))
+        #expect(await broker.pushToAll(payload: ByteBuffer(string: #"{"nType":1,"chNo":3,"loc-args0":"x","loc-args1":"waited 2"}"#)) == 0)
+        #expect(await broker.heldNotifications == 2)
+
+        var configuration = WorksClientConfiguration(webSocket: WebSocketSettings(url: try WebSocketURL("ws://127.0.0.1:\(port)/wmqtt")))
+        configuration.reconnect.maximumAttempts = 1
+        let client = WorksClient(configuration: configuration, logger: quiet)
+        let texts = TextLog()
+        Task { for await event in client.events { if case .notification(let n, _) = event { await texts.add(n.text ?? "") } } }
+        try await client.connect()
+        let delivered = await texts.wait { $0 == ["waited 1", "waited 2"] }
+        let received = await texts.lines
+        #expect(delivered, "\(received)")
+        #expect(await broker.heldNotifications == 0)
+        await client.disconnect()
+    }
+
     @Test func tokenCORSAndTheOpenAPIDescription() async throws {
         let broker = MockBroker(configuration: .init(adminToken: "t0ken"), logger: quiet)
         let port = try await broker.listenWebSocket(host: "127.0.0.1", port: 0)

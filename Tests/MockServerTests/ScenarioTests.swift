@@ -32,7 +32,9 @@ import WorksClient
     }
 
     @Test(arguments: [("{\"jump\": 1}", 1), ("{\"wait\": -1}", 1), ("{\"raw\": \"zz\"}", 1), ("# c\n{\"close\": 99}", 2),
-                      ("{\"expect\": {\"type\": \"NOPE\"}}", 1), ("not json", 1), ("{\"read\": {\"channel\": 1}}", 1)])
+                      ("{\"expect\": {\"type\": \"NOPE\"}}", 1), ("not json", 1), ("{\"read\": {\"channel\": 1}}", 1),
+                      // A notification without text, or with a channel that is no number, is refused at start too.
+                      ("{\"delay_acks\": 0}\n{\"notify\": {\"channel\": 1}}", 2), ("{\"notify\": {\"channel\": \"abc\", \"text\": \"x\"}}", 1)])
     func badLinesAreNamed(text: String, line: Int) {
         #expect {
             _ = try Scenario(jsonLines: text)
@@ -166,7 +168,7 @@ struct MockToolTests {
     }
 
     @Test(arguments: [(["--once"], Int32(2), "--once needs --scenario"),
-                      (["--scenario", "/nonexistent.jsonl"], Int32(3), "cannot read"),
+                      (["--scenario", "/nonexistent.jsonl"], Int32(3), "/nonexistent.jsonl: no such file"),
                       (["--ws", "0.0.0.0:0"], Int32(2), "--admin-token"),
                       (["--ws", "nonsense"], Int32(2), "HOST:PORT"),
                       (["--ws", "127.0.0.1:0", "--discord", "127.0.0.1"], Int32(2), "--discord 127.0.0.1: give HOST:PORT"),
