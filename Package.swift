@@ -138,7 +138,7 @@ let package = Package(
         .target(
             name: "WorksClient",
             dependencies: [
-                "MQTTWire", "WebSocketWire", "Dialects", "Capture", "Dissector",
+                "MQTTWire", "WebSocketWire", "Dialects", "Capture", "Dissector", "NetworkErrors",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -177,7 +177,7 @@ let package = Package(
         .target(
             name: "Replay",
             dependencies: [
-                "Session", "Capture", "MQTTWire", "WebSocketWire", "Dialects", "WorksClient",
+                "Session", "Capture", "MQTTWire", "WebSocketWire", "Dialects", "WorksClient", "NetworkErrors",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -215,13 +215,16 @@ let package = Package(
         ),
         .target(name: "CFuzzerDriver"),
 
+        // Network failures in plain words (listening, connecting), for the live modules and the tools.
+        .target(
+            name: "NetworkErrors",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            swiftSettings: frontEndSettings
+        ),
         // Front ends.
         .target(
             name: "CommandLineSupport",
-            dependencies: [
-                "ByteStream", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-            ],
+            dependencies: ["ByteStream", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: frontEndSettings
         ),
         .executableTarget(
@@ -276,7 +279,7 @@ let package = Package(
         .executableTarget(
             name: "wmq-mock",
             dependencies: [
-                "MockServer", "MockFiles", "Broker", "WorksClient", "Dialects", "CommandLineSupport", "MQTTWire",
+                "MockServer", "MockFiles", "Broker", "WorksClient", "Dialects", "CommandLineSupport", "MQTTWire", "NetworkErrors",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

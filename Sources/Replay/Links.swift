@@ -1,6 +1,7 @@
 import MQTTWire
 import NIOConcurrencyHelpers
 import NIOCore
+import NetworkErrors
 import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
@@ -146,7 +147,7 @@ final class PacketLink: Sendable {
                     }
                 return (PacketLink(channel: channel.channel, framing: .tcp, version: version), .bytes(channel))
             } catch {
-                throw ReplayError(.connection, "cannot connect to \(url): \(error)")
+                throw ReplayError(.connection, NetworkErrorText.connecting(error, host: url.host, port: url.port))
             }
         case .webSocket, .secureWebSocket:
             var target = url.target

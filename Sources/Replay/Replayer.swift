@@ -13,8 +13,10 @@ public enum Replayer {
     /// `drive`: plays the recorded clients against a server at `urls` (a `ws://`/`wss://` URL
     /// for connections recorded over WebSocket, an `mqtt://` one for those over TCP) and
     /// compares what the server answers with what it answered then.
+    /// `stop`: an element on it ends the run where it is (Ctrl-C, a CI timeout's SIGTERM), and
+    /// the report of what was played comes back as for any other end.
     public static func drive(_ recording: Recording, connections selected: [RecordedConnection], urls: [ReplayURL],
-                             cookies: WorksCookies? = nil, options: ReplayOptions,
+                             cookies: WorksCookies? = nil, options: ReplayOptions, stop: AsyncStream<Void>? = nil,
                              group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async -> ReplayReport {
         var playable: [RecordedConnection] = []
         var skipped: [ConnectionReport] = []
@@ -39,7 +41,16 @@ public enum Replayer {
             }
             return try await PacketLink.connect(to: url, connection: connection, cookies: cookies, group: group)
         })
+        let stopper = stop.map { stop in
+            Task {
+                for await _ in stop {
+                    runner.continuation.yield(.stop("stopped by a signal before the recording was played"))
+                    break
+                }
+            }
+        }
         let outcome = await runner.run()
+        stopper?.cancel()
         return report(recording, .drive, playable: playable, skipped: skipped, compared: .serverToClient, outcome: outcome,
                       options: options)
     }

@@ -156,8 +156,17 @@ extension Recording {
     /// Reads a pcap, pcapng, HAR or scenario (JSON Lines) file; the format is told by the
     /// content, not the name. Secrets are not redacted here: recordings made by the toolkit
     /// already are, and replay compares what was recorded.
+    /// Why a file could not be read, in plain words.
+    static func whyUnreadable(_ path: String) -> String {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return "\(path): no such file" }
+        if isDirectory.boolValue { return "\(path): is a directory, not a recording" }
+        if !FileManager.default.isReadableFile(atPath: path) { return "\(path): permission denied (not readable by this user)" }
+        return "\(path): cannot be read"
+    }
+
     public static func read(path: String) throws(RecordingError) -> Recording {
-        guard let data = FileManager.default.contents(atPath: path) else { throw RecordingError("cannot read \(path)") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw RecordingError(Self.whyUnreadable(path)) }
         let bytes = [UInt8](data)
         let options = CaptureDissector.Options(redactor: nil)
         // A scenario and a HAR both are JSON; a scenario's first line is a whole object of its

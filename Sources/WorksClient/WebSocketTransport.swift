@@ -1,5 +1,6 @@
 package import MQTTWire
 public import NIOCore
+import NetworkErrors
 import NIOExtras
 import NIOHTTP1
 import NIOPosix
@@ -145,7 +146,8 @@ package final class WebSocketTransport: Sendable {
                 channel = try await bootstrap.connect(host: url.host, port: url.port).get()
             }
         } catch {
-            let failure = WorksClientError(.connection, "cannot connect to \(proxy.map { "the HTTP proxy \($0.host):\($0.port)" } ?? url.hostHeader): \(error)")
+            let failure = WorksClientError(.connection, proxy.map { "the HTTP proxy: " + NetworkErrorText.connecting(error, host: $0.host, port: $0.port) }
+                                           ?? NetworkErrorText.connecting(error, host: url.host, port: url.port))
             upgraded.fail(failure)  // a promise must be completed, even when no channel came to use it
             throw failure
         }

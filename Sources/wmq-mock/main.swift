@@ -6,6 +6,7 @@ import Dialects
 import Foundation
 import Logging
 import MockServer
+import NetworkErrors
 import MQTTWire
 import NIOCore
 import WorksClient

@@ -158,13 +158,15 @@ struct ReplayOptionGroup: ParsableArguments {
     @Option(name: .customLong("connection"), help: "Replay only this connection (wmq-decode's id: 2 or c2); repeatable. Default: all.")
     var connections: [String] = []
 
-    @Option(help: "Play the recorded pauses this many times faster (2 = twice as fast).")
+    // Taken whatever they start with, so that a negative number gets its own message rather
+    // than ArgumentParser's "Missing value".
+    @Option(parsing: .unconditional, help: "Play the recorded pauses this many times faster (2 = twice as fast).")
     var speed: Double?
 
     @Flag(help: "No pauses: each packet as soon as what it waits for has happened.")
     var asap = false
 
-    @Option(help: "Seconds to wait for the peer's next recorded packet before giving up.")
+    @Option(parsing: .unconditional, help: "Seconds to wait for the peer's next recorded packet before giving up.")
     var timeout: Double = 10
 
     @Option(help: "A rules file (JSON): {\"ignore\": [JSON paths], \"match\": {path: regex}, \"defaults\": true, \"clientId\": false}.")
@@ -189,9 +191,10 @@ struct ReplayOptionGroup: ParsableArguments {
 
     func validate() throws {
         if asap && speed != nil { throw ValidationError("give --asap or --speed, not both") }
-        if let speed, !(speed > 0 && speed.isFinite) { throw ValidationError("--speed must be a positive number") }
-        if !(timeout > 0 && timeout.isFinite) { throw ValidationError("--timeout must be a positive number of seconds") }
+        if let speed, !(speed > 0 && speed.isFinite) { throw ValidationError("--speed must be a positive number (2 plays twice as fast), not \(speed)") }
+        if !(timeout > 0 && timeout.isFinite) { throw ValidationError("--timeout must be a positive number of seconds, not \(timeout)") }
         _ = try connectionIDs()
+        try checkJUnitPath()
     }
 
     func connectionIDs() throws -> [Int] {
@@ -202,13 +205,33 @@ struct ReplayOptionGroup: ParsableArguments {
         }
     }
 
+    /// The JUnit file's folder must exist and be writable before the run, not after it.
+    func checkJUnitPath() throws {
+        guard let junit else { return }
+        let folder = URL(fileURLWithPath: junit).deletingLastPathComponent().path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) else {
+            throw ValidationError("--junit \(junit): the folder \(folder) does not exist")
+        }
+        guard isDirectory.boolValue else { throw ValidationError("--junit \(junit): \(folder) is not a folder") }
+        guard FileManager.default.isWritableFile(atPath: folder) else {
+            throw ValidationError("--junit \(junit): the folder \(folder) is not writable")
+        }
+        if FileManager.default.fileExists(atPath: junit, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw ValidationError("--junit \(junit) is a folder; give a file path")
+        }
+    }
+
     func options(defaultPace: Pace) throws -> ReplayOptions {
         let redactor = redactionKey.map { Redactor(key: Array($0.utf8)) }
         var rules = MatchRules(redactor: redactor)
         // Secrets in the reports: pseudonyms, with the recording's key when given (so they read like the recording's).
         if let path = self.rules {
-            guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-                throw unreadableInput("wmq-replay", "cannot read the rules file \(path)")
+            let text: String
+            do {
+                text = try readTextFile(path)
+            } catch {
+                throw unreadableInput("wmq-replay", "the rules file \(error.reason)")
             }
             do {
                 rules = try MatchRules(json: text, redactor: redactor)
@@ -287,7 +310,7 @@ struct ReplayOptionGroup: ParsableArguments {
                 let more = chat.filter { !$0.reports.isEmpty }.map { ChatSocketReplay.junit($0.reports, recording: $0.recording, mode: mode) }
                 try Data(ReplayReport.junit(reports, more: more).utf8).write(to: URL(fileURLWithPath: junit))
             } catch {
-                throw unreadableInput("wmq-replay", "cannot write \(junit): \(error)")
+                throw unreadableInput("wmq-replay", "cannot write \(junit): \((error as NSError).localizedFailureReason ?? error.localizedDescription)")
             }
         }
         if !reports.allSatisfy(\.matched) || !chatMatched { throw ExitCode(ToolExit.foundErrors) }
@@ -348,9 +371,13 @@ struct Drive: AsyncParsableCommand {
         for text in urls {
             do { targets.append(try ReplayURL(text)) } catch { throw ValidationError(error.description) }
         }
+        // Ctrl-C or a CI timeout's SIGTERM: the report of what was played, as serve does.
+        let signals = TerminationSignals()
+        defer { signals.cancel() }
         var reports: [ReplayReport] = []
         if !connections.isEmpty {
-            reports.append(await Replayer.drive(session, connections: connections, urls: targets, cookies: jar, options: options))
+            reports.append(await Replayer.drive(session, connections: connections, urls: targets, cookies: jar, options: options,
+                                                stop: signals.stream))
         }
         var chat: [ChatSocketReplay.Report] = []
         if !sockets.isEmpty {

@@ -30,7 +30,8 @@ struct ReplayToolTests {
         #expect((objects.first?["s2c"] as? [String: Int])?["PUBLISH"] == 3)
     }
 
-    @Test(arguments: [(["list", "/nonexistent.pcap"], Int32(3), "cannot read"),
+    @Test(arguments: [(["list", "/nonexistent.pcap"], Int32(3), "/nonexistent.pcap: no such file"),
+                      (["list", "/tmp"], Int32(3), "/tmp: is a directory"),
                       (["list"], Int32(2), "Missing expected argument"),
                       (["list", "--format", "xml", "x"], Int32(2), "xml")])
     func badInvocations(arguments: [String], status: Int32, message: String) async throws {
@@ -47,13 +48,54 @@ struct ReplayToolTests {
                       (["check", "captures/works-sample.pcap", "--connection", "c9"], Int32(2), "has no connection c9 to replay (it has c1)"),
                       (["check", "captures/works-sample.pcap", "--connection", "x"], Int32(2), "such as 2 or c2"),
                       (["serve", "captures/works-sample.pcap", "--listen", "nowhere"], Int32(2), "give HOST:PORT"),
-                      (["check", "/nonexistent.har"], Int32(3), "cannot read /nonexistent.har"),
-                      (["check", "captures/works-sample.pcap", "--rules", "/nonexistent.json"], Int32(3), "cannot read the rules file"),
+                      (["check", "/nonexistent.har"], Int32(3), "/nonexistent.har: no such file"),
+                      (["check", "captures/works-sample.pcap", "--rules", "/nonexistent.json"], Int32(3), "the rules file /nonexistent.json: no such file"),
+                      // Negative numbers get their own message, not ArgumentParser's "Missing value".
+                      (["check", "captures/works-sample.pcap", "--speed", "-3"], Int32(2), "--speed must be a positive number"),
+                      (["check", "captures/works-sample.pcap", "--timeout", "-1"], Int32(2), "--timeout must be a positive number"),
+                      // The JUnit file's folder is checked before the run, not after it.
+                      (["drive", "captures/works-sample.pcap", "--url", "ws://127.0.0.1:1/x", "--junit", "/no/such/dir/r.xml"], Int32(2),
+                       "--junit /no/such/dir/r.xml: the folder /no/such/dir does not exist"),
                       (["check", "captures/README.md"], Int32(3), "not a pcap or pcapng file")])
     func badReplayInvocations(arguments: [String], status: Int32, message: String) async throws {
         let run = try await Self.replay(arguments.map { $0.hasPrefix("captures/") ? Self.captures.deletingLastPathComponent().appendingPathComponent($0).path : $0 })
         #expect(run.status == status, "\(run.output)\(run.error)")
         #expect(run.error.contains(message), "\(run.error)")
+    }
+
+    /// Nothing listening: said so, not NIO's SingleConnectionFailure.
+    @Test func aRefusedConnectionIsSaidPlainly() async throws {
+        let port = try freePort()
+        let run = try await Self.replay(["drive", Self.captures.appendingPathComponent("works-sample.pcap").path,
+                                         "--url", "ws://127.0.0.1:\(port)/wmqtt", "--asap", "--timeout", "2"])
+        #expect(run.status == 1)
+        #expect(run.output.contains("nothing listens on 127.0.0.1:\(port) (connection refused)"), "\(run.output)")
+        #expect(!run.output.contains("SingleConnectionFailure") && !run.output.contains("errno"))
+    }
+
+    /// A CI timeout's SIGTERM (or Ctrl-C) during drive: the report of what was played, and the
+    /// JUnit file, as serve does.
+    @Test func driveStoppedBySIGTERMWritesItsReports() async throws {
+        let port = try freePort()
+        let mock = try Background(DecodeTests.binary("wmq-mock"), ["--ws", "127.0.0.1:\(port)"])
+        defer { mock.stop() }
+        #expect(MockNewcomerTests.waitFor("listening", in: mock))
+        let junit = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-\(UUID().uuidString).xml")
+        defer { try? FileManager.default.removeItem(at: junit) }
+        let drive = try Background(DecodeTests.binary("wmq-replay"), [
+            "drive", Self.captures.appendingPathComponent("mqtt311-ws.pcap").path, "--url", "ws://127.0.0.1:\(port)/mqtt",
+            "--speed", "0.05", "--junit", junit.path,
+        ])
+        try await Task.sleep(for: .seconds(2))
+        kill(drive.process.processIdentifier, SIGTERM)
+        let deadline = Date().addingTimeInterval(10)
+        while drive.process.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(!drive.process.isRunning)
+        #expect(drive.process.terminationStatus == 1)
+        #expect(drive.output.contains("stopped by a signal before the recording was played"), "\(drive.output)")
+        #expect(drive.output.contains("drive, speed ×0.05: MISMATCH"))
+        let xml = try String(contentsOf: junit, encoding: .utf8)
+        #expect(xml.contains("<testsuites name=\"wmq-replay\""))
     }
 
     @Test func aBadRulesFileSaysWhereAndWhy() async throws {
