@@ -2,6 +2,7 @@
 // (release build). Each figure is the best of several runs over the same input; every
 // run consumes each decoded value so the work cannot be optimised away.
 import ByteStream
+import Foundation
 import Capture
 import Dialects
 import Dissector
@@ -125,8 +126,27 @@ func runPipeline(_ path: String) throws {
     }
 }
 
+/// What wmq-bench takes; anything else is a usage error, not a start of the full run.
+let usage = """
+    wmq-bench: throughput of the wire codecs on one core (release builds; run through Tools/bench codecs).
+
+    Usage:
+      wmq-bench [--quick]          MQTT and WebSocket decoders against NIOWebSocket's (minutes; --quick: seconds)
+      wmq-bench pipeline CAPTURE   the time of wmq-decode's stages on CAPTURE
+      wmq-bench --help             this text
+
+    """
+
 func runBenchmarks() throws {
 let arguments = CommandLine.arguments.dropFirst()
+if arguments.contains("--help") || arguments.contains("-h") {
+    print(usage, terminator: "")
+    return
+}
+if arguments.first == "pipeline" && arguments.count != 2 || arguments.first != "pipeline" && arguments.contains(where: { $0 != "--quick" }) {
+    FileHandle.standardError.write(Data(("wmq-bench: unknown arguments \(arguments.joined(separator: " "))\n\n" + usage).utf8))
+    exit(2)
+}
 if arguments.first == "pipeline", let path = arguments.dropFirst().first {
     try runPipeline(path)
     return

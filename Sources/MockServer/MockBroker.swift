@@ -267,6 +267,31 @@ public actor MockBroker {
     public func stop() async {
         ticker?.cancel()
         for listener in listeners { try? await listener.close() }
+        // Goodbyes first: an MQTT 5.0 session gets DISCONNECT 0x8B (server shutting down), a
+        // WebSocket a Close 1001 (going away), so that a client sees why, not a reset.
+        for (id, connection) in connections {
+            var goodbye: [ByteBuffer] = []
+            if connection.version == .v5, core.clientID(of: id) != nil,
+               let disconnect = try? MQTTEncoder(version: .v5).encode(.disconnect(DisconnectPacket(reasonCode: .serverShuttingDown))) {
+                goodbye.append(connection.transport == .webSocket ? Self.binaryFrame(disconnect) : disconnect)
+            }
+            if connection.transport == .webSocket {
+                var close = ByteBuffer()
+                close.writeInteger(UInt16(1001))
+                close.writeString("wmq-mock is shutting down")
+                var frame = ByteBuffer()
+                WebSocketFrameWriter.write(WebSocketFrame(fin: true, opcode: .connectionClose, data: close), into: &frame)
+                goodbye.append(frame)
+            }
+            let channel = connection.channel
+            let writer = connection.frameWriter
+            try? await channel.eventLoop.submit {
+                for bytes in goodbye {
+                    if let writer { writer.write(bytes) } else { channel.write(bytes, promise: nil) }
+                }
+                channel.flush()
+            }.get()
+        }
         for connection in connections.values { try? await connection.channel.close() }
         listeners = []
     }

@@ -51,9 +51,8 @@ extension ReplayReport {
 
     static func sideBySide(_ rows: [AlignedRow], width: Int, redactor: Redactor?) -> String {
         let column = max(30, (width - 10) / 2)
-        func cell(_ text: String) -> String {
-            text.count > column ? String(text.prefix(column - 1)) + "…" : text.padding(toLength: column, withPad: " ", startingAt: 0)
-        }
+        // By display width: a wide character (CJK, emoji) takes two columns.
+        func cell(_ text: String) -> String { DisplayWidth.fit(text, columns: column) }
         // Long sequences show the differences with two packets around each.
         let wanted: Set<Int> = rows.count <= 20 ? Set(rows.indices) : Set(rows.indices.filter { index in
             rows[max(0, index - 2)...min(rows.count - 1, index + 2)].contains { $0.reason != nil }

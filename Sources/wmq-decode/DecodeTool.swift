@@ -25,11 +25,16 @@ struct Decode: ParsableCommand {
             pseudonyms unless --no-redact.
 
             Output: --format text (default on a terminal), jsonl (default when piped; one JSON object
-            per event, schema in docs/decode-format.md), or json (one array). --stats prints a summary
-            per connection instead of the events.
+            per event, schema in docs/decode-format.md), json (one array), or har (the WebSocket
+            connections as a HAR file that Chrome DevTools imports). --stats prints a summary per
+            connection instead of the events.
+
+            Ctrl-C (or SIGTERM) stops the reading: what was decoded is written out whole (a JSON
+            array closed, the statistics so far).
 
             Exit codes: 0 decoded without errors; 1 decoded, with protocol or capture errors reported;
-            2 usage error; 3 the input cannot be read (missing, not a capture, unsupported link type).
+            2 usage error; 3 the input cannot be read (missing, empty, not a capture, unsupported link
+            type); 130 stopped by Ctrl-C or SIGTERM.
             """))
 
     enum Format: String, ExpressibleByArgument, CaseIterable {

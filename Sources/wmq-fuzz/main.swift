@@ -71,9 +71,25 @@ struct Generate: ParsableCommand {
     @Argument(help: "Targets to generate (default: all).")
     var targets: [String] = []
 
+    func validate() throws {
+        // The corpora folder is made if missing, its parent must exist: a mistyped path should
+        // not grow a tree of folders somewhere unnoticed.
+        let parent = URL(fileURLWithPath: output).deletingLastPathComponent().path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ValidationError("--output \(output): the folder \(parent) does not exist (create it first)")
+        }
+        if FileManager.default.fileExists(atPath: output, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw ValidationError("--output \(output) is a file, not a folder")
+        }
+    }
+
     func run() throws {
         let chosen = try targets.isEmpty ? FuzzTarget.all : targets.map(harness(named:))
         let files = (try? FileManager.default.contentsOfDirectory(atPath: captures)) ?? []
+        if !FileManager.default.fileExists(atPath: output) {
+            print("wmq-fuzz gen: creating \(output)")
+        }
         for target in chosen {
             var seeds = CorpusGenerator.seeds(for: target.name)
             for file in files.sorted() {
@@ -140,10 +156,11 @@ struct Replay: ParsableCommand {
         let harness = try harness(named: target)
         var loaded: [(path: String, bytes: [UInt8])] = []
         for path in try files(inputs) {
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw unreadableInput("wmq-fuzz", "\(path): cannot read")
+            do {
+                loaded.append((path, try readFile(path)))
+            } catch {
+                throw unreadableInput("wmq-fuzz", error.reason)
             }
-            loaded.append((path, Array(data)))
         }
         var failures = 0
         for (path, bytes) in loaded {
@@ -177,7 +194,8 @@ func files(_ paths: [String]) throws -> [String] {
     for path in paths {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw ValidationError("no such file or directory: \(path)")
+            // Unreadable input, as --help says: exit 3, not a usage error.
+            throw unreadableInput("wmq-fuzz", "\(path): no such file or folder")
         }
         if !isDirectory.boolValue {
             out.append(path)

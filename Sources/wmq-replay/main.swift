@@ -330,7 +330,8 @@ struct Drive: AsyncParsableCommand {
             sends is compared with what it sent then. Cookies for a Works endpoint come from
             --cookies (a cookie.json, as wmq-client reads).
 
-            JSON chat sockets (OneBot v11, CocoroCore chat, the Discord gateway; drive only) go to the
+            JSON chat sockets (OneBot v11, CocoroCore chat, the Discord gateway; serve and check take them
+            too) go to the
             first ws:// or wss:// --url, with the recorded path and query when the URL has none and
             the recorded request headers (Authorization included). The recorded client messages are
             sent in order, each once the server's answers recorded before it have come — OneBot API

@@ -72,11 +72,33 @@ struct FuzzToolTests {
         let unknown = try Self.fuzz(["replay", "nope", "."])
         #expect(unknown.status == 2)
         #expect(unknown.error.contains("unknown target \"nope\""))
+        // An input that is not there is unreadable input: 3, as --help says.
         let missing = try Self.fuzz(["replay", "works", "/nonexistent/input"])
-        #expect(missing.status == 2)
+        #expect(missing.status == 3)
+        #expect(missing.error.contains("/nonexistent/input: no such file or folder"), "\(missing.error)")
+        // gen does not grow a tree under a mistyped path.
+        let nowhere = try Self.fuzz(["gen", "--output", "/no/such/dir/corpora"])
+        #expect(nowhere.status == 2)
+        #expect(nowhere.error.contains("the folder /no/such/dir does not exist"), "\(nowhere.error)")
+        #expect(!FileManager.default.fileExists(atPath: "/no/such/dir"))
         // The normal build has no libFuzzer: run says how to get one.
         let run = try Self.fuzz(["run", "works", "-runs=1"])
         #expect(run.status == 2)
         #expect(run.error.contains("Tools/fuzz works"))
+    }
+}
+
+/// `wmq-bench --help` prints help, and does not start the minutes-long codec benchmark.
+@Suite("wmq-bench command line")
+struct BenchCommandLineTests {
+    @Test func helpIsHelp() throws {
+        let started = Date()
+        let help = try DecodeTests.run(["--help"], tool: "wmq-bench")
+        #expect(help.status == 0)
+        #expect(help.output.contains("Usage:") && help.output.contains("wmq-bench pipeline CAPTURE"))
+        #expect(Date().timeIntervalSince(started) < 10)
+        let wrong = try DecodeTests.run(["--fast"], tool: "wmq-bench")
+        #expect(wrong.status == 2)
+        #expect(wrong.error.contains("unknown arguments --fast"))
     }
 }

@@ -200,6 +200,26 @@ struct HostileClientTests {
 
     static let upgrade = "GET /mqtt HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"
 
+    /// Stopping (Ctrl-C): a 5.0 session gets DISCONNECT 0x8B, every WebSocket a Close 1001.
+    @Test func stoppingSaysGoodbye() async throws {
+        let (broker, port) = try await broker()
+        let client = try RawSocket(port: port)
+        client.send(Self.upgrade)
+        #expect(await blocking { client.receive() }.hasPrefix("HTTP/1.1 101"))
+        // CONNECT, MQTT 5.0, client id "bye".
+        client.send(bytes: Self.maskedFrame([0x10, 0x10, 0x00, 0x04, 0x4D, 0x51, 0x54, 0x54, 0x05, 0x02, 0x00, 0x3C, 0x00,
+                                                        0x00, 0x03, 0x62, 0x79, 0x65]))
+        let connack = await blocking { client.receiveBytes() }
+        #expect(connack.starts(with: [0x82]) && connack.count >= 4 && connack[2] == 0x20, "\(connack)")
+        await broker.stop()
+        let goodbye = await blocking { client.receiveBytes(timeout: 3) }
+        // A binary frame holding DISCONNECT with reason 0x8B, then a Close frame with 1001.
+        let disconnect = goodbye.firstIndex(of: 0xE0)
+        #expect(disconnect.map { goodbye.count > $0 + 2 && goodbye[$0 + 2] == 0x8B } == true, "\(goodbye)")
+        let close = goodbye.firstIndex(of: 0x88)
+        #expect(close.map { goodbye.count > $0 + 3 && goodbye[$0 + 2] == 0x03 && goodbye[$0 + 3] == 0xE9 } == true, "\(goodbye)")
+    }
+
     @Test func anUpgradeDribbledInIsCutOff() async throws {
         let (broker, port) = try await broker()
         defer { Task { await broker.stop() } }
@@ -509,6 +529,10 @@ final class RawSocket: @unchecked Sendable {  // one test uses each
 
     /// What arrives within `timeout` seconds, until the peer closes or stops sending.
     func receive(timeout: Double = 2) -> String {
+        String(decoding: receiveBytes(timeout: timeout), as: UTF8.self)
+    }
+
+    func receiveBytes(timeout: Double = 2) -> [UInt8] {
         var collected: [UInt8] = []
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
@@ -522,6 +546,6 @@ final class RawSocket: @unchecked Sendable {  // one test uses each
             if count <= 0 { break }
             collected += buffer.prefix(count)
         }
-        return String(decoding: collected, as: UTF8.self)
+        return collected
     }
 }

@@ -63,7 +63,7 @@ let captures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().delet
     }
 
     @Test func unreadableAndBrokenFilesAreNamed() throws {
-        #expect { try Recording.read(path: "/nonexistent.pcap") } throws: { "\($0)".contains("cannot read /nonexistent.pcap") }
+        #expect { try Recording.read(path: "/nonexistent.pcap") } throws: { "\($0)".contains("/nonexistent.pcap: no such file") }
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-recording-\(UUID().uuidString).jsonl")
         defer { try? FileManager.default.removeItem(at: file) }
         try Data("{\"wait\": 1}\n{\"fly\": true}\n".utf8).write(to: file)

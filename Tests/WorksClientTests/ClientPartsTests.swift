@@ -88,12 +88,18 @@ import Testing
         #expect(try parse(#"{"cookie": "A=1; B=2"}"#).header == "A=1; B=2")
     }
 
-    @Test(arguments: ["not json", "[1,2]", "{}", #"{"A": 1}"#, #"{"A": "x;y"}"#, #"{"bad name": "v"}"#, #"{"cookie": ""}"#])
-    func malformedFilesGiveTheSeedsMessage(text: String) {
+    /// The seed's message first, then what is wrong and where.
+    @Test(arguments: [("not json", "line 1, column 1"), ("[1,2]", "no JSON object"), ("{}", "the object is empty"),
+                      (#"{"A": 1}"#, "the value of \"A\" is not text"), (#"{"A": "x;y"}"#, "holds a ';'"),
+                      (#"{"bad name": "v"}"#, "is not a cookie name"), (#"{"cookie": ""}"#, "\"cookie\" is empty"),
+                      ("{\n  \"A\": \"1\",\n  \"B\": \"2\"\n  \"C\": \"3\"\n}", "line 4, column 3")])
+    func malformedFilesSayWhatAndWhere(text: String, detail: String) {
         #expect {
             _ = try parse(text)
         } throws: { error in
-            (error as? WorksClientError).map { $0.code == .cookie && $0.reason == "Invalid cookie.json format" } ?? false
+            guard let error = error as? WorksClientError, error.code == .cookie else { return false }
+            return error.reason.hasPrefix("Invalid cookie.json format: ") && error.reason.contains(detail)
+                && error.reason.contains("expected {\"NAME\": \"VALUE\"")
         }
     }
 

@@ -151,7 +151,7 @@ struct ClientToolTests {
         (["--onebot", "ftp://127.0.0.1/ws/"], Int32(2), "scheme"),
         (["--onebot", "ws://127.0.0.1:1/ws/", "--token-env", "WMQ_SURELY_UNSET_VARIABLE"], Int32(2), "WMQ_SURELY_UNSET_VARIABLE is not set"),
         (["--onebot", "ws://127.0.0.1:1/ws/", "--heartbeat", "0"], Int32(2), "--heartbeat"),
-        (["--onebot", "ws://127.0.0.1:1/ws/", "--reconnect-attempts", "1", "--reconnect-interval", "0.05"], Int32(5), "cannot connect"),
+        (["--onebot", "ws://127.0.0.1:1/ws/", "--reconnect-attempts", "1", "--reconnect-interval", "0.05"], Int32(5), "nothing listens on 127.0.0.1:1 (connection refused)"),
     ])
     func badInvocations(arguments: [String], status: Int32, message: String) async throws {
         let directory = try temporaryDirectory()
