@@ -214,3 +214,22 @@ public func standardInputLines() -> AsyncStream<String> {
         }
     }
 }
+
+/// `--color auto|always|never`: colour on a terminal, as people expect, none when piped.
+public enum ColourChoice: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case auto, always, never
+
+    /// Whether standard output gets colours: `always`, or `auto` on a terminal unless
+    /// NO_COLOR is set (no-color.org) or TERM is dumb.
+    public var isOn: Bool {
+        switch self {
+        case .always: return true
+        case .never: return false
+        case .auto:
+            let environment = ProcessInfo.processInfo.environment
+            if let noColour = environment["NO_COLOR"], !noColour.isEmpty { return false }
+            if environment["TERM"] == "dumb" { return false }
+            return isatty(STDOUT_FILENO) == 1
+        }
+    }
+}

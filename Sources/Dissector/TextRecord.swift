@@ -9,6 +9,17 @@ import WebSocketWire
 /// first frame, connection, endpoints, packet), the Works summary under PUBLISH, and
 /// with `verbose` every field of every layer.
 public enum TextRecord {
+    /// With `colored`, the lines carry ANSI colours for a terminal (``TextColours``).
+    public static func lines(_ event: CaptureEvent, startTime: Double, verbose: Bool, colored: Bool) -> [String] {
+        let plain = lines(event, startTime: startTime, verbose: verbose)
+        guard colored, let first = plain.first else { return plain }
+        let width = pad(format(event.time - startTime), 11).count + 2 + "c\(event.connection.id)".count + 2
+        return plain.map { line in
+            guard line == first else { return TextColours.indented(line) }
+            return TextColours.head(line, prefix: width, direction: event.direction)
+        }
+    }
+
     public static func lines(_ event: CaptureEvent, startTime: Double, verbose: Bool) -> [String] {
         let time = pad(format(event.time - startTime), 11)
         let connection = "c\(event.connection.id)"
@@ -142,5 +153,63 @@ public struct EventFilter: Sendable {
             return topicFilters.contains { TopicMatching.matches(filter: $0, topic: publish.topicName) }
         }
         return true
+    }
+}
+
+/// ANSI colours for text on a terminal, as tshark-like tools use them: the connection bold,
+/// each direction its colour, packet types by family, warnings yellow, errors red, notes dim.
+public enum TextColours {
+    static let reset = "\u{1B}[0m"
+    static let bold = "\u{1B}[1m"
+    static let dim = "\u{1B}[2m"
+    static let red = "\u{1B}[31m"
+    static let green = "\u{1B}[32m"
+    static let yellow = "\u{1B}[33m"
+    static let blue = "\u{1B}[34m"
+    static let magenta = "\u{1B}[35m"
+    static let cyan = "\u{1B}[36m"
+
+    /// The colour of a packet type's family: data green, acknowledgements blue, the session's
+    /// own packets (CONNECT, DISCONNECT, pings) yellow, subscriptions magenta.
+    static func colour(ofType word: Substring) -> String? {
+        switch word {
+        case "PUBLISH": green
+        case "PUBACK", "PUBREC", "PUBREL", "PUBCOMP", "SUBACK", "UNSUBACK", "CONNACK": blue
+        case "CONNECT", "DISCONNECT", "PINGREQ", "PINGRESP", "AUTH": yellow
+        case "SUBSCRIBE", "UNSUBSCRIBE": magenta
+        default: nil
+        }
+    }
+
+    /// An event's first line: time and connection (the first `prefix` characters), route, body.
+    static func head(_ line: String, prefix: Int, direction: FlowDirection?) -> String {
+        let start = line.prefix(prefix)
+        let rest = line.dropFirst(prefix)
+        guard let split = rest.range(of: "  ") else { return line }
+        let route = rest[..<split.lowerBound]
+        let body = rest[split.upperBound...]
+        let time = start.prefix(11)
+        let connection = start.dropFirst(11)
+        let routeColour = direction == .clientToServer ? cyan : direction == .serverToClient ? magenta : dim
+        return dim + time + reset + bold + connection + reset + routeColour + route + reset + "  " + Self.body(body)
+    }
+
+    static func body(_ body: Substring) -> String {
+        if body.hasPrefix("✗") { return red + body + reset }
+        if body.hasPrefix("⚠") { return yellow + body + reset }
+        if body.hasPrefix("open ") || body.hasPrefix("closed ") || body.hasPrefix("not decoded") { return dim + body + reset }
+        let word = body.prefix { $0 != " " }
+        guard let colour = colour(ofType: word) else { return String(body) }
+        return bold + colour + word + reset + body.dropFirst(word.count)
+    }
+
+    /// A line under an event: a warning, an error, a Works summary, a field.
+    static func indented(_ line: String) -> String {
+        let text = line.drop { $0 == " " }
+        let indent = line.prefix(line.count - text.count)
+        if text.hasPrefix("✗") { return indent + red + text + reset }
+        if text.hasPrefix("⚠") { return indent + yellow + text + reset }
+        if text.hasPrefix("▸") { return indent + green + "▸" + reset + text.dropFirst() }
+        return line
     }
 }

@@ -84,6 +84,9 @@ struct Decode: ParsableCommand {
     @Option(help: "Key for the redaction pseudonyms: the same key gives the same pseudonyms across runs. Default: random.")
     var redactionKey: String?
 
+    @Option(name: .customLong("color"), help: "Colours in --format text: auto (on a terminal, unless NO_COLOR is set), always or never.")
+    var color: ColourChoice = .auto
+
     @Option(name: .customLong("max-inflate"),
             help: ArgumentHelp("What permessage-deflate may inflate to, in MiB: one message, and all the messages of one direction of a connection (a deflate bomb is an error past it, and the rest is still decoded).",
                                valueName: "MESSAGE[,DIRECTION]"))
@@ -226,6 +229,7 @@ struct Decode: ParsableCommand {
         // The flags as plain values: reading an ArgumentParser property wrapper per event
         // looked up its generic metadata each time.
         let stats = self.stats, noRedact = self.noRedact, verbose = self.verbose
+        let colored = format == .text && color.isOn
         // The highest connection number met, to say so when --connection names none of them.
         var lastConnection = 0
         func emit(_ events: [CaptureEvent]) {
@@ -242,7 +246,9 @@ struct Decode: ParsableCommand {
             guard !stats, filter.keeps(event, startTime: startTime ?? event.time) else { return }
             switch format {
             case .text:
-                for line in TextRecord.lines(event, startTime: startTime ?? event.time, verbose: verbose) { output.line(line) }
+                for line in TextRecord.lines(event, startTime: startTime ?? event.time, verbose: verbose, colored: colored) {
+                    output.line(line)
+                }
             case .jsonl:
                 if let background {
                     background.add(consume event)

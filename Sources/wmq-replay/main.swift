@@ -189,6 +189,9 @@ struct ReplayOptionGroup: ParsableArguments {
     @Flag(name: [.short, .long], help: "Print every packet sent and received, with its time, on standard error.")
     var verbose = false
 
+    @Option(name: .customLong("color"), help: "Colours in the text report: auto (on a terminal, unless NO_COLOR is set), always or never.")
+    var color: ColourChoice = .auto
+
     func validate() throws {
         if asap && speed != nil { throw ValidationError("give --asap or --speed, not both") }
         if let speed, !(speed > 0 && speed.isFinite) { throw ValidationError("--speed must be a positive number (2 plays twice as fast), not \(speed)") }
@@ -304,6 +307,7 @@ struct ReplayOptionGroup: ParsableArguments {
             }
         }
         let chatMatched = chat.allSatisfy { $0.notes.isEmpty && $0.reports.allSatisfy(\.matched) }
+        if format == .text && color.isOn { out = ReportColours.colour(out) }
         FileHandle.standardOutput.write(Data(out.utf8))
         if let junit {
             do {
@@ -543,5 +547,23 @@ struct Check: AsyncParsableCommand {
             }
         }
         try replay.finish(reports, chat: chat, options: options, mode: .check)
+    }
+}
+
+/// The text report in colour: MATCH green, MISMATCH red, a missing packet red, an added one
+/// green, a differing one and the reasons yellow, notes dim.
+enum ReportColours {
+    static func colour(_ text: String) -> String {
+        text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+            if line.contains(": MISMATCH") { return line.replacingOccurrences(of: "MISMATCH", with: "\u{1B}[1;31mMISMATCH\u{1B}[0m") }
+            if line.contains(": MATCH") { return line.replacingOccurrences(of: "MATCH", with: "\u{1B}[1;32mMATCH\u{1B}[0m") }
+            let trimmed = line.drop { $0 == " " }
+            let wrap: String? = if line.hasPrefix("  - ") { "31" }
+                else if line.hasPrefix("  + ") { "32" }
+                else if line.hasPrefix("  ! ") || trimmed.hasPrefix("→ ") { "33" }
+                else if trimmed.hasPrefix("! ") { "2" }
+                else { nil }
+            return wrap.map { "\u{1B}[\($0)m" + line + "\u{1B}[0m" } ?? String(line)
+        }.joined(separator: "\n")
     }
 }

@@ -105,3 +105,34 @@ struct DecodeNewcomerTests {
         }
     }
 }
+
+/// Colours: on a terminal by default (unless NO_COLOR), always or never on request, none when piped.
+@Suite("Colours")
+struct ColourTests {
+    static let escape = "\u{1B}["
+
+    @Test func decodeColoursOnRequestOnly() throws {
+        let piped = try DecodeTests.run([DecodeTests.sample, "--format", "text"])
+        #expect(!piped.output.contains(Self.escape), "piped output stays plain")
+        let always = try DecodeTests.run([DecodeTests.sample, "--format", "text", "--color", "always"])
+        #expect(always.output.contains("\u{1B}[1m\u{1B}[32mPUBLISH\u{1B}[0m"), "PUBLISH bold green")
+        #expect(always.output.contains("\u{1B}[36m192.0.2.10:51234 → 198.51.100.20:80\u{1B}[0m"), "client to server cyan")
+        // Without the colours the text is what it was.
+        let stripped = always.output.replacingOccurrences(of: "\u{1B}\\[[0-9;]*m", with: "", options: .regularExpression)
+        #expect(stripped == piped.output)
+        let never = try DecodeTests.run([DecodeTests.sample, "--format", "text", "--color", "never"])
+        #expect(never.output == piped.output)
+        // JSON is never coloured.
+        #expect(!(try DecodeTests.run([DecodeTests.sample, "--format", "jsonl", "--color", "always"])).output.contains(Self.escape))
+        #expect(try DecodeTests.run([DecodeTests.sample, "--color", "sometimes"]).status == 2)
+    }
+
+    @Test func replayReportColoursOnRequestOnly() throws {
+        let port = try freePort()
+        let arguments = ["drive", DecodeTests.sample, "--url", "ws://127.0.0.1:\(port)/x", "--asap", "--timeout", "1"]
+        let piped = try DecodeTests.run(arguments, tool: "wmq-replay")
+        #expect(!piped.output.contains(Self.escape))
+        let always = try DecodeTests.run(arguments + ["--color", "always"], tool: "wmq-replay")
+        #expect(always.output.contains("\u{1B}[1;31mMISMATCH\u{1B}[0m"), "\(always.output)")
+    }
+}
