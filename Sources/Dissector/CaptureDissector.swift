@@ -338,10 +338,12 @@ public struct CaptureDissector {
                 entry.pending.append(.data(direction, bytes.keptAlone(), frame: frame, time: time))
                 entry.pendingBytes += bytes.readableBytes
                 undecidedBytes += bytes.readableBytes
-                // Past the detection window, a connection is looked at again each time its
-                // bytes double, not for every segment.
-                if entry.pendingBytes >= options.detectionWindow && entry.pendingBytes < entry.nextLook
-                    && entry.pendingBytes < options.maximumUndecidedBytes && undecidedBytes <= options.maximumTotalUndecidedBytes {
+                // A connection is looked at for each of its first segments, then each time its
+                // bytes double: each look reads all it holds (a look per segment made a
+                // connection of other bytes quadratic).
+                if entry.pendingBytes >= 256 && entry.pendingBytes < entry.nextLook
+                    && entry.pendingBytes < options.maximumUndecidedBytes && undecidedBytes <= options.maximumTotalUndecidedBytes
+                    && !(entry.pendingBytes >= options.detectionWindow && entry.nextLook <= options.detectionWindow) {
                     return
                 }
                 entry.nextLook = entry.pendingBytes * 2

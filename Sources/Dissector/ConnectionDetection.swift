@@ -104,6 +104,9 @@ struct ConnectionDetection {
         if Self.signedProtocol(client: client.bytes, server: server.bytes) != nil
             || Self.framedProtocol(client: client.bytes, server: server.bytes) != nil { return false }
         switch decision.verdict {
+        case .undecided where !final && !budgetReached:
+            // Looked at when something is decided: the readings both ways cost a scan each.
+            return false
         case .other, .undecided:
             // Units that only a client sends, from the server's side (masked frames, PINGREQ…).
             let forward = Self.bestReading(client: client, server: server, hint: hint, final: final)

@@ -165,7 +165,8 @@ extension Recording {
         return "\(path): cannot be read"
     }
 
-    public static func read(path: String) throws(RecordingError) -> Recording {
+    /// `progress` is told, now and then, how many of the file's bytes were read (a bar on a terminal).
+    public static func read(path: String, progress: ((Int) -> Void)? = nil) throws(RecordingError) -> Recording {
         guard let data = FileManager.default.contents(atPath: path) else { throw RecordingError(Self.whyUnreadable(path)) }
         let bytes = [UInt8](data)
         let options = CaptureDissector.Options(redactor: nil)
@@ -194,7 +195,10 @@ extension Recording {
         } catch {
             throw RecordingError("\(path): \(error)")
         }
-        let (events, errors) = CaptureDissector.events(from: reader, options: options)
+        var events: [CaptureEvent] = []
+        var errors: [CaptureError] = []
+        CaptureDissector.decode(reader, options: options, frameRead: { _ in progress?(reader.fileOffset) },
+                                decoded: { events += $0 }, failed: { errors.append($0) })
         return Recording(source: path, events: events, problems: errors.map { "\($0)" })
     }
 

@@ -352,31 +352,3 @@ struct Decode: ParsableCommand {
         if errors + statistics.totalErrors + recordedErrors > 0 { throw ExitCode(ToolExit.foundErrors) }
     }
 }
-
-/// A progress line on standard error for long files, when standard error is a terminal.
-final class Progress {
-    private let total: Int
-    private let enabled: Bool
-    private var lastShown = ContinuousClock.now
-    private var shown = false
-
-    init(path: String) {
-        total = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
-        enabled = StandardError.isTerminal && path != "-" && total > 8 << 20
-    }
-
-    /// `offset` is only asked for when the bar is shown: it costs libpcap an lseek.
-    func update(_ offset: @autoclosure () -> Int) {
-        guard enabled, ContinuousClock.now - lastShown > .milliseconds(200) else { return }
-        let offset = offset()
-        lastShown = .now
-        shown = true
-        let percent = min(100, offset * 100 / max(1, total))
-        let bar = String(repeating: "█", count: percent / 5) + String(repeating: "░", count: 20 - percent / 5)
-        StandardError.write("\r\(bar) \(percent)%  \(offset >> 20) of \(total >> 20) MiB")
-    }
-
-    func done() {
-        if shown { StandardError.write("\r\u{1B}[K") }
-    }
-}

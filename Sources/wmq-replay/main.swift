@@ -64,9 +64,13 @@ struct List: ParsableCommand {
 
     func run() throws {
         let session: Recording
+        // A large capture takes a while: the same bar as wmq-decode's, on a terminal.
+        let progress = Progress(path: recording)
         do {
-            session = try Recording.read(path: recording)
+            session = try Recording.read(path: recording) { progress.update($0) }
+            progress.done()
         } catch {
+            progress.done()
             throw unreadableInput("wmq-replay", "\(error)")
         }
         var out = ""
@@ -252,9 +256,13 @@ struct ReplayOptionGroup: ParsableArguments {
     /// The recording, and its MQTT connections and JSON chat sockets to replay (all, or those of --connection).
     func load(_ path: String) throws -> (Recording, [RecordedConnection], [RecordedChatSocket]) {
         let recording: Recording
+        // A large capture takes a while: the same bar as wmq-decode's, on a terminal.
+        let progress = Progress(path: path)
         do {
-            recording = try Recording.read(path: path)
+            recording = try Recording.read(path: path) { progress.update($0) }
+            progress.done()
         } catch {
+            progress.done()
             throw unreadableInput("wmq-replay", "\(error)")
         }
         for problem in recording.problems { StandardError.write("wmq-replay: \(path): \(problem)\n") }

@@ -136,3 +136,57 @@ struct ColourTests {
         #expect(always.output.contains("\u{1B}[1;31mMISMATCH\u{1B}[0m"), "\(always.output)")
     }
 }
+
+/// Every tool that reads a large capture shows the same progress bar on a terminal (run under
+/// `script`, which gives it one), and none when its output is not a terminal.
+@Suite("Progress on a terminal")
+struct ProgressTests {
+    static func onATerminal(_ command: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+        process.arguments = ["-qec", command.map { "'\($0)'" }.joined(separator: " "), "/dev/null"]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = out
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Over the bar's 8 MiB: 2,000 connections of 60 segments each of TLS application data
+    /// (told at once and not decoded: the time goes to reading the file).
+    static func largeCapture() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-large-\(UUID().uuidString).pcap").path
+        let writer = try PcapWriter(path: path)
+        let server = Endpoint(address: .v4(0xC633_6414), port: 443)
+        let payload: [UInt8] = [0x17, 0x03, 0x03, 0x00, 0x23] + [UInt8](repeating: 0x5C, count: 35)
+        var time = 1_700_000_000.0
+        for round in 0..<60 {
+            for index in 0..<2_000 {
+                let client = Endpoint(address: .v4(0x0A00_0000 | UInt32(index)), port: UInt16(40_000 + index))
+                let frame = SyntheticPacket.tcp(from: client, to: server, sequence: UInt32(1 + round * payload.count),
+                                                flags: [.ack, .psh], payload: payload)
+                writer.write(frame, time: time)
+                time += 0.0001
+            }
+        }
+        writer.flush()
+        return path
+    }
+
+    @Test func replayListAndDecodeShowTheBar() throws {
+        let path = try Self.largeCapture()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        for command in [[DecodeTests.binary("wmq-replay"), "list", path], [DecodeTests.binary(), path, "--stats"]] {
+            let shown = try Self.onATerminal(command)
+            #expect(shown.contains("░") && shown.contains(" MiB"), "\(command[0]): \(shown.prefix(300))")
+            // The bar is cleared at the end: the last bar is followed by the erase sequence.
+            #expect(shown.contains("\r\u{1B}[K"))
+        }
+        // Piped: no bar.
+        let piped = try DecodeTests.run(["list", path], tool: "wmq-replay")
+        #expect(!piped.error.contains("░"))
+    }
+}
