@@ -171,6 +171,14 @@ public struct BrokerCore: Sendable {
     public var connectedClients: [String] { sessions.values.filter { $0.connection != nil }.map(\.clientID) }
     /// Client identifiers of the sessions kept while their client is away.
     public var storedSessions: [String] { sessions.values.filter { $0.connection == nil }.map(\.clientID) }
+
+    /// The retained messages, by topic (expired ones left out).
+    public func retainedMessages(now: ContinuousClock.Instant) -> [PublishPacket] {
+        retained.keys.sorted().compactMap { topic in
+            guard let message = retained[topic], message.expiresAt.map({ $0 > now }) ?? true else { return nil }
+            return message.packet
+        }
+    }
     /// The session's topic filters and their maximum QoS.
     public func subscriptions(of clientID: String) -> [String: QoS]? { sessions[clientID]?.subscriptions.mapValues(\.qos) }
     /// Unacknowledged and queued messages of a session.

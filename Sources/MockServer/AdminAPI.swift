@@ -68,6 +68,10 @@ extension MockBroker {
             return publishRaw(body)
         case ("GET", "faults", 2):
             return AdminResponse(status: 200, json: faultsJSON())
+        case ("GET", "info", 2):
+            return AdminResponse(status: 200, json: infoJSON())
+        case ("GET", "retained", 2):
+            return AdminResponse(status: 200, json: .object([JSONMember(key: "retained", value: .array(retainedList()))]))
         case ("POST", "faults", 2):
             return setFaults(body)
         default:
@@ -91,6 +95,33 @@ extension MockBroker {
                 JSONMember(key: "subscriptions", value: .object(subscriptions)),
                 JSONMember(key: "inflight", value: .number(String(pending?.inflight ?? 0))),
                 JSONMember(key: "queued", value: .number(String(pending?.queued ?? 0))),
+            ])
+        }
+    }
+
+    /// What a client needs to connect, for the page's hint: the mode, the endpoint's path, the
+    /// subprotocol, and the names (never the values) of the cookies the endpoint wants.
+    private func infoJSON() -> JSONValue {
+        let works = configuration.mode == .works
+        return .object([
+            JSONMember(key: "mode", value: .string(configuration.mode.rawValue)),
+            JSONMember(key: "path", value: .string(works ? configuration.path : "/mqtt")),
+            JSONMember(key: "anyPath", value: .bool(!works)),
+            JSONMember(key: "subprotocol", value: .string("mqtt")),
+            JSONMember(key: "protocolLevel", value: .integer(works ? 4 : 5)),
+            JSONMember(key: "cookies", value: .array((works ? configuration.requiredCookies?.keys.sorted() ?? [] : []).map { .string($0) })),
+        ])
+    }
+
+    /// The retained messages: topic, QoS, size and the start of the payload.
+    private func retainedList() -> [JSONValue] {
+        core.retainedMessages(now: .now).map { publish in
+            let preview = String(decoding: publish.payload.readableBytesView.prefix(120), as: UTF8.self)
+            return .object([
+                JSONMember(key: "topic", value: .string(publish.topicName)),
+                JSONMember(key: "qos", value: .integer(Int64(publish.qos.rawValue))),
+                JSONMember(key: "payloadLength", value: .integer(Int64(publish.payload.readableBytes))),
+                JSONMember(key: "preview", value: .string(preview)),
             ])
         }
     }
@@ -205,6 +236,14 @@ extension MockBroker {
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["topic"], "properties": {
           "topic": {"type": "string"}, "payload": {}, "qos": {"type": "integer", "minimum": 0, "maximum": 2}, "retain": {"type": "boolean"}}}}}},
         "responses": {"200": {"description": "Published"}, "400": {"description": "Bad request"}}}},
+      "/api/info": {"get": {"summary": "What a client needs to connect: mode, path, subprotocol, the names of the cookies the endpoint wants",
+        "responses": {"200": {"description": "The endpoint", "content": {"application/json": {"schema": {"type": "object", "properties": {
+          "mode": {"type": "string"}, "path": {"type": "string"}, "anyPath": {"type": "boolean"}, "subprotocol": {"type": "string"},
+          "protocolLevel": {"type": "integer"}, "cookies": {"type": "array", "items": {"type": "string"}}}}}}}}}},
+      "/api/retained": {"get": {"summary": "The retained messages",
+        "responses": {"200": {"description": "By topic", "content": {"application/json": {"schema": {"type": "object", "properties": {
+          "retained": {"type": "array", "items": {"type": "object", "properties": {"topic": {"type": "string"}, "qos": {"type": "integer"},
+            "payloadLength": {"type": "integer"}, "preview": {"type": "string"}}}}}}}}}}}},
       "/api/faults": {"get": {"summary": "The faults turned on",
         "responses": {"200": {"description": "The faults", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Faults"}}}}}},
         "post": {"summary": "Turn faults on or off: never answer PINGREQ, refuse every CONNECT (server unavailable), delay PUBACK/PUBREC/PUBCOMP",

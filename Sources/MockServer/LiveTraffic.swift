@@ -140,11 +140,23 @@ private let pageHTML = #"""
   #traffic .meta { color: #888; }
   header { padding: 0.5rem; border-bottom: 1px solid #ccc; display: flex; gap: 1rem; align-items: center; }
   #status { color: #888; }
+  #connect-url { font-family: ui-monospace, monospace; font-size: 12px; word-break: break-all; }
+  #snippet { font: 11px/1.35 ui-monospace, monospace; background: #fff; border: 1px solid #ddd; padding: 0.4rem; overflow: auto; white-space: pre; }
+  #retained li, #conversation li { font-size: 12px; }
+  #conversation { max-height: 30vh; overflow: auto; margin: 0; padding: 0.4rem 0.8rem; border-bottom: 1px solid #ccc; }
+  #conversation h3 { font-size: 0.85rem; margin: 0.4rem 0 0.2rem; }
+  #conversation ul { margin: 0; padding-left: 1rem; }
+  .sender { font-weight: bold; }
 </style>
 </head>
 <body>
 <aside>
   <h1>wmq-mock</h1>
+  <h2>Connect a client</h2>
+  <p>URL <span id="connect-url">…</span><br>subprotocol <code id="connect-subprotocol">mqtt</code>
+     <span id="connect-cookies"></span></p>
+  <pre id="snippet"></pre>
+  <button id="copy" type="button">Copy the MQTT.js snippet</button>
   <label>Admin token (only when the mock asks for one) <input id="token" type="password" autocomplete="off"></label>
   <h2>Connected clients</h2>
   <ul id="clients"><li>none</li></ul>
@@ -166,8 +178,14 @@ private let pageHTML = #"""
     <button type="submit">Publish</button>
   </form>
   <p id="result"></p>
+  <h2>Retained messages</h2>
+  <ul id="retained"><li>none</li></ul>
 </aside>
 <main>
+  <section id="conversation-view" hidden>
+    <header><strong>Conversation</strong> <span class="meta">the Works notifications sent, by channel</span></header>
+    <div id="conversation"><p>none yet</p></div>
+  </section>
   <header><strong>Live traffic</strong> <span id="status">connecting…</span> <button id="clear" type="button">Clear</button></header>
   <pre id="traffic"></pre>
 </main>
@@ -204,8 +222,88 @@ function connect() {
     const classes = [record.direction || "meta"];
     if (record.works) classes.push("works");
     append(record.line, classes.join(" "));
+    if (record.type === "PUBLISH" && record.direction === "s2c" && record.works && record.works.kind === "notification") {
+      converse(record.works.fields || {});
+    }
     if (record.event === "connection" || record.event === "closed" || record.type === "CONNECT") refresh();
+    if (record.type === "PUBLISH" && record.retain) refreshRetained();
   };
+}
+// The conversation view: each notification once (it goes to every session), by channel.
+const seen = new Set();
+const channels = new Map();
+function converse(fields) {
+  const id = fields["notification.id"] || JSON.stringify(fields);
+  if (seen.has(id)) return;
+  seen.add(id);
+  const channel = fields["channel.number"] || "?";
+  const title = fields["channel.title"] ? " 「" + fields["channel.title"] + "」" : "";
+  if (!channels.has(channel)) channels.set(channel, {title: title, items: []});
+  const said = fields["sticker"] ? "sticker " + fields["sticker"] : (fields["text"] || "");
+  channels.get(channel).items.push({sender: fields["sender.name"] || "?", said: said});
+  const view = document.getElementById("conversation");
+  view.replaceChildren();
+  for (const [number, entry] of channels) {
+    const heading = document.createElement("h3");
+    heading.textContent = "channel " + number + entry.title;
+    const list = document.createElement("ul");
+    for (const item of entry.items) {
+      const line = document.createElement("li");
+      const who = document.createElement("span");
+      who.className = "sender";
+      who.textContent = item.sender;
+      line.append(who, ": " + item.said);
+      list.appendChild(line);
+    }
+    view.append(heading, list);
+  }
+}
+// How to connect: the URL on this very host, the subprotocol, and an MQTT.js snippet for the
+// mode and the cookies the endpoint wants (their names only; a browser sends its own cookies).
+async function describe() {
+  try {
+    const response = await fetch("/api/info", {headers: headers()});
+    const info = await response.json();
+    const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + info.path;
+    document.getElementById("connect-url").textContent = url + (info.anyPath ? " (any path)" : "");
+    document.getElementById("connect-subprotocol").textContent = info.subprotocol;
+    const cookies = info.cookies || [];
+    document.getElementById("connect-cookies").textContent = cookies.length ? " · cookies " + cookies.join(", ") : "";
+    const works = info.mode === "works";
+    const lines = [
+      "// npm install mqtt",
+      'import mqtt from "mqtt";',
+      "const client = mqtt.connect(" + JSON.stringify(url) + ", {",
+      "  protocolVersion: " + (works ? 4 : 5) + ",  // MQTT " + (works ? "3.1.1, as the Works web client" : "5.0; 4 for 3.1.1"),
+    ];
+    if (works) lines.push('  clientId: "web-beejs_" + Math.random().toString(16).slice(2, 14),');
+    if (cookies.length) {
+      lines.push("  // Node.js sends these; in a browser on this host, the page's own cookies go.");
+      lines.push("  wsOptions: { headers: { Cookie: " + JSON.stringify(cookies.map((name) => name + "=…").join("; ")) + " } },");
+    }
+    lines.push("});");
+    lines.push('client.on("connect", () => client.subscribe(' + JSON.stringify(works ? "notification/#" : "#") + ", {qos: 1}));");
+    lines.push('client.on("message", (topic, payload) => console.log(topic, payload.toString()));');
+    document.getElementById("snippet").textContent = lines.join("\n");
+    document.getElementById("conversation-view").hidden = !works;
+  } catch (error) { document.getElementById("connect-url").textContent = "cannot ask the mock (" + error + ")"; }
+}
+document.getElementById("copy").addEventListener("click", () => {
+  navigator.clipboard && navigator.clipboard.writeText(document.getElementById("snippet").textContent);
+});
+async function refreshRetained() {
+  const list = document.getElementById("retained");
+  try {
+    const response = await fetch("/api/retained", {headers: headers()});
+    const body = await response.json();
+    list.replaceChildren();
+    for (const message of body.retained || []) {
+      const item = document.createElement("li");
+      item.textContent = message.topic + " · QoS " + message.qos + " · " + message.payloadLength + " bytes · " + message.preview;
+      list.appendChild(item);
+    }
+    if (!list.childNodes.length) list.innerHTML = "<li>none</li>";
+  } catch (error) { list.innerHTML = "<li>cannot list retained messages</li>"; }
 }
 async function refresh() {
   const list = document.getElementById("clients");
@@ -250,7 +348,9 @@ document.getElementById("publish").addEventListener("submit", (event) => {
 document.getElementById("clear").addEventListener("click", () => traffic.replaceChildren());
 connect();
 refresh();
-setInterval(refresh, 5000);
+describe();
+refreshRetained();
+setInterval(() => { refresh(); refreshRetained(); }, 5000);
 </script>
 </body>
 </html>

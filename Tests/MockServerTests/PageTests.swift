@@ -38,6 +38,17 @@ struct PageTests {
         let lines = try #require(result["lines"] as? [String])
         #expect(lines.contains { $0.contains("PUBLISH") && $0.contains("channel 77") && $0.contains("Browser: \(text)") }, "\(lines)")
         #expect(result["works"] as? Bool == true)
+        // The connect hint: the URL on this host, and an MQTT.js snippet for Works mode.
+        #expect(result["connectURL"] as? String == "ws://127.0.0.1:\(port)/wmqtt", "\(result["connectURL"] ?? "")")
+        let snippet = try #require(result["snippet"] as? String)
+        #expect(snippet.contains("mqtt.connect(\"ws://127.0.0.1:\(port)/wmqtt\"") && snippet.contains("protocolVersion: 4")
+                && snippet.contains("web-beejs_"), "\(snippet)")
+        // The conversation view: the notification by channel, sender and text.
+        #expect(result["conversationShown"] as? Bool == true)
+        let conversation = try #require(result["conversation"] as? String)
+        #expect(conversation.contains("channel 77") && conversation.contains("Browser: \(text)"), "\(conversation)")
+        // The retained list shows what the Publish form retained.
+        #expect((result["retained"] as? String)?.contains("status/page-check · QoS 1") == true, "\(result["retained"] ?? "")")
         // And the client under test received it.
         #expect(await texts.wait { $0.contains(text) })
     }

@@ -4,10 +4,13 @@ prints what the page showed as JSON, for the mock's tests.
 
 Usage: page_check.py --url http://127.0.0.1:PORT/ --text TEXT [--browser chromium-headless-shell]
 
-Loads the page, waits for its live view to connect, fills the notification form with TEXT and
-presses Send, then waits (up to 10 s) for TEXT to appear in the live view. Prints the page's
-status, the connected-clients list, the answer to the form and the live view's lines that hold
-TEXT. The browser is started with its own profile directory and killed by its process id.
+Loads the page, waits for its live view to connect, reads its connect hint (URL, subprotocol,
+MQTT.js snippet), fills the notification form with TEXT and presses Send, then waits (up to
+10 s) for TEXT to appear in the live view and in the conversation view; publishes a retained
+message with the Publish form and reads the retained list. Prints the page's status, the
+connect hint, the connected-clients list, the answer to the form, the live view's lines that
+hold TEXT, the conversation view and the retained list. The browser is started with its own
+profile directory and killed by its process id.
 """
 import argparse
 import json
@@ -93,6 +96,9 @@ def main():
         result["title"] = page.wait_for("document.readyState === 'complete' && document.title")
         result["status"] = page.wait_for("document.getElementById('status').textContent === 'live' && 'live'") or \
             page.evaluate("document.getElementById('status').textContent")
+        result["connectURL"] = page.wait_for("(() => { const t = document.getElementById('connect-url').textContent; return t.startsWith('ws') ? t : ''; })()")
+        result["snippet"] = page.evaluate("document.getElementById('snippet').textContent")
+        result["conversationShown"] = page.evaluate("!document.getElementById('conversation-view').hidden")
         result["clients"] = page.wait_for(
             "(() => { const t = document.getElementById('clients').innerText; return t.includes('·') ? t : ''; })()", 5) or \
             page.evaluate("document.getElementById('clients').innerText")
@@ -111,6 +117,18 @@ def main():
         result["lines"] = lines or []
         result["works"] = page.evaluate(f"""Array.from(document.querySelectorAll('#traffic div.works'))
             .some(d => d.textContent.includes({text}))""")
+        result["conversation"] = page.wait_for(f"""(() => {{ const t = document.getElementById('conversation').innerText;
+            return t.includes({text}) ? t : ''; }})()""", 5) or page.evaluate("document.getElementById('conversation').innerText")
+        # A retained message through the Publish form, then the retained list.
+        page.evaluate("""(() => {
+            const form = document.getElementById('publish');
+            form.elements.topic.value = 'status/page-check';
+            form.elements.payload.value = '{"retained": true}';
+            form.elements.retain.checked = true;
+            form.querySelector('button').click();
+        })()""")
+        result["retained"] = page.wait_for("""(() => { const t = document.getElementById('retained').innerText;
+            return t.includes('status/page-check') ? t : ''; })()""", 10) or page.evaluate("document.getElementById('retained').innerText")
     finally:
         # The browser and its helper processes share its process group: all of them go.
         os.killpg(browser.pid, signal.SIGKILL)
