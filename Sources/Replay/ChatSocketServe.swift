@@ -2,6 +2,7 @@ public import Dialects
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
+import NetworkErrors
 import NIOPosix
 import NIOWebSocket
 public import Session
@@ -43,7 +44,8 @@ public final class ChatSocketServer: Sendable {
                 serve: { [self] frames, channel, head in await self.accept(frames, channel: channel, uri: head.uri) })
             state.withLockedValue { $0.listener = channel }
         } catch {
-            throw ReplayError(.connection, "cannot listen on \(host):\(port): \(error)")
+            throw ReplayError(.connection, NetworkErrorText.listening(error, host: host, port: port, option: "--listen",
+                                                                      tool: "wmq-replay or server"))
         }
     }
 

@@ -298,7 +298,10 @@ final class ReplayListeners: Sendable {
             }
         } catch {
             for channel in channels { try? await channel.close() }
-            throw ReplayError(.usage, "cannot listen: \(error)")
+            // The listener that failed: the WebSocket one unless it was already up.
+            let (address, option) = channels.isEmpty && webSocket != nil ? (webSocket, "--listen") : (tcp, "--listen-tcp")
+            throw ReplayError(.usage, NetworkErrorText.listening(error, host: address?.host ?? "?", port: address?.port ?? 0,
+                                                                 option: option, tool: "wmq-replay or server"))
         }
         return ReplayListeners(channels: channels, webSocketPort: webSocketPort, tcpPort: tcpPort)
     }

@@ -73,6 +73,19 @@ struct ReplayToolTests {
         #expect(!run.output.contains("SingleConnectionFailure") && !run.output.contains("errno"))
     }
 
+    /// A port in use: said plainly, with the flag that chooses another.
+    @Test func aPortInUseIsSaidPlainly() async throws {
+        let port = try freePort()
+        let mock = try Background(DecodeTests.binary("wmq-mock"), ["--ws", "127.0.0.1:\(port)"])
+        defer { mock.stop() }
+        #expect(MockNewcomerTests.waitFor("listening", in: mock))
+        let run = try await Self.replay(["serve", Self.captures.appendingPathComponent("works-sample.pcap").path, "--listen", "127.0.0.1:\(port)"])
+        #expect(run.status == 3)
+        #expect(run.error.contains("127.0.0.1:\(port) is already in use") && run.error.contains("choose another with --listen HOST:PORT"),
+                "\(run.error)")
+        #expect(!run.error.contains("errno"))
+    }
+
     /// A CI timeout's SIGTERM (or Ctrl-C) during drive: the report of what was played, and the
     /// JUnit file, as serve does.
     @Test func driveStoppedBySIGTERMWritesItsReports() async throws {
