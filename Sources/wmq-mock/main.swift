@@ -129,7 +129,9 @@ struct Mock: AsyncParsableCommand {
     @Flag(name: .customLong("no-ping-response"), help: "Never answer PINGREQ (the Works service may not).")
     var noPingResponse = false
 
-    @Option(help: "Works mode: seconds before an unacknowledged notification is sent again (default 10).")
+    // Taken whatever it starts with, so that a negative number gets its own message rather
+    // than ArgumentParser's "Missing value".
+    @Option(parsing: .unconditional, help: "Works mode: seconds before an unacknowledged notification is sent again (default 10).")
     var redelivery: Double?
 
     @Option(name: .customLong("max-inflight"), help: "Unacknowledged QoS 1/2 messages per session before the rest queue (default 100; rumqttd's max_inflight_count).")
@@ -203,7 +205,7 @@ struct Mock: AsyncParsableCommand {
         if let cookies { settings.cookiesFile = cookies }
         if noPingResponse { settings.answersPing = false }
         if let redelivery {
-            guard redelivery > 0, redelivery.isFinite else { throw ValidationError("--redelivery takes a positive number of seconds") }
+            guard redelivery > 0, redelivery.isFinite else { throw ValidationError("--redelivery takes a positive number of seconds, not \(redelivery)") }
             settings.redeliverySeconds = redelivery
         }
         if let maximumInflight {

@@ -35,6 +35,23 @@ struct MockNewcomerTests {
         #expect(!second.error.contains("errno"))
     }
 
+    /// A notification typed before any client connects is kept, and the terminal says so.
+    @Test func aNotificationBeforeAnyClientIsKeptAndSaidSo() throws {
+        let port = try freePort()
+        let mock = try Background(DecodeTests.binary("wmq-mock"), ["--mode", "works", "--ws", "127.0.0.1:\(port)"])
+        defer { mock.stop() }
+        #expect(Self.waitFor("clients", in: mock))
+        mock.input.fileHandleForWriting.write(Data("{\"channel\": 42, \"sender\": \"Alice\", \"text\": \"early\"}\n".utf8))
+        #expect(Self.waitFor("no client is connected: the notification is kept for the next that connects", in: mock), "\(mock.output)")
+        #expect(mock.output.contains("held=1"))
+    }
+
+    @Test func aNegativeRedeliveryHasItsOwnMessage() throws {
+        let run = try DecodeTests.run(["--mode", "works", "--redelivery", "-1"], tool: "wmq-mock")
+        #expect(run.status == 2)
+        #expect(run.error.contains("--redelivery takes a positive number of seconds, not -1.0"), "\(run.error)")
+    }
+
     @Test(arguments: [("/no/such/config.toml", "no such file"), ("/tmp", "is a directory")])
     func aConfigurationThatCannotBeReadSaysWhy(path: String, why: String) throws {
         let run = try DecodeTests.run(["--config", path], tool: "wmq-mock")

@@ -377,7 +377,7 @@ struct AdminAPITests {
         let (status, document) = await request("GET", "/api/openapi.json", port: port, headers: ["Authorization: Bearer t0ken"])
         #expect(status == 200)
         let paths = (try? JSONSerialization.jsonObject(with: Data(document.utf8)) as? [String: Any])?["paths"] as? [String: Any]
-        #expect(Set(paths?.keys.map { $0 } ?? []) == ["/api/clients", "/api/clients/{id}", "/api/notify", "/api/publish", "/api/events", "/api/faults"])
+        #expect(Set(paths?.keys.map { $0 } ?? []) == ["/api/clients", "/api/clients/{id}", "/api/notify", "/api/publish", "/api/events", "/api/faults", "/api/info", "/api/retained"])
         #expect(await request("GET", "/nothing", port: port).0 == 404)
         // The page itself is public; the live view wants the token (as a header or ?token=).
         let (pageStatus, page) = await request("GET", "/", port: port)

@@ -143,6 +143,18 @@ struct ClientToolTests {
         #expect(client.stderr.contains("HTTP 401"))
     }
 
+    /// A cookie.json that does not parse: what is wrong and where, exit 3.
+    @Test func aBrokenCookieFileSaysWhereAndWhat() async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("cookie.json")
+        try "{\n  \"WORKS_SES\": \"abc\"\n  \"NNB\": \"x\"\n}\n".write(to: file, atomically: true, encoding: .utf8)
+        let client = try Running(["--cookies", file.path], in: directory)
+        #expect(await offPool { client.exitStatus() } == 3, "\(client.stderr)")
+        #expect(client.stderr.contains("Invalid cookie.json format: line 3, column 3"), "\(client.stderr)")
+    }
+
+
     @Test(arguments: [
         (["--url", "http://example.com/"], Int32(2), "scheme"),
         (["--cookies", "/nonexistent/cookie.json"], Int32(3), "cookie.json not found"),
