@@ -434,12 +434,14 @@ struct ConnectionDetection {
         var v5Evidence = 0
     }
 
-    static func mqttChain(_ bytes: [UInt8], from start: Int, version: ProtocolVersion, direction: StreamDirection) -> Chain {
+    /// Walks units from `start`: `header` gives each unit's length, `accept` checks it (whole, or
+    /// the one the bytes end inside) and notes what it saw; false breaks the run there.
+    static func walk(_ bytes: [UInt8], from start: Int, header: (UnsafeRawBufferPointer, Int) -> BoundaryScan.Header,
+                     accept: (_ index: Int, _ total: Int, _ whole: Bool, _ chain: inout Chain) -> Bool) -> Chain {
         var chain = Chain(start: start)
         var index = start
         while index < bytes.count {
-            let header = bytes.withUnsafeBytes { PacketBoundaryScan.header(in: $0, at: index, version: version) }
-            switch header {
+            switch bytes.withUnsafeBytes({ header($0, index) }) {
             case .invalid:
                 chain.broken = true
                 return chain
@@ -447,16 +449,15 @@ struct ConnectionDetection {
                 chain.endsInsideUnit = true
                 return chain
             case .valid(let total):
-                guard index + total <= bytes.count else {
-                    chain.endsInsideUnit = true
-                    return chain
-                }
-                guard let packet = try? MQTTDecoder.decodePacket(ByteBuffer(bytes: bytes[index..<(index + total)]), version: version),
-                      sends(packet.type, from: direction) else {
+                let whole = index + total <= bytes.count
+                guard accept(index, total, whole, &chain) else {
                     chain.broken = true
                     return chain
                 }
-                if version == .v5, case .publish(let publish) = packet, !publish.properties.isEmpty { chain.v5Evidence += 1 }
+                guard whole else {
+                    chain.endsInsideUnit = true
+                    return chain
+                }
                 chain.units += 1
                 index += total
             }
@@ -464,61 +465,39 @@ struct ConnectionDetection {
         return chain
     }
 
+    static func mqttChain(_ bytes: [UInt8], from start: Int, version: ProtocolVersion, direction: StreamDirection) -> Chain {
+        walk(bytes, from: start, header: { PacketBoundaryScan.header(in: $0, at: $1, version: version) }) { index, total, whole, chain in
+            guard whole else { return true }
+            guard let packet = try? MQTTDecoder.decodePacket(ByteBuffer(bytes: bytes[index..<(index + total)]), version: version),
+                  sends(packet.type, from: direction) else { return false }
+            if version == .v5, case .publish(let publish) = packet, !publish.properties.isEmpty { chain.v5Evidence += 1 }
+            return true
+        }
+    }
+
     static func webSocketChain(_ bytes: [UInt8], from start: Int, direction: StreamDirection) -> Chain {
-        var chain = Chain(start: start)
-        var index = start
         // Inside a fragmented message: a continuation must come next, and no new data frame.
         var inMessage: Bool?
-        while index < bytes.count {
-            let header = bytes.withUnsafeBytes {
-                FrameBoundaryScan.header(in: $0, at: index, direction: direction, allowsRSV1: true)
+        return walk(bytes, from: start, header: { FrameBoundaryScan.header(in: $0, at: $1, direction: direction, allowsRSV1: true) }) {
+            index, total, whole, chain in
+            let first = bytes[index]
+            let opcode = first & 0x0F
+            let fin = first & 0x80 != 0
+            // An empty fragment that ends nothing carries nothing: zeros in other protocols'
+            // bytes read so, real senders do not send it.
+            if opcode < 8 && !fin && total == 2 { return false }
+            if opcode == 0 {
+                // An orphan continuation is wrong, but the first frame seen may continue a message begun before.
+                if inMessage == false { return false }
+                inMessage = !fin
+            } else if opcode == 1 || opcode == 2 {
+                if inMessage == true { return false }
+                inMessage = !fin
             }
-            switch header {
-            case .invalid:
-                chain.broken = true
-                return chain
-            case .incomplete:
-                chain.endsInsideUnit = true
-                return chain
-            case .valid(let total):
-                let first = bytes[index]
-                let opcode = first & 0x0F
-                let fin = first & 0x80 != 0
-                // An empty fragment that ends nothing carries nothing: zeros in other
-                // protocols' bytes read so, real senders do not send it.
-                if opcode < 8 && !fin && total == 2 {
-                    chain.broken = true
-                    return chain
-                }
-                if opcode == 0 {
-                    // An orphan continuation is wrong, but the first frame seen may continue a message begun before.
-                    if inMessage == false {
-                        chain.broken = true
-                        return chain
-                    }
-                    inMessage = !fin
-                } else if opcode == 1 || opcode == 2 {
-                    if inMessage == true {
-                        chain.broken = true
-                        return chain
-                    }
-                    inMessage = !fin
-                }
-                guard index + total <= bytes.count else {
-                    chain.endsInsideUnit = true
-                    if opcode == 1 || opcode == 2 { classifyPayload(bytes, frameAt: index, total: total, chain: &chain) }
-                    return chain
-                }
-                if opcode == 8, !closePayloadValid(bytes, frameAt: index, total: total) {
-                    chain.broken = true
-                    return chain
-                }
-                if opcode == 1 || opcode == 2 { classifyPayload(bytes, frameAt: index, total: total, chain: &chain) }
-                chain.units += 1
-                index += total
-            }
+            if whole && opcode == 8 && !closePayloadValid(bytes, frameAt: index, total: total) { return false }
+            if opcode == 1 || opcode == 2 { classifyPayload(bytes, frameAt: index, total: total, chain: &chain) }
+            return true
         }
-        return chain
     }
 
     /// The payload of the frame at `index`, unmasked, up to `limit` bytes.

@@ -291,36 +291,33 @@ async function describe() {
 document.getElementById("copy").addEventListener("click", () => {
   navigator.clipboard && navigator.clipboard.writeText(document.getElementById("snippet").textContent);
 });
-async function refreshRetained() {
-  const list = document.getElementById("retained");
+// A list filled from the admin API: one item a record, "none" when empty.
+async function fill(id, path, key, describe, failure) {
+  const list = document.getElementById(id);
   try {
-    const response = await fetch("/api/retained", {headers: headers()});
+    const response = await fetch(path, {headers: headers()});
     const body = await response.json();
     list.replaceChildren();
-    for (const message of body.retained || []) {
+    for (const record of body[key] || []) {
       const item = document.createElement("li");
-      item.textContent = message.topic + " · QoS " + message.qos + " · " + message.payloadLength + " bytes · " + message.preview;
+      item.textContent = describe(record);
       list.appendChild(item);
     }
     if (!list.childNodes.length) list.innerHTML = "<li>none</li>";
-  } catch (error) { list.innerHTML = "<li>cannot list retained messages</li>"; }
+  } catch (error) { list.innerHTML = "<li>" + failure + "</li>"; }
 }
-async function refresh() {
-  const list = document.getElementById("clients");
-  try {
-    const response = await fetch("/api/clients", {headers: headers()});
-    const body = await response.json();
-    list.replaceChildren();
-    for (const client of body.clients || []) {
-      const item = document.createElement("li");
-      const filters = Object.keys(client.subscriptions).join(", ") || "no subscription";
-      const away = client.connected === false ? " (away, session kept)" : "";
-      item.textContent = client.id + away + " · MQTT " + (client.protocolLevel === 5 ? "5" : "3.1.1") + " · " + filters
-        + " · in flight " + client.inflight + ", queued " + client.queued;
-      list.appendChild(item);
-    }
-    if (!list.childNodes.length) list.innerHTML = "<li>none</li>";
-  } catch (error) { list.innerHTML = "<li>cannot list clients</li>"; }
+function refreshRetained() {
+  return fill("retained", "/api/retained", "retained",
+    (message) => message.topic + " · QoS " + message.qos + " · " + message.payloadLength + " bytes · " + message.preview,
+    "cannot list retained messages");
+}
+function refresh() {
+  return fill("clients", "/api/clients", "clients", (client) => {
+    const filters = Object.keys(client.subscriptions).join(", ") || "no subscription";
+    const away = client.connected === false ? " (away, session kept)" : "";
+    return client.id + away + " · MQTT " + (client.protocolLevel === 5 ? "5" : "3.1.1") + " · " + filters
+      + " · in flight " + client.inflight + ", queued " + client.queued;
+  }, "cannot list clients");
 }
 async function post(path, body) {
   const result = document.getElementById("result");

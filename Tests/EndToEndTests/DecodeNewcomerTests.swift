@@ -74,16 +74,7 @@ struct DecodeNewcomerTests {
         let err = Pipe()
         process.standardOutput = out
         process.standardError = err
-        // The test runner's threads block SIGINT and SIGTERM, and a child inherits that: unblocked
-        // while it starts, so that the signal reaches it.
-        do {
-            var unblocked = sigset_t()
-            var previous = sigset_t()
-            sigemptyset(&unblocked)
-            pthread_sigmask(SIG_SETMASK, &unblocked, &previous)
-            defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
-            try process.run()
-        }
+        try startWithSignalsUnblocked(process)
         // Both pipes are drained while it runs; the signal comes once output has begun.
         nonisolated(unsafe) var output = Data()  // written by the reading thread only, read after it joined
         let reader = Thread { output = out.fileHandleForReading.readDataToEndOfFile() }

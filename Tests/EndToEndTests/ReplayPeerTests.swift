@@ -6,6 +6,18 @@ import Testing
 
 /// A process of a test (a server, a peer): started with pipes, waited on by condition, stopped
 /// by its id. Output is collected as it comes, so a chatty process never blocks on a full pipe.
+/// Starts a process that SIGINT and SIGTERM reach: a child inherits the spawning thread's
+/// blocked signals, and the test runner's threads block both; unblocked while it starts, the
+/// peers can be stopped (and tcpdump told to finish), and a tool's Ctrl-C handling tested.
+func startWithSignalsUnblocked(_ process: Process) throws {
+    var unblocked = sigset_t()
+    var previous = sigset_t()
+    sigemptyset(&unblocked)
+    pthread_sigmask(SIG_SETMASK, &unblocked, &previous)
+    defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+    try process.run()
+}
+
 final class Background: @unchecked Sendable {  // output is guarded by the lock
     let process = Process()
     private let lock = NSLock()
@@ -20,16 +32,7 @@ final class Background: @unchecked Sendable {  // output is guarded by the lock
         process.standardOutput = pipe
         process.standardError = pipe
         process.standardInput = input
-        // A child inherits the spawning thread's blocked signals, and the test runner's threads
-        // block SIGINT and SIGTERM: unblocked, the peers can be stopped (and tcpdump told to finish).
-        do {
-            var unblocked = sigset_t()
-            var previous = sigset_t()
-            sigemptyset(&unblocked)
-            pthread_sigmask(SIG_SETMASK, &unblocked, &previous)
-            defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
-            try process.run()
-        }
+        try startWithSignalsUnblocked(process)
         // Read by a thread of its own with plain blocking reads, until the pipe's end of file.
         // Not `readabilityHandler`: that is a libdispatch read source, and libdispatch on Linux
         // can corrupt its epoll bookkeeping when many are set up and torn down at once, as the

@@ -378,20 +378,21 @@ struct TOMLPeerTests {
         "a = 1\r\rb = 2",
     ]
 
+    /// tomllib takes the text, and wmq's reader reads the same values from it.
+    static func bothRead(_ text: String, _ label: String) throws {
+        let theirs = try tomllib(text)
+        #expect(!theirs.hasPrefix("refused"), "tomllib refused \(label): \(theirs)")
+        #expect(ours(text) == theirs, "\(label)")
+    }
+
     @Test(arguments: Array(configurations.indices))
     func realisticConfigurations(index: Int) throws {
-        let text = Self.configurations[index]
-        let theirs = try Self.tomllib(text)
-        #expect(!theirs.hasPrefix("refused"), "tomllib refused sample \(index): \(theirs)")
-        #expect(Self.ours(text) == theirs, "sample \(index)")
+        try Self.bothRead(Self.configurations[index], "configuration \(index)")
     }
 
     @Test(arguments: Array(specification.indices))
     func specificationExamples(index: Int) throws {
-        let text = Self.specification[index]
-        let theirs = try Self.tomllib(text)
-        #expect(!theirs.hasPrefix("refused"), "tomllib refused example \(index): \(theirs)")
-        #expect(Self.ours(text) == theirs, "example \(index)")
+        try Self.bothRead(Self.specification[index], "example \(index)")
     }
 
     @Test(arguments: Array(invalid.indices))
