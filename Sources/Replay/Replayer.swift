@@ -103,17 +103,18 @@ public final class ReplayServer: Sendable {
                                                     : "recorded over WebSocket: give --listen"))
             }
         }
-        let runner = ScriptRunner(script: ReplayScript(connections: playable, role: .server, pace: options.pace), options: options,
-                                  progress: progress)
+        let script = ReplayScript(connections: playable, role: .server, pace: options.pace)
+        let runner = ScriptRunner(script: script, options: options, progress: progress)
         let listeners = try await ReplayListeners.start(webSocket: webSocket, tcp: tcp, group: group) { link, inbound, transport in
             runner.accept(link, inbound, transport)
         }
         return ReplayServer(recording: recording, playable: playable, skipped: skipped, options: options, runner: runner,
-                            listeners: listeners)
+                            listeners: listeners, steps: script)
     }
 
     private init(recording: Recording, playable: [RecordedConnection], skipped: [ConnectionReport], options: ReplayOptions,
-                 runner: ScriptRunner, listeners: ReplayListeners) {
+                 runner: ScriptRunner, listeners: ReplayListeners, steps: ReplayScript) {
+        self.steps = steps
         self.recording = recording
         self.playable = playable
         self.skipped = skipped
@@ -133,8 +134,13 @@ public final class ReplayServer: Sendable {
     /// Ends the replay early (a signal): what happened so far is reported.
     public func stop(_ reason: String) { runner.continuation.yield(.stop(reason)) }
 
+    /// The script as it was before the run: its timeline steps never change, and reading them
+    /// here, not from the runner's script that its loop changes, is no data race (check's
+    /// client tasks ask while the loop runs).
+    private let steps: ReplayScript
+
     /// The timeline step of a recorded message (check gates its client on it).
-    func step(connection index: Int, message: Int) -> Int? { runner.script.step(connection: index, message: message) }
+    func step(connection index: Int, message: Int) -> Int? { steps.step(connection: index, message: message) }
 }
 
 extension Replayer {

@@ -101,6 +101,8 @@ public struct ReplayProgress: Sendable {
 
 /// Plays a ``ReplayScript`` over live connections: one loop reads every event (connections
 /// opened, packets, closes, timers) from one stream, so the script needs no lock.
+/// `@unchecked Sendable`: its mutable state (the script, links, notes) is touched by `run()`'s
+/// loop alone; other tasks only yield events into the stream and take link ids from a locked box.
 final class ScriptRunner: @unchecked Sendable {
     enum Event: Sendable {
         case accepted(link: Int, PacketLink, PacketLink.Inbound, RecordedConnection.Transport)
@@ -112,7 +114,8 @@ final class ScriptRunner: @unchecked Sendable {
         case stop(String)
     }
 
-    private(set) var script: ReplayScript
+    /// The loop's own: nothing outside `run()` reads it (ReplayServer keeps its own copy of the steps).
+    private var script: ReplayScript
     private let options: ReplayOptions
     let events: AsyncStream<Event>
     let continuation: AsyncStream<Event>.Continuation

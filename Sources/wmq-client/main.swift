@@ -316,11 +316,17 @@ extension Client {
 
 extension MQTTClientSession.PingResponsePolicy: ExpressibleByArgument {}
 
-/// The printer, shared by the connection's event loop and the main task.
+/// The printer, shared by the connection's event loop and the main task: the buffer and the
+/// first event's time live in one locked box, so the compiler checks that nothing reaches them
+/// without the lock.
 final class LockedOutput: Sendable {
-    private let lock = NIOLock()
-    private nonisolated(unsafe) let buffer = OutputBuffer()
-    private nonisolated(unsafe) var startTime: Double?
+    /// `@unchecked Sendable`: reached only through the box's lock.
+    private final class State: @unchecked Sendable {
+        let buffer = OutputBuffer()
+        var startTime: Double?
+    }
+
+    private let state = NIOLockedValueBox(State())
     let format: Client.Format
     let verbose: Bool
     let showsSecrets: Bool
@@ -332,20 +338,20 @@ final class LockedOutput: Sendable {
     }
 
     func print(_ event: CaptureEvent) {
-        lock.withLock {
+        state.withLockedValue { state in
             switch format {
             case .text:
-                let start = startTime ?? event.time
-                startTime = start
-                for line in TextRecord.lines(event, startTime: start, verbose: verbose) { buffer.line(line) }
+                let start = state.startTime ?? event.time
+                state.startTime = start
+                for line in TextRecord.lines(event, startTime: start, verbose: verbose) { state.buffer.line(line) }
             case .jsonl:
-                buffer.line { DecodeRecord.json(event, showsSecrets: showsSecrets).write(to: &$0) }
+                state.buffer.line { DecodeRecord.json(event, showsSecrets: showsSecrets).write(to: &$0) }
             }
-            buffer.flush()  // live: every event as it comes
+            state.buffer.flush()  // live: every event as it comes
         }
     }
 
     func flush() {
-        lock.withLock { buffer.flush() }
+        state.withLockedValue { $0.buffer.flush() }
     }
 }
