@@ -15,15 +15,9 @@ let fuzzMode = Context.environment["WMQ_FUZZ"]
 let coverageFlags: [SwiftSetting] = [
     .unsafeFlags(["-sanitize=address", "-sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp"]),
 ]
-/// The codec build leaves out trace-cmp. Swift compares enum tags and bounds everywhere, and
-/// the callbacks were a fifth of a codec run; the codec targets have dictionaries of their
-/// magic values instead. Measured from the generated seeds, two minutes each, both builds
-/// side by side: without trace-cmp mqtt5 reached 2,553 edges against 2,465, websocket 1,055
-/// against 1,038, mqtt-chunked 2,281 against 2,275 (docs/fuzzing.md).
-/// It also leaves out the run-time exclusivity checks, as the product's release build of these
-/// modules does (`pipelineSettings`): each check asked the Swift runtime for its thread's access
-/// set, through AddressSanitizer's `__tls_get_addr` interceptor, 5–9 % of a codec run. The
-/// tests, a debug build with the checks on, replay every committed corpus and regression file.
+/// The codec build leaves out trace-cmp and the run-time exclusivity checks: both cost the
+/// codec targets' short runs more than they gave (measured in docs/fuzzing.md, "Keeping the
+/// codec runs fast"); the tests, a debug build with the checks on, replay every corpus file.
 let codecCoverageFlags: [SwiftSetting] = fuzzMode == "codecs"
     ? [.unsafeFlags(["-sanitize=address", "-sanitize-coverage=edge,inline-8bit-counters,pc-table",
                      "-enforce-exclusivity=unchecked"])]
@@ -33,10 +27,8 @@ let frontEndSettings: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 /// The decoding pipeline's release builds leave out the run-time exclusivity checks (the
-/// compile-time ones stay): its state lives in classes (a connection's decoders, its
-/// statistics) and every access to a class's stored property was checked at run time, about
-/// a twentieth of `wmq-decode`'s time. Debug builds, which the tests run, and fuzz builds keep
-/// the checks, so a violation still fails there.
+/// compile-time ones stay; debug and fuzz builds keep both): its state lives in classes, and the
+/// checks were about a twentieth of wmq-decode's time (docs/fuzzing.md).
 let pipelineSettings: [SwiftSetting] = fuzzMode == nil
     ? [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))] : []
 /// The codecs' settings: coverage-instrumented in every fuzz build.
@@ -127,9 +119,10 @@ let package = Package(
         .target(
             name: "Dissector",
             dependencies: [
-                "ByteStream", "Capture", "MQTTWire", "WebSocketWire", "Dialects",
+                "ByteStream", "Capture", "MQTTWire", "WebSocketWire", "Dialects", "COpenSSL",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
             ],
             swiftSettings: strictSettings + pipelineSettings
         ),

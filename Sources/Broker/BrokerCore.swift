@@ -4,7 +4,7 @@ import NIOCore
 /// The broker of `wmq-mock` as a value-type state machine, MQTT 3.1, 3.1.1 and 5.0: the
 /// transport reports connections, packets and the passing of time; the core returns
 /// ``Action``s (packets to send to a connection, connections to close). No I/O, no clock of
-/// its own, so every rule of the spec is unit-tested with plain values (STYLE.md), in the
+/// its own, so every rule of the spec is unit-tested with plain values (the style of the project's protocol state machines: rules as plain values), in the
 /// spirit of `WorksClient`'s `MQTTClientSession`.
 ///
 /// Covered: CONNECT validation and session take-over, clean and persistent sessions,

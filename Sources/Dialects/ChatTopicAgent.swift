@@ -1,6 +1,6 @@
 public import NIOCore
 
-/// The AI core behind the chat-topic tree of seed 002 (PROTOCOLS.md §3), as `wmq-mock --mode
+/// The AI core behind the chat-topic tree of docs/protocols.md §3 (docs/protocols.md §3), as `wmq-mock --mode
 /// chat` plays it: a pure state machine from a client's PUBLISH to the publishes the core makes
 /// in answer, each with its delay after the request. No I/O; the broker schedules them.
 ///

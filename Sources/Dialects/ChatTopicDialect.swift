@@ -1,6 +1,6 @@
 public import MQTTWire
 
-/// The MQTT chat-topic tree of seed 002 (PROTOCOLS.md §3), behind a rumqttd-style broker:
+/// The MQTT chat-topic tree of docs/protocols.md §3 (docs/protocols.md §3), behind a rumqttd-style broker:
 /// `chat/send|receive|status|error`, `chat/session/create|delete|list`, `system/send|receive|status`,
 /// `connection/client|ai-core|system`. The seed names the topics, not the payloads: JSON
 /// payloads are shown by the members such messages carry (an id, a session, the text, a

@@ -71,7 +71,7 @@ enum MQTTSeeds {
         return Array(buffer.readableBytesView)
     }
 
-    /// The reference Works CONNECT (PROTOCOLS.md §1).
+    /// The reference Works CONNECT (docs/protocols.md §1).
     static let worksConnect: [UInt8] = [0x10, 0x29, 0x00, 0x04, 0x4D, 0x51, 0x54, 0x54, 0x04, 0x82, 0x00, 0x32, 0x00, 0x16]
         + Array("web-beejs_0123456789ab".utf8) + [0x00, 0x05] + Array("dummy".utf8)
 

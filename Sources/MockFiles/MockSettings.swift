@@ -76,7 +76,7 @@ public struct MockSettings: Sendable, Hashable {
 
     public static let modes = ["broker", "works", "chat"]
 
-    /// `--mode chat` without a configuration file: the seed's rumqttd.toml (seed 002) on loopback —
+    /// `--mode chat` without a configuration file: the seed's rumqttd.toml (docs/protocols.md §3) on loopback —
     /// a WebSocket listener on 8885 speaking MQTT 3.1.1 only, 60 s to send CONNECT, payloads up to
     /// 20,480 bytes, 500 in flight, 1 ms between accepts — and the frontend's TCP port 8884.
     public static var seedChat: MockSettings {

@@ -1,7 +1,7 @@
 public import Dialects
 public import NIOCore
 
-/// Builds Works notification payloads (PROTOCOLS.md §1) from the simple JSON frontend
+/// Builds Works notification payloads (docs/protocols.md §1) from the simple JSON frontend
 /// developers type: `{"channel": 42, "sender": "Alice", "text": "Hello"}`, or with
 /// `"sticker": {"type": "line", "package": "1", "id": "2"}` instead of `text`. Anything else in
 /// the object (`nType`, `chTitle`, …) is copied into the payload as given.

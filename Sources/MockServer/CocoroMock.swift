@@ -8,7 +8,7 @@ public import NIOPosix
 import NIOWebSocket
 import WorksClient
 
-/// CocoroCore's chat socket (seed 004, PROTOCOLS.md §5): `ws://HOST:PORT/ws/chat/{client_id}`.
+/// CocoroCore's chat socket (docs/protocols.md §5): `ws://HOST:PORT/ws/chat/{client_id}`.
 /// A `{"action": "chat", "session_id", "request": {"query", …}}` is answered by a canned reply
 /// streamed as the real server streams it: `status` "2" (generation started), `text` pieces cut
 /// by ``SentenceBuffer`` (80 characters, then up to the last sentence end; a forced flush 2 s

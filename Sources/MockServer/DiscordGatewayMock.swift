@@ -9,7 +9,7 @@ import NIOWebSocket
 import WorksClient
 import WebSocketWire
 
-/// A Discord gateway as a bot's socket meets it (seed 003, PROTOCOLS.md §4), with a cc-discord
+/// A Discord gateway as a bot's socket meets it (docs/protocols.md §4), with a cc-discord
 /// bot in the channel: `ws://HOST:PORT/?v=10&encoding=json[&compress=zlib-stream]`.
 ///
 /// The gateway: HELLO with the heartbeat interval on connect; HEARTBEAT answered by

@@ -23,7 +23,7 @@ public actor MockBroker {
         case broker
         /// The Works notification service.
         case works
-        /// A broker with the chat-topic tree's AI core behind it (seed 002, ``ChatTopicAgent``):
+        /// A broker with the chat-topic tree's AI core behind it (docs/protocols.md §3, ``ChatTopicAgent``):
         /// `chat/send` answered by a reply streamed on `chat/receive` and statuses on `chat/status`.
         case chat
     }

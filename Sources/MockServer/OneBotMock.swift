@@ -9,7 +9,7 @@ import NIOWebSocket
 import WorksClient
 import WebSocketWire
 
-/// A OneBot v11 WebSocket endpoint as the seed's server runs it (seed 001, PROTOCOLS.md §2):
+/// A OneBot v11 WebSocket endpoint as the seed's server runs it (docs/protocols.md §2):
 /// `ws://HOST:PORT/ws/` (any path), `Authorization: Bearer TOKEN` (or `?access_token=`) checked
 /// when a token is set (401 otherwise), a connection that has not sent its lifecycle `connect`
 /// event within 1 s closed (1008), API calls answered (`send_private_msg`, `send_group_msg`,

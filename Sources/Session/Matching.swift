@@ -27,7 +27,7 @@ public struct MatchRules: Sendable {
     public var display: Redactor?
 
     /// The members that vary from run to run: the Works payload's time and id, and the
-    /// millisecond clock of the chat-topic tree's messages (seed 002).
+    /// millisecond clock of the chat-topic tree's messages (docs/protocols.md §3).
     public static let defaultIgnoredPaths = ["$.createTime", "$.notification-id", "$.timestamp"]
 
     public init(ignoredPaths: [String] = MatchRules.defaultIgnoredPaths, patterns: [(path: String, regex: String)] = [],

@@ -1,7 +1,7 @@
 import Dialects
 public import Foundation
 
-/// The cookies that authenticate a Works session (PROTOCOLS.md §1), read from `cookie.json`
+/// The cookies that authenticate a Works session (docs/protocols.md §1), read from `cookie.json`
 /// in either accepted form: a flat object `{"NAME": "VALUE", …}`, joined as
 /// `NAME=VALUE; NAME=VALUE` in the file's order, or `{"cookie": "<raw header>"}`.
 ///

@@ -4,9 +4,9 @@ public import NIOCore
 /// The client side of an MQTT 3.1.1 session as a value-type state machine: the caller
 /// reports what happened (transport up, packet received, time passed, transport down) and
 /// performs the ``Action``s returned. No I/O, no clocks of its own, so every rule is
-/// unit-tested with plain values (STYLE.md, after swift-websocket's connection state machine).
+/// unit-tested with plain values (after swift-websocket's connection state machine).
 ///
-/// What it fixes in the seed client (PROTOCOLS.md §1): the CONNACK is checked; QoS 2 gets
+/// What it fixes in the seed client (docs/protocols.md §1): the CONNACK is checked; QoS 2 gets
 /// PUBREC → PUBREL → PUBCOMP, never PUBACK; a missing PINGRESP is noticed (and ends the
 /// connection when PINGRESP is `required`); a server DISCONNECT is a connection loss.
 public struct MQTTClientSession: Sendable {
@@ -14,7 +14,7 @@ public struct MQTTClientSession: Sendable {
     public typealias Configuration = MQTTSettings
 
     /// Whether a server that never answers PINGREQ ends the connection. The Works service may
-    /// never answer (PROTOCOLS.md §1 says implementations disagree), so `optional` is the default.
+    /// never answer (docs/protocols.md §1 says implementations disagree), so `optional` is the default.
     public enum PingResponsePolicy: String, Sendable, Hashable, CaseIterable {
         /// No PINGRESP within the timeout is a connection loss.
         case required

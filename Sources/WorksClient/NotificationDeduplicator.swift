@@ -1,5 +1,5 @@
 /// Drops notifications seen before within a time window, keyed by `notification-id`: the
-/// service can deliver the same notification more than once (PROTOCOLS.md §1; the reference
+/// service can deliver the same notification more than once (docs/protocols.md §1; the reference
 /// window is 60 s).
 ///
 /// Memory is bounded twice: entries leave after the window, and at most ``capacity`` are kept

@@ -6,7 +6,7 @@ public import NIOPosix
 import NIOWebSocket
 import WebSocketWire
 
-/// A OneBot v11 client with the features of seed 001's `WebSocketClient` (PROTOCOLS.md §2):
+/// A OneBot v11 client with the features of the OneBot seed's `WebSocketClient` (docs/protocols.md §2):
 /// it connects to `ws://127.0.0.1:8000/ws/`, sends the lifecycle `connect` event at once (the
 /// seed's server closes a connection that has not within 1 s), a heartbeat every 30 s, and
 /// reconnects every 5 s after a lost connection, forever or up to a number of attempts. Callbacks

@@ -1,6 +1,6 @@
 /// When to try again after a lost connection: exponential backoff with jitter, 1 s doubling
 /// to 300 s, reset after a connection that stayed up 60 s (the hardened client of
-/// PROTOCOLS.md §1, where the seed waited 5 s then 10 s and gave up after 3 tries).
+/// docs/protocols.md §1, where the seed waited 5 s then 10 s and gave up after 3 tries).
 public struct ReconnectPolicy: Sendable, Hashable {
     public var initialDelay: Duration
     public var maximumDelay: Duration

@@ -10,7 +10,7 @@ import WebSocketWire
 
 /// Records everything a client sent and received (after TLS) into a pcap file with
 /// synthetic IPv4/TCP headers and consistent sequence numbers, which `wmq-decode` and
-/// Wireshark read back as WebSocket and MQTT (DESIGN.md, File formats).
+/// Wireshark read back as WebSocket and MQTT (docs/capture.md).
 ///
 /// With a ``Redactor`` (the default), secrets are replaced by their keyed pseudonyms before
 /// they reach the file: `Cookie`, `Set-Cookie` and `Authorization` header values, the MQTT

@@ -133,7 +133,7 @@ public struct MQTTSettings: Sendable, Hashable {
         self.subscriptions = subscriptions
     }
 
-    /// The CONNECT variants the service is known to accept (PROTOCOLS.md §1).
+    /// The CONNECT variants the service is known to accept (docs/protocols.md §1).
     public enum ConnectVariant: String, Sendable, CaseIterable {
         /// The web client: `web-beejs_<12 hex>`, user name `dummy`, no password, flags 0x82, keep-alive 50 s.
         case reference
@@ -162,7 +162,7 @@ public struct MQTTSettings: Sendable, Hashable {
     }
 }
 
-/// What the Works web client sends (PROTOCOLS.md §1).
+/// What the Works web client sends (docs/protocols.md §1).
 public enum WorksDefaults {
     public static let url = "wss://jp1-web-noti.worksmobile.com/wmqtt"
     public static let origin = "https://talk.worksmobile.com"

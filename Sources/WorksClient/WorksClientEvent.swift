@@ -4,7 +4,7 @@ public import MQTTWire
 /// A PUBLISH the client received, with its Works reading.
 public struct ReceivedMessage: Sendable {
     public var publish: PublishPacket
-    /// The payload routed by PROTOCOLS.md §1, or nil when it is not JSON.
+    /// The payload routed by docs/protocols.md §1, or nil when it is not JSON.
     public var payload: WorksPayload?
     /// The one-line summary and fields `wmq-decode` shows, secrets redacted.
     public var annotation: AnnotatedMessage

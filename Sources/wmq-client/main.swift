@@ -30,7 +30,7 @@ struct Client: AsyncParsableCommand {
             --no-redact. Settings come from --config (JSON), then the environment (WMQ_URL,
             WMQ_COOKIES, WMQ_CLIENT_ID, WMQ_USERNAME, WMQ_PASSWORD, WMQ_CA_FILE, WMQ_PROXY), then these flags.
 
-            --onebot URL (ws://127.0.0.1:8000/ws/ for seed 001's server) runs the OneBot v11 client
+            --onebot URL (ws://127.0.0.1:8000/ws/ for the OneBot seed's server, docs/protocols.md §2) runs the OneBot v11 client
             instead (docs/dialects.md): the lifecycle connect event at once, a heartbeat every
             --heartbeat seconds (30), reconnection every --reconnect-interval seconds (5) up to
             --reconnect-attempts (0: forever), the bot id --bot-id (12345), the token from the
@@ -117,7 +117,7 @@ struct Client: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default: warning; the file gets debug).")
     var logLevel: String?
 
-    @Option(help: "Run the OneBot v11 client against this ws:// URL instead (seed 001: ws://127.0.0.1:8000/ws/).")
+    @Option(help: "Run the OneBot v11 client against this ws:// URL instead (docs/protocols.md §2: ws://127.0.0.1:8000/ws/).")
     var onebot: String?
 
     @Option(name: .customLong("bot-id"), help: "With --onebot: the bot's id, self_id of every event (default 12345).")
@@ -255,7 +255,7 @@ struct Client: AsyncParsableCommand {
 }
 
 extension Client {
-    /// `--onebot`: seed 001's client, printed like a capture, fed from standard input.
+    /// `--onebot`: the OneBot seed's client (docs/protocols.md §2), printed like a capture, fed from standard input.
     func runOneBot(_ address: String) async throws {
         let url: WebSocketURL
         do { url = try WebSocketURL(address) } catch { throw ValidationError(error.reason) }

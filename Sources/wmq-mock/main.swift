@@ -35,8 +35,8 @@ struct Mock: AsyncParsableCommand {
               {"sender": "Bob", "sticker": {"type": "line", "package": "1", "id": "2"}}
             Other keys (chTitle, nType, …) are copied into the payload.
 
-            --mode chat: the chat-topic tree of a rumqttd broker with an AI core behind it (seed
-            002, docs/dialects.md). Without --config it listens as the seed's rumqttd.toml does, on
+            --mode chat: the chat-topic tree of a rumqttd broker with an AI core behind it (docs/protocols.md
+            §3, docs/dialects.md). Without --config it listens as the seed's rumqttd.toml does, on
             loopback: WebSocket 127.0.0.1:8885 and TCP 127.0.0.1:8884, MQTT 3.1.1 only, CONNECT within
             60 s, payloads up to 20480 bytes (larger ends the connection), 500 in flight. A publish
             to chat/send {"id", "sessionId", "content"} is answered with chat/status "received", the

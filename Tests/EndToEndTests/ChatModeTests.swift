@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-/// `wmq-mock --mode chat` against seed 002's frontend played by paho-mqtt over WebSocket
+/// `wmq-mock --mode chat` against the chat seed's frontend played (docs/protocols.md §3) by paho-mqtt over WebSocket
 /// (Tools/peers/chat_client.py): the streamed reply, and rumqttd's `[ws]` limits.
 @Suite("wmq-mock --mode chat", .serialized, .timeLimit(.minutes(2)))
 struct ChatModeTests {

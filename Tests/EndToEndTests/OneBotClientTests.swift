@@ -67,7 +67,7 @@ actor MockInbox {
 func isLifecycleConnect(_ json: JSONValue) -> Bool { json["meta_event_type"] == .string("lifecycle") && json["sub_type"] == .string("connect") }
 func isHeartbeat(_ json: JSONValue) -> Bool { json["meta_event_type"] == .string("heartbeat") }
 
-/// The OneBot client (seed 001's `WebSocketClient`): against wmq-mock's OneBot endpoint, in
+/// The OneBot client (the OneBot seed's `WebSocketClient`, docs/protocols.md §2): against wmq-mock's OneBot endpoint, in
 /// process, and against a bot written with aiocqhttp, a OneBot SDK from PyPI.
 @Suite("OneBot client", .serialized, .timeLimit(.minutes(2)))
 struct OneBotClientTests {

@@ -6,7 +6,7 @@ import Testing
 struct ExactBytesTests {
     static let clientID = "web-beejs_0123456789ab"
 
-    /// PROTOCOLS.md §1: the reference Works CONNECT.
+    /// docs/protocols.md §1: the reference Works CONNECT.
     @Test func worksReferenceConnect() throws {
         let expected = hexBytes("10 29 00 04 4D 51 54 54 04 82 00 32 00 16") + Array(Self.clientID.utf8)
             + hexBytes("00 05 64 75 6D 6D 79")
@@ -18,7 +18,7 @@ struct ExactBytesTests {
         #expect(try MQTTDecoder.decodePacket(buffer(expected)) == .connect(connect))
     }
 
-    /// PROTOCOLS.md §1: another CONNECT the service accepts, id = password and flags 0xC6
+    /// docs/protocols.md §1: another CONNECT the service accepts, id = password and flags 0xC6
     /// (user name, password, will flag, clean session), so a will follows the client id.
     @Test func connectFlagsC6CarryAWill() throws {
         let id = "0123456789abcdef012345"

@@ -112,7 +112,7 @@ import Testing
 
 /// The configuration file's meaning: rumqttd's listener sections and wmq-mock's own keys.
 @Suite struct MockSettingsTests {
-    /// The listener section of seed 002's rumqttd.toml, as frontend teams have it.
+    /// The listener section of the chat seed's rumqttd.toml (docs/protocols.md §3), as frontend teams have it.
     static let rumqttd = """
         [ws.1]
         name = "ws-1"

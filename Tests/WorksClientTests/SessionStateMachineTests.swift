@@ -33,7 +33,7 @@ import Testing
             return
         }
         let bytes = try MQTTEncoder().encode(packet)
-        // PROTOCOLS.md §1: 10 29 00 04 'MQTT' 04 82 00 32 00 16 <22-byte id> 00 05 'dummy'
+        // docs/protocols.md §1: 10 29 00 04 'MQTT' 04 82 00 32 00 16 <22-byte id> 00 05 'dummy'
         #expect(Array(bytes.readableBytesView.prefix(12)) == [0x10, 0x29, 0x00, 0x04, 0x4D, 0x51, 0x54, 0x54, 0x04, 0x82, 0x00, 0x32])
         #expect(Array(bytes.readableBytesView.suffix(7)) == [0x00, 0x05, 0x64, 0x75, 0x6D, 0x6D, 0x79])
         #expect(bytes.readableBytes == 0x29 + 2)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A frontend of seed 002's chat-topic tree, with paho-mqtt over WebSocket: what the Vue client
+"""A frontend of the chat seed's chat-topic tree (docs/protocols.md §3), with paho-mqtt over WebSocket: what the Vue client
 does against rumqttd, for wmq-mock --mode chat's tests and Tools/make-captures.
 
 Usage: chat_client.py --port P [--path /] SCENARIO

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A CocoroCore chat client (seed 004) with websocket-client: for Tools/make-captures.
+"""A CocoroCore chat client (docs/protocols.md §5) with websocket-client: for Tools/make-captures.
 
 Usage: cocoro_client.py --port P [QUERY…]
 For each query, sends {"action": "chat", "session_id", "request": {"query", "chat_type": "text"}}

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A Discord gateway client (a bot's socket, seed 003) with websocket-client: HELLO, IDENTIFY,
+"""A Discord gateway client (a bot's socket, docs/protocols.md §4) with websocket-client: HELLO, IDENTIFY,
 heartbeats at HELLO's interval with the last sequence number, optionally compress=zlib-stream.
 For wmq-mock --discord's tests and Tools/make-captures.
 

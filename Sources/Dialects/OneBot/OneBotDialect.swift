@@ -1,5 +1,5 @@
 
-/// OneBot v11 over WebSocket (PROTOCOLS.md §2, seed 001): events (`post_type` message, notice,
+/// OneBot v11 over WebSocket (docs/protocols.md §2): events (`post_type` message, notice,
 /// request, meta_event), API calls (`{action, params, echo}`) and their responses
 /// (`{status, retcode, data, echo}`), JSON text messages. Messages are shown as
 /// `group 123456 · user 12345: Hello`, with segment arrays and CQ-code strings both read.

@@ -1,4 +1,4 @@
-/// The OneBot v11 messages the project's OneBot peers build (seed 001, PROTOCOLS.md §2): the
+/// The OneBot v11 messages the project's OneBot peers build (docs/protocols.md §2): the
 /// seed client's events and the answers to API calls. Pure values; the client and the mock send them.
 public enum OneBotMessages {
     public enum MessageType: String, Sendable, Hashable, CaseIterable {

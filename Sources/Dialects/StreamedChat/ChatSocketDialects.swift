@@ -1,6 +1,6 @@
 /// The JSON chat sockets of the seeds besides OneBot: CocoroCore's `/ws/chat/{client_id}`
-/// (seed 004, PROTOCOLS.md §5), whose streamed answers are reassembled, and the Discord gateway
-/// (seed 003, §4). One ``JSONChatAnnotator`` per connection keeps what spans messages.
+/// (docs/protocols.md §5), whose streamed answers are reassembled, and the Discord gateway
+/// (docs/protocols.md §4, §4). One ``JSONChatAnnotator`` per connection keeps what spans messages.
 public struct JSONChatAnnotator: Sendable {
     private var oneBotCalls: [String: String] = [:]
     /// CocoroCore: per session, the answer streamed so far and its number of chunks.

@@ -1,4 +1,4 @@
-/// The delivery rules of streamed AI replies (PROTOCOLS.md §4 and §5), as pure values: text and
+/// The delivery rules of streamed AI replies (docs/protocols.md §4 and §5), as pure values: text and
 /// time in, what to send out. The mock serves with them and the decoder reassembles what they
 /// cut; tests drive them with explicit times. Lengths count Unicode scalars, as the seeds'
 /// Python `len()` does, not grapheme clusters.

@@ -11,7 +11,7 @@ public struct DisplayName: Sendable, Hashable {
 }
 
 /// A Works code: the raw value as sent, and names where the code is known. Unknown
-/// codes are kept and shown as `unknown(<raw>)` (PROTOCOLS.md: several tables are guesses).
+/// codes are kept and shown as `unknown(<raw>)` (docs/protocols.md: several tables are guesses).
 public protocol WorksCode: RawRepresentable, Sendable, Hashable, CustomStringConvertible
 where RawValue: Hashable & Sendable & CustomStringConvertible {
     static var names: [RawValue: DisplayName] { get }
@@ -53,7 +53,7 @@ extension WorksCode {
     }
 }
 
-/// `nType` of a notification (PROTOCOLS.md §1).
+/// `nType` of a notification (docs/protocols.md §1).
 public struct NotificationType: WorksCode {
     public let rawValue: Int
     public init(rawValue: Int) { self.rawValue = rawValue }

@@ -2,7 +2,7 @@ import ByteStream
 public import MQTTWire
 import NIOCore
 
-/// Works MQTT (PROTOCOLS.md §1): MQTT 3.1.1 over WebSocket to `/wmqtt`, cookie-authenticated,
+/// Works MQTT (docs/protocols.md §1): MQTT 3.1.1 over WebSocket to `/wmqtt`, cookie-authenticated,
 /// JSON notifications pushed in PUBLISH packets.
 public struct WorksDialect: MQTTDialect {
     public let name = "works"

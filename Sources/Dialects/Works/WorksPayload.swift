@@ -1,6 +1,6 @@
 public import NIOCore
 
-/// A sticker, from a notification's `extras` (PROTOCOLS.md §1: `{stkType, pkgId, stkId, stkOpt?, pkgVer?}`).
+/// A sticker, from a notification's `extras` (docs/protocols.md §1: `{stkType, pkgId, stkId, stkOpt?, pkgVer?}`).
 public struct StickerInfo: Sendable, Hashable, CustomStringConvertible {
     public var type: StickerType
     public var packageID: String
@@ -138,7 +138,7 @@ public struct ReadReceipt: Sendable, Hashable {
     }
 }
 
-/// A channel message (`msgTypeCode` present; its fields are a guess in PROTOCOLS.md).
+/// A channel message (`msgTypeCode` present; its fields are a guess in docs/protocols.md).
 public struct ChannelMessage: Sendable, Hashable {
     public var messageTypeCode: Int64?
     public var channelNumber: Int64?
@@ -169,7 +169,7 @@ public struct ChannelMessage: Sendable, Hashable {
     }
 }
 
-/// A Works PUBLISH payload, routed by PROTOCOLS.md §1: `nType` → notification;
+/// A Works PUBLISH payload, routed by docs/protocols.md §1: `nType` → notification;
 /// else `command == 93004` → read receipt; else `msgTypeCode` → channel message.
 public enum WorksPayload: Sendable, Hashable {
     case notification(WorksNotification)
