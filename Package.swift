@@ -170,7 +170,7 @@ let package = Package(
         .target(
             name: "Replay",
             dependencies: [
-                "Session", "Capture", "MQTTWire", "WebSocketWire", "Dialects", "WorksClient", "NetworkErrors",
+                "Session", "Capture", "MQTTWire", "WebSocketWire", "Dialects", "WorksClient", "NetworkErrors", "ChatClients",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -208,6 +208,18 @@ let package = Package(
         ),
         .target(name: "CFuzzerDriver"),
 
+        // Clients of the other chat protocols, on the live client's transport (OneBot v11).
+        .target(
+            name: "ChatClients",
+            dependencies: [
+                "WorksClient", "Dialects", "WebSocketWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: frontEndSettings
+        ),
         // Network failures in plain words (listening, connecting), for the live modules and the tools.
         .target(
             name: "NetworkErrors",
@@ -294,7 +306,7 @@ let package = Package(
         .executableTarget(
             name: "wmq-client",
             dependencies: [
-                "WorksClient", "Dialects", "Dissector", "MQTTWire", "CommandLineSupport",
+                "WorksClient", "ChatClients", "Dialects", "Dissector", "MQTTWire", "CommandLineSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -2,6 +2,7 @@ import Dialects
 import Foundation
 import Logging
 public import Session
+import ChatClients
 import WorksClient
 
 extension ChatSocketReplay {

@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import MQTTWire
 import NIOConcurrencyHelpers
+import ChatClients
 import WorksClient
 
 @main

@@ -2,6 +2,7 @@ import Capture
 import Foundation
 import MQTTWire
 import NIOCore
+import Replay
 import Session
 import Testing
 

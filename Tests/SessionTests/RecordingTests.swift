@@ -1,6 +1,7 @@
 import Capture
 import Foundation
 import MQTTWire
+import Replay
 import Session
 import Testing
 

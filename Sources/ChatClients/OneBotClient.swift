@@ -5,6 +5,7 @@ public import NIOCore
 public import NIOPosix
 import NIOWebSocket
 import WebSocketWire
+public import WorksClient
 
 /// A OneBot v11 client with the features of the OneBot seed's `WebSocketClient` (docs/protocols.md §2):
 /// it connects to `ws://127.0.0.1:8000/ws/`, sends the lifecycle `connect` event at once (the
