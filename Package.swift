@@ -395,7 +395,7 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "wmq-decode", "wmq-fuzz", "wmq-client", "wmq-replay", "wmq-mock", "wmq-capture", "Capture",
-                "WorksClient", "MockServer", "Dialects", .product(name: "Logging", package: "swift-log"),
+                "WorksClient", "ChatClients", "MockServer", "Dialects", .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import MockServer
 import Testing
+import ChatClients
 import WorksClient
 
 /// What the client's callbacks saw, awaited with a deadline.
