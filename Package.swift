@@ -170,7 +170,7 @@ let package = Package(
         .target(
             name: "Replay",
             dependencies: [
-                "Session", "Capture", "MQTTWire", "WebSocketWire", "Dialects", "WorksClient", "NetworkErrors", "ChatClients",
+                "LiveWebSocket", "Session", "Capture", "MQTTWire", "WebSocketWire", "Dialects", "WorksClient", "NetworkErrors", "ChatClients",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -183,7 +183,7 @@ let package = Package(
         .target(
             name: "MockServer",
             dependencies: [
-                "MQTTWire", "WebSocketWire", "Dialects", "MockFiles", "Capture", "Dissector", "Session", "Broker", "WorksClient",
+                "LiveWebSocket", "MQTTWire", "WebSocketWire", "Dialects", "MockFiles", "Capture", "Dissector", "Session", "Broker", "WorksClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -208,6 +208,20 @@ let package = Package(
         ),
         .target(name: "CFuzzerDriver"),
 
+        // The live WebSocket server pieces every live endpoint shares (the JSON chat sockets'
+        // listener, plain HTTP answers to requests that are no upgrade); the passive parser in
+        // WebSocketWire stays the reader of captures.
+        .target(
+            name: "LiveWebSocket",
+            dependencies: [
+                "WebSocketWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            swiftSettings: frontEndSettings
+        ),
         // Clients of the other chat protocols, on the live client's transport (OneBot v11).
         .target(
             name: "ChatClients",
@@ -271,7 +285,7 @@ let package = Package(
         .executableTarget(
             name: "wmq-capture",
             dependencies: [
-                "Capture", "Dissector", "Dialects", "CommandLineSupport", "WorksClient", "WebSocketWire",
+                "LiveWebSocket", "Capture", "Dissector", "Dialects", "CommandLineSupport", "WorksClient", "WebSocketWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -1,5 +1,6 @@
 public import Dialects
 import Foundation
+import LiveWebSocket
 public import Logging
 import NIOConcurrencyHelpers
 public import NIOCore

@@ -1,5 +1,6 @@
 public import Dialects
 import Foundation
+import LiveWebSocket
 import NIOConcurrencyHelpers
 import NIOCore
 import NetworkErrors

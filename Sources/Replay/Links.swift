@@ -1,6 +1,7 @@
 import MQTTWire
 import NIOConcurrencyHelpers
 import NIOCore
+import LiveWebSocket
 import NetworkErrors
 import NIOHTTP1
 import NIOPosix

@@ -4,6 +4,7 @@ import CommandLineSupport
 import Dialects
 import Dissector
 import Foundation
+import LiveWebSocket
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
