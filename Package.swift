@@ -190,6 +190,7 @@ let package = Package(
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            resources: [.copy("Page")],
             swiftSettings: frontEndSettings
         ),
 

@@ -34,10 +34,11 @@ struct AdminResponse: Sendable {
         body = ByteBuffer(bytes: bytes)
     }
 
-    init(status: Int, html: ByteBuffer) {
+    /// A file of the page, with its own content type.
+    init(status: Int, file: (contentType: String, body: ByteBuffer)) {
         self.status = status
-        contentType = "text/html; charset=utf-8"
-        body = html
+        contentType = file.contentType
+        body = file.body
     }
 
     static func error(_ status: Int, _ message: String) -> AdminResponse {

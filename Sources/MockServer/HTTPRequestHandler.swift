@@ -1,0 +1,116 @@
+import Broker
+import Capture
+import Dialects
+import Logging
+import MockFiles
+import MQTTWire
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOWebSocket
+import WebSocketWire
+
+/// Answers the HTTP requests that were not upgraded: the admin API (`/api/…`, handled by the
+/// broker actor), 401 for the Works endpoint without the right cookies, 400 for a WebSocket
+/// request without an MQTT subprotocol, 404 elsewhere.
+final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let configuration: MockBroker.Configuration
+    private weak var broker: MockBroker?
+    private var head: HTTPRequestHead?
+    private var body = ByteBuffer()
+    private var tooLarge = false
+    /// Cut-off for a WebSocket handshake that never completes; a whole request head is not that.
+    private let handshakeTimeout: Scheduled<Void>?
+
+    init(configuration: MockBroker.Configuration, broker: MockBroker, handshakeTimeout: Scheduled<Void>?) {
+        self.configuration = configuration
+        self.broker = broker
+        self.handshakeTimeout = handshakeTimeout
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            handshakeTimeout?.cancel()
+            self.head = head
+            body.clear()
+            tooLarge = false
+        case .body(var chunk):
+            if body.readableBytes + chunk.readableBytes > 1 << 20 { tooLarge = true } else { body.writeBuffer(&chunk) }
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            let parts = head.uri.split(separator: "?", maxSplits: 1)
+            let path = parts.first.map(String.init) ?? head.uri
+            if head.method == .GET, let file = MockBroker.pageFiles[path] {
+                writeResponse(AdminResponse(status: 200, file: file), version: head.version, keepAlive: head.isKeepAlive,
+                              on: context.channel)
+                return
+            }
+            if head.method == .GET && path == "/api/events", let broker {
+                // The live view: a Server-Sent Events stream that stays open. EventSource cannot
+                // send headers, so the token may come as ?token= too.
+                let query = parts.count > 1 ? String(parts[1]) : ""
+                let offered = head.headers.first(name: "Authorization") ?? query.split(separator: "&")
+                    .first { $0.hasPrefix("token=") }.map { "Bearer " + ($0.dropFirst(6).removingPercentEncoding ?? "") }
+                if let token = configuration.adminToken, offered != "Bearer \(token)" {
+                    writeResponse(.error(401, "the live view wants the admin token"), version: head.version, keepAlive: false, on: context.channel)
+                    return
+                }
+                var headers = HTTPHeaders()
+                headers.add(name: "Content-Type", value: "text/event-stream")
+                headers.add(name: "Cache-Control", value: "no-cache")
+                headers.add(name: "Access-Control-Allow-Origin", value: "*")
+                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
+                let channel = context.channel
+                Task { await broker.addViewer(channel) }
+                return
+            }
+            if path.hasPrefix("/api/") || head.method == .OPTIONS, let broker {
+                let request = AdminRequest(method: head.method.rawValue, path: path, headers: head.headers, body: tooLarge ? nil : body)
+                let channel = context.channel
+                let version = head.version
+                let keepAlive = head.isKeepAlive
+                Task { [broker] in
+                    let response = await broker.handle(request)
+                    writeResponse(response, version: version, keepAlive: keepAlive, on: channel)
+                }
+                return
+            }
+            let response: AdminResponse
+            if configuration.mode == .works && path == configuration.path && !MockBroker.cookiesAccepted(head.headers, configuration: configuration) {
+                response = AdminResponse(status: 401, text: "the Cookie header does not hold the configured cookies\n")
+            } else if head.headers.contains(name: "Upgrade") {
+                response = AdminResponse(status: 400, text: "offer Sec-WebSocket-Protocol: mqtt\n")
+            } else {
+                let host = head.headers.first(name: "Host") ?? "127.0.0.1"
+                let endpoint = configuration.mode == .works ? configuration.path : "/mqtt"
+                response = AdminResponse(status: 404, text: """
+                    wmq-mock: this is an MQTT-over-WebSocket endpoint: connect ws://\(host)\(endpoint) with the WebSocket \
+                    subprotocol mqtt. The page is at http://\(host)/ and the admin API under /api/ (GET /api/openapi.json).
+
+                    """)
+            }
+            writeResponse(response, version: head.version, keepAlive: false, on: context.channel)
+        }
+    }
+}
+
+func writeResponse(_ response: AdminResponse, version: HTTPVersion, keepAlive: Bool, on channel: any Channel) {
+    var headers = HTTPHeaders()
+    headers.add(name: "Content-Type", value: response.contentType)
+    headers.add(name: "Content-Length", value: "\(response.body.readableBytes)")
+    // CORS: frontend dev servers on other origins call the admin API.
+    headers.add(name: "Access-Control-Allow-Origin", value: "*")
+    headers.add(name: "Access-Control-Allow-Methods", value: "GET, POST, DELETE, OPTIONS")
+    headers.add(name: "Access-Control-Allow-Headers", value: "Content-Type, Authorization")
+    if !keepAlive { headers.add(name: "Connection", value: "close") }
+    let head = HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
+    channel.write(HTTPServerResponsePart.head(head), promise: nil)
+    channel.write(HTTPServerResponsePart.body(.byteBuffer(response.body)), promise: nil)
+    let done = channel.writeAndFlush(HTTPServerResponsePart.end(nil))
+    if !keepAlive { done.whenComplete { _ in channel.close(promise: nil) } }
+}
