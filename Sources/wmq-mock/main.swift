@@ -387,47 +387,10 @@ struct Mock: AsyncParsableCommand {
 
     static func hostForURL(_ host: String) -> String { host.contains(":") ? "[\(host)]" : host }
 
-    /// Standard input, one JSON object a line, each to the endpoint its shape names:
-    /// a OneBot event (`{"post_type": …}` or `{"user": 12345, "text": …}`) with --onebot; a Discord
-    /// channel message (`{"user": "alice", "content": …}`) with --discord; a publish
-    /// (`{"topic", "payload", "retain"}`) to the broker; else, in Works mode, a notification.
+    /// Standard input, one JSON object a line, each to the endpoint its shape names
+    /// (``InputRouter``, in MockServer, where tests reach it).
     static func readStandardInput(broker: MockBroker, works: Bool, oneBot: OneBotMock?, discord: DiscordGatewayMock?, logger: Logger) async {
-        var builder = NotificationBuilder()
-        for await text in standardInputLines() {
-            guard let json = try? JSONReader.parse(text), json.members != nil else {
-                logger.warning("not a JSON object: \(text)")
-                continue
-            }
-            if let oneBot, json["post_type"] != nil || (json["user"]?.intValue != nil && json["text"] != nil) {
-                let event = json["post_type"] != nil ? json
-                    : oneBot.messageEvent(group: json["group"]?.intValue, user: json["user"]?.intValue ?? 0,
-                                          text: json["text"]?.stringValue ?? "", nickname: json["nickname"]?.stringValue ?? "wmq-mock")
-                logger.info("OneBot event pushed", metadata: ["connections": "\(oneBot.push(event))"])
-            } else if let discord, let user = json["user"]?.stringValue, let content = json["content"]?.stringValue {
-                let count = await discord.say(user: user, content: content)
-                logger.info("Discord message posted", metadata: ["connections": "\(count)"])
-            } else if let topic = json["topic"]?.stringValue, let payload = json["payload"] {
-                let body = payload.stringValue ?? payload.description
-                await broker.publish(PublishPacket(qos: .atLeastOnce, retain: json["retain"]?.boolValue ?? false, topicName: topic,
-                                                   payload: ByteBuffer(string: body)))
-                logger.info("published", metadata: ["topic": "\(topic)"])
-            } else if works {
-                do {
-                    let payload = try builder.payload(from: json, now: Int64(Date().timeIntervalSince1970 * 1000))
-                    let count = await broker.pushToAll(payload: payload)
-                    if count == 0 {
-                        let held = await broker.heldNotifications
-                        logger.notice("no client is connected: the notification is kept for the next that connects",
-                                      metadata: ["held": "\(held)"])
-                    } else {
-                        logger.info("notification pushed", metadata: ["sessions": "\(count)"])
-                    }
-                } catch {
-                    logger.warning("not a notification: \(error)")
-                }
-            } else {
-                logger.warning("a line of standard input is a OneBot event, a Discord message {\"user\", \"content\"} or a publish {\"topic\", \"payload\"}: \(text)")
-            }
-        }
+        var router = InputRouter(broker: broker, works: works, oneBot: oneBot, discord: discord, logger: logger)
+        for await text in standardInputLines() { await router.route(text) }
     }
 }

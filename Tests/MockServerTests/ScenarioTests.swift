@@ -301,3 +301,28 @@ struct RecordedSessionTests {
         #expect(throws: RecordedSession.Failure.self) { try RecordedSession.scenario(capture: "/nonexistent.pcap") }
     }
 }
+
+/// wmq-mock's standard input, line by line, without a process: each line to the endpoint its
+/// shape names, refusals said.
+@Suite("wmq-mock's input router")
+struct InputRouterTests {
+    @Test func linesGoWhereTheirShapeSays() async throws {
+        let broker = MockBroker(configuration: .init(mode: .works), logger: quiet)
+        var router = InputRouter(broker: broker, works: true, oneBot: nil, discord: nil, logger: quiet)
+        #expect(await router.route("not json") == .refused("not a JSON object"))
+        #expect(await router.route(#"{"channel": 42, "sender": "Alice", "text": "early"}"#) == .notificationHeld(held: 1))
+        #expect(await router.route(#"{"topic": "status/a", "payload": "on", "retain": true}"#) == .published(topic: "status/a"))
+        guard case .refused(let why) = await router.route(#"{"channel": "abc", "text": "x"}"#) else {
+            Issue.record("a channel that is no number was taken")
+            return
+        }
+        #expect(why.contains("channel number"))
+        var plain = InputRouter(broker: broker, works: false, oneBot: nil, discord: nil, logger: quiet)
+        guard case .refused(let usage) = await plain.route(#"{"text": "hi"}"#) else {
+            Issue.record("a plain broker took a notification")
+            return
+        }
+        #expect(usage.contains("OneBot event"))
+        await broker.stop()
+    }
+}
