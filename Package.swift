@@ -159,7 +159,7 @@ let package = Package(
         ),
         // Recorded sessions: what replay and the mock's --serve consume, from any capture or scenario.
         .target(
-            name: "Session",
+            name: "Recordings",
             dependencies: [
                 "Capture", "Dissector", "Dialects", "MQTTWire", "MockFiles",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -170,7 +170,7 @@ let package = Package(
         .target(
             name: "Replay",
             dependencies: [
-                "LiveWebSocket", "Session", "Capture", "MQTTWire", "WebSocketWire", "Dialects", "WorksClient", "NetworkErrors", "ChatClients",
+                "LiveWebSocket", "Recordings", "Capture", "MQTTWire", "WebSocketWire", "Dialects", "WorksClient", "NetworkErrors", "ChatClients",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -183,7 +183,7 @@ let package = Package(
         .target(
             name: "MockServer",
             dependencies: [
-                "LiveWebSocket", "MQTTWire", "WebSocketWire", "Dialects", "MockFiles", "Capture", "Dissector", "Session", "Broker", "WorksClient",
+                "LiveWebSocket", "MQTTWire", "WebSocketWire", "Dialects", "MockFiles", "Capture", "Dissector", "Recordings", "Broker", "WorksClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -278,7 +278,7 @@ let package = Package(
         .executableTarget(
             name: "wmq-replay",
             dependencies: [
-                "Session", "Replay", "WorksClient", "Capture", "Dialects", "MQTTWire", "CommandLineSupport",
+                "Recordings", "Replay", "WorksClient", "Capture", "Dialects", "MQTTWire", "CommandLineSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: frontEndSettings
@@ -415,7 +415,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SessionTests",
-            dependencies: ["Session", "Replay", "Capture", "MQTTWire", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["Recordings", "Replay", "Capture", "MQTTWire", .product(name: "NIOCore", package: "swift-nio")]
         ),
     ],
     swiftLanguageModes: [.v6]

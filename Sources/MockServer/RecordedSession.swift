@@ -1,7 +1,7 @@
 import Capture
 public import MockFiles
 import MQTTWire
-import Session
+import Recordings
 
 /// "Serve this recorded session": the server side of one connection of a recording (pcap,
 /// pcapng or HAR, read by `Session` through the same `Dissector` as `wmq-decode`) turned into a

@@ -1,7 +1,7 @@
 import Dialects
 import Foundation
 import Logging
-public import Session
+public import Recordings
 import ChatClients
 import WorksClient
 

@@ -4,7 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOWebSocket
-public import Session
+public import Recordings
 import WebSocketWire
 import WorksClient
 

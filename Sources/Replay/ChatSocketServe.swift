@@ -6,7 +6,7 @@ import NIOCore
 import NetworkErrors
 import NIOPosix
 import NIOWebSocket
-public import Session
+public import Recordings
 import WebSocketWire
 import WorksClient
 

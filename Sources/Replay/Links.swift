@@ -6,7 +6,7 @@ import NetworkErrors
 import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
-import Session
+import Recordings
 import WebSocketWire
 import WorksClient
 

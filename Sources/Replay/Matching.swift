@@ -1,7 +1,7 @@
 public import Dialects
 import Foundation
 public import Capture
-public import Session
+public import Recordings
 public import MQTTWire
 import NIOCore
 

@@ -1,5 +1,5 @@
 public import MQTTWire
-public import Session
+public import Recordings
 
 /// How recorded pauses are kept.
 public enum Pace: Sendable, Hashable, CustomStringConvertible {

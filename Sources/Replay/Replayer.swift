@@ -5,7 +5,7 @@ import MQTTWire
 import NIOConcurrencyHelpers
 public import NIOCore
 public import NIOPosix
-public import Session
+public import Recordings
 public import WorksClient
 
 /// The three ways to replay a recording.

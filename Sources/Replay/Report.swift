@@ -3,7 +3,7 @@ public import Dialects
 import Foundation
 import MQTTWire
 import NIOCore
-import Session
+import Recordings
 
 /// The three ways a replay is reported: a diff for people, JSON for programs, JUnit XML for CI.
 extension ReplayReport {

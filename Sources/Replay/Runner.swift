@@ -4,7 +4,7 @@ import MQTTWire
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
-public import Session
+public import Recordings
 import WorksClient
 
 /// Why a replay could not run: a usage mistake, a recording it cannot use, a peer it cannot reach.

@@ -5,7 +5,7 @@ import Dialects
 import Foundation
 import MQTTWire
 import Replay
-import Session
+import Recordings
 import WorksClient
 
 @main

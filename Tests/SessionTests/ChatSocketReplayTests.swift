@@ -2,7 +2,7 @@ import Capture
 import Dialects
 import Foundation
 @testable import Replay
-import Session
+import Recordings
 import Testing
 
 /// The JSON chat sockets' replay, without sockets: which server messages are answers, and how

@@ -3,7 +3,7 @@ import Foundation
 import MQTTWire
 import NIOCore
 import Replay
-import Session
+import Recordings
 import Testing
 
 /// The replay's comparison: what changes between runs does not count; what matters does.

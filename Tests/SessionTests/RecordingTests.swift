@@ -2,7 +2,7 @@ import Capture
 import Foundation
 import MQTTWire
 import Replay
-import Session
+import Recordings
 import Testing
 
 let captures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

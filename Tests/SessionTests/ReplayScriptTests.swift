@@ -4,7 +4,7 @@ import Foundation
 import MQTTWire
 import NIOCore
 import Replay
-import Session
+import Recordings
 import Testing
 
 /// The replay's rules without sockets: what is sent when, with which identifiers.
