@@ -257,6 +257,8 @@ struct WorksKeyScanTests {
         (#"[{"nType":1}]"#, false),
         (#""nType""#, false),
         (#"{}"#, false),
+        (#"{"a":"ends in a backslash \\","nType":1}"#, true),   // an escaped backslash, then the closing quote
+        (#"{"a":"an escaped \" quote","b":2}"#, false),
         (#"{"n\u0054ype":1}"#, true),     // an escaped key: the reader decides
         (#"{"a":1 "b":2}"#, true),         // broken syntax: the reader decides
         (#"{"a":"unterminated"#, true),

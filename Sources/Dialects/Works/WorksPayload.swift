@@ -1,4 +1,7 @@
 public import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A sticker, from a notification's `extras` (docs/protocols.md §1: `{stkType, pkgId, stkId, stkOpt?, pkgVer?}`).
 public struct StickerInfo: Sendable, Hashable, CustomStringConvertible {
@@ -222,16 +225,22 @@ enum TopLevelKeyScan {
             }
         }
         /// Past a string whose opening quote is at `index`; false if it does not end.
+        /// Past a string whose opening quote is at `index`; false if it does not end. The next
+        /// quote is found with memchr (chat texts run to tens of kilobytes), then the
+        /// backslashes before it tell whether it is escaped.
         func skipString() -> Bool {
-            index += 1
-            while index < count {
-                switch bytes[index] {
-                case UInt8(ascii: "\\"): index += 2
-                case UInt8(ascii: "\""):
-                    index += 1
+            guard let base = bytes.baseAddress else { return false }
+            var from = index + 1
+            while from < count {
+                guard let found = memchr(base + from, Int32(UInt8(ascii: "\"")), count - from) else { return false }
+                let quote = base.distance(to: UnsafeRawPointer(found))
+                var backslashes = 0
+                while quote - backslashes - 1 > index && bytes[quote - backslashes - 1] == UInt8(ascii: "\\") { backslashes += 1 }
+                if backslashes % 2 == 0 {
+                    index = quote + 1
                     return true
-                default: index += 1
                 }
+                from = quote + 1
             }
             return false
         }
@@ -247,7 +256,9 @@ enum TopLevelKeyScan {
             guard skipString() else { return true }
             let key = UnsafeRawBufferPointer(rebasing: bytes[keyStart..<(index - 1)])
             if key.contains(UInt8(ascii: "\\")) { return true }
-            if key.elementsEqual("nType".utf8) || key.elementsEqual("command".utf8) || key.elementsEqual("msgTypeCode".utf8) {
+            // By length first: most keys are none of the three.
+            if (key.count == 5 && key.elementsEqual("nType".utf8)) || (key.count == 7 && key.elementsEqual("command".utf8))
+                || (key.count == 11 && key.elementsEqual("msgTypeCode".utf8)) {
                 return true
             }
             skipSpace()
