@@ -47,7 +47,7 @@ public struct MockSettings: Sendable, Hashable {
     public var tcp: [Listener] = []
     /// A separate port for the admin API and the page (they are on every WebSocket port too).
     public var admin: Listener?
-    public var mode = "broker"
+    public var mode = MockMode.broker
     public var path = "/wmqtt"
     public var cookiesFile: String?
     public var answersPing = true
@@ -74,14 +74,14 @@ public struct MockSettings: Sendable, Hashable {
 
     public init() {}
 
-    public static let modes = ["broker", "works", "chat"]
+    public static let modes = MockMode.allCases.map(\.rawValue)
 
     /// `--mode chat` without a configuration file: the seed's rumqttd.toml (docs/protocols.md §3) on loopback —
     /// a WebSocket listener on 8885 speaking MQTT 3.1.1 only, 60 s to send CONNECT, payloads up to
     /// 20,480 bytes, 500 in flight, 1 ms between accepts — and the frontend's TCP port 8884.
     public static var seedChat: MockSettings {
         var settings = MockSettings()
-        settings.mode = "chat"
+        settings.mode = .chat
         settings.webSocket = [Listener(host: "127.0.0.1", port: 8885, versions: .version3)]
         settings.tcp = [Listener(host: "127.0.0.1", port: 8884, versions: .version3)]
         settings.connectionTimeoutMilliseconds = 60_000
@@ -200,10 +200,11 @@ public struct MockSettings: Sendable, Hashable {
             let name = "[wmq] \(key)"
             switch key {
             case "mode":
-                mode = try Self.string(value, name, line: line)
-                guard Self.modes.contains(mode) else {
-                    throw SettingsError(line: line, reason: "\(name) is \"broker\", \"works\" or \"chat\", not \"\(mode)\"")
+                let text = try Self.string(value, name, line: line)
+                guard let chosen = MockMode(rawValue: text) else {
+                    throw SettingsError(line: line, reason: "\(name) is \"broker\", \"works\" or \"chat\", not \"\(text)\"")
                 }
+                mode = chosen
             case "path": path = try Self.string(value, name, line: line)
             case "cookies": cookiesFile = try Self.string(value, name, line: line)
             case "ping_response": answersPing = try Self.boolean(value, name, line: line)
@@ -280,4 +281,16 @@ public struct SettingsError: Error, Sendable, Hashable, CustomStringConvertible 
     }
 
     public var description: String { line > 0 ? "line \(line): \(reason)" : reason }
+}
+
+/// What wmq-mock stands in for: the one name of its mode, for the configuration file, the
+/// command line and the broker alike.
+public enum MockMode: String, Sendable, Hashable, CaseIterable {
+    /// A plain MQTT broker (any path, subprotocol `mqtt` or `mqttv3.1`).
+    case broker
+    /// The Works notification service.
+    case works
+    /// A broker with the chat-topic tree's AI core behind it (docs/protocols.md §3):
+    /// `chat/send` answered by a reply streamed on `chat/receive` and statuses on `chat/status`.
+    case chat
 }

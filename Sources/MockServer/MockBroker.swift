@@ -18,15 +18,8 @@ import WebSocketWire
 /// notification service: path `/wmqtt`, the `Cookie` header checked (401 otherwise), and
 /// notifications pushed to connected sessions with no SUBSCRIBE.
 public actor MockBroker {
-    public enum Mode: String, Sendable, CaseIterable {
-        /// A plain MQTT broker (any path, subprotocol `mqtt` or `mqttv3.1`).
-        case broker
-        /// The Works notification service.
-        case works
-        /// A broker with the chat-topic tree's AI core behind it (docs/protocols.md §3, ``ChatTopicAgent``):
-        /// `chat/send` answered by a reply streamed on `chat/receive` and statuses on `chat/status`.
-        case chat
-    }
+    /// The mode, as the configuration names it (``MockMode``).
+    public typealias Mode = MockMode
 
     public struct Configuration: Sendable {
         public var mode: Mode

@@ -1,6 +1,6 @@
 import Broker
 import MockFiles
-import ArgumentParser
+public import ArgumentParser
 import CommandLineSupport
 import Dialects
 import Foundation
@@ -78,9 +78,6 @@ struct Mock: AsyncParsableCommand {
             error; 3 a file cannot be read or an address cannot be bound.
             """))
 
-    enum Mode: String, ExpressibleByArgument, CaseIterable {
-        case broker, works, chat
-    }
 
     @Option(help: "A TOML configuration (docs/mock.md): rumqttd's [ws.N], [v4.N] and [v5.N] listener sections and wmq-mock's own [wmq] keys. Options given on the command line win.")
     var config: String?
@@ -121,7 +118,7 @@ struct Mock: AsyncParsableCommand {
     var onebotToken: String?
 
     @Option(help: "broker, works or chat (default broker).")
-    var mode: Mode?
+    var mode: MockMode?
 
     @Option(help: "Works mode: the cookie.json whose cookies a client must send.")
     var cookies: String?
@@ -178,9 +175,9 @@ struct Mock: AsyncParsableCommand {
     func settings() throws -> MockSettings {
         var settings = mode == .chat ? MockSettings.seedChat : MockSettings()
         if let config { settings = try Self.load(config) { text in try MockSettings(toml: text) } }
-        if let mode { settings.mode = mode.rawValue }
+        if let mode { settings.mode = mode }
         // Chat mode stands in for rumqttd, whose listeners speak MQTT 3.1.1 only.
-        let versions: MockSettings.Versions = settings.mode == "chat" ? .version3 : .any
+        let versions: MockSettings.Versions = settings.mode == .chat ? .version3 : .any
         // Listeners given on the command line replace chat mode's default pair.
         if mode == .chat, config == nil, ws != nil || tcp != nil {
             settings.webSocket = []
@@ -264,8 +261,8 @@ struct Mock: AsyncParsableCommand {
         for key in settings.ignoredKeys {
             logger.notice("configuration key read past: wmq-mock does not apply it", metadata: ["key": "\(key)"])
         }
-        let works = settings.mode == "works"
-        let broker = MockBroker(configuration: .init(mode: MockBroker.Mode(rawValue: settings.mode) ?? .broker, core: core, requiredCookies: required,
+        let works = settings.mode == .works
+        let broker = MockBroker(configuration: .init(mode: settings.mode, core: core, requiredCookies: required,
                                                      path: settings.path, adminToken: settings.adminToken,
                                                      scenario: loadedScenario),
                                 logger: logger)
@@ -394,3 +391,6 @@ struct Mock: AsyncParsableCommand {
         for await text in standardInputLines() { await router.route(text) }
     }
 }
+
+// The command line takes the mode by its name, as the configuration file does.
+extension MockMode: ExpressibleByArgument {}

@@ -160,7 +160,7 @@ import Testing
             """)
         #expect(settings.webSocket.isEmpty)
         #expect(settings.tcp == [.init(host: "127.0.0.1", port: 1883, versions: .version3), .init(host: "127.0.0.1", port: 1884, versions: .version5)])
-        #expect(settings.mode == "works" && settings.cookiesFile == "cookie.json" && !settings.answersPing)
+        #expect(settings.mode == .works && settings.cookiesFile == "cookie.json" && !settings.answersPing)
         #expect(settings.redeliverySeconds == 2.5 && settings.admin?.port == 8886 && settings.adminToken == "secret")
         #expect(settings.topicAliasMaximum == 4 && settings.dynamicFilters && settings.maximumPayload == 1024)
     }
