@@ -308,7 +308,6 @@ public struct CaptureDissector {
                 }
             case .closed(let id, let reason, let frame, let time):
                 guard let entry = tracked.removeValue(forKey: id) else { continue }
-                undecidedBytes -= entry.dissector == nil ? entry.pendingBytes : 0
                 if let version = entry.dissector?.connectVersion {
                     // What the CONNECT said: later connections to the port joined midstream are read so.
                     let port = entry.connection.server.port

@@ -387,25 +387,12 @@ struct ConnectionDetection {
     }
 
     /// For a direction that may not start at its stream's start: the CONNECT must be whole
-    /// and read as one (its header and name alone could be a payload's).
+    /// and read as one (its header and name alone could be a payload's). A CONNECT is read by
+    /// its own protocol level, whatever version the decoder is given.
     static func connectParses(_ bytes: [UInt8]) -> Bool {
         guard case .valid(let total) = bytes.withUnsafeBytes({ PacketBoundaryScan.header(in: $0, at: 0, version: .v3_1_1) }),
               total <= bytes.count else { return false }
-        let level = connectLevel(bytes) ?? 4
-        let version = ProtocolVersion(rawValue: level) ?? .v3_1_1
-        return (try? MQTTDecoder.decodePacket(ByteBuffer(bytes: bytes[0..<total]), version: version)) != nil
-    }
-
-    /// The protocol level byte of a CONNECT starting the bytes.
-    static func connectLevel(_ bytes: [UInt8]) -> UInt8? {
-        guard bytes.first == 0x10 else { return nil }
-        var index = 1
-        while index < min(bytes.count, 5), bytes[index] & 0x80 != 0 { index += 1 }
-        let nameStart = index + 1
-        guard nameStart + 2 <= bytes.count else { return nil }
-        let nameLength = Int(bytes[nameStart]) << 8 | Int(bytes[nameStart + 1])
-        let level = nameStart + 2 + nameLength
-        return level < bytes.count ? bytes[level] : nil
+        return (try? MQTTDecoder.decodePacket(ByteBuffer(bytes: bytes[0..<total]), version: .v3_1_1)) != nil
     }
 
     /// Packet types each side sends.
