@@ -53,11 +53,17 @@ public struct CapturedFrame: Sendable {
     public var linkType: LinkType
 }
 
-/// Reads pcap and pcapng files (or standard input, `-`) through libpcap.
+/// Reads pcap and pcapng files (or standard input, `-`): classic pcap files with
+/// ``ClassicPcapFile``, everything else through libpcap.
 ///
-/// Not Sendable: it owns a libpcap handle. One reader per file.
+/// Not Sendable: it owns a file descriptor or a libpcap handle. One reader per file.
 public final class PcapReader {
-    private let handle: OpaquePointer
+    /// libpcap's handle, for pcapng, standard input and unusual pcap variants.
+    private let handle: OpaquePointer?
+    /// Our own reader, for classic pcap files (read ahead only).
+    private var classic: ClassicPcapFile?
+    /// The descriptor ``classic`` reads from (-1 for a file image in memory).
+    private var descriptor: Int32 = -1
     static let fileBufferSize = 1 << 20
     public let path: String
     public let linkType: LinkType
@@ -72,6 +78,23 @@ public final class PcapReader {
 
     /// `readsAhead`: whether frames are read in batches (see ``aheadSize``); tests compare both ways.
     init(path: String, readsAhead: Bool) throws(CaptureError) {
+        self.readsAhead = readsAhead
+        self.path = path
+        if readsAhead, path != "-" {
+            let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+            if descriptor >= 0 {
+                var header = [UInt8](repeating: 0, count: 24)
+                let count = header.withUnsafeMutableBytes { Glibc.pread(descriptor, $0.baseAddress, 24, 0) }
+                if count == 24, let file = ClassicPcapFile.open(header: header, source: Self.reading(descriptor, offset: 24)) {
+                    handle = nil
+                    classic = file
+                    self.descriptor = descriptor
+                    linkType = file.linkType
+                    return
+                }
+                Glibc.close(descriptor)
+            }
+        }
         var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
         let opened: OpaquePointer?
         if path != "-", let file = fopen(path, "rb") {
@@ -88,16 +111,57 @@ public final class PcapReader {
             throw CaptureError(layer: .file, offset: 0, reason: Self.explain(errorBuffer))
         }
         self.handle = handle
-        self.readsAhead = readsAhead
-        self.path = path
         linkType = LinkType(rawValue: pcap_datalink(handle))
+    }
+
+    /// A ``ClassicPcapFile/Source`` reading `descriptor` from `offset` on.
+    private static func reading(_ descriptor: Int32, offset: Int) -> ClassicPcapFile.Source {
+        var offset = offset
+        return { (space: UnsafeMutableRawBufferPointer) throws(CaptureError) -> Int in
+            while true {
+                let count = Glibc.pread(descriptor, space.baseAddress, space.count, off_t(offset))
+                if count >= 0 {
+                    offset += count
+                    return count
+                }
+                if errno == EINTR { continue }
+                throw CaptureError(layer: .file, offset: offset, reason: "cannot read the file (\(String(cString: strerror(errno))))")
+            }
+        }
     }
 
     /// Reads a file image held in memory (fuzzing, tests); `name` stands for the path in
     /// messages.
-    public init(bytes: some Collection<UInt8>, name: String = "memory") throws(CaptureError) {
+    public convenience init(bytes: some Collection<UInt8>, name: String = "memory") throws(CaptureError) {
+        try self.init(bytes: bytes, name: name, classic: true)
+    }
+
+    /// `classic`: whether a classic pcap image is read by ``ClassicPcapFile`` (false: libpcap
+    /// reads every image; the capture fuzz target compares the two).
+    public init(bytes: some Collection<UInt8>, name: String = "memory", classic useClassic: Bool) throws(CaptureError) {
         let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, bytes.count), alignment: 8)
         memory.copyBytes(from: bytes)
+        if useClassic, bytes.count >= 24 {
+            var position = 24
+            let image = UnsafeRawBufferPointer(memory)
+            let count = bytes.count
+            let source: ClassicPcapFile.Source = { (space: UnsafeMutableRawBufferPointer) throws(CaptureError) -> Int in
+                let length = min(space.count, count - position)
+                guard length > 0 else { return 0 }
+                space.copyMemory(from: UnsafeRawBufferPointer(rebasing: image[position..<(position + length)]))
+                position += length
+                return length
+            }
+            if let file = ClassicPcapFile.open(header: Array(image[0..<24]), source: source) {
+                handle = nil
+                classic = file
+                self.memory = memory
+                readsAhead = true
+                path = name
+                linkType = file.linkType
+                return
+            }
+        }
         var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
         guard !bytes.isEmpty, let file = fmemopen(memory.baseAddress, bytes.count, "rb") else {
             memory.deallocate()
@@ -117,7 +181,8 @@ public final class PcapReader {
     }
 
     deinit {
-        pcap_close(handle)
+        if let handle { pcap_close(handle) }
+        if descriptor >= 0 { Glibc.close(descriptor) }
         memory?.deallocate()
     }
 
@@ -144,7 +209,7 @@ public final class PcapReader {
 
     /// libpcap's next record: its header and bytes, valid until the next call.
     private func nextRecord() throws(CaptureError) -> (UnsafeMutablePointer<pcap_pkthdr>, UnsafePointer<UInt8>)? {
-        guard !failed else { return nil }
+        guard !failed, let handle else { return nil }
         var header: UnsafeMutablePointer<pcap_pkthdr>?
         var data: UnsafePointer<UInt8>?
         let status = pcap_next_ex(handle, &header, &data)
@@ -175,13 +240,7 @@ public final class PcapReader {
     // is read frame by frame, so that a live pipe shows each frame as it comes.
     static let aheadSize = 32 << 10
     private let readsAhead: Bool
-    private struct AheadFrame {
-        var number: Int
-        var time: Double
-        var start: Int
-        var length: Int
-        var originalLength: Int
-    }
+    private typealias AheadFrame = ClassicPcapFile.Frame
     private var ahead: [AheadFrame] = []
     private var aheadIndex = 0
     private var aheadBytes = ByteBuffer()
@@ -191,6 +250,16 @@ public final class PcapReader {
     private func readAhead() {
         ahead.removeAll(keepingCapacity: true)
         aheadIndex = 0
+        if classic != nil {
+            guard !failed else { return }
+            let (bytes, error) = classic?.read(size: Self.aheadSize, into: &ahead) ?? (ByteBuffer(), nil)
+            aheadBytes = bytes
+            if let error {
+                failed = true
+                aheadError = error
+            }
+            return
+        }
         // A new buffer each time: the frames handed out share the old one.
         var bytes = ByteBufferAllocator().buffer(capacity: Self.aheadSize)
         while bytes.readableBytes < Self.aheadSize {
@@ -210,7 +279,8 @@ public final class PcapReader {
 
     /// Where libpcap stands in the file (for standard input, the bytes read so far).
     public var fileOffset: Int {
-        guard let file = pcap_file(handle) else { return 0 }
+        if let classic { return classic.offset }
+        guard let handle, let file = pcap_file(handle) else { return 0 }
         return Int(ftell(file))
     }
 

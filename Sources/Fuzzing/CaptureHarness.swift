@@ -13,9 +13,54 @@ enum CaptureHarness {
         summary: "pcap/pcapng reader, TCP reassembly and the whole wmq-decode pipeline on a file image",
         maximumInputLength: 65_536
     ) { input throws(OracleViolation) in
+        try classicReaderAgreesWithLibpcap(input)
         guard let reader = try? PcapReader(bytes: input) else { return }
         let (events, _) = CaptureDissector.events(from: reader, options: options)
         try render(events, target: "capture")
+    }
+
+    /// Oracle: our classic-pcap reader and libpcap read the same image into the same frames
+    /// (number, time, lengths, bytes) and stop at the same frame with the same error.
+    static func classicReaderAgreesWithLibpcap(_ input: [UInt8]) throws(OracleViolation) {
+        func frames(classic: Bool) -> (frames: [CapturedFrame], error: String?, opened: Bool) {
+            guard let reader = try? PcapReader(bytes: input, classic: classic) else { return ([], nil, false) }
+            var frames: [CapturedFrame] = []
+            do {
+                while let frame = try reader.next() { frames.append(frame) }
+            } catch {
+                return (frames, error.reason, true)
+            }
+            return (frames, nil, true)
+        }
+        let ours = frames(classic: true)
+        let libpcap = frames(classic: false)
+        func violation(_ detail: String) -> OracleViolation {
+            OracleViolation(target: "capture", oracle: "the classic pcap reader reads what libpcap reads", detail: detail)
+        }
+        guard ours.opened == libpcap.opened else {
+            throw violation("opened: ours \(ours.opened), libpcap \(libpcap.opened)")
+        }
+        guard ours.frames.count == libpcap.frames.count else {
+            throw violation("\(ours.frames.count) frames, libpcap \(libpcap.frames.count) (errors: \(ours.error ?? "none"); \(libpcap.error ?? "none"))")
+        }
+        // libpcap 1.10 reads a native file's time fields as signed 32-bit numbers (the format
+        // says unsigned, and libpcap itself reads a swapped file's as unsigned): a field with its
+        // top bit set then reads 2^32 seconds, or 2^32 fraction units, lower. Accepted.
+        let native = input.count >= 4 && (input[0] == 0xD4 || input[0] == 0x4D) && input[3] == 0xA1
+        let unit = input.first == 0x4D ? 1e-9 : 1e-6
+        func sameTime(_ ours: Double, _ libpcap: Double) -> Bool {
+            if ours == libpcap { return true }
+            let difference = ours - libpcap
+            return native && [4_294_967_296, 4_294_967_296 * unit, 4_294_967_296 * (1 + unit)].contains { abs(difference - $0) < 1e-3 }
+        }
+        for (a, b) in zip(ours.frames, libpcap.frames)
+        where a.number != b.number || !sameTime(a.time, b.time) || a.originalLength != b.originalLength || a.data != b.data
+            || a.linkType != b.linkType {
+            throw violation("frame \(b.number) differs: time \(a.time)/\(b.time), length \(a.data.readableBytes)/\(b.data.readableBytes), original \(a.originalLength)/\(b.originalLength), link \(a.linkType)/\(b.linkType)")
+        }
+        guard ours.error == libpcap.error else {
+            throw violation("error: ours \(ours.error ?? "none"), libpcap \(libpcap.error ?? "none")")
+        }
     }
 
     static let har = FuzzTarget(

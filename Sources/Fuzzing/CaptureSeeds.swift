@@ -223,6 +223,17 @@ enum CaptureSeeds {
         seeds.append(patched(0, [0x4D, 0x3C, 0xB2, 0xA1]))  // nanosecond magic
         seeds.append(patched(0, [0xA1, 0xB2, 0xC3, 0xD4]))  // swapped byte order
         seeds.append(patched(4, [0x03, 0x00]))  // version 3
+        // Where our classic-pcap reader and libpcap could part (the capture target compares them):
+        // records longer than the snap length (libpcap keeps its first bytes), and such a file
+        // cut inside a record's kept part and inside the part passed over; a negative snap
+        // length; raw IP's link type 101; an original length below the captured length.
+        let shortSnap = patched(16, [40, 0x00, 0x00, 0x00])
+        seeds.append(shortSnap)
+        seeds.append(Array(shortSnap.prefix(24 + 16 + 20)))
+        seeds.append(Array(shortSnap.prefix(shortSnap.count - 5)))
+        seeds.append(patched(16, [0xFF, 0xFF, 0xFF, 0xFF]))
+        seeds.append(patched(20, [101, 0x00, 0x00, 0x00]))
+        seeds.append(patched(24 + 12, [0x00, 0x00, 0x00, 0x00]))
         // An IPv4 header claiming more than the frame holds, and a TCP header offset past it.
         seeds.append(patched(24 + 16 + 14 + 2, [0xFF, 0xFF]))
         seeds.append(patched(24 + 16 + 14 + 20 + 12, [0xF0]))

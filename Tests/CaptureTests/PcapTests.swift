@@ -163,11 +163,94 @@ struct PcapTests {
     }
 }
 
-/// Files are read ahead, dozens of frames copied into one buffer and handed out as slices of
-/// it; standard input frame by frame. Both give the same frames, in the same order, with the
-/// same error at the same place when the file is cut short.
+/// Classic pcap files are read by our own reader (``ClassicPcapFile``), read ahead into
+/// buffers the frames are slices of; `readsAhead: false` reads through libpcap, frame by
+/// frame, as standard input is. libpcap is the peer: both give the same frames, in the same
+/// order, with the same error at the same place when the file is cut short or damaged.
 @Suite("pcap reading ahead")
 struct PcapReadAheadTests {
+    /// A classic pcap image written by hand, in either byte order and time unit.
+    static func image(bigEndian: Bool, nanoseconds: Bool, snapLength: UInt32, linkType: UInt32 = 1,
+                      records: [(seconds: UInt32, fraction: UInt32, bytes: [UInt8], original: UInt32)]) -> [UInt8] {
+        func u32(_ value: UInt32) -> [UInt8] {
+            let little = [UInt8(value & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value >> 16 & 0xFF), UInt8(value >> 24)]
+            return bigEndian ? little.reversed() : little
+        }
+        func u16(_ value: UInt16) -> [UInt8] {
+            bigEndian ? [UInt8(value >> 8), UInt8(value & 0xFF)] : [UInt8(value & 0xFF), UInt8(value >> 8)]
+        }
+        var bytes = u32(nanoseconds ? 0xA1B2_3C4D : 0xA1B2_C3D4) + u16(2) + u16(4) + u32(0) + u32(0) + u32(snapLength) + u32(linkType)
+        for record in records {
+            bytes += u32(record.seconds) + u32(record.fraction) + u32(UInt32(record.bytes.count)) + u32(record.original)
+            bytes += record.bytes
+        }
+        return bytes
+    }
+
+    /// Every byte order, time unit and snap length (ordinary, shorter than the records, 0,
+    /// negative), cut at every length: our reader and libpcap agree on every frame and error.
+    @Test(arguments: [false, true])
+    func ourReaderAgreesWithLibpcapOnEveryCut(bigEndian: Bool) throws {
+        let records: [(seconds: UInt32, fraction: UInt32, bytes: [UInt8], original: UInt32)] = [
+            (1_700_000_000, 999_999, (0..<60).map { UInt8($0) }, 60),
+            (1_700_000_001, 5, (0..<90).map { UInt8($0 ^ 0x5A) }, 1_500),  // cut by the capture (snaplen)
+            (0xFFFF_FFF0, 0xFFFF_FFFF, [1, 2, 3], 2),  // after 2038 and a fraction out of range
+        ]
+        let path = temporaryPath(".pcap")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        for nanoseconds in [false, true] {
+            for snapLength: UInt32 in [262_144, 40, 0, 0xFFFF_FFFF] {
+                let whole = Self.image(bigEndian: bigEndian, nanoseconds: nanoseconds, snapLength: snapLength, records: records)
+                for cut in 24...whole.count {
+                    try Data(whole.prefix(cut)).write(to: URL(fileURLWithPath: path))
+                    let ours = Self.frames(path, readsAhead: true)
+                    let libpcap = Self.frames(path, readsAhead: false)
+                    let label = "big-endian \(bigEndian), ns \(nanoseconds), snaplen \(snapLength), cut \(cut)"
+                    #expect(ours.error == libpcap.error, "\(label)")
+                    #expect(ours.frames.count == libpcap.frames.count, "\(label)")
+                    for (a, b) in zip(ours.frames, libpcap.frames) {
+                        // The third record's time: the format says unsigned, and so read both
+                        // readers in a swapped file; libpcap reads a native file's as signed.
+                        let expected = b.number != 3 || bigEndian ? b.time
+                            : 4_294_967_280 + 4_294_967_295 * (nanoseconds ? 1e-9 : 1e-6)
+                        if b.number == 3 && !bigEndian {
+                            #expect(b.time < 0, "libpcap reads a native file's times as signed (\(label))")
+                        }
+                        #expect(abs(a.time - expected) < 1e-6, "\(label)")
+                        #expect(a.number == b.number && (a.time == b.time || b.number == 3) && a.originalLength == b.originalLength && a.data == b.data
+                                && a.linkType == b.linkType, "frame \(b.number), \(label): \(a.time) \(b.time) \(a.originalLength) \(b.originalLength) \(a.data.readableBytes) \(b.data.readableBytes)")
+                    }
+                    if cut == whole.count { #expect(ours.error == nil && ours.frames.count == 3, "\(label)") }
+                }
+            }
+        }
+    }
+
+    /// A record longer than libpcap accepts (256 KiB) ends the reading with libpcap's words.
+    @Test func anAbsurdRecordLengthIsLibpcapsError() throws {
+        var whole = Self.image(bigEndian: false, nanoseconds: false, snapLength: 65_535,
+                               records: [(1, 0, [1, 2, 3], 3), (2, 0, [4, 5, 6], 3)])
+        whole[24 + 19 + 11] = 0x10  // the top byte of the second record's captured length: 0x10000003
+        let path = temporaryPath(".pcap")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Data(whole).write(to: URL(fileURLWithPath: path))
+        let ours = Self.frames(path, readsAhead: true)
+        #expect(ours.frames.count == 1)
+        #expect(ours.error?.contains("invalid packet capture length 268435459, bigger than snaplen of 65535") == true)
+        #expect(ours.error == Self.frames(path, readsAhead: false).error)
+    }
+
+    /// Link types that need libpcap's mapping or are unusual are read by libpcap.
+    @Test(arguments: [(UInt32(101), LinkType.raw), (UInt32(1), .ethernet), (UInt32(113), .linuxSLL), (UInt32(147), LinkType(rawValue: 147))])
+    func linkTypesAsLibpcapNamesThem(raw: UInt32, expected: LinkType) throws {
+        let whole = Self.image(bigEndian: false, nanoseconds: false, snapLength: 65_535, linkType: raw, records: [(1, 0, [0x45], 1)])
+        let path = temporaryPath(".pcap")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Data(whole).write(to: URL(fileURLWithPath: path))
+        #expect(try PcapReader(path: path, readsAhead: true).linkType == expected)
+        #expect(try PcapReader(path: path, readsAhead: false).linkType == expected)
+    }
+
     static func frames(_ path: String, readsAhead: Bool) -> (frames: [CapturedFrame], error: String?) {
         var frames: [CapturedFrame] = []
         do {
