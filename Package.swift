@@ -342,15 +342,15 @@ let package = Package(
 
         .testTarget(
             name: "ByteStreamTests",
-            dependencies: ["ByteStream", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["TestSupport", "ByteStream", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "MQTTWireTests",
-            dependencies: ["MQTTWire", "Fuzzing", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["TestSupport", "MQTTWire", "Fuzzing", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "WebSocketWireTests",
-            dependencies: [
+            dependencies: ["TestSupport", 
                 "WebSocketWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
@@ -360,7 +360,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DialectsTests",
-            dependencies: [
+            dependencies: ["TestSupport", 
                 "Dialects", "MQTTWire", "WebSocketWire", "ByteStream",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -368,7 +368,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DissectorTests",
-            dependencies: [
+            dependencies: ["TestSupport", 
                 "Dissector", "Fuzzing", "Dialects", "MQTTWire", "WebSocketWire", "Capture", "ByteStream",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
@@ -376,19 +376,19 @@ let package = Package(
         ),
         .testTarget(
             name: "CaptureTests",
-            dependencies: ["Capture", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["TestSupport", "Capture", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "CPcapTests",
-            dependencies: ["CPcap"]
+            dependencies: ["TestSupport", "CPcap"]
         ),
         .testTarget(
             name: "FuzzingTests",
-            dependencies: ["Fuzzing", "MQTTWire", "WebSocketWire", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["TestSupport", "Fuzzing", "MQTTWire", "WebSocketWire", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "WorksClientTests",
-            dependencies: [
+            dependencies: ["TestSupport", 
                 "WorksClient", "MQTTWire", "Dialects", "WebSocketWire", "wmq-client", "wmq-decode",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -398,7 +398,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MockServerTests",
-            dependencies: [
+            dependencies: ["TestSupport", 
                 "MockServer", "MockFiles", "Broker", "MQTTWire", "WorksClient", "Dialects", "wmq-mock",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -408,14 +408,28 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: [
+            dependencies: ["TestSupport", 
                 "wmq-decode", "wmq-fuzz", "wmq-client", "wmq-replay", "wmq-mock", "wmq-capture", "Capture",
                 "WorksClient", "ChatClients", "MockServer", "Dialects", .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
-            name: "SessionTests",
-            dependencies: ["Recordings", "Replay", "Capture", "MQTTWire", .product(name: "NIOCore", package: "swift-nio")]
+            name: "RecordingsTests",
+            dependencies: ["TestSupport", "Recordings", "Replay", "Capture", "MQTTWire", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "ReplayTests",
+            dependencies: ["TestSupport", "Replay", "Recordings", "Capture", "MQTTWire", "Dialects", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "BrokerTests",
+            dependencies: ["TestSupport", "Broker", "MQTTWire", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        // What the test targets share: peers, ports, built binaries, processes, waiting.
+        .target(
+            name: "TestSupport",
+            path: "Tests/TestSupport",
+            swiftSettings: strictSettings
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -11,8 +11,7 @@ func temporaryCapturePath() -> String {
 
 /// The bundled sample capture, read through Capture.
 enum SampleCapture {
-    static let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("captures/works-sample.pcap").path
+    static let path = TestEnvironment.root.appendingPathComponent("captures/works-sample.pcap").path
 
     static func bytes() throws -> [UInt8] { Array(try Data(contentsOf: URL(fileURLWithPath: path))) }
 
@@ -39,6 +38,7 @@ enum SampleCapture {
     }
 }
 
+import TestSupport
 import Testing
 
 @Suite("Damaged captures")

@@ -1,10 +1,11 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `wmq-capture live` on loopback (needs CAP_NET_RAW: CI runs as root; under CI=true these run).
 @Suite("wmq-capture live", .serialized, .timeLimit(.minutes(2)))
 struct CaptureToolTests {
-    static var canCapture: Bool { getuid() == 0 || ProcessInfo.processInfo.environment["CI"] == "true" }
+    static var canCapture: Bool { getuid() == 0 || TestEnvironment.peersRequired }
     static let tshark = ["/usr/bin/tshark", "/usr/local/bin/tshark"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
     static func temporary(_ name: String) -> String {
@@ -77,7 +78,7 @@ struct CaptureToolTests {
         let folder = Self.temporary("ring")
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let port = try freePort()
+        let port = try LoopbackPorts.free()
         let capture = try await Self.start(["--port", "\(port)", "-w", "\(folder)/ring.pcap", "-C", "1", "-W", "2"])
         defer { capture.stop() }
         let blast = try Self.loopbackStream(port: port, sending: "client.sendall(bytes(3 * 1024 * 1024))")
@@ -101,7 +102,7 @@ struct CaptureToolTests {
         let folder = Self.temporary("timed")
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let port = try freePort()
+        let port = try LoopbackPorts.free()
         let capture = try await Self.start(["--port", "\(port)", "-w", "\(folder)/timed.pcap", "-G", "0.5"])
         defer { capture.stop() }
         let ticker = try Self.loopbackStream(port: port, sending: "for _ in range(17): client.sendall(b'tick'); time.sleep(0.1)")

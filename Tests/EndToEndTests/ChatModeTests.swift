@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `wmq-mock --mode chat` against the chat seed's frontend played (docs/protocols.md §3) by paho-mqtt over WebSocket

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `wmq-replay drive` of the JSON chat sockets in the dialect captures, against wmq-mock's

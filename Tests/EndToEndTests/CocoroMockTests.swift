@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `wmq-mock --cocoro`: CocoroCore's chat socket streaming through the seed's sentence buffering.

@@ -1,5 +1,6 @@
 import Capture
 import Foundation
+import TestSupport
 import Testing
 
 /// What a newcomer trips over with wmq-decode: each message and exit code as a user meets it.
@@ -119,7 +120,7 @@ struct ColourTests {
     }
 
     @Test func replayReportColoursOnRequestOnly() throws {
-        let port = try freePort()
+        let port = try LoopbackPorts.free()
         let arguments = ["drive", DecodeTests.sample, "--url", "ws://127.0.0.1:\(port)/x", "--asap", "--timeout", "1"]
         let piped = try DecodeTests.run(arguments, tool: "wmq-replay")
         #expect(!piped.output.contains(Self.escape))

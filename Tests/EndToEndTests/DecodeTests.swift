@@ -1,23 +1,16 @@
 import Capture
 import Foundation
+import TestSupport
 import Testing
 
 /// Runs the built `wmq-decode` as a user would, checking output and exit codes.
 @Suite("wmq-decode end to end")
 struct DecodeTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
+    static let root = TestEnvironment.root
     static let sample = root.appendingPathComponent("captures/works-sample.pcap").path
 
     /// The binaries sit beside the test bundle in the build folder.
-    static func binary(_ name: String = "wmq-decode") -> String {
-        if name.hasPrefix("/") { return name }  // a system program (tshark, setpriv)
-        var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        while !folder.path.hasSuffix("/debug") && !folder.path.hasSuffix("/release") && folder.path != "/" {
-            folder = folder.deletingLastPathComponent()
-        }
-        return folder.appendingPathComponent(name).path
-    }
+    static func binary(_ name: String = "wmq-decode") -> String { TestEnvironment.builtBinary(name) }
 
     struct Run {
         var status: Int32

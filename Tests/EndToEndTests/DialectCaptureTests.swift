@@ -1,5 +1,6 @@
 import Foundation
 import Dialects
+import TestSupport
 import Testing
 
 /// The captures of the other chat protocols that `Tools/make-captures --dialects` records with

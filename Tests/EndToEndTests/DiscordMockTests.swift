@@ -1,5 +1,6 @@
 import Foundation
 import Dialects
+import TestSupport
 import Testing
 
 /// `wmq-mock --discord`: the gateway's handshake, heartbeats and close codes, and a cc-discord

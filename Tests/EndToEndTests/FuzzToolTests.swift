@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `wmq-fuzz` as a parser maintainer runs it in a normal build: list, gen, replay, and

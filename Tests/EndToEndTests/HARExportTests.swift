@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `wmq-decode --format har`: captures written as HAR files with `_webSocketMessages`.

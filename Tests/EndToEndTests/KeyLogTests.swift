@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `wmq-decode --keylog`: paho-mqtt sessions over wss:// to mosquitto's TLS websockets listener,

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// What a frontend developer meets first with wmq-mock: the banner, the hint on the client
@@ -15,7 +16,7 @@ struct MockNewcomerTests {
     }
 
     @Test func theBannerSaysWhereToLookAndWhatToConnectTo() throws {
-        let port = try freePort()
+        let port = try LoopbackPorts.free()
         let mock = try Background(DecodeTests.binary("wmq-mock"), ["--mode", "works", "--ws", "127.0.0.1:\(port)"])
         defer { mock.stop() }
         #expect(Self.waitFor("clients", in: mock), "\(mock.output)")
@@ -37,7 +38,7 @@ struct MockNewcomerTests {
 
     /// A notification typed before any client connects is kept, and the terminal says so.
     @Test func aNotificationBeforeAnyClientIsKeptAndSaidSo() throws {
-        let port = try freePort()
+        let port = try LoopbackPorts.free()
         let mock = try Background(DecodeTests.binary("wmq-mock"), ["--mode", "works", "--ws", "127.0.0.1:\(port)"])
         defer { mock.stop() }
         #expect(Self.waitFor("clients", in: mock))
@@ -61,7 +62,7 @@ struct MockNewcomerTests {
 
     /// docs/mock.md's configuration example with a blank line before a table loads.
     @Test func aConfigurationWithBlankLinesLoads() throws {
-        let port = try freePort()
+        let port = try LoopbackPorts.free()
         let config = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-\(UUID().uuidString).toml")
         try "[ws.1]\nlisten = \"127.0.0.1:\(port)\"\n\n[wmq]\nmode = \"works\"\n".write(to: config, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: config) }

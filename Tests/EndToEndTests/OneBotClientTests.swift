@@ -2,6 +2,7 @@ import Dialects
 import Foundation
 import Logging
 import MockServer
+import TestSupport
 import Testing
 import ChatClients
 import WorksClient
@@ -149,7 +150,7 @@ struct OneBotClientTests {
     }
 
     @Test func attemptsAreCountedAndSpacedWhenNobodyListens() async throws {
-        let port = try freePort()
+        let port = try LoopbackPorts.free()
         let client = try Self.client(port: port, attempts: 3, reconnect: .milliseconds(150))
         let seen = Seen()
         await seen.wire(client)
@@ -174,10 +175,10 @@ struct OneBotClientTests {
     static let sdk = ReplayPeerTests.root.appendingPathComponent("Tools/peers/onebot_sdk.py").path
 
     static func startSDK(token: String?) async throws -> (Background, port: Int) {
-        let port = try freePort()
+        let port = try LoopbackPorts.free()
         let bot = try Background(ReplayPeerTests.python, [sdk, "--port", String(port)] + (token.map { ["--token", $0] } ?? []))
         _ = try await bot.awaiting("\\{\"ready\"")
-        try await waitUntilAccepting(port)
+        try await LoopbackPorts.waitUntilAccepting(port)
         return (bot, port)
     }
 

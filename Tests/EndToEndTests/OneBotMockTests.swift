@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `wmq-mock --onebot`: the seed's OneBot v11 server rules, met by a websocket-client peer.

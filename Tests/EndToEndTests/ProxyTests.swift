@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `wmq-capture proxy` between paho-mqtt (and the project's raw WebSocket client) and mosquitto's
@@ -21,7 +22,7 @@ struct ProxyTests {
             let run = try await onOwnThread { try DecodeTests.run(step, tool: "/usr/bin/openssl") }
             guard run.status == 0 else { throw PeerFailure(description: "openssl \(step[0]): \(run.error)") }
         }
-        let (tcp, wss) = (try freePort(), try freePort())
+        let (tcp, wss) = (try LoopbackPorts.free(), try LoopbackPorts.free())
         try """
             allow_anonymous true
             user root
@@ -39,7 +40,7 @@ struct ProxyTests {
         guard let mosquitto = ReplayPeerTests.mosquitto else { throw PeerFailure(description: "mosquitto is not installed") }
         let broker = try Background(mosquitto, ["-c", folder.appendingPathComponent("mosquitto.conf").path, "-v"])
         _ = try await broker.awaiting("Opening websockets listen socket on port \(wss)")
-        try await waitUntilAccepting(wss)
+        try await LoopbackPorts.waitUntilAccepting(wss)
         return (broker, tcp, wss)
     }
 
@@ -162,7 +163,7 @@ struct ProxyTests {
     }
 
     @Test func anUnreachableUpstreamIsA502WithTheReason() async throws {
-        let dead = try freePort()
+        let dead = try LoopbackPorts.free()
         let proxy = try Background(DecodeTests.binary("wmq-capture"), ["proxy", "--listen", "127.0.0.1:0", "--upstream", "ws://127.0.0.1:\(dead)/mqtt", "--decode"])
         defer { proxy.stop() }
         let port = try await proxy.awaiting("listening ws://127\\.0\\.0\\.1:[0-9]+").split(separator: " ")[1].split(separator: ":").last.map(String.init) ?? ""

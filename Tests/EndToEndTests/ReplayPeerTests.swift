@@ -2,160 +2,17 @@ import Foundation
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
+import TestSupport
 import Testing
-
-/// A process of a test (a server, a peer): started with pipes, waited on by condition, stopped
-/// by its id. Output is collected as it comes, so a chatty process never blocks on a full pipe.
-/// Starts a process that SIGINT and SIGTERM reach: a child inherits the spawning thread's
-/// blocked signals, and the test runner's threads block both; unblocked while it starts, the
-/// peers can be stopped (and tcpdump told to finish), and a tool's Ctrl-C handling tested.
-func startWithSignalsUnblocked(_ process: Process) throws {
-    var unblocked = sigset_t()
-    var previous = sigset_t()
-    sigemptyset(&unblocked)
-    pthread_sigmask(SIG_SETMASK, &unblocked, &previous)
-    defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
-    try process.run()
-}
-
-final class Background: @unchecked Sendable {  // output is guarded by the lock
-    let process = Process()
-    private let lock = NSLock()
-    private var collected: [UInt8] = []
-    /// The process's standard input.
-    let input = Pipe()
-
-    init(_ executable: String, _ arguments: [String]) throws {
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = input
-        try startWithSignalsUnblocked(process)
-        // Read by a thread of its own with plain blocking reads, until the pipe's end of file.
-        // Not `readabilityHandler`: that is a libdispatch read source, and libdispatch on Linux
-        // can corrupt its epoll bookkeeping when many are set up and torn down at once, as the
-        // parallel suites do (swift-corelibs-libdispatch#949); a crash inside libdispatch ended
-        // one CI run of these tests.
-        let reading = pipe.fileHandleForReading
-        Thread.detachNewThread { [self] in
-            var buffer = [UInt8](repeating: 0, count: 16_384)
-            while true {
-                let count = buffer.withUnsafeMutableBytes { read(reading.fileDescriptor, $0.baseAddress, $0.count) }
-                if count < 0 && errno == EINTR { continue }
-                guard count > 0 else { break }
-                lock.withLock { collected += buffer[..<count] }
-            }
-        }
-    }
-
-    var output: String { lock.withLock { String(decoding: collected, as: UTF8.self) } }
-
-    /// Writes a line to the process's standard input.
-    func send(_ line: String) {
-        input.fileHandleForWriting.write(Data((line + "\n").utf8))
-    }
-
-    /// The first match of `pattern` (a regular expression) in the output, waiting up to `seconds`.
-    func await(_ pattern: String, seconds: Double = 10) throws -> String {
-        let regex = try Regex(pattern)
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if let match = try regex.firstMatch(in: output) { return String(output[match.range]) }
-            if !process.isRunning, (try regex.firstMatch(in: output)) == nil { break }
-            usleep(20_000)
-        }
-        throw PeerFailure(description: "no \(pattern) from \(process.executableURL?.lastPathComponent ?? "?") in \(seconds) s: \(output.suffix(800))")
-    }
-
-    /// Waits for the process to end by itself (at most `seconds`, then it is killed); its status.
-    func finish(seconds: Double = 30) -> Int32 {
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning { stop() }
-        process.waitUntilExit()
-        usleep(50_000)  // the last output
-        return process.terminationStatus
-    }
-
-    /// SIGTERM by its id, SIGKILL if it has not ended within two seconds.
-    func stop() {
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGTERM)
-        let deadline = Date().addingTimeInterval(2)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-    }
-}
-
-struct PeerFailure: Error, CustomStringConvertible { var description: String }
-
-/// Runs blocking work (process waits, pipe reads) on a thread of its own and awaits it: the test
-/// runner's few shared threads are needed by the servers under test in other suites.
-func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
-    }
-}
-
-extension Background {
-    func awaiting(_ pattern: String, seconds: Double = 10) async throws -> String {
-        try await onOwnThread { try self.await(pattern, seconds: seconds) }
-    }
-
-    func finished(seconds: Double = 30) async throws -> Int32 {
-        try await onOwnThread { self.finish(seconds: seconds) }
-    }
-}
-
-/// Waits (at most 10 s) until something accepts TCP connections on 127.0.0.1:`port`: a peer's
-/// "listening" line can come before its socket listens.
-func waitUntilAccepting(_ port: Int) async throws {
-    try await onOwnThread {
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            address.sin_port = UInt16(port).bigEndian
-            let connected = withUnsafePointer(to: &address) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-            }
-            close(fd)
-            if connected { return }
-            usleep(20_000)
-        }
-        throw PeerFailure(description: "nothing accepts connections on port \(port)")
-    }
-}
-
-/// A free TCP port on 127.0.0.1 (for peers that cannot be told to pick one).
-func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-    }
-    guard bound else { throw PeerFailure(description: "no free port") }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
 
 /// `wmq-replay` against real peers: mosquitto and wmq-mock as servers, paho-mqtt as the client.
 /// Under CI=true a missing peer fails these tests.
 @Suite("wmq-replay with real peers", .serialized, .timeLimit(.minutes(3)))
 struct ReplayPeerTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = TestEnvironment.root
     static let python = root.appendingPathComponent(".venv/bin/python3").path
-    static var required: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
-    static let mosquitto = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    static var required: Bool { TestEnvironment.peersRequired }
+    static let mosquitto = TestEnvironment.mosquitto
     static var pahoPresent: Bool { FileManager.default.isExecutableFile(atPath: python) }
     static let recordedWithPaho = ["mqtt311-ws.pcap", "mqtt5-ws.pcap", "split-ws.pcap", "works-ws.pcap"]
 
@@ -163,22 +20,7 @@ struct ReplayPeerTests {
 
     /// mosquitto with a TCP and a websockets listener on loopback; its URLs.
     static func startMosquitto() async throws -> (Background, ws: String, tcp: String) {
-        guard let mosquitto else { throw PeerFailure(description: "mosquitto is not installed (Tools/setup --peers)") }
-        let (tcp, ws) = (try freePort(), try freePort())
-        let config = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-replay-mosquitto-\(UUID().uuidString).conf")
-        try """
-            listener \(tcp) 127.0.0.1
-            socket_domain ipv4
-            listener \(ws) 127.0.0.1
-            socket_domain ipv4
-            protocol websockets
-            allow_anonymous true
-            """.write(to: config, atomically: true, encoding: .utf8)
-        let broker = try Background(mosquitto, ["-c", config.path, "-v"])
-        _ = try await broker.awaiting("Opening websockets listen socket on port \(ws)")
-        try await waitUntilAccepting(ws)
-        try await waitUntilAccepting(tcp)
-        return (broker, "ws://127.0.0.1:\(ws)", "mqtt://127.0.0.1:\(tcp)")
+        try await TestSupport.startMosquitto()
     }
 
     /// wmq-mock on free ports; its URLs.

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `wmq-replay` as CI runs it.
@@ -9,8 +10,7 @@ struct ReplayToolTests {
         try await onOwnThread { try DecodeTests.run(arguments, tool: "wmq-replay") }
     }
 
-    static let captures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("captures")
+    static let captures = TestEnvironment.root.appendingPathComponent("captures")
 
     @Test func listShowsConnectionsAndCounts() async throws {
         let run = try await Self.replay(["list", Self.captures.appendingPathComponent("works-ws.pcap").path])
@@ -65,7 +65,7 @@ struct ReplayToolTests {
 
     /// Nothing listening: said so, not NIO's SingleConnectionFailure.
     @Test func aRefusedConnectionIsSaidPlainly() async throws {
-        let port = try freePort()
+        let port = try LoopbackPorts.free()
         let run = try await Self.replay(["drive", Self.captures.appendingPathComponent("works-sample.pcap").path,
                                          "--url", "ws://127.0.0.1:\(port)/wmqtt", "--asap", "--timeout", "2"])
         #expect(run.status == 1)
@@ -75,7 +75,7 @@ struct ReplayToolTests {
 
     /// A port in use: said plainly, with the flag that chooses another.
     @Test func aPortInUseIsSaidPlainly() async throws {
-        let port = try freePort()
+        let port = try LoopbackPorts.free()
         let mock = try Background(DecodeTests.binary("wmq-mock"), ["--ws", "127.0.0.1:\(port)"])
         defer { mock.stop() }
         #expect(MockNewcomerTests.waitFor("listening", in: mock))
@@ -89,7 +89,7 @@ struct ReplayToolTests {
     /// A CI timeout's SIGTERM (or Ctrl-C) during drive: the report of what was played, and the
     /// JUnit file, as serve does.
     @Test func driveStoppedBySIGTERMWritesItsReports() async throws {
-        let port = try freePort()
+        let port = try LoopbackPorts.free()
         let mock = try Background(DecodeTests.binary("wmq-mock"), ["--ws", "127.0.0.1:\(port)"])
         defer { mock.stop() }
         #expect(MockNewcomerTests.waitFor("listening", in: mock))

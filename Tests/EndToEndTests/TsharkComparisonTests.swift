@@ -1,18 +1,12 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Fidelity against tshark on every committed capture (Tools/compare-tshark). Where
 /// tshark is right the packet lists must agree; where it is wrong (an MQTT packet split
 /// across WebSocket messages) the test states the right values itself. tshark is a peer
 /// installed by `make deps`: under CI=true a missing tshark fails these tests.
-enum Peers {
-    static var tsharkPresent: Bool {
-        ["/usr/bin/tshark", "/usr/local/bin/tshark"].contains { FileManager.default.isExecutableFile(atPath: $0) }
-    }
-    static var required: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
-}
-
-@Suite("Fidelity against tshark", .enabled(if: Peers.tsharkPresent || Peers.required))
+@Suite("Fidelity against tshark", .enabled(if: TestEnvironment.tshark != nil || TestEnvironment.peersRequired))
 struct TsharkComparisonTests {
     static func compare(_ capture: String, json: Bool = false) throws -> DecodeTests.Run {
         let process = Process()

@@ -5,11 +5,11 @@ import Foundation
 @testable import Fuzzing
 import MQTTWire
 import NIOCore
+import TestSupport
 import Testing
 import WebSocketWire
 
-let corpora = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().appendingPathComponent("corpora")
+let corpora = TestEnvironment.root.appendingPathComponent("corpora")
 
 /// Regular files under a directory, recursively (seeds, fuzzer finds and `regressions/`).
 func corpusFiles(_ target: String) -> [URL] {

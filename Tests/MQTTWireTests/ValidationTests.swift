@@ -1,6 +1,7 @@
 import Foundation
 import MQTTWire
 import NIOCore
+import TestSupport
 import Testing
 
 /// One malformed input: its bytes, the version to decode with, the error code expected,
@@ -417,8 +418,7 @@ struct ErrorReasonTests {
 /// byte from the tenth on flipped.
 @Suite("MQTT 5.0 errors cite 5.0")
 struct Version5CitationTests {
-    static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("corpora/mqtt5")
+    static let corpus = TestEnvironment.root.appendingPathComponent("corpora/mqtt5")
 
     static func errors(_ bytes: [UInt8]) -> [MQTTWireError] {
         var decoder = MQTTDecoder(configuration: .init(version: .v5, followsConnect: false))

@@ -7,14 +7,15 @@ import MockServer
 import NIOCore
 import NIOPosix
 import NIOWebSocket
+import TestSupport
 import Testing
 import WorksClient
 
 enum PahoPeer {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static var python: String { root.appendingPathComponent(".venv/bin/python3").path }
-    static var present: Bool { FileManager.default.isExecutableFile(atPath: python) }
-    static var required: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
+    static var root: URL { TestEnvironment.root }
+    static var python: String { TestEnvironment.python }
+    static var present: Bool { TestEnvironment.pythonPresent }
+    static var required: Bool { TestEnvironment.peersRequired }
 
     struct Failure: Error, CustomStringConvertible { var description: String }
 
@@ -47,11 +48,7 @@ enum PahoPeer {
         process.standardOutput = output
         process.standardError = errors
         try process.run()
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+        guard exitStatus(of: process, seconds: seconds) != nil else {
             throw Failure(description: "\(name) did not finish in \(Int(seconds)) s")
         }
         let data = output.fileHandleForReading.readDataToEndOfFile()
@@ -459,23 +456,6 @@ struct AdminAPITests {
         #expect(await request("GET", "/api/clients", port: admin) == (200, "{\"clients\":[]}\n"))
         #expect(await request("GET", "/", port: admin).0 == 200)
     }
-}
-
-/// Runs a blocking call on a thread of its own, so that it does not hold one of the few threads
-/// of the concurrency pool that the broker under test needs.
-func blocking<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { continuation in
-        Thread.detachNewThread { continuation.resume(returning: body()) }
-    }
-}
-
-func waitUntil(seconds: Double = 5, _ condition: () async -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-    while ContinuousClock.now < deadline {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return await condition()
 }
 
 actor TextLog {

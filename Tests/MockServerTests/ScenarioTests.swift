@@ -1,8 +1,9 @@
 import MockFiles
 import Foundation
 import MQTTWire
-import MockServer
+@testable import MockServer
 import NIOCore
+import TestSupport
 import Testing
 import WorksClient
 
@@ -98,7 +99,8 @@ struct ScenarioPlayTests {
         let client = WorksClient(configuration: WorksClientConfiguration(
             webSocket: WebSocketSettings(url: try WebSocketURL("ws://127.0.0.1:\(port)/mqtt"))), logger: quiet)
         try await client.connect()
-        try await Task.sleep(for: .milliseconds(100))  // the play's first step
+        // The play's first step has set the delay (a fixed sleep here was too short on a busy machine).
+        #expect(await waitUntil(seconds: 10) { await broker.plays.values.contains { $0.acknowledgementDelay > .zero } })
         for qos in [QoS.atLeastOnce, .exactlyOnce] {
             let started = ContinuousClock.now
             try await client.publish(topic: "t", payload: ByteBuffer(string: "x"), qos: qos)
@@ -113,13 +115,7 @@ struct ScenarioPlayTests {
 /// `wmq-mock`, the built binary.
 @Suite("wmq-mock command", .serialized, .timeLimit(.minutes(1)))
 struct MockToolTests {
-    static func binary() -> String {
-        var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        while !folder.path.hasSuffix("/debug") && !folder.path.hasSuffix("/release") && folder.path != "/" {
-            folder = folder.deletingLastPathComponent()
-        }
-        return folder.appendingPathComponent("wmq-mock").path
-    }
+    static func binary() -> String { TestEnvironment.builtBinary("wmq-mock") }
 
     /// Starts wmq-mock; returns the process, its output pipe and its stderr pipe.
     func start(_ arguments: [String]) throws -> (Process, Pipe, Pipe) {
@@ -135,16 +131,7 @@ struct MockToolTests {
     }
 
     func exitStatus(_ process: Process, seconds: Double = 20) async -> Int32? {
-        await blocking {
-            let deadline = Date().addingTimeInterval(seconds)
-            while process.isRunning && Date() < deadline { usleep(10_000) }
-            if process.isRunning {
-                kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
-                return nil
-            }
-            return process.terminationStatus
-        }
+        await blocking { TestSupport.exitStatus(of: process, seconds: seconds) }
     }
 
     func file(_ text: String) throws -> URL {
@@ -255,8 +242,7 @@ struct MockToolTests {
 /// "Serve this recorded session": the committed Works sample capture served to WorksClient.
 @Suite("wmq-mock serving a recorded session", .timeLimit(.minutes(1)))
 struct RecordedSessionTests {
-    static let captures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("captures")
+    static let captures = TestEnvironment.root.appendingPathComponent("captures")
 
     @Test(arguments: ["works-sample.pcap", "works-sample.pcapng", "works-sample.har"])
     func theRecordedServerSideIsServed(file: String) async throws {

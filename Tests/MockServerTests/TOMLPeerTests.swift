@@ -1,5 +1,6 @@
 import Foundation
 import MockFiles
+import TestSupport
 import Testing
 
 /// The TOML reader against Python's `tomllib` (the standard library's TOML 1.0 reader, a peer

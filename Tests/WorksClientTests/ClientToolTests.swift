@@ -1,16 +1,11 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `wmq-client`, the built binary, end to end.
 @Suite("wmq-client", .serialized, .timeLimit(.minutes(2)))
 struct ClientToolTests {
-    static func binary(_ name: String) -> String {
-        var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        while !folder.path.hasSuffix("/debug") && !folder.path.hasSuffix("/release") && folder.path != "/" {
-            folder = folder.deletingLastPathComponent()
-        }
-        return folder.appendingPathComponent(name).path
-    }
+    static func binary(_ name: String) -> String { TestEnvironment.builtBinary(name) }
 
     /// A started process whose standard output goes to a file the test can poll.
     final class Running: @unchecked Sendable {  // used by one test at a time
@@ -34,24 +29,12 @@ struct ClientToolTests {
         var stderr: String { (try? String(contentsOf: errors, encoding: .utf8)) ?? "" }
 
         func waitFor(seconds: Double = 20, _ condition: (String) -> Bool) -> Bool {
-            let deadline = Date().addingTimeInterval(seconds)
-            while Date() < deadline {
-                if condition(stdout) { return true }
-                usleep(20_000)
-            }
-            return condition(stdout)
+            waitUntilBlocking(seconds: seconds) { condition(stdout) }
         }
 
         /// Waits for the exit; kills it (by its id) after `seconds`.
         func exitStatus(seconds: Double = 20) -> Int32? {
-            let deadline = Date().addingTimeInterval(seconds)
-            while process.isRunning && Date() < deadline { usleep(20_000) }
-            if process.isRunning {
-                kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
-                return nil
-            }
-            return process.terminationStatus
+            TestSupport.exitStatus(of: process, seconds: seconds)
         }
 
         deinit {
@@ -65,7 +48,7 @@ struct ClientToolTests {
         return directory
     }
 
-    @Test(.enabled(if: Peers.present || Peers.required))
+    @Test(.enabled(if: Peers.present || TestEnvironment.peersRequired))
     func liveAnnotatedMessagesAndARecordingThatDecodes() async throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -111,7 +94,7 @@ struct ClientToolTests {
         #expect(replayed == live, "the recording decodes to the packets the client printed")
 
         // Wireshark's reading: tshark sees the upgrade and the WebSocket frames.
-        if let tshark = Peers.executable("tshark") {
+        if let tshark = TestEnvironment.tshark {
             let read = Process()
             read.executableURL = URL(fileURLWithPath: tshark)
             read.arguments = ["-r", recording.path, "-d", "tcp.port==\(broker.webSocketPort),http", "-Y", "websocket", "-T", "fields", "-e", "websocket.mask"]
@@ -126,7 +109,7 @@ struct ClientToolTests {
             #expect(frames.contains("1") && frames.contains("0"), "tshark reads \(frames)")
             #expect(frames.count >= 6)
         } else {
-            #expect(!Peers.required, "tshark is missing (make deps installs it)")
+            #expect(!TestEnvironment.peersRequired, "tshark is missing (make deps installs it)")
         }
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import MQTTWire
 import NIOCore
+import TestSupport
 import Testing
 import WorksClient
 
@@ -67,7 +68,7 @@ extension WorksClientConfiguration {
     }
 }
 
-@Suite("WorksClient against mosquitto and paho-mqtt", .serialized, .enabled(if: Peers.present || Peers.required), .timeLimit(.minutes(2)))
+@Suite("WorksClient against mosquitto and paho-mqtt", .serialized, .enabled(if: Peers.present || TestEnvironment.peersRequired), .timeLimit(.minutes(2)))
 struct MosquittoTests {
     @Test(arguments: [0, 1, 2])
     func receivesEveryQoSExactlyOnceInOrder(qos: Int) async throws {

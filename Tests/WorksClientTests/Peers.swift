@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -7,52 +8,15 @@ import Glibc
 /// the project's virtualenv, openssl. `make test` installs them (Tools/setup --peers); under
 /// CI=true a missing peer fails the tests instead of disabling them.
 enum Peers {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static var required: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
-    static var python: String { root.appendingPathComponent(".venv/bin/python3").path }
-
-    static func executable(_ name: String) -> String? {
-        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "") + ":/usr/sbin:/usr/bin:/sbin"
-        return path.split(separator: ":").map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
-    }
+    static var root: URL { TestEnvironment.root }
+    static var python: String { TestEnvironment.python }
 
     static var present: Bool {
-        executable("mosquitto") != nil && executable("openssl") != nil && FileManager.default.isExecutableFile(atPath: python)
+        TestEnvironment.mosquitto != nil && TestEnvironment.executable("openssl") != nil && TestEnvironment.pythonPresent
     }
 
     struct Missing: Error, CustomStringConvertible {
         var description: String
-    }
-
-    /// A port nobody listens on now (the kernel's choice), on 127.0.0.1.
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Missing(description: "socket() failed") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else { throw Missing(description: "bind() failed") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
-    /// Whether something accepts TCP connections on 127.0.0.1:`port`.
-    static func accepts(port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = UInt16(port).bigEndian
-        return withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
     }
 
     /// Runs a command to its end (bounded by `timeout`) and returns its exit status and stderr.
@@ -65,15 +29,11 @@ enum Peers {
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+        guard let status = exitStatus(of: process, seconds: timeout) else {
             throw Missing(description: "\(executable) \(arguments.joined(separator: " ")) did not finish in \(timeout) s")
         }
         let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        return (process.terminationStatus, text)
+        return (status, text)
     }
 
     /// paho-mqtt publishing `count` Works notifications to mosquitto's websockets listener, on a
@@ -105,7 +65,7 @@ struct TestCertificates {
 
     init(in directory: URL) throws {
         self.directory = directory
-        guard let openssl = Peers.executable("openssl") else { throw Peers.Missing(description: "openssl is not installed") }
+        guard let openssl = TestEnvironment.executable("openssl") else { throw Peers.Missing(description: "openssl is not installed") }
         let d = directory.path
         let extensions = directory.appendingPathComponent("server.ext")
         try Data("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n".utf8).write(to: extensions)
@@ -134,7 +94,7 @@ final class Mosquitto {
     private var process: Process?
 
     init(certificates: TestCertificates? = nil, persistence: Bool = false) throws {
-        guard let executable = Peers.executable("mosquitto") else { throw Peers.Missing(description: "mosquitto is not installed (make deps)") }
+        guard let executable = TestEnvironment.mosquitto else { throw Peers.Missing(description: "mosquitto is not installed (make deps)") }
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-mosquitto-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         self.executable = executable
@@ -143,9 +103,9 @@ final class Mosquitto {
         // A free port can be taken by another test between freePort() and mosquitto's bind:
         // the broker then exits at once, and is started again on other ports.
         for attempt in 1... {
-            tcpPort = try Peers.freePort()
-            webSocketPort = try Peers.freePort()
-            secureWebSocketPort = certificates == nil ? nil : try Peers.freePort()
+            tcpPort = try LoopbackPorts.free()
+            webSocketPort = try LoopbackPorts.free()
+            secureWebSocketPort = certificates == nil ? nil : try LoopbackPorts.free()
             try writeConfiguration()
             do {
                 try start()
@@ -203,7 +163,7 @@ final class Mosquitto {
                 self.process = nil
                 throw Exited(description: "mosquitto exited with status \(process.terminationStatus): \(self.log)")
             }
-            if Peers.accepts(port: webSocketPort) && (secureWebSocketPort.map(Peers.accepts(port:)) ?? true) { return }
+            if LoopbackPorts.accepts(webSocketPort) && (secureWebSocketPort.map(LoopbackPorts.accepts) ?? true) { return }
             usleep(20_000)
         }
         stop()

@@ -4,6 +4,7 @@ import MQTTWire
 import NIOCore
 import NIOPosix
 import NIOWebSocket
+import TestSupport
 import Testing
 import WebSocketWire
 import WorksClient
@@ -429,7 +430,7 @@ struct ProxyTests {
     }
 
     @Test func refusedConnectionIsARetryableConnectionError() async throws {
-        let configuration = WorksClientConfiguration(webSocket: WebSocketSettings(url: try WebSocketURL("ws://127.0.0.1:\(try Peers.freePort())/wmqtt")))
+        let configuration = WorksClientConfiguration(webSocket: WebSocketSettings(url: try WebSocketURL("ws://127.0.0.1:\(try LoopbackPorts.free())/wmqtt")))
         let client = WorksClient(configuration: configuration, logger: .quiet)
         do {
             try await client.connect()
@@ -441,7 +442,7 @@ struct ProxyTests {
 
     @Test func unreachableProxyIsAConnectionError() async throws {
         var configuration = WorksClientConfiguration(webSocket: WebSocketSettings(url: try WebSocketURL("ws://127.0.0.1:9/wmqtt")))
-        configuration.webSocket.proxy = HTTPProxy(host: "127.0.0.1", port: try Peers.freePort())
+        configuration.webSocket.proxy = HTTPProxy(host: "127.0.0.1", port: try LoopbackPorts.free())
         let client = WorksClient(configuration: configuration, logger: .quiet)
         await #expect(throws: WorksClientError(.connection, "")) { try await client.connect() }
     }

@@ -4,6 +4,7 @@ import MQTTWire
 import NIOCore
 import Replay
 import Recordings
+import TestSupport
 import Testing
 
 /// The replay's comparison: what changes between runs does not count; what matters does.
@@ -82,8 +83,8 @@ import Testing
     }
 
     @Test func aRecordingMatchesItselfInEveryFormat() throws {
-        let pcap = try Recording.read(path: captures.appendingPathComponent("works-sample.pcap").path)
-        let har = try Recording.read(path: captures.appendingPathComponent("works-sample.har").path)
+        let pcap = try Recording.read(path: TestEnvironment.captures.appendingPathComponent("works-sample.pcap").path)
+        let har = try Recording.read(path: TestEnvironment.captures.appendingPathComponent("works-sample.har").path)
         #expect(Matcher.compare(expected: pcap.connections[0].messages, actual: har.connections[0].messages).isEmpty)
     }
 }

@@ -1,8 +1,7 @@
-import Broker
 import MQTTWire
 import NIOCore
 import Testing
-@testable import MockServer
+@testable import Broker
 
 /// The broker's rules with no I/O: packets in, exact actions out.
 @Suite struct BrokerCoreTests {

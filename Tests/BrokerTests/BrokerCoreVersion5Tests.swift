@@ -1,8 +1,7 @@
-import Broker
 import MQTTWire
 import NIOCore
 import Testing
-@testable import MockServer
+@testable import Broker
 
 /// The broker's MQTT 5.0 rules with no I/O: session and message expiry, will delay, topic
 /// aliases, receive maximum, maximum packet size, subscription options and identifiers,

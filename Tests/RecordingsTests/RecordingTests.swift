@@ -3,10 +3,9 @@ import Foundation
 import MQTTWire
 import Replay
 import Recordings
+import TestSupport
 import Testing
 
-let captures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().appendingPathComponent("captures")
 
 /// Recordings read from every format, as wmq-replay and wmq-mock --serve see them.
 @Suite struct RecordingTests {
@@ -16,7 +15,7 @@ let captures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().delet
 
     @Test(arguments: ["works-sample.pcap", "works-sample.pcapng", "works-sample.har"])
     func theWorksSampleInEveryFormat(file: String) throws {
-        let recording = try Recording.read(path: captures.appendingPathComponent(file).path)
+        let recording = try Recording.read(path: TestEnvironment.captures.appendingPathComponent(file).path)
         #expect(recording.connections.count == 1)
         let connection = try #require(recording.connections.first)
         #expect(connection.id == 1 && connection.transport == .webSocket)
@@ -32,9 +31,9 @@ let captures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().delet
     }
 
     @Test func mqtt5AndPlainTCPConnections() throws {
-        let five = try Recording.read(path: captures.appendingPathComponent("mqtt5-ws.pcap").path)
+        let five = try Recording.read(path: TestEnvironment.captures.appendingPathComponent("mqtt5-ws.pcap").path)
         #expect(five.connections.map { $0.connect?.protocolVersion } == [.v5, .v5])
-        let works = try Recording.read(path: captures.appendingPathComponent("works-ws.pcap").path)
+        let works = try Recording.read(path: TestEnvironment.captures.appendingPathComponent("works-ws.pcap").path)
         #expect(works.connections.map(\.transport) == [.webSocket, .tcp])
         #expect(works.connection(2)?.connect?.clientIdentifier == "wmq-works-pusher")
     }
@@ -70,7 +69,7 @@ let captures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().delet
         try Data("{\"wait\": 1}\n{\"fly\": true}\n".utf8).write(to: file)
         #expect { try Recording.read(path: file.path) } throws: { "\($0)".contains("scenario line 2") }
         // A truncated capture: what is there is read, the damage is reported.
-        let bytes = try Data(contentsOf: captures.appendingPathComponent("works-sample.pcap"))
+        let bytes = try Data(contentsOf: TestEnvironment.captures.appendingPathComponent("works-sample.pcap"))
         let cut = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-recording-\(UUID().uuidString).pcap")
         defer { try? FileManager.default.removeItem(at: cut) }
         try bytes.prefix(bytes.count - 40).write(to: cut)
