@@ -183,7 +183,8 @@ let package = Package(
         .target(
             name: "MockServer",
             dependencies: [
-                "LiveWebSocket", "MQTTWire", "WebSocketWire", "Dialects", "MockFiles", "Capture", "Dissector", "Recordings", "Broker", "WorksClient",
+                "LiveWebSocket", "MQTTWire", "WebSocketWire", "Dialects", "MockFiles", "MockAgents", "Capture", "Dissector", "Recordings",
+                "Broker", "WorksClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -196,10 +197,17 @@ let package = Package(
 
         // Fuzzing: harness bodies and the corpus generator (a library, so tests run the
         // committed corpora through them without any fuzzer), and the libFuzzer driver shim.
+        // The mock's simulated participants: pure state machines that the live mock schedules
+        // and the fuzzer drives (the chat-topic tree's AI core).
+        .target(
+            name: "MockAgents",
+            dependencies: ["Dialects", "MQTTWire", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "Fuzzing",
             dependencies: [
-                "ByteStream", "MQTTWire", "WebSocketWire", "Dialects", "Capture", "Dissector", "MockFiles", "Broker",
+                "ByteStream", "MQTTWire", "WebSocketWire", "Dialects", "Capture", "Dissector", "MockFiles", "MockAgents", "Broker",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -410,7 +418,7 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: ["TestSupport", 
                 "wmq-decode", "wmq-fuzz", "wmq-client", "wmq-replay", "wmq-mock", "wmq-capture", "Capture",
-                "WorksClient", "ChatClients", "MockServer", "Dialects", .product(name: "Logging", package: "swift-log"),
+                "WorksClient", "ChatClients", "MockServer", "MockAgents", "Dialects", .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
@@ -420,6 +428,10 @@ let package = Package(
         .testTarget(
             name: "ReplayTests",
             dependencies: ["TestSupport", "Replay", "Recordings", "Capture", "MQTTWire", "Dialects", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "MockAgentsTests",
+            dependencies: ["TestSupport", "MockAgents", "Dialects", "MQTTWire", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "BrokerTests",

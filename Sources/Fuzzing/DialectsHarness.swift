@@ -1,4 +1,5 @@
 import Dialects
+import MockAgents
 import MQTTWire
 import NIOCore
 

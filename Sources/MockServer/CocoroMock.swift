@@ -1,6 +1,7 @@
 import Dialects
 import Foundation
 import LiveWebSocket
+import MockAgents
 public import Logging
 import NIOConcurrencyHelpers
 public import NIOCore

@@ -1,6 +1,7 @@
 public import Dialects
 import Foundation
 import LiveWebSocket
+import MockAgents
 public import Logging
 import NIOConcurrencyHelpers
 public import NIOCore

@@ -1,10 +1,11 @@
 public import Broker
 import Capture
-public import Dialects
+import Dialects
 #if canImport(Glibc)
 import Glibc
 #endif
 public import Logging
+public import MockAgents
 public import MockFiles
 public import MQTTWire
 public import NIOCore
@@ -455,7 +456,7 @@ public actor MockBroker {
         Task {
             for item in outgoing {
                 if item.after > .zero { try? await Task.sleep(until: start + item.after) }
-                self.publish(Self.packet(item))
+                self.publish(item.publishPacket)
             }
         }
     }
@@ -464,13 +465,7 @@ public actor MockBroker {
     private func announceAICore() {
         guard configuration.mode == .chat, !chatAnnounced else { return }
         chatAnnounced = true
-        for item in chatAgent.announcements(now: Self.epochMilliseconds()) { publish(Self.packet(item)) }
-    }
-
-    static func packet(_ item: ChatTopicAgent.Outgoing) -> PublishPacket {
-        var bytes: [UInt8] = []
-        item.payload.write(to: &bytes)
-        return PublishPacket(qos: .atLeastOnce, retain: item.retain, topicName: item.topic, payload: ByteBuffer(bytes: bytes))
+        for item in chatAgent.announcements(now: Self.epochMilliseconds()) { publish(item.publishPacket) }
     }
 
     /// The connection's bytes could not be decoded: an MQTT 5 client is told why (DISCONNECT

@@ -1,6 +1,7 @@
 import Foundation
 import Dialects
 import TestSupport
+import MockAgents
 import Testing
 
 /// The captures of the other chat protocols that `Tools/make-captures --dialects` records with

@@ -1,6 +1,7 @@
 import Foundation
 import Dialects
 import TestSupport
+import MockAgents
 import Testing
 
 /// `wmq-mock --discord`: the gateway's handshake, heartbeats and close codes, and a cc-discord

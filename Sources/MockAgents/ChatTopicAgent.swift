@@ -1,3 +1,5 @@
+public import Dialects
+public import MQTTWire
 public import NIOCore
 
 /// The AI core behind the chat-topic tree of docs/protocols.md §3 (docs/protocols.md §3), as `wmq-mock --mode
@@ -210,5 +212,14 @@ public enum CannedReply {
             token.append(contentsOf: scalars[start..<min(scalars.count, start + max(1, length))])
             return String(token)
         }
+    }
+}
+
+extension ChatTopicAgent.Outgoing {
+    /// The PUBLISH the mock sends for it: QoS 1, the payload's JSON text.
+    public var publishPacket: PublishPacket {
+        var bytes: [UInt8] = []
+        payload.write(to: &bytes)
+        return PublishPacket(qos: .atLeastOnce, retain: retain, topicName: topic, payload: ByteBuffer(bytes: bytes))
     }
 }

@@ -1,8 +1,8 @@
 import Dialects
 import NIOCore
 import Testing
-@testable import MockServer
-import Dialects
+import MockAgents
+import MQTTWire
 
 /// The AI core of `wmq-mock --mode chat` with no I/O: a client's publish in, the core's timed publishes out.
 @Suite struct ChatTopicAgentTests {
@@ -98,7 +98,7 @@ import Dialects
     @Test func theChatDialectAnnotatesTheCoresMessages() throws {
         var agent = ChatTopicAgent()
         let out = send(&agent, "chat/send", #"{"id": "m-1", "sessionId": "s-1", "content": "Hi"}"#)
-        let packet = MockBroker.packet(try #require(out.last { $0.topic == "chat/receive" }))
+        let packet = try #require(out.last { $0.topic == "chat/receive" }).publishPacket
         let annotation = ChatTopicDialect().annotate(packet, redactor: nil)
         #expect(annotation.summary.hasPrefix("chat/receive · session s-1 · id m-1-reply: You asked: Hi."), "\(annotation.summary)")
         #expect(packet.qos == .atLeastOnce)
