@@ -199,6 +199,20 @@ let package = Package(
         // committed corpora through them without any fuzzer), and the libFuzzer driver shim.
         // The mock's simulated participants: pure state machines that the live mock schedules
         // and the fuzzer drives (the chat-topic tree's AI core).
+        // wmq-capture proxy's WebSocket proxy: clients in, one upstream each on WorksClient's
+        // transport, the recorder and the live view as taps.
+        .target(
+            name: "CaptureProxy",
+            dependencies: [
+                "LiveWebSocket", "WorksClient", "Dissector", "Dialects",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "MockAgents",
             dependencies: ["Dialects", "MQTTWire", .product(name: "NIOCore", package: "swift-nio")],
@@ -294,7 +308,7 @@ let package = Package(
         .executableTarget(
             name: "wmq-capture",
             dependencies: [
-                "LiveWebSocket", "Capture", "Dissector", "Dialects", "CommandLineSupport", "WorksClient", "WebSocketWire",
+                "CaptureProxy", "LiveWebSocket", "Capture", "Dissector", "Dialects", "CommandLineSupport", "WorksClient", "WebSocketWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -428,6 +442,14 @@ let package = Package(
         .testTarget(
             name: "ReplayTests",
             dependencies: ["TestSupport", "Replay", "Recordings", "Capture", "MQTTWire", "Dialects", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "CaptureProxyTests",
+            dependencies: [
+                "TestSupport", "CaptureProxy", "WorksClient", "MockServer", "Recordings", "MQTTWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "MockAgentsTests",

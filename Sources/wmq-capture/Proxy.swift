@@ -1,5 +1,6 @@
 import ArgumentParser
 import Capture
+import CaptureProxy
 import CommandLineSupport
 import Dialects
 import Dissector
@@ -89,7 +90,11 @@ struct Proxy: AsyncParsableCommand {
             }
         }
         let printer = decode ? LivePrinter(format: format, redacts: !noRedact) : nil
-        let proxy = RecordingProxy(base: settings, recorder: recorder, printer: printer, redactor: redactor)
+        var show: (@Sendable (CaptureEvent) -> Void)?
+        if let printer {
+            show = { (event: CaptureEvent) in printer.show(event) }
+        }
+        let proxy = RecordingProxy(base: settings, recorder: recorder, redactor: redactor, showEvent: show)
         let bound: Int
         do {
             bound = try await proxy.start(host: host, port: port)
@@ -106,141 +111,5 @@ struct Proxy: AsyncParsableCommand {
         if let write { summary += ", recorded in \(write)" }
         if let recorder, recorder.withheldBytes > 0 { summary += "; \(recorder.withheldBytes) bytes could not be checked for secrets and were left out" }
         StandardError.write(summary + "\n")
-    }
-}
-
-/// Accepts WebSocket connections, opens one upstream for each (WorksClient's transport, with the
-/// recorder and the live view as taps), and pipes frames both ways.
-final class RecordingProxy: @unchecked Sendable {  // the mutable state is guarded by `lock`
-    let base: WebSocketSettings
-    let recorder: SessionRecorder?
-    let printer: LivePrinter?
-    let redactor: Redactor?
-    let group = MultiThreadedEventLoopGroup.singleton
-    private let lock = NIOLock()
-    private var listener: (any Channel)?
-    private var open: [ObjectIdentifier: (client: any Channel, upstream: WebSocketTransport)] = [:]
-    private var connections = 0
-
-    init(base: WebSocketSettings, recorder: SessionRecorder?, printer: LivePrinter?, redactor: Redactor?) {
-        self.base = base
-        self.recorder = recorder
-        self.printer = printer
-        self.redactor = redactor
-    }
-
-    var connectionCount: Int { lock.withLock { connections } }
-
-    func start(host: String, port: Int) async throws -> Int {
-        let channel = try await ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { [self] channel in
-                channel.eventLoop.makeCompletedFuture {
-                    // The upstream connection made while deciding the upgrade, for the pipe after it.
-                    let pending = NIOLockedValueBox<WebSocketTransport?>(nil)
-                    let refusal = NIOLockedValueBox<String>("the upstream refused the connection")
-                    let upgrader = NIOWebSocketServerUpgrader(
-                        maxFrameSize: 16 << 20, automaticErrorHandling: true,
-                        shouldUpgrade: { channel, head in
-                            let promise = channel.eventLoop.makePromise(of: HTTPHeaders?.self)
-                            Task {
-                                do throws(WorksClientError) {
-                                    let transport = try await self.connectUpstream(for: head)
-                                    pending.withLockedValue { $0 = transport }
-                                    // The upstream accepted exactly the client's first subprotocol (the transport checks it).
-                                    var headers = HTTPHeaders()
-                                    if let offered = head.headers[canonicalForm: "Sec-WebSocket-Protocol"].first {
-                                        headers.add(name: "Sec-WebSocket-Protocol", value: String(offered))
-                                    }
-                                    promise.succeed(headers)
-                                } catch {
-                                    refusal.withLockedValue { $0 = error.reason }
-                                    promise.succeed(nil)
-                                }
-                            }
-                            return promise.futureResult
-                        },
-                        upgradePipelineHandler: { channel, _ in
-                            channel.eventLoop.makeCompletedFuture {
-                                let frames = try NIOAsyncChannel<WebSocketFrame, WebSocketFrame>(wrappingChannelSynchronously: channel)
-                                guard let upstream = pending.withLockedValue({ $0 }) else { throw ChannelError.inappropriateOperationForState }
-                                Task { await self.pipe(client: frames, channel: channel, upstream: upstream) }
-                            }
-                        })
-                    let answer = PlainHTTPAnswer(status: .badGateway) { "wmq-capture proxy: \(refusal.withLockedValue { $0 })\n" }
-                    try channel.pipeline.syncOperations.configureWebSocketServer(upgrader: upgrader, refusal: answer, on: channel.eventLoop)
-                }
-            }
-            .bind(host: host, port: port).get()
-        lock.withLock { listener = channel }
-        return channel.localAddress?.port ?? port
-    }
-
-    /// The upstream connection for a client's upgrade request: its path and query, credentials and
-    /// looks, the first subprotocol it offered (or none).
-    private func connectUpstream(for head: HTTPRequestHead) async throws(WorksClientError) -> WebSocketTransport {
-        var settings = base
-        if settings.url.target == "/" {
-            settings.url = try WebSocketURL("\(settings.url.isSecure ? "wss" : "ws")://\(settings.url.hostHeader)\(head.uri)")
-        }
-        settings.origin = head.headers.first(name: "Origin")
-        settings.userAgent = head.headers.first(name: "User-Agent")
-        let offered = head.headers[canonicalForm: "Sec-WebSocket-Protocol"].map(String.init)
-        // None offered (the JSON chat protocols): none asked for upstream either.
-        settings.subprotocol = offered.first
-        if let cookie = head.headers.first(name: "Cookie") { settings.cookies = WorksCookies(header: cookie) }
-        if let authorization = head.headers.first(name: "Authorization") { settings.extraHeaders.append((name: "Authorization", value: authorization)) }
-        let id = lock.withLock {
-            connections += 1
-            return connections
-        }
-        var taps: [any ByteTap] = []
-        if let recorder { taps.append(recorder.connectionTap()) }
-        if let printer { taps.append(LiveView(redactor: redactor, firstConnection: id) { printer.show($0) }) }
-        return try await WebSocketTransport.connect(settings, group: group, tap: taps.isEmpty ? nil : TapGroup(taps))
-    }
-
-    /// Frames both ways until either side closes; then both are closed.
-    private func pipe(client: NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, channel: any Channel, upstream: WebSocketTransport) async {
-        let key = ObjectIdentifier(channel)
-        lock.withLock { open[key] = (channel, upstream) }
-        let upstreamChannel = upstream.channel
-        await withTaskGroup(of: Void.self) { tasks in
-            tasks.addTask {
-                // Client → upstream: masked anew, as a client's frames must be.
-                try? await client.executeThenClose { inbound, _ in
-                    for try await frame in inbound {
-                        let forwarded = WebSocketFrame(fin: frame.fin, rsv1: frame.rsv1, rsv2: frame.rsv2, rsv3: frame.rsv3, opcode: frame.opcode,
-                                                       maskKey: .random(), data: frame.unmaskedData)
-                        try await upstreamChannel.writeAndFlush(forwarded).get()
-                        if frame.opcode == .connectionClose { break }
-                    }
-                }
-                try? await upstreamChannel.close()
-            }
-            tasks.addTask {
-                // Upstream → client, unmasked, as a server's frames are.
-                try? await upstream.frames.executeThenClose { inbound, _ in
-                    for try await frame in inbound {
-                        let forwarded = WebSocketFrame(fin: frame.fin, rsv1: frame.rsv1, rsv2: frame.rsv2, rsv3: frame.rsv3, opcode: frame.opcode,
-                                                       data: frame.unmaskedData)
-                        try await channel.writeAndFlush(forwarded).get()
-                        if frame.opcode == .connectionClose { break }
-                    }
-                }
-                try? await channel.close()
-            }
-        }
-        lock.withLock { _ = open.removeValue(forKey: key) }
-    }
-
-    func stop() async {
-        let (listener, connections) = lock.withLock { (self.listener, Array(open.values)) }
-        try? await listener?.close()
-        for connection in connections {
-            await connection.upstream.close()
-            try? await connection.client.close()
-        }
     }
 }
