@@ -31,6 +31,28 @@ import Testing
         guard case .close(1, _)? = actions.first else { Issue.record("\(actions)"); return }
     }
 
+    /// One phase per connection: waiting for CONNECT, a CONNECT not accepted (its refusal
+    /// encoded in the version the listener answers in), connected; nothing left after the close.
+    @Test func eachConnectionGoesThroughItsPhases() {
+        var broker = BrokerCore()
+        broker.connectionOpened(1, now: now, accepting: .version3)
+        #expect(broker.connections[1] == .awaitingConnect(opened: now, accepting: .version3))
+        #expect(broker.protocolVersion(on: 1) == nil && broker.clientID(of: 1) == nil)
+        let refused = broker.received(.connect(ConnectPacket(protocolVersion: .v5, clientIdentifier: "five")), from: 1, now: now)
+        #expect(refused.first == .send(1, .connack(ConnAckPacket(reasonCode: ReasonCode(1)))))
+        #expect(broker.connections[1] == .connecting(version: .v3_1_1) && broker.protocolVersion(on: 1) == .v3_1_1)
+        #expect(broker.clientID(of: 1) == nil)
+        _ = broker.connectionClosed(1, now: now)
+        #expect(broker.connections[1] == nil)
+
+        broker.connectionOpened(2, now: now)
+        _ = broker.received(connect("accepted"), from: 2, now: now)
+        #expect(broker.connections[2] == .connected(clientID: "accepted", version: .v3_1_1))
+        #expect(broker.clientID(of: 2) == "accepted" && broker.protocolVersion(on: 2) == .v3_1_1)
+        _ = broker.connectionClosed(2, now: now)
+        #expect(broker.connections.isEmpty)
+    }
+
     @Test func connackAndSessionPresent() {
         var broker = BrokerCore()
         #expect(broker.received(connect("a", clean: false), from: 1, now: now) == [.send(1, .connack(ConnAckPacket(sessionPresent: false)))])
