@@ -116,7 +116,7 @@ extension MockBroker {
 
     /// The retained messages: topic, QoS, size and the start of the payload.
     private func retainedList() -> [JSONValue] {
-        core.retainedMessages(now: .now).map { publish in
+        core.retainedMessages(now: clock.now).map { publish in
             let preview = String(decoding: publish.payload.readableBytesView.prefix(120), as: UTF8.self)
             return .object([
                 JSONMember(key: "topic", value: .string(publish.topicName)),

@@ -64,6 +64,8 @@ public actor MockBroker {
     private var nextConnection = 0
     private var listeners: [any Channel] = []
     private var ticker: Task<Void, Never>?
+    /// The time the broker goes by.
+    public nonisolated let clock: BrokerClock
     let logger: Logger
     private let group: any EventLoopGroup
     private var builder = NotificationBuilder()
@@ -126,8 +128,10 @@ public actor MockBroker {
         return frame
     }
 
+    /// `clock`: the time the broker goes by (tests pass a manual one).
     public init(configuration: Configuration, logger: Logger = Logger(label: "wmq.mock"),
-                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, clock: BrokerClock = .system) {
+        self.clock = clock
         var core = configuration.core
         if configuration.mode == .works && core.redeliveryInterval == nil { core.redeliveryInterval = .seconds(10) }
         self.configuration = configuration
@@ -295,7 +299,7 @@ public actor MockBroker {
 
     /// Publishes as the server, to every matching subscription.
     public func publish(_ publish: PublishPacket) {
-        perform(core.publish(publish, now: .now))
+        perform(core.publish(publish, now: clock.now))
     }
 
     /// Works mode: pushes a notification payload to every connected session, at QoS 1.
@@ -310,7 +314,7 @@ public actor MockBroker {
             if heldQueue.count > Self.maximumHeld { heldQueue.removeFirst(heldQueue.count - Self.maximumHeld) }
         }
         for client in clients {
-            perform(core.push(PublishPacket(qos: .atLeastOnce, topicName: topic, payload: payload), to: client, now: .now))
+            perform(core.push(PublishPacket(qos: .atLeastOnce, topicName: topic, payload: payload), to: client, now: clock.now))
         }
         return clients.count
     }
@@ -328,7 +332,7 @@ public actor MockBroker {
         heldQueue = []
         logger.info("held notifications delivered", metadata: ["client": "\(client)", "count": "\(waiting.count)"])
         for (topic, payload) in waiting {
-            perform(core.push(PublishPacket(qos: .atLeastOnce, topicName: topic, payload: payload), to: client, now: .now))
+            perform(core.push(PublishPacket(qos: .atLeastOnce, topicName: topic, payload: payload), to: client, now: clock.now))
         }
     }
 
@@ -344,14 +348,14 @@ public actor MockBroker {
     @discardableResult
     public func push(topic: String = "notification", payload: ByteBuffer, to clientID: String) -> Bool {
         guard core.connectedClients.contains(clientID) else { return false }
-        perform(core.push(PublishPacket(qos: .atLeastOnce, topicName: topic, payload: payload), to: clientID, now: .now))
+        perform(core.push(PublishPacket(qos: .atLeastOnce, topicName: topic, payload: payload), to: clientID, now: clock.now))
         return true
     }
 
     /// Disconnects a client as if its connection was lost (its will goes out); false when not connected.
     @discardableResult
     public func kick(_ clientID: String) -> Bool {
-        let actions = core.kick(clientID, now: .now)
+        let actions = core.kick(clientID, now: clock.now)
         perform(actions)
         return !actions.isEmpty
     }
@@ -377,7 +381,7 @@ public actor MockBroker {
         nextConnection += 1
         connections[nextConnection] = Connection(channel: channel, transport: transport,
                                                  described: Self.describe(nextConnection, channel), frameWriter: writer)
-        core.connectionOpened(nextConnection, now: .now, accepting: accepting)
+        core.connectionOpened(nextConnection, now: clock.now, accepting: accepting)
         if !viewers.isEmpty { showConnection(nextConnection, opened: true) }
         return nextConnection
     }
@@ -439,7 +443,7 @@ public actor MockBroker {
     private func received(_ packet: MQTTPacket, from id: BrokerCore.ConnectionID, size: Int) {
         scenarioSaw(packet, on: id)
         if !viewers.isEmpty { show(packet, on: id, direction: .clientToServer, size: size) }
-        let actions = core.received(packet, from: id, now: .now)
+        let actions = core.received(packet, from: id, now: clock.now)
         // Cached for the write path: the core fixes the version with the first CONNECT.
         if case .connect = packet, let version = core.protocolVersion(on: id) { connections[id]?.version = version }
         perform(actions)
@@ -452,10 +456,11 @@ public actor MockBroker {
     private func answerAsAICore(_ publish: PublishPacket) {
         let outgoing = chatAgent.received(topic: publish.topicName, payload: publish.payload, now: Self.epochMilliseconds())
         guard !outgoing.isEmpty else { return }
-        let start = ContinuousClock.now
+        let start = clock.now
         Task {
             for item in outgoing {
-                if item.after > .zero { try? await Task.sleep(until: start + item.after) }
+                let wait = item.after - (self.clock.now - start)
+                if wait > .zero { await self.clock.sleep(for: wait) }
                 self.publish(item.publishPacket)
             }
         }
@@ -473,14 +478,14 @@ public actor MockBroker {
     private func failed(_ id: BrokerCore.ConnectionID, _ error: any Error) {
         logger.notice("connection error", metadata: ["connection": "\(id)", "error": "\(error)"])
         guard let error = error as? MQTTWireError else { return }
-        perform(core.violation(on: id, code: BrokerCore.reasonCode(for: error), reason: error.reason, now: .now))
+        perform(core.violation(on: id, code: BrokerCore.reasonCode(for: error), reason: error.reason, now: clock.now))
     }
 
     private func closed(_ id: BrokerCore.ConnectionID) {
         scenarioConnectionEnded(id)
         if !viewers.isEmpty { showConnection(id, opened: false, reason: "connection closed") }
         connections.removeValue(forKey: id)?.channel.close(promise: nil)
-        perform(core.connectionClosed(id, now: .now))
+        perform(core.connectionClosed(id, now: clock.now))
     }
 
     /// Carries out the core's actions. `delaysAcknowledgements` is false for acknowledgements
@@ -521,7 +526,7 @@ public actor MockBroker {
                     let delay = delaysAcknowledgements ? max(plays[id]?.acknowledgementDelay ?? .zero, acknowledgementDelay) : .zero
                     if delay > .zero {
                         Task {
-                            try? await Task.sleep(for: delay)
+                            await self.clock.sleep(for: delay)
                             self.perform([.send(id, packet)], delaysAcknowledgements: false)
                         }
                         continue
@@ -576,13 +581,14 @@ public actor MockBroker {
         guard ticker == nil else { return }
         ticker = Task { [weak self] in
             while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(250))
+                guard let clock = self?.clock else { return }
+                await clock.sleep(for: .milliseconds(250))
                 await self?.tick()
             }
         }
     }
 
     private func tick() {
-        perform(core.tick(now: .now))
+        perform(core.tick(now: clock.now))
     }
 }

@@ -46,7 +46,7 @@ extension MockBroker {
             case .readReceipt(let channel, let reader, let serial):
                 _ = push(payload: NotificationBuilder.readReceipt(channel: channel, reader: reader, messageSerial: serial), to: clientID)
             case .publish(let topic, let payload, let qos):
-                perform(core.push(PublishPacket(qos: qos, topicName: topic, payload: payload), to: clientID, now: .now))
+                perform(core.push(PublishPacket(qos: qos, topicName: topic, payload: payload), to: clientID, now: clock.now))
             case .wait(let duration):
                 try? await Task.sleep(for: duration)
             case .expect(let expectation, let timeout):

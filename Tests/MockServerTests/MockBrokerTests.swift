@@ -64,8 +64,8 @@ let quiet = Logger(label: "wmq.test", factory: { _ in SwiftLogNoOpLogHandler() }
 
 @Suite("wmq-mock with real clients", .serialized, .timeLimit(.minutes(2)))
 struct MockBrokerTests {
-    func broker(_ configuration: MockBroker.Configuration = .init()) async throws -> (MockBroker, Int) {
-        let broker = MockBroker(configuration: configuration, logger: quiet)
+    func broker(_ configuration: MockBroker.Configuration = .init(), clock: BrokerClock = .system) async throws -> (MockBroker, Int) {
+        let broker = MockBroker(configuration: configuration, logger: quiet, clock: clock)
         let port = try await broker.listenWebSocket(host: "127.0.0.1", port: 0)
         return (broker, port)
     }
@@ -139,8 +139,9 @@ struct MockBrokerTests {
     }
 
     @Test func worksModePushesToWorksClientAndRedelivers() async throws {
+        let clock = BrokerClock.manual()
         let (broker, port) = try await broker(.init(mode: .works, core: .init(redeliveryInterval: .milliseconds(300)),
-                                                    requiredCookies: ["WORKS_SES": "s3cret"]))
+                                                    requiredCookies: ["WORKS_SES": "s3cret"]), clock: clock)
         defer { Task { await broker.stop() } }
         var configuration = WorksClientConfiguration(webSocket: WebSocketSettings(url: try WebSocketURL("ws://127.0.0.1:\(port)/wmqtt")))
         configuration.webSocket.cookies = WorksCookies(header: "NNB=x; WORKS_SES=s3cret")
@@ -153,8 +154,13 @@ struct MockBrokerTests {
         let payload = try builder.payload(from: try JSONReader.parse(#"{"channel": 7, "sender": "Mock", "text": "pushed"}"#), now: 1)
         #expect(await broker.pushToAll(payload: payload) == 1)
         #expect(await texts.wait { $0 == ["pushed"] })
-        // Acknowledged: nothing comes again after the redelivery interval.
-        try await Task.sleep(for: .milliseconds(700))
+        // Acknowledged: nothing comes again after the redelivery interval, moved past on the
+        // broker's clock (its ticker wakes, ticks and sleeps again).
+        #expect(await waitUntil { await broker.pending(of: broker.connectedClients.first ?? "")?.inflight == 0 })
+        #expect(await waitUntil { clock.sleeping > 0 })
+        clock.advance(by: .milliseconds(700))
+        #expect(await waitUntil { clock.sleeping > 0 })
+        try await Task.sleep(for: .milliseconds(100))  // what a redelivery would take over loopback
         #expect(await texts.lines == ["pushed"])
         await client.disconnect()
 
@@ -427,7 +433,8 @@ struct AdminAPITests {
     }
 
     @Test func faultsTurnOnAndOff() async throws {
-        let broker = MockBroker(configuration: .init(), logger: quiet)
+        let clock = BrokerClock.manual()
+        let broker = MockBroker(configuration: .init(), logger: quiet, clock: clock)
         let port = try await broker.listenWebSocket(host: "127.0.0.1", port: 0)
         defer { Task { await broker.stop() } }
         var configuration = WorksClientConfiguration(webSocket: WebSocketSettings(url: try WebSocketURL("ws://127.0.0.1:\(port)/mqtt")))
@@ -441,9 +448,19 @@ struct AdminAPITests {
         // Accepted again, with acknowledgements half a second late.
         let client = WorksClient(configuration: configuration, logger: quiet)
         try await client.connect()
-        let started = ContinuousClock.now
-        try await client.publish(topic: "t", payload: ByteBuffer(string: "x"), qos: .atLeastOnce)
-        #expect(ContinuousClock.now - started >= .milliseconds(450))
+        let acknowledged = TextLog()
+        let published = Task {
+            try await client.publish(topic: "t", payload: ByteBuffer(string: "x"), qos: .atLeastOnce)
+            await acknowledged.add("PUBACK")
+        }
+        // The PUBACK waits on the broker's clock: not there after 0.4 s of it, there after 0.5 s.
+        #expect(await waitUntil { clock.sleeping >= 2 })  // the ticker and the acknowledgement
+        clock.advance(by: .milliseconds(400))
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(await acknowledged.lines.isEmpty)
+        clock.advance(by: .milliseconds(100))
+        try await published.value
+        #expect(await acknowledged.lines == ["PUBACK"])
         await client.disconnect()
         #expect(await request("POST", "/api/faults", port: port, body: #"{"fly": true}"#).0 == 400)
         #expect(await request("GET", "/api/faults", port: port).1 == "{\"answerPing\":true,\"refuseConnections\":false,\"ackDelay\":0.5}\n")

@@ -93,7 +93,8 @@ struct ScenarioPlayTests {
 
     @Test func delayedAcknowledgementsArriveLateButArrive() async throws {
         let scenario = try Scenario(jsonLines: "{\"delay_acks\": 0.4}\n{\"wait\": 5}\n")
-        let broker = MockBroker(configuration: .init(scenario: scenario), logger: quiet)
+        let clock = BrokerClock.manual()
+        let broker = MockBroker(configuration: .init(scenario: scenario), logger: quiet, clock: clock)
         let port = try await broker.listenWebSocket(host: "127.0.0.1", port: 0)
         defer { Task { await broker.stop() } }
         let client = WorksClient(configuration: WorksClientConfiguration(
@@ -102,11 +103,23 @@ struct ScenarioPlayTests {
         // The play's first step has set the delay (a fixed sleep here was too short on a busy machine).
         #expect(await waitUntil(seconds: 10) { await broker.plays.values.contains { $0.acknowledgementDelay > .zero } })
         for qos in [QoS.atLeastOnce, .exactlyOnce] {
-            let started = ContinuousClock.now
-            try await client.publish(topic: "t", payload: ByteBuffer(string: "x"), qos: qos)
-            let took = ContinuousClock.now - started
-            // Late (0.4 s per acknowledgement), but there: the bug this guards against delayed them forever.
-            #expect(took >= .milliseconds(350) && took < .seconds(10), "QoS \(qos.rawValue): \(took)")
+            let acknowledged = Flag()
+            let published = Task {
+                try await client.publish(topic: "t", payload: ByteBuffer(string: "x"), qos: qos)
+                await acknowledged.set()
+            }
+            // Late by 0.4 s of the broker's clock, but there: the bug this guards against delayed them forever.
+            #expect(await waitUntil { clock.sleeping >= 2 })  // the ticker and the acknowledgement
+            clock.advance(by: .milliseconds(300))
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(await !acknowledged.value, "QoS \(qos.rawValue) acknowledged early")
+            // QoS 2: PUBREC, then PUBCOMP, each delayed.
+            for _ in 0..<(qos == .exactlyOnce ? 2 : 1) {
+                #expect(await waitUntil { clock.sleeping >= 2 })
+                clock.advance(by: .milliseconds(400))
+            }
+            try await published.value
+            #expect(await acknowledged.value, "QoS \(qos.rawValue)")
         }
         await client.disconnect()
     }
@@ -311,4 +324,9 @@ struct InputRouterTests {
         #expect(usage.contains("OneBot event"))
         await broker.stop()
     }
+}
+
+private actor Flag {
+    private(set) var value = false
+    func set() { value = true }
 }
