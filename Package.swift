@@ -437,7 +437,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RecordingsTests",
-            dependencies: ["TestSupport", "Recordings", "Replay", "Capture", "MQTTWire", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["TestSupport", "Recordings", "Replay", "Capture", "MQTTWire", "MockFiles", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "ReplayTests",

@@ -29,6 +29,9 @@ struct List: ParsableCommand {
     @Option(help: "text (default) or jsonl.")
     var format: Format = .text
 
+    @Flag(help: "Print only the wmq-mock mode that can stand in for the recording's server when its client side is driven: works (serve the recording's pushes: wmq-mock --mode works --serve FILE), chat (the chat-topic tree's AI core) or broker.")
+    var mockMode = false
+
     func run() throws {
         let session: Recording
         // A large capture takes a while: the same bar as wmq-decode's, on a terminal.
@@ -40,6 +43,10 @@ struct List: ParsableCommand {
             progress.done()
             throw unreadableInput("wmq-replay", "\(error)")
         }
+        if mockMode {
+            print(session.mockModeToServe.rawValue)
+            return
+        }
         var out = ""
         switch format {
         case .text:
@@ -47,6 +54,10 @@ struct List: ParsableCommand {
                 + (session.chatSockets.isEmpty ? "" : ", \(session.chatSockets.count) JSON chat socket\(session.chatSockets.count == 1 ? "" : "s")") + "\n"
             for connection in session.connections { out += Self.text(connection) }
             for socket in session.chatSockets { out += Self.text(socket) }
+            if !session.connections.isEmpty {
+                let mode = session.mockModeToServe
+                out += "a mock for its server side: wmq-mock --mode \(mode.rawValue)\(mode == .works ? " --serve \(recording)" : "")\n"
+            }
         case .jsonl:
             for object in session.connections.map(Self.json) + session.chatSockets.map(Self.json) {
                 var bytes: [UInt8] = []

@@ -1,11 +1,11 @@
 import Capture
 import Foundation
+import MockFiles
 import MQTTWire
 import Replay
 import Recordings
 import TestSupport
 import Testing
-
 
 /// Recordings read from every format, as wmq-replay and wmq-mock --serve see them.
 @Suite struct RecordingTests {
@@ -28,6 +28,17 @@ import Testing
         #expect(kinds == ["notification", "notification", "read-receipt", "channel-message"])
         // Times are in order.
         #expect(zip(connection.messages, connection.messages.dropFirst()).allSatisfy { $0.time <= $1.time })
+    }
+
+    /// The mock that stands in for each committed recording's server (what
+    /// `Tools/replay-captures` starts for `drive`): Works recordings by their path, the chat-topic
+    /// tree by a client's `chat/send`, a plain broker for the rest.
+    @Test(arguments: [("works-sample.pcap", MockMode.works), ("works-sample.har", .works),
+                      ("works-ws.pcap", .broker),  // Works payloads through mosquitto at /mqtt, published by a client it holds
+                      ("chat-ws.pcap", .chat), ("mqtt311-ws.pcap", .broker), ("mqtt5-ws.pcap", .broker), ("split-ws.pcap", .broker)])
+    func theMockThatServesEachRecording(file: String, mode: MockMode) throws {
+        let recording = try Recording.read(path: TestEnvironment.captures.appendingPathComponent(file).path)
+        #expect(recording.mockModeToServe == mode)
     }
 
     @Test func mqtt5AndPlainTCPConnections() throws {
