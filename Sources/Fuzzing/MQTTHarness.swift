@@ -13,13 +13,13 @@ enum MQTTHarness {
     static let maximumPacketSize = 1 << 20
 
     static let v311 = FuzzTarget(
-        name: "mqtt311", summary: "MQTT 3.1.1 decoder on a byte stream, with the encoder round trip"
+        name: "mqtt311", build: .codecs, summary: "MQTT 3.1.1 decoder on a byte stream, with the encoder round trip"
     ) { input throws(OracleViolation) in
         try roundTrips(input[...], version: .v3_1_1, target: "mqtt311")
     }
 
     static let v5 = FuzzTarget(
-        name: "mqtt5", summary: "MQTT 5.0 decoder on a byte stream, with the encoder round trip"
+        name: "mqtt5", build: .codecs, summary: "MQTT 5.0 decoder on a byte stream, with the encoder round trip"
     ) { input throws(OracleViolation) in
         try roundTrips(input[...], version: .v5, target: "mqtt5")
     }
@@ -27,7 +27,7 @@ enum MQTTHarness {
     /// Control bytes: flags (version in bits 0–1, bit 2: the stream starts after lost
     /// bytes, so the decoder first scans for a packet boundary), then the chunk-size seed.
     static let chunked = FuzzTarget(
-        name: "mqtt-chunked",
+        name: "mqtt-chunked", build: .codecs,
         summary: "incremental MQTT decoder fed in random chunk sizes, and without its fast path, against one-shot decoding"
     ) { input throws(OracleViolation) in
         var cursor = InputCursor(input)

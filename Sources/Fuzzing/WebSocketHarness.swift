@@ -21,7 +21,7 @@ enum WebSocketHarness {
     /// then the chunk-size seed. Oracles: chunked decoding equals one-shot decoding; every
     /// frame written back by the frame writer parses to the same frame.
     static let frames = FuzzTarget(
-        name: "websocket",
+        name: "websocket", build: .codecs,
         summary: "WebSocket frame parser and message reassembly (one direction, optional HTTP head and permessage-deflate)"
     ) { input throws(OracleViolation) in
         var cursor = InputCursor(input)
@@ -148,7 +148,7 @@ enum WebSocketHarness {
     /// the head parsed from the whole (or nothing yet); a parsed head says exactly how
     /// many bytes it took; the handshake checks take any pair of heads.
     static let httpUpgrade = FuzzTarget(
-        name: "http-upgrade", summary: "HTTP/1.1 Upgrade request and response heads, and the handshake checks"
+        name: "http-upgrade", build: .codecs, summary: "HTTP/1.1 Upgrade request and response heads, and the handshake checks"
     ) { input throws(OracleViolation) in
         var cursor = InputCursor(input)
         let split = Int(cursor.byte()) << 8 | Int(cursor.byte())
@@ -205,7 +205,7 @@ enum WebSocketHarness {
     /// byte and that many bytes. Oracles: output never exceeds the limit; whatever
     /// inflates, deflated again by zlib, inflates back to itself.
     static let deflate = FuzzTarget(
-        name: "deflate", summary: "permessage-deflate inflater (RFC 7692) with and without context takeover"
+        name: "deflate", build: .codecs, summary: "permessage-deflate inflater (RFC 7692) with and without context takeover"
     ) { input throws(OracleViolation) in
         try zlib.withLock { (streams: inout ZlibStreams?) throws(OracleViolation) in
             let ready: ZlibStreams

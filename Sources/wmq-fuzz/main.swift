@@ -44,8 +44,17 @@ struct List: ParsableCommand {
     @Flag(help: "Only the names, one a line (for scripts).")
     var names = false
 
+    @Option(help: "Only the targets of one fuzz build: codecs (run where only the codec modules carry coverage counters) or all.")
+    var build: String?
+
+    func validate() throws {
+        if let build, FuzzTarget.Build(rawValue: build) == nil {
+            throw ValidationError("--build takes codecs or all, not \(build)")
+        }
+    }
+
     func run() {
-        for target in FuzzTarget.all {
+        for target in FuzzTarget.all where build.map({ $0 == target.build.rawValue }) ?? true {
             print(names ? target.name : "\(target.name.padding(toLength: 14, withPad: " ", startingAt: 0)) "
                   + "max_len \(String(target.maximumInputLength).padding(toLength: 6, withPad: " ", startingAt: 0)) \(target.summary)")
         }

@@ -17,6 +17,16 @@ struct FuzzToolTests {
                               "mock-config", "scenario", "broker", "dialects"])
     }
 
+    /// Each fuzz build's targets (Tools/fuzz asks): the codecs' build holds the targets whose
+    /// harness uses only ByteStream, MQTTWire and WebSocketWire; the other build the rest.
+    @Test func eachBuildListsItsTargets() throws {
+        let codecs = try Self.fuzz(["list", "--names", "--build", "codecs"])
+        let rest = try Self.fuzz(["list", "--names", "--build", "all"])
+        #expect(codecs.lines == ["mqtt311", "mqtt5", "mqtt-chunked", "websocket", "http-upgrade", "deflate"])
+        #expect(Set(codecs.lines + rest.lines).count == 13 && Set(codecs.lines).isDisjoint(with: rest.lines))
+        #expect(try Self.fuzz(["list", "--build", "everything"]).status == 2)
+    }
+
     /// gen writes seeds and a dictionary; a second gen adds nothing; replay runs them all.
     @Test func genThenReplay() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-corpora-\(UUID().uuidString)").path
