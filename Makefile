@@ -1,13 +1,13 @@
 # wmq — see README.md. Every target installs what is missing first.
 SWIFT ?= swift
 .DEFAULT_GOAL := demo
-.PHONY: deps peers build demo test decode-differential replay bench fuzz fuzz-check sample clean
+.PHONY: deps peers build demo test decode-differential replay conformance conformance-quick bench fuzz fuzz-check sample clean
 
 deps:
 	@Tools/setup
 
-# The real peers the tests run against: mosquitto, tcpdump, openssl, headless Chromium, and
-# paho-mqtt and websocket-client (in .venv).
+# The real peers the tests run against: mosquitto, tcpdump, openssl, headless Chromium,
+# paho-mqtt and websocket-client (in .venv), and the Autobahn TestSuite (in .autobahn).
 peers:
 	@Tools/setup --peers
 
@@ -24,6 +24,19 @@ test: peers
 	$(SWIFT) test --skip-build
 	$(MAKE) --no-print-directory decode-differential
 	Tools/replay-captures --bin "$$($(SWIFT) build --show-bin-path)"
+	$(MAKE) --no-print-directory conformance-quick
+
+# WebSocket conformance: the Autobahn TestSuite against wmq-mock's echo, MQTT and OneBot
+# endpoints, mosquitto beside them as a reference (Tools/autobahn, docs/websocket.md).
+# conformance-quick (in make test) leaves out the performance (9.*) and deflate (12.*, 13.*)
+# cases; conformance runs all of them.
+conformance-quick: peers
+	$(SWIFT) build --product wmq-mock
+	Tools/autobahn --bin "$$($(SWIFT) build --show-bin-path)"
+
+conformance: peers
+	$(SWIFT) build --product wmq-mock
+	Tools/autobahn --all --bin "$$($(SWIFT) build --show-bin-path)"
 
 # wmq-decode against the truth and tshark on generated real-world traffic: other protocols,
 # midstream connections, MQTT 5.0 recovery, topic aliases, every capture cut, 100,000

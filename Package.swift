@@ -237,7 +237,7 @@ let package = Package(
         .target(
             name: "LiveWebSocket",
             dependencies: [
-                "WebSocketWire",
+                "WebSocketWire", "ByteStream",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -442,6 +442,16 @@ let package = Package(
         .testTarget(
             name: "ReplayTests",
             dependencies: ["TestSupport", "Replay", "Recordings", "Capture", "MQTTWire", "Dialects", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "LiveWebSocketTests",
+            dependencies: [
+                "TestSupport", "LiveWebSocket",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "CaptureProxyTests",

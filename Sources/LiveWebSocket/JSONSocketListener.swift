@@ -7,12 +7,15 @@ package import WebSocketWire
 /// The WebSocket listener of JSON chat endpoints — the mock's (OneBot, CocoroCore, Discord) and
 /// wmq-replay's served chat sockets: SwiftNIO's
 /// upgrader on a server bootstrap, each accepted connection handed to `serve` as a
-/// `NIOAsyncChannel` of frames with its upgrade request. A request `accepts` refuses gets
-/// `refusal`'s plain HTTP answer (a 401 for a wrong token), or NIO's 400 without one.
+/// `NIOAsyncChannel` of frames with its upgrade request, behind a ``WebSocketProtocolGuard``
+/// (by default passing whole messages). A malformed handshake gets RFC 6455's answer (426, 400);
+/// a request `accepts` refuses gets `refusal`'s plain HTTP answer (a 401 for a wrong token), or
+/// a 400 without one.
 package enum JSONSocketListener {
     package typealias Frames = NIOAsyncChannel<WebSocketFrame, WebSocketFrame>
 
     package static func bind(host: String, port: Int, group: any EventLoopGroup, maximumFrameSize: Int = 1 << 20,
+                     guarding: WebSocketProtocolGuard.Options = .init(assemblesMessages: true),
                      accepts: @escaping @Sendable (HTTPRequestHead) -> Bool,
                      refusal: (@Sendable () -> PlainHTTPAnswer)? = nil,
                      serve: @escaping @Sendable (Frames, any Channel, HTTPRequestHead) async -> Void) async throws -> any Channel {
@@ -25,15 +28,12 @@ package enum JSONSocketListener {
                         shouldUpgrade: { channel, head in channel.eventLoop.makeSucceededFuture(accepts(head) ? HTTPHeaders() : nil) },
                         upgradePipelineHandler: { channel, head in
                             channel.eventLoop.makeCompletedFuture {
+                                try channel.pipeline.syncOperations.addHandler(WebSocketProtocolGuard(options: guarding))
                                 let frames = try Frames(wrappingChannelSynchronously: channel)
                                 Task { await serve(frames, channel, head) }
                             }
                         })
-                    guard let refusal else {
-                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }))
-                        return
-                    }
-                    let answer = refusal()
+                    let answer = refusal?() ?? PlainHTTPAnswer(status: .badRequest) { "this is a WebSocket endpoint: upgrade with GET and Upgrade: websocket\n" }
                     try channel.pipeline.syncOperations.configureWebSocketServer(upgrader: upgrader, refusal: answer, on: channel.eventLoop)
                 }
             }

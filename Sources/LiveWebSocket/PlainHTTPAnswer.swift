@@ -19,9 +19,28 @@ public final class PlainHTTPAnswer: ChannelInboundHandler, RemovableChannelHandl
         self.body = body
     }
 
+    private var head: HTTPRequestHead?
+
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard case .end = unwrapInboundIn(data) else { return }
-        let text = body()
+        switch unwrapInboundIn(data) {
+        case .head(let head): self.head = head
+        case .body: break
+        case .end: answer(context)
+        }
+    }
+
+    private func answer(_ context: ChannelHandlerContext) {
+        // A malformed WebSocket handshake gets what RFC 6455 says, before this endpoint's own refusal.
+        var status = status
+        var text: String
+        var extraHeaders = extraHeaders
+        if let head, let refusal = WebSocketHandshakeCheck.refusal(for: head) {
+            status = refusal.status
+            text = refusal.reason
+            extraHeaders = refusal.headers
+        } else {
+            text = body()
+        }
         var headers = HTTPHeaders([("Content-Type", "text/plain"), ("Connection", "close"), ("Content-Length", "\(text.utf8.count)")])
         headers.add(contentsOf: extraHeaders)
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)

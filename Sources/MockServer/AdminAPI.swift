@@ -18,6 +18,8 @@ struct AdminResponse: Sendable {
     var status: Int
     var contentType: String
     var body: ByteBuffer
+    /// Headers besides the usual ones (`Sec-WebSocket-Version` on a 426).
+    var headers: [(String, String)] = []
 
     init(status: Int, text: String) {
         self.status = status

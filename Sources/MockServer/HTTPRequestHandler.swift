@@ -4,6 +4,7 @@ import Dialects
 import Logging
 import MockFiles
 import MQTTWire
+import LiveWebSocket
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -45,6 +46,14 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             self.head = nil
             let parts = head.uri.split(separator: "?", maxSplits: 1)
             let path = parts.first.map(String.init) ?? head.uri
+            // A WebSocket handshake that was not upgraded because it is malformed, or offers no
+            // MQTT subprotocol, is told why (RFC 6455 §4.2.2), never served the page.
+            if let refusal = WebSocketHandshakeCheck.refusal(for: head, subprotocols: MockBroker.subprotocols) {
+                var response = AdminResponse(status: Int(refusal.status.code), text: refusal.reason)
+                response.headers = refusal.headers
+                writeResponse(response, version: head.version, keepAlive: false, on: context.channel)
+                return
+            }
             if head.method == .GET, let file = MockBroker.pageFiles[path] {
                 writeResponse(AdminResponse(status: 200, file: file), version: head.version, keepAlive: head.isKeepAlive,
                               on: context.channel)
@@ -108,6 +117,7 @@ func writeResponse(_ response: AdminResponse, version: HTTPVersion, keepAlive: B
     headers.add(name: "Access-Control-Allow-Methods", value: "GET, POST, DELETE, OPTIONS")
     headers.add(name: "Access-Control-Allow-Headers", value: "Content-Type, Authorization")
     if !keepAlive { headers.add(name: "Connection", value: "close") }
+    headers.add(contentsOf: response.headers)
     let head = HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
     channel.write(HTTPServerResponsePart.head(head), promise: nil)
     channel.write(HTTPServerResponsePart.body(.byteBuffer(response.body)), promise: nil)

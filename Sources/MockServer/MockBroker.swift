@@ -3,6 +3,7 @@ import Capture
 import Dialects
 #if canImport(Glibc)
 import Glibc
+import LiveWebSocket
 #endif
 public import Logging
 public import MockAgents
@@ -183,6 +184,8 @@ public actor MockBroker {
                         },
                         upgradePipelineHandler: { channel, _ in
                             channel.eventLoop.makeCompletedFuture {
+                                // MQTT travels in binary messages; fragments pass on as they come (a byte stream).
+                                try channel.pipeline.syncOperations.addHandler(WebSocketProtocolGuard(options: .init(acceptsText: false)))
                                 let frames = try NIOAsyncChannel<WebSocketFrame, WebSocketFrame>(
                                     wrappingChannelSynchronously: channel,
                                     configuration: .init(backPressureStrategy: .init(lowWatermark: 4, highWatermark: 64)))

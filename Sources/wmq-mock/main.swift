@@ -114,6 +114,9 @@ struct Mock: AsyncParsableCommand {
         var mode: DeliveryThrottle.Mode { self == .append ? .append : .edit }
     }
 
+    @Option(help: "Also an RFC 6455 echo endpoint, HOST:PORT (any path, no subprotocol): each message sent back as it came. For conformance runs (make conformance: the Autobahn TestSuite) of the WebSocket transport every endpoint shares.")
+    var echo: String?
+
     @Option(name: .customLong("onebot-token"), help: "With --onebot: the token clients must send (Authorization: Bearer, or ?access_token=).")
     var onebotToken: String?
 
@@ -321,6 +324,13 @@ struct Mock: AsyncParsableCommand {
                 throw unreadableInput("wmq-mock", NetworkErrorText.listening(error, host: host, port: port, option: "--\(option)"))
             }
         }
+        var echoEndpoint: EchoEndpoint?
+        if let echo {
+            let endpoint = EchoEndpoint(logger: logger)
+            try await start("echo", echo, path: "/ (echo)") { try await endpoint.listen(host: $0, port: $1) }
+            echoEndpoint = endpoint
+        }
+        defer { if let echoEndpoint { Task { await echoEndpoint.stop() } } }
         var oneBot: OneBotMock?
         if let onebot {
             let mock = OneBotMock(configuration: .init(token: onebotToken), logger: logger)

@@ -203,6 +203,36 @@ struct HostileClientTests {
 
     static let upgrade = "GET /mqtt HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"
 
+    /// Handshakes the broker does not upgrade are told why in RFC 6455's terms, never served the
+    /// page: version 8 gets 426 naming version 13, a missing key 400, no MQTT subprotocol 400.
+    @Test(arguments: [
+        ("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 8", "HTTP/1.1 426", "sec-websocket-version: 13"),
+        ("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "", "HTTP/1.1 400", "Sec-WebSocket-Key"),
+        ("Sec-WebSocket-Protocol: mqtt\r\n", "", "HTTP/1.1 400", "offer the subprotocol mqtt"),
+    ])
+    func aBadHandshakeIsRefusedWithItsReason(replace: String, with: String, status: String, says: String) async throws {
+        let (broker, port) = try await broker()
+        defer { Task { await broker.stop() } }
+        let socket = try RawSocket(port: port)
+        socket.send(Self.upgrade.replacingOccurrences(of: replace, with: with).replacingOccurrences(of: "GET /mqtt", with: "GET /"))
+        let answer = await blocking { socket.receive(timeout: 3) }
+        #expect(answer.hasPrefix(status), "\(answer)")
+        #expect(answer.lowercased().contains(says.lowercased()), "\(answer)")
+        #expect(!answer.contains("<html"), "the page was served: \(answer.prefix(200))")
+    }
+
+    /// A text frame on the MQTT endpoint: Close 1003 (RFC 6455 §7.1.7), not a silent end.
+    @Test func aTextFrameIsUnsupportedData() async throws {
+        let (broker, port) = try await broker()
+        defer { Task { await broker.stop() } }
+        let socket = try RawSocket(port: port)
+        socket.send(Self.upgrade)
+        #expect(await blocking { socket.receive() }.hasPrefix("HTTP/1.1 101"))
+        socket.send(bytes: [0x81, 0x82, 1, 2, 3, 4, 0x69 ^ 1, 0x21 ^ 2])  // "i!" as text, masked
+        let close = await blocking { socket.receiveBytes() }
+        #expect(close.starts(with: [0x88, 0x02, 0x03, 0xEB]), "\(close)")
+    }
+
     /// Stopping (Ctrl-C): a 5.0 session gets DISCONNECT 0x8B, every WebSocket a Close 1001.
     @Test func stoppingSaysGoodbye() async throws {
         let (broker, port) = try await broker()
