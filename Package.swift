@@ -131,7 +131,7 @@ let package = Package(
         .target(
             name: "WorksClient",
             dependencies: [
-                "MQTTWire", "WebSocketWire", "Dialects", "Capture", "Dissector", "NetworkErrors",
+                "MQTTWire", "WebSocketWire", "Dialects", "Capture", "Dissector", "NetworkErrors", "LiveWebSocket",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -67,6 +67,9 @@ public final class RecordingProxy: @unchecked Sendable {  // the mutable state i
                         },
                         upgradePipelineHandler: { channel, _ in
                             channel.eventLoop.makeCompletedFuture {
+                                // Checked as RFC 6455 says; pings and closes pass on to the upstream, which answers.
+                                let guarding = WebSocketProtocolGuard.Options(answersControlFrames: false)
+                                try channel.pipeline.syncOperations.addHandler(WebSocketProtocolGuard(options: guarding))
                                 let frames = try NIOAsyncChannel<WebSocketFrame, WebSocketFrame>(wrappingChannelSynchronously: channel)
                                 guard let upstream = pending.withLockedValue({ $0 }) else { throw ChannelError.inappropriateOperationForState }
                                 Task { await self.pipe(client: frames, channel: channel, upstream: upstream) }
@@ -102,7 +105,8 @@ public final class RecordingProxy: @unchecked Sendable {  // the mutable state i
         var taps: [any ByteTap] = []
         if let recorder { taps.append(recorder.connectionTap()) }
         if let showEvent { taps.append(LiveView(redactor: redactor, firstConnection: id, sink: showEvent)) }
-        return try await WebSocketTransport.connect(settings, group: group, tap: taps.isEmpty ? nil : TapGroup(taps))
+        return try await WebSocketTransport.connect(settings, group: group, tap: taps.isEmpty ? nil : TapGroup(taps),
+                                                    guarding: .init(role: .client, answersControlFrames: false))
     }
 
     /// Frames both ways until either side closes; then both are closed.

@@ -49,9 +49,13 @@ public final class WebSocketProtocolGuard: ChannelDuplexHandler, RemovableChanne
         /// The largest message passed on (1009 past it).
         public var maximumMessageSize: Int
         public var closeTimeout: TimeAmount
+        /// Whether the guard answers Pings and Closes itself (an endpoint) or checks them and
+        /// passes them on (a proxy, whose other side answers).
+        public var answersControlFrames: Bool
 
         public init(role: Role = .server, acceptsText: Bool = true, acceptsBinary: Bool = true, assemblesMessages: Bool = false,
-                    maximumMessageSize: Int = 16 << 20, closeTimeout: TimeAmount = .seconds(5)) {
+                    maximumMessageSize: Int = 16 << 20, closeTimeout: TimeAmount = .seconds(5), answersControlFrames: Bool = true) {
+            self.answersControlFrames = answersControlFrames
             self.role = role
             self.acceptsText = acceptsText
             self.acceptsBinary = acceptsBinary
@@ -90,6 +94,8 @@ public final class WebSocketProtocolGuard: ChannelDuplexHandler, RemovableChanne
         default: break
         }
         switch frame.opcode {
+        case .ping where !options.answersControlFrames, .pong where !options.answersControlFrames:
+            context.fireChannelRead(wrapInboundOut(frame))
         case .ping:
             let pong = WebSocketFrame(fin: true, opcode: .pong, maskKey: outgoingMask, data: frame.unmaskedData)
             context.writeAndFlush(wrapOutboundOut(pong), promise: nil)
@@ -176,6 +182,7 @@ public final class WebSocketProtocolGuard: ChannelDuplexHandler, RemovableChanne
         closeReceived = true
         // The endpoint sees the peer's Close (its code and reason), then the connection ends.
         context.fireChannelRead(wrapInboundOut(frame))
+        guard options.answersControlFrames else { return }
         if closeSent {
             context.close(promise: nil)
         } else {

@@ -268,6 +268,7 @@ final class ReplayListeners: Sendable {
                                 },
                                 upgradePipelineHandler: { channel, _ in
                                     channel.eventLoop.makeCompletedFuture {
+                                        try channel.pipeline.syncOperations.addHandler(WebSocketProtocolGuard(options: .init(acceptsText: false)))
                                         let frames = try NIOAsyncChannel<WebSocketFrame, WebSocketFrame>(wrappingChannelSynchronously: channel)
                                         accepted(PacketLink(channel: channel, framing: .webSocket(masked: false), version: .v3_1_1, followsConnect: true),
                                                  .frames(frames), .webSocket)

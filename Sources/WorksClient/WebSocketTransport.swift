@@ -1,5 +1,6 @@
 package import MQTTWire
 public import NIOCore
+package import LiveWebSocket
 import NetworkErrors
 import NIOExtras
 import NIOHTTP1
@@ -39,9 +40,12 @@ package final class WebSocketTransport: Sendable {
         flushPending = NIOLoopBoundBox.makeBoxSendingValue(false, eventLoop: channel.eventLoop)  // built off the loop
     }
 
-    /// Connects and upgrades; returns once the server accepted the WebSocket.
-    package static func connect(_ settings: WebSocketSettings, group: any EventLoopGroup,
-                        tap: (any ByteTap)?) async throws(WorksClientError) -> WebSocketTransport {
+    /// Connects and upgrades; returns once the server accepted the WebSocket. `guarding`: how
+    /// the ``WebSocketProtocolGuard`` after NIO's decoder treats the server's frames (a proxy
+    /// passes control frames on instead of answering them).
+    package static func connect(_ settings: WebSocketSettings, group: any EventLoopGroup, tap: (any ByteTap)?,
+                                guarding: WebSocketProtocolGuard.Options = .init(role: .client)) async throws(WorksClientError)
+        -> WebSocketTransport {
         let url = settings.url
         var sslContext: NIOSSLContext?
         if url.isSecure {
@@ -86,6 +90,8 @@ package final class WebSocketTransport: Sendable {
                     guard chosen?.lowercased() == subprotocol?.lowercased() else {
                         throw WorksClientError(.connection, "the server chose subprotocol \(chosen.map { "'\($0)'" } ?? "none"), not \(subprotocol.map { "'\($0)'" } ?? "none")")
                     }
+                    // Every frame from the server checked as RFC 6455 says (a client's rules).
+                    try channel.pipeline.syncOperations.addHandler(WebSocketProtocolGuard(options: guarding))
                     let frames = try Frames(wrappingChannelSynchronously: channel, configuration: .init(
                         backPressureStrategy: .init(lowWatermark: 4, highWatermark: 64)))
                     upgraded.succeed(frames)

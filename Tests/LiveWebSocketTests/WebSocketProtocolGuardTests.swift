@@ -98,6 +98,16 @@ struct WebSocketProtocolGuardTests {
         #expect(!result.closed)
     }
 
+    /// A proxy's guard checks control frames and passes them on for the other side to answer.
+    @Test func aProxysGuardPassesControlFramesOn() throws {
+        let proxy = WebSocketProtocolGuard.Options(answersControlFrames: false)
+        let result = try Self.run([Self.frame(.ping, [1]), Self.frame(.pong, [2]), Self.frame(.connectionClose, [0x03, 0xE8])], options: proxy)
+        #expect(result.passed.map(\.opcode) == [.ping, .pong, .connectionClose])
+        #expect(result.sent.isEmpty && !result.closed)
+        // Still checked: a bad Close code fails the connection.
+        #expect(Self.closeCode(try Self.run([Self.frame(.connectionClose, [0x03, 0xED])], options: proxy).sent.last) == 1002)
+    }
+
     @Test func assembledMessagesComeWhole() throws {
         let result = try Self.run([Self.frame(.text, Array("a".utf8), fin: false), Self.frame(.continuation, [0xC3], fin: false),
                                    Self.frame(.continuation, [0xA9])], options: .init(assemblesMessages: true))
