@@ -27,15 +27,18 @@ test: peers
 	$(MAKE) --no-print-directory conformance-quick
 
 # WebSocket conformance: the Autobahn TestSuite against wmq-mock's echo, MQTT and OneBot
-# endpoints, mosquitto beside them as a reference (Tools/autobahn, docs/websocket.md).
+# endpoints, mosquitto beside them as a reference, and against the client side (an echo client
+# on WorksClient's transport) (Tools/autobahn, docs/websocket.md).
 # conformance-quick (in make test) leaves out the performance (9.*) and deflate (12.*, 13.*)
 # cases; conformance runs all of them.
 conformance-quick: peers
 	$(SWIFT) build --product wmq-mock
+	$(SWIFT) build --product wmq-autobahn-client
 	Tools/autobahn --bin "$$($(SWIFT) build --show-bin-path)"
 
 conformance: peers
 	$(SWIFT) build --product wmq-mock
+	$(SWIFT) build --product wmq-autobahn-client
 	Tools/autobahn --all --bin "$$($(SWIFT) build --show-bin-path)"
 
 # wmq-decode against the truth and tshark on generated real-world traffic: other protocols,

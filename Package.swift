@@ -286,6 +286,18 @@ let package = Package(
             ],
             swiftSettings: frontEndSettings
         ),
+        // The client side of the WebSocket conformance run (Tools/autobahn --client).
+        .executableTarget(
+            name: "wmq-autobahn-client",
+            dependencies: [
+                "WorksClient", "LiveWebSocket",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            path: "Tools/AutobahnClient",
+            swiftSettings: frontEndSettings
+        ),
         .executableTarget(
             name: "wmq-bench-client",
             dependencies: [
