@@ -171,6 +171,7 @@ let package = Package(
             name: "Replay",
             dependencies: [
                 "LiveWebSocket", "Recordings", "Capture", "MQTTWire", "WebSocketWire", "Dialects", "WorksClient", "NetworkErrors", "ChatClients",
+                "LiveClock",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -184,7 +185,7 @@ let package = Package(
             name: "MockServer",
             dependencies: [
                 "LiveWebSocket", "MQTTWire", "WebSocketWire", "Dialects", "MockFiles", "MockAgents", "Capture", "Dissector", "Recordings",
-                "Broker", "WorksClient",
+                "Broker", "WorksClient", "LiveClock",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -197,6 +198,12 @@ let package = Package(
 
         // Fuzzing: harness bodies and the corpus generator (a library, so tests run the
         // committed corpora through them without any fuzzer), and the libFuzzer driver shim.
+        // The time the live servers go by: the machine's, or one a test moves.
+        .target(
+            name: "LiveClock",
+            dependencies: [.product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
+            swiftSettings: strictSettings
+        ),
         // The mock's simulated participants: pure state machines that the live mock schedules
         // and the fuzzer drives (the chat-topic tree's AI core).
         // wmq-capture proxy's WebSocket proxy: clients in, one upstream each on WorksClient's
@@ -433,7 +440,7 @@ let package = Package(
         .testTarget(
             name: "MockServerTests",
             dependencies: ["TestSupport", 
-                "MockServer", "MockFiles", "Broker", "MQTTWire", "WorksClient", "Dialects", "wmq-mock",
+                "MockServer", "MockFiles", "Broker", "MQTTWire", "WorksClient", "Dialects", "LiveClock", "wmq-mock",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
@@ -453,7 +460,12 @@ let package = Package(
         ),
         .testTarget(
             name: "ReplayTests",
-            dependencies: ["TestSupport", "Replay", "Recordings", "Capture", "MQTTWire", "Dialects", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [
+                "TestSupport", "Replay", "Recordings", "Capture", "MQTTWire", "Dialects", "LiveClock", "WorksClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "LiveWebSocketTests",

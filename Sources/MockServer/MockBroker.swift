@@ -5,6 +5,7 @@ import Dialects
 import Glibc
 import LiveWebSocket
 #endif
+public import LiveClock
 public import Logging
 public import MockAgents
 public import MockFiles
@@ -66,7 +67,7 @@ public actor MockBroker {
     private var listeners: [any Channel] = []
     private var ticker: Task<Void, Never>?
     /// The time the broker goes by.
-    public nonisolated let clock: BrokerClock
+    public nonisolated let clock: LiveClock
     let logger: Logger
     private let group: any EventLoopGroup
     private var builder = NotificationBuilder()
@@ -131,7 +132,7 @@ public actor MockBroker {
 
     /// `clock`: the time the broker goes by (tests pass a manual one).
     public init(configuration: Configuration, logger: Logger = Logger(label: "wmq.mock"),
-                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, clock: BrokerClock = .system) {
+                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, clock: LiveClock = .system) {
         self.clock = clock
         var core = configuration.core
         if configuration.mode == .works && core.redeliveryInterval == nil { core.redeliveryInterval = .seconds(10) }

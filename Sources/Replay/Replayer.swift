@@ -1,6 +1,7 @@
 import Capture
 import Dialects
 import Logging
+import LiveClock
 import MQTTWire
 import NIOConcurrencyHelpers
 public import NIOCore
@@ -166,7 +167,7 @@ extension Replayer {
         guard let port = server.webSocketPort else { throw ReplayError(.connection, "the loopback listener has no port") }
         let clientNotes = NIOLockedValueBox<[Int: [String]]>([:])
         // The clients keep the recorded times under the pace too, from the timeline's start.
-        let clock = (start: ContinuousClock.now, base: playable.compactMap { $0.messages.first?.time }.min() ?? 0, pace: options.pace)
+        let clock = (time: options.clock, start: options.clock.now, base: playable.compactMap { $0.messages.first?.time }.min() ?? 0, pace: options.pace)
         async let report = server.run()
         await withTaskGroup(of: Void.self) { tasks in
             for (index, connection) in playable.enumerated() {
@@ -203,7 +204,8 @@ extension Replayer {
 
     /// One recorded client, played by a ``WorksClient`` at the application level; returns notes.
     static func runClient(_ connection: RecordedConnection, index: Int, server: ReplayServer, port: Int, gate: ProgressGate,
-                          clock: (start: ContinuousClock.Instant, base: Double, pace: Pace), group: any EventLoopGroup) async -> [String] {
+                          clock: (time: LiveClock, start: ContinuousClock.Instant, base: Double, pace: Pace),
+                          group: any EventLoopGroup) async -> [String] {
         let connect = connection.connect ?? ConnectPacket(clientIdentifier: WorksDefaults.makeClientIdentifier(), username: "dummy")
         let keepAlive = Duration.seconds(Int(connect.keepAlive))
         let mqtt = MQTTSettings(clientIdentifier: connect.clientIdentifier, username: connect.username,
@@ -248,7 +250,7 @@ extension Replayer {
             default: continue  // acknowledgements and pings are the client's own work
             }
             guard await gate.wait(until: step) else { break }
-            try? await Task.sleep(until: clock.start + clock.pace.delay(offset: message.time - clock.base), clock: .continuous)
+            await clock.time.sleep(until: clock.start + clock.pace.delay(offset: message.time - clock.base))
             switch message.packet {
             case .connect:
                 do {

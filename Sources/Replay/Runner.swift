@@ -1,5 +1,6 @@
 public import Capture
 public import Dialects
+public import LiveClock
 import MQTTWire
 import NIOConcurrencyHelpers
 import NIOCore
@@ -28,9 +29,12 @@ public struct ReplayOptions: Sendable {
     public var rules: MatchRules
     /// Told every packet sent and received, as a line (`--verbose`).
     public var trace: (@Sendable (String) -> Void)?
+    /// The time the replay goes by (pace, timeout, settling): the machine's, or a test's.
+    public var clock: LiveClock
 
     public init(pace: Pace = .original, timeout: Duration = .seconds(10), settle: Duration = .milliseconds(200),
-                rules: MatchRules = MatchRules(), trace: (@Sendable (String) -> Void)? = nil) {
+                rules: MatchRules = MatchRules(), trace: (@Sendable (String) -> Void)? = nil, clock: LiveClock = .system) {
+        self.clock = clock
         self.pace = pace
         self.timeout = timeout
         self.settle = settle
@@ -160,7 +164,8 @@ final class ScriptRunner: @unchecked Sendable {
 
     /// Runs until the recording is played and settled, or the peer stalls.
     func run() async -> RunOutcome {
-        let start = ContinuousClock.now
+        let clock = options.clock
+        let start = clock.now
         started = start
         perform(script.start(now: start))
         var lastProgress = start
@@ -171,7 +176,7 @@ final class ScriptRunner: @unchecked Sendable {
         loop: while true {
             progress?(ReplayProgress(position: script.position, finished: script.isFinished,
                                      acknowledgeablesSent: script.acknowledgeablesSent))
-            let now = ContinuousClock.now
+            let now = clock.now
             if script.isFinished && finishedAt == nil { finishedAt = now }
             if let finishedAt, now >= finishedAt + options.settle { break }
             if finishedAt == nil, everConnected, waitsOnPeer, now >= lastProgress + options.timeout {
@@ -185,12 +190,12 @@ final class ScriptRunner: @unchecked Sendable {
             if let deadline {
                 let continuation = self.continuation
                 wake = Task {
-                    try? await Task.sleep(until: deadline, clock: .continuous)
+                    await clock.sleep(until: deadline)
                     if !Task.isCancelled { continuation.yield(.wake) }
                 }
             }
             guard let event = await iterator.next() else { break }
-            let when = ContinuousClock.now
+            let when = clock.now
             let before = script.position
             switch event {
             case .wake:
@@ -246,7 +251,7 @@ final class ScriptRunner: @unchecked Sendable {
         for link in links.values { await link.close() }
         links = [:]
         return RunOutcome(timelines: script.timelines, notes: notes, connectionNotes: connectionNotes, packets: packets,
-                          played: (finishedAt ?? .now) - start)
+                          played: (finishedAt ?? clock.now) - start)
     }
 
     private var waitsOnPeer: Bool { script.waitsOnPeer }
@@ -274,7 +279,7 @@ final class ScriptRunner: @unchecked Sendable {
         for action in actions {
             switch action {
             case .send(let index, let packet):
-                trace(index, packet, sent: true, at: ContinuousClock.now - started)
+                trace(index, packet, sent: true, at: options.clock.now - started)
                 if outgoing[index] == nil { order.append(index) }
                 outgoing[index, default: []].append(packet)
             case .close(let index):

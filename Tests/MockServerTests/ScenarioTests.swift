@@ -4,6 +4,7 @@ import MQTTWire
 @testable import MockServer
 import NIOCore
 import TestSupport
+import LiveClock
 import Testing
 import WorksClient
 
@@ -93,7 +94,7 @@ struct ScenarioPlayTests {
 
     @Test func delayedAcknowledgementsArriveLateButArrive() async throws {
         let scenario = try Scenario(jsonLines: "{\"delay_acks\": 0.4}\n{\"wait\": 5}\n")
-        let clock = BrokerClock.manual()
+        let clock = LiveClock.manual()
         let broker = MockBroker(configuration: .init(scenario: scenario), logger: quiet, clock: clock)
         let port = try await broker.listenWebSocket(host: "127.0.0.1", port: 0)
         defer { Task { await broker.stop() } }

@@ -1,14 +1,14 @@
 import NIOConcurrencyHelpers
 
-/// The time the mock's broker goes by: its ticks (keep-alive, redelivery, the CONNECT timeout,
-/// expiry), delayed acknowledgements and the AI core's paced replies. ``system`` is the
-/// machine's clock; a test makes a ``manual()`` one and moves it with ``advance(by:)``, so that
-/// timed rules are tested by moving time instead of sleeping and measuring windows.
-public final class BrokerClock: Sendable {
+/// The time a live server goes by: the mock's broker (its ticks, delayed acknowledgements, the
+/// AI core's paced replies) and the replay runner (pace, timeouts, the settling time). ``system``
+/// is the machine's clock; a test makes a ``manual()`` one and moves it with ``advance(by:)``, so
+/// that timed rules are tested by moving time instead of sleeping and measuring windows.
+public final class LiveClock: Sendable {
     /// The machine's monotonic clock.
-    public static var system: BrokerClock { BrokerClock(manual: false) }
+    public static var system: LiveClock { LiveClock(manual: false) }
     /// A clock that stands still until ``advance(by:)`` moves it.
-    public static func manual() -> BrokerClock { BrokerClock(manual: true) }
+    public static func manual() -> LiveClock { LiveClock(manual: true) }
 
     private struct Sleeper {
         var deadline: Duration
@@ -62,6 +62,12 @@ public final class BrokerClock: Sendable {
             }
             sleeper?.continuation.resume()
         }
+    }
+
+    /// Returns at `deadline` on this clock (at once when it has passed), or when the task is cancelled.
+    public func sleep(until deadline: ContinuousClock.Instant) async {
+        let wait = deadline - now
+        if wait > .zero { await sleep(for: wait) }
     }
 
     /// Moves a manual clock forward; every sleep whose end has come returns.

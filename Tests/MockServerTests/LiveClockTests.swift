@@ -1,13 +1,14 @@
-import MockServer
+import LiveClock
 import TestSupport
+import LiveClock
 import Testing
 
 /// The broker's clock: a manual one stands still until moved, and its sleeps end when it
 /// passes their end or their task is cancelled.
-@Suite("Broker clock")
-struct BrokerClockTests {
+@Suite("Live clock")
+struct LiveClockTests {
     @Test func aManualClockMovesOnlyWhenAdvanced() async throws {
-        let clock = BrokerClock.manual()
+        let clock = LiveClock.manual()
         let start = clock.now
         try await Task.sleep(for: .milliseconds(20))
         #expect(clock.now == start)
@@ -16,7 +17,7 @@ struct BrokerClockTests {
     }
 
     @Test func aSleepEndsWhenTheClockPassesItsEnd() async throws {
-        let clock = BrokerClock.manual()
+        let clock = LiveClock.manual()
         let woke = Flag()
         let sleeper = Task {
             await clock.sleep(for: .seconds(10))
@@ -32,7 +33,7 @@ struct BrokerClockTests {
     }
 
     @Test func aCancelledSleepEndsAtOnce() async throws {
-        let clock = BrokerClock.manual()
+        let clock = LiveClock.manual()
         let sleeper = Task { await clock.sleep(for: .seconds(3600)) }
         #expect(await waitUntil { clock.sleeping == 1 })
         sleeper.cancel()
@@ -48,7 +49,7 @@ struct BrokerClockTests {
     }
 
     @Test func theSystemClockSleepsForReal() async {
-        let clock = BrokerClock.system
+        let clock = LiveClock.system
         let start = ContinuousClock.now
         await clock.sleep(for: .milliseconds(30))
         #expect(ContinuousClock.now - start >= .milliseconds(30))
