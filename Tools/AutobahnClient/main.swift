@@ -40,6 +40,8 @@ enum AutobahnClient {
         var settings = WebSocketSettings(url: try WebSocketURL(url))
         settings.subprotocol = nil
         settings.origin = nil
+        // The suite's largest messages are 16 MiB, some in one frame (9.1.6, 9.3.9).
+        settings.maximumFrameSize = 16 << 20
         return try await WebSocketTransport.connect(settings, group: group, tap: nil,
                                                     guarding: .init(role: .client, assemblesMessages: true))
     }
