@@ -19,7 +19,7 @@ struct Fuzz: ParsableCommand {
             Exit codes: 0 success; 1 an input broke an oracle (replay); 2 usage error;
             3 unreadable input.
             """,
-        subcommands: [List.self, Generate.self, Replay.self, Run.self])
+        subcommands: [List.self, Generate.self, Replay.self, Run.self, Rates.self])
 
     static func main() {
         // libFuzzer's -jobs/-fork children are started with the flags alone; the target
@@ -274,4 +274,37 @@ struct Run: ParsableCommand {
 /// The harness libFuzzer's C callback calls (a C function pointer cannot capture it).
 enum RunningTarget {
     nonisolated(unsafe) static var current: FuzzTarget?
+}
+
+/// The arithmetic of `Tools/fuzz rate`, here where tests reach it.
+struct Rates: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rates",
+        abstract: "Tools/fuzz rate's figures: the ratio of two rates, or the median of ratios read one a line from standard input.")
+
+    @Option(help: "This build's rate (with --theirs: prints ours / theirs, 0 when theirs is 0).")
+    var ours: Double?
+
+    @Option(help: "The other build's rate.")
+    var theirs: Double?
+
+    func validate() throws {
+        if (ours == nil) != (theirs == nil) { throw ValidationError("give --ours and --theirs together, or neither (median of standard input)") }
+    }
+
+    func run() throws {
+        if let ours, let theirs {
+            print(String(format: "%.3f", RateStatistics.ratio(ours: ours, theirs: theirs)))
+            return
+        }
+        var values: [Double] = []
+        while let line = readLine() {
+            let text = line.trimmingCharacters(in: .whitespaces)
+            guard !text.isEmpty else { continue }
+            guard let value = Double(text) else { throw ValidationError("not a number: \(text)") }
+            values.append(value)
+        }
+        guard let median = RateStatistics.median(values) else { throw ValidationError("no numbers on standard input") }
+        print(String(format: "%.2f %d", median, values.count))
+    }
 }

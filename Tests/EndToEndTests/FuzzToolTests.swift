@@ -17,6 +17,15 @@ struct FuzzToolTests {
                               "mock-config", "scenario", "broker", "dialects"])
     }
 
+    /// Tools/fuzz rate's arithmetic through the tool: a ratio, and the median of lines on stdin.
+    @Test func ratesAreComputedByTheTool() throws {
+        #expect(try Self.fuzz(["rates", "--ours", "150", "--theirs", "100"]).output == "1.500\n")
+        let median = try DecodeTests.run(["rates"], stdin: Data("1.2\n0.8\n1.0\n".utf8), tool: "wmq-fuzz")
+        #expect(median.status == 0 && median.output == "1.00 3\n", "\(median.output) \(median.error)")
+        #expect(try DecodeTests.run(["rates"], stdin: Data("fast\n".utf8), tool: "wmq-fuzz").status == 2)
+        #expect(try Self.fuzz(["rates", "--ours", "1"]).status == 2)
+    }
+
     /// Each fuzz build's targets (Tools/fuzz asks): the codecs' build holds the targets whose
     /// harness uses only ByteStream, MQTTWire and WebSocketWire; the other build the rest.
     @Test func eachBuildListsItsTargets() throws {

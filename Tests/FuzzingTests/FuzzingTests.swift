@@ -283,3 +283,15 @@ struct CorpusGeneratorTests {
         }
     }
 }
+
+/// The arithmetic of Tools/fuzz rate: ratios of two builds' rates and their median.
+@Suite("Fuzz rate statistics")
+struct RateStatisticsTests {
+    @Test func ratiosAndMedians() {
+        #expect(RateStatistics.ratio(ours: 300, theirs: 200) == 1.5)
+        #expect(RateStatistics.ratio(ours: 300, theirs: 0) == 0)
+        #expect(RateStatistics.median([3, 1, 2]) == 2)
+        #expect(RateStatistics.median([4, 1, 3, 2]) == 2.5)
+        #expect(RateStatistics.median([]) == nil)
+    }
+}
