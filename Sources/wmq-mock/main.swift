@@ -120,6 +120,9 @@ struct Mock: AsyncParsableCommand {
     @Option(name: .customLong("onebot-token"), help: "With --onebot: the token clients must send (Authorization: Bearer, or ?access_token=).")
     var onebotToken: String?
 
+    @Option(name: .customLong("onebot-lifecycle-timeout"), help: "With --onebot: seconds a client has to send its lifecycle connect event before the connection is closed (1008). Default 1, the seed's rule.")
+    var onebotLifecycleTimeout: Double = 1
+
     @Option(help: "broker, works or chat (default broker).")
     var mode: MockMode?
 
@@ -333,7 +336,9 @@ struct Mock: AsyncParsableCommand {
         defer { if let echoEndpoint { Task { await echoEndpoint.stop() } } }
         var oneBot: OneBotMock?
         if let onebot {
-            let mock = OneBotMock(configuration: .init(token: onebotToken), logger: logger)
+            guard onebotLifecycleTimeout > 0 else { throw ValidationError("--onebot-lifecycle-timeout takes a positive number of seconds") }
+            let mock = OneBotMock(configuration: .init(token: onebotToken, lifecycleTimeout: .milliseconds(Int64(onebotLifecycleTimeout * 1000))),
+                                  logger: logger)
             try await start("onebot", onebot, path: "/ws/ (OneBot v11)") { try await mock.listen(host: $0, port: $1) }
             oneBot = mock
         }
