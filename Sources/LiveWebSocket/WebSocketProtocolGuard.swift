@@ -128,13 +128,14 @@ public final class WebSocketProtocolGuard: ChannelDuplexHandler, RemovableChanne
             messageSize = 0
             utf8 = UTF8Validator()
         }
-        let payload = frame.unmaskedData
-        messageSize += payload.readableBytes
+        // The length from the header: binary frames passed on as they come are not unmasked
+        // here (the endpoint unmasks them once; a second unmasking doubled a large message's cost).
+        messageSize += frame.length
         guard messageSize <= options.maximumMessageSize else {
             return fail(context, .messageTooLarge, "a message over \(options.maximumMessageSize) bytes")
         }
         if opcode == .text {
-            let bad = payload.withUnsafeReadableBytes { utf8.validate($0) }
+            let bad = frame.unmaskedData.withUnsafeReadableBytes { utf8.validate($0) }
             if bad != nil || (frame.fin && !utf8.isComplete) {
                 return fail(context, .dataInconsistentWithMessage, "a text message that is not UTF-8 (RFC 6455 §8.1)")
             }
@@ -149,6 +150,7 @@ public final class WebSocketProtocolGuard: ChannelDuplexHandler, RemovableChanne
             context.fireChannelRead(wrapInboundOut(frame))
             return
         }
+        let payload = frame.unmaskedData
         if frame.fin && frame.opcode != .continuation {
             context.fireChannelRead(wrapInboundOut(WebSocketFrame(fin: true, opcode: opcode, data: payload)))
             return
