@@ -61,8 +61,6 @@ public enum WebSocketHandshakeCheck {
             (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x30 && byte <= 0x39)
                 || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "/")
         }
-        // The last character before the padding carries 2 bits: its low 4 bits are zero.
-        guard bytes[..<22].allSatisfy(alphabet) else { return false }
-        return true
+        return bytes[..<22].allSatisfy(alphabet)
     }
 }

@@ -134,8 +134,10 @@ public final class WebSocketProtocolGuard: ChannelDuplexHandler, RemovableChanne
         guard messageSize <= options.maximumMessageSize else {
             return fail(context, .messageTooLarge, "a message over \(options.maximumMessageSize) bytes")
         }
+        // Unmasked once, and only when read here: text to validate, or a message to assemble.
+        let payload = opcode == .text || options.assemblesMessages ? frame.unmaskedData : ByteBuffer()
         if opcode == .text {
-            let bad = frame.unmaskedData.withUnsafeReadableBytes { utf8.validate($0) }
+            let bad = payload.withUnsafeReadableBytes { utf8.validate($0) }
             if bad != nil || (frame.fin && !utf8.isComplete) {
                 return fail(context, .dataInconsistentWithMessage, "a text message that is not UTF-8 (RFC 6455 §8.1)")
             }
@@ -150,7 +152,6 @@ public final class WebSocketProtocolGuard: ChannelDuplexHandler, RemovableChanne
             context.fireChannelRead(wrapInboundOut(frame))
             return
         }
-        let payload = frame.unmaskedData
         if frame.fin && frame.opcode != .continuation {
             context.fireChannelRead(wrapInboundOut(WebSocketFrame(fin: true, opcode: opcode, data: payload)))
             return
