@@ -246,6 +246,7 @@ let package = Package(
             dependencies: [
                 "WebSocketWire", "ByteStream",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
@@ -273,7 +274,7 @@ let package = Package(
         // Front ends.
         .target(
             name: "CommandLineSupport",
-            dependencies: ["ByteStream", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["ByteStream", "LiveWebSocket", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: frontEndSettings
         ),
         .executableTarget(

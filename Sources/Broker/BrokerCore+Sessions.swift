@@ -25,6 +25,10 @@ extension BrokerCore {
         if isVersion5, connect.properties.first(.authenticationMethod) != nil {
             return refuse(.badAuthenticationMethod, 5, "enhanced authentication is not supported")
         }
+        if let credentials = configuration.credentials, !credentials.accept(username: connect.username, password: connect.password) {
+            let who = connect.username.map { "user \($0)" } ?? "no user name"
+            return refuse(.badUserNameOrPassword, 4, "bad user name or password (\(who))")
+        }
         var clientID = connect.clientIdentifier
         var assigned = false
         if clientID.isEmpty {

@@ -1,5 +1,5 @@
 public import MQTTWire
-import NIOCore
+public import NIOCore
 
 /// The broker of `wmq-mock` as a value-type state machine, MQTT 3.1, 3.1.1 and 5.0: the
 /// transport reports connections, packets and the passing of time; the core returns
@@ -42,6 +42,10 @@ public struct BrokerCore: Sendable {
         public var dynamicFilters: Bool
         /// A fault: every CONNECT is refused with "server unavailable" (3.1.1 return code 3, 5.0 0x88).
         public var refusesConnections = false
+        /// Who may connect: nil lets every CONNECT in (a broker on loopback); otherwise a CONNECT
+        /// must carry a user name and password this list accepts, else CONNACK "bad user name or
+        /// password" (3.1.1 return code 4, 5.0 0x86).
+        public var credentials: Credentials?
 
         public init(maximumInflight: Int = 100, maximumQueued: Int = 10_000, maximumClientIDLength: Int = 256,
                     maximumPayloadSize: Int = 8 << 20, answersPing: Bool = true, redeliveryInterval: Duration? = nil,
@@ -59,6 +63,61 @@ public struct BrokerCore: Sendable {
 
         /// The largest packet accepted: the payload limit plus room for a topic, properties and headers.
         public var maximumPacketSize: Int { maximumPayloadSize + 65_536 + 5 }
+    }
+
+    /// The user names and passwords a broker accepts (mosquitto's password file, in plain text:
+    /// the mock is a test server, and its file is the user's own).
+    public struct Credentials: Sendable, Hashable {
+        /// Passwords by user name.
+        public var users: [String: String]
+        /// A password any user name may give (the admin token, when no user list is given).
+        public var sharedPassword: String?
+
+        public init(users: [String: String] = [:], sharedPassword: String? = nil) {
+            self.users = users
+            self.sharedPassword = sharedPassword
+        }
+
+        /// Whether a CONNECT's user name and password are accepted; compared in time that does
+        /// not depend on where the bytes differ.
+        public func accept(username: String?, password: ByteBuffer?) -> Bool {
+            guard let password else { return false }
+            let given = Array(password.readableBytesView)
+            if let shared = sharedPassword, Self.sameBytes(given, Array(shared.utf8)) { return true }
+            guard let username, let expected = users[username] else { return false }
+            return Self.sameBytes(given, Array(expected.utf8))
+        }
+
+        static func sameBytes(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+            var difference = UInt8(truncatingIfNeeded: a.count ^ b.count)
+            for index in 0..<max(a.count, b.count) {
+                difference |= (index < a.count ? a[index] : 0) ^ (index < b.count ? b[index] : 0)
+            }
+            return difference == 0 && a.count == b.count
+        }
+
+        /// Reads `NAME:PASSWORD` lines (blank lines and `#` comments skipped); the error names
+        /// the line.
+        public init(passwordFile text: String) throws(CredentialsError) {
+            var users: [String: String] = [:]
+            for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let line = raw.hasSuffix("\r") ? raw.dropLast() : raw
+                if line.allSatisfy({ $0 == " " || $0 == "\t" }) || line.first == "#" { continue }
+                guard let colon = line.firstIndex(of: ":"), colon != line.startIndex else {
+                    throw CredentialsError(line: index + 1, reason: "give NAME:PASSWORD")
+                }
+                users[String(line[..<colon])] = String(line[line.index(after: colon)...])
+            }
+            guard !users.isEmpty else { throw CredentialsError(line: 0, reason: "no NAME:PASSWORD line") }
+            self.init(users: users)
+        }
+    }
+
+    /// A password file that cannot be used: the line (0 for the whole file) and why.
+    public struct CredentialsError: Error, Sendable, Hashable, CustomStringConvertible {
+        public var line: Int
+        public var reason: String
+        public var description: String { line > 0 ? "line \(line): \(reason)" : reason }
     }
 
     /// The MQTT versions a listener serves: rumqttd's `[ws]` and `[v4]` listeners serve 3.1.1

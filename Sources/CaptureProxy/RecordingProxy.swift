@@ -1,6 +1,6 @@
 public import Dialects
 public import Dissector
-import LiveWebSocket
+public import LiveWebSocket
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -17,14 +17,18 @@ public final class RecordingProxy: @unchecked Sendable {  // the mutable state i
     /// Each decoded event of every connection (the live view), from any thread.
     public let showEvent: (@Sendable (CaptureEvent) -> Void)?
     public let redactor: Redactor?
+    /// Which browser pages and host names may use the proxy: it sends the configured cookies
+    /// upstream, so a page of another origin must not reach it (403) unless allowed.
+    public let access: BrowserAccess
     let group = MultiThreadedEventLoopGroup.singleton
     private let lock = NIOLock()
     private var listener: (any Channel)?
     private var open: [ObjectIdentifier: (client: any Channel, upstream: WebSocketTransport)] = [:]
     private var connections = 0
 
-    public init(base: WebSocketSettings, recorder: SessionRecorder?, redactor: Redactor?,
+    public init(base: WebSocketSettings, recorder: SessionRecorder?, redactor: Redactor?, access: BrowserAccess = .standard,
                 showEvent: (@Sendable (CaptureEvent) -> Void)? = nil) {
+        self.access = access
         self.base = base
         self.recorder = recorder
         self.showEvent = showEvent
@@ -47,6 +51,8 @@ public final class RecordingProxy: @unchecked Sendable {  // the mutable state i
                     let upgrader = NIOWebSocketServerUpgrader(
                         maxFrameSize: 16 << 20, automaticErrorHandling: true,
                         shouldUpgrade: { channel, head in
+                            // A page of another origin or a foreign host name: 403 from the answer below.
+                            guard self.access.allows(head) else { return channel.eventLoop.makeSucceededFuture(nil) }
                             let promise = channel.eventLoop.makePromise(of: HTTPHeaders?.self)
                             Task {
                                 do throws(WorksClientError) {
@@ -75,7 +81,7 @@ public final class RecordingProxy: @unchecked Sendable {  // the mutable state i
                                 Task { await self.pipe(client: frames, channel: channel, upstream: upstream) }
                             }
                         })
-                    let answer = PlainHTTPAnswer(status: .badGateway) { "wmq-capture proxy: \(refusal.withLockedValue { $0 })\n" }
+                    let answer = PlainHTTPAnswer(status: .badGateway, access: access) { "wmq-capture proxy: \(refusal.withLockedValue { $0 })\n" }
                     try channel.pipeline.syncOperations.configureWebSocketServer(upgrader: upgrader, refusal: answer, on: channel.eventLoop)
                 }
             }

@@ -10,14 +10,16 @@ package import WebSocketWire
 /// `NIOAsyncChannel` of frames with its upgrade request, behind a ``WebSocketProtocolGuard``
 /// (by default passing whole messages). A malformed handshake gets RFC 6455's answer (426, 400);
 /// a request `accepts` refuses gets `refusal`'s plain HTTP answer (a 401 for a wrong token), or
-/// a 400 without one.
+/// a 400 without one. A request `access` refuses (a page of another origin, a foreign host
+/// name) is answered 403 before any of that.
 package enum JSONSocketListener {
     package typealias Frames = NIOAsyncChannel<WebSocketFrame, WebSocketFrame>
 
     package static func bind(host: String, port: Int, group: any EventLoopGroup, maximumFrameSize: Int = 1 << 20,
                      guarding: WebSocketProtocolGuard.Options = .init(assemblesMessages: true),
+                     access: BrowserAccess = .standard,
                      accepts: @escaping @Sendable (HTTPRequestHead) -> Bool,
-                     refusal: (@Sendable () -> PlainHTTPAnswer)? = nil,
+                     refusal: (@Sendable (BrowserAccess) -> PlainHTTPAnswer)? = nil,
                      serve: @escaping @Sendable (Frames, any Channel, HTTPRequestHead) async -> Void) async throws -> any Channel {
         try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -25,7 +27,9 @@ package enum JSONSocketListener {
                 channel.eventLoop.makeCompletedFuture {
                     let upgrader = NIOWebSocketServerUpgrader(
                         maxFrameSize: maximumFrameSize, automaticErrorHandling: true,
-                        shouldUpgrade: { channel, head in channel.eventLoop.makeSucceededFuture(accepts(head) ? HTTPHeaders() : nil) },
+                        shouldUpgrade: { channel, head in
+                            channel.eventLoop.makeSucceededFuture(access.allows(head) && accepts(head) ? HTTPHeaders() : nil)
+                        },
                         upgradePipelineHandler: { channel, head in
                             channel.eventLoop.makeCompletedFuture {
                                 try channel.pipeline.syncOperations.addHandler(WebSocketProtocolGuard(options: guarding))
@@ -33,7 +37,9 @@ package enum JSONSocketListener {
                                 Task { await serve(frames, channel, head) }
                             }
                         })
-                    let answer = refusal?() ?? PlainHTTPAnswer(status: .badRequest) { "this is a WebSocket endpoint: upgrade with GET and Upgrade: websocket\n" }
+                    let answer = refusal?(access) ?? PlainHTTPAnswer(status: .badRequest, access: access) {
+                        "this is a WebSocket endpoint: upgrade with GET and Upgrade: websocket\n"
+                    }
                     try channel.pipeline.syncOperations.configureWebSocketServer(upgrader: upgrader, refusal: answer, on: channel.eventLoop)
                 }
             }

@@ -5,6 +5,8 @@ public import NIOHTTP1
 /// servers' refusals (426 without an MQTT upgrade, 401 without the token, 502 when the upstream
 /// refused). `body` is read when the request has ended, so it may say what happened meanwhile.
 /// Placed after NIO's HTTP server pipeline with upgrade, and removed once a request is upgraded.
+/// A request that ``BrowserAccess`` refuses (a page of another origin, a foreign host name) is
+/// told so first, whatever the endpoint would have answered.
 public final class PlainHTTPAnswer: ChannelInboundHandler, RemovableChannelHandler {
     public typealias InboundIn = HTTPServerRequestPart
     public typealias OutboundOut = HTTPServerResponsePart
@@ -12,10 +14,13 @@ public final class PlainHTTPAnswer: ChannelInboundHandler, RemovableChannelHandl
     private let status: HTTPResponseStatus
     private let extraHeaders: [(String, String)]
     private let body: () -> String
+    private let access: BrowserAccess
 
-    public init(status: HTTPResponseStatus, extraHeaders: [(String, String)] = [], body: @escaping () -> String) {
+    public init(status: HTTPResponseStatus, extraHeaders: [(String, String)] = [], access: BrowserAccess = .standard,
+                body: @escaping () -> String) {
         self.status = status
         self.extraHeaders = extraHeaders
+        self.access = access
         self.body = body
     }
 
@@ -34,7 +39,11 @@ public final class PlainHTTPAnswer: ChannelInboundHandler, RemovableChannelHandl
         var status = status
         var text: String
         var extraHeaders = extraHeaders
-        if let head, let refusal = WebSocketHandshakeCheck.refusal(for: head) {
+        if let head, case .refused(let refusedStatus, let reason) = access.check(head) {
+            status = refusedStatus
+            text = reason
+            extraHeaders = []
+        } else if let head, let refusal = WebSocketHandshakeCheck.refusal(for: head) {
             status = refusal.status
             text = refusal.reason
             extraHeaders = refusal.headers

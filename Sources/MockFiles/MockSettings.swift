@@ -40,7 +40,9 @@ public struct MockSettings: Sendable, Hashable {
         }
 
         /// Whether only this machine can reach it.
-        public var isLoopback: Bool { host == "127.0.0.1" || host == "::1" || host == "localhost" }
+        public var isLoopback: Bool {
+            host == "::1" || host == "localhost" || (host.hasPrefix("127.") && host.split(separator: ".").count == 4)
+        }
     }
 
     public var webSocket: [Listener] = [Listener(host: "127.0.0.1", port: 8885)]
@@ -68,6 +70,15 @@ public struct MockSettings: Sendable, Hashable {
     /// Which connection of it (wmq-decode's id: 1 for `c1`); nil: the first whose server published.
     public var serveConnection: Int?
     public var adminToken: String?
+    /// `users`: a file of `NAME:PASSWORD` lines; every MQTT CONNECT must carry one of them.
+    public var usersFile: String?
+    /// `insecure_remote`: MQTT on an address other machines reach, without credentials.
+    public var insecureRemote = false
+    /// `allow_origins`: origins of pages that may use the mock besides its own page, as
+    /// `--allow-origin` takes them (checked when the mock starts).
+    public var allowOrigins: [String] = []
+    /// `allow_hosts`: host names requests may use besides the mock's addresses and localhost.
+    public var allowHosts: [String] = []
     public var logLevel = "info"
     /// Keys of rumqttd's configuration that the mock reads past, for a notice at start.
     public private(set) var ignoredKeys: [String] = []
@@ -221,6 +232,10 @@ public struct MockSettings: Sendable, Hashable {
                 let address = try Self.address(try Self.string(value, name, line: line), name, line: line)
                 admin = Listener(host: address.host, port: address.port)
             case "admin_token": adminToken = try Self.string(value, name, line: line)
+            case "users": usersFile = try Self.string(value, name, line: line)
+            case "insecure_remote": insecureRemote = try Self.boolean(value, name, line: line)
+            case "allow_origins": allowOrigins = try Self.strings(value, name, line: line)
+            case "allow_hosts": allowHosts = try Self.strings(value, name, line: line)
             case "max_queued": maximumQueued = try Self.integer(value, name, line: line, minimum: 0)
             case "topic_alias_maximum": topicAliasMaximum = try Self.integer(value, name, line: line, minimum: 0, maximum: 65_535)
             case "mqtt5_on_websocket":
@@ -245,6 +260,11 @@ public struct MockSettings: Sendable, Hashable {
     static func string(_ value: TOMLValue, _ name: String, line: Int) throws(SettingsError) -> String {
         guard case .string(let text) = value else { throw SettingsError(line: line, reason: "\(name) must be a string, not a \(value.typeName)") }
         return text
+    }
+
+    static func strings(_ value: TOMLValue, _ name: String, line: Int) throws(SettingsError) -> [String] {
+        guard case .array(let items) = value else { throw SettingsError(line: line, reason: "\(name) must be an array of strings, not a \(value.typeName)") }
+        return try items.map { item throws(SettingsError) in try string(item, name + "'s items", line: line) }
     }
 
     static func boolean(_ value: TOMLValue, _ name: String, line: Int) throws(SettingsError) -> Bool {

@@ -1,6 +1,6 @@
 import Dialects
 import Foundation
-import LiveWebSocket
+public import LiveWebSocket
 import MockAgents
 public import Logging
 import NIOConcurrencyHelpers
@@ -42,9 +42,12 @@ public final class CocoroMock: Sendable {
     /// The reply the mock gives to `query`: Japanese for a Japanese question, English otherwise.
     public static func reply(to query: String) -> String { CannedReply.reply(to: query) }
 
-    public func listen(host: String, port: Int) async throws -> Int {
+    /// Starts listening on `host`:`port` (0 asks for a free one); returns the port bound.
+    /// `access` says which browser pages and host names are served (by default the
+    /// endpoint's own page only, by its addresses and localhost).
+    public func listen(host: String, port: Int, access: BrowserAccess = .standard) async throws -> Int {
         let channel = try await JSONSocketListener.bind(
-            host: host, port: port, group: group, maximumFrameSize: 16 << 20,
+            host: host, port: port, group: group, maximumFrameSize: 16 << 20, access: access,
             accepts: { head in
                 let path = head.uri.split(separator: "?").first.map(String.init) ?? head.uri
                 return path.hasPrefix("/ws/chat/") && path.count > "/ws/chat/".count

@@ -1,6 +1,6 @@
 public import Dialects
 import Foundation
-import LiveWebSocket
+public import LiveWebSocket
 import MockAgents
 public import Logging
 import NIOConcurrencyHelpers
@@ -70,9 +70,12 @@ public final class DiscordGatewayMock: Sendable {
         self.group = group
     }
 
-    public func listen(host: String, port: Int) async throws -> Int {
+    /// Starts listening on `host`:`port` (0 asks for a free one); returns the port bound.
+    /// `access` says which browser pages and host names are served (by default the
+    /// endpoint's own page only, by its addresses and localhost).
+    public func listen(host: String, port: Int, access: BrowserAccess = .standard) async throws -> Int {
         let channel = try await JSONSocketListener.bind(
-            host: host, port: port, group: group, accepts: { _ in true },
+            host: host, port: port, group: group, access: access, accepts: { _ in true },
             serve: { frames, channel, head in await self.serve(frames, channel: channel, query: Self.query(of: head.uri)) })
         state.withLockedValue { $0.listeners.append(channel) }
         return channel.localAddress?.port ?? port

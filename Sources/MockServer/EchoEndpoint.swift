@@ -1,4 +1,4 @@
-import LiveWebSocket
+public import LiveWebSocket
 public import Logging
 public import NIOCore
 import NIOConcurrencyHelpers
@@ -22,11 +22,13 @@ public final class EchoEndpoint: Sendable {
         self.group = group
     }
 
-    /// Listens; returns the bound port.
-    public func listen(host: String, port: Int) async throws -> Int {
+    /// Starts listening on `host`:`port` (0 asks for a free one); returns the port bound.
+    /// `access` says which browser pages and host names are served (by default the
+    /// endpoint's own page only, by its addresses and localhost).
+    public func listen(host: String, port: Int, access: BrowserAccess = .standard) async throws -> Int {
         let channel = try await JSONSocketListener.bind(
             host: host, port: port, group: group, maximumFrameSize: Self.maximumMessageSize,
-            guarding: .init(assemblesMessages: true, maximumMessageSize: Self.maximumMessageSize),
+            guarding: .init(assemblesMessages: true, maximumMessageSize: Self.maximumMessageSize), access: access,
             accepts: { _ in true },
             serve: { frames, _, _ in await Self.echo(frames) })
         listeners.withLockedValue { $0.append(channel) }

@@ -46,17 +46,29 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             self.head = nil
             let parts = head.uri.split(separator: "?", maxSplits: 1)
             let path = parts.first.map(String.init) ?? head.uri
+            // A page of another origin, or a request for a foreign host name (DNS rebinding), is
+            // refused before anything is read or done: a text/plain POST or a WebSocket handshake
+            // reaches the server whatever CORS says.
+            let corsOrigin: String?
+            switch configuration.access.check(head) {
+            case .refused(let status, let reason):
+                writeResponse(AdminResponse(status: Int(status.code), text: reason), version: head.version, keepAlive: false,
+                              on: context.channel)
+                return
+            case .allowed(let origin):
+                corsOrigin = origin
+            }
             // A WebSocket handshake that was not upgraded because it is malformed, or offers no
             // MQTT subprotocol, is told why (RFC 6455 §4.2.2), never served the page.
             if let refusal = WebSocketHandshakeCheck.refusal(for: head, subprotocols: MockBroker.subprotocols) {
                 var response = AdminResponse(status: Int(refusal.status.code), text: refusal.reason)
                 response.headers = refusal.headers
-                writeResponse(response, version: head.version, keepAlive: false, on: context.channel)
+                writeResponse(response, version: head.version, keepAlive: false, corsOrigin: corsOrigin, on: context.channel)
                 return
             }
             if head.method == .GET, let file = MockBroker.pageFiles[path] {
                 writeResponse(AdminResponse(status: 200, file: file), version: head.version, keepAlive: head.isKeepAlive,
-                              on: context.channel)
+                              corsOrigin: corsOrigin, on: context.channel)
                 return
             }
             if head.method == .GET && path == "/api/events", let broker {
@@ -66,13 +78,14 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 let offered = head.headers.first(name: "Authorization") ?? query.split(separator: "&")
                     .first { $0.hasPrefix("token=") }.map { "Bearer " + ($0.dropFirst(6).removingPercentEncoding ?? "") }
                 if let token = configuration.adminToken, offered != "Bearer \(token)" {
-                    writeResponse(.error(401, "the live view wants the admin token"), version: head.version, keepAlive: false, on: context.channel)
+                    writeResponse(.error(401, "the live view wants the admin token"), version: head.version, keepAlive: false,
+                                  corsOrigin: corsOrigin, on: context.channel)
                     return
                 }
                 var headers = HTTPHeaders()
                 headers.add(name: "Content-Type", value: "text/event-stream")
                 headers.add(name: "Cache-Control", value: "no-cache")
-                headers.add(name: "Access-Control-Allow-Origin", value: "*")
+                if let corsOrigin { headers.add(contentsOf: corsHeaders(corsOrigin)) }
                 context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
                 let channel = context.channel
                 Task { await broker.addViewer(channel) }
@@ -85,7 +98,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 let keepAlive = head.isKeepAlive
                 Task { [broker] in
                     let response = await broker.handle(request)
-                    writeResponse(response, version: version, keepAlive: keepAlive, on: channel)
+                    writeResponse(response, version: version, keepAlive: keepAlive, corsOrigin: corsOrigin, on: channel)
                 }
                 return
             }
@@ -103,19 +116,24 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
                     """)
             }
-            writeResponse(response, version: head.version, keepAlive: false, on: context.channel)
+            writeResponse(response, version: head.version, keepAlive: false, corsOrigin: corsOrigin, on: context.channel)
         }
     }
 }
 
-func writeResponse(_ response: AdminResponse, version: HTTPVersion, keepAlive: Bool, on channel: any Channel) {
+/// CORS for a page of another origin that ``BrowserAccess`` allows (`--allow-origin`): that
+/// origin by name, never `*`.
+func corsHeaders(_ origin: String) -> [(String, String)] {
+    [("Access-Control-Allow-Origin", origin), ("Vary", "Origin"),
+     ("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS"),
+     ("Access-Control-Allow-Headers", "Content-Type, Authorization")]
+}
+
+func writeResponse(_ response: AdminResponse, version: HTTPVersion, keepAlive: Bool, corsOrigin: String? = nil, on channel: any Channel) {
     var headers = HTTPHeaders()
     headers.add(name: "Content-Type", value: response.contentType)
     headers.add(name: "Content-Length", value: "\(response.body.readableBytes)")
-    // CORS: frontend dev servers on other origins call the admin API.
-    headers.add(name: "Access-Control-Allow-Origin", value: "*")
-    headers.add(name: "Access-Control-Allow-Methods", value: "GET, POST, DELETE, OPTIONS")
-    headers.add(name: "Access-Control-Allow-Headers", value: "Content-Type, Authorization")
+    if let corsOrigin { headers.add(contentsOf: corsHeaders(corsOrigin)) }
     if !keepAlive { headers.add(name: "Connection", value: "close") }
     headers.add(contentsOf: response.headers)
     let head = HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: response.status), headers: headers)

@@ -3,7 +3,7 @@ import Capture
 import Dialects
 #if canImport(Glibc)
 import Glibc
-import LiveWebSocket
+public import LiveWebSocket
 #endif
 public import LiveClock
 public import Logging
@@ -40,6 +40,10 @@ public actor MockBroker {
         public var scenario: Scenario?
         /// Chat mode: how the AI core streams its replies.
         public var chat: ChatTopicAgent.Configuration = .init()
+        /// Which browser pages may use the page, the admin API and the WebSocket endpoints, and
+        /// by which host names: by default the mock's own page only (`--allow-origin`,
+        /// `--allow-host` add more).
+        public var access = BrowserAccess.standard
 
         public init(mode: Mode = .broker, core: BrokerCore.Configuration = .init(), requiredCookies: [String: String]? = nil,
                     path: String = "/wmqtt", maximumFrameSize: Int = 16 << 20, adminToken: String? = nil,
@@ -136,6 +140,11 @@ public actor MockBroker {
         self.clock = clock
         var core = configuration.core
         if configuration.mode == .works && core.redeliveryInterval == nil { core.redeliveryInterval = .seconds(10) }
+        var configuration = configuration
+        if !configuration.access.reports {
+            // A refused page or host name is explained in the log, once each.
+            configuration.access = configuration.access.reporting { [logger] text in logger.warning("\(text)") }
+        }
         self.configuration = configuration
         self.core = BrokerCore(configuration: core)
         chatAgent = ChatTopicAgent(configuration: configuration.chat)

@@ -1,6 +1,6 @@
 public import Dialects
 import Foundation
-import LiveWebSocket
+public import LiveWebSocket
 public import Logging
 import NIOConcurrencyHelpers
 public import NIOCore
@@ -51,11 +51,14 @@ public final class OneBotMock: Sendable {
     }
 
     /// Listens; returns the bound port.
-    public func listen(host: String, port: Int) async throws -> Int {
+    /// Starts listening on `host`:`port` (0 asks for a free one); returns the port bound.
+    /// `access` says which browser pages and host names are served (by default the
+    /// endpoint's own page only, by its addresses and localhost).
+    public func listen(host: String, port: Int, access: BrowserAccess = .standard) async throws -> Int {
         let token = configuration.token
         let channel = try await JSONSocketListener.bind(
-            host: host, port: port, group: group, accepts: { Self.authorized($0, token: token) },
-            refusal: { PlainHTTPAnswer(status: .unauthorized) { "OneBot: Authorization: Bearer <token> (or ?access_token=) is required\n" } },
+            host: host, port: port, group: group, access: access, accepts: { Self.authorized($0, token: token) },
+            refusal: { access in PlainHTTPAnswer(status: .unauthorized, access: access) { "OneBot: Authorization: Bearer <token> (or ?access_token=) is required\n" } },
             serve: { frames, channel, _ in await self.serve(frames, channel: channel) })
         state.withLockedValue { $0.listeners.append(channel) }
         return channel.localAddress?.port ?? port

@@ -10,8 +10,9 @@ import NIOPosix
 import NIOWebSocket
 import WebSocketWire
 
-/// Which WebSocket upgrades a listener takes: an MQTT subprotocol, and in Works mode the
-/// endpoint's path and the configured cookies.
+/// Which WebSocket upgrades a listener takes: from the mock's own page or a program (not a page
+/// of another origin, ``BrowserAccess``), an MQTT subprotocol, and in Works mode the endpoint's
+/// path and the configured cookies.
 extension MockBroker {
     // MARK: Upgrade rules
 
@@ -19,6 +20,8 @@ extension MockBroker {
 
     /// The headers of a 101 answer, or nil to refuse (the request then reaches the HTTP handler).
     static func upgradeHeaders(for head: HTTPRequestHead, configuration: Configuration) -> HTTPHeaders? {
+        // A page of another origin or a foreign host name is refused (403) by the HTTP handler.
+        guard configuration.access.allows(head) else { return nil }
         let offered = head.headers[canonicalForm: "Sec-WebSocket-Protocol"].map { $0.lowercased() }
         guard let chosen = offered.first(where: { subprotocols.contains(String($0)) }) else { return nil }
         if configuration.mode == .works {

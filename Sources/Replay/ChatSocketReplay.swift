@@ -102,7 +102,19 @@ public enum ChatSocketReplay {
         let scheme = url.scheme == .secureWebSocket ? "wss" : "ws"
         let skipped: Set<String> = ["host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version",
                                     "sec-websocket-extensions", "sec-websocket-protocol", "content-length"]
-        let headers = socket.headers.filter { !skipped.contains($0.name.lowercased()) }
+        var headers = socket.headers.filter { !skipped.contains($0.name.lowercased()) }
+        // A recorded Origin that named the recorded server itself (programs such as paho-mqtt and
+        // websocket-client send one) names the server driven now: a server that checks origins
+        // would otherwise take it for a page of another origin. A real page's origin stays.
+        let recordedHost = socket.headers.first { $0.name.lowercased() == "host" }?.value.lowercased()
+        let liveHost = url.host.contains(":") ? "[\(url.host)]:\(url.port)" : "\(url.host):\(url.port)"
+        headers = headers.map { header in
+            guard header.name.lowercased() == "origin", let recordedHost else { return header }
+            for scheme in ["http://", "https://"] where header.value.lowercased() == scheme + recordedHost {
+                return (name: header.name, value: scheme + liveHost)
+            }
+            return header
+        }
         let transport: WebSocketTransport
         do {
             let webSocketURL = try WebSocketURL("\(scheme)://\(url.host.contains(":") ? "[\(url.host)]" : url.host):\(url.port)\(target)")

@@ -40,7 +40,7 @@ public final class ChatSocketServer: Sendable {
         (done, doneContinuation) = AsyncStream.makeStream(of: Void.self)
         do {
             let channel = try await JSONSocketListener.bind(
-                host: host, port: port, group: MultiThreadedEventLoopGroup.singleton, maximumFrameSize: 16 << 20,
+                host: host, port: port, group: MultiThreadedEventLoopGroup.singleton, maximumFrameSize: 16 << 20, access: options.access,
                 accepts: { _ in true },
                 serve: { [self] frames, channel, head in await self.accept(frames, channel: channel, uri: head.uri) })
             state.withLockedValue { $0.listener = channel }

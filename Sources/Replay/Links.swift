@@ -245,6 +245,7 @@ final class ReplayListeners: Sendable {
 
     /// - Parameter accepted: called on an event loop for every connection, with its transport.
     static func start(webSocket: (host: String, port: Int)?, tcp: (host: String, port: Int)?, group: any EventLoopGroup,
+                      access: BrowserAccess,
                       accepted: @escaping @Sendable (PacketLink, PacketLink.Inbound, RecordedConnection.Transport) -> Void)
         async throws(ReplayError) -> ReplayListeners {
         var channels: [any Channel] = []
@@ -260,6 +261,8 @@ final class ReplayListeners: Sendable {
                             let upgrader = NIOWebSocketServerUpgrader(
                                 maxFrameSize: 16 << 20, automaticErrorHandling: true,
                                 shouldUpgrade: { channel, head in
+                                    // A page of another origin or a foreign host name: 403 from the refusal.
+                                    guard access.allows(head) else { return channel.eventLoop.makeSucceededFuture(nil) }
                                     let offered = head.headers[canonicalForm: "Sec-WebSocket-Protocol"].map { $0.lowercased() }
                                     guard let chosen = offered.first(where: { subprotocols.contains(String($0)) }) else {
                                         return channel.eventLoop.makeSucceededFuture(nil)
@@ -274,7 +277,7 @@ final class ReplayListeners: Sendable {
                                                  .frames(frames), .webSocket)
                                     }
                                 })
-                            let refusal = PlainHTTPAnswer(status: .upgradeRequired, extraHeaders: [("Upgrade", "websocket")]) {
+                            let refusal = PlainHTTPAnswer(status: .upgradeRequired, extraHeaders: [("Upgrade", "websocket")], access: access) {
                                 "wmq-replay serves MQTT over WebSocket: upgrade with subprotocol mqtt\n"
                             }
                             try channel.pipeline.syncOperations.configureWebSocketServer(upgrader: upgrader, refusal: refusal, on: channel.eventLoop)

@@ -106,7 +106,7 @@ public final class ReplayServer: Sendable {
         }
         let script = ReplayScript(connections: playable, role: .server, pace: options.pace)
         let runner = ScriptRunner(script: script, options: options, progress: progress)
-        let listeners = try await ReplayListeners.start(webSocket: webSocket, tcp: tcp, group: group) { link, inbound, transport in
+        let listeners = try await ReplayListeners.start(webSocket: webSocket, tcp: tcp, group: group, access: options.access) { link, inbound, transport in
             runner.accept(link, inbound, transport)
         }
         return ReplayServer(recording: recording, playable: playable, skipped: skipped, options: options, runner: runner,

@@ -1,6 +1,7 @@
 public import Capture
 public import Dialects
 public import LiveClock
+public import LiveWebSocket
 import MQTTWire
 import NIOConcurrencyHelpers
 import NIOCore
@@ -31,6 +32,9 @@ public struct ReplayOptions: Sendable {
     public var trace: (@Sendable (String) -> Void)?
     /// The time the replay goes by (pace, timeout, settling): the machine's, or a test's.
     public var clock: LiveClock
+    /// `serve`: which browser pages and host names its listeners serve (by default programs
+    /// and no page of another origin; `--allow-origin`, `--allow-host`).
+    public var access = BrowserAccess.standard
 
     public init(pace: Pace = .original, timeout: Duration = .seconds(10), settle: Duration = .milliseconds(200),
                 rules: MatchRules = MatchRules(), trace: (@Sendable (String) -> Void)? = nil, clock: LiveClock = .system) {

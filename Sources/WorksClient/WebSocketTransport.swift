@@ -227,15 +227,43 @@ private final class UpgradeRequestHandler: ChannelInboundHandler, RemovableChann
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 
+    /// The refusal's head and the first bytes of its body, which a server may fill with the reason.
+    private var refusal: HTTPResponseHead?
+    private var reason = ByteBuffer()
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard case .head(let response) = unwrapInboundIn(data) else { return }
+        switch unwrapInboundIn(data) {
+        case .head(let response):
+            refusal = response
+        case .body(var chunk):
+            let room = max(0, 512 - reason.readableBytes)
+            if let part = chunk.readSlice(length: min(room, chunk.readableBytes)) { reason.writeImmutableBuffer(part) }
+        case .end:
+            fail(context)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        fail(context)
+        context.fireChannelInactive()
+    }
+
+    /// Fails the upgrade with the status and, when the server gave one in plain words, its reason.
+    private func fail(_ context: ChannelHandlerContext) {
+        guard let response = refusal else { return }
+        refusal = nil
         let status = response.status.code
+        let text = String(decoding: reason.readableBytesView, as: UTF8.self)
+        let isPlainText = response.headers.first(name: "Content-Type")?.lowercased().hasPrefix("text/plain") ?? false
+        let line = text.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+        let said = isPlainText && !line.isEmpty ? ": \(line)" : ""
         let error: WorksClientError
         switch status {
         case 401, 403:
-            error = WorksClientError(.authentication, "the server refused the WebSocket upgrade with HTTP \(status) \(response.status.reasonPhrase): the cookies are missing, wrong or expired")
+            error = WorksClientError(.authentication, "the server refused the WebSocket upgrade with HTTP \(status) \(response.status.reasonPhrase)"
+                                     + (said.isEmpty ? ": the cookies are missing, wrong or expired" : said))
         default:
-            error = WorksClientError(.connection, "the server answered the WebSocket upgrade with HTTP \(status) \(response.status.reasonPhrase)",
+            error = WorksClientError(.connection, "the server answered the WebSocket upgrade with HTTP \(status) \(response.status.reasonPhrase)\(said)",
                                      isRetryable: status >= 500 || status == 429)
         }
         upgraded.fail(error)

@@ -32,6 +32,12 @@ struct Proxy: AsyncParsableCommand {
             and Wireshark read it. Cookies, Authorization values, CONNECT passwords and token fields
             are written as keyed pseudonyms unless --no-redact. --decode prints every MQTT packet as
             wmq-decode does. Ctrl-C stops: connections are closed and the file is flushed.
+
+            The proxy connects to the service on behalf of whoever reaches it and records what passes,
+            so a browser page of another origin than its own or the Works web client's gets 403: let
+            the web app you are recording in with --allow-origin ORIGIN (the page's origin, such as
+            http://localhost:5173, or its port alone). Requests must name the proxy
+            by an IP address or localhost (--allow-host NAME adds a name).
             """))
 
     @Option(help: "Where clients connect, HOST:PORT (port 0 picks a free one; the address is printed).")
@@ -61,6 +67,8 @@ struct Proxy: AsyncParsableCommand {
     @Flag(help: "Record and show cookies, passwords and tokens as they are.")
     var noRedact = false
 
+    @OptionGroup(title: "Browser pages") var browser: BrowserAccessOptions
+
     func validate() throws {
         if write == nil && !decode { throw ValidationError("give -w FILE, --decode, or both") }
         guard let colon = listen.lastIndex(of: ":"), Int(listen[listen.index(after: colon)...]) != nil else {
@@ -80,6 +88,7 @@ struct Proxy: AsyncParsableCommand {
         } catch {
             throw ValidationError(error.reason)
         }
+        let access = try browser.access().reporting { text in FileHandle.standardError.write(Data("wmq-capture: \(text)\n".utf8)) }
         let redactor = noRedact ? nil : Redactor.random()
         var recorder: SessionRecorder?
         if let write {
@@ -94,7 +103,7 @@ struct Proxy: AsyncParsableCommand {
         if let printer {
             show = { (event: CaptureEvent) in printer.show(event) }
         }
-        let proxy = RecordingProxy(base: settings, recorder: recorder, redactor: redactor, showEvent: show)
+        let proxy = RecordingProxy(base: settings, recorder: recorder, redactor: redactor, access: access, showEvent: show)
         let bound: Int
         do {
             bound = try await proxy.start(host: host, port: port)

@@ -57,14 +57,24 @@ struct Mock: AsyncParsableCommand {
             notifications and publish.
 
             Admin API on every WebSocket port and --admin (OpenAPI description at
-            GET /api/openapi.json; CORS open):
+            GET /api/openapi.json):
               GET /api/clients          clients, kept sessions, their subscriptions
               POST /api/notify          {"channel", "sender", "text" or "sticker"}
               POST /api/publish         {"topic", "payload", "qos", "retain"}
               DELETE /api/clients/ID    disconnect a client (its will goes out)
               GET /api/events           the live view (Server-Sent Events)
               GET|POST /api/faults      {"answerPing", "refuseConnections", "ackDelay"}
-            Only loopback by default; on another address --admin-token is required.
+            Only loopback by default. On another address --admin-token is required, and MQTT takes
+            only clients with credentials: --users FILE (NAME:PASSWORD lines), or the admin token as
+            the password; --insecure-remote lets anyone in.
+
+            Browser pages: the page, the admin API and every WebSocket endpoint serve the mock's own
+            page and programs (which send no Origin header). A page of another origin gets 403, so
+            that a web site open in the same browser can neither drive the mock nor subscribe to
+            its traffic; the refusal is logged with the flag that allows it. A frontend dev server is
+            let in with --allow-origin http://localhost:5173 (or --allow-origin 5173). Requests must
+            name the mock by an IP address or localhost (--allow-host NAME adds a name): a rebound
+            DNS name gets 403.
 
             The listeners print their address on standard output ("listening ws://127.0.0.1:PORT")
             once bound; port 0 picks a free one. Ctrl-C stops.
@@ -161,6 +171,14 @@ struct Mock: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace … critical (default info).")
     var logLevel: String?
 
+    @OptionGroup(title: "Browser pages") var browser: BrowserAccessOptions
+
+    @Option(help: ArgumentHelp("A file of NAME:PASSWORD lines: every MQTT CONNECT must carry one of them (else CONNACK bad user name or password). Needed, or --admin-token (then the token is the password) or --insecure-remote, when an MQTT listener is on an address other machines reach.", valueName: "file"))
+    var users: String?
+
+    @Flag(name: .customLong("insecure-remote"), help: "Let any MQTT client of the network in on a non-loopback listener without credentials.")
+    var insecureRemote = false
+
     /// A file's text, parsed; a file that cannot be read or parsed ends wmq-mock with exit code 3,
     /// named with the reason.
     static func load<T>(_ path: String, _ parse: (String) throws -> T) throws -> T {
@@ -227,9 +245,21 @@ struct Mock: AsyncParsableCommand {
         }
         if let adminToken { settings.adminToken = adminToken }
         if let logLevel { settings.logLevel = logLevel }
+        settings.allowOrigins += browser.allowOrigin
+        settings.allowHosts += browser.allowHost
         let exposed = (settings.webSocket + (settings.admin.map { [$0] } ?? [])).filter { !$0.isLoopback }
         if let open = exposed.first, settings.adminToken == nil {
             throw ValidationError("\(open.host):\(open.port) is reachable from other machines: give --admin-token (or [wmq] admin_token) to protect the admin API")
+        }
+        if let users { settings.usersFile = users }
+        if insecureRemote { settings.insecureRemote = true }
+        // MQTT that other machines reach takes only clients with credentials, unless asked.
+        if let open = (settings.webSocket + settings.tcp).first(where: { !$0.isLoopback }),
+           settings.usersFile == nil && settings.adminToken == nil && !settings.insecureRemote {
+            throw ValidationError("""
+                MQTT on \(open.host):\(open.port) is reachable from other machines: give --users FILE (NAME:PASSWORD lines) \
+                or --admin-token (the token is then the MQTT password), or --insecure-remote to let anyone in
+                """)
         }
         return settings
     }
@@ -263,15 +293,26 @@ struct Mock: AsyncParsableCommand {
             answersPing: settings.answersPing, connectionTimeout: .milliseconds(settings.connectionTimeoutMilliseconds),
             topicAliasMaximum: UInt16(settings.topicAliasMaximum), dynamicFilters: settings.dynamicFilters)
         if let redelivery = settings.redeliverySeconds { core.redeliveryInterval = .milliseconds(Int64(redelivery * 1000)) }
+        if let file = settings.usersFile {
+            core.credentials = try Self.load(file) { text in try BrokerCore.Credentials(passwordFile: text) }
+        } else if let token = settings.adminToken, (settings.webSocket + settings.tcp).contains(where: { !$0.isLoopback }),
+                  !settings.insecureRemote {
+            core.credentials = BrokerCore.Credentials(sharedPassword: token)
+        }
         let logger = Logger(label: "wmq.mock") { label in ConsoleLogHandler(label: label, level: level) }
         for key in settings.ignoredKeys {
             logger.notice("configuration key read past: wmq-mock does not apply it", metadata: ["key": "\(key)"])
         }
         let works = settings.mode == .works
-        let broker = MockBroker(configuration: .init(mode: settings.mode, core: core, requiredCookies: required,
-                                                     path: settings.path, adminToken: settings.adminToken,
-                                                     scenario: loadedScenario),
-                                logger: logger)
+        var browserOptions = BrowserAccessOptions()
+        browserOptions.allowOrigin = settings.allowOrigins
+        browserOptions.allowHost = settings.allowHosts
+        let access = try browserOptions.access().reporting { [logger] text in logger.warning("\(text)") }
+        var brokerConfiguration = MockBroker.Configuration(mode: settings.mode, core: core, requiredCookies: required,
+                                                          path: settings.path, adminToken: settings.adminToken,
+                                                          scenario: loadedScenario)
+        brokerConfiguration.access = access
+        let broker = MockBroker(configuration: brokerConfiguration, logger: logger)
         let delay = Duration.milliseconds(settings.nextConnectionDelayMilliseconds)
         func options(_ listener: MockSettings.Listener) -> MockBroker.ListenerOptions {
             let accepting: BrokerCore.AcceptedVersions = switch listener.versions {
@@ -330,7 +371,7 @@ struct Mock: AsyncParsableCommand {
         var echoEndpoint: EchoEndpoint?
         if let echo {
             let endpoint = EchoEndpoint(logger: logger)
-            try await start("echo", echo, path: "/ (echo)") { try await endpoint.listen(host: $0, port: $1) }
+            try await start("echo", echo, path: "/ (echo)") { try await endpoint.listen(host: $0, port: $1, access: access) }
             echoEndpoint = endpoint
         }
         defer { if let echoEndpoint { Task { await echoEndpoint.stop() } } }
@@ -339,13 +380,13 @@ struct Mock: AsyncParsableCommand {
             guard onebotLifecycleTimeout > 0 else { throw ValidationError("--onebot-lifecycle-timeout takes a positive number of seconds") }
             let mock = OneBotMock(configuration: .init(token: onebotToken, lifecycleTimeout: .milliseconds(Int64(onebotLifecycleTimeout * 1000))),
                                   logger: logger)
-            try await start("onebot", onebot, path: "/ws/ (OneBot v11)") { try await mock.listen(host: $0, port: $1) }
+            try await start("onebot", onebot, path: "/ws/ (OneBot v11)") { try await mock.listen(host: $0, port: $1, access: access) }
             oneBot = mock
         }
         var cocoroMock: CocoroMock?
         if let cocoro {
             let mock = CocoroMock(logger: logger)
-            try await start("cocoro", cocoro, path: "/ws/chat/{client_id} (CocoroCore chat)") { try await mock.listen(host: $0, port: $1) }
+            try await start("cocoro", cocoro, path: "/ws/chat/{client_id} (CocoroCore chat)") { try await mock.listen(host: $0, port: $1, access: access) }
             cocoroMock = mock
         }
         defer { if let cocoroMock { Task { await cocoroMock.stop() } } }
@@ -355,7 +396,7 @@ struct Mock: AsyncParsableCommand {
             let mock = DiscordGatewayMock(configuration: .init(heartbeatInterval: .milliseconds(discordHeartbeat), token: discordToken,
                                                                delivery: discordDelivery.mode),
                                           logger: logger)
-            try await start("discord", discord, path: "/?v=10&encoding=json (Discord gateway)") { try await mock.listen(host: $0, port: $1) }
+            try await start("discord", discord, path: "/?v=10&encoding=json (Discord gateway)") { try await mock.listen(host: $0, port: $1, access: access) }
             discordMock = mock
         }
         defer { if let discordMock { Task { await discordMock.stop() } } }

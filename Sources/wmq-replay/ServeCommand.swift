@@ -29,6 +29,10 @@ struct Serve: AsyncParsableCommand {
             HEARTBEAT) and at its recorded time; OneBot responses carry the live call's echo; a
             zlib-stream socket is compressed again. The client's messages are compared with the
             recorded client's, keep-alives (OneBot heartbeats, Discord HEARTBEAT) left out.
+
+            Browser pages of another origin than the listener's own get 403 (a web site open in the
+            same browser cannot use the served session); a frontend under test is let in with
+            --allow-origin http://localhost:5173 (or its port alone).
             """))
 
     @Argument(help: "The recording: pcap, pcapng, HAR or a scenario file.")
@@ -41,6 +45,8 @@ struct Serve: AsyncParsableCommand {
     var listenTCP: String?
 
     @OptionGroup var replay: ReplayOptionGroup
+
+    @OptionGroup(title: "Browser pages") var browser: BrowserAccessOptions
 
     static func address(_ text: String, option: String) throws -> (host: String, port: Int) {
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
@@ -55,7 +61,8 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let options = try replay.options(defaultPace: .original)
+        var options = try replay.options(defaultPace: .original)
+        options.access = try browser.access().reporting { text in FileHandle.standardError.write(Data("wmq-replay: \(text)\n".utf8)) }
         let (session, connections, sockets) = try replay.load(recording)
         if connections.isEmpty {
             try await serveChatSockets(sockets, options: options)

@@ -26,7 +26,7 @@ struct MockNewcomerTests {
         // GET on the client path without an upgrade: what to connect to, and where the page is.
         let (status, body) = AdminAPIRequest.blocking("GET", "/wmqtt", port: port)
         #expect(status == 404)
-        #expect(body.contains("connect ws://x/wmqtt with the WebSocket subprotocol mqtt") && body.contains("The page is at http://x/"), "\(body)")
+        #expect(body.contains("connect ws://localhost/wmqtt with the WebSocket subprotocol mqtt") && body.contains("The page is at http://localhost/"), "\(body)")
 
         // The same port again: said in plain words, exit 3.
         let second = try DecodeTests.run(["--ws", "127.0.0.1:\(port)"], tool: "wmq-mock")
@@ -86,7 +86,7 @@ enum AdminAPIRequest {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else { return (0, "") }
-        let request = Array("\(method) \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8)
+        let request = Array("\(method) \(path) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".utf8)
         _ = request.withUnsafeBytes { send(socket, $0.baseAddress, $0.count, 0) }
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
