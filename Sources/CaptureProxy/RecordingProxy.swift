@@ -97,7 +97,10 @@ public final class RecordingProxy: @unchecked Sendable {  // the mutable state i
         if settings.url.target == "/" {
             settings.url = try WebSocketURL("\(settings.url.isSecure ? "wss" : "ws")://\(settings.url.hostHeader)\(head.uri)")
         }
-        settings.origin = head.headers.first(name: "Origin")
+        // An Origin naming the proxy itself (a program's habit) names the upstream instead.
+        settings.origin = head.headers.first(name: "Origin").map {
+            BrowserAccess.retarget(origin: $0, requestHost: head.headers.first(name: "Host"), to: settings.url.hostHeader)
+        }
         settings.userAgent = head.headers.first(name: "User-Agent")
         let offered = head.headers[canonicalForm: "Sec-WebSocket-Protocol"].map(String.init)
         // None offered (the JSON chat protocols): none asked for upstream either.

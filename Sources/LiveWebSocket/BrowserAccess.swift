@@ -113,6 +113,16 @@ public struct BrowserAccess: Sendable {
         return false
     }
 
+    /// An `Origin` that names the very server its request went to (programs such as paho-mqtt
+    /// and websocket-client send one: `http://` and the `Host` they connect to), renamed for
+    /// `authority` (`host:port`), the server the request is passed on to (a proxy) or replayed
+    /// against; any other origin, a real page's, is returned as it is.
+    public static func retarget(origin: String, requestHost: String?, to authority: String) -> String {
+        guard let requestHost, let named = Authority(requestHost, defaultPort: 80),
+              let normalised = normalised(origin), let page = Self.authority(ofOrigin: normalised), page == named else { return origin }
+        return (normalised.hasPrefix("https://") ? "https://" : "http://") + authority
+    }
+
     /// Whether `host` (lower-cased, without brackets) names this server: an IP address,
     /// `localhost`, a name under `.localhost` (RFC 6761 §6.3: always loopback), or an allowed name.
     func isOwnName(_ host: String) -> Bool {

@@ -1,4 +1,5 @@
 public import Dialects
+import LiveWebSocket
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
@@ -106,14 +107,11 @@ public enum ChatSocketReplay {
         // A recorded Origin that named the recorded server itself (programs such as paho-mqtt and
         // websocket-client send one) names the server driven now: a server that checks origins
         // would otherwise take it for a page of another origin. A real page's origin stays.
-        let recordedHost = socket.headers.first { $0.name.lowercased() == "host" }?.value.lowercased()
+        let recordedHost = socket.headers.first { $0.name.lowercased() == "host" }?.value
         let liveHost = url.host.contains(":") ? "[\(url.host)]:\(url.port)" : "\(url.host):\(url.port)"
         headers = headers.map { header in
-            guard header.name.lowercased() == "origin", let recordedHost else { return header }
-            for scheme in ["http://", "https://"] where header.value.lowercased() == scheme + recordedHost {
-                return (name: header.name, value: scheme + liveHost)
-            }
-            return header
+            guard header.name.lowercased() == "origin" else { return header }
+            return (name: header.name, value: BrowserAccess.retarget(origin: header.value, requestHost: recordedHost, to: liveHost))
         }
         let transport: WebSocketTransport
         do {

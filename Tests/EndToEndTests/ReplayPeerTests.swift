@@ -56,8 +56,11 @@ struct ReplayPeerTests {
 
     @Test(.enabled(if: pahoPresent || required), arguments: ["mqtt311-ws", "mqtt5-ws", "split-ws", "works-ws"])
     func servingToThePahoClientsThatWereRecordedMatches(scenario: String) async throws {
+        // The split scenario's raw client says it comes from a page at http://localhost, another
+        // origin than the server's: the server is told to let that page in.
         let serve = try Background(DecodeTests.binary("wmq-replay"), ["serve", Self.capture("\(scenario).pcap"), "--listen", "127.0.0.1:0",
-                                                                      "--listen-tcp", "127.0.0.1:0", "--asap", "--timeout", "10"])
+                                                                      "--listen-tcp", "127.0.0.1:0", "--asap", "--timeout", "10",
+                                                                      "--allow-origin", "http://localhost"])
         defer { serve.stop() }
         let ws = try await serve.awaiting("ws://127\\.0\\.0\\.1:[0-9]+").split(separator: ":").last.map(String.init) ?? ""
         let tcp = try await serve.awaiting("mqtt://127\\.0\\.0\\.1:[0-9]+").split(separator: ":").last.map(String.init) ?? ""

@@ -100,6 +100,15 @@ struct BrowserAccessTests {
         #expect(throws: BrowserAccessError.self) { try BrowserAccess.origins(allowing: value) }
     }
 
+    /// An origin naming the server the request went to names the server it is passed on to (a
+    /// proxy, a replay); a real page's origin stays as it is.
+    @Test func aSelfNamingOriginIsRetargeted() {
+        #expect(BrowserAccess.retarget(origin: "http://127.0.0.1:8886", requestHost: "127.0.0.1:8886", to: "127.0.0.1:9001") == "http://127.0.0.1:9001")
+        #expect(BrowserAccess.retarget(origin: "https://LOCALHOST", requestHost: "localhost:443", to: "mock:443") == "https://mock:443")
+        #expect(BrowserAccess.retarget(origin: "http://localhost:5173", requestHost: "127.0.0.1:8886", to: "x:1") == "http://localhost:5173")
+        #expect(BrowserAccess.retarget(origin: "https://talk.worksmobile.com", requestHost: nil, to: "x:1") == "https://talk.worksmobile.com")
+    }
+
     /// A page retrying in a loop is reported once, not once a request.
     @Test func aRefusalIsReportedOncePerOrigin() {
         let lines = NIOLockedValueBox<[String]>([])

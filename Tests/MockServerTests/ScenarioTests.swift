@@ -172,6 +172,11 @@ struct MockToolTests {
                       (["--scenario", "/nonexistent.jsonl"], Int32(3), "/nonexistent.jsonl: no such file"),
                       (["--ws", "0.0.0.0:0"], Int32(2), "--admin-token"),
                       (["--ws", "nonsense"], Int32(2), "HOST:PORT"),
+                      // MQTT other machines reach wants credentials, or to be told it may go without.
+                      (["--ws", "127.0.0.1:0", "--tcp", "0.0.0.0:0"], Int32(2), "--users FILE"),
+                      (["--ws", "127.0.0.1:0", "--tcp", "0.0.0.0:0", "--users", "/nonexistent-users"], Int32(3), "/nonexistent-users"),
+                      (["--ws", "127.0.0.1:0", "--allow-origin", "localhost:5173"], Int32(2), "--allow-origin localhost:5173: give an origin"),
+                      (["--ws", "127.0.0.1:0", "--allow-host", "a b"], Int32(2), "--allow-host a b"),
                       (["--ws", "127.0.0.1:0", "--discord", "127.0.0.1"], Int32(2), "--discord 127.0.0.1: give HOST:PORT"),
                       (["--ws", "127.0.0.1:0", "--discord", "127.0.0.1:0", "--discord-heartbeat", "0"], Int32(2), "--discord-heartbeat"),
                       (["--ws", "127.0.0.1:0", "--discord-delivery", "sometimes"], Int32(2), "append"),
@@ -181,6 +186,30 @@ struct MockToolTests {
         #expect(await exitStatus(process) == status)
         let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(text.contains(message), "\(text)")
+    }
+
+    /// MQTT on every interface with --users: a CONNECT without a listed user name and
+    /// password gets return code 4, one with them is accepted.
+    @Test func aUsersFileGuardsARemoteListener() async throws {
+        let users = try file("# who may connect\nalice:wonder land\n")
+        defer { try? FileManager.default.removeItem(at: users) }
+        let mock = try Background(Self.binary(), ["--ws", "127.0.0.1:0", "--tcp", "0.0.0.0:0", "--users", users.path, "--log-level", "error"])
+        defer { mock.stop() }
+        let line = try await mock.awaiting("listening mqtt://0\\.0\\.0\\.0:[0-9]+")
+        let port = try #require(line.split(separator: ":").last.flatMap { Int($0.prefix { $0.isNumber }) }, "\(line)")
+        func connack(user: String?, password: String?) async throws -> [UInt8] {
+            var flags: UInt8 = 0x02
+            var payload: [UInt8] = [0, 1, 0x63]
+            if let user { flags |= 0x80; payload += [0, UInt8(user.utf8.count)] + Array(user.utf8) }
+            if let password { flags |= 0x40; payload += [0, UInt8(password.utf8.count)] + Array(password.utf8) }
+            let body: [UInt8] = [0, 4, 0x4D, 0x51, 0x54, 0x54, 4, flags, 0, 60] + payload
+            let socket = try RawSocket(port: port)
+            socket.send(bytes: [0x10, UInt8(body.count)] + body)
+            return await blocking { socket.receiveBytes(timeout: 5) }
+        }
+        #expect(try await connack(user: nil, password: nil).prefix(4) == [0x20, 2, 0, 4])
+        #expect(try await connack(user: "alice", password: "wonder").prefix(4) == [0x20, 2, 0, 4])
+        #expect(try await connack(user: "alice", password: "wonder land").prefix(4) == [0x20, 2, 0, 0])
     }
 
     @Test func aRumqttdConfigurationStartsTheMockAsConfigured() async throws {
