@@ -441,7 +441,7 @@ let package = Package(
         .testTarget(
             name: "MockServerTests",
             dependencies: ["TestSupport", 
-                "MockServer", "MockFiles", "Broker", "MQTTWire", "WorksClient", "Dialects", "LiveClock", "wmq-mock",
+                "MockServer", "MockFiles", "LiveWebSocket", "Broker", "MQTTWire", "WorksClient", "Dialects", "LiveClock", "wmq-mock",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),

@@ -40,11 +40,14 @@ public final class RecordingProxy: @unchecked Sendable {  // the mutable state i
 
     /// Listens on `host`:`port` (0: a free port); the port it listens on.
     public func start(host: String, port: Int) async throws -> Int {
+        let limiter = ConnectionLimiter(maximum: HTTPConnectionLimits.connectionsTheDescriptorsAllow)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in channel.backOffAcceptWhenOutOfDescriptors() }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { [self] channel in
-                channel.eventLoop.makeCompletedFuture {
+                guard limiter.admit(channel) else { return limiter.turnAway(channel, http: true) }
+                return channel.eventLoop.makeCompletedFuture {
                     // The upstream connection made while deciding the upgrade, for the pipe after it.
                     let pending = NIOLockedValueBox<WebSocketTransport?>(nil)
                     let refusal = NIOLockedValueBox<String>("the upstream refused the connection")

@@ -18,13 +18,17 @@ package enum JSONSocketListener {
     package static func bind(host: String, port: Int, group: any EventLoopGroup, maximumFrameSize: Int = 1 << 20,
                      guarding: WebSocketProtocolGuard.Options = .init(assemblesMessages: true),
                      access: BrowserAccess = .standard,
+                     limits: HTTPConnectionLimits = HTTPConnectionLimits(),
                      accepts: @escaping @Sendable (HTTPRequestHead) -> Bool,
                      refusal: (@Sendable (BrowserAccess) -> PlainHTTPAnswer)? = nil,
                      serve: @escaping @Sendable (Frames, any Channel, HTTPRequestHead) async -> Void) async throws -> any Channel {
-        try await ServerBootstrap(group: group)
+        let limiter = ConnectionLimiter(maximum: limits.maximumConnections)
+        return try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in channel.backOffAcceptWhenOutOfDescriptors() }
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                guard limiter.admit(channel) else { return limiter.turnAway(channel, http: true) }
+                return channel.eventLoop.makeCompletedFuture {
                     let upgrader = NIOWebSocketServerUpgrader(
                         maxFrameSize: maximumFrameSize, automaticErrorHandling: true,
                         shouldUpgrade: { channel, head in
@@ -40,7 +44,8 @@ package enum JSONSocketListener {
                     let answer = refusal?(access) ?? PlainHTTPAnswer(status: .badRequest, access: access) {
                         "this is a WebSocket endpoint: upgrade with GET and Upgrade: websocket\n"
                     }
-                    try channel.pipeline.syncOperations.configureWebSocketServer(upgrader: upgrader, refusal: answer, on: channel.eventLoop)
+                    try channel.pipeline.syncOperations.configureWebSocketServer(upgrader: upgrader, refusal: answer, limits: limits,
+                                                                                 on: channel.eventLoop)
                 }
             }
             .bind(host: host, port: port).get()

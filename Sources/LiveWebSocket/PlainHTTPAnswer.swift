@@ -60,14 +60,18 @@ public final class PlainHTTPAnswer: ChannelInboundHandler, RemovableChannelHandl
 }
 
 extension ChannelPipeline.SynchronousOperations {
-    /// NIO's HTTP server pipeline with `upgrader`, and `refusal` answering the requests it does
-    /// not upgrade; the answer leaves once a request is upgraded, as frames follow.
+    /// NIO's HTTP server pipeline with `upgrader`, ``HTTPConnectionTimeouts`` under `limits`, and
+    /// `refusal` answering the requests it does not upgrade; the timeouts and the answer leave
+    /// once a request is upgraded, as frames follow.
     public func configureWebSocketServer(upgrader: any HTTPServerProtocolUpgrader, refusal: PlainHTTPAnswer,
-                                         on eventLoop: any EventLoop) throws {
-        let bound = NIOLoopBound(refusal, eventLoop: eventLoop)
+                                         limits: HTTPConnectionLimits = HTTPConnectionLimits(), on eventLoop: any EventLoop) throws {
+        let timeouts = HTTPConnectionTimeouts(limits: limits)
+        let bound = NIOLoopBound((refusal, timeouts), eventLoop: eventLoop)
         try configureHTTPServerPipeline(withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
-            context.pipeline.syncOperations.removeHandler(bound.value, promise: nil)
+            context.pipeline.syncOperations.removeHandler(bound.value.1, promise: nil)
+            context.pipeline.syncOperations.removeHandler(bound.value.0, promise: nil)
         }))
+        try addHandler(timeouts)
         try addHandler(refusal)
     }
 }

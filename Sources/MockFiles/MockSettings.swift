@@ -70,6 +70,9 @@ public struct MockSettings: Sendable, Hashable {
     /// Which connection of it (wmq-decode's id: 1 for `c1`); nil: the first whose server published.
     public var serveConnection: Int?
     public var adminToken: String?
+    /// `max_connections`: open connections at once over all listeners; nil: what the process's
+    /// open-file limit allows.
+    public var maximumConnections: Int?
     /// `users`: a file of `NAME:PASSWORD` lines; every MQTT CONNECT must carry one of them.
     public var usersFile: String?
     /// `insecure_remote`: MQTT on an address other machines reach, without credentials.
@@ -232,6 +235,7 @@ public struct MockSettings: Sendable, Hashable {
                 let address = try Self.address(try Self.string(value, name, line: line), name, line: line)
                 admin = Listener(host: address.host, port: address.port)
             case "admin_token": adminToken = try Self.string(value, name, line: line)
+            case "max_connections": maximumConnections = try Self.integer(value, name, line: line, minimum: 1)
             case "users": usersFile = try Self.string(value, name, line: line)
             case "insecure_remote": insecureRemote = try Self.boolean(value, name, line: line)
             case "allow_origins": allowOrigins = try Self.strings(value, name, line: line)

@@ -23,19 +23,15 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
     private var tooLarge = false
-    /// Cut-off for a WebSocket handshake that never completes; a whole request head is not that.
-    private let handshakeTimeout: Scheduled<Void>?
 
-    init(configuration: MockBroker.Configuration, broker: MockBroker, handshakeTimeout: Scheduled<Void>?) {
+    init(configuration: MockBroker.Configuration, broker: MockBroker) {
         self.configuration = configuration
         self.broker = broker
-        self.handshakeTimeout = handshakeTimeout
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
-            handshakeTimeout?.cancel()
             self.head = head
             body.clear()
             tooLarge = false

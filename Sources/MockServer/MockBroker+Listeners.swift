@@ -46,10 +46,13 @@ extension MockBroker {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.maxMessagesPerRead, value: UInt(options.acceptDelay > .zero ? 1 : 4))
-            .serverChannelInitializer { channel in options.pace(channel) }
+            .serverChannelInitializer { channel in
+                channel.backOffAcceptWhenOutOfDescriptors().flatMap { options.pace(channel) }
+            }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { [weak self] channel in
                 guard let self else { return channel.eventLoop.makeSucceededVoidFuture() }
+                guard self.limiter.admit(channel) else { return self.limiter.turnAway(channel, http: true) }
                 return channel.eventLoop.makeCompletedFuture {
                     let upgrader = NIOWebSocketServerUpgrader(
                         maxFrameSize: configuration.maximumFrameSize, automaticErrorHandling: true,
@@ -68,18 +71,18 @@ extension MockBroker {
                                 Task { await self.serveWebSocket(frames, channel: channel, writer: writer, accepting: options.accepting) }
                             }
                         })
-                    // A handshake that dribbles in (a byte a second) is cut off with the same timeout as a missing CONNECT.
-                    let handshakeTimeout = channel.eventLoop.scheduleTask(in: TimeAmount(configuration.core.connectionTimeout)) {
-                        channel.close(promise: nil)
-                    }
+                    // A handshake that dribbles in (a byte a second), an idle keep-alive connection and
+                    // a slow body are cut off (the first two with the same timeout as a missing CONNECT).
+                    let timeouts = HTTPConnectionTimeouts(limits: configuration.httpLimits)
                     // Answers requests that were not upgraded; leaves once one was, as frames follow.
-                    let refusal = HTTPRequestHandler(configuration: configuration, broker: self, handshakeTimeout: handshakeTimeout)
-                    let bound = NIOLoopBound(refusal, eventLoop: channel.eventLoop)
+                    let refusal = HTTPRequestHandler(configuration: configuration, broker: self)
+                    let bound = NIOLoopBound((refusal, timeouts), eventLoop: channel.eventLoop)
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                         withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
-                            handshakeTimeout.cancel()
-                            context.pipeline.syncOperations.removeHandler(bound.value, promise: nil)
+                            context.pipeline.syncOperations.removeHandler(bound.value.1, promise: nil)
+                            context.pipeline.syncOperations.removeHandler(bound.value.0, promise: nil)
                         }))
+                    try channel.pipeline.syncOperations.addHandler(timeouts)
                     try channel.pipeline.syncOperations.addHandler(refusal)
                 }
             }
@@ -97,7 +100,7 @@ extension MockBroker {
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.maxMessagesPerRead, value: UInt(options.acceptDelay > .zero ? 1 : 4))
-            .serverChannelInitializer { channel in options.pace(channel) }
+            .serverChannelInitializer { channel in options.pace(channel) }  // NIO adds the accept back-off here
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -110,7 +113,11 @@ extension MockBroker {
         Task { [weak self] in
             try? await server.executeThenClose { connections in
                 for try await connection in connections {
-                    Task { await self?.serveTCP(connection, accepting: options.accepting) }
+                    guard let self, self.limiter.admit(connection.channel) else {
+                        connection.channel.close(promise: nil)
+                        continue
+                    }
+                    Task { await self.serveTCP(connection, accepting: options.accepting) }
                 }
             }
         }
@@ -124,11 +131,14 @@ extension MockBroker {
         let configuration = self.configuration
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in channel.backOffAcceptWhenOutOfDescriptors() }
             .childChannelInitializer { [weak self] channel in
                 guard let self else { return channel.eventLoop.makeSucceededVoidFuture() }
+                guard self.limiter.admit(channel) else { return self.limiter.turnAway(channel, http: true) }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(HTTPRequestHandler(configuration: configuration, broker: self, handshakeTimeout: nil))
+                    try channel.pipeline.syncOperations.addHandler(HTTPConnectionTimeouts(limits: configuration.httpLimits))
+                    try channel.pipeline.syncOperations.addHandler(HTTPRequestHandler(configuration: configuration, broker: self))
                 }
             }
             .bind(host: host, port: port).get()

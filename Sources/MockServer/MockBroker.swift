@@ -44,6 +44,17 @@ public actor MockBroker {
         /// by which host names: by default the mock's own page only (`--allow-origin`,
         /// `--allow-host` add more).
         public var access = BrowserAccess.standard
+        /// Open connections at once over all listeners (one more is refused: 503 on HTTP
+        /// listeners, closed on TCP), and the HTTP timeouts: a request head is due within
+        /// `core.connectionTimeout` of the connection's start or the last answer, a body within
+        /// `bodyTimeout` of its head.
+        public var maximumConnections = HTTPConnectionLimits.connectionsTheDescriptorsAllow
+        public var bodyTimeout: Duration = .seconds(10)
+
+        var httpLimits: HTTPConnectionLimits {
+            HTTPConnectionLimits(requestHead: TimeAmount(core.connectionTimeout), body: TimeAmount(bodyTimeout),
+                                 maximumConnections: maximumConnections)
+        }
 
         public init(mode: Mode = .broker, core: BrokerCore.Configuration = .init(), requiredCookies: [String: String]? = nil,
                     path: String = "/wmqtt", maximumFrameSize: Int = 16 << 20, adminToken: String? = nil,
@@ -59,6 +70,8 @@ public actor MockBroker {
     }
 
     public let configuration: Configuration
+    /// Counts the open connections of every listener against `maximumConnections`.
+    public nonisolated let limiter: ConnectionLimiter
     var core: BrokerCore
     /// Open transport connections, upgraded WebSocket or TCP, with or without CONNECT.
     var connections: [BrokerCore.ConnectionID: Connection] = [:]
@@ -146,6 +159,7 @@ public actor MockBroker {
             configuration.access = configuration.access.reporting { [logger] text in logger.warning("\(text)") }
         }
         self.configuration = configuration
+        limiter = ConnectionLimiter(maximum: configuration.maximumConnections) { [logger] text in logger.warning("\(text)") }
         self.core = BrokerCore(configuration: core)
         chatAgent = ChatTopicAgent(configuration: configuration.chat)
         self.logger = logger

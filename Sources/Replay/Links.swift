@@ -253,11 +253,14 @@ final class ReplayListeners: Sendable {
         var tcpPort: Int?
         do {
             if let webSocket {
+                let limiter = ConnectionLimiter(maximum: HTTPConnectionLimits.connectionsTheDescriptorsAllow)
                 let channel = try await ServerBootstrap(group: group)
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .serverChannelInitializer { channel in channel.backOffAcceptWhenOutOfDescriptors() }
                     .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                     .childChannelInitializer { channel in
-                        channel.eventLoop.makeCompletedFuture {
+                        guard limiter.admit(channel) else { return limiter.turnAway(channel, http: true) }
+                        return channel.eventLoop.makeCompletedFuture {
                             let upgrader = NIOWebSocketServerUpgrader(
                                 maxFrameSize: 16 << 20, automaticErrorHandling: true,
                                 shouldUpgrade: { channel, head in
@@ -290,6 +293,7 @@ final class ReplayListeners: Sendable {
             if let tcp {
                 let channel = try await ServerBootstrap(group: group)
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .serverChannelInitializer { channel in channel.backOffAcceptWhenOutOfDescriptors() }
                     .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                     .childChannelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {

@@ -176,6 +176,9 @@ struct Mock: AsyncParsableCommand {
     @Option(help: ArgumentHelp("A file of NAME:PASSWORD lines: every MQTT CONNECT must carry one of them (else CONNACK bad user name or password). Needed, or --admin-token (then the token is the password) or --insecure-remote, when an MQTT listener is on an address other machines reach.", valueName: "file"))
     var users: String?
 
+    @Option(name: .customLong("max-connections"), help: "Open connections at once over all listeners; one more gets 503 (HTTP) or is closed (TCP). Default: what the open-file limit allows (ulimit -n less 64).")
+    var maximumConnections: Int?
+
     @Flag(name: .customLong("insecure-remote"), help: "Let any MQTT client of the network in on a non-loopback listener without credentials.")
     var insecureRemote = false
 
@@ -253,6 +256,10 @@ struct Mock: AsyncParsableCommand {
         }
         if let users { settings.usersFile = users }
         if insecureRemote { settings.insecureRemote = true }
+        if let maximumConnections {
+            guard maximumConnections >= 1 else { throw ValidationError("--max-connections takes a positive number") }
+            settings.maximumConnections = maximumConnections
+        }
         // MQTT that other machines reach takes only clients with credentials, unless asked.
         if let open = (settings.webSocket + settings.tcp).first(where: { !$0.isLoopback }),
            settings.usersFile == nil && settings.adminToken == nil && !settings.insecureRemote {
@@ -312,6 +319,7 @@ struct Mock: AsyncParsableCommand {
                                                           path: settings.path, adminToken: settings.adminToken,
                                                           scenario: loadedScenario)
         brokerConfiguration.access = access
+        if let maximum = settings.maximumConnections { brokerConfiguration.maximumConnections = maximum }
         let broker = MockBroker(configuration: brokerConfiguration, logger: logger)
         let delay = Duration.milliseconds(settings.nextConnectionDelayMilliseconds)
         func options(_ listener: MockSettings.Listener) -> MockBroker.ListenerOptions {
