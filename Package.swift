@@ -187,6 +187,7 @@ let package = Package(
                 "LiveWebSocket", "MQTTWire", "WebSocketWire", "Dialects", "MockFiles", "MockAgents", "Capture", "Dissector", "Recordings",
                 "Broker", "WorksClient", "LiveClock",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),

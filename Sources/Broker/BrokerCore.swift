@@ -246,6 +246,9 @@ public struct BrokerCore: Sendable {
     /// The client identifier that `connection` gave in its CONNECT (or was assigned).
     public func clientID(of connection: ConnectionID) -> String? { connections[connection]?.clientID }
 
+    /// The connection a client's session is on, when it is connected.
+    public func connection(of clientID: String) -> ConnectionID? { sessions[clientID]?.connection }
+
     /// Client identifiers of the connected sessions, in no particular order.
     public var connectedClients: [String] { sessions.values.filter { $0.connection != nil }.map(\.clientID) }
     /// Client identifiers of the sessions kept while their client is away.

@@ -70,6 +70,12 @@ public struct MockSettings: Sendable, Hashable {
     /// Which connection of it (wmq-decode's id: 1 for `c1`); nil: the first whose server published.
     public var serveConnection: Int?
     public var adminToken: String?
+    /// `max_queued_bytes`: unread bytes one connection may hold before QoS 0 messages to it are
+    /// dropped (mosquitto's key).
+    public var maximumQueuedBytes = 4 << 20
+    /// `stuck_timeout_s`: seconds a client may stay over `max_queued_bytes` unread before it is
+    /// disconnected.
+    public var stuckTimeoutSeconds: Double = 30
     /// `max_connections`: open connections at once over all listeners; nil: what the process's
     /// open-file limit allows.
     public var maximumConnections: Int?
@@ -235,6 +241,13 @@ public struct MockSettings: Sendable, Hashable {
                 let address = try Self.address(try Self.string(value, name, line: line), name, line: line)
                 admin = Listener(host: address.host, port: address.port)
             case "admin_token": adminToken = try Self.string(value, name, line: line)
+            case "max_queued_bytes": maximumQueuedBytes = try Self.integer(value, name, line: line, minimum: 1024)
+            case "stuck_timeout_s":
+                switch value {
+                case .integer(let seconds) where seconds > 0: stuckTimeoutSeconds = Double(seconds)
+                case .float(let seconds) where seconds > 0 && seconds.isFinite: stuckTimeoutSeconds = seconds
+                default: throw SettingsError(line: line, reason: "\(name) must be a positive number of seconds")
+                }
             case "max_connections": maximumConnections = try Self.integer(value, name, line: line, minimum: 1)
             case "users": usersFile = try Self.string(value, name, line: line)
             case "insecure_remote": insecureRemote = try Self.boolean(value, name, line: line)

@@ -98,6 +98,10 @@ extension MockBroker {
                 JSONMember(key: "subscriptions", value: .object(subscriptions)),
                 JSONMember(key: "inflight", value: .number(String(pending?.inflight ?? 0))),
                 JSONMember(key: "queued", value: .number(String(pending?.queued ?? 0))),
+                // QoS 0 messages dropped while the client was too far behind, and messages held
+                // back until it reads (this connection's).
+                JSONMember(key: "dropped", value: .number(String(core.connection(of: id).flatMap { connections[$0]?.dropped.count } ?? 0))),
+                JSONMember(key: "heldBack", value: .number(String(core.connection(of: id).flatMap { connections[$0]?.parked.count } ?? 0))),
             ])
         }
     }
@@ -223,7 +227,9 @@ extension MockBroker {
             "id": {"type": "string"}, "connected": {"type": "boolean", "description": "false for a session kept while its client is away"},
             "protocolLevel": {"type": "integer", "enum": [3, 4, 5]},
             "subscriptions": {"type": "object", "additionalProperties": {"type": "integer"}},
-            "inflight": {"type": "integer"}, "queued": {"type": "integer"}}}}}}}}}}}},
+            "inflight": {"type": "integer"}, "queued": {"type": "integer"},
+            "dropped": {"type": "integer", "description": "QoS 0 messages dropped because the client read too slowly (over max_queued_bytes unread)"},
+            "heldBack": {"type": "integer", "description": "Messages held back until the client reads (retained messages, and what followed them)"}}}}}}}}}}}},
       "/api/clients/{id}": {"delete": {"summary": "Disconnect a client (its will is published)",
         "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
         "responses": {"204": {"description": "Disconnected"}, "404": {"description": "No such client"}}}},

@@ -25,6 +25,10 @@ extension MockBroker {
         nextConnection += 1
         connections[nextConnection] = Connection(channel: channel, transport: transport,
                                                  described: Self.describe(nextConnection, channel), frameWriter: writer)
+        // Held-back packets go out as soon as the client reads again.
+        let id = nextConnection
+        channel.pipeline.addHandler(DrainWatcher { [weak self] in Task { await self?.sendParked(id) } }, position: .first)
+            .whenFailure { _ in }
         core.connectionOpened(nextConnection, now: clock.now, accepting: accepting)
         if !viewers.isEmpty { showConnection(nextConnection, opened: true) }
         return nextConnection
@@ -134,7 +138,9 @@ extension MockBroker {
 
     /// Carries out the core's actions. `delaysAcknowledgements` is false for acknowledgements
     /// whose delay (a scenario's `delay_acks`, the admin API's fault) has already passed.
-    func perform(_ actions: [BrokerCore.Action], delaysAcknowledgements: Bool = true) {
+    /// - Parameter unparking: the packets are ones held back for a client that was behind, now
+    ///   sent in their turn.
+    func perform(_ actions: [BrokerCore.Action], delaysAcknowledgements: Bool = true, unparking: Bool = false) {
         // Writes are gathered per event loop and handed over in one task each: a message fanned
         // out to a thousand subscribers costs one hop per loop, not two per subscriber, and a
         // packet equal to the previous one (QoS 0 fan-out) is encoded once.
@@ -180,6 +186,23 @@ extension MockBroker {
                 }
                 // Fields read in place: a fan-out passes here once per subscriber.
                 guard let index = connections.index(forKey: id) else { continue }
+                var droppable = false
+                if case .publish(let publish) = packet, !unparking {
+                    // A client too far behind (its unread bytes past maximumQueuedBytes): retained
+                    // messages, and whatever follows them, wait for it to read; a live QoS 0
+                    // message is dropped and counted (here, or on the event loop if the client
+                    // falls behind meanwhile).
+                    let behind = !connections.values[index].parked.isEmpty || !connections.values[index].channel.isWritable
+                    if behind && (publish.retain || !connections.values[index].parked.isEmpty) {
+                        if publish.qos == .atMostOnce && !publish.retain {
+                            connections.values[index].dropped.add()
+                        } else {
+                            connections.values[index].parked.append(packet)
+                        }
+                        continue
+                    }
+                    droppable = publish.qos == .atMostOnce && !publish.retain
+                }
                 let version = connections.values[index].version
                 if packet != lastPacket || version != lastVersion {
                     // The core builds valid packets only.
@@ -191,12 +214,13 @@ extension MockBroker {
                 }
                 if !viewers.isEmpty { show(packet, on: id, direction: .serverToClient, size: lastBytes.readableBytes) }
                 let channel = connections.values[index].channel
-                let write = connections.values[index].write(lastBytes, framed: {
+                var write = connections.values[index].write(lastBytes, framed: {
                     if let lastFrame { return lastFrame }
                     let framed = Self.binaryFrame(lastBytes)
                     lastFrame = framed
                     return framed
                 }())
+                if droppable { write.droppedInto = connections.values[index].dropped }
                 batches[ObjectIdentifier(channel.eventLoop), default: (channel.eventLoop, [])].writes.append(write)
             case .close(let id, let reason):
                 dispatch()  // what was written before the close goes first
@@ -234,5 +258,53 @@ extension MockBroker {
 
     func tick() {
         perform(core.tick(now: clock.now))
+        // Clients behind: held-back packets go out as they read; one that stays too far behind
+        // for stuckTimeout is disconnected (5.0: DISCONNECT 0x97, quota exceeded).
+        let now = clock.now
+        for id in Array(connections.keys) {
+            guard let connection = connections[id] else { continue }
+            if connection.channel.isWritable {
+                connections[id]?.behindSince = nil
+                if !connection.parked.isEmpty { sendParked(id) }
+            } else if let since = connection.behindSince {
+                if now - since >= configuration.stuckTimeout {
+                    logger.notice("disconnecting a client that does not read", metadata: [
+                        "connection": "\(id)", "unread": "over \(configuration.maximumQueuedBytes) bytes",
+                        "for": "\(configuration.stuckTimeout)"])
+                    perform(core.violation(on: id, code: .quotaExceeded,
+                                           reason: "the client read nothing of over \(configuration.maximumQueuedBytes) bytes for \(configuration.stuckTimeout)",
+                                           now: now))
+                    connections[id]?.parked.removeAll()
+                }
+            } else {
+                connections[id]?.behindSince = now
+            }
+        }
+    }
+
+    /// Sends held-back packets of a client that reads again, about half the unread-bytes limit
+    /// at a time; the rest on the next sign that it read (its socket writable again, or the tick).
+    func sendParked(_ id: BrokerCore.ConnectionID) {
+        guard let connection = connections[id], connection.channel.isWritable, !connection.parked.isEmpty else { return }
+        var budget = max(1, configuration.maximumQueuedBytes / 2)
+        var batch: [BrokerCore.Action] = []
+        while budget > 0, let packet = connections[id]?.parked.popFirst() {
+            if case .publish(let publish) = packet { budget -= publish.payload.readableBytes + publish.topicName.utf8.count + 16 } else { budget -= 16 }
+            batch.append(.send(id, packet))
+        }
+        perform(batch, unparking: true)
+    }
+}
+
+/// Tells the broker when a connection that was behind can take bytes again.
+final class DrainWatcher: ChannelInboundHandler, Sendable {
+    typealias InboundIn = Any
+    private let drained: @Sendable () -> Void
+
+    init(drained: @escaping @Sendable () -> Void) { self.drained = drained }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { drained() }
+        context.fireChannelWritabilityChanged()
     }
 }

@@ -50,6 +50,7 @@ extension MockBroker {
                 channel.backOffAcceptWhenOutOfDescriptors().flatMap { options.pace(channel) }
             }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.writeBufferWaterMark, value: configuration.unreadBytesWaterMark)
             .childChannelInitializer { [weak self] channel in
                 guard let self else { return channel.eventLoop.makeSucceededVoidFuture() }
                 guard self.limiter.admit(channel) else { return self.limiter.turnAway(channel, http: true) }
@@ -97,11 +98,13 @@ extension MockBroker {
 
     /// Starts a plain MQTT-over-TCP listener; returns the port it bound.
     public func listenTCP(host: String, port: Int, options: ListenerOptions = .init()) async throws -> Int {
+        let configuration = self.configuration
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.maxMessagesPerRead, value: UInt(options.acceptDelay > .zero ? 1 : 4))
             .serverChannelInitializer { channel in options.pace(channel) }  // NIO adds the accept back-off here
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.writeBufferWaterMark, value: configuration.unreadBytesWaterMark)
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)

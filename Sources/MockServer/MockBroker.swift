@@ -10,6 +10,7 @@ public import Logging
 public import MockAgents
 public import MockFiles
 public import MQTTWire
+import NIOConcurrencyHelpers
 public import NIOCore
 import NIOHTTP1
 public import NIOPosix
@@ -50,6 +51,19 @@ public actor MockBroker {
         /// `bodyTimeout` of its head.
         public var maximumConnections = HTTPConnectionLimits.connectionsTheDescriptorsAllow
         public var bodyTimeout: Duration = .seconds(10)
+        /// Bytes written to one connection and not yet taken by its client (mosquitto's
+        /// `max_queued_bytes`): past it, live QoS 0 messages to that client are dropped and
+        /// counted, retained messages wait until it reads, and a client that stays that far
+        /// behind for `stuckTimeout` is disconnected (5.0: DISCONNECT 0x97, quota exceeded).
+        public var maximumQueuedBytes = 4 << 20
+        public var stuckTimeout: Duration = .seconds(30)
+
+        /// NIO's writability marks for a connection: not writable past `maximumQueuedBytes`
+        /// unread, writable again below half of it.
+        var unreadBytesWaterMark: ChannelOptions.Types.WriteBufferWaterMark {
+            let high = max(2, maximumQueuedBytes)
+            return .init(low: high / 2, high: high)
+        }
 
         var httpLimits: HTTPConnectionLimits {
             HTTPConnectionLimits(requestHead: TimeAmount(core.connectionTimeout), body: TimeAmount(bodyTimeout),
@@ -118,6 +132,13 @@ public actor MockBroker {
 
         /// WebSocket: writes whole frames past NIO's frame encoder.
         let frameWriter: FrameBytesWriter?
+        /// QoS 0 messages dropped because the client was too far behind (read on any thread).
+        let dropped = DropCounter()
+        /// Packets held back while the client is behind: retained messages, and what follows
+        /// them (in order), sent as it reads.
+        var parked = CircularBuffer<MQTTPacket>()
+        /// Since when the connection has been too far behind, if it is.
+        var behindSince: ContinuousClock.Instant?
 
         /// The write that carries MQTT bytes on this connection: `framed` (the same bytes in one
         /// binary frame) on WebSocket, `bytes` themselves on TCP.
@@ -131,11 +152,24 @@ public actor MockBroker {
         let channel: any Channel
         let frameWriter: FrameBytesWriter?
         let bytes: ByteBuffer
+        /// A live QoS 0 message: dropped, and counted here, when the client is too far behind.
+        var droppedInto: DropCounter? = nil
 
         /// On the channel's event loop.
         func perform() {
+            if let droppedInto, !channel.isWritable {
+                droppedInto.add()
+                return
+            }
             if let frameWriter { frameWriter.write(bytes) } else { channel.write(bytes, promise: nil) }
         }
+    }
+
+    /// A count shared between the broker and an event loop.
+    final class DropCounter: Sendable {
+        private let value = NIOLockedValueBox(0)
+        func add(_ count: Int = 1) { value.withLockedValue { $0 += count } }
+        var count: Int { value.withLockedValue { $0 } }
     }
 
     /// MQTT bytes in one unmasked binary frame: what every WebSocket subscriber of a fanned-out

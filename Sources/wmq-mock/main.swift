@@ -179,6 +179,12 @@ struct Mock: AsyncParsableCommand {
     @Option(name: .customLong("max-connections"), help: "Open connections at once over all listeners; one more gets 503 (HTTP) or is closed (TCP). Default: what the open-file limit allows (ulimit -n less 64).")
     var maximumConnections: Int?
 
+    @Option(name: .customLong("max-queued-bytes"), help: "Bytes one client may leave unread (default 4 MiB, mosquitto's max_queued_bytes): past it its QoS 0 messages are dropped and counted, retained ones wait, and after --stuck-timeout it is disconnected.")
+    var maximumQueuedBytes: Int?
+
+    @Option(name: .customLong("stuck-timeout"), help: "Seconds a client may stay over --max-queued-bytes unread before it is disconnected (default 30).")
+    var stuckTimeout: Double?
+
     @Flag(name: .customLong("insecure-remote"), help: "Let any MQTT client of the network in on a non-loopback listener without credentials.")
     var insecureRemote = false
 
@@ -256,6 +262,14 @@ struct Mock: AsyncParsableCommand {
         }
         if let users { settings.usersFile = users }
         if insecureRemote { settings.insecureRemote = true }
+        if let maximumQueuedBytes {
+            guard maximumQueuedBytes >= 1024 else { throw ValidationError("--max-queued-bytes takes 1024 or more") }
+            settings.maximumQueuedBytes = maximumQueuedBytes
+        }
+        if let stuckTimeout {
+            guard stuckTimeout > 0, stuckTimeout.isFinite else { throw ValidationError("--stuck-timeout takes a positive number of seconds") }
+            settings.stuckTimeoutSeconds = stuckTimeout
+        }
         if let maximumConnections {
             guard maximumConnections >= 1 else { throw ValidationError("--max-connections takes a positive number") }
             settings.maximumConnections = maximumConnections
@@ -320,6 +334,8 @@ struct Mock: AsyncParsableCommand {
                                                           scenario: loadedScenario)
         brokerConfiguration.access = access
         if let maximum = settings.maximumConnections { brokerConfiguration.maximumConnections = maximum }
+        brokerConfiguration.maximumQueuedBytes = settings.maximumQueuedBytes
+        brokerConfiguration.stuckTimeout = .milliseconds(Int64(settings.stuckTimeoutSeconds * 1000))
         let broker = MockBroker(configuration: brokerConfiguration, logger: logger)
         let delay = Duration.milliseconds(settings.nextConnectionDelayMilliseconds)
         func options(_ listener: MockSettings.Listener) -> MockBroker.ListenerOptions {

@@ -124,7 +124,9 @@ function refresh() {
     const filters = Object.keys(client.subscriptions).join(", ") || "no subscription";
     const away = client.connected === false ? " (away, session kept)" : "";
     return client.id + away + " · MQTT " + (client.protocolLevel === 5 ? "5" : "3.1.1") + " · " + filters
-      + " · in flight " + client.inflight + ", queued " + client.queued;
+      + " · in flight " + client.inflight + ", queued " + client.queued
+      + (client.heldBack ? ", held back " + client.heldBack + " (reads slowly)" : "")
+      + (client.dropped ? ", dropped " + client.dropped + " QoS 0 (read too slowly)" : "");
   }, "cannot list clients");
 }
 async function post(path, body) {
