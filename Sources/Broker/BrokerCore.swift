@@ -335,10 +335,19 @@ public struct BrokerCore: Sendable {
         return disconnect(connection, code, reason, now: now)
     }
 
-    /// The DISCONNECT reason code for bytes the decoder refused: 0x95 for a packet over the
-    /// size limit, 0x81 (malformed packet) for the rest.
+    /// The DISCONNECT reason code for bytes the decoder refused, as MQTT 5.0 names each case:
+    /// 0x95 for a packet over the size limit; 0x94 for Topic Alias 0 [MQTT-3.3.2-8] (§3.3.2.3.4:
+    /// an alias outside the range is "Topic Alias invalid"); 0x82 (protocol error) where the
+    /// spec says "Protocol Error" — a topic name with a wildcard or empty without an alias
+    /// (§3.3.2.1, §3.3.4), a SUBSCRIBE without a filter (§3.8.3), a property given twice
+    /// (§2.2.2.2); 0x81 (malformed packet) for the rest (§1.5.4, §2.1.3, §3.8.3.1 …).
     public static func reasonCode(for error: MQTTWireError) -> ReasonCode {
-        error.code == .packetTooLarge ? .packetTooLarge : .malformedPacket
+        switch error.code {
+        case .packetTooLarge: .packetTooLarge
+        case .invalidPropertyValue where error.specReference == "MQTT-3.3.2-8": .topicAliasInvalid
+        case .invalidTopicName, .emptySubscriptionList, .duplicateProperty: .protocolError
+        default: .malformedPacket
+        }
     }
 
     /// The transport of `connection` is gone (closed by either side, or lost). The will goes

@@ -1,4 +1,4 @@
-public import NIOConcurrencyHelpers
+import NIOConcurrencyHelpers
 public import NIOHTTP1
 
 /// Which browser pages may talk to a local server, and by which host names.

@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-public import NIOConcurrencyHelpers
+import NIOConcurrencyHelpers
 public import NIOCore
 public import NIOHTTP1
 

@@ -2,7 +2,7 @@ package import NIOCore
 package import NIOHTTP1
 import NIOPosix
 package import NIOWebSocket
-package import WebSocketWire
+import WebSocketWire
 
 /// The WebSocket listener of JSON chat endpoints — the mock's (OneBot, CocoroCore, Discord) and
 /// wmq-replay's served chat sockets: SwiftNIO's

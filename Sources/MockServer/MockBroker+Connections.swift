@@ -41,12 +41,21 @@ extension MockBroker {
         do {
             try await frames.executeThenClose { inbound, _ in
                 frames: for try await frame in inbound {
+                    // Closed by the broker (a DISCONNECT with its reason went out): what the client
+                    // still sends is read and dropped until it closes or the drain ends, so that a
+                    // reset does not overtake the reason.
+                    if connections[id] == nil { continue }
                     switch frame.opcode {
                     case .binary, .continuation:
                         decoder.append(frame.unmaskedData)
-                        while let packet = try decoder.next() {
-                            received(packet, from: id, size: decoder.lastPacketRange.count)
-                            if connections[id] == nil { break frames }
+                        do {
+                            while let packet = try decoder.next() {
+                                received(packet, from: id, size: decoder.lastPacketRange.count)
+                                if connections[id] == nil { continue frames }
+                            }
+                        } catch {
+                            // Told (5.0: DISCONNECT 0x81/0x82) while the channel is still open.
+                            failed(id, error)
                         }
                     case .text:
                         logger.notice("text frame: MQTT travels in binary frames only", metadata: ["connection": "\(id)"])
@@ -75,10 +84,16 @@ extension MockBroker {
         do {
             try await connection.executeThenClose { inbound, _ in
                 bytes: for try await bytes in inbound {
+                    // Closed by the broker: drained as on WebSocket.
+                    if connections[id] == nil { continue }
                     decoder.append(bytes)
-                    while let packet = try decoder.next() {
-                        received(packet, from: id, size: decoder.lastPacketRange.count)
-                        if connections[id] == nil { break bytes }
+                    do {
+                        while let packet = try decoder.next() {
+                            received(packet, from: id, size: decoder.lastPacketRange.count)
+                            if connections[id] == nil { continue bytes }
+                        }
+                    } catch {
+                        failed(id, error)
                     }
                 }
             }
@@ -227,8 +242,12 @@ extension MockBroker {
                 logger.info("closing", metadata: ["connection": "\(id)", "reason": "\(reason)"])
                 if !viewers.isEmpty { showConnection(id, opened: false, reason: reason) }
                 if let channel = connections.removeValue(forKey: id)?.channel {
+                    // What was written goes first, then the write side closes (FIN, not a reset:
+                    // the client reads the DISCONNECT even while its own writes still arrive);
+                    // the connection closes once the client closes its side, or after a second.
                     channel.flush()
-                    channel.close(promise: nil)
+                    channel.close(mode: .output).whenFailure { _ in channel.close(promise: nil) }
+                    channel.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
                 }
             }
         }
