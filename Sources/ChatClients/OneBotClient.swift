@@ -76,6 +76,9 @@ public actor OneBotClient {
     /// Connections made so far (for tests and logs).
     public private(set) var connections = 0
 
+    /// Pseudonyms for secrets in log lines, under a key of this process.
+    static let logRedactor = Redactor.random()
+
     public init(configuration: Configuration, logger: Logger = Logger(label: "wmq.onebot"), tap: (any ByteTap)? = nil,
                 group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
         self.configuration = configuration
@@ -185,7 +188,8 @@ public actor OneBotClient {
         if let token = configuration.accessToken { headers.append(("Authorization", "Bearer \(token)")) }
         let settings = WebSocketSettings(url: configuration.url, origin: nil, userAgent: "wmq-onebot", subprotocol: nil,
                                          extraHeaders: headers, tls: configuration.tls, connectTimeout: configuration.connectTimeout)
-        logger.info("connecting", metadata: ["url": "\(configuration.url)"])
+        // The URL may carry ?access_token=: logged as a pseudonym.
+        logger.info("connecting", metadata: ["url": "\(Self.logRedactor.redact(target: "\(configuration.url)"))"])
         let transport = try await WebSocketTransport.connect(settings, group: group, tap: tap)
         self.transport = transport
         connections += 1

@@ -45,3 +45,28 @@ public func readTextFile(_ path: String) throws(FileReadError) -> String {
     guard let text = String(validating: bytes, as: UTF8.self) else { throw FileReadError(path: path, why: "is not UTF-8 text") }
     return text
 }
+
+/// Writes `bytes` to `path` as a file holding session data: mode 0600 whether it is new or was
+/// there before (a mode given when creating does not change an existing file's).
+public func writeSessionFile(_ bytes: [UInt8], to path: String) throws(FileWriteError) {
+    let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+    guard descriptor >= 0 else { throw FileWriteError(path: path, reason: String(cString: strerror(errno))) }
+    defer { close(descriptor) }
+    _ = fchmod(descriptor, 0o600)
+    var written = 0
+    while written < bytes.count {
+        let count = bytes[written...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        if count < 0 {
+            if errno == EINTR { continue }
+            throw FileWriteError(path: path, reason: String(cString: strerror(errno)))
+        }
+        written += count
+    }
+}
+
+/// A file that could not be written, in plain words.
+public struct FileWriteError: Error, Sendable, CustomStringConvertible {
+    public let path: String
+    public let reason: String
+    public var description: String { "cannot write \(path): \(reason)" }
+}

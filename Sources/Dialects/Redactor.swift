@@ -8,21 +8,33 @@ public import NIOHTTP1
 /// always becomes the same `‹kind:8 hex›`, so two recordings redacted with one key can
 /// still be matched, while the secret itself cannot be read back (HMAC-SHA-256).
 public struct Redactor: Sendable {
-    private let hash: KeyedHash
+    // One reference, as before the names came: with the names as a second stored property the
+    // debug build of the fuzzing tests copied a `Redactor?` inside a `CaptureEvent.Kind` from a
+    // wrong address (a crash in an outlined copy; not understood, and not seen with one field).
+    private let state: State
 
-    /// JSON member names whose values are secrets.
-    public static let secretJSONKeys: Set<String> = ["token", "password", "access_token", "cookie", "authorization"]
-    /// Headers whose values are secrets.
-    public static let secretHeaders: [String] = ["Cookie", "Set-Cookie", "Authorization", "Proxy-Authorization"]
+    private final class State: Sendable {
+        let hash: KeyedHash
+        let names: SecretNames
 
-    public init(key: [UInt8]) {
-        hash = KeyedHash(key: key)
+        init(hash: KeyedHash, names: SecretNames) {
+            self.hash = hash
+            self.names = names
+        }
+    }
+
+    private var hash: KeyedHash { state.hash }
+    /// Which JSON members, query parameters and headers hold secrets (``SecretNames``).
+    public var names: SecretNames { state.names }
+
+    public init(key: [UInt8], names: SecretNames = .standard) {
+        state = State(hash: KeyedHash(key: key), names: names)
     }
 
     /// A redactor with a fresh random key: pseudonyms are stable within this process only.
-    public static func random() -> Redactor {
+    public static func random(names: SecretNames = .standard) -> Redactor {
         var generator = SystemRandomNumberGenerator()
-        return Redactor(key: (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        return Redactor(key: (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }, names: names)
     }
 
     public func pseudonym(_ secret: some Collection<UInt8>, kind: String) -> String {
@@ -79,29 +91,41 @@ public struct Redactor: Sendable {
                 let parts = value.split(separator: " ", maxSplits: 1)
                 let scheme = parts.count > 1 ? "\(parts[0]) " : ""
                 out.add(name: name, value: scheme + pseudonym(String(parts.last ?? ""), kind: "credential"))
+            case _ where names.contains(name):
+                // X-Api-Key, X-Auth-Token, …: the whole value.
+                out.add(name: name, value: pseudonym(value, kind: "credential"))
             default: out.add(name: name, value: value)
             }
         }
         return out
     }
 
-    /// A request target with the values of its secret query parameters (``secretJSONKeys``:
-    /// OneBot's `?access_token=`, a `token=`) as pseudonyms.
+    /// A request target, or a whole URL, with the values of its secret query parameters
+    /// (``SecretNames``: OneBot's `?access_token=`, `api_key=`, `sig=`) as pseudonyms; a
+    /// fragment's parameters too.
     public func redact(target: String) -> String {
-        guard let question = target.firstIndex(of: "?") else { return target }
-        let query = target[target.index(after: question)...].split(separator: "&", omittingEmptySubsequences: false).map { pair -> String in
-            guard let equals = pair.firstIndex(of: "="), Self.secretJSONKeys.contains(pair[..<equals].lowercased()) else { return String(pair) }
-            return "\(pair[..<equals])=\(pseudonym(String(pair[pair.index(after: equals)...]), kind: "token"))"
+        guard let question = target.firstIndex(where: { $0 == "?" || $0 == "#" }) else { return target }
+        var out = String(target[..<question])
+        var rest = target[question...]
+        while let separator = rest.first {
+            rest = rest.dropFirst()
+            let end = rest.firstIndex(of: "#") ?? rest.endIndex
+            let query = rest[..<end].split(separator: "&", omittingEmptySubsequences: false).map { pair -> String in
+                guard let equals = pair.firstIndex(of: "="), names.contains(pair[..<equals].removingPercentEncodingIfPossible) else { return String(pair) }
+                return "\(pair[..<equals])=\(pseudonym(String(pair[pair.index(after: equals)...]), kind: "token"))"
+            }
+            out += String(separator) + query.joined(separator: "&")
+            rest = rest[end...]
         }
-        return String(target[...question]) + query.joined(separator: "&")
+        return out
     }
 
-    /// Every secret member (``secretJSONKeys``), at any depth.
+    /// Every secret member (``SecretNames``), at any depth.
     public func redact(json: JSONValue) -> JSONValue {
         switch json {
         case .object(let members):
             return .object(members.map { member in
-                if Self.secretJSONKeys.contains(member.key.lowercased()) {
+                if names.contains(member.key) {
                     let secret = member.value.stringValue ?? member.value.description
                     return JSONMember(key: member.key, value: .string(pseudonym(secret, kind: member.key.lowercased())))
                 }
@@ -174,5 +198,21 @@ final class KeyedHash: Sendable {
         state = outer
         SHA256_Update(&state, digest, 32)
         SHA256_Final(digest, &state)
+    }
+}
+
+extension StringProtocol {
+    /// The text with `%XX` escapes decoded, or as it is when it has none or a broken one.
+    var removingPercentEncodingIfPossible: String {
+        guard contains("%") else { return String(self) }
+        var bytes: [UInt8] = []
+        var iterator = utf8.makeIterator()
+        while let byte = iterator.next() {
+            guard byte == UInt8(ascii: "%") else { bytes.append(byte); continue }
+            guard let high = iterator.next(), let low = iterator.next(),
+                  let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) else { return String(self) }
+            bytes.append(value)
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

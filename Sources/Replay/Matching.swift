@@ -23,7 +23,7 @@ public struct MatchRules: Sendable {
     /// compared with the pseudonym of the replayed value. Without it a recorded pseudonym stands
     /// for any value (only its presence is compared).
     public var redactor: Redactor?
-    /// How secret values (``Redactor/secretJSONKeys``) appear in reasons: as pseudonyms made with
+    /// How secret values (``SecretNames``) appear in reasons: as pseudonyms made with
     /// it, or as they are when nil.
     public var display: Redactor?
 
@@ -487,7 +487,7 @@ public enum Matcher {
         default:
             guard expected != actual else { return nil }
             let key = path.split(separator: ".").last.map { String($0.prefix { $0 != "[" }).lowercased() } ?? ""
-            if let display = rules.display, Redactor.secretJSONKeys.contains(key) {
+            if let display = rules.display, display.names.contains(key) {
                 func shown(_ value: JSONValue) -> String {
                     let text = value.stringValue ?? value.description
                     return MatchRules.pseudonymKind(text) != nil ? text : display.pseudonym(text, kind: key)

@@ -78,6 +78,8 @@ public final class RotatingLogFile: @unchecked Sendable {
             }
         }
         guard let opened = FileHandle(forWritingAtPath: path) else { throw WorksClientError(.config, "cannot open log file \(path)") }
+        // A log holds session data: 0600 whether the file is new or was there (perhaps 0644).
+        _ = fchmod(opened.fileDescriptor, 0o600)
         size = Int((try? opened.seekToEnd()) ?? 0)
         handle = opened
     }

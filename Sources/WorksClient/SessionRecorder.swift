@@ -43,6 +43,8 @@ public final class SessionRecorder: ByteTap, @unchecked Sendable {
         // Created 0600 before libpcap opens it: an unredacted recording holds secrets.
         let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         guard descriptor >= 0 else { throw WorksClientError(.config, "cannot create \(path): \(String(cString: strerror(errno)))") }
+        // An existing file keeps its mode through O_CREAT: made 0600 whether new or overwritten.
+        _ = fchmod(descriptor, 0o600)
         close(descriptor)
         do {
             writer = try PcapWriter(path: path, linkType: .ethernet)
@@ -227,7 +229,8 @@ struct RedactingStream {
             }
             guard let colon = line.firstIndex(of: ":") else { return line }
             let name = line[..<colon].trimmingCharacters(in: .whitespaces)
-            guard ["cookie", "set-cookie", "authorization", "proxy-authorization"].contains(name.lowercased()) else { return line }
+            guard ["cookie", "set-cookie", "authorization", "proxy-authorization"].contains(name.lowercased())
+                    || redactor.names.contains(name) else { return line }
             let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
             var headers = HTTPHeaders()
             headers.add(name: name, value: value)

@@ -53,6 +53,8 @@ public actor WorksClient {
 
     private var onMessage: (@Sendable (ReceivedMessage) -> Void)?
     private var onConnect: (@Sendable (Bool) -> Void)?
+    /// Secrets in what the client logs (the URL's query parameters) as pseudonyms; nil shows them.
+    private let redactor: Redactor?
     private var onDisconnect: (@Sendable (String) -> Void)?
     private var onError: (@Sendable (WorksClientError) -> Void)?
 
@@ -66,6 +68,7 @@ public actor WorksClient {
         self.logger = logger
         self.group = eventLoopGroup
         self.tap = tap
+        self.redactor = redactor
         session = MQTTClientSession(configuration: configuration.mqtt)
         inbox = WorksInbox(deduplicationWindow: configuration.deduplicationWindow, redactor: redactor)
         (events, continuation) = AsyncStream.makeStream(of: WorksClientEvent.self)
@@ -179,7 +182,8 @@ public actor WorksClient {
     private func connect(attempt: Int) async throws(WorksClientError) {
         if transport != nil { return }
         emit(.stateChanged(.connecting(attempt: attempt)))
-        logger.info("connecting", metadata: ["url": "\(configuration.webSocket.url)", "attempt": "\(attempt)"])
+        let url = "\(configuration.webSocket.url)"
+        logger.info("connecting", metadata: ["url": "\(redactor.map { $0.redact(target: url) } ?? url)", "attempt": "\(attempt)"])
         let transport: WebSocketTransport
         do {
             transport = try await WebSocketTransport.connect(configuration.webSocket, group: group, tap: tap)

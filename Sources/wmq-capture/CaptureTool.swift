@@ -86,6 +86,9 @@ struct Live: ParsableCommand {
     @Flag(help: "With --decode: show cookies, tokens and passwords as captured.")
     var noRedact = false
 
+    @Option(name: .customLong("redact"), help: ArgumentHelp("With --decode: also treat this JSON member, query parameter or header as a secret (repeatable; any case). Names like token, secret, password, api_key, auth, cookie, sig are secrets already.", valueName: "name"))
+    var redact: [String] = []
+
     @Flag(help: "Capture in promiscuous mode (other hosts' traffic on a shared segment).")
     var promiscuous = false
 
@@ -150,7 +153,7 @@ struct Live: ParsableCommand {
         StandardError.write("wmq-capture: capturing on \(interface)\(bpf.map { ", filter \($0)" } ?? "")"
                             + (write.map { " into \($0)" } ?? "") + "; Ctrl-C stops\n")
 
-        let printer = decode ? LivePrinter(format: format, redacts: !noRedact) : nil
+        let printer = decode ? LivePrinter(format: format, redactor: noRedact ? nil : .random(names: SecretNames(adding: redact))) : nil
         let started = Date()
         var packets = 0
         var failure: LiveCapture.Failure?
@@ -209,10 +212,11 @@ final class LivePrinter: @unchecked Sendable {  // `lock` guards the printer's s
     private var startTime: Double?
     private var last = (frame: 0, time: 0.0)
 
-    init(format: Live.Format, redacts: Bool) {
+    /// - Parameter redactor: secrets shown as its pseudonyms; nil shows them as they are.
+    init(format: Live.Format, redactor: Redactor?) {
         self.format = format
-        showsSecrets = !redacts
-        dissector = CaptureDissector(options: CaptureDissector.Options(redactor: redacts ? .random() : nil))
+        showsSecrets = redactor == nil
+        dissector = CaptureDissector(options: CaptureDissector.Options(redactor: redactor))
     }
 
     /// An event of a live connection (the proxy's view), from any thread.

@@ -67,6 +67,9 @@ struct Proxy: AsyncParsableCommand {
     @Flag(help: "Record and show cookies, passwords and tokens as they are.")
     var noRedact = false
 
+    @Option(name: .customLong("redact"), help: ArgumentHelp("Also treat this JSON member, query parameter or header as a secret (repeatable; any case). Names like token, secret, password, api_key, auth, cookie, sig are secrets already.", valueName: "name"))
+    var redact: [String] = []
+
     @OptionGroup(title: "Browser pages") var browser: BrowserAccessOptions
 
     func validate() throws {
@@ -89,7 +92,7 @@ struct Proxy: AsyncParsableCommand {
             throw ValidationError(error.reason)
         }
         let access = try browser.access().reporting { text in FileHandle.standardError.write(Data("wmq-capture: \(text)\n".utf8)) }
-        let redactor = noRedact ? nil : Redactor.random()
+        let redactor = noRedact ? nil : Redactor.random(names: SecretNames(adding: redact))
         var recorder: SessionRecorder?
         if let write {
             do {
@@ -98,7 +101,7 @@ struct Proxy: AsyncParsableCommand {
                 throw unreadableInput("wmq-capture", error.reason)
             }
         }
-        let printer = decode ? LivePrinter(format: format, redacts: !noRedact) : nil
+        let printer = decode ? LivePrinter(format: format, redactor: redactor) : nil
         var show: (@Sendable (CaptureEvent) -> Void)?
         if let printer {
             show = { (event: CaptureEvent) in printer.show(event) }

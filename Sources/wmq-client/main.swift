@@ -88,6 +88,9 @@ struct Client: AsyncParsableCommand {
     @Flag(name: .customLong("no-redact"), help: "Show, log and record cookies, passwords and tokens as they are.")
     var noRedact = false
 
+    @Option(name: .customLong("redact"), help: ArgumentHelp("Also treat this JSON member, query parameter or header as a secret (repeatable; any case). Names like token, secret, password, api_key, auth, cookie, sig are secrets already.", valueName: "name"))
+    var redact: [String] = []
+
     @Option(name: .customLong("origin"), help: "Origin header (default: https://talk.worksmobile.com; empty: none).")
     var origin: String?
 
@@ -214,7 +217,7 @@ struct Client: AsyncParsableCommand {
         }
         if count.map({ $0 < 1 }) == true { throw ValidationError("--count must be 1 or more") }
 
-        let redactor = noRedact ? nil : Redactor.random()
+        let redactor = noRedact ? nil : Redactor.random(names: SecretNames(adding: redact))
         let output = LockedOutput(format: format ?? (OutputBuffer.isTerminal ? .text : .jsonl), verbose: verbose, showsSecrets: noRedact)
         let (taps, recorder) = try makeTaps(redactor: redactor, output: output, protocolName: "ws-mqtt")
         let client = WorksClient(configuration: configuration, logger: logger, redactor: redactor, tap: TapGroup(taps))
@@ -269,7 +272,7 @@ extension Client {
             token = value
         }
         let logger = try makeLogger()
-        let redactor = noRedact ? nil : Redactor.random()
+        let redactor = noRedact ? nil : Redactor.random(names: SecretNames(adding: redact))
         let output = LockedOutput(format: format ?? (OutputBuffer.isTerminal ? .text : .jsonl), verbose: verbose, showsSecrets: noRedact)
         let (taps, recorder) = try makeTaps(redactor: redactor, output: output, protocolName: "websocket")
         let client = OneBotClient(configuration: .init(

@@ -78,6 +78,9 @@ struct Decode: ParsableCommand {
     @Flag(help: "Show cookies, tokens and passwords as captured.")
     var noRedact = false
 
+    @Option(name: .customLong("redact"), help: ArgumentHelp("Also treat this JSON member, query parameter or header as a secret (repeatable; any case). Names like token, secret, password, api_key, auth, cookie, sig are secrets already.", valueName: "name"))
+    var redact: [String] = []
+
     @Option(help: "An NSS key log (SSLKEYLOGFILE, as browsers and Python's ssl write it): TLS connections whose secrets it holds are decrypted (TLS 1.2 and 1.3, AES-GCM and ChaCha20-Poly1305).")
     var keylog: String?
 
@@ -179,7 +182,8 @@ struct Decode: ParsableCommand {
                                       + "supported: Ethernet, Linux SLL and SLL2, BSD loopback, raw IPv4/IPv6")
             }
         }
-        var options = CaptureDissector.Options(redactor: noRedact ? nil : redactionKey.map { Redactor(key: Array($0.utf8)) } ?? .random())
+        var options = CaptureDissector.Options(redactor: noRedact ? nil : redactionKey.map { Redactor(key: Array($0.utf8), names: SecretNames(adding: redact)) }
+                                                    ?? .random(names: SecretNames(adding: redact)))
         options.reportsFrames = verbose
         options.annotates = !stats && format != .har
         options.annotatesMessages = format != .har

@@ -30,6 +30,9 @@ struct ReplayOptionGroup: ParsableArguments {
     @Flag(help: "Show tokens and passwords in the reports as they are (default: keyed pseudonyms).")
     var noRedact = false
 
+    @Option(name: .customLong("redact"), help: ArgumentHelp("Also treat this JSON member, query parameter or header as a secret (repeatable; any case). Names like token, secret, password, api_key, auth, cookie, sig are secrets already.", valueName: "name"))
+    var redact: [String] = []
+
     @Option(help: "The key the recording was redacted with (wmq-decode --redaction-key): recorded pseudonyms are then compared with the replayed secrets' pseudonyms.")
     var redactionKey: String?
 
@@ -81,7 +84,7 @@ struct ReplayOptionGroup: ParsableArguments {
     }
 
     func options(defaultPace: Pace) throws -> ReplayOptions {
-        let redactor = redactionKey.map { Redactor(key: Array($0.utf8)) }
+        let redactor = redactionKey.map { Redactor(key: Array($0.utf8), names: SecretNames(adding: redact)) }
         var rules = MatchRules(redactor: redactor)
         // Secrets in the reports: pseudonyms, with the recording's key when given (so they read like the recording's).
         if let path = self.rules {
@@ -97,7 +100,7 @@ struct ReplayOptionGroup: ParsableArguments {
                 throw unreadableInput("wmq-replay", "\(path): \(error)")
             }
         }
-        rules.display = noRedact ? nil : redactor ?? .random()
+        rules.display = noRedact ? nil : redactor ?? .random(names: SecretNames(adding: redact))
         let pace: Pace = asap ? .asap : speed.map { .speed($0) } ?? defaultPace
         let write: @Sendable (String) -> Void = { line in StandardError.write(line + "\n") }
         let trace = verbose ? write : nil
@@ -171,9 +174,10 @@ struct ReplayOptionGroup: ParsableArguments {
         if let junit {
             do {
                 let more = chat.filter { !$0.reports.isEmpty }.map { ChatSocketReplay.junit($0.reports, recording: $0.recording, mode: mode) }
-                try Data(ReplayReport.junit(reports, more: more).utf8).write(to: URL(fileURLWithPath: junit))
+                // A report holds what the session said: 0600, as every file of session data.
+                try writeSessionFile(Array(ReplayReport.junit(reports, more: more).utf8), to: junit)
             } catch {
-                throw unreadableInput("wmq-replay", "cannot write \(junit): \((error as NSError).localizedFailureReason ?? error.localizedDescription)")
+                throw unreadableInput("wmq-replay", error.description)
             }
         }
         if !reports.allSatisfy(\.matched) || !chatMatched { throw ExitCode(ToolExit.foundErrors) }
