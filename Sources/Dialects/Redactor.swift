@@ -8,27 +8,12 @@ public import NIOHTTP1
 /// always becomes the same `‹kind:8 hex›`, so two recordings redacted with one key can
 /// still be matched, while the secret itself cannot be read back (HMAC-SHA-256).
 public struct Redactor: Sendable {
-    // One reference, as before the names came: with the names as a second stored property the
-    // debug build of the fuzzing tests copied a `Redactor?` inside a `CaptureEvent.Kind` from a
-    // wrong address (a crash in an outlined copy; not understood, and not seen with one field).
-    private let state: State
-
-    private final class State: Sendable {
-        let hash: KeyedHash
-        let names: SecretNames
-
-        init(hash: KeyedHash, names: SecretNames) {
-            self.hash = hash
-            self.names = names
-        }
-    }
-
-    private var hash: KeyedHash { state.hash }
-    /// Which JSON members, query parameters and headers hold secrets (``SecretNames``).
-    public var names: SecretNames { state.names }
+    private let hash: KeyedHash
+    public let names: SecretNames
 
     public init(key: [UInt8], names: SecretNames = .standard) {
-        state = State(hash: KeyedHash(key: key), names: names)
+        hash = KeyedHash(key: key)
+        self.names = names
     }
 
     /// A redactor with a fresh random key: pseudonyms are stable within this process only.
