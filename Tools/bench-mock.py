@@ -6,8 +6,11 @@ listener, the same load generator (wmq-bench-mock) against each, in the same run
   fanout    SUBSCRIBERS WebSocket subscribers (default 1000) each receiving COUNT QoS 0 messages
             (default 1000), three runs, the median reported
   idle      CONNECTIONS idle MQTT-over-WebSocket sessions (default 10000): the broker's resident memory
+  abuse     over MQTT/TCP: publish latency to one subscriber while another client holds
+            HELD subscriptions (default 1,000,000); and the broker's memory while 200 MB of QoS 0
+            messages go to a subscriber that never reads (then after it is gone)
 
-Usage: bench-mock.py WMQ_MOCK WMQ_BENCH_MOCK [SUBSCRIBERS] [COUNT] [CONNECTIONS]
+Usage: bench-mock.py WMQ_MOCK WMQ_BENCH_MOCK [SUBSCRIBERS] [COUNT] [CONNECTIONS] [HELD]
 """
 import os
 import re
@@ -51,15 +54,121 @@ def start_mosquitto(work):
                 f"listener {tcp} 127.0.0.1\nsocket_domain ipv4\nlistener {ws} 127.0.0.1\nsocket_domain ipv4\nprotocol websockets\n")
     process = subprocess.Popen(["mosquitto", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(ws)
-    return process, ws
+    return process, ws, tcp
 
 
-def start_mock(binary):
-    port = free_port()
-    process = subprocess.Popen([binary, "--ws", f"127.0.0.1:{port}", "--log-level", "error"],
+def start_mock(binary, held):
+    port, tcp = free_port(), free_port()
+    process = subprocess.Popen([binary, "--ws", f"127.0.0.1:{port}", "--tcp", f"127.0.0.1:{tcp}", "--log-level", "error",
+                                "--max-subscriptions", str(max(held, 10_000))],
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port)
-    return process, port
+    wait_port(tcp)
+    return process, port, tcp
+
+
+# Raw MQTT 3.1.1 over TCP for the abuse phases: a client that holds many subscriptions, or one
+# that never reads, is what the load generator does not model.
+
+def mqtt_string(text):
+    data = text.encode()
+    return len(data).to_bytes(2, "big") + data
+
+
+def mqtt_packet(first, body):
+    length, out = len(body), bytearray()
+    while True:
+        byte, length = length % 128, length // 128
+        out.append(byte | (0x80 if length else 0))
+        if not length:
+            break
+    return bytes([first]) + bytes(out) + body
+
+
+def read_packet(sock):
+    def exactly(count):
+        data = b""
+        while len(data) < count:
+            chunk = sock.recv(count - len(data))
+            if not chunk:
+                raise ConnectionError("closed")
+            data += chunk
+        return data
+    first = exactly(1)[0]
+    length, shift = 0, 0
+    while True:
+        byte = exactly(1)[0]
+        length |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            break
+    return first, exactly(length)
+
+
+def mqtt_client(port, client_id, receive_buffer=None):
+    sock = socket.socket()
+    if receive_buffer:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.connect(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.sendall(mqtt_packet(0x10, mqtt_string("MQTT") + bytes([4, 2, 0, 60]) + mqtt_string(client_id)))
+    if read_packet(sock)[0] != 0x20:
+        raise SystemExit(f"{client_id}: no CONNACK")
+    return sock
+
+
+def subscribe(sock, filters, identifier=1):
+    body = identifier.to_bytes(2, "big") + b"".join(mqtt_string(f) + b"\x00" for f in filters)
+    sock.sendall(mqtt_packet(0x82, body))
+
+
+def abuse(port, pid, held):
+    """Publish latency while one client holds `held` subscriptions; memory under a stuck subscriber."""
+    holder = mqtt_client(port, "holder")
+    started = time.time()
+    batch, sent = 1000, 0
+    for start in range(0, held, batch):
+        subscribe(holder, [f"held/{i}/+" for i in range(start, min(held, start + batch))], identifier=start // batch % 65535 + 1)
+        sent += 1
+        if sent % 50 == 0:
+            for _ in range(50):
+                read_packet(holder)
+    for _ in range(sent % 50):
+        read_packet(holder)
+    subscribed = time.time() - started
+    subscriber = mqtt_client(port, "probe-sub")
+    subscribe(subscriber, ["probe/#"])
+    read_packet(subscriber)
+    publisher = mqtt_client(port, "probe-pub")
+    times = []
+    for index in range(200):
+        sent_at = time.perf_counter()
+        publisher.sendall(mqtt_packet(0x30, mqtt_string("probe/x") + b"%d" % index))
+        read_packet(subscriber)
+        times.append((time.perf_counter() - sent_at) * 1000)
+    times.sort()
+    latency = (f"{held:,} subscriptions held by one client (subscribed in {subscribed:.1f} s, resident {rss_mb(pid):.0f} MB): "
+               f"publish latency to another client median {times[100]:.3f} ms, p99 {times[197]:.3f} ms")
+    for sock in (holder, subscriber, publisher):
+        sock.close()
+    # A subscriber that never reads, with a small receive window.
+    stuck = mqtt_client(port, "stuck", receive_buffer=4096)
+    subscribe(stuck, ["#"])
+    read_packet(stuck)
+    publisher = mqtt_client(port, "load-pub")
+    before = rss_mb(pid)
+    payload = b"x" * (1 << 20)
+    for _ in range(200):
+        publisher.sendall(mqtt_packet(0x30, mqtt_string("load/x") + payload))
+    time.sleep(1)
+    during = rss_mb(pid)
+    stuck.close()
+    publisher.close()
+    time.sleep(2)
+    after = rss_mb(pid)
+    memory = (f"200 MB of QoS 0 to a subscriber that never reads: resident {before:.0f} MB before, {during:.0f} MB during, "
+              f"{after:.0f} MB after it left")
+    return latency, memory
 
 
 def run(generator, *args, timeout=600):
@@ -83,12 +192,13 @@ def main():
     subscribers = int(sys.argv[3]) if len(sys.argv) > 3 else 1000
     count = int(sys.argv[4]) if len(sys.argv) > 4 else 1000
     connections = int(sys.argv[5]) if len(sys.argv) > 5 else 10000
+    held = int(sys.argv[6]) if len(sys.argv) > 6 else 1_000_000
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
     rows = []
     with tempfile.TemporaryDirectory() as work:
-        for name, start in (("wmq-mock", lambda: start_mock(mock_binary)), ("mosquitto", lambda: start_mosquitto(work))):
-            broker, port = start()
+        for name, start in (("wmq-mock", lambda: start_mock(mock_binary, held)), ("mosquitto", lambda: start_mosquitto(work))):
+            broker, port, tcp = start()
             url = f"ws://127.0.0.1:{port}/mqtt"
             try:
                 small = run(generator, "latency", url, 102_400, 5, timeout=120)
@@ -105,15 +215,20 @@ def main():
                 during = rss_mb(broker.pid)
                 idle.kill()
                 idle.wait()
-                rows.append((name, small, large, fanout, line, before, during))
+                try:
+                    latency, memory = abuse(tcp, broker.pid, held)
+                except (OSError, ConnectionError, SystemExit) as error:
+                    latency, memory = f"abuse: failed ({error})", ""
+                rows.append((name, small, large, fanout, line, before, during, latency, memory))
             finally:
                 broker.terminate()
                 try:
                     broker.wait(10)
                 except subprocess.TimeoutExpired:
                     broker.kill()
-    for name, small, large, fanout, line, before, during in rows:
+    for name, small, large, fanout, line, before, during, latency, memory in rows:
         print(f"{name}:\n  {small}\n  {large}\n  {fanout}\n  {line or 'idle: not all connected'}: resident memory {during:.1f} MB (before {before:.1f} MB)")
+        print(f"  {latency}\n  {memory}")
     if len(rows) == 2:
         mock, mosquitto = rows
         def ratio(a, b, better_low=True):

@@ -108,8 +108,8 @@ extension BrokerCore {
             retained[publish.topicName] = publish.payload.readableBytes == 0 ? nil : message
         }
         var matched: [[String: Subscription]] = []
-        for (filter, subscribers) in subscribersByFilter where TopicMatching.matches(filter: filter, topic: publish.topicName) {
-            matched.append(subscribers)
+        for filter in filterTree.filters(matching: publish.topicName) {
+            if let subscribers = subscribersByFilter[filter] { matched.append(subscribers) }
         }
         var actions: [Action] = []
         func deliver(to clientID: String, _ subscription: Subscription, identifiers: [UInt32]) {

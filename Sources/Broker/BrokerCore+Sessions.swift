@@ -151,10 +151,7 @@ extension BrokerCore {
     /// A session ends: it and its subscriptions are forgotten.
     mutating func endSession(_ clientID: String) {
         guard let session = sessions.removeValue(forKey: clientID) else { return }
-        for filter in session.subscriptions.keys {
-            subscribersByFilter[filter]?[clientID] = nil
-            if subscribersByFilter[filter]?.isEmpty == true { subscribersByFilter[filter] = nil }
-        }
+        for filter in session.subscriptions.keys { dropSubscriber(clientID, from: filter) }
     }
 
     /// Closes a connection the broker gives up on: a 5.0 client first gets DISCONNECT with the

@@ -28,6 +28,10 @@ extension BrokerCore {
                 continue
             }
             let isNew = sessions[clientID]?.subscriptions[subscription.topicFilter] == nil
+            if isNew, (sessions[clientID]?.subscriptions.count ?? 0) >= configuration.maximumSubscriptionsPerClient {
+                codes.append(isVersion5 ? .quotaExceeded : ReasonCode(0x80))
+                continue
+            }
             knownFilters.insert(subscription.topicFilter)
             setSubscription(subscription.topicFilter, Subscription(
                 qos: subscription.qos, noLocal: subscription.noLocal, retainAsPublished: subscription.retainAsPublished,
@@ -57,14 +61,23 @@ extension BrokerCore {
 
     mutating func setSubscription(_ filter: String, _ subscription: Subscription, of clientID: String) {
         sessions[clientID]?.subscriptions[filter] = subscription
+        if subscribersByFilter[filter] == nil { filterTree.insert(filter) }
         subscribersByFilter[filter, default: [:]][clientID] = subscription
     }
 
     /// Whether the session had that subscription.
     mutating func removeSubscription(_ filter: String, of clientID: String) -> Bool {
         guard sessions[clientID]?.subscriptions.removeValue(forKey: filter) != nil else { return false }
-        subscribersByFilter[filter]?[clientID] = nil
-        if subscribersByFilter[filter]?.isEmpty == true { subscribersByFilter[filter] = nil }
+        dropSubscriber(clientID, from: filter)
         return true
+    }
+
+    /// Takes `clientID` off `filter`'s subscribers; a filter nobody holds leaves the tree.
+    mutating func dropSubscriber(_ clientID: String, from filter: String) {
+        subscribersByFilter[filter]?[clientID] = nil
+        if subscribersByFilter[filter]?.isEmpty == true {
+            subscribersByFilter[filter] = nil
+            filterTree.remove(filter)
+        }
     }
 }

@@ -42,6 +42,10 @@ public struct BrokerCore: Sendable {
         public var dynamicFilters: Bool
         /// A fault: every CONNECT is refused with "server unavailable" (3.1.1 return code 3, 5.0 0x88).
         public var refusesConnections = false
+        /// Subscriptions one session may hold; a SUBSCRIBE past it is refused for the filters
+        /// over (3.1.1 return code 0x80, 5.0 0x97 quota exceeded). Routing does not slow with
+        /// a client's count (a topic tree), but each subscription costs memory.
+        public var maximumSubscriptionsPerClient = 10_000
         /// Who may connect: nil lets every CONNECT in (a broker on loopback); otherwise a CONNECT
         /// must carry a user name and password this list accepts, else CONNACK "bad user name or
         /// password" (3.1.1 return code 4, 5.0 0x86).
@@ -233,6 +237,8 @@ public struct BrokerCore: Sendable {
     /// distinct filter once, not once per subscriber (a thousand subscribers of one topic cost
     /// one match).
     var subscribersByFilter: [String: [String: Subscription]] = [:]
+    /// The keys of `subscribersByFilter`, as a tree that finds a topic's filters quickly.
+    var filterTree = FilterTree()
     var pendingWills: [String: PendingWill] = [:]
     var generatedIDs = 0
     /// Messages dropped because a queue was full, they expired, or they exceeded a client's

@@ -76,6 +76,8 @@ public struct MockSettings: Sendable, Hashable {
     /// `stuck_timeout_s`: seconds a client may stay over `max_queued_bytes` unread before it is
     /// disconnected.
     public var stuckTimeoutSeconds: Double = 30
+    /// `max_subscriptions`: subscriptions one session may hold.
+    public var maximumSubscriptions = 10_000
     /// `max_connections`: open connections at once over all listeners; nil: what the process's
     /// open-file limit allows.
     public var maximumConnections: Int?
@@ -248,6 +250,7 @@ public struct MockSettings: Sendable, Hashable {
                 case .float(let seconds) where seconds > 0 && seconds.isFinite: stuckTimeoutSeconds = seconds
                 default: throw SettingsError(line: line, reason: "\(name) must be a positive number of seconds")
                 }
+            case "max_subscriptions": maximumSubscriptions = try Self.integer(value, name, line: line, minimum: 1)
             case "max_connections": maximumConnections = try Self.integer(value, name, line: line, minimum: 1)
             case "users": usersFile = try Self.string(value, name, line: line)
             case "insecure_remote": insecureRemote = try Self.boolean(value, name, line: line)

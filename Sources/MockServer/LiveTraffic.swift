@@ -23,9 +23,9 @@ extension MockBroker {
         }
         // What is connected now, so that the view starts from a known state.
         for (connection, state) in connections.sorted(by: { $0.key < $1.key }) {
-            send(CaptureEvent(connection: state.described, direction: nil, frame: trafficFrame, time: Self.epochSeconds(),
-                              kind: .opened(protocol: state.transport == .webSocket ? "ws-mqtt" : "mqtt", how: "live")),
-                 to: id, connection: connection)
+            deliver(CaptureEvent(connection: state.described, direction: nil, frame: trafficFrame, time: Self.epochSeconds(),
+                                 kind: .opened(protocol: state.transport == .webSocket ? "ws-mqtt" : "mqtt", how: "live")),
+                    connection: connection, to: [id])
         }
     }
 
@@ -63,31 +63,51 @@ extension MockBroker {
                   connection: connection)
     }
 
+    /// Sends one event to every viewer. The record (JSON, text line) is built once for all of
+    /// them — with a hundred pages open it was built a hundred times per packet; only a viewer
+    /// that missed events gets a record of its own, with the count.
     private func broadcast(_ event: CaptureEvent, connection: BrokerCore.ConnectionID) {
         trafficFrame += 1
-        for id in viewers.keys { send(event, to: id, connection: connection) }
+        guard !viewers.isEmpty else { return }
+        deliver(event, connection: connection, to: Array(viewers.keys))
     }
 
-    private func send(_ event: CaptureEvent, to id: Int, connection: BrokerCore.ConnectionID) {
-        guard var viewer = viewers[id] else { return }
-        guard viewer.channel.isWritable else {
-            viewer.missed += 1
-            viewers[id] = viewer
-            return
+    private func deliver(_ event: CaptureEvent, connection: BrokerCore.ConnectionID, to ids: [Int]) {
+        var members: [JSONMember]?
+        var shared: ByteBuffer?
+        for id in ids {
+            guard var viewer = viewers[id] else { continue }
+            guard viewer.channel.isWritable else {
+                viewer.missed += 1
+                viewers[id] = viewer
+                continue
+            }
+            if members == nil {
+                var record: [JSONMember] = []
+                if case .object(let fields) = DecodeRecord.json(event) { record = fields }
+                record.append(JSONMember(key: "session", value: core.clientID(of: connection).map { JSONValue.string($0) } ?? .null))
+                record.append(JSONMember(key: "line", value: .string(TextRecord.lines(event, startTime: trafficStart, verbose: false).joined(separator: "\n"))))
+                members = record
+            }
+            let bytes: ByteBuffer
+            if viewer.missed > 0 {
+                bytes = Self.serverSentEvent(members! + [JSONMember(key: "missed", value: .number(String(viewer.missed)))])
+                viewer.missed = 0
+                viewers[id] = viewer
+            } else {
+                if shared == nil { shared = Self.serverSentEvent(members!) }
+                bytes = shared!
+            }
+            viewer.channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(bytes)), promise: nil)
         }
-        var members: [JSONMember] = []
-        if case .object(let record) = DecodeRecord.json(event) { members = record }
-        members.append(JSONMember(key: "session", value: core.clientID(of: connection).map { JSONValue.string($0) } ?? .null))
-        members.append(JSONMember(key: "line", value: .string(TextRecord.lines(event, startTime: trafficStart, verbose: false).joined(separator: "\n"))))
-        if viewer.missed > 0 {
-            members.append(JSONMember(key: "missed", value: .number(String(viewer.missed))))
-            viewer.missed = 0
-            viewers[id] = viewer
-        }
+    }
+
+    /// `data: {…}` and the blank line that ends a Server-Sent Event.
+    static func serverSentEvent(_ members: [JSONMember]) -> ByteBuffer {
         var bytes = Array("data: ".utf8)
         JSONValue.object(members).write(to: &bytes)
         bytes += Array("\n\n".utf8)
-        viewer.channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: bytes))), promise: nil)
+        return ByteBuffer(bytes: bytes)
     }
 
     /// The packet as the page shows it: the CONNECT password replaced by a pseudonym.

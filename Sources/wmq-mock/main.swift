@@ -185,6 +185,9 @@ struct Mock: AsyncParsableCommand {
     @Option(name: .customLong("stuck-timeout"), help: "Seconds a client may stay over --max-queued-bytes unread before it is disconnected (default 30).")
     var stuckTimeout: Double?
 
+    @Option(name: .customLong("max-subscriptions"), help: "Subscriptions one client may hold (default 10000); filters past it are refused in the SUBACK (3.1.1 0x80, 5.0 0x97).")
+    var maximumSubscriptions: Int?
+
     @Flag(name: .customLong("insecure-remote"), help: "Let any MQTT client of the network in on a non-loopback listener without credentials.")
     var insecureRemote = false
 
@@ -270,6 +273,10 @@ struct Mock: AsyncParsableCommand {
             guard stuckTimeout > 0, stuckTimeout.isFinite else { throw ValidationError("--stuck-timeout takes a positive number of seconds") }
             settings.stuckTimeoutSeconds = stuckTimeout
         }
+        if let maximumSubscriptions {
+            guard maximumSubscriptions >= 1 else { throw ValidationError("--max-subscriptions takes a positive number") }
+            settings.maximumSubscriptions = maximumSubscriptions
+        }
         if let maximumConnections {
             guard maximumConnections >= 1 else { throw ValidationError("--max-connections takes a positive number") }
             settings.maximumConnections = maximumConnections
@@ -313,6 +320,7 @@ struct Mock: AsyncParsableCommand {
             maximumClientIDLength: settings.maximumClientIDLength, maximumPayloadSize: settings.maximumPayload,
             answersPing: settings.answersPing, connectionTimeout: .milliseconds(settings.connectionTimeoutMilliseconds),
             topicAliasMaximum: UInt16(settings.topicAliasMaximum), dynamicFilters: settings.dynamicFilters)
+        core.maximumSubscriptionsPerClient = settings.maximumSubscriptions
         if let redelivery = settings.redeliverySeconds { core.redeliveryInterval = .milliseconds(Int64(redelivery * 1000)) }
         if let file = settings.usersFile {
             core.credentials = try Self.load(file) { text in try BrokerCore.Credentials(passwordFile: text) }
