@@ -97,6 +97,11 @@ public final class WebSocketProtocolGuard: ChannelDuplexHandler, RemovableChanne
         case .ping where !options.answersControlFrames, .pong where !options.answersControlFrames:
             context.fireChannelRead(wrapInboundOut(frame))
         case .ping:
+            // A peer that pings and never reads gets no more pongs than its socket takes: while
+            // the connection is over its unread-bytes mark the pong is left out (RFC 6455 §5.5.3
+            // lets an endpoint answer only the latest of several pings), so a ping flood cannot
+            // make the server buffer without limit.
+            guard context.channel.isWritable else { return }
             let pong = WebSocketFrame(fin: true, opcode: .pong, maskKey: outgoingMask, data: frame.unmaskedData)
             context.writeAndFlush(wrapOutboundOut(pong), promise: nil)
         case .pong:

@@ -83,6 +83,38 @@ struct StuckClientTests {
     }
 }
 
+extension StuckClientTests {
+    /// A WebSocket client that floods pings and reads nothing: the pongs it would not take are
+    /// left out, so the mock's memory stays bounded.
+    @Test func aPingFloodThatIsNeverReadCostsBoundedMemory() async throws {
+        let mock = try Background(TestEnvironment.builtBinary("wmq-mock"), [
+            "--ws", "127.0.0.1:0", "--max-queued-bytes", "1048576", "--stuck-timeout", "60", "--log-level", "error",
+        ])
+        defer { mock.stop() }
+        let line = try await mock.awaiting("listening ws://127\\.0\\.0\\.1:[0-9]+")
+        let port = try #require(Int(line.split(separator: ":").last ?? ""))
+        let pid = mock.process.processIdentifier
+        let flood = try RawSocket(port: port)
+        flood.send("GET /mqtt HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n")
+        #expect(await blocking { flood.receive() }.hasPrefix("HTTP/1.1 101"))
+        // A session first (without CONNECT the mock closes the connection after 5 s), in a
+        // masked binary frame (mask 0: the bytes as they are).
+        let connect = Self.packet(0x10, Self.string("MQTT") + [4, 0x02, 0, 60] + Self.string("flood"))
+        flood.send(bytes: [0x82, 0x80 | UInt8(connect.count), 0, 0, 0, 0] + connect)
+        #expect(await blocking { flood.receiveBytes(timeout: 5) }.starts(with: [0x82, 0x04, 0x20]))
+        try await Task.sleep(for: .milliseconds(200))
+        let before = Self.residentKilobytes(of: pid)
+        // A masked ping with 125 bytes of payload (the most a control frame holds), half a million times (each answered would make the mock hold ~190 MB).
+        let ping: [UInt8] = [0x89, 0x80 | 125, 0, 0, 0, 0] + [UInt8](repeating: 0x70, count: 125)
+        let batch = [UInt8](Array(repeating: ping, count: 8192).joined())
+        let allSent = await blocking { (0..<61).allSatisfy { _ in flood.send(bytes: batch) } }
+        #expect(allSent, "the mock closed the connection during the flood")
+        try await Task.sleep(for: .milliseconds(500))
+        let after = Self.residentKilobytes(of: pid)
+        #expect(after - before < 32 * 1024, "the mock grew from \(before) KB to \(after) KB")
+    }
+}
+
 /// Retained messages are held back for a client behind and sent as it reads: a subscriber that
 /// reads gets every one, in order, however far past the unread-bytes limit they go.
 @Suite("wmq-mock paces retained messages")

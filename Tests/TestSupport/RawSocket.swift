@@ -23,8 +23,18 @@ public final class RawSocket: @unchecked Sendable {  // one test uses each
 
     public func send(_ text: String) { send(bytes: Array(text.utf8)) }
 
-    public func send(bytes: [UInt8]) {
-        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
+    /// Sends every byte, or stops when the peer has closed (MSG_NOSIGNAL: a closed peer is a
+    /// failed send, not a SIGPIPE that ends the test process); whether all went.
+    @discardableResult
+    public func send(bytes: [UInt8]) -> Bool {
+        var sent = 0
+        while sent < bytes.count {
+            let count = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { return false }
+            sent += count
+        }
+        return true
     }
 
     /// Whether the peer closes the connection within `seconds` (whatever it sends before).
