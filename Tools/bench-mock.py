@@ -124,6 +124,24 @@ def subscribe(sock, filters, identifier=1):
 
 def abuse(port, pid, held):
     """Publish latency while one client holds `held` subscriptions; memory under a stuck subscriber."""
+    # First (while the broker's memory is not yet grown by the other phase): a subscriber that
+    # never reads, with a small receive window.
+    stuck = mqtt_client(port, "stuck", receive_buffer=4096)
+    subscribe(stuck, ["#"])
+    read_packet(stuck)
+    publisher = mqtt_client(port, "load-pub")
+    before = rss_mb(pid)
+    payload = b"x" * (1 << 20)
+    for _ in range(200):
+        publisher.sendall(mqtt_packet(0x30, mqtt_string("load/x") + payload))
+    time.sleep(1)
+    during = rss_mb(pid)
+    stuck.close()
+    publisher.close()
+    time.sleep(2)
+    after = rss_mb(pid)
+    memory = (f"200 MB of QoS 0 to a subscriber that never reads: resident {before:.0f} MB before, {during:.0f} MB during, "
+              f"{after:.0f} MB after it left")
     holder = mqtt_client(port, "holder")
     started = time.time()
     batch, sent = 1000, 0
@@ -151,23 +169,6 @@ def abuse(port, pid, held):
                f"publish latency to another client median {times[100]:.3f} ms, p99 {times[197]:.3f} ms")
     for sock in (holder, subscriber, publisher):
         sock.close()
-    # A subscriber that never reads, with a small receive window.
-    stuck = mqtt_client(port, "stuck", receive_buffer=4096)
-    subscribe(stuck, ["#"])
-    read_packet(stuck)
-    publisher = mqtt_client(port, "load-pub")
-    before = rss_mb(pid)
-    payload = b"x" * (1 << 20)
-    for _ in range(200):
-        publisher.sendall(mqtt_packet(0x30, mqtt_string("load/x") + payload))
-    time.sleep(1)
-    during = rss_mb(pid)
-    stuck.close()
-    publisher.close()
-    time.sleep(2)
-    after = rss_mb(pid)
-    memory = (f"200 MB of QoS 0 to a subscriber that never reads: resident {before:.0f} MB before, {during:.0f} MB during, "
-              f"{after:.0f} MB after it left")
     return latency, memory
 
 

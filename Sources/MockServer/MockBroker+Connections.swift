@@ -302,7 +302,7 @@ extension MockBroker {
     }
 
     /// Sends held-back packets of a client that reads again, about half the unread-bytes limit
-    /// at a time; the rest on the next sign that it read (its socket writable again, or the tick).
+    /// at a time; the rest right after while it keeps up, else when its socket is writable again.
     func sendParked(_ id: BrokerCore.ConnectionID) {
         guard let connection = connections[id], connection.channel.isWritable, !connection.parked.isEmpty else { return }
         var budget = max(1, configuration.maximumQueuedBytes / 2)
@@ -312,6 +312,9 @@ extension MockBroker {
             batch.append(.send(id, packet))
         }
         perform(batch, unparking: true)
+        // More to send: again once this batch's writes have run on the event loop, while the
+        // client keeps up (a batch that leaves it writable brings no writability event).
+        if connections[id]?.parked.isEmpty == false { Task { self.sendParked(id) } }
     }
 }
 
