@@ -75,6 +75,19 @@ def start_browser(binary, profile):
     raise SystemExit(json.dumps({"error": "the browser did not start its DevTools endpoint"}))
 
 
+def open_page(endpoint, url):
+    """The browser's first tab (DevTools endpoint `endpoint`), navigated to `url`."""
+    port = re.search(r"ws://[^:/]+:(\d+)/", endpoint).group(1)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as response:
+        targets = json.load(response)
+    target = next(t for t in targets if t.get("type") == "page")
+    page = Page(target["webSocketDebuggerUrl"])
+    page.call("Page.enable")
+    page.call("Runtime.enable")
+    page.call("Page.navigate", url=url)
+    return page
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
@@ -85,14 +98,7 @@ def main():
     browser, endpoint = start_browser(args.browser, profile)
     result = {}
     try:
-        port = re.search(r"ws://[^:/]+:(\d+)/", endpoint).group(1)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as response:
-            targets = json.load(response)
-        target = next(t for t in targets if t.get("type") == "page")
-        page = Page(target["webSocketDebuggerUrl"])
-        page.call("Page.enable")
-        page.call("Runtime.enable")
-        page.call("Page.navigate", url=args.url)
+        page = open_page(endpoint, args.url)
         result["title"] = page.wait_for("document.readyState === 'complete' && document.title")
         result["status"] = page.wait_for("document.getElementById('status').textContent === 'live' && 'live'") or \
             page.evaluate("document.getElementById('status').textContent")

@@ -11,14 +11,12 @@ its process group.
 import argparse
 import json
 import os
-import re
 import shutil
 import signal
 import sys
 import tempfile
-import urllib.request
 
-from page_check import Page, start_browser
+from page_check import open_page, start_browser
 
 
 def main():
@@ -30,14 +28,7 @@ def main():
     profile = tempfile.mkdtemp(prefix="wmq-probe-")
     browser, endpoint = start_browser(args.browser, profile)
     try:
-        port = re.search(r"ws://[^:/]+:(\d+)/", endpoint).group(1)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as response:
-            targets = json.load(response)
-        target = next(t for t in targets if t.get("type") == "page")
-        page = Page(target["webSocketDebuggerUrl"])
-        page.call("Page.enable")
-        page.call("Runtime.enable")
-        page.call("Page.navigate", url=args.url)
+        page = open_page(endpoint, args.url)
         result = page.wait_for("window.probeResult ? JSON.stringify(window.probeResult) : ''", args.seconds)
     finally:
         os.killpg(browser.pid, signal.SIGKILL)
