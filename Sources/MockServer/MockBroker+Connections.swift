@@ -288,8 +288,9 @@ extension MockBroker {
             } else if let since = connection.behindSince {
                 if now - since >= configuration.stuckTimeout {
                     logger.notice("disconnecting a client that does not read", metadata: [
-                        "connection": "\(id)", "unread": "over \(configuration.maximumQueuedBytes) bytes",
-                        "for": "\(configuration.stuckTimeout)"])
+                        "connection": "\(id)", "client": "\(core.clientID(of: id) ?? "-")",
+                        "unread": "over \(configuration.maximumQueuedBytes) bytes", "for": "\(configuration.stuckTimeout)",
+                        "dropped": "\(connection.dropped.count)"])
                     perform(core.violation(on: id, code: .quotaExceeded,
                                            reason: "the client read nothing of over \(configuration.maximumQueuedBytes) bytes for \(configuration.stuckTimeout)",
                                            now: now))
