@@ -160,6 +160,8 @@ extension MockBroker {
         // out to a thousand subscribers costs one hop per loop, not two per subscriber, and a
         // packet equal to the previous one (QoS 0 fan-out) is encoded once.
         var batches: [ObjectIdentifier: (loop: any EventLoop, writes: [Write])] = [:]
+        var retainedSent: [BrokerCore.ConnectionID: Int] = [:]
+        var heldBack: Set<BrokerCore.ConnectionID> = []
         var lastPacket: MQTTPacket?
         var lastVersion = ProtocolVersion.v3_1_1
         var lastBytes = ByteBuffer()
@@ -207,7 +209,15 @@ extension MockBroker {
                     // messages, and whatever follows them, wait for it to read; a live QoS 0
                     // message is dropped and counted (here, or on the event loop if the client
                     // falls behind meanwhile).
+                    // Many retained messages at once (a late `#` subscriber): past the first
+                    // hundred in one go they wait their turn too, sent in batches that let the
+                    // broker serve other clients between them.
+                    if publish.retain {
+                        retainedSent[id, default: 0] += 1
+                        if retainedSent[id, default: 0] > Self.retainedAtOnce { heldBack.insert(id) }
+                    }
                     let behind = !connections.values[index].parked.isEmpty || !connections.values[index].channel.isWritable
+                        || (publish.retain && heldBack.contains(id))
                     if behind && (publish.retain || !connections.values[index].parked.isEmpty) {
                         if publish.qos == .atMostOnce && !publish.retain {
                             connections.values[index].dropped.add()
@@ -252,7 +262,11 @@ extension MockBroker {
             }
         }
         dispatch()
+        for id in heldBack { Task { self.sendParked(id) } }
     }
+
+    /// Retained messages one call writes to a connection before the rest wait their turn.
+    static let retainedAtOnce = 100
 
     /// Writes bytes as they are, in one binary frame on WebSocket (a scenario's `raw` step).
     func writeRaw(_ bytes: ByteBuffer, to id: BrokerCore.ConnectionID) {
@@ -306,7 +320,7 @@ extension MockBroker {
     /// at a time; the rest right after while it keeps up, else when its socket is writable again.
     func sendParked(_ id: BrokerCore.ConnectionID) {
         guard let connection = connections[id], connection.channel.isWritable, !connection.parked.isEmpty else { return }
-        var budget = max(1, configuration.maximumQueuedBytes / 2)
+        var budget = max(1, min(configuration.maximumQueuedBytes / 2, 256 << 10))  // small batches: other clients go between them
         var batch: [BrokerCore.Action] = []
         while budget > 0, let packet = connections[id]?.parked.popFirst() {
             if case .publish(let publish) = packet { budget -= publish.payload.readableBytes + publish.topicName.utf8.count + 16 } else { budget -= 16 }
