@@ -6,9 +6,10 @@ listener, the same load generator (wmq-bench-mock) against each, in the same run
   fanout    SUBSCRIBERS WebSocket subscribers (default 1000) each receiving COUNT QoS 0 messages
             (default 1000), three runs, the median reported
   idle      CONNECTIONS idle MQTT-over-WebSocket sessions (default 10000): the broker's resident memory
-  abuse     over MQTT/TCP: publish latency to one subscriber while another client holds
-            HELD subscriptions (default 1,000,000); and the broker's memory while 200 MB of QoS 0
-            messages go to a subscriber that never reads (then after it is gone)
+  abuse     over MQTT/TCP: the broker's memory while 200 MB of QoS 0 messages go to a subscriber
+            that never reads (then after it is gone); other clients' publish round trips while a
+            late subscriber takes 100,000 retained messages; publish latency to one subscriber
+            while another client holds HELD subscriptions (default 1,000,000)
 
 Usage: bench-mock.py WMQ_MOCK WMQ_BENCH_MOCK [SUBSCRIBERS] [COUNT] [CONNECTIONS] [HELD]
 """
@@ -19,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 
@@ -169,7 +171,45 @@ def abuse(port, pid, held):
                f"publish latency to another client median {times[100]:.3f} ms, p99 {times[197]:.3f} ms")
     for sock in (holder, subscriber, publisher):
         sock.close()
-    return latency, memory
+    # Last (its retained messages stay in the broker):
+    # a late '#' subscriber to 100,000 retained messages, while another client's publishes are timed.
+    retainer = mqtt_client(port, "retainer")
+    for i in range(100_000):
+        retainer.sendall(mqtt_packet(0x31, mqtt_string(f"r/{i}") + b"x" * 100))
+    time.sleep(2)
+    probe_sub = mqtt_client(port, "stall-sub")
+    subscribe(probe_sub, ["stall/#"])
+    read_packet(probe_sub)
+    probe_pub = mqtt_client(port, "stall-pub")
+    late = mqtt_client(port, "late")
+    round_trips, stop = [], threading.Event()
+
+    def probing():
+        while not stop.is_set():
+            sent_at = time.perf_counter()
+            probe_pub.sendall(mqtt_packet(0x30, mqtt_string("stall/x") + b"1"))
+            read_packet(probe_sub)
+            round_trips.append((time.perf_counter() - sent_at) * 1000)
+            time.sleep(0.002)
+    prober = threading.Thread(target=probing)
+    prober.start()
+    time.sleep(0.5)
+    started = time.perf_counter()
+    subscribe(late, ["r/#"])
+    got = 0
+    while got < 100_000:
+        if read_packet(late)[0] & 0xF0 == 0x30:
+            got += 1
+    took = time.perf_counter() - started
+    time.sleep(0.3)
+    stop.set()
+    prober.join()
+    round_trips.sort()
+    stall = (f"a late subscriber to 100,000 retained messages got them in {took:.2f} s; another client's publish round trips "
+             f"meanwhile: median {round_trips[len(round_trips) // 2]:.2f} ms, max {round_trips[-1]:.1f} ms")
+    for sock in (retainer, probe_sub, probe_pub, late):
+        sock.close()
+    return latency, memory + "\n  " + stall
 
 
 def run(generator, *args, timeout=600):
