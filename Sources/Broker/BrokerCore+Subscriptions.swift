@@ -42,16 +42,37 @@ extension BrokerCore {
         var actions: [Action] = [.send(connection, .suback(SubAckPacket(packetIdentifier: subscribe.packetIdentifier, reasonCodes: codes)))]
         // Retained messages matching the new filters, with the retain flag set [MQTT-3.3.1-6],
         // as the 5.0 retain handling option says [MQTT-3.3.1-9, -10, -11].
-        // Sorted once for the packet, not once per filter (a SUBSCRIBE of a thousand filters
-        // sorted every retained topic a thousand times).
-        let retainedTopics = accepted.isEmpty || retained.isEmpty ? [] : retained.keys.sorted()
-        for (subscription, isNew) in accepted {
+        let sending = accepted.filter { subscription, isNew in
             switch subscription.retainHandling {
-            case .doNotSend: continue
-            case .sendOnNewSubscribe where !isNew: continue
-            default: break
+            case .doNotSend: false
+            case .sendOnNewSubscribe: isNew
+            default: true
             }
-            for topic in retainedTopics where TopicMatching.matches(filter: subscription.topicFilter, topic: topic) {
+        }.map(\.0)
+        guard !sending.isEmpty, !retained.isEmpty else { return actions }
+        // One pass over the retained topics (sorted once) finds each new filter's topics through a
+        // tree of the new filters: a SUBSCRIBE of a thousand filters matched every retained topic
+        // against every filter (100,000 retained messages: 3 s, after 16 s when each filter
+        // sorted them again), the broker busy for everyone meanwhile.
+        // A few filters (the common `#`, or one topic) are matched directly, without allocating.
+        var topicsByFilter: [String: [String]] = [:]
+        let filters = Array(Set(sending.map(\.topicFilter)))
+        if filters.count <= 8 {
+            for topic in retained.keys.sorted() {
+                for filter in filters where TopicMatching.matches(filter: filter, topic: topic) {
+                    topicsByFilter[filter, default: []].append(topic)
+                }
+            }
+        } else {
+            var newFilters = FilterTree()
+            for filter in filters { newFilters.insert(filter) }
+            for topic in retained.keys.sorted() {
+                for filter in newFilters.filters(matching: topic) { topicsByFilter[filter, default: []].append(topic) }
+            }
+        }
+        // Filter by filter, in the SUBSCRIBE's order, each filter's topics sorted, as before.
+        for subscription in sending {
+            for topic in topicsByFilter[subscription.topicFilter] ?? [] {
                 guard var message = retained[topic] else { continue }
                 if let expiry = message.expiresAt, expiry <= now { retained[topic] = nil; continue }
                 message.packet.properties = Self.forwarded(message.packet.properties, identifiers: identifier.map { [$0] } ?? [],

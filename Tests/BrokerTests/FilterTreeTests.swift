@@ -93,3 +93,31 @@ struct SubscriptionLimitTests {
         #expect(second.reasonCodes.map(\.rawValue) == [1])
     }
 }
+
+/// Retained delivery on SUBSCRIBE finds each new filter's topics through a tree when there are
+/// many filters: the same messages, in the same order (filter by filter, topics sorted), as
+/// matching every topic against every filter.
+@Suite("Retained delivery to many filters")
+struct RetainedManyFiltersTests {
+    @Test func manyFiltersGetWhatEachFilterMatches() {
+        var core = BrokerCore(configuration: .init())
+        let now = ContinuousClock.now
+        let topics = (0..<300).map { "a/\($0 % 7)/\($0 % 11)/\($0)" } + ["$SYS/x", "b", "a"]
+        core.connectionOpened(1, now: now)
+        _ = core.received(.connect(ConnectPacket(protocolVersion: .v3_1_1, cleanStart: true, keepAlive: 60, clientIdentifier: "pub")), from: 1, now: now)
+        for topic in topics {
+            _ = core.received(.publish(PublishPacket(qos: .atMostOnce, retain: true, topicName: topic, payload: ByteBuffer(string: "x"))), from: 1, now: now)
+        }
+        let filters = ["a/+/3/#", "#", "a/1/+/+", "+/+", "a/#", "a/6/10/+", "$SYS/#", "+", "b", "a/+/+/299", "a/0/0/0", "nothing/+"]
+        core.connectionOpened(2, now: now)
+        _ = core.received(.connect(ConnectPacket(protocolVersion: .v3_1_1, cleanStart: true, keepAlive: 60, clientIdentifier: "sub")), from: 2, now: now)
+        let actions = core.received(.subscribe(SubscribePacket(packetIdentifier: 1, subscriptions: filters.map { .init(topicFilter: $0, qos: .atMostOnce) })),
+                                    from: 2, now: now)
+        let sent = actions.compactMap { action -> String? in
+            if case .send(2, .publish(let publish)) = action { return publish.topicName }
+            return nil
+        }
+        let expected = filters.flatMap { filter in topics.sorted().filter { TopicMatching.matches(filter: filter, topic: $0) } }
+        #expect(sent == expected)
+    }
+}
