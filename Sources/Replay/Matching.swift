@@ -26,6 +26,10 @@ public struct MatchRules: Sendable {
     /// How secret values (``SecretNames``) appear in reasons: as pseudonyms made with
     /// it, or as they are when nil.
     public var display: Redactor?
+    /// Whether packets must come in the recorded order (`--strict-order`). By default a packet
+    /// may come in another order than recorded where MQTT does not order it (see
+    /// ``Matcher/orderRule(_:_:)``); the report notes it.
+    public var strictOrder = false
 
     /// The members that vary from run to run: the Works payload's time and id, and the
     /// millisecond clock of the chat-topic tree's messages (docs/protocols.md §3).
@@ -133,6 +137,8 @@ public struct AlignedRow: Sendable {
     public var expected: RecordedMessage?
     public var actual: RecordedMessage?
     public var reason: String?
+    /// The replayed packet came in another order than recorded, which MQTT allows.
+    public var reordered = false
 
     public var difference: Difference {
         Difference(position: position, expected: expected.map { Matcher.summary($0.packet) } ?? "—",
@@ -187,9 +193,16 @@ public enum Matcher {
             actualStarts[index].map { $0 == index ? actualBase[index] : "\(actualBase[index]) of \(label[$0].map(String.init) ?? "new \($0)")" }
                 ?? actualBase[index]
         }
+        var moved: [Int: String?] = [:]
         for direction in directions {
             let aligned = diff(ranked(expected, direction), ranked(actual, direction)) { expectedKeys[$0] == actualKeys[$1] }
             alignments[direction] = pairLeftovers(aligned) { expectedBase[$0] == actualBase[$1] }
+            if !rules.strictOrder, let rows = alignments[direction] {
+                let (paired, reasons) = pairReordered(rows, same: { expectedKeys[$0] == actualKeys[$1] || expectedBase[$0] == actualBase[$1] },
+                                                      rule: { orderRule(actual[$0].packet, actual[$1].packet, actualFlows[$0], actualFlows[$1]) })
+                alignments[direction] = paired
+                moved.merge(reasons) { $1 }
+            }
         }
         // Aligned pairs judged in the recording's order, so flows pair as they began.
         var reasons: [Int: String] = [:]
@@ -200,7 +213,7 @@ public enum Matcher {
         for (e, a) in matched {
             let reason = pairs.pair(expectedFlows[e], actualFlows[a], expected[e].packet.packetIdentifier, actual[a].packet.packetIdentifier)
                 ?? mismatch(expected[e].packet, actual[a].packet, rules: rules)
-            if let reason { reasons[e] = reason }
+            if let reason { reasons[e] = reason } else if case let broken?? = moved[e] { reasons[e] = broken }
         }
         var rows: [AlignedRow] = []
         for direction in directions {
@@ -211,7 +224,8 @@ public enum Matcher {
                 if a != nil { actualRank += 1 }
                 switch (e, a) {
                 case (let e?, let a?):
-                    rows.append(AlignedRow(direction: direction, position: expectedRank, expected: expected[e], actual: actual[a], reason: reasons[e]))
+                    rows.append(AlignedRow(direction: direction, position: expectedRank, expected: expected[e], actual: actual[a], reason: reasons[e],
+                                           reordered: moved[e] != nil))
                 case (let e?, nil):
                     rows.append(AlignedRow(direction: direction, position: expectedRank, expected: expected[e], actual: nil, reason: "missing"))
                 case (nil, let a?):
@@ -223,6 +237,62 @@ public enum Matcher {
             }
         }
         return rows
+    }
+
+    /// A packet the replay lacks where the recording has it and one it adds elsewhere that stand
+    /// for each other (`same`) are one packet that came in another order. They become one row,
+    /// taken back in the recorded place. The keys of the result are the recorded packets so
+    /// paired: nil when MQTT allows the new order, or the reason it does not (`rule` tells,
+    /// for two replayed packets, why MQTT keeps them in order).
+    static func pairReordered(_ alignment: [(Int?, Int?)], same: (Int, Int) -> Bool,
+                              rule: (Int, Int) -> String?) -> (rows: [(Int?, Int?)], moved: [Int: String?]) {
+        var rows = alignment
+        var moved: [Int: String?] = [:]
+        var added = rows.indices.filter { rows[$0].0 == nil && rows[$0].1 != nil }
+        for place in rows.indices {
+            guard let e = rows[place].0, rows[place].1 == nil,
+                  let pick = added.firstIndex(where: { rows[$0].1.map { same(e, $0) } ?? false }) else { continue }
+            let from = added.remove(at: pick)
+            guard let a = rows[from].1 else { continue }
+            // The paired packets it now stands on the other side of (its index says where it
+            // came), and whether MQTT orders any of them with it.
+            let crossed = (min(place, from)...max(place, from)).compactMap { row -> Int? in
+                guard rows[row].0 != nil, let other = rows[row].1, other != a, (other < a) != (row < place) else { return nil }
+                return other
+            }
+            var broken: String?
+            for other in crossed {
+                guard let reason = rule(a, other) else { continue }
+                broken = "came \(from < place ? "before" : "after") a packet it must \(from < place ? "follow" : "precede"): \(reason)"
+                break
+            }
+            moved[e] = .some(broken)
+            rows[place] = (e, a)
+            rows[from] = (nil, nil)
+        }
+        return (rows.filter { $0.0 != nil || $0.1 != nil }, moved)
+    }
+
+    /// Why MQTT keeps two packets of one direction of a connection in their order, or nil when a
+    /// correct peer may send them either way: the connection's bounds, a flow's own steps, one
+    /// topic's messages at one QoS (taken to come from one publisher), and acknowledgements of
+    /// one kind ([MQTT-4.6.0]).
+    package static func orderRule(_ a: MQTTPacket, _ b: MQTTPacket, _ flowA: Flow?, _ flowB: Flow?) -> String? {
+        for packet in [a, b] {
+            switch packet {
+            case .connect, .connack, .disconnect, .auth: return "\(packet.type) bounds the connection"
+            default: break
+            }
+        }
+        if let flowA, flowA == flowB { return "the steps of one flow (packet identifier \(flowA.identifier)) keep their order" }
+        switch (a, b) {
+        case (.publish(let x), .publish(let y)) where x.topicName == y.topicName && x.qos == y.qos:
+            return "messages on one topic at one QoS keep their order [MQTT-4.6.0-6]"
+        case (.puback, .puback): return "PUBACKs go in the order of their PUBLISHes [MQTT-4.6.0-2]"
+        case (.pubrec, .pubrec): return "PUBRECs go in the order of their PUBLISHes [MQTT-4.6.0-3]"
+        case (.pubrel, .pubrel): return "PUBRELs go in the order of their PUBRECs [MQTT-4.6.0-4]"
+        default: return nil
+        }
     }
 
     /// Within each run of unaligned packets, a missing and an added packet of the same type and

@@ -38,7 +38,9 @@ extension ReplayReport {
             }
             let compared = connection.rows.count
             if connection.matched {
-                out += "  \(name) \(side): \(compared) packet\(compared == 1 ? "" : "s") as recorded\n"
+                let reordered = connection.rows.count { $0.reordered }
+                let order = reordered == 0 ? "" : " (\(reordered) in another order, which MQTT allows)"
+                out += "  \(name) \(side): \(compared) packet\(compared == 1 ? "" : "s") as recorded\(order)\n"
                 continue
             }
             let differences = connection.differences.count
@@ -118,6 +120,7 @@ extension ReplayReport {
             members.append(JSONMember(key: "status", value: string(status)))
             if let skipped = connection.skipped { members.append(JSONMember(key: "skipped", value: string(skipped))) }
             members.append(JSONMember(key: "packets", value: .number(String(connection.rows.count))))
+            members.append(JSONMember(key: "reordered", value: .number(String(connection.rows.count { $0.reordered }))))
             members.append(JSONMember(key: "notes", value: .array(connection.notes.map(string))))
             members.append(JSONMember(key: "differences", value: .array(connection.differences.map { row in
                 .object([

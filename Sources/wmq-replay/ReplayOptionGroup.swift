@@ -27,6 +27,9 @@ struct ReplayOptionGroup: ParsableArguments {
     @Option(help: "A rules file (JSON): {\"ignore\": [JSON paths], \"match\": {path: regex}, \"defaults\": true, \"clientId\": false}.")
     var rules: String?
 
+    @Flag(help: "Packets must come in the recorded order. By default a packet may come in another order where MQTT does not order it (an acknowledgement and a delivery, messages on different topics); the report notes it.")
+    var strictOrder = false
+
     @Flag(help: "Show tokens and passwords in the reports as they are (default: keyed pseudonyms).")
     var noRedact = false
 
@@ -101,6 +104,7 @@ struct ReplayOptionGroup: ParsableArguments {
             }
         }
         rules.display = noRedact ? nil : redactor ?? .random(names: SecretNames(adding: redact))
+        rules.strictOrder = strictOrder
         let pace: Pace = asap ? .asap : speed.map { .speed($0) } ?? defaultPace
         let write: @Sendable (String) -> Void = { line in StandardError.write(line + "\n") }
         let trace = verbose ? write : nil

@@ -26,11 +26,15 @@ struct ReplayTool: AsyncParsableCommand {
             drive plays the recorded clients against a server (wmq-mock, mosquitto, a staging broker)
             and compares the server's answers with the recorded ones; serve plays the recorded
             servers to a client under test and compares what the client sends; check does both in
-            one process, the built-in client against the served recording. Packets go in the
-            recorded order: each waits until everything recorded before it has happened (the
-            synchronized mode), and for its recorded time under --speed (default original timing;
-            --asap drops the pauses). Comparison is MQTT-aware: packet identifiers renumbered,
-            client ids and pings left out, JSON payloads compared member by member (see --rules).
+            one process, the built-in client against the served recording. Packets keep the order
+            MQTT guarantees, not the recorded total order: an acknowledgement of the peer's packet
+            waits for that packet only; every other packet goes in recorded order once the peer's
+            packets recorded before it have come (its deliveries on other topics excepted, which a
+            correct peer may send later), and at its recorded time under --speed (default original
+            timing; --asap drops the pauses). Comparison is MQTT-aware: packet identifiers
+            renumbered, client ids and pings left out, JSON payloads compared member by member (see
+            --rules), and a packet that came in another order MQTT allows is not a difference
+            (--strict-order makes it one).
 
             WebSocket connections of JSON chat messages (OneBot v11, CocoroCore chat, the Discord
             gateway) replay too: drive and serve for every dialect, check for OneBot (docs/replay.md).

@@ -73,7 +73,7 @@ import Testing
     @Test func servingAnswersPingsAndNamesTheClientsIdentifiers() {
         var script = ReplayScript(connections: [subscriber], role: .server, pace: .asap)
         #expect(script.start(now: Self.t0).isEmpty)
-        #expect(script.waitingFor == "c1: CONNECT MQTT 3.1.1 \"sub\" from the client")
+        #expect(script.waitingFor == "c1: CONNECT MQTT 3.1.1 \"sub\" from the client, which the server's PUBLISH \"t/a\" QoS 1 id 7 1 bytes on c1 waits for (recorded before it)")
         let (index, opened) = script.accepted(.webSocket, now: Self.t0)
         #expect(index == 0 && opened.isEmpty)
         #expect(sent(script.received(.connect(ConnectPacket(keepAlive: 60, clientIdentifier: "other")), on: 0, now: Self.t0)).map(\.type) == [.connack])
@@ -103,7 +103,7 @@ import Testing
         _ = script.start(now: Self.t0)
         _ = script.opened(0, now: Self.t0)
         _ = script.received(.connack(ConnAckPacket()), on: 0, now: Self.t0)
-        #expect(script.waitingFor == "c1: SUBACK id 1 from the server")
+        #expect(script.waitingFor == "c1: SUBACK id 1 from the server, which the client's CONNECT MQTT 3.1.1 \"pub\" on c2 waits for (recorded before it)")
         #expect(script.received(.suback(SubAckPacket(packetIdentifier: 1, reasonCodes: [.grantedQoS1])), on: 0, now: Self.t0) == [.open(1)])
         #expect(sent(script.opened(1, now: Self.t0)).map(\.type) == [.connect])
         #expect(sent(script.received(.connack(ConnAckPacket()), on: 1, now: Self.t0)).map(\.type) == [.publish, .disconnect])
@@ -163,5 +163,128 @@ import Testing
         #expect(Matcher.compare(.clientToServer, expected: recorded, actual: wrong).isEmpty)
         connect.password = nil
         #expect(Matcher.compare(.clientToServer, expected: [recorded[0]], actual: [.connect(connect)]).map(\.reason) == ["no password, the recording has one"])
+    }
+}
+
+/// The order MQTT guarantees, not the recorded total order: a session recorded against one
+/// correct broker replays against another that orders what MQTT leaves free otherwise.
+@Suite struct ReplayOrderTests {
+    static let t0 = ContinuousClock.now
+
+    func message(_ direction: FlowDirection, _ time: Double, _ packet: MQTTPacket) -> RecordedMessage {
+        RecordedMessage(direction: direction, time: time, packet: packet)
+    }
+
+    func publish(_ topic: String, qos: QoS, id: UInt16?, _ text: String = "x") -> MQTTPacket {
+        .publish(PublishPacket(qos: qos, topicName: topic, packetIdentifier: id, payload: ByteBuffer(string: text)))
+    }
+
+    func sent(_ actions: [ReplayScript.Action]) -> [MQTTPacket] {
+        actions.compactMap { if case .send(_, let packet) = $0 { packet } else { nil } }
+    }
+
+    /// As mosquitto ordered it: a client's own QoS 2 message is acknowledged (PUBREC) before
+    /// it comes back to the client, which subscribed to it.
+    var echo: RecordedConnection {
+        RecordedConnection(id: 1, client: "c", server: "s", transport: .webSocket, messages: [
+            message(.clientToServer, 0.00, .connect(ConnectPacket(clientIdentifier: "echo"))),
+            message(.serverToClient, 0.01, .connack(ConnAckPacket())),
+            message(.clientToServer, 0.02, .subscribe(SubscribePacket(packetIdentifier: 1, subscriptions: [.init(topicFilter: "e/#", qos: .exactlyOnce)]))),
+            message(.serverToClient, 0.03, .suback(SubAckPacket(packetIdentifier: 1, reasonCodes: [.grantedQoS2]))),
+            message(.clientToServer, 0.04, publish("e/2", qos: .exactlyOnce, id: 4)),
+            message(.serverToClient, 0.05, .pubrec(PublishResponsePacket(packetIdentifier: 4))),
+            message(.clientToServer, 0.06, .pubrel(PublishResponsePacket(packetIdentifier: 4))),
+            message(.serverToClient, 0.07, publish("e/2", qos: .exactlyOnce, id: 2)),
+            message(.serverToClient, 0.08, .pubcomp(PublishResponsePacket(packetIdentifier: 4))),
+            message(.clientToServer, 0.09, .pubrec(PublishResponsePacket(packetIdentifier: 2))),
+            message(.serverToClient, 0.10, .pubrel(PublishResponsePacket(packetIdentifier: 2))),
+            message(.clientToServer, 0.11, .pubcomp(PublishResponsePacket(packetIdentifier: 2))),
+            message(.clientToServer, 0.12, .disconnect(DisconnectPacket())),
+        ])
+    }
+
+    /// Driven against a broker that delivers first (as wmq-mock does): the delivery is answered at
+    /// once, the PUBREL waits for its PUBREC only, and nothing stalls. The rank-by-rank replay
+    /// this replaced took the delivery for the PUBREC and waited for ever for a PUBREL.
+    @Test func aDeliveryBeforeItsPUBRECIsAnsweredAndNothingStalls() {
+        var script = ReplayScript(connections: [echo], role: .client, pace: .asap)
+        _ = script.start(now: Self.t0)
+        _ = script.opened(0, now: Self.t0)
+        _ = script.received(.connack(ConnAckPacket()), on: 0, now: Self.t0)
+        #expect(sent(script.received(.suback(SubAckPacket(packetIdentifier: 1, reasonCodes: [.grantedQoS2])), on: 0, now: Self.t0))
+            == [publish("e/2", qos: .exactlyOnce, id: 4)])
+        // The delivery first, with the broker's own identifier 9: answered at once.
+        #expect(sent(script.received(publish("e/2", qos: .exactlyOnce, id: 9), on: 0, now: Self.t0)) == [.pubrec(PublishResponsePacket(packetIdentifier: 9))])
+        #expect(script.waitingFor == "c1: PUBREC id 4 from the server, which the client's PUBREL id 4 on c1 waits for (recorded before it)")
+        #expect(sent(script.received(.pubrel(PublishResponsePacket(packetIdentifier: 9)), on: 0, now: Self.t0)) == [.pubcomp(PublishResponsePacket(packetIdentifier: 9))])
+        #expect(sent(script.received(.pubrec(PublishResponsePacket(packetIdentifier: 4)), on: 0, now: Self.t0)) == [.pubrel(PublishResponsePacket(packetIdentifier: 4))])
+        let last = script.received(.pubcomp(PublishResponsePacket(packetIdentifier: 4)), on: 0, now: Self.t0)
+        #expect(sent(last) == [.disconnect(DisconnectPacket())])
+        #expect(script.isFinished)
+
+        // The comparison takes the new order as MQTT allows it, and notes it; --strict-order does not.
+        let rows = Matcher.align(expected: echo.messages, actual: script.timelines[0])
+        #expect(rows.allSatisfy { $0.reason == nil }, "\(rows.filter { $0.reason != nil }.map(\.difference))")
+        #expect(rows.count { $0.reordered } >= 1)
+        var strict = MatchRules()
+        strict.strictOrder = true
+        #expect(!Matcher.compare(expected: echo.messages, actual: script.timelines[0], rules: strict).isEmpty)
+    }
+
+    /// A packet an ordered flow or topic needs first is waited for, and the stall says why.
+    @Test func aStallNamesWhatItWaitedForAndWhy() {
+        var script = ReplayScript(connections: [echo], role: .client, pace: .asap)
+        _ = script.start(now: Self.t0)
+        _ = script.opened(0, now: Self.t0)
+        #expect(script.waitingFor == "c1: CONNACK from the server, which the client's SUBSCRIBE id 1 on c1 waits for (recorded before it)")
+        #expect(script.waitsOnPeer)
+    }
+
+    /// Deliveries on other topics do not hold a publication back; those on its own topic do.
+    @Test func aPublicationWaitsForEarlierDeliveriesOnItsTopicOnly() {
+        let connection = RecordedConnection(id: 1, client: "c", server: "s", transport: .tcp, messages: [
+            message(.clientToServer, 0.0, .connect(ConnectPacket(clientIdentifier: "p"))),
+            message(.serverToClient, 0.1, .connack(ConnAckPacket())),
+            message(.serverToClient, 0.2, publish("other", qos: .atMostOnce, id: nil)),
+            message(.serverToClient, 0.3, publish("mine", qos: .atMostOnce, id: nil)),
+            message(.clientToServer, 0.4, publish("mine", qos: .atMostOnce, id: nil, "reply")),
+            message(.clientToServer, 0.5, .disconnect(DisconnectPacket())),
+        ])
+        var script = ReplayScript(connections: [connection], role: .client, pace: .asap)
+        _ = script.start(now: Self.t0)
+        _ = script.opened(0, now: Self.t0)
+        #expect(sent(script.received(.connack(ConnAckPacket()), on: 0, now: Self.t0)).isEmpty)
+        #expect(script.waitingFor?.contains("recorded before it on topic \"mine\"") == true, "\(script.waitingFor ?? "")")
+        // "mine" comes; "other" has not: the reply goes, the DISCONNECT waits for "other".
+        #expect(sent(script.received(publish("mine", qos: .atMostOnce, id: nil), on: 0, now: Self.t0)) == [publish("mine", qos: .atMostOnce, id: nil, "reply")])
+        #expect(script.waitingFor == "c1: PUBLISH \"other\" QoS 0 1 bytes from the server, which the client's DISCONNECT on c1 waits for (recorded before it on its connection)")
+        #expect(sent(script.received(publish("other", qos: .atMostOnce, id: nil), on: 0, now: Self.t0)) == [.disconnect(DisconnectPacket())])
+        #expect(script.isFinished)
+        let rows = Matcher.align(expected: connection.messages, actual: script.timelines[0])
+        #expect(rows.allSatisfy { $0.reason == nil } && rows.count { $0.reordered } == 1)
+    }
+
+    /// What MQTT orders stays a difference: two messages on one topic at one QoS swapped, two
+    /// PUBACKs swapped. An acknowledgement and a delivery swapped, or two topics, are not.
+    @Test func reorderingsMQTTForbidsAreDifferencesThatNameTheRule() {
+        let d = FlowDirection.serverToClient
+        let a = publish("t", qos: .atMostOnce, id: nil, "a"), b = publish("t", qos: .atMostOnce, id: nil, "b")
+        // Paired by place (same topic), so the payloads differ.
+        #expect(!Matcher.compare(d, expected: [a, b], actual: [b, a]).isEmpty)
+        #expect(Matcher.orderRule(a, b, nil, nil)?.contains("[MQTT-4.6.0-6]") == true)
+        // Two QoS 1 messages on one topic, the second lost where the first was and added after
+        // another topic's: moved back, they would cross a message MQTT keeps in order.
+        let other = publish("u", qos: .atMostOnce, id: nil)
+        #expect(Matcher.compare(d, expected: [a, other], actual: [other, a]).isEmpty)
+        let q1 = publish("t", qos: .atLeastOnce, id: 1, "a"), q2 = publish("t", qos: .atLeastOnce, id: 2, "b")
+        let crossing = Matcher.compare(d, expected: [q1, other, q2], actual: [q2, other, q1]).map(\.reason)
+        #expect(!crossing.isEmpty, "\(crossing)")
+        let ack1 = MQTTPacket.puback(PublishResponsePacket(packetIdentifier: 1)), ack2 = MQTTPacket.puback(PublishResponsePacket(packetIdentifier: 2))
+        #expect(Matcher.orderRule(ack1, ack2, nil, nil)?.contains("[MQTT-4.6.0-2]") == true)
+        #expect(Matcher.orderRule(ack1, a, nil, nil) == nil)
+        #expect(Matcher.orderRule(.connack(ConnAckPacket()), a, nil, nil) != nil)
+        // A lost packet is still one row, not a reordering.
+        let lost = Matcher.align(expected: [message(d, 0, a), message(d, 1, other)], actual: [message(d, 0, a)])
+        #expect(lost.map { $0.reason ?? "" } == ["", "missing"])
     }
 }

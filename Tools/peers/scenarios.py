@@ -240,7 +240,40 @@ def works(ws_port, tcp_port):
     finish(publisher)
 
 
-SCENARIOS = {"mqtt311-ws": mqtt311, "mqtt5-ws": mqtt5, "split-ws": split, "works-ws": works}
+def echo(ws_port, tcp_port):
+    """MQTT 3.1.1 over WebSocket: a client's own QoS 0/1/2 messages come back to it. Brokers
+    may acknowledge a publication before or after they deliver it (mosquitto acknowledges
+    first), so a replay against another broker sees both orders."""
+    client = paho_client("wmq-echo-311", ws_port)
+    client.subscribe("echo/#", qos=2)
+    time.sleep(0.2)
+    for qos in (0, 1, 2):
+        client.publish("echo/qos%d" % qos, ("echo at QoS %d" % qos).encode(), qos=qos).wait_for_publish(5)
+        wait_for(lambda: len(client.received) == qos + 1)
+    client.unsubscribe("echo/#")
+    time.sleep(0.2)
+    finish(client)
+
+
+def echo5(ws_port, tcp_port):
+    """MQTT 5 over WebSocket: the same echo with a topic alias set, then used by an empty topic."""
+    client = paho_client("wmq-echo-5", ws_port, protocol=mqtt.MQTTv5)
+    client.subscribe("echo5/#", qos=2)
+    time.sleep(0.2)
+    for index, qos in enumerate((0, 1, 2, 1)):
+        properties = Properties(PacketTypes.PUBLISH)
+        properties.TopicAlias = 1
+        topic = "echo5/aliased" if index == 0 else ""
+        client.publish(topic, ("alias %d at QoS %d" % (index, qos)).encode(), qos=qos,
+                       properties=properties).wait_for_publish(5)
+        wait_for(lambda: len(client.received) == index + 1)
+    client.unsubscribe("echo5/#")
+    time.sleep(0.2)
+    finish(client)
+
+
+SCENARIOS = {"mqtt311-ws": mqtt311, "mqtt5-ws": mqtt5, "split-ws": split, "works-ws": works,
+             "echo-ws": echo, "echo5-ws": echo5}
 
 if __name__ == "__main__":
     name, ws_port, tcp_port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
