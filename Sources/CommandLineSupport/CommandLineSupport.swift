@@ -13,6 +13,8 @@ public enum ToolExit {
     public static let usage: Int32 = 2
     /// The input could not be read.
     public static let unreadableInput: Int32 = 3
+    /// Nothing was done: every item was skipped (wmq-replay: no connection could be replayed).
+    public static let nothingDone: Int32 = 4
     /// Stopped by Ctrl-C or SIGTERM after writing what was done (128 + SIGINT, as shells report it).
     public static let interrupted: Int32 = 130
 }

@@ -70,7 +70,8 @@ public enum Replayer {
         let order = recording.connections.map(\.id)
         reports.sort { (order.firstIndex(of: $0.connection.id) ?? 0) < (order.firstIndex(of: $1.connection.id) ?? 0) }
         return ReplayReport(recording: recording.source, mode: mode, pace: options.pace, seconds: outcome.played / .seconds(1),
-                            connections: reports, notes: outcome.notes, packets: outcome.packets, redactor: options.rules.display)
+                            connections: reports, notes: outcome.notes, packets: outcome.packets, redactor: options.rules.display,
+                            warnings: recording.problems)
     }
 }
 

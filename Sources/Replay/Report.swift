@@ -14,7 +14,7 @@ extension ReplayReport {
         let skipped = connections.filter { $0.skipped != nil }.count
         let played = connections.count - skipped
         var line = "\(recording) — \(mode.rawValue), \(pace): "
-        line += matched ? "MATCH" : "MISMATCH"
+        line += !matched ? "MISMATCH" : played == 0 ? "NOTHING REPLAYED" : "MATCH"
         line += " (\(played) connection\(played == 1 ? "" : "s") replayed"
         if differing > 0 { line += ", \(differing) differ" }
         if skipped > 0 { line += ", \(skipped) skipped" }
@@ -29,6 +29,7 @@ extension ReplayReport {
     public func text(width: Int = 120) -> String {
         var out = summaryLine + "\n"
         for note in notes { out += "  ! \(note)\n" }
+        for warning in warnings { out += "  warning: the recording: \(warning)\n" }
         for connection in connections {
             let name = "c\(connection.connection.id)" + (connection.connection.connect.map { " \"\($0.clientIdentifier)\"" } ?? "")
             let side = connection.compared == .serverToClient ? "server → client" : "client → server"
@@ -141,6 +142,8 @@ extension ReplayReport {
             JSONMember(key: "seconds", value: .number(String(format: "%.3f", seconds))),
             JSONMember(key: "packets", value: .number(String(packets))),
             JSONMember(key: "notes", value: .array(notes.map(string))),
+            JSONMember(key: "warnings", value: .array(warnings.map(string))),
+            JSONMember(key: "replayed", value: .number(String(replayed))),
             JSONMember(key: "connections", value: .array(connectionValues)),
         ])
     }
@@ -191,9 +194,12 @@ extension ReplayReport {
                 cases += "      <failure message=\"\(escape(report.notes[0]))\" type=\"replay\">\(escape(report.notes.joined(separator: "\n")))</failure>\n"
                 cases += "    </testcase>\n"
             }
+            // Warnings about the recording: on the suite's standard error, which CI systems show.
+            let warnings = report.warnings.isEmpty ? ""
+                : "    <system-err>\(escape(report.warnings.map { "warning: the recording: \($0)" }.joined(separator: "\n")))</system-err>\n"
             suites += "  <testsuite name=\"\(escape("\(report.recording) (\(report.mode.rawValue))"))\" tests=\"\(counts.tests)\" "
                 + "failures=\"\(counts.failures)\" errors=\"0\" skipped=\"\(counts.skipped)\" time=\"\(String(format: "%.3f", report.seconds))\">\n"
-                + cases + "  </testsuite>\n"
+                + cases + warnings + "  </testsuite>\n"
             totals.tests += counts.tests
             totals.failures += counts.failures
             totals.skipped += counts.skipped

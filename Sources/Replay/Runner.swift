@@ -87,6 +87,12 @@ public struct ReplayReport: Sendable {
     public var packets: Int
     /// Secrets in the reports (payload previews, annotations) appear as pseudonyms made with it; nil shows them.
     public var redactor: Redactor?
+    /// What is wrong with the recording itself (cut short, bytes missing, a layer's error): the
+    /// replay played what could be read, and the reports say so.
+    public var warnings: [String] = []
+
+    /// Connections actually replayed (not skipped).
+    public var replayed: Int { connections.count { $0.skipped == nil } }
 }
 
 /// What a run of the script left: the live timelines and what went wrong on the way.

@@ -30,6 +30,9 @@ struct ReplayOptionGroup: ParsableArguments {
     @Flag(help: "Packets must come in the recorded order. By default a packet may come in another order where MQTT does not order it (an acknowledgement and a delivery, messages on different topics); the report notes it.")
     var strictOrder = false
 
+    @Flag(help: "Exit 0 when every connection was skipped (by default a run that replays nothing exits 4).")
+    var allowSkipped = false
+
     @Flag(help: "Show tokens and passwords in the reports as they are (default: keyed pseudonyms).")
     var noRedact = false
 
@@ -185,5 +188,11 @@ struct ReplayOptionGroup: ParsableArguments {
             }
         }
         if !reports.allSatisfy(\.matched) || !chatMatched { throw ExitCode(ToolExit.foundErrors) }
+        // A run that replayed nothing proves nothing: not a pass unless asked for.
+        let replayedAny = reports.contains { $0.replayed > 0 } || chat.contains { !$0.reports.isEmpty }
+        if !replayedAny && !allowSkipped {
+            StandardError.write("wmq-replay: no connection was replayed: every one was skipped (the report says why); --allow-skipped exits 0 for this\n")
+            throw ExitCode(ToolExit.nothingDone)
+        }
     }
 }

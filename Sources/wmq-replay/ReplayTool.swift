@@ -40,7 +40,9 @@ struct ReplayTool: AsyncParsableCommand {
             gateway) replay too: drive and serve for every dialect, check for OneBot (docs/replay.md).
 
             Exit codes: 0 every replayed connection matched; 1 a mismatch (the diff says where); 2
-            usage error; 3 a recording cannot be read or holds nothing to replay.
+            usage error; 3 a recording cannot be read or holds nothing to replay; 4 every connection
+            was skipped, so nothing was replayed (--allow-skipped makes it 0). A recording cut short
+            or missing bytes still replays what it holds, with a warning in every report.
             """),
         subcommands: [List.self, Drive.self, Serve.self, Check.self])
 }

@@ -189,8 +189,9 @@ struct ReplayPeerTests {
             defer { mock.stop() }
             let againstMock = try await Self.drive(capture, [mockWS, mockTCP])
             #expect(againstMock.status == 0, "\(name) against wmq-mock: \(againstMock.output)\(againstMock.error)")
+            // The built-in client speaks 3.1.1: the 5.0 session is skipped, which replays nothing (exit 4).
             let check = try await Self.replay(["check", capture])
-            #expect(check.status == 0, "\(name) check: \(check.output)\(check.error)")
+            #expect(check.status == (name == "mqtt5-ws.pcap" ? 4 : 0), "\(name) check: \(check.output)\(check.error)")
         }
     }
 

@@ -169,4 +169,40 @@ struct ReplayToolTests {
         #expect(run.status == 3)
         #expect(run.error.contains("not a pcap or pcapng file"))
     }
+
+    /// A run that replays no connection proves nothing: exit 4, unless --allow-skipped.
+    @Test func aRunThatReplaysNothingIsNotAPass() async throws {
+        let capture = Self.captures.appendingPathComponent("mqtt5-ws.pcap").path
+        let run = try await Self.replay(["check", capture])
+        #expect(run.status == 4, "\(run.output)\(run.error)")
+        #expect(run.lines.first?.contains("NOTHING REPLAYED (0 connections replayed, 2 skipped)") == true, "\(run.output)")
+        #expect(run.error.contains("--allow-skipped"), "\(run.error)")
+        let allowed = try await Self.replay(["check", capture, "--allow-skipped", "--format", "json"])
+        #expect(allowed.status == 0, "\(allowed.output)\(allowed.error)")
+        let report = try JSONSerialization.jsonObject(with: Data(allowed.output.utf8)) as? [String: Any]
+        #expect(report?["replayed"] as? Int == 0)
+    }
+
+    /// A recording cut short replays what it holds, and every report says it was cut.
+    @Test func aTruncatedRecordingIsAWarningInEveryReport() async throws {
+        let whole = try Data(contentsOf: Self.captures.appendingPathComponent("works-sample.pcap"))
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-cut-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let cut = folder.appendingPathComponent("cut.pcap")
+        try whole.prefix(whole.count - 7).write(to: cut)
+        let junit = folder.appendingPathComponent("report.xml").path
+        let text = try await Self.replay(["check", cut.path, "--junit", junit])
+        #expect(text.output.contains("warning: the recording: "), "\(text.output)")
+        #expect(text.output.contains("truncated"), "\(text.output)")
+        let xml = try String(contentsOfFile: junit, encoding: .utf8)
+        #expect(xml.contains("<system-err>warning: the recording: "), "\(xml)")
+        let json = try await Self.replay(["check", cut.path, "--format", "json"])
+        let report = try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any]
+        let warnings = report?["warnings"] as? [String] ?? []
+        #expect(warnings.count == 1 && warnings.first?.contains("truncated") == true, "\(json.output)")
+        // The whole recording has none.
+        let clean = try await Self.replay(["check", Self.captures.appendingPathComponent("works-sample.pcap").path, "--format", "json"])
+        #expect((try JSONSerialization.jsonObject(with: Data(clean.output.utf8)) as? [String: Any])?["warnings"] as? [String] == [])
+    }
 }
