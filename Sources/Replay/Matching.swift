@@ -211,8 +211,9 @@ public enum Matcher {
             return (e, a)
         }.sorted { $0.0 < $1.0 }
         for (e, a) in matched {
-            let reason = pairs.pair(expectedFlows[e], actualFlows[a], expected[e].packet.packetIdentifier, actual[a].packet.packetIdentifier)
-                ?? mismatch(expected[e].packet, actual[a].packet, rules: rules)
+            let flowReason = pairs.pair(expectedFlows[e], actualFlows[a], expected[e].packet.packetIdentifier, actual[a].packet.packetIdentifier)
+            // Another QoS explains another identifier (a QoS 0 message has none): the QoS is the reason.
+            let reason = deliveryQoS(expected[e], actual[a]) ?? flowReason ?? mismatch(expected[e].packet, actual[a].packet, rules: rules)
             if let reason { reasons[e] = reason } else if case let broken?? = moved[e] { reasons[e] = broken }
         }
         var rows: [AlignedRow] = []
@@ -293,6 +294,17 @@ public enum Matcher {
         case (.pubrel, .pubrel): return "PUBRELs go in the order of their PUBRECs [MQTT-4.6.0-4]"
         default: return nil
         }
+    }
+
+    /// A delivery (a PUBLISH from the server) at another QoS than recorded. Higher is against
+    /// the rule that a subscriber gets the smaller of the published and the granted QoS, as
+    /// long as the recording's broker kept it (the replayed publisher sends what it sent then).
+    static func deliveryQoS(_ expected: RecordedMessage, _ actual: RecordedMessage) -> String? {
+        guard expected.direction == .serverToClient, case .publish(let e) = expected.packet, case .publish(let a) = actual.packet,
+              e.qos != a.qos else { return nil }
+        let rule = a.qos.rawValue > e.qos.rawValue
+            ? ": a delivery goes at the smaller of the published and the granted QoS ([MQTT-3.8.4-6] in 3.1.1, [MQTT-3.8.4-8] in 5.0)" : ""
+        return "\(a.qos) instead of \(e.qos)" + rule
     }
 
     /// Within each run of unaligned packets, a missing and an added packet of the same type and

@@ -68,7 +68,8 @@ package final class WebSocketTransport: Sendable {
         if let subprotocol = settings.subprotocol { headers.add(name: "Sec-WebSocket-Protocol", value: subprotocol) }
         if let cookies = settings.cookies { headers.add(name: "Cookie", value: cookies.header) }
         for header in settings.extraHeaders { headers.add(name: header.name, value: header.value) }
-        headers.add(name: "Content-Length", value: "0")
+        // No Content-Length: a GET without a body has no framing headers (RFC 7230 §3.3.2), and
+        // servers such as Python's websockets refuse an upgrade that has one.
         let request = HTTPRequestHead(version: .http1_1, method: .GET, uri: url.target, headers: headers)
         let subprotocol = settings.subprotocol
         let maximumFrameSize = settings.maximumFrameSize

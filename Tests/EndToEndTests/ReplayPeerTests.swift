@@ -195,6 +195,34 @@ struct ReplayPeerTests {
         }
     }
 
+    /// amqtt as a third broker: recordings made against mosquitto match where amqtt is right,
+    /// and where it is not — it delivers QoS 0 and 1 messages at QoS 2 to a QoS 2 subscription,
+    /// where a subscriber gets the smaller of the two — the difference names the rule.
+    @Test(.enabled(if: TestEnvironment.amqtt != nil || required))
+    func amqttMatchesWhereItIsRightAndItsQoSUpgradeNamesTheRule() async throws {
+        let (broker, ws, tcp) = try await startAmqtt()
+        defer { broker.stop() }
+        // QoS 1 messages to a QoS 1 subscription: as recorded against mosquitto.
+        let right = try await Self.drive(Self.capture("works-ws.pcap"), [ws, tcp])
+        #expect(right.status == 0, "\(right.output)\(right.error)")
+
+        let wrong = try await Self.drive(Self.capture("mqtt311-ws.pcap"), [ws, tcp], ["--format", "json", "--timeout", "5"])
+        #expect(wrong.status == 1, "\(wrong.output)\(wrong.error)")
+        let report = try JSONSerialization.jsonObject(with: Data(wrong.output.utf8)) as? [String: Any]
+        #expect((report?["notes"] as? [String])?.isEmpty == true, "no stall: \(wrong.output)")
+        let connections = report?["connections"] as? [[String: Any]] ?? []
+        let subscriber = connections.first { $0["clientId"] as? String == "wmq-sub-311" }
+        let publisher = connections.first { $0["clientId"] as? String == "wmq-pub-311" }
+        #expect(publisher?["status"] as? String == "matched", "\(wrong.output)")
+        let differences = subscriber?["differences"] as? [[String: Any]] ?? []
+        // The QoS 0, QoS 1 and large QoS 1 messages came at QoS 2; the QoS 2 one is as recorded.
+        #expect(differences.count == 3, "\(differences)")
+        for difference in differences {
+            let reason = difference["reason"] as? String ?? ""
+            #expect(reason.hasPrefix("QoS 2 instead of QoS ") && reason.contains("[MQTT-3.8.4-6]"), "\(reason)")
+        }
+    }
+
     /// A client's own messages come back to it. mosquitto acknowledges a QoS 2 publication
     /// (PUBREC) before it delivers it; wmq-mock delivers first. Both are correct, so a recording
     /// made against one replays against the other: MATCH, with the new order noted. The replay

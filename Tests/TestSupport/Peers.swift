@@ -28,6 +28,11 @@ public enum TestEnvironment {
     }
 
     public static var mosquitto: String? { executable("mosquitto") }
+    /// amqtt's broker, in its own virtualenv (`Tools/setup --peers`).
+    public static var amqtt: String? {
+        let path = root.appendingPathComponent(".venv-amqtt/bin/amqtt").path
+        return FileManager.default.isExecutableFile(atPath: path) ? path : nil
+    }
     public static var tshark: String? { executable("tshark") }
 
     /// A file of the repository.

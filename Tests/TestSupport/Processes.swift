@@ -136,3 +136,29 @@ public func startMosquitto(extraConfiguration: String = "") async throws -> (Bac
     try await LoopbackPorts.waitUntilAccepting(tcp)
     return (broker, "ws://127.0.0.1:\(ws)", "mqtt://127.0.0.1:\(tcp)")
 }
+
+/// amqtt's broker (MQTT 3.1.1) with a TCP and a WebSocket listener on free loopback ports; its
+/// URLs. Stop it with `stop()` (by its id).
+public func startAmqtt() async throws -> (Background, ws: String, tcp: String) {
+    guard let amqtt = TestEnvironment.amqtt else {
+        throw PeerFailure(description: "amqtt is not installed (Tools/setup --peers)")
+    }
+    let (tcp, ws) = (try LoopbackPorts.free(), try LoopbackPorts.free())
+    let config = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-test-amqtt-\(UUID().uuidString).yaml")
+    try """
+        listeners:
+          default:
+            type: tcp
+            bind: 127.0.0.1:\(tcp)
+          ws:
+            type: ws
+            bind: 127.0.0.1:\(ws)
+        plugins:
+          amqtt.plugins.authentication.AnonymousAuthPlugin:
+            allow_anonymous: true
+        """.write(to: config, atomically: true, encoding: .utf8)
+    let broker = try Background(amqtt, ["-c", config.path])
+    try await LoopbackPorts.waitUntilAccepting(ws, seconds: 20)
+    try await LoopbackPorts.waitUntilAccepting(tcp, seconds: 20)
+    return (broker, "ws://127.0.0.1:\(ws)", "mqtt://127.0.0.1:\(tcp)")
+}

@@ -159,6 +159,10 @@ struct SeedBugTests {
         #expect(request.headers.first(name: "Sec-WebSocket-Protocol") == "mqtt")
         #expect(request.headers.first(name: "Cookie") == "WORKS_SES=secret; NEO_SES=other")
         #expect(request.headers.first(name: "User-Agent")?.hasPrefix("Mozilla/5.0") == true)
+        // A GET without a body has no framing headers (RFC 7230 §3.3.2: SHOULD NOT). Python's
+        // websockets (amqtt's WebSocket listener) refuses an upgrade with Content-Length: 0.
+        #expect(request.headers.first(name: "Content-Length") == nil)
+        #expect(request.headers.first(name: "Transfer-Encoding") == nil)
         await client.disconnect()
     }
 
