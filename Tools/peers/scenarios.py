@@ -272,7 +272,55 @@ def echo5(ws_port, tcp_port):
     finish(client)
 
 
-SCENARIOS = {"mqtt311-ws": mqtt311, "mqtt5-ws": mqtt5, "split-ws": split, "works-ws": works,
+def matrix_session(ws_port, protocol, suffix, alias):
+    """Two subscribers and a publisher on connections of their own: a retained message, a will,
+    QoS 0/1/2 from the publisher, a QoS 1 message from a subscriber (it gets its own back),
+    topic aliases in 5.0. Every message is awaited before the next step, so any correct broker
+    answers the same packets (their order across flows is its own)."""
+    publisher = paho_client("wmq-mx-pub" + suffix, ws_port, protocol=protocol)
+    publisher.publish("mx/retained", b"kept for later subscribers", qos=1, retain=True).wait_for_publish(5)
+    first = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="wmq-mx-sub1" + suffix, transport="websockets", protocol=protocol)
+    first.ws_set_options(path="/mqtt")
+    first.will_set("mx/will", b"sub1 is gone", qos=1, retain=False)
+    first.received = []
+    first.on_message = lambda c, userdata, message: c.received.append(message)
+    first.connect(HOST, ws_port, keepalive=60)
+    first.loop_start()
+    wait_for(first.is_connected)
+    first.subscribe("mx/#", qos=2)
+    wait_for(lambda: len(first.received) == 1)  # the retained message
+    second = paho_client("wmq-mx-sub2" + suffix, ws_port, protocol=protocol)
+    second.subscribe("mx/+/b", qos=1)
+    time.sleep(0.2)
+    for qos in (0, 1, 2):
+        properties = None
+        topic = "mx/a/b"
+        if alias:
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.TopicAlias = 1
+            topic = "mx/a/b" if qos == 0 else ""
+        publisher.publish(topic, ("to both at QoS %d" % qos).encode(), qos=qos, properties=properties).wait_for_publish(5)
+        wait_for(lambda: len(first.received) == 2 + qos and len(second.received) == 1 + qos)
+    publisher.publish("mx/c", b"to the first only", qos=2).wait_for_publish(5)
+    wait_for(lambda: len(first.received) == 5)
+    first.publish("mx/back", b"from a subscriber", qos=1).wait_for_publish(5)
+    wait_for(lambda: len(first.received) == 6)
+    publisher.publish("mx/retained", b"", qos=1, retain=True).wait_for_publish(5)  # cleared
+    wait_for(lambda: len(first.received) == 7)
+    finish(second, first, publisher)
+
+
+def matrix(ws_port, tcp_port):
+    """The cross-implementation session in MQTT 3.1.1 (docs/replay.md)."""
+    matrix_session(ws_port, mqtt.MQTTv311, "", alias=False)
+
+
+def matrix5(ws_port, tcp_port):
+    """The cross-implementation session in MQTT 5.0, the publisher using a topic alias."""
+    matrix_session(ws_port, mqtt.MQTTv5, "-5", alias=True)
+
+
+SCENARIOS = {"matrix-ws": matrix, "matrix5-ws": matrix5, "mqtt311-ws": mqtt311, "mqtt5-ws": mqtt5, "split-ws": split, "works-ws": works,
              "echo-ws": echo, "echo5-ws": echo5}
 
 if __name__ == "__main__":
