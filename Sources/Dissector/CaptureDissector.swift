@@ -112,6 +112,19 @@ public struct CaptureDissector {
     /// of the dictionary and back for every segment was copied, with every buffer of its
     /// decoders retained and released. (So a copy of a CaptureDissector shares its
     /// connections; none is ever copied.)
+    /// A segment fed to a connection's dissector: its place in the dissector's stream of
+    /// its direction, and the frame and time that brought it.
+    struct FedSegment {
+        var start: Int
+        var end: Int
+        var frame: Int
+        var time: Double
+    }
+
+    /// How many fed segments a direction remembers: more than a decoder that looks for its
+    /// place again holds before it agrees (a few units).
+    static let fedSegmentsKept = 64
+
     private final class Tracked {
         var connection: Connection
         var dissector: ConnectionDissector?
@@ -130,6 +143,9 @@ public struct CaptureDissector {
         var readingKind: ConnectionDetection.Reading.Kind?
         /// Held bytes at which an undecided connection is looked at again.
         var nextLook = 0
+        /// The last segments fed to the dissector, per direction: where each lies in the
+        /// dissector's stream, and its frame and time, for events that come after their bytes.
+        var fed: [[FedSegment]] = [[], []]
 
         init(connection: Connection) {
             self.connection = connection
@@ -378,8 +394,19 @@ public struct CaptureDissector {
         switch item {
         case .data(let direction, let bytes, let frame, let time):
             let connection = entry.connection
+            guard let start = entry.dissector?.nextStreamOffset(direction.stream) else { return }
+            let side = direction == .clientToServer ? 0 : 1
+            if entry.fed[side].count >= 2 * Self.fedSegmentsKept { entry.fed[side].removeFirst(Self.fedSegmentsKept) }
+            entry.fed[side].append(FedSegment(start: start, end: start + bytes.readableBytes, frame: frame, time: time))
             entry.dissector?.feed(bytes, direction: direction.stream, time: time) { event in
-                emit(CaptureEvent(connection: connection, direction: direction, frame: frame, time: time, kind: .dissected(consume event)))
+                // Completed by this segment (the usual case), or by an earlier one whose bytes
+                // were held: named by the frame that brought its last byte.
+                var (eventFrame, eventTime) = (frame, time)
+                if let end = event.streamEnd, end <= start,
+                   let earlier = entry.fed[side].last(where: { $0.start < end && end <= $0.end }) {
+                    (eventFrame, eventTime) = (earlier.frame, earlier.time)
+                }
+                emit(CaptureEvent(connection: connection, direction: direction, frame: eventFrame, time: eventTime, kind: .dissected(consume event)))
             }
         case .gap(let direction, let count):
             entry.dissector?.lost(count, direction: direction.stream)

@@ -457,7 +457,12 @@ struct ConnectionDetection {
             guard whole else { return true }
             guard let packet = try? MQTTDecoder.decodePacket(ByteBuffer(bytes: bytes[index..<(index + total)]), version: version),
                   sends(packet.type, from: direction) else { return false }
-            if version == .v5, case .publish(let publish) = packet, !publish.properties.isEmpty { chain.v5Evidence += 1 }
+            if version == .v5, case .publish(let publish) = packet {
+                // Properties are 5.0's own. So is an empty property block before a text payload:
+                // read as 3.1.1, every such payload would start with a NUL (the block's length),
+                // which text does not.
+                if !publish.properties.isEmpty || startsWithText(publish.payload) { chain.v5Evidence += 1 }
+            }
             return true
         }
     }
@@ -529,6 +534,13 @@ struct ConnectionDetection {
         if readsAsV5 && (!readsAsV3 || v5.v5Evidence > 0) { chain.v5Evidence += 1 }
     }
 
+    /// A payload that begins with at least four bytes of printable UTF-8 text (JSON, words).
+    static func startsWithText(_ payload: ByteBuffer) -> Bool {
+        let head = Array(payload.readableBytesView.prefix(32))
+        guard head.count >= 4, isText(head) else { return false }
+        return String(validating: head.prefix { $0 < 0x80 }, as: UTF8.self) != nil
+    }
+
     static func isText(_ bytes: [UInt8]) -> Bool {
         bytes.allSatisfy { $0 >= 0x20 || $0 == 9 || $0 == 10 || $0 == 13 }
     }
@@ -566,12 +578,38 @@ struct ConnectionDetection {
         // end of another protocol's bytes is chance.
         // A capture that joined inside a large message passes over its rest: then several
         // whole units must follow.
-        for start in 0..<min(bytes.count - 1, maximumSkip) {
+        // The rest of an HTTP head the capture joined inside (the upgrade's request or
+        // response) ends with its blank line: no unit starts before it.
+        let from = headTail(bytes) ?? 0
+        guard from < bytes.count - 1 else { return nil }
+        for start in from..<min(bytes.count - 1, from + maximumSkip) {
             let chain = make(start)
-            guard !chain.broken, chain.units > 0 || (chain.endsInsideUnit && start == 0) else { continue }
+            guard !chain.broken, chain.units > 0 || (chain.endsInsideUnit && start == from) else { continue }
             let endsExactly = !chain.endsInsideUnit && chain.units >= 2
-            if start == 0 || bytes.count - start >= start || chain.units >= unitsNeeded || endsExactly { return chain }
+            let passedOver = start - from
+            if start == from || bytes.count - start >= passedOver || chain.units >= unitsNeeded || endsExactly { return chain }
         }
+        return nil
+    }
+
+    /// Where the bytes after the rest of an HTTP head start: the first bytes are header text
+    /// (printable, lines ended by CR LF) up to a blank line, or the head's last CR LF alone.
+    /// Nil when the bytes do not start so.
+    static func headTail(_ bytes: [UInt8]) -> Int? {
+        let window = bytes.prefix(8192)
+        var index = 0
+        while index + 3 < window.count {
+            let byte = window[index]
+            if byte == 0x0D && window[index + 1] == 0x0A {
+                if window[index + 2] == 0x0D && window[index + 3] == 0x0A { return index + 4 }
+                index += 2
+                continue
+            }
+            guard byte >= 0x20 && byte < 0x7F || byte == 0x09 else { break }
+            index += 1
+        }
+        // Cut just before the blank line's last CR LF.
+        if bytes.count > 2, bytes[0] == 0x0D, bytes[1] == 0x0A, !(0x20...0x7E).contains(bytes[2]) { return 2 }
         return nil
     }
 

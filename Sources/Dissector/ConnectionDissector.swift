@@ -36,14 +36,20 @@ public struct DissectorEvent: Sendable {
     /// For an MQTT 5.0 PUBLISH that named its topic by a Topic Alias only: the alias. The
     /// packet's topic is then the one the alias stands for on this connection and direction.
     public var topicFromAlias: UInt16?
+    /// Where in this direction's byte stream (the offsets of ``ConnectionDissector/nextStreamOffset(_:)``)
+    /// the bytes that completed the event end, when known: a capture names the frame that
+    /// brought them, also when the event comes later (a decoder that looked for its place again
+    /// holds bytes until several units agree).
+    public var streamEnd: Int?
 
     public init(direction: StreamDirection, kind: Kind, warnings: [String], deferredWorks: DeferredWorksAnnotation? = nil,
-                topicFromAlias: UInt16? = nil) {
+                topicFromAlias: UInt16? = nil, streamEnd: Int? = nil) {
         self.direction = direction
         self.kind = kind
         self.warnings = warnings
         self.deferredWorks = deferredWorks
         self.topicFromAlias = topicFromAlias
+        self.streamEnd = streamEnd
     }
 }
 
@@ -227,6 +233,16 @@ public struct ConnectionDissector {
         return client
     }
 
+    /// The stream offset the next byte fed in `direction` will have (events' ``DissectorEvent/streamEnd``
+    /// count in these offsets).
+    public func nextStreamOffset(_ direction: StreamDirection) -> Int {
+        let side = direction == .serverToClient ? server : client
+        switch transport {
+        case .webSocket: return side.webSocket.nextOffset
+        case .mqtt: return side.mqtt.offset + side.mqtt.bufferedByteCount
+        }
+    }
+
     /// Bytes of one direction were lost (`count`, or unknown when the capture joined the
     /// connection midstream): decoding resumes at the next recognisable boundary.
     public mutating func lost(_ count: Int?, direction: StreamDirection) {
@@ -274,8 +290,8 @@ public struct ConnectionDissector {
 
     private mutating func handle(_ event: consuming WebSocketStreamDecoder.Event, side: Side, direction: StreamDirection,
                                  emit: (consuming DissectorEvent) -> Void) {
-        func add(_ kind: DissectorEvent.Kind, _ warnings: [String] = []) {
-            emit(DissectorEvent(direction: direction, kind: kind, warnings: warnings))
+        func add(_ kind: DissectorEvent.Kind, _ warnings: [String] = [], end: Int? = nil) {
+            emit(DissectorEvent(direction: direction, kind: kind, warnings: warnings, streamEnd: end))
         }
         switch consume event {
         case .request(let request):
@@ -308,7 +324,7 @@ public struct ConnectionDissector {
             }
             add(.response(shown, problems: problems))
         case .frame(let frame):
-            if reportsFrames { add(.frame(frame)) }
+            if reportsFrames { add(.frame(frame), end: frame.endOffset) }
         case .message(let message):
             if carriesMQTT == nil {
                 // No subprotocol was chosen: MQTT if the client opens with a CONNECT.
@@ -316,7 +332,7 @@ public struct ConnectionDissector {
                     && message.data.getInteger(at: message.data.readerIndex, as: UInt8.self) == 0x10
             }
             if carriesMQTT == true {
-                if reportsMessages { add(.webSocketMessage(message)) }
+                if reportsMessages { add(.webSocketMessage(message), end: message.range.upperBound) }
                 mqttPackets(in: message, side: side, direction: direction, emit: emit)
             } else {
                 var shown = message
@@ -332,7 +348,7 @@ public struct ConnectionDissector {
                     }
                 }
                 let annotation = annotatesMessages ? annotateJSON(&shown) : nil
-                add(.webSocketMessage(shown, annotation: annotation))
+                add(.webSocketMessage(shown, annotation: annotation), end: shown.range.upperBound)
             }
         case .control(let control):
             var meaning: String?
@@ -343,8 +359,9 @@ public struct ConnectionDissector {
             add(.webSocketControl(control, meaning: meaning))
         case .error(let error):
             add(.error(layer: Self.layer(of: error), description: "\(error)"))
-        case .resynchronized(_, let skipped):
-            add(.resynchronized(layer: "WebSocket", skipped: skipped))
+        case .resynchronized(let offset, let skipped):
+            // Named with the frame that brought the first byte of the unit found again.
+            add(.resynchronized(layer: "WebSocket", skipped: skipped), end: offset + skipped + 1)
         }
     }
 
@@ -377,25 +394,35 @@ public struct ConnectionDissector {
         if message.opcode == .text { warnings.append("MQTT in a text frame (MQTT over WebSocket uses binary frames)") }
         if !message.anomalies.isEmpty { warnings.append("WebSocket: \(message.anomalies)") }
         side.mqtt.append(message.data)
-        drainMQTT(side: side, direction: direction, warnings: warnings, emit: emit)
+        drainMQTT(side: side, direction: direction, warnings: warnings, end: message.range.upperBound, emit: emit)
         if side.mqtt.bufferedByteCount > 0 {
             side.packetSpansMessages = true
             side.messageWarnings = warnings
         }
     }
 
-    private mutating func drainMQTT(side: Side, direction: StreamDirection, warnings: [String],
+    /// `end`: where the WebSocket message that brought the bytes ends in the connection's
+    /// stream (nil for MQTT over TCP, whose packets' own ranges are stream offsets).
+    private mutating func drainMQTT(side: Side, direction: StreamDirection, warnings: [String], end: Int? = nil,
                                     emit: (consuming DissectorEvent) -> Void) {
         let wasScanning = side.mqtt.isScanning
         // Whether this drain gave anything yet: a resynchronisation is reported before its first packet only.
         var gaveNothing = true
+        // Without a CONNECT the version is a guess, which a packet only 5.0 reads corrects.
+        side.mqtt.infersVersion = connectVersion == nil
         while true {
             do {
+                let guessed = side.mqtt.version
                 guard var shown = try side.mqtt.next() else { break }
+                if side.mqtt.version != guessed, connectVersion == nil {
+                    // The other direction speaks the same version.
+                    self.side(direction == .clientToServer ? .serverToClient : .clientToServer).mqtt.version = side.mqtt.version
+                }
+                let streamEnd = end ?? side.mqtt.lastPacketRange.upperBound
                 if wasScanning && gaveNothing {
                     emit(DissectorEvent(direction: direction,
                                         kind: .resynchronized(layer: "MQTT", skipped: side.mqtt.skippedWhileScanning),
-                                        warnings: []))
+                                        warnings: [], streamEnd: streamEnd))
                 }
                 var packetWarnings = warnings
                 if side.packetSpansMessages {
@@ -454,7 +481,8 @@ public struct ConnectionDissector {
                 gaveNothing = false
                 emit(DissectorEvent(direction: direction,
                                     kind: .mqtt(consume shown, range: side.mqtt.lastPacketRange, annotation: annotation),
-                                    warnings: packetWarnings, deferredWorks: deferred, topicFromAlias: topicFromAlias))
+                                    warnings: packetWarnings, deferredWorks: deferred, topicFromAlias: topicFromAlias,
+                                    streamEnd: streamEnd))
             } catch {
                 gaveNothing = false
                 if direction == .clientToServer, error.packetType == .connect {

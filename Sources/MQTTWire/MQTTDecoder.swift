@@ -35,6 +35,10 @@ public struct MQTTDecoder: Sendable {
     public var version: ProtocolVersion
     /// Stream offsets of the last packet returned by ``next()``.
     public internal(set) var lastPacketRange: Range<Int> = 0..<0
+    /// The version is a guess (the capture holds no CONNECT for it): a 3.1.1 packet that is
+    /// wrong as 3.1.1 and right as 5.0 switches the decoder to 5.0. Packets that both read
+    /// the same way say nothing; only one that 3.1.1 rejects does.
+    public var infersVersion = false
     /// Whether the one-pass path for common packets is used (tests turn it off to
     /// compare both paths).
     @_spi(Testing) public var usesFastPath = true
@@ -152,6 +156,13 @@ public struct MQTTDecoder: Sendable {
             }
             return packet
         } catch {
+            if infersVersion, version == .v3_1_1, type != .connect {
+                var again = BodyReader(buffer: body, base: start + header.headerLength, type: type, packetStart: start)
+                if let packet = try? PacketBodyDecoder.decode(type: type, flags: header.flags, reader: &again, version: .v5) {
+                    version = .v5
+                    return packet
+                }
+            }
             let failed = error.with(packetType: type, recoverable: true, version: version)
             // A CONNECT that breaks a rule still says, by its protocol level, how the
             // packets after it are written: one bad property must not make the rest of

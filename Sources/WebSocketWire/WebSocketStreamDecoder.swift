@@ -78,6 +78,13 @@ public struct WebSocketStreamDecoder {
         scanning = nil
     }
 
+    /// The stream offset of the next byte to be fed.
+    public var nextOffset: Int {
+        if let scanning { return scanOffset + scanning.readableBytes }
+        if !headDone { return frames.offset + headBuffer.readableBytes }
+        return frames.offset + frames.bufferedByteCount
+    }
+
     /// Set when the upgrade was refused: what follows is HTTP (a body, more requests),
     /// not WebSocket, and is not decoded.
     public private(set) var isStopped = false

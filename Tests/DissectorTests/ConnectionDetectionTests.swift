@@ -169,6 +169,44 @@ struct ConnectionDetectionTests {
         #expect(Self.decide(client: Self.hex("10 0c 00 04 4d 51 54 54 04 02 00 3c 00 00"), server: [], fromStart: true).verdict == .connect)
     }
 
+    /// A 5.0 PUBLISH with no properties reads as 3.1.1 too, its payload then led by a NUL (the
+    /// empty property block): a text payload that 5.0 reads whole is evidence for 5.0; a
+    /// binary one is not.
+    @Test func anEmptyPropertyBlockBeforeTextIsEvidenceFor5() {
+        let text = Self.hex("30 0b 00 03 6d 2f 30 00 68 65 6c 6c 6f")      // "m/0", no properties, "hello"
+        let withText = ConnectionDetection.mqttChain(text + text, from: 0, version: .v5, direction: .serverToClient)
+        #expect(withText.v5Evidence == 2 && !withText.broken)
+        let binary = Self.hex("30 0b 00 03 6d 2f 30 00 01 02 03 04 05")
+        #expect(ConnectionDetection.mqttChain(binary, from: 0, version: .v5, direction: .serverToClient).v5Evidence == 0)
+    }
+
+    /// The rest of an upgrade's head the capture joined inside: no unit starts before its blank line.
+    @Test(arguments: [
+        ("ocol: mqtt\r\n\r\n", 14), ("\r\n\r\n", 4), ("\r\n", 2), ("x: y\r\nz: w\r\n\r\n", 14),
+    ])
+    func theRestOfAHeadIsPassedOver(tail: String, end: Int) {
+        let bytes = Array(tail.utf8) + [0x82, 0x02, 0x20, 0x00]
+        #expect(ConnectionDetection.headTail(bytes) == end)
+    }
+
+    @Test func bytesThatAreNoHeadTailStartWhereTheyStart() {
+        #expect(ConnectionDetection.headTail([0x82, 0x02, 0x20, 0x00]) == nil)
+        #expect(ConnectionDetection.headTail(Array("no blank line here\r\n".utf8) + [0x82, 0x00]) == nil)
+        #expect(ConnectionDetection.headTail([0x41, 0x00, 0x0D, 0x0A, 0x0D, 0x0A]) == nil)
+    }
+
+    /// A cut response whose text could hold frame-like bytes: the frames are read after the
+    /// head, not inside it.
+    @Test func framesStartAfterTheRestOfACutHead() throws {
+        let tail = Array("cket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n".utf8)
+        let connack = Self.frame(Self.hex("20 02 00 00"), opcode: 2, masked: false)
+        let suback = Self.frame(Self.hex("90 03 00 01 01"), opcode: 2, masked: false)
+        let connect = Self.frame(Self.hex("10 0c 00 04 4d 51 54 54 04 02 00 3c 00 00"), opcode: 2, masked: true)
+        let subscribe = Self.frame(Self.hex("82 08 00 01 00 03 6d 2f 23 01"), opcode: 2, masked: true)
+        let reading = try #require(Self.reading(Self.decide(client: connect + subscribe, server: tail + connack + suback, final: true)))
+        #expect(reading.serverStart == tail.count)
+    }
+
     /// The server's 101 response, its request before the capture began: frames follow.
     @Test func anUpgradeResponseStartsFramesAfterIt() throws {
         let head = Array("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n".utf8)
@@ -207,6 +245,21 @@ struct MQTTRecoveryTests {
         #expect(lines[0].hasPrefix("error") && lines[0].contains("§3.1.3.2.3"), "\(lines)")
         #expect(lines[1].hasPrefix("CONNACK"), "\(lines)")
         #expect(lines[2] == "PUBLISH QoS 1 id 9 \"m/0\" 2 bytes (+1 properties)", "\(lines)")
+    }
+
+    /// Without a CONNECT the version is a guess: a server's 5.0 CONNACK (with properties),
+    /// wrong as 3.1.1, switches both directions to 5.0, and the PUBLISHes after it read as 5.0.
+    @Test func aPacketOnly5ReadsSwitchesAGuessedVersion() throws {
+        let hex = ConnectionDetectionTests.hex
+        let connack = hex("20 06 00 00 03 22 00 0a")
+        let publish = hex("30 0b 00 03 6d 2f 30 00 68 65 6c 6c 6f")
+        let lines = Self.lines(try Self.events([(.serverToClient, connack), (.serverToClient, publish), (.clientToServer, publish)]))
+        #expect(lines.count == 3 && lines.allSatisfy { !$0.hasPrefix("error") }, "\(lines)")
+        #expect(lines.dropFirst().allSatisfy { $0 == "PUBLISH QoS 0 \"m/0\" 5 bytes" }, "\(lines)")
+        // With the version a CONNECT named, the same CONNACK is an error.
+        let connect = hex("10 0c 00 04 4d 51 54 54 04 02 00 3c 00 00")
+        let named = Self.lines(try Self.events([(.clientToServer, connect), (.serverToClient, connack)]))
+        #expect(named.last?.hasPrefix("error") == true, "\(named)")
     }
 
     @Test func aReservedFirstByteIsReservedPacketType0() throws {
