@@ -31,6 +31,16 @@ struct ReplayPeerTests {
         return (mock, ws, tcp)
     }
 
+    /// Records paho scenarios against mosquitto now, with the project's script (tcpdump on
+    /// loopback, root), into a folder of their own (the caller removes it).
+    static func recordNow(_ scenarios: [String]) async throws -> URL {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-fresh-\(UUID().uuidString)")
+        let record = try Background(root.appendingPathComponent("Tools/make-captures").path, [folder.path] + scenarios)
+        let status = try await record.finished(seconds: 60)
+        guard status == 0 else { throw PeerFailure(description: "Tools/make-captures \(scenarios) failed: \(record.output)") }
+        return folder
+    }
+
     static func drive(_ capture: String, _ urls: [String], _ extra: [String] = []) async throws -> DecodeTests.Run {
         try await replay(["drive", capture, "--asap"] + urls.flatMap { ["--url", $0] } + extra)
     }
@@ -173,12 +183,9 @@ struct ReplayPeerTests {
 
     @Test(.enabled(if: (getuid() == 0 && mosquitto != nil && pahoPresent) || required))
     func aFreshPahoMosquittoRecordingReplays() async throws {
-        // Recorded now by the project's script (tcpdump on loopback, root), then replayed every way.
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-fresh-\(UUID().uuidString)")
+        // Recorded now, then replayed every way.
+        let folder = try await Self.recordNow(["mqtt5-ws", "split-ws"])
         defer { try? FileManager.default.removeItem(at: folder) }
-        let record = try Background(Self.root.appendingPathComponent("Tools/make-captures").path, [folder.path, "mqtt5-ws", "split-ws"])
-        let recorded = try await record.finished(seconds: 60)
-        #expect(recorded == 0, "\(record.output)")
         for name in ["mqtt5-ws.pcap", "split-ws.pcap"] {
             let capture = folder.appendingPathComponent(name).path
             let (broker, ws, tcp) = try await Self.startMosquitto()
@@ -251,13 +258,10 @@ struct ReplayPeerTests {
     /// made against one replays against the other: MATCH, with the new order noted. The replay
     /// that kept the recorded total order stalled here for its whole timeout. --strict-order
     /// still tells the two brokers apart.
-    @Test(.enabled(if: mosquitto != nil || required))
+    @Test(.enabled(if: (getuid() == 0 && mosquitto != nil && pahoPresent) || required))
     func aRecordingAgainstMosquittoMatchesTheMockThatOrdersOtherwise() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("wmq-echo-\(UUID().uuidString)")
+        let folder = try await Self.recordNow(["echo-ws", "echo5-ws"])
         defer { try? FileManager.default.removeItem(at: folder) }
-        let record = try Background(Self.root.appendingPathComponent("Tools/make-captures").path, [folder.path, "echo-ws", "echo5-ws"])
-        let recorded = try await record.finished(seconds: 60)
-        #expect(recorded == 0, "\(record.output)")
         for name in ["echo-ws.pcap", "echo5-ws.pcap"] {
             let capture = folder.appendingPathComponent(name).path
             let (broker, ws, tcp) = try await Self.startMosquitto()
