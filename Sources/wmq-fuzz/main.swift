@@ -16,10 +16,10 @@ struct Fuzz: ParsableCommand {
             libFuzzer and AddressSanitizer and runs it; the normal build can list, generate
             and replay, which is what the tests do with every committed corpus file.
 
-            Exit codes: 0 success; 1 an input broke an oracle (replay); 2 usage error;
-            3 unreadable input.
+            Exit codes: 0 success; 1 an input broke an oracle (replay) or two implementations
+            disagree (diff); 2 usage error; 3 unreadable input.
             """,
-        subcommands: [List.self, Generate.self, Replay.self, Run.self, Rates.self])
+        subcommands: [List.self, Generate.self, Replay.self, Run.self, Rates.self, Diff.self])
 
     static func main() {
         // libFuzzer's -jobs/-fork children are started with the flags alone; the target
@@ -306,5 +306,66 @@ struct Rates: ParsableCommand {
         }
         guard let median = RateStatistics.median(values) else { throw ValidationError("no numbers on standard input") }
         print(String(format: "%.2f %d", median, values.count))
+    }
+}
+
+struct Diff: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compares a parser with an independent implementation of the same format on the committed corpus and generated inputs.",
+        discussion: """
+            websocket: the frame parser against NIOWebSocket's WebSocketFrameDecoder, in process. \
+            The frames both find must be the same, field by field, and a frame one refuses the other \
+            must refuse too, unless the difference is a known one, listed with its reason in \
+            corpora/websocket.oracle. Prints how many inputs agreed, differed as known, \
+            and disagreed (each disagreement with its input file or generated input in hex).
+            """)
+
+    @Argument(help: "The target (websocket).")
+    var target: String
+
+    @Option(help: "Generated inputs besides the committed corpus.")
+    var generated = 10_000
+
+    @Option(help: "The seed of the generated inputs.")
+    var seed: UInt64 = 1
+
+    func validate() throws {
+        guard target == "websocket" else { throw ValidationError("diff has an oracle for websocket only so far") }
+        guard generated >= 0 else { throw ValidationError("--generated must be 0 or more") }
+    }
+
+    func run() throws {
+        let folder = URL(fileURLWithPath: "corpora/websocket")
+        let knownText: String
+        do {
+            knownText = try String(contentsOf: URL(fileURLWithPath: "corpora/websocket.oracle"), encoding: .utf8)
+        } catch {
+            StandardError.write("wmq-fuzz: corpora/websocket.oracle cannot be read (run from the repository's root)\n")
+            throw ExitCode(ToolExit.unreadableInput)
+        }
+        let known = Set(FrameOracle.knownDifferences(knownText).keys)
+        var inputs: [(String, [UInt8])] = []
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        for name in files.sorted() where name.count == 40 {
+            if let data = FileManager.default.contents(atPath: folder.appendingPathComponent(name).path) { inputs.append((name, Array(data))) }
+        }
+        let corpus = inputs.count
+        inputs += FrameOracle.generated(count: generated, seed: seed).map { ("generated " + $0.map { String(format: "%02x", $0) }.joined(), $0) }
+        var counts: [String: Int] = [:]
+        var disagreements: [String] = []
+        for (name, input) in inputs {
+            switch FrameOracle.compare(input, known: known) {
+            case .agree: counts["agree", default: 0] += 1
+            case .known(let code): counts["known \(code)", default: 0] += 1
+            case .notCompared: counts["not compared", default: 0] += 1
+            case .disagree(let why):
+                counts["disagree", default: 0] += 1
+                if disagreements.count < 20 { disagreements.append("\(name.prefix(120)): \(why)") }
+            }
+        }
+        print("websocket against NIOWebSocket's WebSocketFrameDecoder: \(corpus) corpus and \(generated) generated inputs")
+        for (key, value) in counts.sorted(by: { $0.key < $1.key }) { print("  \(key): \(value)") }
+        for line in disagreements { print("  DISAGREE \(line)") }
+        if counts["disagree", default: 0] > 0 { throw ExitCode(ToolExit.foundErrors) }
     }
 }

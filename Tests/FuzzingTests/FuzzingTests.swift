@@ -295,3 +295,47 @@ struct RateStatisticsTests {
         #expect(RateStatistics.median([]) == nil)
     }
 }
+
+/// The frame parser against NIOWebSocket's frame decoder (wmq-fuzz diff websocket): every
+/// committed input and generated ones agree, or differ in a way corpora/websocket.oracle
+/// lists with its reason.
+@Suite("The frame parser against NIO's")
+struct FrameOracleTests {
+    static var known: [String: String] {
+        get throws {
+            FrameOracle.knownDifferences(try String(contentsOf: corpora.appendingPathComponent("websocket.oracle"), encoding: .utf8))
+        }
+    }
+
+    @Test func theCorpusAndGeneratedInputsAgree() throws {
+        let known = Set(try Self.known.keys)
+        let inputs = corpusFiles("websocket").compactMap { FileManager.default.contents(atPath: $0.path).map(Array.init) }
+            + FrameOracle.generated(count: 5_000, seed: 20_261_207)
+        #expect(inputs.count > 5_500)
+        var agreed = 0
+        for input in inputs {
+            switch FrameOracle.compare(input, known: known) {
+            case .agree: agreed += 1
+            case .disagree(let why): Issue.record("\(input.prefix(40).map { String(format: "%02x", $0) }.joined()): \(why)")
+            case .known, .notCompared: break
+            }
+        }
+        // Most inputs are compared frame by frame, not waved through as known.
+        #expect(agreed > inputs.count / 2, "\(agreed) of \(inputs.count)")
+    }
+
+    /// Every listed difference has a reason; without the list, they are disagreements.
+    @Test func aDifferenceNotListedIsADisagreement() throws {
+        let known = try Self.known
+        #expect(known.keys.contains("reservedBitsSet") && known.values.allSatisfy { $0.count > 20 })
+        // A client frame with RSV2 set and no extension: NIO reads it, the parser refuses it.
+        let frame: [UInt8] = [0xA2, 0x82, 1, 2, 3, 4, 0x69 ^ 1, 0x21 ^ 2]
+        #expect(FrameOracle.compare([0, 0] + frame, known: Set(known.keys)) == .known("reservedBitsSet"))
+        guard case .disagree = FrameOracle.compare([0, 0] + frame, known: []) else {
+            Issue.record("an unlisted difference passed")
+            return
+        }
+        // The same frame without RSV2: both read it alike.
+        #expect(FrameOracle.compare([0, 0, 0x82] + frame.dropFirst(), known: []) == .agree)
+    }
+}
