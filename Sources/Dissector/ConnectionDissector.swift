@@ -408,10 +408,11 @@ public struct ConnectionDissector {
         let wasScanning = side.mqtt.isScanning
         // Whether this drain gave anything yet: a resynchronisation is reported before its first packet only.
         var gaveNothing = true
-        // Without a CONNECT the version is a guess, which a packet only 5.0 reads corrects.
-        side.mqtt.infersVersion = connectVersion == nil
         while true {
             do {
+                // Without a CONNECT the version is a guess, which a packet only 5.0 reads
+                // corrects; asked before each packet, as a CONNECT in these bytes ends the guess.
+                side.mqtt.infersVersion = connectVersion == nil
                 let guessed = side.mqtt.version
                 guard var shown = try side.mqtt.next() else { break }
                 if side.mqtt.version != guessed, connectVersion == nil {

@@ -262,6 +262,17 @@ struct MQTTRecoveryTests {
         #expect(named.last?.hasPrefix("error") == true, "\(named)")
     }
 
+    /// A version a CONNECT named is not a guess, even for the packets that came in the same
+    /// bytes as the CONNECT: a SUBSCRIBE that 3.1.1 rejects (an empty filter) and 5.0 would read
+    /// (a property block, then filter "a") is an error, not a 5.0 packet.
+    @Test func aVersionTheCONNECTNamedIsNotSwitched() throws {
+        let hex = ConnectionDetectionTests.hex
+        let connect = hex("10 0c 00 04 4d 51 54 54 04 02 00 3c 00 00")
+        let subscribe = hex("82 07 00 01 00 00 01 61 04")
+        let lines = Self.lines(try Self.events([(.clientToServer, connect + subscribe)]))
+        #expect(lines.count == 2 && lines[0].hasPrefix("CONNECT") && lines[1].hasPrefix("error"), "\(lines)")
+    }
+
     @Test func aReservedFirstByteIsReservedPacketType0() throws {
         let lines = Self.lines(try Self.events([(.clientToServer, [0x00, 0x00])], version: .v5))
         #expect(lines.first?.contains("reserved packet type 0") == true, "\(lines)")
