@@ -108,10 +108,6 @@ public struct CaptureDissector {
         case gap(FlowDirection, Int)
     }
 
-    /// A class, so that a connection's state is changed where it lives: a struct moved out
-    /// of the dictionary and back for every segment was copied, with every buffer of its
-    /// decoders retained and released. (So a copy of a CaptureDissector shares its
-    /// connections; none is ever copied.)
     /// A segment fed to a connection's dissector: its place in the dissector's stream of
     /// its direction, and the frame and time that brought it.
     struct FedSegment {
@@ -125,6 +121,10 @@ public struct CaptureDissector {
     /// place again holds before it agrees (a few units).
     static let fedSegmentsKept = 64
 
+    /// A class, so that a connection's state is changed where it lives: a struct moved out
+    /// of the dictionary and back for every segment was copied, with every buffer of its
+    /// decoders retained and released. (So a copy of a CaptureDissector shares its
+    /// connections; none is ever copied.)
     private final class Tracked {
         var connection: Connection
         var dissector: ConnectionDissector?

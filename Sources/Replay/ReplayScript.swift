@@ -143,8 +143,6 @@ public struct ReplayScript: Sendable {
     private var identifiers: [[Matcher.Flow: UInt16]]
     /// Connections the peer opened beyond the recording's (server role).
     public private(set) var extraConnections = 0
-    /// Theirs packets that stood for no recorded one, per connection.
-    public private(set) var additions: [Int]
     /// Scenario connections have no recorded CONNECT: the served side answers the client's
     /// itself (and its DISCONNECT), outside the compared timeline, and plays once it came.
     private let answersHandshake: [Bool]
@@ -220,7 +218,6 @@ public struct ReplayScript: Sendable {
         done = Array(repeating: false, count: steps.count)
         remaining = steps.count
         theirsFrom = Array(repeating: 0, count: connections.count)
-        additions = Array(repeating: 0, count: connections.count)
         lastSent = Array(repeating: nil, count: connections.count)
         identifiers = Array(repeating: [:], count: connections.count)
         answersHandshake = connections.map { $0.transport == .scenario && $0.connect == nil && role == .server }
@@ -318,8 +315,7 @@ public struct ReplayScript: Sendable {
     /// Connection `index` closed (either end) or could not be opened: what it still had to send
     /// or receive is given up, so the rest of the recording goes on.
     public mutating func closed(_ index: Int, now: ContinuousClock.Instant) -> [Action] {
-        states[index] = .closed
-        for step in theirsOf[index].dropFirst(theirsFrom[index]) where !done[step] { finish(step) }
+        close(index)
         return advance(now: now)
     }
 
@@ -342,10 +338,8 @@ public struct ReplayScript: Sendable {
             guard case .pingreq = packet, role == .server, states[index] == .open else { return [] }
             return [sent(.pingresp, on: index, now: now)]
         }
-        guard let step = recordedStep(for: packet, on: index) else {
-            additions[index] += 1
-            return []
-        }
+        // A packet that stands for none is an addition, which the comparison reports.
+        guard let step = recordedStep(for: packet, on: index) else { return [] }
         let message = steps[step].message
         if let flow = recordedFlows[index][message], flow.clientChose == (role == .server), flowStarts[index][message] == message,
            let live = packet.packetIdentifier {
@@ -442,14 +436,26 @@ public struct ReplayScript: Sendable {
                     nextOurs += 1
                     moved = true
                     if role == .client, case .disconnect = packet {
-                        states[connection] = .closed
+                        close(connection)
                         actions.append(.close(connection))
-                        for step in theirsOf[connection].dropFirst(theirsFrom[connection]) where !done[step] { finish(step) }
                     }
                 }
             }
         }
         return actions
+    }
+
+    /// Connection `index` is closed: what the peer still had to send on it is given up.
+    private mutating func close(_ index: Int) {
+        states[index] = .closed
+        for step in theirsOf[index].dropFirst(theirsFrom[index]) where !done[step] { finish(step) }
+    }
+
+    /// The first place at or after `start` in `list` whose step is not done (`list.count` if none).
+    private func firstUndone(in list: [Int], from start: Int) -> Int {
+        var place = start
+        while place < list.count && done[list[place]] { place += 1 }
+        return place
     }
 
     /// Marks a step done and moves what depended on it along.
@@ -466,21 +472,21 @@ public struct ReplayScript: Sendable {
 
     /// The first theirs step an ours step (not an answer) still waits for, and why.
     private func blocker(of step: Int) -> (step: Int, why: String)? {
-        func firstUndone(_ list: [Int], from start: Int) -> Int? {
-            var index = start
-            while index < list.count && done[list[index]] { index += 1 }
-            return index < list.count && list[index] < step ? list[index] : nil
+        // The first of `list` not done yet, if it was recorded before the step.
+        func undoneBefore(_ list: [Int], from start: Int) -> Int? {
+            let place = firstUndone(in: list, from: start)
+            return place < list.count && list[place] < step ? list[place] : nil
         }
-        if let first = firstUndone(ordinary, from: ordinaryFrom) { return (first, "recorded before it") }
+        if let first = undoneBefore(ordinary, from: ordinaryFrom) { return (first, "recorded before it") }
         let connection = steps[step].connection
         switch packet(of: step) {
         case .publish(let publish):
             if let list = publications[publish.topicName],
-               let first = firstUndone(list, from: publicationsFrom[publish.topicName] ?? 0) {
+               let first = undoneBefore(list, from: publicationsFrom[publish.topicName] ?? 0) {
                 return (first, "recorded before it on topic \"\(publish.topicName)\"")
             }
         case .disconnect:
-            if let first = firstUndone(theirsOf[connection], from: theirsFrom[connection]) {
+            if let first = undoneBefore(theirsOf[connection], from: theirsFrom[connection]) {
                 return (first, "recorded before it on its connection")
             }
         default:
@@ -492,12 +498,10 @@ public struct ReplayScript: Sendable {
     /// The recorded theirs step an arriving packet stands for (see the type's comment).
     private mutating func recordedStep(for live: MQTTPacket, on index: Int) -> Int? {
         let list = theirsOf[index]
-        while theirsFrom[index] < list.count && done[list[theirsFrom[index]]] { theirsFrom[index] += 1 }
-        while ordinaryFrom < ordinary.count && done[ordinary[ordinaryFrom]] { ordinaryFrom += 1 }
+        theirsFrom[index] = firstUndone(in: list, from: theirsFrom[index])
+        ordinaryFrom = firstUndone(in: ordinary, from: ordinaryFrom)
         if case .publish(let publish) = live, let topics = publications[publish.topicName] {
-            var from = publicationsFrom[publish.topicName] ?? 0
-            while from < topics.count && done[topics[from]] { from += 1 }
-            publicationsFrom[publish.topicName] = from
+            publicationsFrom[publish.topicName] = firstUndone(in: topics, from: publicationsFrom[publish.topicName] ?? 0)
         }
         var looked = 0
         for step in list[theirsFrom[index]...] where !done[step] {

@@ -11,8 +11,8 @@ extension ReplayReport {
 
     public var summaryLine: String {
         let differing = connections.filter { $0.skipped == nil && !$0.matched }.count
-        let skipped = connections.filter { $0.skipped != nil }.count
-        let played = connections.count - skipped
+        let played = replayed
+        let skipped = connections.count - played
         var line = "\(recording) — \(mode.rawValue), \(pace): "
         line += !matched ? "MISMATCH" : played == 0 ? "NOTHING REPLAYED" : "MATCH"
         line += " (\(played) connection\(played == 1 ? "" : "s") replayed"

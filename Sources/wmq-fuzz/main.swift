@@ -335,19 +335,15 @@ struct Diff: ParsableCommand {
     }
 
     func run() throws {
-        let folder = URL(fileURLWithPath: "corpora/websocket")
-        let knownText: String
-        do {
-            knownText = try String(contentsOf: URL(fileURLWithPath: "corpora/websocket.oracle"), encoding: .utf8)
-        } catch {
-            StandardError.write("wmq-fuzz: corpora/websocket.oracle cannot be read (run from the repository's root)\n")
-            throw ExitCode(ToolExit.unreadableInput)
-        }
-        let known = Set(FrameOracle.knownDifferences(knownText).keys)
+        // The committed corpus (regressions included), read as replay reads it; run from the repository's root.
+        let paths = try files(["corpora/websocket"])
+        let known: Set<String>
         var inputs: [(String, [UInt8])] = []
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
-        for name in files.sorted() where name.count == 40 {
-            if let data = FileManager.default.contents(atPath: folder.appendingPathComponent(name).path) { inputs.append((name, Array(data))) }
+        do throws(FileReadError) {
+            known = Set(FrameOracle.knownDifferences(try readTextFile("corpora/websocket.oracle")).keys)
+            for path in paths { inputs.append((path, try readFile(path))) }
+        } catch {
+            throw unreadableInput("wmq-fuzz", "\(error.reason) (run from the repository's root)")
         }
         let corpus = inputs.count
         inputs += FrameOracle.generated(count: generated, seed: seed).map { ("generated " + $0.map { String(format: "%02x", $0) }.joined(), $0) }
